@@ -1,0 +1,56 @@
+# mosfw -- `make demo` sets everything up and runs midstat on the bundled
+# capture; `make test` runs the whole suite. Both work on a fresh Debian
+# machine as root (system packages are installed where missing).
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.mosfw-deps
+CC     ?= gcc
+CWARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror
+NATIVE_SRC := $(wildcard native/*.c)
+NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py
+ASAN_BIN := native/build-asan/mosfw-replay
+DEMO_PCAP := tests/data/http-loss.pcap
+PYTEST_ARGS ?=
+
+.PHONY: all demo test build sysdeps asan clean bench
+
+all: build
+
+sysdeps:
+	@scripts/ensure-sysdeps.sh
+
+$(STAMP): pyproject.toml | sysdeps
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "setuptools>=61" wheel "cffi>=1.15" "attrs>=23.1" "pluggy>=1.3" "click>=8.1" \
+	    "pytest>=7.4" "pytest-benchmark>=4.0" "hypothesis>=6.80"
+	touch $@
+
+mosfw/_native.abi3.so: $(STAMP) $(NATIVE_SRC) $(NATIVE_HDR)
+	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+build: mosfw/_native.abi3.so
+
+# The sanitizer build of the engine (ASan+UBSan, warnings are errors),
+# a C driver run over every test capture by tests/native/test_sanitizers.py.
+$(ASAN_BIN): $(NATIVE_SRC) $(wildcard native/*.h) native/tools/replay.c | sysdeps
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -g -O1 $(CWARN) -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer $(NATIVE_SRC) native/tools/replay.c -o $@ -lpcap -lm
+
+asan: $(ASAN_BIN)
+
+demo: build
+	$(VPY) -m mosfw run -r $(DEMO_PCAP) -p samples/midstat
+
+test: build asan
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: build
+	$(VPY) bench/run_bench.py
+
+clean:
+	rm -rf build native/build-asan mosfw/_native*.so mosfw/_native.c *.egg-info

@@ -1,0 +1,66 @@
+"""mosfw: passive network monitors in Python at native speed.
+
+A C engine reads packets, emulates both endpoints' TCP stacks for every
+connection and raises mOS-style events; apps are pluggy plugins::
+
+    import mosfw
+
+    @mosfw.hookimpl
+    def mosfw_conn_end(flow, reason):
+        print(flow.client_str, flow.server_str, reason.label)
+
+Run with ``mosfw run -r capture.pcap -p myapp.py``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from mosfw.options import Config, OptionParser, UsageError
+
+__version__ = "0.1.0"
+
+#: marker for hook implementations: ``@mosfw.hookimpl``
+hookimpl = pluggy.HookimplMarker("mosfw")
+
+__all__ = [
+    "hookimpl",
+    "Config",
+    "OptionParser",
+    "UsageError",
+    "EventType",
+    "Side",
+    "TcpState",
+    "EndReason",
+    "ErrorCode",
+    "Event",
+    "Flow",
+    "Core",
+    "RunStats",
+    "get_plugin_manager",
+]
+
+_LAZY = {
+    # these need the compiled engine; imported on first use so that
+    # mosfw.testing and the hook marker work without it
+    "EventType": "mosfw.events",
+    "Side": "mosfw.events",
+    "TcpState": "mosfw.events",
+    "EndReason": "mosfw.events",
+    "ErrorCode": "mosfw.events",
+    "Event": "mosfw.events",
+    "Flow": "mosfw.flow",
+    "Core": "mosfw.engine",
+    "RunStats": "mosfw.stats",
+    "get_plugin_manager": "mosfw.manager",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mosfw' has no attribute {name!r}")

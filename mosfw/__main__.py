@@ -1,0 +1,6 @@
+"""``python -m mosfw`` = the ``mosfw`` command."""
+
+from mosfw.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""``mosfw run``: run plugins over a capture file or a live interface."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+EXIT_OK = 0
+EXIT_SETUP = 1
+EXIT_USAGE = 2
+EXIT_INPUT_DAMAGED = 3
+EXIT_PLUGIN_ERRORS = 4
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\b
+Plugins (-p, repeatable): a registered name (eventlog), a .py file, an app
+folder (samples/midstat) or an importable module. Plugins may add their own
+options; they are listed here when -p comes first:
+  mosfw run -p eventlog --help
+
+\b
+Exit codes:
+  0    the input was read to its end (or a live capture was stopped)
+  1    could not start: unreadable input, bad filter, bad mos.conf, a
+       plugin that does not load, a missing interface or no permission
+  2    bad command line
+  3    the input ended with a read error (a truncated or corrupt file):
+       everything before it was processed and reported
+  4    plugin hooks raised (each reported once, all counted); with
+       --fail-fast the run stopped at the first one
+  130  interrupted while reading a file (final report still printed)
+"""
+
+
+def _prescan_plugins(args: list[str]) -> list[str]:
+    """The -p/--plugin values in args, before click parses them."""
+    specs = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            break
+        if a in ("-p", "--plugin") and i + 1 < len(args):
+            specs.append(args[i + 1])
+            i += 2
+            continue
+        if a.startswith("--plugin="):
+            specs.append(a.split("=", 1)[1])
+        elif a.startswith("-p") and len(a) > 2 and not a.startswith("--"):
+            specs.append(a[2:])
+        i += 1
+    return specs
+
+
+class PluginOptionsCommand(click.Command):
+    """A command that loads the -p plugins first and adds their options
+    (``mosfw_addoption``) before parsing the command line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from mosfw.manager import MosfwPluginManager, PluginLoadError
+        from mosfw.options import OptionParser
+
+        pm = MosfwPluginManager()
+        try:
+            for spec in _prescan_plugins(args):
+                pm.load(spec)
+        except PluginLoadError as e:
+            raise click.UsageError(str(e), ctx) from None
+        parser = OptionParser()
+        pm.hook.mosfw_addoption(parser=parser)
+        # start from the command's own options on every invocation
+        if not hasattr(self, "_base_params"):
+            self._base_params = list(self.params)
+        self.params = list(self._base_params)
+        known = {o for p in self.params for o in getattr(p, "opts", [])}
+        for opt in parser.options:
+            clash = [o for o in opt.opts if o in known]
+            if clash:
+                raise click.UsageError(f"a plugin option clashes with an existing one: {', '.join(clash)}", ctx)
+            self.params.append(opt)
+        ctx.meta["mosfw.pm"] = pm
+        ctx.meta["mosfw.plugin_opts"] = [o.name for o in parser.options]
+        return super().parse_args(ctx, args)
+
+
+def _fmt_rate(n: float) -> str:
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def _progress_printer(stream, file_size: int):
+    start = time.monotonic()
+
+    def show(core) -> None:
+        st = core.stats()
+        el = max(time.monotonic() - start, 1e-9)
+        pos = core.input_offset()
+        pct = f"  {100.0 * pos / file_size:5.1f}%" if file_size > 0 and pos >= 0 else ""
+        stream.write(
+            f"\r\x1b[K[mosfw] {_fmt_rate(st.packets)} pkts  {_fmt_rate(st.flows_created)} flows "
+            f"({st.flows_active} open)  {_fmt_rate(st.packets / el)} pkt/s{pct}"
+        )
+        stream.flush()
+
+    return show
+
+
+def _summary(stats, elapsed: float) -> str:
+    s = stats
+    other = s.non_tcp + s.fragments
+    lines = [
+        f"mosfw: {s.packets} packets ({s.tcp_packets} TCP, {other} other, {s.malformed} malformed) "
+        f"in {elapsed:.2f} s ({_fmt_rate(s.packets / max(elapsed, 1e-9))} pkt/s)",
+        f"mosfw: {s.flows_created} flows ({s.flows_midstream} mid-stream): {s.flows_ended_fin} fin, "
+        f"{s.flows_ended_rst} rst, {s.flows_ended_timeout} timeout, {s.flows_evicted} evicted, "
+        f"{s.flows_ended_eof} open at end, {s.flows_reused} reused; {s.flows_refused} refused",
+        f"mosfw: {s.rexmits} retransmissions, {s.orphans} orphan packets",
+    ]
+    if s.bad_checksum:
+        lines.append(f"mosfw: {s.bad_checksum} packets failed checksum verification")
+    if s.unsupported_link:
+        lines.append(f"mosfw: {s.unsupported_link} packets of an unsupported link type")
+    if s.kernel_drops or s.iface_drops:
+        lines.append(f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface")
+    if s.plugin_errors:
+        lines.append(f"mosfw: {s.plugin_errors} exceptions raised by plugins")
+    return "\n".join(lines)
+
+
+@click.command(
+    "run",
+    cls=PluginOptionsCommand,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("-r", "--read", "read_file", metavar="FILE", envvar="MOSFW_READ",
+              help="Read packets from a pcap or pcapng file (packet time drives timeouts).")
+@click.option("-i", "--interface", metavar="IFACE", help="Capture live from an interface (needs root or CAP_NET_RAW).")
+@click.option("-p", "--plugin", "plugins", metavar="PLUGIN", multiple=True,
+              help="Load a plugin (repeatable). See below.")
+@click.option("--bpf", metavar="EXPR", help="Global BPF filter, compiled by libpcap (e.g. 'tcp port 80').")
+@click.option("-f", "--conf", "conf", metavar="MOS.CONF", type=click.Path(dir_okay=False),
+              help="mOS configuration file; command-line options override it.")
+@click.option("-c", "--cores", type=click.IntRange(min=1), default=None, help="Number of cores (default 1, or mos.conf's netdev mask).")
+@click.option("--max-concurrency", type=click.IntRange(min=1), default=None,
+              help="Flow table capacity per core (default 1000000).")
+@click.option("--tcp-timeout", type=click.FloatRange(min=0), default=None,
+              help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30).")
+@click.option("--tcp-tw-interval", type=click.FloatRange(min=0), default=None,
+              help="Seconds an ended flow is remembered so late packets are orphans (default 5).")
+@click.option("--verify-checksums", is_flag=True, help="Verify IPv4/TCP checksums (off by default: offload).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first exception raised by a plugin.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress line on stderr (default: only when stderr is a terminal).")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("--stats-json", metavar="PATH", help="Write the final counters as JSON to PATH ('-' = stderr).")
+@click.pass_context
+def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, cores, max_concurrency,
+                tcp_timeout, tcp_tw_interval, verify_checksums, fail_fast, progress, quiet, stats_json, **plugin_opts):
+    """Run plugins over a capture file (-r) or a live interface (-i).
+
+    With no plugin the engine still tracks every connection and prints
+    its counters: a quick way to check a capture.
+    """
+    from mosfw.engine import EngineError, PluginError
+    from mosfw.manager import PluginLoadError
+    from mosfw.options import Config, UsageError
+    from mosfw.runner import run_job
+
+    pm = ctx.meta["mosfw.pm"]
+    err = sys.stderr
+    mos = None
+    if conf:
+        from mosfw.config import ConfigError, emit_diagnostics, load_config
+
+        try:
+            mos = load_config(conf)
+        except ConfigError as e:
+            click.echo(f"mosfw: {e}", err=True)
+            ctx.exit(EXIT_SETUP)
+        emit_diagnostics(mos, err)
+    if read_file and interface:
+        raise click.UsageError("give either -r FILE or -i IFACE, not both", ctx)
+    if not read_file and not interface and mos is not None and mos.netdevs:
+        interface = mos.netdevs[0][0]
+    if not read_file and not interface:
+        raise click.UsageError("no input: give a capture file (-r FILE) or an interface (-i IFACE)", ctx)
+
+    def pick(cli_value, mos_name, default):
+        if cli_value is not None:
+            return cli_value
+        if mos is not None:
+            return getattr(mos, mos_name)
+        return default
+
+    config = Config(
+        read_file=read_file,
+        interface=interface,
+        bpf=bpf,
+        cores=pick(cores, "cores", 1),
+        max_concurrency=pick(max_concurrency, "max_concurrency", 1_000_000),
+        tcp_timeout=pick(tcp_timeout, "tcp_timeout", 30.0),
+        tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
+        verify_checksums=verify_checksums,
+        options=dict(plugin_opts),
+        mos=mos,
+        pluginmanager=pm,
+        stdout=sys.stdout,
+        stderr=err,
+    )
+    if mos is not None and mos.mos_log:
+        from mosfw.config import ConfigError, ensure_log_dir
+
+        try:
+            ensure_log_dir(mos)
+        except ConfigError as e:
+            click.echo(f"mosfw: {e}", err=True)
+            ctx.exit(EXIT_SETUP)
+    try:
+        pm.check()
+    except PluginLoadError as e:
+        click.echo(f"mosfw: {e}", err=True)
+        ctx.exit(EXIT_SETUP)
+
+    show_progress = progress if progress is not None else err.isatty()
+    printer = None
+    if show_progress:
+        size = os.path.getsize(read_file) if read_file and os.path.isfile(read_file) else 0
+        printer = _progress_printer(err, size)
+    t0 = time.monotonic()
+    try:
+        result = run_job(config, fail_fast=fail_fast, progress=printer)
+    except UsageError as e:
+        click.echo(f"mosfw: {e}", err=True)
+        ctx.exit(EXIT_USAGE)
+    except PluginError as e:
+        if printer:
+            err.write("\r\x1b[K")
+        click.echo(f"mosfw: {e} (--fail-fast)", err=True)
+        ctx.exit(EXIT_PLUGIN_ERRORS)
+    except EngineError as e:
+        click.echo(f"mosfw: {e}", err=True)
+        ctx.exit(EXIT_SETUP)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        ctx.exit(EXIT_OK)
+    elapsed = time.monotonic() - t0
+    if printer:
+        err.write("\r\x1b[K")
+    stats = result.stats
+    if not quiet:
+        click.echo(_summary(stats, elapsed), err=True)
+    if stats_json:
+        doc = dict(stats.asdict(), status=result.status, error=result.error, seconds=round(elapsed, 6))
+        text = json.dumps(doc, sort_keys=True)
+        if stats_json == "-":
+            click.echo(text, err=True)
+        else:
+            with open(stats_json, "w") as fh:
+                fh.write(text + "\n")
+    if result.status == "error":
+        what = read_file or interface
+        click.echo(
+            f"mosfw: error: input {what!r} ended with a read error after {stats.packets} packets: "
+            f"{result.error} (results above cover what was read)",
+            err=True,
+        )
+        ctx.exit(EXIT_INPUT_DAMAGED)
+    if stats.plugin_errors:
+        ctx.exit(EXIT_PLUGIN_ERRORS)
+    if result.status == "stopped" and read_file:
+        ctx.exit(EXIT_INTERRUPTED)
+    ctx.exit(EXIT_OK)

@@ -1,0 +1,255 @@
+"""Every hook a mosfw plugin can implement.
+
+Implement a hook by writing a function with the hook's name, decorated
+with :data:`mosfw.hookimpl`, in a module or object passed with ``-p``.
+Arguments are opt-in: an implementation may accept any subset of the
+arguments listed in the spec, by name, so new arguments can be added
+without breaking existing apps.
+
+Event hooks are called from the engine's dispatch loop, after the C loop
+has filled a batch of event records; within a batch they are called in
+event order, and for each packet the sender's events come before the
+receiver's (as in mOS). Only events that at least one plugin implements
+are produced by the C engine at all.
+
+"State at event time" is in the :class:`~mosfw.events.Event` record
+(``event.client_state``, ``event.server_state``, ``event.seq`` ...).
+The :class:`~mosfw.flow.Flow` view reads the engine's live flow record:
+*state now*, i.e. as of the end of the batch being dispatched (for
+CONN_END, the final state).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from mosfw.engine import Core
+    from mosfw.events import EndReason, Event, Side, TcpState
+    from mosfw.flow import Flow
+    from mosfw.options import Config, OptionParser
+    from mosfw.stats import RunStats
+
+hookspec = pluggy.HookspecMarker("mosfw")
+
+# ---------------------------------------------------------------------------
+# Initialisation: options and configuration (in the parent process)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def mosfw_addoption(parser: "OptionParser") -> None:
+    """Register command-line options for this plugin.
+
+    Called once, right after the plugin is loaded and before the command
+    line is parsed, for every plugin named with ``-p``. Options are added
+    to ``mosfw run`` (and the sample launchers) and their values are
+    available as ``config.getoption(name)``.
+
+    :param parser: call ``parser.addoption("--name", ...)`` with the
+        arguments of :func:`click.option`.
+    """
+
+
+@hookspec
+def mosfw_configure(config: "Config") -> None:
+    """Configure the plugin before any packet is read.
+
+    Called once per run after the command line and mos.conf are parsed,
+    in the process that will run the cores, before
+    :func:`mosfw_core_start`. Raise :class:`mosfw.UsageError` to stop the
+    run with a message.
+
+    :param config: the run's :class:`~mosfw.options.Config`.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Per-core life cycle
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def mosfw_core_start(core: "Core") -> None:
+    """A core's event loop is about to read its first packet.
+
+    Called once per core, after its input is open and before the first
+    event of that core is dispatched.
+
+    :param core: the :class:`~mosfw.engine.Core` (``core.id``,
+        ``core.config``, ``core.stats()``).
+    """
+
+
+@hookspec
+def mosfw_tick(core: "Core", ts: float) -> None:
+    """Input time reached a new whole second.
+
+    Called in order with the events: after every event of packets
+    timestamped before ``ts`` and before any event of a packet at or
+    after it. On files it follows packet time (a gap in the capture
+    gives one tick, at the first packet after the gap); live, wall time
+    (it fires even when no packets arrive). Only produced when some
+    plugin implements it.
+
+    :param core: the core.
+    :param ts: the whole second (float) that was reached.
+    """
+
+
+@hookspec
+def mosfw_core_finish(core: "Core") -> None:
+    """A core's input ended and every flow got its CONN_END.
+
+    Called once per core after the last event of that core, also when
+    the input ended with a read error or the run was interrupted.
+
+    :param core: the core; ``core.stats()`` has the final counters.
+    """
+
+
+@hookspec
+def mosfw_report(config: "Config", stats: "RunStats") -> None:
+    """The run is over: print or write final results.
+
+    Called once per run, in the parent process, after every core
+    finished, before mosfw exits.
+
+    :param config: the run's configuration.
+    :param stats: engine counters summed over cores.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Events (mOS MOS_ON_*)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def mosfw_pkt_in(flow: "Flow", side: "Side", event: "Event") -> None:
+    """A packet of a tracked flow was seen (``MOS_ON_PKT_IN``).
+
+    Fires for every TCP packet that belongs to a tracked flow, before any
+    other event of that packet, with ``side`` = the sender. Costly:
+    subscribing makes the engine produce one record per packet.
+
+    :param flow: the flow.
+    :param side: the endpoint that sent the packet.
+    :param event: the record (``event.seq``, ``event.ack``, ``event.len``,
+        ``event.tcp_flags``, ``event.window``, ``event.ts``).
+    """
+
+
+@hookspec
+def mosfw_conn_start(flow: "Flow", side: "Side", event: "Event") -> None:
+    """An endpoint of a connection starts (``MOS_ON_CONN_START``).
+
+    Client side: the client's first SYN (its state becomes SYN_SENT).
+    Server side: the server's first SYN/ACK (SYN_RCVD). Never for
+    retransmitted SYNs. A flow picked up without its handshake raises it
+    once per side with ``event.midstream`` true, so every flow an app
+    sees starts; a server that never answers raises none.
+
+    :param flow: the flow.
+    :param side: the endpoint that starts.
+    :param event: the record; ``event.new_state`` is the side's state.
+    """
+
+
+@hookspec
+def mosfw_tcp_state_change(
+    flow: "Flow", side: "Side", old: "TcpState", new: "TcpState", event: "Event"
+) -> None:
+    """An emulated endpoint changed TCP state (``MOS_ON_TCP_STATE_CHANGE``).
+
+    Fires once per transition, for the endpoint whose state changed; a
+    packet can move both endpoints (sender first) and move one endpoint
+    twice (a FIN/ACK takes FIN_WAIT_1 to FIN_WAIT_2 to TIME_WAIT).
+
+    :param flow: the flow.
+    :param side: the endpoint whose state changed.
+    :param old: the state before.
+    :param new: the state after.
+    :param event: the record.
+    """
+
+
+@hookspec
+def mosfw_conn_new_data(flow: "Flow", side: "Side", event: "Event") -> None:
+    """New payload bytes appeared on a side's stream (``MOS_ON_CONN_NEW_DATA``).
+
+    Fires when a segment from ``side`` carries payload beyond the highest
+    sequence number seen from it so far; ``event.seq``/``event.len`` are
+    the new bytes only. (mOS raises it on the receiving stack; mosfw
+    names the sending endpoint, whose stream grew.)
+
+    :param flow: the flow.
+    :param side: the endpoint that sent the bytes.
+    :param event: the record.
+    """
+
+
+@hookspec
+def mosfw_rexmit(flow: "Flow", side: "Side", event: "Event") -> None:
+    """A retransmission was seen (``MOS_ON_REXMIT``).
+
+    Fires for a segment (payload, SYN or FIN) that starts before the
+    highest sequence end already seen from its sender: retransmitted or
+    duplicated data, a fill of a gap the tap saw, a reordered segment, a
+    repeated SYN or FIN. Keep-alive probes are not retransmissions.
+
+    :param flow: the flow.
+    :param side: the endpoint that (re)sent the segment.
+    :param event: the record: ``event.seq`` and ``event.len`` are the
+        segment's.
+    """
+
+
+@hookspec
+def mosfw_conn_end(flow: "Flow", reason: "EndReason", event: "Event") -> None:
+    """A connection is torn down (``MOS_ON_CONN_END``).
+
+    Fires exactly once per flow that started: after both FINs are seen
+    and the last one is acknowledged (``fin``), on a RST (``rst``), after
+    ``tcp_timeout`` seconds without packets (``timeout``), when the flow
+    is evicted to make room (``evicted``), at the end of the input
+    (``eof``), or when a new SYN reuses the 5-tuple of a closing flow
+    (``reused``). The flow's per-flow context is dropped afterwards.
+
+    :param flow: the flow, with its final states and counters.
+    :param reason: the :class:`~mosfw.events.EndReason`.
+    :param event: the record.
+    """
+
+
+@hookspec
+def mosfw_orphan(event: "Event", src: tuple, dst: tuple) -> None:
+    """A TCP packet that belongs to no tracked flow (``MOS_ON_ORPHAN``).
+
+    Fires for a packet that neither matches a tracked flow nor can start
+    one: a RST or a non-ACK segment without a flow, a packet that arrives
+    after its flow ended (within ``tcp_tw_interval``), or a new flow
+    refused because the table is full of established flows.
+
+    :param event: the record (seq, ack, len, flags of the packet).
+    :param src: ``(ip, port)`` of the sender.
+    :param dst: ``(ip, port)`` of the receiver.
+    """
+
+
+@hookspec
+def mosfw_error(flow: "Flow | None", code: Any, event: "Event") -> None:
+    """A protocol or resource error (``MOS_ON_ERROR``).
+
+    Fires for a segment whose sequence number jumps more than 2**30 from
+    what its sender sent before (``bad_sequence``, the segment is then
+    ignored), and when the flow table is full (``table_full``: ``flow``
+    is the flow evicted to make room, or None when the new flow was
+    refused).
+
+    :param flow: the flow concerned, or None.
+    :param code: the :class:`~mosfw.events.ErrorCode`.
+    :param event: the record.
+    """

@@ -1,0 +1,68 @@
+"""The run's configuration as plugins see it, and plugin CLI options."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import attrs
+import click
+
+__all__ = ["Config", "OptionParser", "UsageError"]
+
+
+class UsageError(Exception):
+    """Raised by a plugin (e.g. in ``mosfw_configure``) to stop the run
+    with a one-line message and exit code 2."""
+
+
+@attrs.define
+class Config:
+    """Everything a run was asked to do.
+
+    Engine settings come from mos.conf (``-f``) overridden by the command
+    line; plugin options from the plugins' ``mosfw_addoption``.
+    """
+
+    #: capture file to read (or None when live)
+    read_file: str | None = None
+    #: interface to capture from (or None when reading a file)
+    interface: str | None = None
+    #: global BPF filter compiled by libpcap
+    bpf: str | None = None
+    #: number of cores (per-core event loops)
+    cores: int = 1
+    #: flow table capacity per core
+    max_concurrency: int = 1_000_000
+    #: idle seconds before CONN_END(timeout); 0 = never
+    tcp_timeout: float = 30.0
+    #: seconds an ended flow's tuple is remembered (late packets = orphans)
+    tcp_tw_interval: float = 5.0
+    #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
+    verify_checksums: bool = False
+    #: plugin values keyed by option destination name
+    options: dict[str, Any] = attrs.field(factory=dict)
+    #: the parsed mos.conf (mosfw.config.MosConfig) when -f was given
+    mos: Any = None
+    #: the plugin manager
+    pluginmanager: Any = None
+    #: where plugins write their main output
+    stdout: TextIO = attrs.field(default=sys.stdout)
+    #: where diagnostics go
+    stderr: TextIO = attrs.field(default=sys.stderr)
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        """Value of a plugin option by destination name (``--conn-log`` ->
+        ``conn_log``)."""
+        return self.options.get(name.lstrip("-").replace("-", "_"), default)
+
+
+class OptionParser:
+    """Collects plugin options (what ``mosfw_addoption`` receives)."""
+
+    def __init__(self) -> None:
+        self.options: list[click.Option] = []
+
+    def addoption(self, *names: str, **kwargs: Any) -> None:
+        """Add an option; arguments as for :func:`click.option`."""
+        self.options.append(click.Option(list(names), **kwargs))

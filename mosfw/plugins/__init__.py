@@ -1,0 +1,1 @@
+"""Plugins shipped with mosfw (load with ``-p NAME``)."""

@@ -1,0 +1,63 @@
+"""Engine counters as a frozen record (trio-style ``statistics()``)."""
+
+from __future__ import annotations
+
+import attrs
+
+from mosfw._native import ffi
+
+__all__ = ["RunStats"]
+
+_FIELDS = [f for f, _ in ffi.typeof("struct mosfw_stats").fields]
+
+
+@attrs.frozen
+class RunStats:
+    """Counters of one core, or summed over cores."""
+
+    packets: int = 0  #: packets read
+    bytes: int = 0  #: wire bytes read
+    tcp_packets: int = 0  #: TCP packets parsed (before sharding)
+    non_tcp: int = 0  #: well-formed packets that are not TCP
+    malformed: int = 0  #: packets that could not be parsed
+    unsupported_link: int = 0  #: packets of an unsupported link type
+    fragments: int = 0  #: IP fragments (skipped)
+    bad_checksum: int = 0  #: failed checksum verification (when enabled)
+    other_shard: int = 0  #: TCP packets left to other cores
+    flows_created: int = 0  #: flows tracked
+    flows_midstream: int = 0  #: of which picked up mid-stream
+    flows_active: int = 0  #: flows open now
+    flows_ended_fin: int = 0
+    flows_ended_rst: int = 0
+    flows_ended_timeout: int = 0
+    flows_evicted: int = 0
+    flows_ended_eof: int = 0
+    flows_reused: int = 0
+    flows_refused: int = 0  #: new flows not tracked: table full
+    orphans: int = 0  #: packets of no flow
+    rexmits: int = 0  #: retransmitted segments
+    events: int = 0  #: event records produced
+    kernel_drops: int = 0  #: live: dropped by the kernel
+    iface_drops: int = 0  #: live: dropped by the interface
+    first_ts: float = 0.0  #: first packet time
+    last_ts: float = 0.0  #: last packet time
+    plugin_errors: int = 0  #: exceptions raised by plugin hooks
+
+    @classmethod
+    def from_c(cls, c, plugin_errors: int = 0) -> "RunStats":
+        return cls(**{f: getattr(c, f) for f in _FIELDS}, plugin_errors=plugin_errors)
+
+    def __add__(self, other: "RunStats") -> "RunStats":
+        vals = {}
+        for a in attrs.fields(RunStats):
+            x, y = getattr(self, a.name), getattr(other, a.name)
+            if a.name == "first_ts":
+                vals[a.name] = min(v for v in (x, y) if v) if (x or y) else 0.0
+            elif a.name == "last_ts":
+                vals[a.name] = max(x, y)
+            else:
+                vals[a.name] = x + y
+        return RunStats(**vals)
+
+    def asdict(self) -> dict:
+        return attrs.asdict(self)

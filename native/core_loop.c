@@ -1,0 +1,542 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core_loop.c -- one core's event loop: read a bounded burst of packets,
+ * find or create each packet's flow, update both TCP endpoints, end flows
+ * (FIN/RST, idle timeout, eviction, end of input) and write the events
+ * that were subscribed into the caller's record array.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "flow_table.h"
+#include "mosfw_api.h"
+#include "source.h"
+#include "tcp_state.h"
+
+/* Worst case records one packet can produce, with slack. */
+#define ROOM_PER_PACKET 24u
+#define MIN_RING_CAP 64u
+
+struct mosfw_core {
+	struct mosfw_config cfg;
+	struct mosfw_flow_table ft;
+	struct mosfw_source *src;
+	struct mosfw_stats st;
+	struct mosfw_ring ring;
+	struct mosfw_tuple *orphans; /* this burst's orphan packets */
+	uint32_t orphans_cap, n_orphans;
+	volatile int stop_requested;
+	int input_done;              /* source finished: draining flows */
+	int final_status;            /* returned once draining is over */
+	int expiry_unfinished;       /* expiry ran out of room last burst */
+	int have_time;               /* now/last_tick are valid */
+	double now;                  /* input time: latest packet (or wall, live idle) */
+	double last_tick;            /* whole second of the last TICK */
+	uint32_t pkt_index;
+	char err[MOSFW_ERRBUF_SIZE];
+};
+
+void mosfw_config_defaults(struct mosfw_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->shard_count = 1;
+	cfg->max_concurrency = 1000000;
+	cfg->tcp_timeout = 30.0;
+	cfg->tcp_tw_interval = 5.0;
+	cfg->event_mask = MOSFW_EV_ALL & ~(MOSFW_EV_PKT_IN | MOSFW_EV_TICK);
+	cfg->burst_packets = 4096;
+	cfg->snaplen = 65535;
+	cfg->live_buffer_mb = 64;
+	cfg->promisc = 1;
+}
+
+struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
+{
+	struct mosfw_core *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "out of memory");
+		return NULL;
+	}
+	c->cfg = *cfg;
+	if (c->cfg.shard_count == 0)
+		c->cfg.shard_count = 1;
+	if (c->cfg.shard_index >= c->cfg.shard_count) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "shard_index %u >= shard_count %u",
+		         c->cfg.shard_index, c->cfg.shard_count);
+		free(c);
+		return NULL;
+	}
+	if (c->cfg.burst_packets == 0)
+		c->cfg.burst_packets = 4096;
+	if (mosfw_ft_init(&c->ft, c->cfg.max_concurrency, c->cfg.core_id) < 0) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+		         "cannot allocate a flow table for max_concurrency=%u",
+		         c->cfg.max_concurrency);
+		free(c);
+		return NULL;
+	}
+	c->ring.mask = c->cfg.event_mask;
+	return c;
+}
+
+void mosfw_core_free(struct mosfw_core *c)
+{
+	if (!c)
+		return;
+	mosfw_source_close(c->src);
+	mosfw_ft_destroy(&c->ft);
+	free(c->orphans);
+	free(c);
+}
+
+static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
+{
+	if (!s)
+		return -1;
+	if (!mosfw_linktype_supported(mosfw_source_linktype(s))) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+		         "unsupported link type %d (%s): mosfw reads Ethernet, 802.1Q, "
+		         "Linux SLL/SLL2, raw IP and NULL/loopback captures",
+		         mosfw_source_linktype(s), mosfw_source_linktype_name(s));
+		mosfw_source_close(s);
+		return -1;
+	}
+	mosfw_source_close(c->src);
+	c->src = s;
+	return 0;
+}
+
+int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf, char *errbuf)
+{
+	return attach(c, mosfw_source_open_file(path, bpf, errbuf), errbuf);
+}
+
+int mosfw_core_open_live(struct mosfw_core *c, const char *iface, const char *bpf, char *errbuf)
+{
+	return attach(c, mosfw_source_open_live(iface, bpf, c->cfg.snaplen, c->cfg.promisc,
+	                                        c->cfg.live_buffer_mb, errbuf),
+	              errbuf);
+}
+
+void mosfw_core_set_event_mask(struct mosfw_core *c, uint32_t mask)
+{
+	c->cfg.event_mask = mask;
+	c->ring.mask = mask;
+}
+
+void mosfw_core_stop(struct mosfw_core *c)
+{
+	c->stop_requested = 1;
+	if (c->src && mosfw_source_is_live(c->src))
+		mosfw_source_break(c->src);
+}
+
+const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *c, uint32_t slot)
+{
+	return slot < c->ft.pool_cap ? &c->ft.flows[slot] : NULL;
+}
+
+const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *c, uint32_t i)
+{
+	return i < c->n_orphans ? &c->orphans[i] : NULL;
+}
+
+const char *mosfw_core_error(const struct mosfw_core *c) { return c->err; }
+
+int64_t mosfw_core_input_offset(struct mosfw_core *c)
+{
+	return c->src ? mosfw_source_offset(c->src) : -1;
+}
+
+const char *mosfw_core_linktype(const struct mosfw_core *c)
+{
+	return c->src ? mosfw_source_linktype_name(c->src) : "none";
+}
+
+void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
+{
+	c->st.flows_active = c->ft.live - c->ft.count[MOSFW_LRU_ZOMBIE];
+	c->st.events = c->ring.total;
+	if (c->src)
+		mosfw_source_drops(c->src, &c->st.kernel_drops, &c->st.iface_drops);
+	*out = c->st;
+}
+
+/* ---- ending flows ------------------------------------------------------ */
+
+static int room(const struct mosfw_core *c)
+{
+	return mosfw_ring_room(&c->ring) >= ROOM_PER_PACKET &&
+	       c->ft.n_pending + 8 < MOSFW_PENDING_MAX && c->n_orphans < c->orphans_cap;
+}
+
+static void count_end(struct mosfw_core *c, unsigned reason)
+{
+	switch (reason) {
+	case MOSFW_END_FIN: c->st.flows_ended_fin++; break;
+	case MOSFW_END_RST: c->st.flows_ended_rst++; break;
+	case MOSFW_END_TIMEOUT: c->st.flows_ended_timeout++; break;
+	case MOSFW_END_EVICTED: c->st.flows_evicted++; break;
+	case MOSFW_END_EOF: c->st.flows_ended_eof++; break;
+	case MOSFW_END_REUSED: c->st.flows_reused++; break;
+	default: break;
+	}
+}
+
+/* Raise CONN_END and retire the flow. FIN/RST-ended flows stay indexed as
+ * zombies for tcp_tw_interval so late packets are orphans, not new flows. */
+static void end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, double ts,
+                     const struct mosfw_pkt *pkt)
+{
+	struct mosfw_flow *f = &c->ft.flows[slot];
+	struct mosfw_pkt_ctx ctx = { pkt, ts, c->pkt_index };
+	struct mosfw_event *e = mosfw_ring_push(&c->ring, MOSFW_EV_CONN_END, &ctx, f, slot,
+	                                        MOSFW_SIDE_CLIENT);
+
+	if (e)
+		e->reason = (uint8_t)reason;
+	f->end_reason = (uint8_t)reason;
+	count_end(c, reason);
+	if ((reason == MOSFW_END_FIN || reason == MOSFW_END_RST) && c->cfg.tcp_tw_interval > 0) {
+		f->last_ts = ts;
+		mosfw_ft_touch(&c->ft, slot, MOSFW_LRU_ZOMBIE);
+	} else {
+		mosfw_ft_remove(&c->ft, slot);
+	}
+}
+
+/* End flows idle past their deadline, oldest first, while there is room. */
+static void expire(struct mosfw_core *c)
+{
+	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
+	unsigned i;
+
+	c->expiry_unfinished = 0;
+	for (i = 0; i < 3; i++) {
+		unsigned l = order[i];
+		double limit = l == MOSFW_LRU_ZOMBIE ? c->cfg.tcp_tw_interval : c->cfg.tcp_timeout;
+		if (l != MOSFW_LRU_ZOMBIE && limit <= 0)
+			continue;
+		while (c->ft.head[l] != MOSFW_NO_SLOT) {
+			uint32_t slot = c->ft.head[l];
+			double deadline = c->ft.flows[slot].last_ts + limit;
+			if (c->now < deadline)
+				break;
+			if (!room(c)) {
+				c->expiry_unfinished = 1;
+				return;
+			}
+			if (l == MOSFW_LRU_ZOMBIE)
+				mosfw_ft_remove(&c->ft, slot);
+			else
+				end_flow(c, slot, MOSFW_END_TIMEOUT, deadline, NULL);
+		}
+	}
+}
+
+/* Make room for one new flow. A half-open newcomer never displaces an
+ * established flow. Returns 0 when there is room. */
+static int make_room(struct mosfw_core *c, int newcomer_established, const struct mosfw_pkt_ctx *ctx)
+{
+	uint32_t slot;
+	struct mosfw_event *e;
+
+	if (c->ft.live < c->ft.max_live)
+		return 0;
+	if (c->ft.head[MOSFW_LRU_ZOMBIE] != MOSFW_NO_SLOT) {
+		mosfw_ft_remove(&c->ft, c->ft.head[MOSFW_LRU_ZOMBIE]);
+		return 0;
+	}
+	slot = c->ft.head[MOSFW_LRU_HALF_OPEN];
+	if (slot == MOSFW_NO_SLOT && newcomer_established)
+		slot = c->ft.head[MOSFW_LRU_ESTAB];
+	if (slot == MOSFW_NO_SLOT)
+		return -1;
+	e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, ctx, &c->ft.flows[slot], slot,
+	                    MOSFW_SIDE_CLIENT);
+	if (e)
+		e->reason = MOSFW_ERR_TABLE_FULL;
+	end_flow(c, slot, MOSFW_END_EVICTED, ctx->ts, NULL);
+	return 0;
+}
+
+/* ---- packets ----------------------------------------------------------- */
+
+static int likely_server_port(uint16_t port)
+{
+	switch (port) {
+	case 1080: case 1433: case 1521: case 2049: case 3128: case 3306: case 3389:
+	case 5201: case 5432: case 5672: case 5900: case 6379: case 8000: case 8008:
+	case 8080: case 8443: case 8888: case 9000: case 9092: case 9200: case 11211:
+	case 27017:
+		return 1;
+	default:
+		return port < 1024;
+	}
+}
+
+static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
+{
+	const struct mosfw_pkt *p = ctx->pkt;
+	struct mosfw_event *e;
+
+	c->st.orphans++;
+	if (!mosfw_ring_wants(&c->ring, MOSFW_EV_ORPHAN))
+		return;
+	e = mosfw_ring_push(&c->ring, MOSFW_EV_ORPHAN, ctx, NULL, c->n_orphans, MOSFW_SIDE_CLIENT);
+	if (e) {
+		struct mosfw_tuple *t = &c->orphans[c->n_orphans++];
+		memset(t, 0, sizeof(*t));
+		memcpy(t->cli_addr, p->src, 16);
+		memcpy(t->srv_addr, p->dst, 16);
+		t->cli_port = p->sport;
+		t->srv_port = p->dport;
+		t->family = p->family;
+	}
+}
+
+static void tick(struct mosfw_core *c, double ts)
+{
+	double sec = floor(ts);
+
+	if (!c->have_time) {
+		c->have_time = 1;
+		c->last_tick = sec;
+		return;
+	}
+	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK)) {
+		struct mosfw_pkt_ctx ctx = { NULL, sec, c->pkt_index };
+		mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0);
+	}
+	if (sec > c->last_tick)
+		c->last_tick = sec;
+}
+
+static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double ts)
+{
+	struct mosfw_pkt_ctx ctx = { p, ts, c->pkt_index };
+	uint8_t fl = p->tcp_flags;
+	int pure_syn = (fl & (MOSFW_TH_SYN | MOSFW_TH_ACK | MOSFW_TH_RST)) == MOSFW_TH_SYN;
+	uint32_t hash = mosfw_ft_hash(p);
+	unsigned dir = 0;
+	uint32_t slot;
+	struct mosfw_flow *f;
+	int how, verdict, rexmit = 0;
+
+	c->st.tcp_packets++;
+	if (c->cfg.shard_count > 1 && hash % c->cfg.shard_count != c->cfg.shard_index) {
+		c->st.other_shard++;
+		return;
+	}
+	slot = mosfw_ft_lookup(&c->ft, p, hash, &dir);
+	if (slot != MOSFW_NO_SLOT) {
+		f = &c->ft.flows[slot];
+		if (f->end_reason) {
+			/* zombie: a new SYN reuses the tuple, anything else is late */
+			if (!pure_syn) {
+				orphan(c, &ctx);
+				return;
+			}
+			mosfw_ft_remove(&c->ft, slot);
+			slot = MOSFW_NO_SLOT;
+		} else if (pure_syn && (f->side[dir].flags & MOSFW_HF_SYN_SEEN) &&
+		           p->seq != f->side[dir].isn &&
+		           ((f->side[0].flags | f->side[1].flags) &
+		            (MOSFW_HF_FIN_SEEN | MOSFW_HF_RST_SEEN))) {
+			/* port reuse while the old connection was closing */
+			end_flow(c, slot, MOSFW_END_REUSED, ts, p); /* not kept as a zombie */
+			slot = MOSFW_NO_SLOT;
+		}
+	}
+	if (slot == MOSFW_NO_SLOT) {
+		int sender_is_client;
+		if (pure_syn) {
+			how = MOSFW_TCP_OPEN_SYN;
+			sender_is_client = 1;
+		} else if ((fl & (MOSFW_TH_SYN | MOSFW_TH_ACK | MOSFW_TH_RST)) ==
+		           (MOSFW_TH_SYN | MOSFW_TH_ACK)) {
+			how = MOSFW_TCP_OPEN_SYNACK;
+			sender_is_client = 0;
+		} else if ((fl & MOSFW_TH_ACK) && !(fl & (MOSFW_TH_RST | MOSFW_TH_SYN))) {
+			how = MOSFW_TCP_OPEN_MIDSTREAM;
+			sender_is_client = !(likely_server_port(p->sport) && !likely_server_port(p->dport));
+		} else {
+			orphan(c, &ctx);
+			return;
+		}
+		if (make_room(c, how == MOSFW_TCP_OPEN_MIDSTREAM, &ctx) < 0) {
+			struct mosfw_event *e;
+			c->st.flows_refused++;
+			e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx, NULL, MOSFW_NO_SLOT, 0);
+			if (e)
+				e->reason = MOSFW_ERR_TABLE_FULL;
+			orphan(c, &ctx);
+			return;
+		}
+		slot = mosfw_ft_insert(&c->ft, p, hash, sender_is_client);
+		if (slot == MOSFW_NO_SLOT) { /* cannot happen: pool has the slack */
+			c->st.flows_refused++;
+			orphan(c, &ctx);
+			return;
+		}
+		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;
+		f = &c->ft.flows[slot];
+		f->first_dir = (uint8_t)dir;
+		c->st.flows_created++;
+		if (how != MOSFW_TCP_OPEN_SYN)
+			c->st.flows_midstream++;
+		mosfw_tcp_open(f, slot, how, &ctx, &c->ring);
+	}
+	f = &c->ft.flows[slot];
+	verdict = mosfw_tcp_update(f, slot, dir, &ctx, &c->ring, &rexmit);
+	c->st.rexmits += (uint64_t)rexmit;
+	if (verdict == MOSFW_TCP_ENDED_FIN)
+		end_flow(c, slot, MOSFW_END_FIN, ts, p);
+	else if (verdict == MOSFW_TCP_ENDED_RST)
+		end_flow(c, slot, MOSFW_END_RST, ts, p);
+	else
+		mosfw_ft_touch(&c->ft, slot,
+		               mosfw_tcp_established(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
+}
+
+static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
+                         uint32_t wirelen, double ts)
+{
+	struct mosfw_pkt p;
+	int r;
+
+	c->pkt_index++;
+	c->st.packets++;
+	c->st.bytes += wirelen;
+	if (c->st.packets == 1)
+		c->st.first_ts = ts;
+	if (ts > c->st.last_ts)
+		c->st.last_ts = ts;
+	tick(c, ts);
+	if (ts > c->now || c->st.packets == 1)
+		c->now = ts;
+	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
+	switch (r) {
+	case MOSFW_PARSE_TCP:
+		handle_tcp(c, &p, ts);
+		break;
+	case MOSFW_PARSE_NON_TCP: c->st.non_tcp++; break;
+	case MOSFW_PARSE_FRAGMENT: c->st.fragments++; break;
+	case MOSFW_PARSE_BAD_LINK: c->st.unsupported_link++; break;
+	case MOSFW_PARSE_BAD_CSUM: c->st.bad_checksum++; break;
+	default: c->st.malformed++; break;
+	}
+	expire(c);
+}
+
+/* End of input: end every remaining flow with reason eof, oldest first. */
+static int drain(struct mosfw_core *c)
+{
+	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		unsigned l = order[i];
+		while (c->ft.head[l] != MOSFW_NO_SLOT) {
+			uint32_t slot = c->ft.head[l];
+			if (!room(c))
+				return 0;
+			if (l == MOSFW_LRU_ZOMBIE)
+				mosfw_ft_remove(&c->ft, slot);
+			else
+				end_flow(c, slot, MOSFW_END_EOF, c->now, NULL);
+		}
+	}
+	return 1;
+}
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
+                   uint32_t *n_events)
+{
+	uint32_t i;
+	int idle = 0;
+
+	*n_events = 0;
+	if (!c->src) {
+		snprintf(c->err, sizeof(c->err), "no input opened");
+		return MOSFW_RUN_ERROR;
+	}
+	if (cap < MIN_RING_CAP) {
+		snprintf(c->err, sizeof(c->err), "event array too small (%u < %u)", cap, MIN_RING_CAP);
+		return MOSFW_RUN_ERROR;
+	}
+	if (c->orphans_cap < cap) {
+		struct mosfw_tuple *o = realloc(c->orphans, (size_t)cap * sizeof(*o));
+		if (!o) {
+			snprintf(c->err, sizeof(c->err), "out of memory");
+			return MOSFW_RUN_ERROR;
+		}
+		c->orphans = o;
+		c->orphans_cap = cap;
+	}
+	mosfw_ft_release_pending(&c->ft);
+	c->n_orphans = 0;
+	c->ring.evs = evs;
+	c->ring.cap = cap;
+	c->ring.n = 0;
+
+	if (!c->input_done && c->expiry_unfinished)
+		expire(c);
+	for (i = 0; !c->input_done && !c->expiry_unfinished && i < c->cfg.burst_packets; i++) {
+		const uint8_t *frame;
+		uint32_t caplen, wirelen;
+		double ts;
+		int r;
+
+		if (!room(c))
+			break;
+		if (c->stop_requested) {
+			c->input_done = 1;
+			c->final_status = MOSFW_RUN_STOPPED;
+			break;
+		}
+		r = mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
+		if (r == MOSFW_SRC_PACKET) {
+			handle_frame(c, frame, caplen, wirelen, ts);
+			continue;
+		}
+		if (r == MOSFW_SRC_TIMEOUT) {
+			/* live and quiet: wall time drives timeouts and ticks */
+			double now = wall_now();
+			if (now > c->now) {
+				c->now = now;
+				if (c->have_time)
+					tick(c, now);
+			}
+			expire(c);
+			idle = (i == 0);
+			break;
+		}
+		c->input_done = 1;
+		if (r == MOSFW_SRC_EOF) {
+			c->final_status = MOSFW_RUN_DONE;
+		} else if (r == MOSFW_SRC_BREAK) {
+			c->final_status = MOSFW_RUN_STOPPED;
+		} else {
+			c->final_status = MOSFW_RUN_ERROR;
+			snprintf(c->err, sizeof(c->err), "%s", mosfw_source_error(c->src));
+		}
+	}
+	if (c->input_done && drain(c)) {
+		*n_events = c->ring.n;
+		return c->final_status;
+	}
+	*n_events = c->ring.n;
+	return idle && c->ring.n == 0 ? MOSFW_RUN_IDLE : MOSFW_RUN_MORE;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * flow_table.h -- one core's flow table: a pool of flow records, an
+ * open-addressing index on the symmetric hash of the canonical 5-tuple
+ * (both directions find the same flow), and idle lists in last-touched
+ * order used for timeouts and eviction.
+ *
+ * Slots of flows ended during a burst are parked ("pending") and only
+ * reused after the next burst starts, so event records can name them.
+ */
+#ifndef MOSFW_FLOW_TABLE_H
+#define MOSFW_FLOW_TABLE_H
+
+#include "mosfw_api.h"
+#include "packet.h"
+
+/* Idle lists, in eviction preference order. */
+enum mosfw_lru_list {
+	MOSFW_LRU_ZOMBIE = 0,   /* ended; tuple remembered for tcp_tw_interval */
+	MOSFW_LRU_HALF_OPEN = 1,/* no side established yet */
+	MOSFW_LRU_ESTAB = 2,    /* at least one side established */
+	MOSFW_LRU_COUNT = 3,
+	MOSFW_LRU_NONE = 0xff,
+};
+
+#define MOSFW_PENDING_MAX 4096u
+
+struct mosfw_idx_entry {
+	uint32_t hash;
+	uint32_t slot1;  /* slot + 1; 0 = empty */
+};
+
+struct mosfw_flow_table {
+	struct mosfw_flow *flows;     /* pool */
+	uint32_t pool_cap;            /* max_live + MOSFW_PENDING_MAX */
+	uint32_t max_live;            /* max_concurrency: tracked + zombie */
+	uint32_t live;                /* in the index (tracked + zombies) */
+	uint32_t bump;                /* slots never used start here */
+	uint32_t *free_stack;
+	uint32_t n_free;
+	uint32_t *pending;            /* ended this burst, reusable next burst */
+	uint32_t n_pending;
+	struct mosfw_idx_entry *index;
+	uint32_t index_mask;
+	uint32_t head[MOSFW_LRU_COUNT], tail[MOSFW_LRU_COUNT];
+	uint32_t count[MOSFW_LRU_COUNT];
+	uint64_t next_id;
+	uint32_t core_id;
+};
+
+int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_id);
+void mosfw_ft_destroy(struct mosfw_flow_table *t);
+
+/* Symmetric hash of the packet's endpoints. */
+uint32_t mosfw_ft_hash(const struct mosfw_pkt *p);
+
+/* Find the flow of packet p. Returns the slot or MOSFW_NO_SLOT; *dir gets
+ * the sender's side (MOSFW_SIDE_CLIENT when p goes client->server). */
+uint32_t mosfw_ft_lookup(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
+                         uint32_t hash, unsigned *dir);
+
+/* Allocate a slot for a new flow (caller checks t->live < t->max_live
+ * first) and index it. sender_is_client says which way p goes. */
+uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
+                         uint32_t hash, int sender_is_client);
+
+/* Remove from the index and idle list; park the slot until the next
+ * burst. The caller checks t->n_pending < MOSFW_PENDING_MAX first. */
+void mosfw_ft_remove(struct mosfw_flow_table *t, uint32_t slot);
+
+/* Move a flow to the tail of an idle list. */
+void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list);
+
+/* Start of a burst: parked slots become reusable. */
+void mosfw_ft_release_pending(struct mosfw_flow_table *t);
+
+#endif /* MOSFW_FLOW_TABLE_H */

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * packet.h -- L2-L4 parsing: one captured frame in, the TCP fields the
+ * engine needs out. Ethernet (802.1Q/QinQ), Linux SLL/SLL2, raw IP,
+ * NULL/loopback; IPv4 and IPv6 (extension headers walked); TCP.
+ * Never reads past caplen.
+ */
+#ifndef MOSFW_PACKET_H
+#define MOSFW_PACKET_H
+
+#include <stdint.h>
+
+enum mosfw_parse_result {
+	MOSFW_PARSE_TCP = 0,        /* a TCP segment: all fields valid */
+	MOSFW_PARSE_NON_TCP = 1,    /* well-formed, not TCP (UDP, ICMP, ARP...) */
+	MOSFW_PARSE_MALFORMED = 2,  /* truncated or inconsistent headers */
+	MOSFW_PARSE_FRAGMENT = 3,   /* IP fragment: not reassembled */
+	MOSFW_PARSE_BAD_LINK = 4,   /* link type not supported */
+	MOSFW_PARSE_BAD_CSUM = 5,   /* checksum verification failed */
+};
+
+/* Link types we understand (DLT_/LINKTYPE_ values). */
+#define MOSFW_LINK_NULL 0
+#define MOSFW_LINK_EN10MB 1
+#define MOSFW_LINK_RAW 101
+#define MOSFW_LINK_RAW_OLD 12    /* DLT_RAW on most BSD-derived systems */
+#define MOSFW_LINK_RAW_OLD2 14   /* DLT_RAW on OpenBSD */
+#define MOSFW_LINK_LOOP 108
+#define MOSFW_LINK_LINUX_SLL 113
+#define MOSFW_LINK_IPV4 228
+#define MOSFW_LINK_IPV6 229
+#define MOSFW_LINK_LINUX_SLL2 276
+
+struct mosfw_pkt {
+	uint8_t src[16], dst[16];   /* addresses (IPv4 in the first 4 bytes) */
+	uint16_t sport, dport;      /* host order */
+	uint32_t seq, ack;          /* host order */
+	uint16_t window;            /* raw, host order */
+	uint8_t family;             /* 4 or 6 */
+	uint8_t tcp_flags;          /* MOSFW_TH_* */
+	uint32_t ip_len;            /* IP bytes as the header says (header+payload) */
+	uint32_t payload_len;       /* TCP payload bytes as the headers say */
+	uint32_t payload_caplen;    /* of which present in the capture */
+	const uint8_t *payload;     /* first payload byte (may be truncated) */
+	const uint8_t *l3;          /* IP header */
+	const uint8_t *l4;          /* TCP header */
+	uint8_t tcp_hlen;           /* TCP header length, bytes */
+	uint8_t wscale;             /* window scale option on SYNs (0xff = none) */
+};
+
+/* Parse one frame. verify_csum: verify IPv4 header and TCP checksums
+ * (only when the whole packet was captured). */
+int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen,
+                int verify_csum, struct mosfw_pkt *out);
+
+int mosfw_linktype_supported(int linktype);
+
+#endif /* MOSFW_PACKET_H */

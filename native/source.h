@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source.h -- packet input through libpcap: pcap/pcapng files (packet
+ * time, nanosecond precision) or a live interface (promiscuous,
+ * memory-mapped TPACKET_V3 ring, wall time), with an optional BPF filter.
+ */
+#ifndef MOSFW_SOURCE_H
+#define MOSFW_SOURCE_H
+
+#include <stdint.h>
+
+struct mosfw_source;
+
+enum mosfw_source_result {
+	MOSFW_SRC_PACKET = 0,  /* frame, caplen, wirelen and ts are set */
+	MOSFW_SRC_TIMEOUT = 1, /* live: nothing within the poll timeout */
+	MOSFW_SRC_EOF = 2,     /* end of file */
+	MOSFW_SRC_ERROR = 3,   /* read error (truncated file, interface gone) */
+	MOSFW_SRC_BREAK = 4,   /* mosfw_source_break() was called */
+};
+
+struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf,
+                                            char *errbuf);
+struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf,
+                                            int snaplen, int promisc, int buffer_mb,
+                                            char *errbuf);
+int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame,
+                      uint32_t *caplen, uint32_t *wirelen, double *ts);
+int mosfw_source_linktype(const struct mosfw_source *s);
+const char *mosfw_source_linktype_name(const struct mosfw_source *s);
+int mosfw_source_is_live(const struct mosfw_source *s);
+const char *mosfw_source_error(const struct mosfw_source *s);
+/* kernel drops / interface drops for live sources (0 for files) */
+void mosfw_source_drops(struct mosfw_source *s, uint64_t *kernel, uint64_t *iface);
+/* file offset consumed so far, -1 for live */
+int64_t mosfw_source_offset(struct mosfw_source *s);
+void mosfw_source_break(struct mosfw_source *s);
+void mosfw_source_close(struct mosfw_source *s);
+
+#endif /* MOSFW_SOURCE_H */
