@@ -36,6 +36,12 @@ struct mosfw_core {
 	double now;                  /* input time: latest packet (or wall, live idle) */
 	double last_tick;            /* whole second of the last TICK */
 	uint32_t pkt_index;
+	/* a packet read while expiry ran out of room: processed first in the
+	 * next burst, so timeouts stay ordered before later packets */
+	uint8_t *held;
+	uint32_t held_caplen, held_wirelen;
+	double held_ts;
+	int have_held;
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -90,6 +96,7 @@ void mosfw_core_free(struct mosfw_core *c)
 	mosfw_source_close(c->src);
 	mosfw_ft_destroy(&c->ft);
 	free(c->orphans);
+	free(c->held);
 	free(c);
 }
 
@@ -403,8 +410,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 		               mosfw_tcp_established(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
 }
 
-static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
-                         uint32_t wirelen, double ts)
+static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
+                          uint32_t wirelen, double ts)
 {
 	struct mosfw_pkt p;
 	int r;
@@ -417,8 +424,6 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 	if (ts > c->st.last_ts)
 		c->st.last_ts = ts;
 	tick(c, ts);
-	if (ts > c->now || c->st.packets == 1)
-		c->now = ts;
 	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
 	switch (r) {
 	case MOSFW_PARSE_TCP:
@@ -430,7 +435,32 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 	case MOSFW_PARSE_BAD_CSUM: c->st.bad_checksum++; break;
 	default: c->st.malformed++; break;
 	}
+}
+
+/* Advance input time to the packet's, end the flows that timed out before
+ * it, then process it. If expiry runs out of room the packet is held
+ * (copied) for the next burst. */
+static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
+                         uint32_t wirelen, double ts)
+{
+	if (ts > c->now || c->pkt_index == 0)
+		c->now = ts;
 	expire(c);
+	if (c->expiry_unfinished) {
+		uint32_t keep = caplen > 262144 ? 262144 : caplen;
+		if (!c->held)
+			c->held = malloc(262144);
+		if (c->held) {
+			memcpy(c->held, frame, keep);
+			c->held_caplen = keep;
+			c->held_wirelen = wirelen;
+			c->held_ts = ts;
+			c->have_held = 1;
+			return;
+		}
+		/* no memory to hold it: process now, timeouts finish later */
+	}
+	process_frame(c, frame, caplen, wirelen, ts);
 }
 
 /* End of input: end every remaining flow with reason eof, oldest first. */
@@ -493,6 +523,10 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 
 	if (!c->input_done && c->expiry_unfinished)
 		expire(c);
+	if (!c->expiry_unfinished && c->have_held) {
+		c->have_held = 0;
+		process_frame(c, c->held, c->held_caplen, c->held_wirelen, c->held_ts);
+	}
 	for (i = 0; !c->input_done && !c->expiry_unfinished && i < c->cfg.burst_packets; i++) {
 		const uint8_t *frame;
 		uint32_t caplen, wirelen;
