@@ -185,9 +185,26 @@ class Core:
             calls = pm.direct_callers(hook)
             if not calls:
                 return None
+            get = flows.get
+            if len(calls) == 1:
+                # the common case, one subscriber: no loop
+                (name, fn), = calls
+
+                def handle_one(rec) -> None:
+                    flow = get(rec[1])
+                    if flow is None:
+                        flow = get_flow(rec)
+                    try:
+                        fn(flow, SIDES[rec[8]], Event(rec))
+                    except Exception as e:  # noqa: BLE001 - reported, engine goes on
+                        report(name, hook, flow, e)
+
+                return handle_one
 
             def handle(rec) -> None:
-                flow = get_flow(rec)
+                flow = get(rec[1])
+                if flow is None:
+                    flow = get_flow(rec)
                 ev = Event(rec)
                 side = SIDES[rec[8]]
                 for name, fn in calls:

@@ -39,7 +39,8 @@ class Flow:
             ``None`` until an app sets it; dropped after CONN_END.
     """
 
-    __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "__weakref__")
+    __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "_client_str", "_server_str",
+                 "__weakref__")
 
     def __init__(self, rec, flow_id: int, core: int) -> None:
         self._rec = rec
@@ -49,6 +50,8 @@ class Flow:
         self._ended = False
         self._client = None
         self._server = None
+        self._client_str = None
+        self._server_str = None
 
     # -- identity -----------------------------------------------------------
 
@@ -81,12 +84,16 @@ class Flow:
     @property
     def client_str(self) -> str:
         """The client as ``ip:port`` (``[ip]:port`` for IPv6)."""
-        return format_endpoint(*self.client)
+        if self._client_str is None:
+            self._client_str = format_endpoint(*self.client)
+        return self._client_str
 
     @property
     def server_str(self) -> str:
         """The server as ``ip:port`` (``[ip]:port`` for IPv6)."""
-        return format_endpoint(*self.server)
+        if self._server_str is None:
+            self._server_str = format_endpoint(*self.server)
+        return self._server_str
 
     # -- state (now) --------------------------------------------------------
 

@@ -2,22 +2,25 @@
 
 ``mosfw run -r FILE -p eventlog [--events a,b,c]``
 
-Each line has ``ts`` (packet time, float seconds), ``core``, ``event``
-(``conn_start``, ``tcp_state_change``, ``conn_new_data``, ``rexmit``,
-``conn_end``, ``orphan``, ``error``, ``pkt_in``) and, for flow events,
-``side`` (``client``/``server``), ``client`` and ``server`` as
-``IP:PORT`` (IPv6 as ``[addr]:port``). Per event:
+Each line has ``ts`` (packet time, float seconds, 6 decimals), ``core``,
+``event`` (``conn_start``, ``tcp_state_change``, ``conn_new_data``,
+``rexmit``, ``conn_end``, ``orphan``, ``error``, ``pkt_in``) and, for
+flow events, ``side`` (``client``/``server``), ``client`` and ``server``
+as ``IP:PORT`` (IPv6 as ``[addr]:port``). Per event:
 
 - ``conn_start``: ``midstream`` (bool)
 - ``tcp_state_change``: ``old``, ``new`` (``SYN_SENT`` ...)
 - ``conn_new_data``, ``rexmit``: ``seq``, ``len`` (side = the sender)
-- ``conn_end``: ``reason`` (fin, rst, timeout, evicted, eof, reused)
-- ``pkt_in``: ``seq``, ``ack``, ``len``, ``flags`` (TCP flags byte)
-- ``error``: ``error`` (table_full, bad_sequence, ...); flow fields when
-  there is a flow
+- ``conn_end``: ``reason`` (fin, rst, timeout, evicted, eof, reused);
+  side is always ``client``
+- ``pkt_in``: ``seq``, ``ack``, ``len``, ``flags`` (TCP flags byte);
+  side = the sender
+- ``error``: ``error`` (table_full, bad_sequence, ...); the flow fields
+  when there is a flow
 - ``orphan``: ``src``, ``dst`` (no flow, so no client/server), ``flags``
 
-Default: every event but ``pkt_in``. This format is a stable contract.
+Default: every event but ``pkt_in``. This format is a stable contract:
+fields may be added, never renamed or removed.
 """
 
 from __future__ import annotations
@@ -36,85 +39,72 @@ ALL_EVENTS = (
     "pkt_in",
 )
 DEFAULT_EVENTS = tuple(e for e in ALL_EVENTS if e != "pkt_in")
+_SIDE = ("client", "server")
 
 
 class EventLog:
-    """The writer registered by ``mosfw_configure``: it implements only
-    the hooks of the chosen events, so unchosen events are never
-    produced by the engine."""
+    """The writer registered by ``mosfw_configure``. It implements only the
+    hooks of the chosen events, so unchosen events are never produced."""
 
-    def __init__(self, out, events, core: int = 0) -> None:
-        self.out = out
-        self.core = core
+    def __init__(self, out, events) -> None:
+        write = out.write
+        # per-flow '"core": N, ..., "server": "..."' fragments, by flow id
+        heads: dict[int, str] = {}
+
+        def tail(flow) -> str:
+            h = heads.get(flow.id)
+            if h is None:
+                h = heads[flow.id] = f'"client": "{flow.client_str}", "server": "{flow.server_str}"'
+            return h
+
+        def line(ev, name: str, core: int, side: str, t: str, extra: str) -> None:
+            write(f'{{"ts": {ev[0]:.6f}, "core": {core}, "event": "{name}", "side": "{side}", {t}{extra}}}\n')
+
+        def conn_start(flow, event):
+            mid = "true" if event[12] & 1 else "false"
+            line(event, "conn_start", flow.core, _SIDE[event[8]], tail(flow), f', "midstream": {mid}')
+
+        def tcp_state_change(flow, old, new, event):
+            line(event, "tcp_state_change", flow.core, _SIDE[event[8]], tail(flow),
+                 f', "old": "{old.name}", "new": "{new.name}"')
+
+        def conn_new_data(flow, event):
+            line(event, "conn_new_data", flow.core, _SIDE[event[8]], tail(flow), f', "seq": {event[4]}, "len": {event[6]}')
+
+        def rexmit(flow, event):
+            line(event, "rexmit", flow.core, _SIDE[event[8]], tail(flow), f', "seq": {event[4]}, "len": {event[6]}')
+
+        def conn_end(flow, reason, event):
+            line(event, "conn_end", flow.core, "client", heads.pop(flow.id, None) or tail(flow),
+                 f', "reason": "{reason.label}"')
+            heads.pop(flow.id, None)
+
+        def pkt_in(flow, event):
+            line(event, "pkt_in", flow.core, _SIDE[event[8]], tail(flow),
+                 f', "seq": {event[4]}, "ack": {event[5]}, "len": {event[6]}, "flags": {event[13]}')
+
+        def error(flow, code, event):
+            label = code.label if code is not None else "unknown"
+            if flow is None:
+                write(f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "error", "error": "{label}"}}\n')
+            else:
+                line(event, "error", flow.core, _SIDE[event[8]], tail(flow), f', "error": "{label}"')
+
+        def orphan(event, src, dst):
+            write(
+                f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "orphan", '
+                f'"src": "{format_endpoint(*src)}", "dst": "{format_endpoint(*dst)}", "flags": {event[13]}}}\n'
+            )
+
+        self.core = 0
+        impls = locals()
         for name in ALL_EVENTS:
             if name in events:
-                method = getattr(self, f"_{name}")
-                # a marked plain function per chosen hook (pluggy looks for
-                # the marker on the attribute it finds)
-                setattr(self, f"mosfw_{name}", mosfw.hookimpl(_forward(method)))
+                setattr(self, f"mosfw_{name}", mosfw.hookimpl(impls[name]))
 
-    def _head(self, ev, name: str, flow, side) -> str:
-        # client/server strings are cached on the Flow object
-        return (
-            f'{{"ts": {ev[0]:.6f}, "core": {flow.core}, "event": "{name}", "side": "{side.label}", '
-            f'"client": "{flow.client_str}", "server": "{flow.server_str}"'
-        )
-
-    def _conn_start(self, flow, side, event):
-        mid = "true" if event.midstream else "false"
-        self.out.write(self._head(event, "conn_start", flow, side) + f', "midstream": {mid}}}\n')
-
-    def _tcp_state_change(self, flow, side, old, new, event):
-        self.out.write(
-            self._head(event, "tcp_state_change", flow, side) + f', "old": "{old.name}", "new": "{new.name}"}}\n'
-        )
-
-    def _conn_new_data(self, flow, side, event):
-        self.out.write(self._head(event, "conn_new_data", flow, side) + f', "seq": {event[4]}, "len": {event[6]}}}\n')
-
-    def _rexmit(self, flow, side, event):
-        self.out.write(self._head(event, "rexmit", flow, side) + f', "seq": {event[4]}, "len": {event[6]}}}\n')
-
-    def _conn_end(self, flow, reason, event):
-        self.out.write(
-            self._head(event, "conn_end", flow, mosfw.Side.CLIENT) + f', "reason": "{reason.label}"}}\n'
-        )
-
-    def _pkt_in(self, flow, side, event):
-        self.out.write(
-            self._head(event, "pkt_in", flow, side)
-            + f', "seq": {event[4]}, "ack": {event[5]}, "len": {event[6]}, "flags": {event[13]}}}\n'
-        )
-
-    def _error(self, flow, code, event):
-        label = code.label if code is not None else "unknown"
-        if flow is None:
-            self.out.write(
-                f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "error", "error": "{label}"}}\n'
-            )
-        else:
-            self.out.write(
-                self._head(event, "error", flow, event.side) + f', "error": "{label}"}}\n'
-            )
-
-    def _orphan(self, event, src, dst):
-        self.out.write(
-            f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "orphan", '
-            f'"src": "{format_endpoint(*src)}", "dst": "{format_endpoint(*dst)}", "flags": {event[13]}}}\n'
-        )
-
-
-
-def _forward(method):
-    """A plain function with the method's signature minus self."""
-    import functools
-
-    @functools.wraps(method)
-    def hook(*args):
-        return method(*args)
-
-    hook.__signature__ = __import__("inspect").signature(method)
-    return hook
+    @mosfw.hookimpl
+    def mosfw_core_start(self, core):
+        self.core = core.id
 
 
 def parse_events(value: str | None) -> tuple[str, ...]:
