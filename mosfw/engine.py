@@ -315,9 +315,10 @@ class Core:
 
     # -- the loop ---------------------------------------------------------------
 
-    def run(self, progress: Callable[["Core"], None] | None = None, progress_every: float = 0.5) -> RunResult:
+    def run(self, progress: Callable[["Core"], None] | None = None, progress_every: float = 0.0) -> RunResult:
         """Run until the input ends (or :meth:`request_stop`), dispatching
-        every event; returns how it ended."""
+        every event; returns how it ended. ``progress(core)`` is called
+        after bursts, at most every ``progress_every`` seconds."""
         run = lib.mosfw_core_run
         c, evs, cap, n_ptr = self._c, self._evs, self._cap, self._n
         view = self._view
@@ -333,16 +334,16 @@ class Core:
             if n:
                 for rec in unpack(view[: n * size]):
                     handlers[rec[3]](rec)
-            if st in _FINAL:
-                break
-            if self._stop_requested and not stop_sent:
-                lib.mosfw_core_stop(c)
-                stop_sent = True
             if progress is not None:
                 now = time.monotonic()
                 if now >= next_progress:
                     progress(self)
                     next_progress = now + progress_every
+            if st in _FINAL:
+                break
+            if self._stop_requested and not stop_sent:
+                lib.mosfw_core_stop(c)
+                stop_sent = True
         error = ffi.string(lib.mosfw_core_error(c)).decode(errors="replace") if st == lib.MOSFW_RUN_ERROR else ""
         self._call_lifecycle("mosfw_core_finish", self)
         return RunResult(_FINAL[st], error, self.stats())

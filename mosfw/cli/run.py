@@ -96,8 +96,14 @@ def _fmt_rate(n: float) -> str:
 
 def _progress_printer(stream, file_size: int):
     start = time.monotonic()
+    every = float(os.environ.get("MOSFW_PROGRESS_INTERVAL", "0.5"))
+    due = [start + every]
 
     def show(core) -> None:
+        now = time.monotonic()
+        if now < due[0]:
+            return
+        due[0] = now + every
         st = core.stats()
         el = max(time.monotonic() - start, 1e-9)
         pos = core.input_offset()

@@ -169,3 +169,13 @@ def test_broken_pipe_is_quiet(small_pcap):
     p = subprocess.run(f"{sys.executable} -m mosfw run -r {small_pcap} -p eventlog -q | head -1",
                        shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert p.stdout.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_progress_line_when_asked(small_pcap, monkeypatch):
+    monkeypatch.setenv("MOSFW_PROGRESS_INTERVAL", "0")
+    r = mosfw("run", "-r", small_pcap, "--progress")
+    assert r.returncode == 0
+    assert "[mosfw] 12 pkts  2 flows" in r.stderr and "100.0%" in r.stderr
+    assert r.stdout == ""
+    quiet = mosfw("run", "-r", small_pcap)
+    assert "\r" not in quiet.stderr  # not a terminal: no progress line

@@ -1,0 +1,73 @@
+"""The Flow view plugins get: identity, states, counters, uctx, freezing."""
+
+from __future__ import annotations
+
+import mosfw
+from mosfw import Side, TcpState
+
+
+class Probe:
+    """Records what the Flow view says at each event."""
+
+    def __init__(self):
+        self.seen = []
+        self.ended = []
+
+    @mosfw.hookimpl
+    def mosfw_conn_start(self, flow, side):
+        if side == Side.CLIENT:
+            flow.uctx = {"starts": 1}
+        else:
+            flow.uctx["starts"] += 1
+
+    @mosfw.hookimpl
+    def mosfw_rexmit(self, flow, side, event):
+        self.seen.append((side, event.seq, event.len, flow.rexmit_pkts(side)))
+
+    @mosfw.hookimpl
+    def mosfw_conn_end(self, flow, reason, event):
+        self.ended.append((flow, dict(flow.uctx), reason, event.client_state, event.server_state))
+
+
+def test_flow_counters_and_context(mosfw_capture, mosfw_run):
+    cap = mosfw_capture(step=0.5)
+    c = cap.conversation(client=("10.1.1.1", 40000), server=("10.2.2.2", 8080))
+    c.handshake()
+    c.send("client", 100)
+    seg = c.send("server", 1000)
+    c.rexmit(seg)
+    c.fin("client")
+    c.fin("server")
+    c.ack("client")
+    probe = Probe()
+    rec = mosfw_run(cap, plugins=[probe])
+    assert rec.status == "done"
+    assert probe.seen == [(Side.SERVER, 5001, 1000, 1)]
+    (flow, uctx, reason, cst, sst), = probe.ended
+    assert uctx == {"starts": 2}
+    assert reason == mosfw.EndReason.FIN
+    assert (cst, sst) == (TcpState.TIME_WAIT, TcpState.CLOSED)
+    # the view survives the end of the flow (frozen copy), uctx dropped
+    assert flow.ended and flow.uctx is None
+    assert flow.client == ("10.1.1.1", 40000) and flow.server == ("10.2.2.2", 8080)
+    assert flow.client_str == "10.1.1.1:40000" and flow.family == 4
+    assert flow.pkts(Side.CLIENT) == 5 and flow.pkts(Side.SERVER) == 4
+    assert flow.payload_bytes(Side.CLIENT) == 100 and flow.payload_bytes(Side.SERVER) == 2000
+    assert flow.rexmit_pkts(Side.SERVER) == 1 and flow.rexmit_bytes(Side.SERVER) == 1000
+    assert flow.ip_bytes(Side.CLIENT) == 5 * 40 + 100  # 20 IP + 20 TCP each, no options
+    assert flow.isn(Side.CLIENT) == 1000 and flow.isn(Side.SERVER) == 5000
+    assert flow.first_ts == 1000.0 and flow.duration == 4.0
+    assert flow.end_reason == mosfw.EndReason.FIN and not flow.midstream
+    assert flow.state(Side.CLIENT) == TcpState.TIME_WAIT
+
+
+def test_flows_with_same_tuple_get_distinct_ids(mosfw_capture, mosfw_run):
+    cap = mosfw_capture()
+    for isn in (1000, 900000):
+        c = cap.conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80), client_isn=isn)
+        c.handshake()
+        c.rst("client")
+    probe = Probe()
+    mosfw_run(cap, plugins=[probe])
+    a, b = (e[0] for e in probe.ended)
+    assert a.id != b.id and a.isn(Side.CLIENT) == 1000 and b.isn(Side.CLIENT) == 900000
