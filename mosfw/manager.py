@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import inspect
 import os
 import sys
 from pathlib import Path
@@ -196,6 +195,3 @@ def get_plugin_manager(plugins: list | tuple = ()) -> MosfwPluginManager:
     pm.check()
     return pm
 
-
-def hook_argnames(fn: Callable) -> tuple[str, ...]:  # pragma: no cover - helper for docs
-    return tuple(inspect.signature(fn).parameters)
