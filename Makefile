@@ -14,7 +14,7 @@ ASAN_BIN := native/build-asan/mosfw-replay
 DEMO_PCAP := tests/data/http-loss.pcap
 PYTEST_ARGS ?=
 
-.PHONY: all demo test build sysdeps asan clean bench
+.PHONY: all demo test build sysdeps asan clean bench docs
 
 all: build
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | sysdeps
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "setuptools>=61" wheel "cffi>=1.15" "attrs>=23.1" "pluggy>=1.3" "click>=8.1" \
-	    "pytest>=7.4" "pytest-benchmark>=4.0" "hypothesis>=6.80"
+	    "pytest>=7.4" "pytest-benchmark>=4.0" "hypothesis>=6.80" "sphinx>=7" "myst-parser>=2"
 	touch $@
 
 mosfw/_native.abi3.so: $(STAMP) $(NATIVE_SRC) $(NATIVE_HDR)
@@ -48,6 +48,10 @@ demo: build
 
 test: build asan
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+docs: build
+	$(VPY) -m sphinx -W -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 bench: build
 	$(VPY) bench/run_bench.py

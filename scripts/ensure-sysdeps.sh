@@ -18,6 +18,7 @@ declare -A NEED=(
   [nginx]=nginx-light
   [curl]=curl
   [iperf3]=iperf3
+  [dot]=graphviz
 )
 missing=()
 for what in "${!NEED[@]}"; do
