@@ -32,10 +32,16 @@
  * The content of connection i depends only on (seed, i, options other than
  * -c), never on the interleaving.
  *
+ * -m est / -m syn (for memory measurements) write only the handshakes: every
+ * connection's SYN, then every SYN/ACK, then every ACK (-m est: all N
+ * connections established at once and never closed), or only the SYNs
+ * (-m syn: N half-open connections). No payload, no retransmission; -c is
+ * ignored (all N are concurrent).
+ *
  * Build: cc -O2 -Wall -Wextra -o gen_capture gen_capture.c
  * Usage: gen_capture [-o FILE] [-n CONNECTIONS] [-c CONCURRENCY] [-s SEED]
  *                    [-d DATA_SEGMENTS] [-r REXMIT_FRACTION] [-6 V6_EVERY]
- *                    [-t STEP_US] [-z] [-q]
+ *                    [-t STEP_US] [-m full|est|syn] [-z] [-q]
  * A summary line (key=value pairs) is printed on stderr unless -q.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -167,9 +173,12 @@ struct opts {
     uint32_t v6_every;
     uint32_t step_us;
     int zero_tcp_csum;
+    int mode; /* MODE_FULL, MODE_EST, MODE_SYN */
 };
 
-static struct opts O = { 60000, 1000, 1, 8, 1.0, 8, 10, 0 };
+enum { MODE_FULL = 0, MODE_EST = 1, MODE_SYN = 2 };
+
+static struct opts O = { 60000, 1000, 1, 8, 1.0, 8, 10, 0, MODE_FULL };
 
 static uint64_t n_rexmit, n_v6, n_pkts;
 
@@ -420,7 +429,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: gen_capture [-o FILE] [-n CONNECTIONS] [-c CONCURRENCY] [-s SEED]\n"
             "                   [-d DATA_SEGMENTS] [-r REXMIT_FRACTION] [-6 V6_EVERY]\n"
-            "                   [-t STEP_US] [-z] [-q]\n"
+            "                   [-t STEP_US] [-m full|est|syn] [-z] [-q]\n"
             "  -o FILE      output pcap (default: stdout)\n"
             "  -n N         connections (default 60000)\n"
             "  -c N         concurrently interleaved connections (default 1000)\n"
@@ -430,6 +439,10 @@ static void usage(FILE *f)
             "               segment, 0..1 (default 1)\n"
             "  -6 N         every Nth connection over IPv6, 0 = none (default 8)\n"
             "  -t N         microseconds between packets (default 10)\n"
+            "  -m MODE      full: whole connections (default); est: only the N\n"
+            "               handshakes, all connections open at once (every SYN,\n"
+            "               then every SYN/ACK, then every ACK); syn: only the N\n"
+            "               SYNs (half-open); for memory measurements\n"
             "  -z           write zero TCP checksums\n"
             "  -q           no summary on stderr\n",
             MAX_SEGS);
@@ -451,7 +464,7 @@ int main(int argc, char **argv)
 {
     const char *out = NULL;
     int quiet = 0, ch;
-    while ((ch = getopt(argc, argv, "o:n:c:s:d:r:6:t:zqh")) != -1) {
+    while ((ch = getopt(argc, argv, "o:n:c:s:d:r:6:t:m:zqh")) != -1) {
         switch (ch) {
         case 'o': out = optarg; break;
         case 'n': O.n = parse_u64(optarg, "connection count"); break;
@@ -469,6 +482,18 @@ int main(int argc, char **argv)
         }
         case '6': O.v6_every = (uint32_t)parse_u64(optarg, "IPv6 interval"); break;
         case 't': O.step_us = (uint32_t)parse_u64(optarg, "time step"); break;
+        case 'm':
+            if (strcmp(optarg, "full") == 0) {
+                O.mode = MODE_FULL;
+            } else if (strcmp(optarg, "est") == 0) {
+                O.mode = MODE_EST;
+            } else if (strcmp(optarg, "syn") == 0) {
+                O.mode = MODE_SYN;
+            } else {
+                fprintf(stderr, "gen_capture: -m must be full, est or syn\n");
+                return 2;
+            }
+            break;
         case 'z': O.zero_tcp_csum = 1; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
@@ -528,6 +553,30 @@ int main(int argc, char **argv)
     uint32_t conc = O.conc;
     if ((uint64_t)conc > O.n)
         conc = (uint32_t)(O.n ? O.n : 1);
+    if (O.mode != MODE_FULL) {
+        /* handshakes only: one scratch connection rebuilt per packet (the
+         * content of connection i depends only on the seed and i) */
+        struct conn *c = malloc(sizeof *c);
+        if (!c) {
+            fprintf(stderr, "gen_capture: out of memory\n");
+            return 1;
+        }
+        O.rexmit_frac = 0;
+        int steps = O.mode == MODE_EST ? 3 : 1;
+        for (int step = 0; step < steps; step++) {
+            for (uint64_t i = 0; i < O.n; i++) {
+                uint64_t v6_before = n_v6;
+                conn_init(c, i);
+                if (step)
+                    n_v6 = v6_before; /* count each connection once */
+                c->next = step;
+                conn_emit(c, n_pkts);
+            }
+        }
+        free(c);
+        conc = (uint32_t)(O.n < 10000000 ? O.n : 10000000);
+        goto done;
+    }
     struct conn *slots = calloc(conc, sizeof *slots);
     if (!slots) {
         fprintf(stderr, "gen_capture: out of memory for %u slots\n", conc);
@@ -553,6 +602,8 @@ int main(int argc, char **argv)
         }
         round++;
     }
+    free(slots);
+done:
     out_flush();
     if (fflush(out_fp) != 0 || (out_fp != stdout && fclose(out_fp) != 0)) {
         fprintf(stderr, "gen_capture: write failed: %s\n", strerror(errno));
@@ -563,10 +614,11 @@ int main(int argc, char **argv)
                 "gen_capture: file=%s packets=%" PRIu64 " connections=%" PRIu64
                 " ipv4=%" PRIu64 " ipv6=%" PRIu64 " rexmits=%" PRIu64
                 " bytes=%" PRIu64 " segments=%d concurrency=%u seed=%" PRIu64
-                " duration_us=%" PRIu64 "\n",
-                out, n_pkts, O.n, O.n - n_v6, n_v6, n_rexmit, out_bytes, O.segs,
-                conc, O.seed, n_pkts ? (n_pkts - 1) * O.step_us : 0);
-    free(slots);
+                " duration_us=%" PRIu64 " mode=%s\n",
+                out, n_pkts, O.n, O.n - n_v6, n_v6, n_rexmit, out_bytes,
+                O.mode == MODE_FULL ? O.segs : 0,
+                conc, O.seed, n_pkts ? (n_pkts - 1) * O.step_us : 0,
+                O.mode == MODE_FULL ? "full" : O.mode == MODE_EST ? "est" : "syn");
     free(outbuf);
     return 0;
 }

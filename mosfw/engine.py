@@ -6,13 +6,21 @@ module unpacks the array in bulk and calls the plugins' hook
 implementations directly (resolved once from pluggy, in pluggy's order).
 No Python code runs per packet unless a plugin implements
 ``mosfw_pkt_in``.
+
+Beyond the hooks, a core carries mOS's dynamic API (:mod:`mosfw.api`):
+callbacks registered at run time or with :func:`mosfw.api.on`,
+user-defined events and their filters, timers, and the bytestream and
+packet accessors of :class:`~mosfw.flow.Flow`. An event with any of these
+attached goes through a general dispatcher; events without keep the fast
+path.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 import traceback
-from typing import Callable
+from typing import Any, Callable
 
 from mosfw._native import ffi, lib
 from mosfw.events import (
@@ -23,15 +31,22 @@ from mosfw.events import (
     STATES,
     Event,
     EventType,
+    Side,
 )
 from mosfw.flow import Flow, _addr
 from mosfw.options import Config
 from mosfw.stats import RunStats
 
-__all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult"]
+__all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings"]
 
 EVENT_CAPACITY = 8192
 _FINAL = {lib.MOSFW_RUN_DONE: "done", lib.MOSFW_RUN_ERROR: "error", lib.MOSFW_RUN_STOPPED: "stopped"}
+_NO_SLOT = 0xFFFFFFFF
+#: events whose records name a flow (subscribing to any needs CONN_END)
+_FLOW_BITS = int(EventType.PKT_IN | EventType.CONN_START | EventType.TCP_STATE_CHANGE
+                 | EventType.CONN_NEW_DATA | EventType.REXMIT | EventType.CONN_END | EventType.ERROR)
+#: default reassembly buffer size (mOS's rmem_size default)
+DEFAULT_RMEM_SIZE = 8192
 
 
 class EngineError(Exception):
@@ -58,6 +73,40 @@ class RunResult:
         self.stats = stats
 
 
+def buffer_settings(config: Config) -> tuple[int, bool]:
+    """``(rmem_size, no_ring_buffers)`` of a run: the Config's own values
+    when set, else the mos.conf's (``config.mos``), else the defaults
+    (8192, off)."""
+    rmem = getattr(config, "rmem_size", None)
+    off = getattr(config, "no_ring_buffers", None)
+    mos = config.mos
+    if rmem is None:
+        rmem = getattr(mos, "rmem_size", None) if mos is not None else None
+    if off is None:
+        off = getattr(mos, "no_ring_buffers", None) if mos is not None else None
+    rmem = DEFAULT_RMEM_SIZE if rmem is None else int(rmem)
+    if not 0 < rmem < 2**31:
+        raise EngineError(f"rmem_size must be between 1 and 2^31-1 bytes, not {rmem}")
+    return rmem, bool(off)
+
+
+def _unmonitored(flow: Flow, side) -> bool:
+    """The flow, or this side of it, was stopped (MOS_STOP_MON)."""
+    return flow._stopped == 3 or bool(flow._stopped >> int(side) & 1)
+
+
+def _key(event) -> Any:
+    """The registry key of an event: the int bit of an EventType, or the
+    UserEvent itself."""
+    from mosfw.api import UserEvent
+
+    if isinstance(event, UserEvent):
+        return event
+    if isinstance(event, EventType) and bin(int(event)).count("1") == 1:
+        return int(event)
+    raise TypeError(f"not a single EventType or a UserEvent: {event!r}")
+
+
 class Core:
     """One per-core event loop and the plugins' view of it.
 
@@ -75,6 +124,8 @@ class Core:
         fail_fast: bool = False,
         capacity: int = EVENT_CAPACITY,
     ) -> None:
+        from mosfw.api import adapt_callback, plugin_callbacks
+
         self.id = core_id
         self.config = config
         self.pm = pm
@@ -83,6 +134,27 @@ class Core:
         self._plugin_errors = 0
         self._reported: set[tuple[str, str]] = set()
         self._flows: dict[int, Flow] = {}
+        self.rmem_size, self.no_ring_buffers = buffer_settings(config)
+        # the dynamic API (mosfw.api)
+        self._cur: list = [None]  # the record being dispatched
+        self._timers: dict[int, Any] = {}
+        self._next_handle = 1
+        self._core_cbs: dict[Any, list] = {}  # key -> [(name, fn, adapted)]
+        self._flow_cb_keys: set = set()  # keys some flow ever registered for
+        self._active: list = []  # active UserEvents, in activation order
+        self._ude_roots: dict[int, list] = {}  # built-in bit -> UserEvents on it
+        self._ude_children: dict[Any, list] = {}  # UserEvent -> UserEvents on it
+        self._bpf_bits: dict[Any, int] = {}  # UserEvent -> filter bit
+        self._to_drop: list[Flow] = []  # flows with both sides stopped
+        self._stopped_ids: set[int] = set()  # their ids, until the batch ends
+        self._extra_bits = 0  # built-in events asked for with subscribe()
+        self._late: list = []  # heap of timers due inside the batch being dispatched
+        self._plain: dict[int, Callable] | None = None  # handlers without the late-timer check
+        self._opened = False
+        self._bytestream = False
+        self._ude_hook = pm.direct_callers("mosfw_user_event")
+        self._timeout_hook = pm.direct_callers("mosfw_timeout")
+
         cfg = ffi.new("struct mosfw_config *")
         lib.mosfw_config_defaults(cfg)
         cfg.core_id = core_id
@@ -92,18 +164,39 @@ class Core:
         cfg.tcp_timeout = float(config.tcp_timeout)
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
         cfg.verify_checksums = 1 if config.verify_checksums else 0
-        self.event_mask = pm.event_mask()
+        cfg.rmem_size = self.rmem_size
+        cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0
+        self._pm_mask = pm.event_mask()
+        # callbacks marked with mosfw.api.on() in the plugins
+        seen = set()
+        for plugin in pm.get_plugins():
+            pname = pm.get_name(plugin) or repr(plugin)
+            for ev, fn in plugin_callbacks(plugin):
+                if (id(getattr(fn, "__func__", fn)), id(getattr(fn, "__self__", None)), ev) in seen:
+                    continue
+                seen.add((id(getattr(fn, "__func__", fn)), id(getattr(fn, "__self__", None)), ev))
+                self._add_callback(ev, fn, adapt_callback(fn), pname)
+        self.event_mask = self._compute_mask()
         cfg.event_mask = self.event_mask
         err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
         c = lib.mosfw_core_new(cfg, err)
         if c == ffi.NULL:
             raise EngineError(ffi.string(err).decode(errors="replace"))
         self._c = ffi.gc(c, lib.mosfw_core_free)
+        # the packet of every event (Flow.last_packet): copies are made only
+        # of packets that produce records
+        lib.mosfw_core_set_packets(self._c, 1)
+        lib.mosfw_core_set_filter_only(self._c, self._filter_only())
         self._cap = capacity
         self._evs = ffi.new("struct mosfw_event[]", capacity)
         self._view = memoryview(ffi.buffer(self._evs))
         self._n = ffi.new("uint32_t *")
-        self._handlers = self._build_handlers()
+        self._pbuf_len = max(self.rmem_size, 65536)
+        self._pbuf = ffi.new("uint8_t[]", self._pbuf_len)
+        self._lost = ffi.new("uint64_t *")
+        self._i64 = ffi.new("int64_t *")
+        self._handlers: dict[int, Callable] = {}
+        self._rebuild()
 
     # -- input ----------------------------------------------------------------
 
@@ -119,6 +212,11 @@ class Core:
             raise InputError("no input: give a capture file (-r FILE) or an interface (-i IFACE)")
         if rc != 0:
             raise InputError(ffi.string(err).decode(errors="replace"))
+        self._opened = True
+        for u, bit in self._bpf_bits.items():
+            self._compile_event_filter(u, bit)
+        for which, expr in getattr(self, "_monitor_filters", {}).items():
+            self._set_monitor_filter(which, expr)
 
     @property
     def linktype(self) -> str:
@@ -134,6 +232,14 @@ class Core:
         lib.mosfw_core_stats(self._c, out)
         return RunStats.from_c(out, self._plugin_errors)
 
+    def api_stats(self) -> dict[str, int]:
+        """Counters of the mOS API parts: reassembly buffers (allocated,
+        live, peak, bytes, bytes lost to gaps and overruns, batches cut
+        short to keep event-time reads), monitor filters, timers."""
+        out = ffi.new("struct mosfw_ext_stats *")
+        lib.mosfw_core_ext_stats(self._c, out)
+        return {f: getattr(out, f) for f, _ in ffi.typeof("struct mosfw_ext_stats").fields}
+
     @property
     def flows(self) -> dict[int, Flow]:
         """Flows seen by plugins and not yet ended, by id."""
@@ -143,6 +249,404 @@ class Core:
         """Finish soon: every open flow gets CONN_END(eof); safe from a
         signal handler."""
         self._stop_requested = True
+
+    @property
+    def now(self) -> float:
+        """Input time: the time of the event being dispatched, else the
+        engine's (packet time offline, wall time live when idle)."""
+        rec = self._cur[0]
+        if rec is not None:
+            return rec[0]
+        return lib.mosfw_core_now(self._c)
+
+    # -- monitor filters (mtcp_bind_monitor_filter) ----------------------------
+
+    def set_monitor_filter(self, syn: str | None = None, orphan: str | None = None) -> None:
+        """BPF monitor filters (mOS ``stream_syn_filter`` and
+        ``stream_orphan_filter``, ``mtcp_bind_monitor_filter``), evaluated
+        in C on the packet.
+
+        :param syn: which new connections are tracked at all: applied to
+            every packet that would start a flow (a SYN, or a SYN/ACK or
+            data packet of a connection picked up mid-stream); a packet
+            that does not match is neither tracked nor an orphan. Later
+            packets of an untracked connection are tested again as they
+            would start it. "" removes the filter.
+        :param orphan: which orphan packets raise ORPHAN ("" removes it).
+
+        Call from ``mosfw_configure``/``mosfw_core_start`` (before the first
+        packet) or later; a bad expression raises :class:`EngineError`.
+        """
+        if not hasattr(self, "_monitor_filters"):
+            self._monitor_filters: dict[int, str] = {}
+        for which, expr in ((lib.MOSFW_FILTER_SYN, syn), (lib.MOSFW_FILTER_ORPHAN, orphan)):
+            if expr is None:
+                continue
+            self._monitor_filters[which] = expr
+            if self._opened:
+                self._set_monitor_filter(which, expr)
+
+    def _set_monitor_filter(self, which: int, expr: str) -> None:
+        err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
+        if lib.mosfw_core_set_filter(self._c, which, 0, expr.encode(), err) < 0:
+            kind = "stream_syn_filter" if which == lib.MOSFW_FILTER_SYN else "stream_orphan_filter"
+            raise EngineError(f"{kind}: {ffi.string(err).decode(errors='replace')}")
+
+    # -- bytestream ---------------------------------------------------------------
+
+    def enable_bytestream(self) -> bool:
+        """Keep reassembly buffers (``rmem_size`` bytes per side) for flows'
+        payload from now on, although no plugin implements
+        ``mosfw_conn_new_data`` (which turns them on by itself). Call it in
+        ``mosfw_core_start`` when a plugin peeks from other events. Returns
+        False when buffers are off (``no_ring_buffers = 1``)."""
+        self._bytestream = bool(lib.mosfw_core_set_bytestream(self._c, 1))
+        return self._bytestream
+
+    def _peek(self, flow: Flow, side: int, n: int | None) -> tuple[bytes, int]:
+        want = self._pbuf_len if n is None or n > self._pbuf_len else max(0, int(n))
+        r = lib.mosfw_core_peek(self._c, flow._slot, flow.id, side, self._pbuf, want, self._lost)
+        if r == -2 and not self._bytestream:
+            self.enable_bytestream()  # a first peek asks for buffers from now on
+        if r <= 0:
+            return b"", (self._lost[0] if r == 0 else 0)
+        return ffi.buffer(self._pbuf, r)[:], self._lost[0]
+
+    def _ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
+        r = lib.mosfw_core_ppeek(self._c, flow._slot, flow.id, side, offset, self._pbuf,
+                                 min(n, self._pbuf_len))
+        if r == -2 and not self._bytestream:
+            self.enable_bytestream()
+        return ffi.buffer(self._pbuf, r)[:] if r > 0 else b""
+
+    def _stream_info(self, flow: Flow, side: int):
+        from mosfw.api import StreamInfo
+
+        out = ffi.new("struct mosfw_stream_info *")
+        if lib.mosfw_core_stream_info(self._c, flow._slot, flow.id, side, out) != 0:
+            return None
+        return StreamInfo.from_c(out)
+
+    def _fragments(self, flow: Flow, side: int) -> list[tuple[int, int]]:
+        out = ffi.new("struct mosfw_stream_frag[]", 40)
+        n = lib.mosfw_core_stream_frags(self._c, flow._slot, flow.id, side, out, 40)
+        if n > 40:
+            out = ffi.new("struct mosfw_stream_frag[]", n)
+            n = lib.mosfw_core_stream_frags(self._c, flow._slot, flow.id, side, out, n)
+        return [(out[i].offset, out[i].len) for i in range(max(0, n))]
+
+    def _stream_offset(self, flow: Flow, side: int, seq: int) -> int | None:
+        if lib.mosfw_core_stream_offset(self._c, flow._slot, flow.id, side, seq & 0xFFFFFFFF, self._i64):
+            return None
+        return self._i64[0]
+
+    def _set_overlap(self, flow: Flow, side: int, policy: int) -> None:
+        if not self._bytestream and not (self.event_mask & int(EventType.CONN_NEW_DATA)):
+            self.enable_bytestream()
+        lib.mosfw_core_set_overlap(self._c, flow._slot, flow.id, side, policy)
+
+    # -- the packet of the event ----------------------------------------------------
+
+    def last_packet(self):
+        """The packet of the event being dispatched, whatever it is about
+        (an ORPHAN's packet too), as a :class:`~mosfw.api.Packet`; None for
+        events that came from no packet and outside dispatch. ``side`` and
+        ``offset`` are None (see :meth:`Flow.last_packet
+        <mosfw.flow.Flow.last_packet>` for a flow's view)."""
+        from mosfw.api import Packet
+
+        rec = self._cur[0]
+        if rec is None or not rec[16]:
+            return None
+        p = lib.mosfw_core_packet(self._c, rec[17])
+        if p == ffi.NULL:
+            return None
+        return Packet(p, ffi.buffer(p.frame, p.caplen)[:], None, None)
+
+    def _last_packet(self, flow: Flow):
+        from mosfw.api import Packet
+
+        rec = self._cur[0]
+        if rec is None or rec[1] != flow.id or not rec[16]:
+            return None
+        p = lib.mosfw_core_packet(self._c, rec[17])
+        if p == ffi.NULL:
+            return None
+        frame = ffi.buffer(p.frame, p.caplen)[:]
+        t = flow._rec.tuple
+        # the sender: compare the source port and address with the client's
+        l3, l4 = p.l3_off, p.l4_off
+        sport = int.from_bytes(frame[l4:l4 + 2], "big") if len(frame) >= l4 + 2 else 0
+        if p.family == 4:
+            src = frame[l3 + 12:l3 + 16]
+            cli = bytes(t.cli_addr[0:4])
+        else:
+            src = frame[l3 + 8:l3 + 24]
+            cli = bytes(t.cli_addr[0:16])
+        side = Side.CLIENT if (sport == t.cli_port and src == cli) else Side.SERVER
+        offset = None
+        if p.payload_len:
+            seq = (p.seq + (1 if p.tcp_flags & 0x02 else 0)) & 0xFFFFFFFF
+            offset = self._stream_offset(flow, int(side), seq)
+        return Packet(p, frame, side, offset)
+
+    # -- callbacks and user-defined events -----------------------------------------
+
+    def register(self, event, callback: Callable) -> None:
+        """Call ``callback`` whenever ``event`` fires, on every flow
+        (``mtcp_register_callback`` on the monitoring socket): ``event`` is
+        an ``EventType`` or a :class:`~mosfw.api.UserEvent`; arguments by
+        name as in :mod:`mosfw.api`. Takes effect for the events produced
+        after the current batch (the engine starts producing an event
+        nobody subscribed to before)."""
+        from mosfw.api import adapt_callback
+
+        name = getattr(callback, "__qualname__", repr(callback))
+        self._add_callback(event, callback, adapt_callback(callback), name)
+        self._update_mask()
+        self._rebuild()
+
+    def subscribe(self, *events) -> None:
+        """Have the engine produce these built-in events (``EventType``
+        bits) from now on, although no hook implements them: callbacks
+        that :meth:`Flow.register <mosfw.flow.Flow.register>` adds at run
+        time then see them from the first packet. (An event nobody
+        subscribed to is never produced; registering for it at run time
+        subscribes it, but only for the packets read after the current
+        batch.) Subscribing to CONN_NEW_DATA turns reassembly buffers on."""
+        for e in events:
+            self._extra_bits |= int(e)
+        self._update_mask()
+
+    def unregister(self, event, callback: Callable | None = None) -> None:
+        """Undo :meth:`register` (every callback of ``event`` when
+        ``callback`` is None)."""
+        key = _key(event)
+        lst = self._core_cbs.get(key)
+        if not lst:
+            return
+        lst[:] = [x for x in lst if callback is not None and x[1] != callback]
+        if not lst:
+            del self._core_cbs[key]
+        self._update_mask()
+        self._rebuild()
+
+    def _add_callback(self, event, fn, adapted, name: str) -> None:
+        key = _key(event)
+        lst = self._core_cbs.setdefault(key, [])
+        if any(x[1] == fn for x in lst):
+            return
+        lst.append((name, fn, adapted))
+        if not isinstance(key, int):
+            self._activate(key)
+
+    def _flow_register(self, flow: Flow, event, callback) -> None:
+        from mosfw.api import adapt_callback
+
+        key = _key(event)
+        if flow._cbs is None:
+            flow._cbs = {}
+        lst = flow._cbs.setdefault(key, [])
+        if any(x[1] == callback for x in lst):
+            return
+        lst.append((getattr(callback, "__qualname__", repr(callback)), callback, adapt_callback(callback)))
+        if not isinstance(key, int):
+            self._activate(key)
+        if key not in self._flow_cb_keys:
+            self._flow_cb_keys.add(key)
+            self._update_mask()
+            self._rebuild()
+
+    def _flow_unregister(self, flow: Flow, event, callback) -> None:
+        key = _key(event)
+        lst = flow._cbs.get(key)
+        if not lst:
+            return
+        lst[:] = [x for x in lst if callback is not None and x[1] != callback]
+        if not lst:
+            del flow._cbs[key]
+
+    def _activate(self, u) -> None:
+        """Make a user-defined event (and the ones it derives from) live in
+        this core: its filter is evaluated when its base fires."""
+        from mosfw.api import UserEvent
+
+        if u in self._active:
+            return
+        if isinstance(u.base, UserEvent):
+            self._activate(u.base)
+            self._ude_children.setdefault(u.base, []).append(u)
+        elif u.base is not None:
+            self._ude_roots.setdefault(int(u.base), []).append(u)
+        self._active.append(u)
+        if u.bpf:
+            used = set(self._bpf_bits.values())
+            free = [b for b in range(lib.MOSFW_FILTER_EVENTS) if b not in used]
+            if not free:
+                raise EngineError(f"{u.name}: at most {lib.MOSFW_FILTER_EVENTS} BPF-filtered events per core")
+            self._bpf_bits[u] = free[0]
+            if self._opened:
+                self._compile_event_filter(u, free[0])
+        if hasattr(self, "_c"):
+            self._update_mask()
+            self._rebuild()
+
+    def _compile_event_filter(self, u, bit: int) -> None:
+        err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
+        if lib.mosfw_core_set_filter(self._c, bit, int(u.root), u.bpf.encode(), err) < 0:
+            raise EngineError(f"user event {u.name}: {ffi.string(err).decode(errors='replace')}")
+
+    def raise_event(self, event, flow: Flow | None = None, side: Side | None = None, data: Any = None) -> None:
+        """Raise a user event now (``mtcp_raise_event``): its callbacks run
+        at once (before this call returns), with ``flow``, ``side`` and
+        ``data``; events derived from it are then evaluated (their filters
+        see ``data`` too). ``event`` is an :func:`~mosfw.api.alloc_event`
+        event or any :class:`~mosfw.api.UserEvent` (its own filter is not
+        applied: raising is the app's decision). The ``event`` argument
+        callbacks get is the record being dispatched (outside dispatch, a
+        TICK-typed record carrying only the time)."""
+        from mosfw.api import UserEvent
+
+        if not isinstance(event, UserEvent):
+            raise TypeError(f"raise_event: {event!r} is not a UserEvent (see mosfw.api.alloc_event)")
+        self._activate(event)
+        rec = self._cur[0]
+        if rec is None:
+            rec = (self.now, 0, _NO_SLOT, int(EventType.TICK), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        if side is None:
+            side = SIDES[rec[8]]
+        self._fire_ude(event, rec, flow, side, Event(rec), data)
+
+    def _call(self, name: str, what: str, adapted, flow, side, ev, uevent, data, timer=None) -> None:
+        try:
+            adapted(flow, side, ev, uevent, data, self, timer)
+        except Exception as e:  # noqa: BLE001 - reported, engine goes on
+            self._report(name, what, flow, e)
+
+    def _fire_ude(self, u, rec, flow, side, ev, data) -> None:
+        what = f"callback of {u.name}"
+        for name, _fn, ad in self._core_cbs.get(u, ()):
+            self._call(name, what, ad, flow, side, ev, u, data)
+        if flow is not None and flow._cbs:
+            for name, _fn, ad in list(flow._cbs.get(u, ())):
+                self._call(name, what, ad, flow, side, ev, u, data)
+        for name, fn in self._ude_hook:
+            try:
+                fn(flow, side, ev, u, data)
+            except Exception as e:  # noqa: BLE001
+                self._report(name, "mosfw_user_event", flow, e)
+        for child in self._ude_children.get(u, ()):
+            self._eval_ude(child, rec, flow, side, ev, data)
+
+    def _eval_ude(self, u, rec, flow, side, ev, data) -> None:
+        if flow is not None and flow._stopped and _unmonitored(flow, side):
+            return
+        bit = self._bpf_bits.get(u)
+        if bit is not None and not (rec[18] >> bit) & 1:
+            return
+        if u._fn is not None:
+            try:
+                if not u._fn(flow, side, ev, u, data, self, None):
+                    return
+            except Exception as e:  # noqa: BLE001
+                self._report(getattr(u.filter, "__module__", None) or u.name, f"filter of {u.name}", flow, e)
+                return
+        self._fire_ude(u, rec, flow, side, ev, data)
+
+    # -- timers ------------------------------------------------------------------
+
+    def settimer(self, seconds: float, callback: Callable | None = None, *, data: Any = None,
+                 flow: Flow | None = None, timer_id: Any = None):
+        """A one-shot timer (``mtcp_settimer``): fires ``seconds`` after
+        now -- the time of the event being dispatched, on input time
+        (packet time when reading a file, wall time live). Set before the
+        first packet of a file, it counts from that packet's time.
+
+        When it fires (a TIMEOUT record, ordered before the first packet
+        at or after its deadline), ``callback`` is called with any of
+        ``flow``, ``data``, ``timer``, ``event``, ``core`` by name, or,
+        without a callback, the :func:`~mosfw.hookspecs.mosfw_timeout`
+        hook. A per-flow timer (``flow=``, or :meth:`Flow.settimer
+        <mosfw.flow.Flow.settimer>`) is dropped when its flow ends first.
+        Timers still pending when the input ends do not fire. A deadline
+        that falls inside the batch already read fires at the start of the
+        next batch (its record still carries its deadline as ``ts``).
+
+        :return: a :class:`~mosfw.api.Timer` (``timer.cancel()``).
+        """
+        from mosfw.api import Timer, adapt_callback
+
+        seconds = float(seconds)
+        if not seconds >= 0:
+            raise ValueError(f"settimer: seconds must be >= 0, not {seconds!r}")
+        rec = self._cur[0]
+        if rec is not None:
+            deadline = rec[0] + seconds
+        else:
+            now = lib.mosfw_core_now(self._c)
+            if now == 0.0 and self.config.interface:
+                now = time.time()
+            deadline = now + seconds  # offline before the first packet: C counts from it
+        slot, fid = (_NO_SLOT, 0) if flow is None else (flow._slot, flow.id)
+        handle = self._next_handle
+        self._next_handle = handle % 0xFFFFFFFF + 1
+        t = Timer(handle, deadline, flow, callback, data, timer_id, core=self)
+        if rec is not None and deadline <= lib.mosfw_core_now(self._c):
+            # the engine already read past the deadline in this batch: fire
+            # it here, before the first record at or after it
+            heapq.heappush(self._late, (deadline, handle, t))
+            self._arm_late()
+        elif lib.mosfw_core_timer_add(self._c, deadline, slot, fid, handle) < 0:
+            raise RuntimeError("settimer: the flow is gone or out of memory")
+        if callback is not None:
+            t._adapted = adapt_callback(callback)
+        self._timers[handle] = t
+        if flow is not None:
+            if flow._timers is None:
+                flow._timers = {}
+            flow._timers[handle] = t
+        if not self.event_mask & int(EventType.TIMEOUT):
+            self._update_mask()
+        return t
+
+    def _arm_late(self) -> None:
+        """Route every record through a check of the late timers (only
+        while there are some: the plain handlers come back after)."""
+        if self._plain is not None:
+            return
+        plain = dict(self._handlers)
+        self._plain = plain
+        late = self._late
+        fire = self._fire_late
+
+        def wrap(h):
+            def checked(rec) -> None:
+                if late and rec[0] >= late[0][0]:
+                    fire(rec[0])
+                h(rec)
+
+            return checked
+
+        self._handlers.update({bit: wrap(h) for bit, h in plain.items()})
+
+    def _fire_late(self, upto: float) -> None:
+        late, cur = self._late, self._cur
+        plain = self._plain or self._handlers
+        outer = cur[0]
+        while late and late[0][0] <= upto:
+            deadline, handle, t = heapq.heappop(late)
+            if t.cancelled or (t.flow is not None and (t.flow._ended or t.flow._stopped == 3)):
+                self._timers.pop(handle, None)
+                continue
+            fid, slot = (t.flow.id, t.flow._slot) if t.flow is not None else (0, _NO_SLOT)
+            rec = (deadline, fid, slot, int(EventType.TIMEOUT), handle, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                   0, 0, 0, 0, 0)
+            cur[0] = rec
+            plain[int(EventType.TIMEOUT)](rec)
+        cur[0] = outer
+        if not late and self._plain is not None:
+            self._handlers.update(self._plain)
+            self._plain = None
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -165,6 +669,77 @@ class Core:
             file=self.config.stderr,
         )
 
+    def _compute_mask(self) -> int:
+        mask = self._pm_mask | self._extra_bits
+        for key in list(self._core_cbs) + list(self._flow_cb_keys):
+            if isinstance(key, int):
+                mask |= key
+        for bit in self._ude_roots:
+            mask |= bit
+        if self._timers or self._timeout_hook:
+            mask |= int(EventType.TIMEOUT)
+        if mask & _FLOW_BITS:
+            mask |= int(EventType.CONN_END)  # per-flow state is dropped there
+        return mask
+
+    def _filter_only(self) -> int:
+        """Event bits wanted only by BPF-filtered user events: the engine
+        then keeps just the records whose packet matched (Python never
+        sees the others)."""
+        bits = 0
+        for bit, roots in self._ude_roots.items():
+            if roots and all(u in self._bpf_bits for u in roots) and not (
+                    (self._pm_mask | self._extra_bits) & bit or bit in self._core_cbs
+                    or bit in self._flow_cb_keys or bit == int(EventType.CONN_END)):
+                bits |= bit
+        return bits
+
+    def _update_mask(self) -> None:
+        mask = self._compute_mask()
+        if self._timers:
+            mask |= int(EventType.TIMEOUT)
+        lib.mosfw_core_set_filter_only(self._c, self._filter_only())
+        if mask != self.event_mask:
+            self.event_mask = mask
+            lib.mosfw_core_set_event_mask(self._c, mask)
+
+    def _rebuild(self) -> None:
+        """(Re)build the dispatch table in place (run() holds a reference)."""
+        new = self._build_handlers()
+        self._handlers.clear()
+        self._handlers.update(new)
+        if self._plain is not None:  # late timers pending: keep checking
+            self._plain = None
+            self._arm_late()
+
+    def _extras(self, bit: int) -> Callable | None:
+        """What runs after the hooks for an event: callbacks registered for
+        it (core-wide and per flow) and the user events derived from it."""
+        core_cbs = tuple(self._core_cbs.get(bit, ()))
+        roots = tuple(self._ude_roots.get(bit, ()))
+        per_flow = bit in self._flow_cb_keys
+        if not (core_cbs or roots or per_flow):
+            return None
+        uevent = EventType(bit)
+        call, eval_ude = self._call, self._eval_ude
+        what = f"callback of {uevent.name}"
+
+        def extra(rec, flow, ev) -> None:
+            side = SIDES[rec[8]]
+            for name, _fn, ad in core_cbs:
+                if flow is not None and flow._stopped and _unmonitored(flow, side):
+                    return
+                call(name, what, ad, flow, side, ev, uevent, None)
+            if flow is not None and flow._stopped and _unmonitored(flow, side):
+                return
+            if per_flow and flow is not None and flow._cbs:
+                for name, _fn, ad in list(flow._cbs.get(bit, ())):
+                    call(name, what, ad, flow, side, ev, uevent, None)
+            for u in roots:
+                eval_ude(u, rec, flow, side, ev, None)
+
+        return extra
+
     def _build_handlers(self) -> dict[int, Callable]:
         pm = self.pm
         flows = self._flows
@@ -174,18 +749,41 @@ class Core:
         report = self._report
         handlers: dict[int, Callable] = {}
 
-        def get_flow(rec) -> Flow:
+        stopped = self._stopped_ids
+
+        def get_flow(rec) -> Flow | None:
             f = flows.get(rec[1])
             if f is None:
-                f = Flow(flow_rec(c, rec[2]), rec[1], core_id)
+                if stopped and rec[1] in stopped:
+                    return None  # not monitored any more: this batch's records are skipped
+                f = Flow(flow_rec(c, rec[2]), rec[1], core_id, self, rec[2])
                 flows[rec[1]] = f
             return f
 
-        def side_event(hook: str) -> Callable | None:
+        def side_event(hook: str, bit: int) -> Callable | None:
             calls = pm.direct_callers(hook)
+            extra = self._extras(bit)
+            get = flows.get
+            if extra is not None:
+
+                def handle_general(rec) -> None:
+                    flow = get(rec[1])
+                    if flow is None:
+                        flow = get_flow(rec)
+                        if flow is None:
+                            return
+                    ev = Event(rec)
+                    side = SIDES[rec[8]]
+                    for name, fn in calls:
+                        try:
+                            fn(flow, side, ev)
+                        except Exception as e:  # noqa: BLE001
+                            report(name, hook, flow, e)
+                    extra(rec, flow, ev)
+
+                return handle_general
             if not calls:
                 return None
-            get = flows.get
             if len(calls) == 1:
                 # the common case, one subscriber: no loop
                 (name, fn), = calls
@@ -194,6 +792,8 @@ class Core:
                     flow = get(rec[1])
                     if flow is None:
                         flow = get_flow(rec)
+                        if flow is None:
+                            return
                     try:
                         fn(flow, SIDES[rec[8]], Event(rec))
                     except Exception as e:  # noqa: BLE001 - reported, engine goes on
@@ -205,6 +805,8 @@ class Core:
                 flow = get(rec[1])
                 if flow is None:
                     flow = get_flow(rec)
+                    if flow is None:
+                        return
                 ev = Event(rec)
                 side = SIDES[rec[8]]
                 for name, fn in calls:
@@ -221,15 +823,18 @@ class Core:
             ("mosfw_conn_new_data", EventType.CONN_NEW_DATA),
             ("mosfw_rexmit", EventType.REXMIT),
         ):
-            h = side_event(hook)
+            h = side_event(hook, int(bit))
             if h:
                 handlers[int(bit)] = h
 
         calls_sc = pm.direct_callers("mosfw_tcp_state_change")
-        if calls_sc:
+        extra_sc = self._extras(int(EventType.TCP_STATE_CHANGE))
+        if calls_sc or extra_sc:
 
             def on_state_change(rec) -> None:
                 flow = get_flow(rec)
+                if flow is None:
+                    return
                 ev = Event(rec)
                 side, old, new = SIDES[rec[8]], STATES[rec[9]], STATES[rec[10]]
                 for name, fn in calls_sc:
@@ -237,16 +842,22 @@ class Core:
                         fn(flow, side, old, new, ev)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tcp_state_change", flow, e)
+                if extra_sc:
+                    extra_sc(rec, flow, ev)
 
             handlers[int(EventType.TCP_STATE_CHANGE)] = on_state_change
 
         calls_end = pm.direct_callers("mosfw_conn_end")
+        extra_end = self._extras(int(EventType.CONN_END))
+        timers = self._timers
 
         def on_conn_end(rec) -> None:
             flow = flows.pop(rec[1], None)
             if flow is None:
-                flow = Flow(flow_rec(c, rec[2]), rec[1], core_id)
-            if calls_end:
+                if stopped and rec[1] in stopped:
+                    return
+                flow = Flow(flow_rec(c, rec[2]), rec[1], core_id, self, rec[2])
+            if calls_end or extra_end:
                 ev = Event(rec)
                 reason = REASONS[rec[11]]
                 for name, fn in calls_end:
@@ -254,12 +865,18 @@ class Core:
                         fn(flow, reason, ev)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_conn_end", flow, e)
+                if extra_end:
+                    extra_end(rec, flow, ev)
+            if flow._timers:
+                for h in flow._timers:
+                    timers.pop(h, None)
             flow._freeze()
 
         handlers[int(EventType.CONN_END)] = on_conn_end
 
         calls_orphan = pm.direct_callers("mosfw_orphan")
-        if calls_orphan:
+        extra_orphan = self._extras(int(EventType.ORPHAN))
+        if calls_orphan or extra_orphan:
 
             def on_orphan(rec) -> None:
                 t = lib.mosfw_core_orphan_tuple(c, rec[2])
@@ -271,14 +888,19 @@ class Core:
                         fn(ev, src, dst)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_orphan", None, e)
+                if extra_orphan:
+                    extra_orphan(rec, None, ev)
 
             handlers[int(EventType.ORPHAN)] = on_orphan
 
         calls_err = pm.direct_callers("mosfw_error")
-        if calls_err:
+        extra_err = self._extras(int(EventType.ERROR))
+        if calls_err or extra_err:
 
             def on_error(rec) -> None:
                 flow = get_flow(rec) if rec[1] else None
+                if flow is None and rec[1]:
+                    return
                 ev = Event(rec)
                 code = ERRORS.get(rec[11])
                 for name, fn in calls_err:
@@ -286,11 +908,14 @@ class Core:
                         fn(flow, code, ev)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_error", flow, e)
+                if extra_err:
+                    extra_err(rec, flow, ev)
 
             handlers[int(EventType.ERROR)] = on_error
 
         calls_tick = pm.direct_callers("mosfw_tick")
-        if calls_tick:
+        extra_tick = self._extras(int(EventType.TICK))
+        if calls_tick or extra_tick:
 
             def on_tick(rec) -> None:
                 for name, fn in calls_tick:
@@ -298,13 +923,63 @@ class Core:
                         fn(self, rec[0])
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
+                if extra_tick:
+                    extra_tick(rec, None, Event(rec))
 
             handlers[int(EventType.TICK)] = on_tick
+
+        timeout_hook = self._timeout_hook
+        extra_timeout = self._extras(int(EventType.TIMEOUT))
+        call = self._call
+
+        def on_timeout(rec) -> None:
+            t = timers.pop(rec[4], None)
+            if t is None or t.cancelled:
+                return
+            t.fired = True
+            flow = t.flow
+            if flow is not None and flow._timers:
+                flow._timers.pop(t.handle, None)
+            ev = Event(rec)
+            if t.callback is not None:
+                call(getattr(t.callback, "__qualname__", "timer"), "timer callback", t._adapted,
+                     flow, None, ev, EventType.TIMEOUT, t.data, t)
+            else:
+                for name, fn in timeout_hook:
+                    try:
+                        fn(flow, t, t.data, ev)
+                    except Exception as e:  # noqa: BLE001
+                        report(name, "mosfw_timeout", flow, e)
+            if extra_timeout:
+                extra_timeout(rec, flow, ev)
+
+        handlers[int(EventType.TIMEOUT)] = on_timeout
 
         ignore = lambda rec: None  # noqa: E731 - subscribed only for cleanup
         for bit in EventType:
             handlers.setdefault(int(bit), ignore)
         return handlers
+
+    def _stop_monitoring(self, flow: Flow, sides: int) -> None:
+        if lib.mosfw_core_stop_monitor(self._c, flow._slot, flow.id, sides) < 0:
+            return
+        flow._stopped |= sides
+        if flow._stopped == 3:
+            # gone for Python at once: the rest of this batch's records
+            # about it are skipped; its state goes at the end of the batch
+            if self._flows.get(flow.id) is flow:
+                del self._flows[flow.id]
+            self._stopped_ids.add(flow.id)
+            self._to_drop.append(flow)
+
+    def _drop_stopped(self) -> None:
+        for flow in self._to_drop:
+            if flow._timers:
+                for h in list(flow._timers):
+                    self._timers.pop(h, None)
+            flow._detach()
+        self._to_drop.clear()
+        self._stopped_ids.clear()
 
     def _call_lifecycle(self, hook: str, *args) -> None:
         for name, fn in self.pm.direct_callers(hook):
@@ -325,6 +1000,8 @@ class Core:
         size = EVENT_STRUCT.size
         unpack = EVENT_STRUCT.iter_unpack
         handlers = self._handlers
+        cur = self._cur
+        to_drop = self._to_drop
         stop_sent = False
         next_progress = time.monotonic() + progress_every
         self._call_lifecycle("mosfw_core_start", self)
@@ -333,7 +1010,13 @@ class Core:
             n = n_ptr[0]
             if n:
                 for rec in unpack(view[: n * size]):
+                    cur[0] = rec
                     handlers[rec[3]](rec)
+                cur[0] = None
+                if self._late:  # due before anything the next batch holds
+                    self._fire_late(float("inf"))
+                if to_drop:
+                    self._drop_stopped()
             if progress is not None:
                 now = time.monotonic()
                 if now >= next_progress:
@@ -347,4 +1030,3 @@ class Core:
         error = ffi.string(lib.mosfw_core_error(c)).decode(errors="replace") if st == lib.MOSFW_RUN_ERROR else ""
         self._call_lifecycle("mosfw_core_finish", self)
         return RunResult(_FINAL[st], error, self.stats())
-

@@ -86,6 +86,7 @@ class ErrorCode(enum.IntEnum):
     TABLE_FULL = lib.MOSFW_ERR_TABLE_FULL
     BAD_SEQUENCE = lib.MOSFW_ERR_BAD_SEQUENCE
     BAD_CHECKSUM = lib.MOSFW_ERR_BAD_CHECKSUM
+    BUFFER_OVERRUN = lib.MOSFW_ERR_BUFFER_OVERRUN
 
     @property
     def label(self) -> str:

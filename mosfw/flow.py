@@ -5,6 +5,23 @@ event). What it returns is *state now*: as of the end of the batch of
 events being dispatched. The state at the moment of an event is in the
 :class:`~mosfw.events.Event` passed with it. After its CONN_END the flow
 is frozen: the record is copied once and the view keeps working.
+
+Two kinds of accessors answer for the moment of the event being
+dispatched rather than for the end of the batch:
+
+- the **bytestream** (:meth:`Flow.peek`, :meth:`Flow.ppeek`,
+  :meth:`Flow.stream_info`, :meth:`Flow.fragments`, :meth:`Flow.lost_bytes`):
+  the engine never changes a flow's reassembly buffers while records
+  about that flow wait for dispatch (it ends the batch before such a
+  packet), so during any event of a flow they show the stream as it was
+  right after the packet that caused the event;
+- the **packet** (:meth:`Flow.last_packet`): the packet of the event
+  being dispatched, kept in the batch's packet arena.
+
+The rest of the mOS socket API is here too: per-flow callbacks
+(:meth:`Flow.register`), timers (:meth:`Flow.settimer`), user events
+(:meth:`Flow.raise_event`), ``MOS_STOP_MON`` (:meth:`Flow.stop_monitoring`)
+and the overlap policy (:meth:`Flow.set_overlap_policy`).
 """
 
 from __future__ import annotations
@@ -12,7 +29,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from mosfw._native import ffi
+from mosfw._native import ffi, lib
 from mosfw.events import STATES, EndReason, Side, TcpState
 
 __all__ = ["Flow", "format_endpoint"]
@@ -40,14 +57,19 @@ class Flow:
     """
 
     __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "_client_str", "_server_str",
-                 "__weakref__")
+                 "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
-    def __init__(self, rec, flow_id: int, core: int) -> None:
+    def __init__(self, rec, flow_id: int, core: int, engine=None, slot: int = 0xFFFFFFFF) -> None:
         self._rec = rec
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
         self._ended = False
+        self._eng = engine  # the mosfw.engine.Core (None: a detached view)
+        self._slot = slot
+        self._cbs = None  # per-flow callbacks: {event key: [(fn, adapted)]}
+        self._timers = None  # per-flow timers pending: {handle: Timer}
+        self._stopped = 0  # MOS_STOP_MON bits (1 client, 2 server)
         self._client = None
         self._server = None
         self._client_str = None
@@ -179,7 +201,179 @@ class Flow:
     def duration(self) -> float:
         return self._rec.last_ts - self._rec.first_ts
 
+    # -- bytestream (mtcp_peek, mtcp_ppeek, MOS_INFO_*BUF, MOS_FRAGINFO_*BUF) --
+
+    def _live(self) -> bool:
+        return self._eng is not None and not self._ended
+
+    def peek(self, side: Side, n: int | None = None, *, with_lost: bool = False):
+        """Read in-order bytes of ``side``'s stream and consume them
+        (``mtcp_peek``): up to ``n`` bytes (all that are readable when
+        None), from where the previous peek stopped.
+
+        Bytes the read position can no longer get -- overwritten because
+        the buffer (``rmem_size``) overflowed before they were read, or
+        given up in a gap the tap never saw -- are skipped and counted in
+        :meth:`lost_bytes`, never raised as errors; one call never returns
+        bytes from both sides of such a hole (call again to continue after
+        it). Returns ``b""`` when nothing is readable, when the side has no
+        buffer (no payload yet, ``no_ring_buffers = 1``, or the flow
+        ended), and outside the engine's dispatch.
+
+        With ``with_lost=True`` returns ``(lost, data)``: the bytes skipped
+        just before ``data``.
+        """
+        out = b""
+        lost = 0
+        if self._live():
+            out, lost = self._eng._peek(self, int(side), n)
+        return (lost, out) if with_lost else out
+
+    def ppeek(self, side: Side, offset: int, n: int) -> bytes:
+        """Read up to ``n`` bytes of ``side``'s stream at ``offset``
+        without consuming anything (``mtcp_ppeek``); offset 0 is the first
+        byte after the side's ISN. Returns the contiguous bytes held from
+        there -- in-order data or an out-of-order fragment -- or ``b""``
+        when the byte at ``offset`` is not held (not received yet, given
+        up, or overwritten)."""
+        if not self._live() or n <= 0 or offset < 0:
+            return b""
+        return self._eng._ppeek(self, int(side), int(offset), int(n))
+
+    def lost_bytes(self, side: Side) -> int:
+        """Bytes of ``side``'s stream the consuming read (:meth:`peek`)
+        skipped so far: overwritten before they were read, or never seen
+        (gaps given up)."""
+        info = self.stream_info(side)
+        return info.lost_bytes if info else 0
+
+    def stream_info(self, side: Side):
+        """The reassembly buffer of ``side`` as a
+        :class:`~mosfw.api.StreamInfo` (``MOS_INFO_CLIBUF``/``SVRBUF``:
+        ``init_seq``, ``last_byte_read``, ``next_byte_expected``,
+        ``last_byte_received``, loss counters), or None when the side has
+        no buffer."""
+        if not self._live():
+            return None
+        return self._eng._stream_info(self, int(side))
+
+    def fragments(self, side: Side) -> list[tuple[int, int]]:
+        """Contiguous ranges of ``side``'s stream held in its buffer, as
+        ``(offset, length)`` in offset order (``MOS_FRAGINFO_*BUF``): the
+        in-order bytes (split where gaps were given up), then the
+        out-of-order fragments waiting for a gap to fill."""
+        if not self._live():
+            return []
+        return self._eng._fragments(self, int(side))
+
+    def stream_offset(self, side: Side, seq: int) -> int | None:
+        """The stream offset of sequence number ``seq`` of ``side`` (None
+        without a buffer)."""
+        if not self._live():
+            return None
+        return self._eng._stream_offset(self, int(side), seq)
+
+    def set_overlap_policy(self, side: Side, policy) -> None:
+        """Which bytes ``side``'s buffer keeps where a retransmission
+        overlaps bytes it holds (``MOS_CLIOVERLAP``/``MOS_SVROVERLAP``):
+        ``"first"`` (default) or ``"last"`` (or an
+        :class:`~mosfw.api.OverlapPolicy`). Takes effect for the next
+        segment."""
+        from mosfw.api import OverlapPolicy
+
+        if isinstance(policy, str):
+            try:
+                policy = OverlapPolicy[policy.upper()]
+            except KeyError:
+                raise ValueError(f"overlap policy must be 'first' or 'last', not {policy!r}") from None
+        policy = OverlapPolicy(policy)
+        if self._live():
+            self._eng._set_overlap(self, int(side), int(policy))
+
+    # -- the packet of the event (mtcp_getlastpkt) -----------------------------
+
+    def last_packet(self, side: Side | None = None):
+        """The packet that caused the event being dispatched, as a
+        :class:`~mosfw.api.Packet` (mOS ``mtcp_getlastpkt``: headers,
+        lengths, seq/ack/window/flags, payload), or None when the event
+        came from no packet (a timeout, the end of the input, a timer) or
+        outside dispatch.
+
+        ``side`` is accepted for mOS's signature: like mOS (which returns
+        the packet being processed whatever side is asked), the packet is
+        returned as is; ``packet.side`` says who sent it.
+        """
+        if self._eng is None:
+            return None
+        return self._eng._last_packet(self)
+
+    # -- callbacks, timers, user events, monitoring ------------------------------
+
+    def register(self, event, callback) -> None:
+        """Call ``callback`` when ``event`` (an ``EventType`` or a
+        :class:`~mosfw.api.UserEvent`) fires on this flow only
+        (``mtcp_register_callback`` on the flow's socket). Arguments by
+        name as in :mod:`mosfw.api`. Registering the same function twice
+        for an event is a no-op. Dropped at CONN_END."""
+        if self._eng is None or self._ended:
+            raise RuntimeError("register() needs a live flow (inside an event handler)")
+        self._eng._flow_register(self, event, callback)
+
+    def unregister(self, event, callback=None) -> None:
+        """Undo :meth:`register` (every callback of ``event`` when
+        ``callback`` is None)."""
+        if self._eng is not None and self._cbs:
+            self._eng._flow_unregister(self, event, callback)
+
+    def settimer(self, seconds: float, callback=None, *, data: Any = None, timer_id: Any = None):
+        """A one-shot timer for this flow (``mtcp_settimer``): fires
+        ``seconds`` after the event being dispatched (input time: packet
+        time offline, wall time live), unless the flow ends first. Returns
+        a :class:`~mosfw.api.Timer`; see :meth:`mosfw.engine.Core.settimer`."""
+        if self._eng is None or self._ended:
+            raise RuntimeError("settimer() needs a live flow")
+        return self._eng.settimer(seconds, callback, data=data, flow=self, timer_id=timer_id)
+
+    def raise_event(self, event, side: Side | None = None, data: Any = None) -> None:
+        """Raise a user event on this flow (``mtcp_raise_event``); see
+        :meth:`mosfw.engine.Core.raise_event`."""
+        if self._eng is None:
+            raise RuntimeError("raise_event() needs a live flow")
+        self._eng.raise_event(event, flow=self, side=side, data=data)
+
+    def stop_monitoring(self, side: Side | None = None) -> None:
+        """Stop monitoring one side, or the whole flow with None
+        (``MOS_STOP_MON``). The engine keeps tracking the connection's TCP
+        state (so it ends and is not picked up again), but produces no
+        more events about a stopped side and drops its reassembly buffer.
+        With both sides stopped there are no more events at all, not even
+        CONN_END: the flow's Python state (``uctx``, callbacks, timers) is
+        dropped at the end of the current batch, whose remaining records
+        are still delivered."""
+        sides = 3 if side is None else (1 << int(side))
+        if self._eng is not None and not self._ended and (self._stopped | sides) != self._stopped:
+            self._eng._stop_monitoring(self, sides)
+
+    @property
+    def monitored(self) -> bool:
+        """False once both sides were stopped with :meth:`stop_monitoring`."""
+        return self._stopped != 3
+
     # -- engine side ----------------------------------------------------------
+
+    def _detach(self) -> None:
+        """Forget the engine (both sides stopped): a frozen copy of the
+        record, no context, callbacks or timers."""
+        copy = ffi.new("struct mosfw_flow *")
+        ffi.memmove(copy, self._rec, ffi.sizeof("struct mosfw_flow"))
+        self._rec = copy
+        self._eng = None
+        self.uctx = None
+        self._cbs = None
+        if self._timers:
+            for t in list(self._timers.values()):
+                t.cancel()
+            self._timers = None
 
     def _freeze(self) -> None:
         """Copy the record out of the table (called after CONN_END)."""
@@ -188,9 +382,74 @@ class Flow:
         self._rec = copy
         self._ended = True
         self.uctx = None
+        self._cbs = None
+        if self._timers:
+            for t in list(self._timers.values()):
+                t.cancel()
+            self._timers = None
 
     def __repr__(self) -> str:
         return (
             f"<Flow {self.id} {self.client_str} {self.client_state.name} -> "
             f"{self.server_str} {self.server_state.name}>"
         )
+
+    # -- Zeek's conn.log view (native/conn_history.c) ---------------------------
+    #
+    # Kept by the engine per packet while CONN_END is subscribed (which it
+    # is for every plugin that receives flows). "Originator" and
+    # "responder" are Zeek's roles, decided by Zeek's rules: the first
+    # packet's sender, flipped for a first packet that is not a SYN and
+    # comes from a likely server port, or for a SYN/ACK-first connection
+    # once it carries ACKs or data. They can differ from mosfw's client
+    # and server. All of these are *state now*.
+
+    @property
+    def orig_side(self) -> Side:
+        """The side Zeek calls the originator (``id.orig_h``)."""
+        return Side(self._rec.conn.orig_side)
+
+    @property
+    def history(self) -> str:
+        """Zeek's conn.log history letters so far (``ShADadFf``): upper
+        case from the originator, lower case from the responder; ``^``
+        where the roles were flipped."""
+        return ffi.string(self._rec.conn.history).decode("ascii")
+
+    @property
+    def conn_state(self) -> str:
+        """Zeek's conn_state code now (``S0``, ``S1``, ``SF``, ``REJ``,
+        ``S2``, ``S3``, ``RSTO``, ``RSTR``, ``RSTOS0``, ``RSTRH``, ``SH``,
+        ``SHR`` or ``OTH``)."""
+        return ffi.string(lib.mosfw_conn_state(self._rec)).decode("ascii")
+
+    @property
+    def orig_bytes(self) -> int:
+        """Payload bytes sent by the originator, from sequence numbers
+        (Zeek's ``orig_bytes``: includes bytes the tap missed that were
+        acknowledged, counts retransmitted bytes once)."""
+        return lib.mosfw_conn_size(self._rec, 0)
+
+    @property
+    def resp_bytes(self) -> int:
+        """Payload bytes sent by the responder, from sequence numbers."""
+        return lib.mosfw_conn_size(self._rec, 1)
+
+    @property
+    def uid(self) -> str:
+        """Zeek-style connection uid (``C`` + 17 base62 characters), a hash
+        of the tuple and the first packet time: the same on every run."""
+        buf = ffi.new("char[19]")
+        lib.mosfw_conn_uid(self._rec, buf)
+        return ffi.string(buf).decode("ascii")
+
+    def conn_record(self, format: str = "json") -> bytes:
+        """The flow's conn.log record as ``samples/tracker`` writes it: one
+        JSON object (``format="json"``) or one Zeek TSV line
+        (``format="zeek"``), newline-terminated."""
+        buf = ffi.new("char[1024]")
+        n = lib.mosfw_conn_record(self._rec, _CONN_FORMATS[format], buf, 1024)
+        return ffi.unpack(buf, n)
+
+
+_CONN_FORMATS = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}

@@ -62,6 +62,13 @@ def mosfw_configure(config: "Config") -> None:
     :func:`mosfw_core_start`. Raise :class:`mosfw.UsageError` to stop the
     run with a message.
 
+    With ``-c N`` (N > 1) each core runs in its own worker process, and
+    this hook is called once in every worker (after the fork, before its
+    core starts), never in the parent: each worker gets its own plugin
+    state. ``config.stdout``/``config.stderr`` are then the worker's
+    line-aligned streams (a line is never split between two writes), and
+    objects registered here exist in that worker only.
+
     :param config: the run's :class:`~mosfw.options.Config`.
     """
 
@@ -107,6 +114,49 @@ def mosfw_core_finish(core: "Core") -> None:
     the input ended with a read error or the run was interrupted.
 
     :param core: the core; ``core.stats()`` has the final counters.
+    """
+
+
+@hookspec
+def mosfw_core_result(core: "Core") -> Any:
+    """Return this plugin's result of one core, to be merged by
+    :func:`mosfw_merge`.
+
+    Called once per core, in the process that ran that core (a worker
+    with ``-c N``), right after :func:`mosfw_core_finish`; not called for
+    a core whose run failed (setup error, ``--fail-fast``). Every plugin
+    implementing it is called (not firstresult); each value is kept under
+    the plugin's registered name. With ``-c N`` the value is pickled and
+    sent to the parent, so it must be picklable (an unpicklable value is
+    reported as a plugin error and dropped). None means nothing to merge.
+
+    :param core: the core that finished; ``core.id``, ``core.stats()``.
+    :return: any picklable value, or None.
+    """
+
+
+@hookspec
+def mosfw_merge(config: "Config", results: list, cores: list) -> None:
+    """Combine what this plugin's cores returned from
+    :func:`mosfw_core_result`.
+
+    Called once per run, in the parent process (the only process with
+    ``-c 1``), after every core finished and before :func:`mosfw_report`,
+    also when the run was interrupted by Ctrl-C/SIGTERM (the cores then
+    ended every flow with reason eof). Not called when a core failed (a
+    worker died or raised a setup error): the run then fails instead.
+    Called on the plugins registered in the parent, with each its own
+    values: with ``-c N``, objects a plugin registered from
+    :func:`mosfw_configure` live in the workers only and are not called
+    (their values are in ``cores[i].values``).
+
+    :param config: the run's configuration.
+    :param results: one entry per core, in core order: what this plugin
+        (same registered name) returned from ``mosfw_core_result`` in
+        that core, or None.
+    :param cores: one :class:`mosfw.runner.CoreResult` per core, in core
+        order (``id``, ``status``, ``error``, ``stats``, ``values``: every
+        plugin's value by plugin name).
     """
 
 
@@ -178,12 +228,21 @@ def mosfw_tcp_state_change(
 
 @hookspec
 def mosfw_conn_new_data(flow: "Flow", side: "Side", event: "Event") -> None:
-    """New payload bytes appeared on a side's stream (``MOS_ON_CONN_NEW_DATA``).
+    """New bytes of a side's stream are readable (``MOS_ON_CONN_NEW_DATA``).
 
-    Fires when a segment from ``side`` carries payload beyond the highest
-    sequence number seen from it so far; ``event.seq``/``event.len`` are
-    the new bytes only. (mOS raises it on the receiving stack; mosfw
-    names the sending endpoint, whose stream grew.)
+    With reassembly buffers (the default: implementing this hook turns
+    them on, ``rmem_size`` bytes per side), it fires when the in-order
+    end of ``side``'s stream advances: a segment extends it, fills a gap
+    (after its REXMIT), or a gap is given up (the buffer overflowed, or
+    the receiver acknowledged bytes the tap never saw). ``event.seq`` is
+    the first newly readable byte and ``event.len`` runs to the new
+    in-order end (bytes given up in between read as lost);
+    ``flow.peek(side)`` returns them. Out-of-order segments raise nothing
+    until the gap before them closes. With ``no_ring_buffers = 1`` it
+    fires when a segment carries payload beyond the highest sequence
+    number seen from ``side``, ``seq``/``len`` being the new bytes only.
+    (mOS raises it on the receiving stack; mosfw names the sending
+    endpoint, whose stream grew.)
 
     :param flow: the flow.
     :param side: the endpoint that sent the bytes.
@@ -245,11 +304,55 @@ def mosfw_error(flow: "Flow | None", code: Any, event: "Event") -> None:
 
     Fires for a segment whose sequence number jumps more than 2**30 from
     what its sender sent before (``bad_sequence``, the segment is then
-    ignored), and when the flow table is full (``table_full``: ``flow``
+    ignored), when the flow table is full (``table_full``: ``flow``
     is the flow evicted to make room, or None when the new flow was
-    refused).
+    refused), and when a reassembly buffer overflows (``buffer_overrun``,
+    side = the stream's sender: a gap was given up to make room, or bytes
+    the app had not peeked yet were overwritten).
 
     :param flow: the flow concerned, or None.
     :param code: the :class:`~mosfw.events.ErrorCode`.
     :param event: the record.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Timers and user-defined events (mosfw.api)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def mosfw_timeout(flow: "Flow | None", timer: Any, data: Any, event: "Event") -> None:
+    """A timer set without a callback fired (``MOS_ON_TIMEOUT``).
+
+    Fires once per timer set with :meth:`mosfw.engine.Core.settimer` or
+    :meth:`mosfw.flow.Flow.settimer` and no ``callback``, when input time
+    reaches its deadline (packet time offline, wall time live), before
+    the first packet at or after the deadline. A per-flow timer whose
+    flow ended first, a cancelled timer, and timers still pending when
+    the input ends never fire.
+
+    :param flow: the timer's flow, or None for a global timer.
+    :param timer: the :class:`~mosfw.api.Timer` (``timer.timer_id``,
+        ``timer.deadline``).
+    :param data: the ``data`` given to ``settimer``.
+    :param event: the TIMEOUT record (``event.ts`` is the deadline).
+    """
+
+
+@hookspec
+def mosfw_user_event(flow: "Flow | None", side: "Side", event: "Event", uevent: Any, data: Any) -> None:
+    """A user-defined event fired (``mtcp_define_event``/``mtcp_raise_event``).
+
+    Fires for every occurrence of an *active* user-defined event (see
+    :mod:`mosfw.api`): after the built-in event it derives from fired and
+    its filter accepted it (for each link of a chain, innermost first), or
+    when an app raised it. Called after the event's own callbacks.
+
+    :param flow: the flow of the underlying event, or None.
+    :param side: the side of the underlying event.
+    :param event: the record of the built-in event at the bottom of the
+        chain (the one being dispatched).
+    :param uevent: the :class:`~mosfw.api.UserEvent` that fired.
+    :param data: what ``raise_event`` passed, else None.
     """

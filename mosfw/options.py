@@ -40,6 +40,12 @@ class Config:
     tcp_tw_interval: float = 5.0
     #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
     verify_checksums: bool = False
+    #: bytes of reassembly buffer per side of a flow (peek/ppeek); None: the
+    #: mos.conf's ``rmem_size`` (``config.mos``), else 8192
+    rmem_size: int | None = None
+    #: True: keep no reassembly buffers (peek returns nothing); None: the
+    #: mos.conf's ``no_ring_buffers``, else False
+    no_ring_buffers: bool | None = None
     #: plugin values keyed by option destination name
     options: dict[str, Any] = attrs.field(factory=dict)
     #: the parsed mos.conf (mosfw.config.MosConfig) when -f was given

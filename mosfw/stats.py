@@ -20,6 +20,7 @@ class RunStats:
     tcp_packets: int = 0  #: TCP packets parsed (before sharding)
     non_tcp: int = 0  #: well-formed packets that are not TCP
     malformed: int = 0  #: packets that could not be parsed
+    truncated: int = 0  #: headers cut by the capture's snaplen (not tracked)
     unsupported_link: int = 0  #: packets of an unsupported link type
     fragments: int = 0  #: IP fragments (skipped)
     bad_checksum: int = 0  #: failed checksum verification (when enabled)

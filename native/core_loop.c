@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core_ext.h"
 #include "flow_table.h"
 #include "mosfw_api.h"
 #include "source.h"
@@ -42,6 +43,7 @@ struct mosfw_core {
 	uint32_t held_caplen, held_wirelen;
 	double held_ts;
 	int have_held;
+	struct mosfw_core_ext x;     /* app-facing mOS API state (core_ext.c) */
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -57,6 +59,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->snaplen = 65535;
 	cfg->live_buffer_mb = 64;
 	cfg->promisc = 1;
+	cfg->rmem_size = 8192;
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
@@ -86,6 +89,8 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
 		return NULL;
 	}
 	c->ring.mask = c->cfg.event_mask;
+	mosfw_core_ext_init(&c->x, &c->cfg, &c->ft, &c->src, &c->now);
+	c->ring.x = &c->x;
 	return c;
 }
 
@@ -95,6 +100,7 @@ void mosfw_core_free(struct mosfw_core *c)
 		return;
 	mosfw_source_close(c->src);
 	mosfw_ft_destroy(&c->ft);
+	mosfw_core_ext_destroy(&c->x);
 	free(c->orphans);
 	free(c->held);
 	free(c);
@@ -119,20 +125,41 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 
 int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf, char *errbuf)
 {
-	return attach(c, mosfw_source_open_file(path, bpf, errbuf), errbuf);
+	struct mosfw_source *s = mosfw_source_open_file(path, bpf, errbuf);
+	char why[MOSFW_ERRBUF_SIZE];
+
+	if (!s)
+		return -1;
+	if (attach(c, s, why) < 0) {
+		/* name the file: the message is shown as is */
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "capture '%.200s': %.290s", path, why);
+		return -1;
+	}
+	return 0;
 }
 
 int mosfw_core_open_live(struct mosfw_core *c, const char *iface, const char *bpf, char *errbuf)
 {
-	return attach(c, mosfw_source_open_live(iface, bpf, c->cfg.snaplen, c->cfg.promisc,
-	                                        c->cfg.live_buffer_mb, errbuf),
-	              errbuf);
+	struct mosfw_source *s = mosfw_source_open_live(iface, bpf, c->cfg.snaplen, c->cfg.promisc,
+	                                                c->cfg.live_buffer_mb, errbuf);
+
+	if (s && c->cfg.fanout_group) {
+		if (mosfw_source_join_fanout(s, c->cfg.fanout_group, errbuf) < 0) {
+			mosfw_source_close(s);
+			return -1;
+		}
+		/* the kernel splits flows between the group's sockets */
+		c->cfg.shard_index = 0;
+		c->cfg.shard_count = 1;
+	}
+	return attach(c, s, errbuf);
 }
 
 void mosfw_core_set_event_mask(struct mosfw_core *c, uint32_t mask)
 {
 	c->cfg.event_mask = mask;
 	c->ring.mask = mask;
+	mosfw_core_ext_mask(&c->x, mask);
 }
 
 void mosfw_core_stop(struct mosfw_core *c)
@@ -145,6 +172,11 @@ void mosfw_core_stop(struct mosfw_core *c)
 const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *c, uint32_t slot)
 {
 	return slot < c->ft.pool_cap ? &c->ft.flows[slot] : NULL;
+}
+
+struct mosfw_core_ext *mosfw_core_ext_of(struct mosfw_core *c)
+{
+	return &c->x;
 }
 
 const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *c, uint32_t i)
@@ -178,7 +210,8 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 static int room(const struct mosfw_core *c)
 {
 	return mosfw_ring_room(&c->ring) >= ROOM_PER_PACKET &&
-	       c->ft.n_pending + 8 < MOSFW_PENDING_MAX && c->n_orphans < c->orphans_cap;
+	       c->ft.n_pending + 8 < MOSFW_PENDING_MAX && c->n_orphans < c->orphans_cap &&
+	       mosfw_core_ext_room(&c->x);
 }
 
 static void count_end(struct mosfw_core *c, unsigned reason)
@@ -208,6 +241,7 @@ static void end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, doubl
 		e->reason = (uint8_t)reason;
 	f->end_reason = (uint8_t)reason;
 	count_end(c, reason);
+	mosfw_core_ext_flow_ended(&c->x, slot);
 	if ((reason == MOSFW_END_FIN || reason == MOSFW_END_RST) && c->cfg.tcp_tw_interval > 0) {
 		f->last_ts = ts;
 		mosfw_ft_touch(&c->ft, slot, MOSFW_LRU_ZOMBIE);
@@ -223,6 +257,14 @@ static void expire(struct mosfw_core *c)
 	unsigned i;
 
 	c->expiry_unfinished = 0;
+	/* app timers due by now fire first (TIMEOUT, ts = their deadline) */
+	while (mosfw_core_ext_timer_due(&c->x, c->now)) {
+		if (!room(c)) {
+			c->expiry_unfinished = 1;
+			return;
+		}
+		mosfw_core_ext_fire_timer(&c->x, &c->ring);
+	}
 	for (i = 0; i < 3; i++) {
 		unsigned l = order[i];
 		double limit = l == MOSFW_LRU_ZOMBIE ? c->cfg.tcp_tw_interval : c->cfg.tcp_timeout;
@@ -292,6 +334,8 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 	struct mosfw_event *e;
 
 	c->st.orphans++;
+	if (!mosfw_core_ext_orphan_ok(&c->x, ctx->ts))
+		return; /* stream_orphan_filter */
 	if (!mosfw_ring_wants(&c->ring, MOSFW_EV_ORPHAN))
 		return;
 	e = mosfw_ring_push(&c->ring, MOSFW_EV_ORPHAN, ctx, NULL, c->n_orphans, MOSFW_SIDE_CLIENT);
@@ -323,6 +367,29 @@ static void tick(struct mosfw_core *c, double ts)
 		c->last_tick = sec;
 }
 
+/* The packet being processed would change the reassembly buffer of a
+ * flow whose records wait for dispatch: undo what process_frame counted,
+ * hold it for the next burst and end this one (so every handler reads the
+ * stream as it was after its own packet). 0 when it cannot be held. */
+static int hold_for_next_burst(struct mosfw_core *c, double ts)
+{
+	uint32_t keep = c->x.caplen > 262144 ? 262144 : c->x.caplen;
+
+	if (c->x.frame == c->held || (!c->held && !(c->held = malloc(262144))))
+		return 0;
+	memcpy(c->held, c->x.frame, keep);
+	c->held_caplen = keep;
+	c->held_wirelen = c->x.wirelen;
+	c->held_ts = ts;
+	c->have_held = 1;
+	c->x.cut = 1;
+	c->pkt_index--; /* counted again when it is processed */
+	c->st.packets--;
+	c->st.bytes -= c->x.wirelen;
+	c->st.tcp_packets--;
+	return 1;
+}
+
 static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double ts)
 {
 	struct mosfw_pkt_ctx ctx = { p, ts, c->pkt_index };
@@ -333,6 +400,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 	uint32_t slot;
 	struct mosfw_flow *f;
 	int how, verdict, rexmit = 0;
+	uint32_t n0 = c->ring.n;
 
 	c->st.tcp_packets++;
 	if (c->cfg.shard_count > 1 && hash % c->cfg.shard_count != c->cfg.shard_index) {
@@ -340,6 +408,9 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 		return;
 	}
 	slot = mosfw_ft_lookup(&c->ft, p, hash, &dir);
+	if (slot != MOSFW_NO_SLOT && c->x.streams && mosfw_core_ext_must_cut(&c->x, slot, dir, p) &&
+	    hold_for_next_burst(c, ts))
+		return;
 	if (slot != MOSFW_NO_SLOT) {
 		f = &c->ft.flows[slot];
 		if (f->end_reason) {
@@ -375,6 +446,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 			orphan(c, &ctx);
 			return;
 		}
+		if (!mosfw_core_ext_syn_ok(&c->x, ts))
+			return; /* stream_syn_filter: not tracked, not an orphan */
 		if (make_room(c, how == MOSFW_TCP_OPEN_MIDSTREAM, &ctx) < 0) {
 			struct mosfw_event *e;
 			c->st.flows_refused++;
@@ -408,6 +481,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 	else
 		mosfw_ft_touch(&c->ft, slot,
 		               mosfw_tcp_established(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
+	if (c->ring.n != n0) /* its buffers stay put until these are dispatched */
+		mosfw_core_ext_records(&c->x, slot);
 }
 
 static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
@@ -424,6 +499,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	if (ts > c->st.last_ts)
 		c->st.last_ts = ts;
 	tick(c, ts);
+	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen);
 	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
 	switch (r) {
 	case MOSFW_PARSE_TCP:
@@ -433,6 +509,13 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	case MOSFW_PARSE_FRAGMENT: c->st.fragments++; break;
 	case MOSFW_PARSE_BAD_LINK: c->st.unsupported_link++; break;
 	case MOSFW_PARSE_BAD_CSUM: c->st.bad_checksum++; break;
+	case MOSFW_PARSE_TRUNCATED:
+		/* headers cut by the capture's snaplen are not the packet's fault */
+		if (caplen < wirelen)
+			c->st.truncated++;
+		else
+			c->st.malformed++;
+		break;
 	default: c->st.malformed++; break;
 	}
 }
@@ -445,6 +528,8 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 {
 	if (ts > c->now || c->pkt_index == 0)
 		c->now = ts;
+	if (c->pkt_index == 0)
+		mosfw_core_ext_start(&c->x, ts); /* timers set before it count from here */
 	expire(c);
 	if (c->expiry_unfinished) {
 		uint32_t keep = caplen > 262144 ? 262144 : caplen;
@@ -516,6 +601,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		c->orphans_cap = cap;
 	}
 	mosfw_ft_release_pending(&c->ft);
+	mosfw_core_ext_burst(&c->x);
 	c->n_orphans = 0;
 	c->ring.evs = evs;
 	c->ring.cap = cap;
@@ -527,7 +613,8 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		c->have_held = 0;
 		process_frame(c, c->held, c->held_caplen, c->held_wirelen, c->held_ts);
 	}
-	for (i = 0; !c->input_done && !c->expiry_unfinished && i < c->cfg.burst_packets; i++) {
+	for (i = 0; !c->input_done && !c->expiry_unfinished && !c->x.cut &&
+	            i < c->cfg.burst_packets; i++) {
 		const uint8_t *frame;
 		uint32_t caplen, wirelen;
 		double ts;

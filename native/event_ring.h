@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "core_ext.h"
 #include "mosfw_api.h"
 #include "packet.h"
 
@@ -18,6 +19,7 @@ struct mosfw_ring {
 	uint32_t cap;            /* capacity of evs */
 	uint32_t mask;           /* subscribed MOSFW_EV_* bits */
 	uint64_t total;          /* records written since the start */
+	struct mosfw_core_ext *x; /* the core's app-API state (core_ext.h); may be NULL */
 };
 
 /* What every record about the current packet shares. */
@@ -48,6 +50,8 @@ mosfw_ring_push(struct mosfw_ring *r, uint32_t type, const struct mosfw_pkt_ctx 
 
 	if (!(r->mask & type) || r->n >= r->cap)
 		return NULL;
+	if (f && r->x && r->x->stopmon && mosfw_core_ext_suppressed(r->x, slot, side, type))
+		return NULL; /* that side is not monitored any more (MOS_STOP_MON) */
 	e = &r->evs[r->n++];
 	r->total++;
 	memset(e, 0, sizeof(*e));
@@ -57,11 +61,19 @@ mosfw_ring_push(struct mosfw_ring *r, uint32_t type, const struct mosfw_pkt_ctx 
 	e->pkt_index = c->pkt_index;
 	e->slot = slot;
 	if (c->pkt) {
+		e->from_pkt = 1;
 		e->seq = c->pkt->seq;
 		e->ack = c->pkt->ack;
 		e->len = c->pkt->payload_len;
 		e->window = c->pkt->window;
 		e->tcp_flags = c->pkt->tcp_flags;
+	}
+	/* event filters, packet arena; a record only BPF filters wanted and
+	 * none matched is taken back */
+	if (c->pkt && r->x && (r->x->arena || r->x->filter_types) && !mosfw_core_ext_pushed(r->x, e, c)) {
+		r->n--;
+		r->total--;
+		return NULL;
 	}
 	if (f) {
 		e->flow_id = f->id;

@@ -43,9 +43,14 @@ enum mosfw_event_type {
 	/* An emulated endpoint changed state; side = that endpoint,
 	 * old_state/new_state say from what to what. */
 	MOSFW_EV_TCP_STATE_CHANGE = 1u << 2,
-	/* A segment carried payload beyond the highest sequence number seen
-	 * so far from its sender; side = the sender, seq/len = the new
-	 * bytes only. */
+	/* New bytes of a side's stream. With reassembly buffers on
+	 * (stream_buf.h): in-order bytes became readable (a segment extended
+	 * the in-order data, filled a gap, or a gap was given up); seq/len =
+	 * from the first newly readable byte to the new end of the in-order
+	 * data (given-up bytes inside it read as lost). With buffers off: a
+	 * segment carried payload beyond the highest sequence number seen so
+	 * far from its sender; seq/len = the new bytes only. side = the
+	 * sender. */
 	MOSFW_EV_CONN_NEW_DATA = 1u << 3,
 	/* A segment (payload, SYN or FIN) starts before the highest sequence
 	 * end already seen from its sender: a duplicate, a retransmission,
@@ -63,7 +68,10 @@ enum mosfw_event_type {
 	/* A protocol or resource error; code in `reason` (enum
 	 * mosfw_error_code), flow in slot, or MOSFW_NO_SLOT. */
 	MOSFW_EV_ERROR = 1u << 7,
-	/* An application timer fired (reserved for timers). */
+	/* An application timer fired (mosfw_core_timer_add): ts = its
+	 * deadline, seq = its handle, slot/flow_id = its flow (0 and
+	 * MOSFW_NO_SLOT for a global timer). Fired before the first packet at
+	 * or after the deadline (live and idle: on wall time). */
 	MOSFW_EV_TIMEOUT = 1u << 8,
 	/* Input time crossed a whole second (ts = that second). Only
 	 * produced when subscribed; lets the caller run per-second work in
@@ -108,6 +116,9 @@ enum mosfw_error_code {
 	MOSFW_ERR_TABLE_FULL = 1,   /* a flow was evicted or refused */
 	MOSFW_ERR_BAD_SEQUENCE = 2, /* a segment far outside the window */
 	MOSFW_ERR_BAD_CHECKSUM = 3, /* checksum verification on and it failed */
+	MOSFW_ERR_BUFFER_OVERRUN = 4, /* a reassembly buffer overflowed: a gap was
+	                                 given up, or bytes not yet peeked were
+	                                 overwritten */
 };
 
 /* Event record flags. */
@@ -142,9 +153,11 @@ struct mosfw_event {
 	uint8_t tcp_flags;  /* MOSFW_TH_* of the packet */
 	uint8_t cli_state;  /* client state at event time */
 	uint8_t srv_state;  /* server state at event time */
-	uint16_t pad0;
+	uint16_t from_pkt;  /* 1: caused by the packet pkt_index names (0: by a
+	                       timer, a timeout or the end of input) */
 	uint32_t pkt_index; /* 1-based index of the packet in the input */
-	uint32_t pad1;
+	uint32_t filter_bits; /* event filters (mosfw_core_set_filter 0..31) that
+	                         matched the packet; 0 without a packet */
 };
 
 /* ---- flows ----------------------------------------------------------- */
@@ -185,6 +198,54 @@ struct mosfw_half {
 #define MOSFW_HF_RST_SEEN 0x08
 #define MOSFW_HF_SYNACK_SEEN 0x10
 #define MOSFW_HF_DATA_SEEN 0x20
+#define MOSFW_HF_STARTED 0x40   /* CONN_START raised for this side */
+
+/* Zeek's view of a connection, for conn.log (native/conn_history.c keeps
+ * it up to date on every packet of a flow while CONN_END is subscribed).
+ * It emulates Zeek's TCP analyzer (TCP_Endpoint, TCPSessionAdapter) beside
+ * mosfw's own RFC 793 emulation: Zeek's endpoint states, sequence
+ * bookkeeping (sizes from sequence numbers), history letters with their
+ * repetition rules, and originator/responder roles (flips included). */
+enum mosfw_zeek_state {
+	MOSFW_ZEEK_INACTIVE = 0,     /* nothing seen from this side */
+	MOSFW_ZEEK_SYN_SENT = 1,     /* SYN seen, no ACK */
+	MOSFW_ZEEK_SYN_ACK_SENT = 2, /* SYN/ACK seen, no initial SYN */
+	MOSFW_ZEEK_PARTIAL = 3,      /* data seen, no SYN */
+	MOSFW_ZEEK_ESTABLISHED = 4,
+	MOSFW_ZEEK_CLOSED = 5,       /* FIN seen */
+	MOSFW_ZEEK_RESET = 6,        /* RST seen */
+};
+
+#define MOSFW_HISTORY_MAX 31 /* letters kept; later ones are dropped */
+
+/* One endpoint as Zeek tracks it; indexed like mosfw_flow.side[]. */
+struct mosfw_conn_side {
+	int64_t start_seq;         /* Zeek start_seq (ISN, or first seq - 1) */
+	uint64_t hist_last_syn, hist_last_fin, hist_last_rst; /* relative seqs */
+	uint64_t fin_seq;          /* relative seq one past its FIN */
+	uint64_t reassem_seq;      /* relative seq delivered in order up to */
+	uint64_t trim_seq;         /* relative seq acknowledged up to */
+	uint64_t blk[2][2];        /* data above a hole, [lo, hi) (content gaps) */
+	uint32_t last_seq, ack_seq, seq_wraps, ack_wraps;
+	uint32_t rxmt_cnt, rxmt_thresh; /* 'T': retransmitted payload */
+	uint32_t win0_cnt, win0_thresh; /* 'W': zero window */
+	uint32_t gap_cnt, gap_thresh;   /* 'G': content gap */
+	uint8_t state, prev_state; /* enum mosfw_zeek_state */
+	uint8_t flags;             /* internal (conn_history.c) */
+	uint8_t n_blk;
+	uint32_t pad;
+};
+
+struct mosfw_conn {
+	struct mosfw_conn_side ep[2];  /* by mosfw side, not by Zeek role */
+	double last_ts;       /* Zeek's last_time: last packet before both closed */
+	uint32_t hist_seen;   /* Zeek's hist_seen mask */
+	uint8_t orig_side;    /* the mosfw side Zeek calls the originator */
+	uint8_t flags;        /* internal (conn_history.c) */
+	uint8_t hist_len;
+	char history[MOSFW_HISTORY_MAX + 1]; /* Zeek history letters, NUL-terminated */
+	uint8_t pad[5];
+};
 
 struct mosfw_flow {
 	struct mosfw_tuple tuple;
@@ -199,6 +260,7 @@ struct mosfw_flow {
 	uint8_t midstream;    /* 1 = picked up without handshake */
 	uint8_t first_dir;    /* side that sent the first packet seen */
 	uint32_t core;        /* core id that owns it */
+	struct mosfw_conn conn; /* Zeek conn.log view (conn_history.c) */
 };
 
 /* ---- configuration and statistics ------------------------------------ */
@@ -216,6 +278,19 @@ struct mosfw_config {
 	int snaplen;              /* live capture snap length */
 	int live_buffer_mb;       /* live capture kernel buffer */
 	int promisc;              /* live capture promiscuous mode */
+	/* live: join this AF_PACKET fanout group (1..65535) in hash mode
+	 * (symmetric for TCP/IP, IP fragments reassembled first) right after
+	 * the capture is activated. The kernel then splits flows between the
+	 * sockets of the group, so the core keeps every packet it is handed
+	 * (shard_index/shard_count are not applied). 0 = no fanout; files
+	 * ignore it. Packets the socket received before it joined may also
+	 * reach another member (a start-up transient). */
+	uint32_t fanout_group;
+	/* reassembly buffers (stream_buf.h): bytes kept per side of a flow for
+	 * peek/ppeek; they exist only while CONN_NEW_DATA is subscribed or
+	 * mosfw_core_set_bytestream() asked for them. */
+	uint32_t rmem_size;
+	int no_ring_buffers;      /* 1 = never keep reassembly buffers */
 };
 
 struct mosfw_stats {
@@ -223,7 +298,10 @@ struct mosfw_stats {
 	uint64_t bytes;          /* wire bytes read */
 	uint64_t tcp_packets;    /* parsed TCP packets (before sharding) */
 	uint64_t non_tcp;        /* parsed, but not TCP (UDP, ICMP, ARP...) */
-	uint64_t malformed;      /* could not be parsed (truncated, bad header) */
+	uint64_t malformed;      /* could not be parsed (bad header, runt frame) */
+	uint64_t truncated;      /* headers cut by the capture's snaplen before the
+	                            end of the TCP header (caplen < wire length):
+	                            not tracked */
 	uint64_t unsupported_link;  /* link type not understood */
 	uint64_t fragments;      /* IP fragments (not reassembled, skipped) */
 	uint64_t bad_checksum;   /* failed verification (when enabled) */
@@ -300,6 +378,150 @@ int64_t mosfw_core_input_offset(struct mosfw_core *core);
 const char *mosfw_core_error(const struct mosfw_core *core);
 /* Link type name of the open source ("EN10MB", ...). */
 const char *mosfw_core_linktype(const struct mosfw_core *core);
+
+/* ---- conn.log view (native/conn_history.c) ---------------------------- */
+
+enum mosfw_conn_format {
+	MOSFW_CONN_JSON = 0, /* one JSON object per line (Zeek's JSON field names) */
+	MOSFW_CONN_ZEEK = 1, /* one Zeek TSV line (the #fields order) */
+};
+
+/* Zeek's conn_state of the flow ("SF", "S0", "REJ", ... "OTH"). */
+const char *mosfw_conn_state(const struct mosfw_flow *f);
+/* Zeek's TCP size of one role (0 = originator, 1 = responder): payload
+ * bytes taken from sequence numbers, as conn.log's orig_bytes/resp_bytes. */
+uint64_t mosfw_conn_size(const struct mosfw_flow *f, unsigned role);
+/* The flow's uid: "C" and 17 base62 characters, a hash of its tuple and
+ * first packet time (the same on every run and any core count). buf must
+ * hold 19 bytes. */
+void mosfw_conn_uid(const struct mosfw_flow *f, char *buf);
+/* One conn.log record of the flow, newline-terminated, in buf (format: an
+ * enum mosfw_conn_format). Returns its length; a return >= cap means it
+ * did not fit (nothing usable was written; 1024 bytes always suffice). */
+size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf, size_t cap);
+
+/* ---- the app-facing mOS API (core_ext.c) ------------------------------
+ *
+ * For use between bursts (from event handlers), on flows named by this
+ * burst's records (slot + flow_id; -1 when the slot holds another flow).
+ */
+
+enum mosfw_overlap_policy {
+	MOSFW_OVERLAP_FIRST = 0, /* bytes already held win (mOS default) */
+	MOSFW_OVERLAP_LAST = 1,  /* retransmitted bytes overwrite held ones */
+};
+
+/* MOS_INFO_CLIBUF/SVRBUF. Offsets count from 0 = the byte after the ISN. */
+struct mosfw_stream_info {
+	uint64_t head;               /* oldest offset still held */
+	uint64_t last_byte_read;     /* the consuming read (peek) position */
+	uint64_t next_byte_expected; /* end of the in-order bytes */
+	uint64_t last_byte_received; /* one past the highest byte received */
+	uint64_t lost_read;          /* bytes the consuming read skipped */
+	uint64_t lost_gap;           /* bytes given up in gaps (never seen) */
+	uint64_t lost_overrun;       /* bytes evicted before peek reached them */
+	uint32_t init_seq;           /* sequence number of offset 0 */
+	uint32_t size;               /* capacity (rmem_size) */
+	uint8_t nfrags;              /* out-of-order fragments held */
+	uint8_t nholes;              /* given-up ranges inside the in-order data */
+	uint8_t policy;              /* enum mosfw_overlap_policy */
+	uint8_t pad[5];
+};
+
+/* MOS_FRAGINFO_CLIBUF/SVRBUF: one contiguous range of held bytes. */
+struct mosfw_stream_frag {
+	uint64_t offset;
+	uint32_t len;
+	uint32_t pad;
+};
+
+/* A packet that caused a record of this burst (mOS struct pkt_info). */
+struct mosfw_packet {
+	double ts;
+	const uint8_t *frame;     /* caplen bytes from the link-layer header on */
+	uint32_t pkt_index;       /* as in the records */
+	uint32_t caplen, wirelen; /* captured / on-the-wire frame length */
+	uint32_t l3_off, l4_off, payload_off; /* header offsets in frame */
+	uint32_t ip_len;          /* IP length as the header says */
+	uint32_t payload_len;     /* TCP payload length as the headers say */
+	uint32_t payload_caplen;  /* of which captured */
+	uint32_t seq, ack;
+	uint16_t window;
+	uint8_t tcp_flags, family;
+};
+
+struct mosfw_ext_stats {
+	uint64_t buffers_allocated;  /* reassembly buffers created */
+	uint64_t buffers_failed;     /* could not be allocated */
+	uint64_t buffers_live;       /* held now */
+	uint64_t buffers_peak;       /* most held at once */
+	uint64_t stream_bytes;       /* payload bytes offered to buffers */
+	uint64_t lost_gap_bytes;     /* given up in gaps */
+	uint64_t lost_overrun_bytes; /* evicted before peek got them */
+	uint64_t bursts_cut;         /* bursts ended early to keep event-time reads */
+	uint64_t syn_filtered;       /* new flows the SYN filter kept out */
+	uint64_t orphan_filtered;    /* orphans the orphan filter kept out */
+	uint64_t timers_fired;
+	uint64_t timers_dropped;     /* per-flow timers whose flow had ended */
+};
+
+/* Which filter mosfw_core_set_filter() sets: 0..31 are event filters
+ * (their bit in the records' filter_bits), or one of these. */
+#define MOSFW_FILTER_EVENTS 32
+#define MOSFW_FILTER_SYN 32     /* stream_syn_filter: which new flows are tracked */
+#define MOSFW_FILTER_ORPHAN 33  /* stream_orphan_filter: which orphans are reported */
+
+/* Reassembly buffers on for flows' next payload (when rmem_size > 0 and
+ * no_ring_buffers is 0); returns 1 when they are on. */
+int mosfw_core_set_bytestream(struct mosfw_core *core, int on);
+/* Keep a copy of every packet that produces a record, until the next
+ * run() (for mosfw_core_packet). */
+void mosfw_core_set_packets(struct mosfw_core *core, int on);
+/* mtcp_peek: up to len in-order bytes of `side` from the consuming read
+ * position, which advances; never across a hole. *lost gets the bytes
+ * skipped first (overwritten or given up). -1: no such flow, -2: no
+ * buffer for that side. */
+int64_t mosfw_core_peek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                        unsigned side, uint8_t *buf, uint32_t len, uint64_t *lost);
+/* mtcp_ppeek: up to len bytes from stream offset `offset` (in-order data
+ * or an out-of-order fragment), contiguous; 0 when that byte is not held. */
+int64_t mosfw_core_ppeek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                         unsigned side, uint64_t offset, uint8_t *buf, uint32_t len);
+int mosfw_core_stream_info(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                           unsigned side, struct mosfw_stream_info *out);
+/* Held ranges in offset order; returns how many there are (may exceed max). */
+int64_t mosfw_core_stream_frags(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                                unsigned side, struct mosfw_stream_frag *out, uint32_t max);
+/* Stream offset of a sequence number of `side` (-2: no buffer). */
+int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                             unsigned side, uint32_t seq, int64_t *out);
+int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                           unsigned side, int policy);
+/* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
+ * side raises no more events (CONN_END still comes unless both are
+ * stopped) and its buffer is dropped; the flow is still tracked so it
+ * ends and is not picked up again. */
+int mosfw_core_stop_monitor(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
+                            unsigned sides);
+/* The packet with this index, if it produced a record in this burst. */
+const struct mosfw_packet *mosfw_core_packet(struct mosfw_core *core, uint32_t pkt_index);
+/* A one-shot timer: a TIMEOUT record at `deadline` (input time), about
+ * the flow (slot, flow_id) or global (MOSFW_NO_SLOT, 0). */
+int mosfw_core_timer_add(struct mosfw_core *core, double deadline, uint32_t slot,
+                         uint64_t flow_id, uint32_t handle);
+/* Input time now (packet time offline; wall time live when idle). */
+double mosfw_core_now(const struct mosfw_core *core);
+/* Compile a BPF filter for the open input's link type. which < 32: an
+ * event filter evaluated on the packet of records of `event_types`;
+ * MOSFW_FILTER_SYN / MOSFW_FILTER_ORPHAN: the monitor filters. NULL or ""
+ * removes it. 0, or -1 with a message. */
+int mosfw_core_set_filter(struct mosfw_core *core, unsigned which, uint32_t event_types,
+                          const char *bpf, char *errbuf);
+/* Records of these event types are produced only when an event filter
+ * matched their packet (filter_bits != 0): for events subscribed only by
+ * BPF-filtered user events. CONN_END is always produced. */
+void mosfw_core_set_filter_only(struct mosfw_core *core, uint32_t types);
+void mosfw_core_ext_stats(struct mosfw_core *core, struct mosfw_ext_stats *out);
 
 /* ---- names ----------------------------------------------------------- */
 

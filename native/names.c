@@ -37,6 +37,7 @@ const char *mosfw_end_reason_name(unsigned r)
 
 const char *mosfw_error_name(unsigned code)
 {
-	static const char *const n[] = { "none", "table_full", "bad_sequence", "bad_checksum" };
+	static const char *const n[] = { "none", "table_full", "bad_sequence", "bad_checksum",
+	                                     "buffer_overrun" };
 	return code < sizeof(n) / sizeof(n[0]) ? n[code] : "unknown";
 }

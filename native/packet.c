@@ -65,36 +65,42 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
 	switch (linktype) {
 	case MOSFW_LINK_EN10MB:
 		if (caplen < 14)
-			return MOSFW_PARSE_MALFORMED;
+			return MOSFW_PARSE_TRUNCATED;
 		type = rd16(f + 12);
 		o = 14;
 		while (type == ETH_P_8021Q || type == ETH_P_8021AD || type == ETH_P_QINQ1) {
-			if (++tags > MAX_VLAN_TAGS || caplen < o + 4)
+			if (++tags > MAX_VLAN_TAGS)
 				return MOSFW_PARSE_MALFORMED;
+			if (caplen < o + 4)
+				return MOSFW_PARSE_TRUNCATED;
 			type = rd16(f + o + 2);
 			o += 4;
 		}
 		break;
 	case MOSFW_LINK_LINUX_SLL:
 		if (caplen < 16)
-			return MOSFW_PARSE_MALFORMED;
+			return MOSFW_PARSE_TRUNCATED;
 		type = rd16(f + 14);
 		o = 16;
 		while (type == ETH_P_8021Q || type == ETH_P_8021AD) {
-			if (++tags > MAX_VLAN_TAGS || caplen < o + 4)
+			if (++tags > MAX_VLAN_TAGS)
 				return MOSFW_PARSE_MALFORMED;
+			if (caplen < o + 4)
+				return MOSFW_PARSE_TRUNCATED;
 			type = rd16(f + o + 2);
 			o += 4;
 		}
 		break;
 	case MOSFW_LINK_LINUX_SLL2:
 		if (caplen < 20)
-			return MOSFW_PARSE_MALFORMED;
+			return MOSFW_PARSE_TRUNCATED;
 		type = rd16(f);
 		o = 20;
 		while (type == ETH_P_8021Q || type == ETH_P_8021AD) {
-			if (++tags > MAX_VLAN_TAGS || caplen < o + 4)
+			if (++tags > MAX_VLAN_TAGS)
 				return MOSFW_PARSE_MALFORMED;
+			if (caplen < o + 4)
+				return MOSFW_PARSE_TRUNCATED;
 			type = rd16(f + o + 2);
 			o += 4;
 		}
@@ -103,7 +109,7 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
 	case MOSFW_LINK_LOOP: {
 		uint32_t fam;
 		if (caplen < 4)
-			return MOSFW_PARSE_MALFORMED;
+			return MOSFW_PARSE_TRUNCATED;
 		if (linktype == MOSFW_LINK_LOOP)
 			fam = rd32(f);
 		else {
@@ -128,7 +134,7 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
 	case MOSFW_LINK_IPV4:
 	case MOSFW_LINK_IPV6:
 		if (caplen < 1)
-			return MOSFW_PARSE_MALFORMED;
+			return MOSFW_PARSE_TRUNCATED;
 		type = (f[0] >> 4) == 6 ? ETH_P_IPV6 : (f[0] >> 4) == 4 ? ETH_P_IP : 0;
 		if (!type)
 			return MOSFW_PARSE_MALFORMED;
@@ -148,8 +154,10 @@ static int parse_tcp(const uint8_t *l4, uint32_t avail, uint32_t seglen,
 {
 	uint32_t hlen;
 
-	if (avail < 20 || seglen < 20)
+	if (seglen < 20)
 		return MOSFW_PARSE_MALFORMED;
+	if (avail < 20)
+		return MOSFW_PARSE_TRUNCATED;
 	hlen = (uint32_t)(l4[12] >> 4) * 4;
 	if (hlen < 20 || hlen > seglen)
 		return MOSFW_PARSE_MALFORMED;
@@ -197,12 +205,16 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	uint32_t ihl, total;
 	uint16_t frag;
 
-	if (avail < 20 || (ip[0] >> 4) != 4)
+	if (avail >= 1 && (ip[0] >> 4) != 4)
 		return MOSFW_PARSE_MALFORMED;
+	if (avail < 20)
+		return MOSFW_PARSE_TRUNCATED;
 	ihl = (uint32_t)(ip[0] & 0x0f) * 4;
 	total = rd16(ip + 2);
-	if (ihl < 20 || avail < ihl)
+	if (ihl < 20)
 		return MOSFW_PARSE_MALFORMED;
+	if (avail < ihl)
+		return MOSFW_PARSE_TRUNCATED;
 	if (total == 0 && avail > ihl)
 		total = avail;	/* TSO frames captured with total length 0 */
 	if (total < ihl)
@@ -245,8 +257,10 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	uint8_t nh;
 	int n;
 
-	if (avail < 40 || (ip[0] >> 4) != 6)
+	if (avail >= 1 && (ip[0] >> 4) != 6)
 		return MOSFW_PARSE_MALFORMED;
+	if (avail < 40)
+		return MOSFW_PARSE_TRUNCATED;
 	plen = rd16(ip + 4);
 	if (plen == 0)
 		plen = avail - 40;	/* jumbogram or TSO: trust the capture */
@@ -263,20 +277,26 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 		case 43:  /* routing */
 		case 60:  /* destination options */
 		case 135: /* mobility */
-			if (avail < o + 2 || end < o + 8)
+			if (end < o + 8)
 				return MOSFW_PARSE_MALFORMED;
+			if (avail < o + 2)
+				return MOSFW_PARSE_TRUNCATED;
 			nh = ip[o];
 			o += ((uint32_t)ip[o + 1] + 1) * 8;
 			continue;
 		case 51:  /* AH: length in 4-byte units minus 2 */
-			if (avail < o + 2 || end < o + 8)
+			if (end < o + 8)
 				return MOSFW_PARSE_MALFORMED;
+			if (avail < o + 2)
+				return MOSFW_PARSE_TRUNCATED;
 			nh = ip[o];
 			o += ((uint32_t)ip[o + 1] + 2) * 4;
 			continue;
 		case 44:  /* fragment */
-			if (avail < o + 8 || end < o + 8)
+			if (end < o + 8)
 				return MOSFW_PARSE_MALFORMED;
+			if (avail < o + 8)
+				return MOSFW_PARSE_TRUNCATED;
 			if ((rd16(ip + o + 2) & 0xfff9) != 0)
 				return MOSFW_PARSE_FRAGMENT;	/* offset != 0 or M set */
 			nh = ip[o];

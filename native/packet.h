@@ -17,6 +17,9 @@ enum mosfw_parse_result {
 	MOSFW_PARSE_FRAGMENT = 3,   /* IP fragment: not reassembled */
 	MOSFW_PARSE_BAD_LINK = 4,   /* link type not supported */
 	MOSFW_PARSE_BAD_CSUM = 5,   /* checksum verification failed */
+	MOSFW_PARSE_TRUNCATED = 6,  /* the headers run past the captured bytes:
+	                               cut by a snaplen when caplen < wire length,
+	                               else a runt frame (malformed) */
 };
 
 /* Link types we understand (DLT_/LINKTYPE_ values). */

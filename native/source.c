@@ -2,10 +2,18 @@
 /* source.c -- libpcap input. */
 #include "source.h"
 
+#include <errno.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#endif
 
 #include "mosfw_api.h"
 
@@ -14,8 +22,37 @@ struct mosfw_source {
 	int linktype;
 	int live;
 	int nano;
+	char iface[64];  /* live: the interface name */
 	char err[MOSFW_ERRBUF_SIZE];
 };
+
+/* Live captures are non-blocking and mosfw_source_next() polls this long
+ * itself: libpcap's TPACKET_V3 read blocks until a packet arrives, so an
+ * idle capture would never return (no wall-time timeouts or ticks, and a
+ * downed interface would not be noticed). */
+#define LIVE_POLL_MS 50
+
+/* Live: is the interface administratively down? libpcap keeps waiting on
+ * a downed interface (it only fails once the interface is deleted). 0
+ * when it is up or cannot be asked (e.g. the "any" pseudo-device). */
+static int live_iface_down(struct mosfw_source *s)
+{
+#ifdef __linux__
+	struct ifreq ifr;
+	size_t n = strlen(s->iface);
+
+	if (n == 0 || n >= sizeof(ifr.ifr_name))
+		return 0;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, s->iface, n);
+	if (ioctl(pcap_fileno(s->pcap), SIOCGIFFLAGS, &ifr) < 0)
+		return 0;
+	return !(ifr.ifr_flags & IFF_UP);
+#else
+	(void)s;
+	return 0;
+#endif
+}
 
 static int apply_filter(struct mosfw_source *s, const char *bpf, char *errbuf)
 {
@@ -74,6 +111,7 @@ struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf, 
 		return NULL;
 	}
 	s->live = 1;
+	snprintf(s->iface, sizeof(s->iface), "%s", iface);
 	s->pcap = pcap_create(iface, perr);
 	if (!s->pcap) {
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot open interface '%s': %s", iface, perr);
@@ -105,11 +143,43 @@ struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf, 
 	}
 	s->nano = pcap_get_tstamp_precision(s->pcap) == PCAP_TSTAMP_PRECISION_NANO;
 	s->linktype = pcap_datalink(s->pcap);
+	if (pcap_setnonblock(s->pcap, 1, perr) < 0) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot capture on '%s': %s", iface, perr);
+		mosfw_source_close(s);
+		return NULL;
+	}
 	if (apply_filter(s, bpf, errbuf) < 0) {
 		mosfw_source_close(s);
 		return NULL;
 	}
 	return s;
+}
+
+int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbuf)
+{
+#if defined(__linux__) && defined(PACKET_FANOUT) && defined(PACKET_FANOUT_FLAG_DEFRAG)
+	int val;
+
+	if (!s->live || group == 0 || group > 0xffffu) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+		         "AF_PACKET fanout needs a live capture and a group id in 1..65535 (got %u)",
+		         group);
+		return -1;
+	}
+	/* hash mode is symmetric for TCP/IP: both directions of a flow reach
+	 * the same socket */
+	val = (int)(group | ((unsigned)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16));
+	if (setsockopt(pcap_fileno(s->pcap), SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) < 0) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot join AF_PACKET fanout group %u: %s%s",
+		         group, strerror(errno),
+		         errno == EINVAL ? " (a group of that id with another mode exists?)" : "");
+		return -1;
+	}
+	return 0;
+#else
+	snprintf(errbuf, MOSFW_ERRBUF_SIZE, "AF_PACKET fanout (group %u) needs Linux", group);
+	return -1;
+#endif
 }
 
 int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
@@ -119,6 +189,14 @@ int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *c
 	const u_char *data;
 	int rc = pcap_next_ex(s->pcap, &h, &data);
 
+#ifdef __linux__
+	if (rc == 0 && s->live) {
+		/* nothing ready: wait (bounded) for the next block */
+		struct pollfd pfd = { pcap_get_selectable_fd(s->pcap), POLLIN, 0 };
+		if (pfd.fd >= 0 && poll(&pfd, 1, LIVE_POLL_MS) > 0)
+			rc = pcap_next_ex(s->pcap, &h, &data);
+	}
+#endif
 	if (rc == 1) {
 		*frame = data;
 		*caplen = h->caplen;
@@ -126,8 +204,13 @@ int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *c
 		*ts = (double)h->ts.tv_sec + (double)h->ts.tv_usec * (s->nano ? 1e-9 : 1e-6);
 		return MOSFW_SRC_PACKET;
 	}
-	if (rc == 0)
+	if (rc == 0) {
+		if (s->live && live_iface_down(s)) {
+			snprintf(s->err, sizeof(s->err), "interface '%s' went down", s->iface);
+			return MOSFW_SRC_ERROR;
+		}
 		return MOSFW_SRC_TIMEOUT;
+	}
 	if (rc == PCAP_ERROR_BREAK)
 		return s->live ? MOSFW_SRC_BREAK : MOSFW_SRC_EOF;
 	snprintf(s->err, sizeof(s->err), "%s", pcap_geterr(s->pcap));

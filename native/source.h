@@ -24,6 +24,10 @@ struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf,
 struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf,
                                             int snaplen, int promisc, int buffer_mb,
                                             char *errbuf);
+/* Live only: join AF_PACKET fanout group `group` (1..65535) in hash mode
+ * with defragmentation, so the kernel splits flows between the group's
+ * sockets (Linux). 0 on success, -1 with a message. */
+int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbuf);
 int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame,
                       uint32_t *caplen, uint32_t *wirelen, double *ts);
 int mosfw_source_linktype(const struct mosfw_source *s);

@@ -13,6 +13,8 @@
  */
 #include "tcp_state.h"
 
+#include "conn_history.h"
+
 #define SEQ_SANE_WINDOW 0x40000000 /* |jump| beyond this is not believed */
 
 static void set_state(struct mosfw_flow *f, uint32_t slot, unsigned side,
@@ -34,7 +36,10 @@ static void set_state(struct mosfw_flow *f, uint32_t slot, unsigned side,
 static void conn_start(struct mosfw_flow *f, uint32_t slot, unsigned side, int midstream,
                        const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
 {
-	struct mosfw_event *e = mosfw_ring_push(r, MOSFW_EV_CONN_START, c, f, slot, side);
+	struct mosfw_event *e;
+
+	f->side[side].flags |= MOSFW_HF_STARTED;
+	e = mosfw_ring_push(r, MOSFW_EV_CONN_START, c, f, slot, side);
 
 	if (e) {
 		e->new_state = f->side[side].state;
@@ -126,7 +131,10 @@ static int classify_segment(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 		e = mosfw_ring_push(r, MOSFW_EV_REXMIT, c, f, slot, dir);
 		(void)e; /* seq/len of the segment are already in the record */
 	}
-	if (p->payload_len && MOSFW_SEQ_GT(data_end, x->seq_hi)) {
+	/* with reassembly buffers the stream raises CONN_NEW_DATA (in-order
+	 * bytes readable); without, new bytes beyond seq_hi do */
+	if (p->payload_len && !(r->x && r->x->streams && mosfw_core_ext_data(r->x, f, slot, dir, c, r)) &&
+	    MOSFW_SEQ_GT(data_end, x->seq_hi)) {
 		uint32_t from = MOSFW_SEQ_GT(p->seq + syn, x->seq_hi) ? p->seq + syn : x->seq_hi;
 		struct mosfw_event *e = mosfw_ring_push(r, MOSFW_EV_CONN_NEW_DATA, c, f, slot, dir);
 		if (e) {
@@ -175,7 +183,9 @@ static void sender_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	if (fl & MOSFW_TH_ACK) {
 		/* a non-SYN ACK from an endpoint still in its handshake: it got
 		 * the packet the tap missed (SYN/ACK or the handshake ACK) */
-		if (s == MOSFW_TCP_CLOSED || s == MOSFW_TCP_LISTEN) {
+		if ((s == MOSFW_TCP_CLOSED || s == MOSFW_TCP_LISTEN) &&
+		    !(x->flags & MOSFW_HF_STARTED)) {
+			/* never restarts a side that already started and closed */
 			start_side(f, slot, dir, MOSFW_TCP_ESTABLISHED, 1, c, r);
 		} else if (s == MOSFW_TCP_SYN_SENT || s == MOSFW_TCP_SYN_RCVD) {
 			set_state(f, slot, dir, MOSFW_TCP_ESTABLISHED, c, r);
@@ -294,7 +304,14 @@ int mosfw_tcp_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	if (p->window == 0 && !(fl & (MOSFW_TH_SYN | MOSFW_TH_FIN | MOSFW_TH_RST)))
 		x->hist |= MOSFW_HIST_ZERO_WIN;
 
+	/* Zeek's conn.log view, kept only while someone can read it: every
+	 * plugin that sees flows gets CONN_END */
+	if (mosfw_ring_wants(r, MOSFW_EV_CONN_END))
+		mosfw_conn_packet(f, dir, p, c->ts);
+
 	mosfw_ring_push(r, MOSFW_EV_PKT_IN, c, f, slot, dir);
+	if (r->x && r->x->streams) /* an ACK past a gap in the peer's stream gives it up */
+		mosfw_core_ext_ack(r->x, f, slot, dir, c, r);
 	sender_update(f, slot, dir, c, r);
 	*rexmit = classify_segment(f, slot, dir, c, r);
 	receiver_update(f, slot, dir, c, r);

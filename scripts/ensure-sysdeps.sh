@@ -18,6 +18,11 @@ declare -A NEED=(
   [nginx]=nginx-light
   [curl]=curl
   [iperf3]=iperf3
+  [editcap]=tshark
+  [tcpreplay]=tcpreplay
+  [setpriv]=util-linux
+  [clang]=clang
+  [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
   [dot]=graphviz
 )
 missing=()

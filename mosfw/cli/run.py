@@ -28,8 +28,9 @@ Exit codes:
   1    could not start: unreadable input, bad filter, bad mos.conf, a
        plugin that does not load, a missing interface or no permission
   2    bad command line
-  3    the input ended with a read error (a truncated or corrupt file):
-       everything before it was processed and reported
+  3    the input ended with a read error (a truncated or corrupt file,
+       or a live interface that went down or disappeared): everything
+       before it was processed and reported
   4    plugin hooks raised (each reported once, all counted); with
        --fail-fast the run stopped at the first one
   130  interrupted while reading a file (final report still printed)
@@ -132,6 +133,9 @@ def _summary(stats, elapsed: float) -> str:
         lines.append(f"mosfw: {s.bad_checksum} packets failed checksum verification")
     if s.unsupported_link:
         lines.append(f"mosfw: {s.unsupported_link} packets of an unsupported link type")
+    if getattr(s, "truncated", 0):
+        lines.append(f"mosfw: {s.truncated} packets cut by the capture's snaplen before the end of "
+                     "their TCP header (not tracked)")
     if s.kernel_drops or s.iface_drops:
         lines.append(f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface")
     if s.plugin_errors:
@@ -279,6 +283,9 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
             err=True,
         )
         ctx.exit(EXIT_INPUT_DAMAGED)
+    if result.status == "stopped":
+        click.echo(f"mosfw: stopped on request (SIGINT/SIGTERM) after {stats.packets} packets: "
+                   "open flows were ended (reason eof) and reported", err=True)
     if stats.plugin_errors:
         ctx.exit(EXIT_PLUGIN_ERRORS)
     if result.status == "stopped" and read_file:

@@ -38,25 +38,63 @@ Payload given as an int ``n`` is ``n`` bytes of a position-dependent pattern
 (lowercase letters for the client, uppercase for the server, indexed by the
 stream offset), so reassembled streams can be checked byte for byte; the
 bytes each side sent are in :meth:`Conversation.stream`.
+
+Scenarios and the calls that script them
+-----------------------------------------
+=============================  ==============================================
+client/server, v4/v6, VLAN     ``cap.conversation(client, server, vlan=100)``
+                               (IPv6 addresses, ``vlan=[outer, inner]``)
+handshake                      ``c.handshake()``
+data either way                ``c.send("client", 100)``, ``c.send_many(...)``
+FIN either side                ``c.fin("server")``, ``c.close(first=...)``
+RST                            ``c.rst("client")``
+half-open SYN                  ``c.half_open()`` (a SYN nobody answers)
+SYN retransmission             ``c.syn_retransmit(times=2)`` (1 s, 2 s backoff)
+loss before the tap (gap)      ``c.send("client", 100, emit=False)``
+retransmission, duplicate      ``c.rexmit(seg)``, ``c.emit(seg)``
+reordering                     ``c.deliver(segs, order=[2, 0, 1])``
+keep-alive                     ``c.keepalive("client")``
+zero window                    ``c.zero_window("server")``, ``c.window_update``
+mid-stream start               ``c.midstream()`` (handshake before capture)
+sequence wrap                  ``client_isn=2**32 - 50``
+many interleaved flows         ``cap.conversations(n, handshake=True)``,
+                               ``cap.interleave``, ``cap.hold``/``cap.deliver``
+time steps                     ``Capture(step=...)``, ``cap.step = ...``,
+                               ``cap.advance(seconds)``, ``emit(seg, ts=...)``
+=============================  ==============================================
+
+:meth:`Capture.hold` collects what would be written (from every
+conversation) without writing it; :func:`perturb` drops, duplicates and
+delays items of such a schedule deterministically, and
+:meth:`Capture.deliver` writes the result: the pieces of a property test
+over random loss, duplication and reordering.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
+import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple, Union)
 
 from . import packets as P
 
-__all__ = ["Segment", "Conversation", "Capture", "CLIENT", "SERVER", "pattern"]
+__all__ = ["Segment", "Conversation", "Capture", "Pending", "CLIENT", "SERVER", "pattern",
+           "perturb", "DEFAULT_CLIENT", "DEFAULT_SERVER"]
 
 CLIENT = "client"
 SERVER = "server"
 _MOD = 1 << 32
 
 Endpoint = Tuple[str, int]
+
+#: endpoints used when a conversation is made without naming them
+DEFAULT_CLIENT: Endpoint = ("10.0.0.1", 40000)
+DEFAULT_SERVER: Endpoint = ("10.0.0.2", 80)
 Payload = Union[int, bytes, bytearray, memoryview, str]
 Vlan = Union[None, int, Sequence[int]]
 
@@ -116,6 +154,57 @@ class Segment:
 
     def replace(self, **changes) -> "Segment":
         return dataclasses.replace(self, **changes)
+
+
+class Pending(NamedTuple):
+    """A segment :meth:`Capture.hold` kept back: write it with
+    :meth:`Capture.deliver` (``ts`` is the explicit timestamp it was emitted
+    with, or None for "the next one")."""
+
+    conv: "Conversation"
+    seg: Segment
+    ts: Optional[float] = None
+
+
+def perturb(items: Sequence, *, drop: Iterable[int] = (),
+            duplicate: Union[Iterable[int], Mapping[int, int]] = (),
+            delay: Optional[Mapping[int, int]] = None) -> list:
+    """A deterministic perturbation of a schedule (any sequence, e.g. the
+    :class:`Pending` list of :meth:`Capture.hold`); returns a new list.
+
+    :param drop: indexes of items lost before the tap (left out). A dropped
+        item that is also duplicated still appears once: lost, then resent.
+    :param duplicate: indexes of items that appear twice: the copy right
+        after the item, or, with a mapping ``index -> k``, right after the
+        item originally at ``index + k``.
+    :param delay: ``index -> k``: the item moves ``k`` places later (after
+        the item originally at ``index + k``), or earlier for ``k < 0``
+        (before that item): reordering.
+
+    ``perturb(s, drop=[1], duplicate={2: 3}, delay={0: 2})`` on
+    ``[a, b, c, d, e, f]`` gives ``[c, a, d, e, f, c]``.
+    """
+    delay = dict(delay or {})
+    dups: Dict[int, int] = (dict(duplicate) if isinstance(duplicate, Mapping)
+                            else {i: 0 for i in duplicate})
+    dropped = set(drop)
+    n = len(items)
+    for i in list(dropped) + list(dups) + list(delay):
+        if not 0 <= i < n:
+            raise IndexError(f"perturb: index {i} out of range for {n} items")
+    keyed = []
+    for i, item in enumerate(items):
+        d = delay.get(i, 0)
+        pos = i + d
+        if i not in dropped:
+            keyed.append(((pos, (d > 0) - (d < 0), i, 0), item))
+        if i in dups:
+            k = dups[i]
+            if k < 0:
+                raise ValueError("perturb: a duplicate comes after its original (k >= 0)")
+            keyed.append(((pos + k, 2, i, 1), item))
+    keyed.sort(key=lambda kv: kv[0])
+    return [item for _, item in keyed]
 
 
 class Conversation:
@@ -237,10 +326,29 @@ class Conversation:
 
         Emitting a segment again is a retransmission/duplicate; emitting one
         built with ``emit=False`` later is late (reordered) delivery. The IP id
-        is fresh each time. Returns ``seg``.
+        is fresh each time. Inside :meth:`Capture.hold` nothing is written:
+        the segment is appended to the held list. Returns ``seg``.
         """
+        held = self.capture._held
+        if held is not None:
+            held.append(Pending(self, seg, ts))
+            return seg
         self.capture.add(self.frame(seg), ts=ts)
         return seg
+
+    def deliver(self, segs: Sequence[Segment], order: Optional[Iterable[int]] = None
+                ) -> List[Segment]:
+        """Emit ``segs`` in ``order`` (indexes into ``segs``): a missing index
+        is a segment lost before the tap, a repeated one a duplicate; by
+        default in the given order. Returns what was emitted.
+
+        ``segs = c.send_many("client", [100] * 3, emit=False)``
+        ``c.deliver(segs, order=[2, 0, 1])`` is reordering.
+        """
+        picked = [segs[i] for i in (range(len(segs)) if order is None else order)]
+        for seg in picked:
+            self.emit(seg)
+        return picked
 
     def rexmit(self, seg: Segment, *, ts: Optional[float] = None) -> Segment:
         """Same as :meth:`emit`; reads better for retransmissions."""
@@ -272,7 +380,39 @@ class Conversation:
 
     def handshake(self, **syn_kw) -> Tuple[Segment, Segment, Segment]:
         """``syn(**syn_kw); synack(**syn_kw); ack("client")``."""
-        return (self.syn(**syn_kw), self.synack(**syn_kw), self.ack(CLIENT))
+        emit = syn_kw.get("emit", True)
+        return (self.syn(**syn_kw), self.synack(**syn_kw), self.ack(CLIENT, emit=emit))
+
+    def midstream(self) -> None:
+        """The handshake happened before the capture started: both sides
+        move past their SYNs and nothing is written, so the next segment is
+        the first one the tap sees (the engine picks the flow up
+        mid-stream)."""
+        self.handshake(emit=False)
+
+    def half_open(self, retries: int = 0, *, rto: float = 1.0, backoff: float = 2.0,
+                  **syn_kw) -> List[Segment]:
+        """A SYN nobody answers (a scan, a dead or filtered server),
+        retransmitted ``retries`` times (see :meth:`syn_retransmit`).
+        Returns every SYN written."""
+        first = self.syn(**syn_kw)
+        return [first] + self.syn_retransmit(retries, rto=rto, backoff=backoff)
+
+    def syn_retransmit(self, times: int = 1, *, rto: float = 1.0,
+                       backoff: float = 2.0) -> List[Segment]:
+        """Write the client's last SYN again ``times`` times, as a stack
+        whose SYN goes unanswered does: copy ``i`` (from 0) comes
+        ``rto * backoff**i`` seconds after the packet before it (Linux:
+        1 s, 2 s, 4 s, ...). Call :meth:`syn` first."""
+        syns = [s for s in self.history if s.side == CLIENT and s.flags & (P.SYN | P.ACK) == P.SYN]
+        if not syns:
+            raise ValueError("syn_retransmit() needs a SYN: call syn() first")
+        out = []
+        for i in range(times):
+            gap = rto * backoff ** i
+            self.capture.advance(max(0.0, gap - self.capture.step))
+            out.append(self.emit(syns[-1]))
+        return out
 
     # -- data and control ---------------------------------------------
 
@@ -297,6 +437,13 @@ class Conversation:
         self._stream[s] += payload
         self.snd_nxt[s] = (self.snd_nxt[s] + len(payload)) % _MOD
         return seg
+
+    def send_many(self, side, sizes: Iterable[Payload], *, emit: bool = True,
+                  **send_kw) -> List[Segment]:
+        """One :meth:`send` per item of ``sizes`` (ints or bytes), back to
+        back; with ``emit=False`` none is written (deliver them later with
+        :meth:`deliver`, in any order)."""
+        return [self.send(side, d, emit=emit, **send_kw) for d in sizes]
 
     def fin(self, side, data: Payload = b"", *, ack: Optional[int] = None,
             window: Optional[int] = None, emit: bool = True) -> Segment:
@@ -334,6 +481,13 @@ class Conversation:
     def zero_window(self, side, *, ack: Optional[int] = None, emit: bool = True) -> Segment:
         """Pure ACK from ``side`` advertising window 0."""
         return self.ack(side, ack=ack, window=0, emit=emit)
+
+    def window_update(self, side, window: Optional[int] = None, *, ack: Optional[int] = None,
+                      emit: bool = True) -> Segment:
+        """Pure ACK from ``side`` reopening its window (to ``window``, by
+        default the conversation's window)."""
+        s = _side(side)
+        return self.ack(s, ack=ack, window=self.window[s] if window is None else window, emit=emit)
 
     def segment(self, side, flags: Union[int, str], *, seq: Optional[int] = None,
                 ack: Optional[int] = None, payload: Payload = b"",
@@ -383,6 +537,7 @@ class Capture:
         #: (timestamp in integer nanoseconds, frame bytes), in file order
         self.records: List[Tuple[int, bytes]] = []
         self.conversations_made: List[Conversation] = []
+        self._held: Optional[List[Pending]] = None
 
     # -- time ---------------------------------------------------------
 
@@ -391,9 +546,56 @@ class Capture:
         """The timestamp (seconds) the next packet will get."""
         return self._next_ns / 1e9
 
+    @property
+    def step(self) -> float:
+        """Seconds between consecutive packets; assigning it changes the
+        gap before the next packet and those after it (``cap.step = 0.5``;
+        :meth:`advance` silences are kept)."""
+        return self.step_ns / 1e9
+
+    @step.setter
+    def step(self, seconds: float) -> None:
+        ns = P._to_ns(seconds)
+        if ns < 0:
+            raise ValueError("step must not be negative")
+        if self.records:  # the gap after the last packet is the new step
+            self._next_ns += ns - self.step_ns
+        self.step_ns = ns
+
     def advance(self, seconds: float) -> None:
-        """Add ``seconds`` of silence before the next packet."""
+        """Add ``seconds`` of silence before the next packet (it applies at
+        once, also inside :meth:`hold`)."""
         self._next_ns += P._to_ns(seconds)
+
+    # -- schedules ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[List[Pending]]:
+        """Collect instead of write: inside ``with cap.hold() as held:``
+        every segment any conversation of this capture emits is appended to
+        ``held`` as a :class:`Pending` (sequence numbers still advance), and
+        nothing reaches the capture. Write them afterwards, in any order,
+        with :meth:`deliver` (e.g. after :func:`perturb`). Raw frames
+        (:meth:`add`, :meth:`udp`, :meth:`icmp`) are written at once."""
+        if self._held is not None:
+            raise RuntimeError("Capture.hold() does not nest")
+        held: List[Pending] = []
+        self._held = held
+        try:
+            yield held
+        finally:
+            self._held = None
+
+    def deliver(self, items: Iterable) -> int:
+        """Write held segments: :class:`Pending` items or ``(conversation,
+        segment)`` pairs, in the given order, each with the next timestamp
+        (or its own ``ts``). Returns how many were written."""
+        n = 0
+        for item in items:
+            conv, seg, ts = (tuple(item) + (None,))[:3]
+            conv.emit(seg, ts=ts)
+            n += 1
+        return n
 
     # -- frames -------------------------------------------------------
 
@@ -431,10 +633,12 @@ class Capture:
 
     # -- conversations ------------------------------------------------
 
-    def conversation(self, client: Endpoint, server: Endpoint, client_isn: int = 1000,
-                     server_isn: int = 5000, vlan: Vlan = None, **kw) -> Conversation:
-        """A new :class:`Conversation`; extra keywords: ``window``, ``mss``,
-        ``ttl``, ``ext_headers`` (IPv6), ``client_mac``, ``server_mac``, ``ip_id``."""
+    def conversation(self, client: Endpoint = DEFAULT_CLIENT, server: Endpoint = DEFAULT_SERVER,
+                     client_isn: int = 1000, server_isn: int = 5000, vlan: Vlan = None,
+                     **kw) -> Conversation:
+        """A new :class:`Conversation` (default endpoints 10.0.0.1:40000 ->
+        10.0.0.2:80); extra keywords: ``window``, ``mss``, ``ttl``,
+        ``ext_headers`` (IPv6), ``client_mac``, ``server_mac``, ``ip_id``."""
         conv = Conversation(self, client, server, client_isn=client_isn, server_isn=server_isn,
                             vlan=vlan, **kw)
         self.conversations_made.append(conv)
@@ -473,6 +677,13 @@ class Capture:
 
     def _recs(self):
         return [(Fraction(ns, 1_000_000_000), frame) for ns, frame in self.records]
+
+    def write(self, path, **kw) -> int:
+        """:meth:`write_pcapng` when ``path`` ends in ``.pcapng``, else
+        :meth:`write_pcap`. Returns the packet count."""
+        if os.fspath(path).endswith(".pcapng"):
+            return self.write_pcapng(path, **kw)
+        return self.write_pcap(path, **kw)
 
     def write_pcap(self, path, nanosecond: bool = False, snaplen: Optional[int] = None,
                    endian: str = "<") -> int:

@@ -4,7 +4,12 @@
  * the sanitizer (ASan+UBSan) build the test suite runs over every test
  * capture, and a pure-C speed reference for benchmarks.
  *
- *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-v] FILE...
+ *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE] [-v] FILE...
+ *
+ * It also drives the app-facing API the way a plugin would: it peeks
+ * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
+ * and fragments), looks up every record's packet, sets a BPF event
+ * filter, SYN and orphan filters and a timer per new flow.
  *
  * Prints one line of counters per file. Exit 0 when every file was read
  * (a read error in a damaged file is reported and still exits 0: the
@@ -16,6 +21,39 @@
 #include <unistd.h>
 
 #include "../mosfw_api.h"
+
+/* What a plugin may do with a record: read the stream, the packet, set
+ * timers, stop monitoring. Aborts on an inconsistent answer. */
+static void api_calls(struct mosfw_core *core, const struct mosfw_event *e)
+{
+	static uint8_t buf[1 << 16];
+	struct mosfw_stream_info info;
+	struct mosfw_stream_frag frags[8];
+	const struct mosfw_packet *p = mosfw_core_packet(core, e->pkt_index);
+	uint64_t lost;
+	int64_t n;
+
+	if (p && (p->caplen < p->payload_off || p->frame == NULL)) {
+		fprintf(stderr, "mosfw-replay: bad packet record\n");
+		abort();
+	}
+	if (e->type == MOSFW_EV_CONN_START && e->side == MOSFW_SIDE_CLIENT)
+		mosfw_core_timer_add(core, e->ts + 0.5, e->slot, e->flow_id, 1);
+	if (e->type != MOSFW_EV_CONN_NEW_DATA)
+		return;
+	if (mosfw_core_stream_info(core, e->slot, e->flow_id, e->side, &info) == 0) {
+		if (info.next_byte_expected < info.head || info.last_byte_received < info.next_byte_expected) {
+			fprintf(stderr, "mosfw-replay: inconsistent buffer info\n");
+			abort();
+		}
+		(void)mosfw_core_ppeek(core, e->slot, e->flow_id, e->side, info.head, buf, sizeof(buf));
+		(void)mosfw_core_stream_frags(core, e->slot, e->flow_id, e->side, frags, 8);
+	}
+	while ((n = mosfw_core_peek(core, e->slot, e->flow_id, e->side, buf, 1500, &lost)) > 0)
+		;
+	if (e->flow_id % 97 == 0) /* now and then, stop monitoring one side */
+		mosfw_core_stop_monitor(core, e->slot, e->flow_id, 1u << (e->side ^ 1));
+}
 
 static int replay(const char *path, const struct mosfw_config *cfg, int verbose)
 {
@@ -36,6 +74,15 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose)
 		mosfw_core_free(core);
 		return 1;
 	}
+	mosfw_core_set_packets(core, 1);
+	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA, "tcp[13] & 8 != 0",
+	                          err) < 0 ||
+	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or ip6", err) < 0 ||
+	    mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp", err) < 0) {
+		/* some link types cannot carry these (libpcap rejects them): go on
+		 * without the filters that did not compile */
+		fprintf(stderr, "mosfw-replay: %s: %s (filters skipped)\n", path, err);
+	}
 	do {
 		rc = mosfw_core_run(core, evs, 4096, &n);
 		for (i = 0; i < n; i++) {
@@ -51,6 +98,7 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose)
 					abort();
 				}
 			}
+			api_calls(core, e);
 			if (verbose)
 				printf("%.6f %s side=%u %s %s reason=%u\n", e->ts, mosfw_event_name(e->type),
 				       e->side, mosfw_state_name(e->old_state), mosfw_state_name(e->new_state),
@@ -83,14 +131,15 @@ int main(int argc, char **argv)
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:v")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:v")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 't': cfg.tcp_timeout = atof(optarg); break;
+		case 'b': cfg.rmem_size = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'v': verbose = 1; break;
 		default:
-			fprintf(stderr, "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-v] FILE...\n");
+			fprintf(stderr, "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] [-v] FILE...\n");
 			return 2;
 		}
 	}

@@ -132,8 +132,33 @@ def test_deterministic(gen, tmp_path):
 
 
 def test_bad_options(gen, tmp_path):
-    for args in (["-d", "0"], ["-r", "2"], ["-n", "x"], ["-c", "0"]):
+    for args in (["-d", "0"], ["-r", "2"], ["-n", "x"], ["-c", "0"], ["-m", "half"]):
         res = subprocess.run([str(gen), "-o", str(tmp_path / "x.pcap"), *args],
                              capture_output=True, text=True)
         assert res.returncode == 2, args
         assert "gen_capture" in res.stderr or "usage" in res.stderr
+
+
+@pytest.mark.parametrize("mode, per_conn", [("est", 3), ("syn", 1)])
+def test_handshake_only_modes(gen, tmp_path, mode, per_conn):
+    """-m est: every connection's handshake and nothing else (all open at
+    once, for the memory measurement); -m syn: only the SYNs."""
+    conns = 300
+    pcap = tmp_path / f"{mode}.pcap"
+    s = generate(gen, pcap, "-n", str(conns), "-m", mode)
+    assert s["packets"] == conns * per_conn
+    assert s["rexmits"] == 0
+    assert s["ipv6"] == conns // 8
+    assert capinfos_packets(pcap) == conns * per_conn
+    assert tshark_conversations(pcap) == conns
+    pkts = tshark_packets(pcap)
+    assert sum(p["syn_only"] for p in pkts) == conns
+    # all the SYNs come first: every connection is open before any completes
+    assert all(p["syn_only"] for p in pkts[:conns])
+    assert not any(p["rexmit"] or p["malformed"] for p in pkts)
+    assert max(p["severity"] for p in pkts) < PI_WARN
+    # the same connections as the full capture's first ones (same 5-tuples, ISNs)
+    full = tmp_path / "full.pcap"
+    generate(gen, full, "-n", str(conns), "-c", "1")
+    first_syn = full.read_bytes()[24:24 + 16 + 58]
+    assert pcap.read_bytes()[24 + 16:24 + 16 + 58] == first_syn[16:]

@@ -1,0 +1,456 @@
+"""Worker processes of a multi-core run: one forked process per core.
+
+:func:`start_worker` forks a process that runs one per-core event loop
+(:class:`~mosfw.engine.Core`) with its own flow table and its own plugin
+state, and reports back to the parent over a pipe; :mod:`mosfw.runner`
+supervises the workers and merges what they report.
+
+Why fork: the parent has already imported mosfw and loaded the ``-p``
+plugins; a forked worker has them at once (fork + exit + wait: ~1 ms on
+the 2-core development machine), where a spawned interpreter re-imports
+everything (a fresh ``python`` importing mosfw and loading eventlog:
+~0.11 s of CPU per worker there) and cannot take plugin objects that were
+registered directly rather than named by a ``-p`` spec. The worker calls
+``mosfw_configure`` itself, after the fork, so plugin state made there
+(files, sockets, threads) belongs to the worker; state a plugin set up at
+import time is inherited, as it was in the parent.
+
+Output: a worker writes ``config.stdout``/``config.stderr`` (and its
+``sys.stdout``/``sys.stderr``) through :func:`line_stream`: buffered, and
+each write(2) holds whole lines only, so lines of different cores never
+interleave mid-line on a shared file, terminal or pipe (on a pipe or
+socket each write(2) is at most ``PIPE_BUF`` bytes, the size the kernel
+keeps atomic; a single line longer than that is written alone and may
+interleave there). When the parent's stream has no file descriptor (a
+``StringIO``, click's ``CliRunner``), the worker keeps its output in
+memory and sends it with its result; the parent writes it in core order.
+
+Messages, worker to parent (pickled tuples):
+``("progress", RunStats, input_offset)``, ``("result", RunResult,
+values, out, err, stdout_closed)`` (values: each plugin's
+``mosfw_core_result``, pickled, by plugin name) and ``("error", kind, message, out,
+err)`` where kind is ``usage``, ``input``, ``engine``, ``plugin`` or
+``crash``. A worker that exits without sending a result or an error has
+died; the parent sees the pipe close and reads the exit status.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import pickle
+import select
+import signal
+import stat
+import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Iterator
+
+from mosfw._native import lib
+from mosfw.engine import Core, EngineError, InputError, PluginError
+from mosfw.options import Config, UsageError
+
+__all__ = ["Worker", "collect_core_results", "line_stream", "start_worker", "wake_on_signals"]
+
+#: the signals that ask a run to finish (flows end with eof, report made)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: how often a worker sends progress snapshots when asked to
+PROGRESS_EVERY = 0.5
+#: a partial line longer than this is written out without its end
+_MAX_TAIL = 1 << 20
+
+
+class _LineAlignedRaw(io.RawIOBase):
+    """A raw stream on a file descriptor that only ever writes whole lines.
+
+    What comes after the last newline is held until the next newline (or
+    close). ``limit`` > 0 caps each write(2) at that many bytes, cut at
+    line boundaries (used for pipes and sockets, with PIPE_BUF). The file
+    descriptor is not closed. After EPIPE (the reader went away) output
+    is dropped and ``on_broken`` is called once.
+    """
+
+    def __init__(self, fd: int, limit: int, on_broken: Callable[[], None] | None) -> None:
+        super().__init__()
+        self._fd = fd
+        self._limit = limit
+        self._tail = b""
+        self._on_broken = on_broken
+        self.broken = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        n = len(b)
+        data = self._tail + bytes(b)
+        end = data.rfind(b"\n") + 1
+        if end == 0 and len(data) <= _MAX_TAIL:
+            self._tail = data
+            return n
+        if end == 0:
+            end = len(data)
+        self._tail = data[end:]
+        self._emit(data, end)
+        return n
+
+    def _emit(self, data: bytes, end: int) -> None:
+        if self.broken:
+            return
+        view = memoryview(data)
+        limit = self._limit
+        pos = 0
+        try:
+            while pos < end:
+                stop = end
+                if limit and end - pos > limit:
+                    k = data.rfind(b"\n", pos, pos + limit)
+                    if k < 0:  # one line longer than the limit: alone
+                        k = data.find(b"\n", pos + limit, end)
+                    stop = k + 1 if k >= 0 else end
+                chunk = view[pos:stop]
+                while chunk:
+                    chunk = chunk[os.write(self._fd, chunk):]
+                pos = stop
+        except BrokenPipeError:
+            self.broken = True
+            if self._on_broken is not None:
+                self._on_broken()
+
+    def close(self) -> None:
+        if not self.closed and self._tail:
+            tail, self._tail = self._tail, b""
+            self._emit(tail, len(tail))
+        super().close()
+
+
+def line_stream(fd: int, like=None, line_buffering: bool = False,
+                on_broken: Callable[[], None] | None = None) -> io.TextIOWrapper:
+    """A buffered text stream on ``fd`` whose write(2) calls hold whole
+    lines only (see the module docstring); encoding and errors are taken
+    from the stream ``like`` when given. Close it to write the rest."""
+    try:
+        mode = os.fstat(fd).st_mode
+        limit = select.PIPE_BUF if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else 0
+    except OSError:
+        limit = select.PIPE_BUF
+    raw = _LineAlignedRaw(fd, limit, on_broken)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw, buffer_size=1 << 16),
+        encoding=getattr(like, "encoding", None) or "utf-8",
+        errors=getattr(like, "errors", None) or "strict",
+        newline="\n",
+        line_buffering=line_buffering,
+    )
+
+
+def stream_fd(stream) -> int | None:
+    """The file descriptor behind a text stream, or None (StringIO...)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
+    """Call every ``mosfw_core_result`` implementation for ``core``; the
+    non-None values by plugin name (``pickled``: as pickle bytes, to be
+    sent to the parent). A hook that raises, or returns a value that
+    cannot be pickled, is reported as a plugin error of that core and its
+    value dropped."""
+    values: dict[str, Any] = {}
+    for name, fn in core.pm.direct_callers("mosfw_core_result"):
+        try:
+            value = fn(core)
+            if value is None:
+                continue
+            if pickled:
+                try:
+                    value = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as e:  # noqa: BLE001
+                    raise TypeError(f"its value cannot be sent to the parent process "
+                                    f"(not picklable): {type(e).__name__}: {e}") from e
+        except PluginError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            core._report(name, "mosfw_core_result", None, e)
+            continue
+        values[name] = value
+    return values
+
+
+def _new_core(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int) -> Core:
+    """``Core(...)`` for one worker, joining an AF_PACKET fanout group when
+    ``fanout_group`` is set (live input)."""
+    kwargs = dict(core_id=core_id, shard_count=cores, fail_fast=fail_fast)
+    if not fanout_group:
+        return Core(config, config.pluginmanager, **kwargs)
+    if "fanout_group" in inspect.signature(Core).parameters:
+        return Core(config, config.pluginmanager, fanout_group=fanout_group, **kwargs)
+    # Transitional, until engine.Core takes fanout_group: this worker
+    # process sets the field on the C config as Core creates its core.
+    import mosfw.engine as engine
+
+    real = engine.lib
+
+    class _WithFanout:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def mosfw_core_new(self, cfg, err):
+            cfg.fanout_group = fanout_group
+            return real.mosfw_core_new(cfg, err)
+
+    engine.lib = _WithFanout()
+    try:
+        return Core(config, config.pluginmanager, **kwargs)
+    finally:
+        engine.lib = real
+
+
+@contextmanager
+def wake_on_signals(core: Core) -> Iterator[None]:
+    """While the body runs, a SIGINT/SIGTERM also stops the C loop at once.
+
+    Python runs signal handlers only between bytecodes, so a loop blocked
+    in C (a live capture on an idle interface: libpcap's TPACKET_V3 poll
+    has no timeout) would never see the request. Python's C-level handler
+    writes every signal to the wakeup fd at once; a helper thread waiting
+    on it calls ``mosfw_core_stop`` (async-signal-safe, and
+    ``pcap_breakloop`` wakes libpcap's poll from another thread). The
+    Python-level handlers still run as before once the loop returns.
+    Does nothing outside the main thread."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        yield
+        return
+    os.set_blocking(w, False)
+    try:
+        old = signal.set_wakeup_fd(w)
+    except ValueError:  # not the main thread
+        os.close(r)
+        os.close(w)
+        yield
+        return
+    stop = lib.mosfw_core_stop
+    handle = core._c  # the C core; mosfw_core_stop is safe from any thread
+
+    def waiter() -> None:
+        while True:
+            try:
+                data = os.read(r, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            if any(b in _STOP_SIGNUMS for b in data):
+                stop(handle)
+
+    t = threading.Thread(target=waiter, name="mosfw-stop-waker", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(old)
+        os.close(w)
+        t.join()
+        os.close(r)
+
+
+_STOP_SIGNUMS = frozenset(int(s) for s in (signal.SIGINT, signal.SIGTERM))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to send SIGTERM to this worker if the parent dies
+    (so a killed parent leaves no live capture running)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # it died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _pin(core_id: int, cores: int) -> None:
+    """Pin this process to the core_id-th CPU it may run on, when there
+    are at least as many CPUs as cores (else leave it to the scheduler)."""
+    if os.environ.get("MOSFW_NO_PIN"):
+        return
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+        if cores <= len(cpus):
+            os.sched_setaffinity(0, {cpus[core_id]})
+    except (AttributeError, OSError):
+        pass
+
+
+class Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self, core: int, pid: int, conn: Connection) -> None:
+        self.core = core  #: core id
+        self.pid = pid  #: process id
+        self.conn = conn  #: read end of the worker's pipe
+        self.message: tuple | None = None  #: the final "result" or "error" message
+        self.exit_status: int | None = None  #: os.waitpid status once reaped
+        self.kill_reason = ""  #: why the parent killed it, if it did
+        self.progress: tuple | None = None  #: latest (stats, input_offset)
+
+    @property
+    def finished(self) -> bool:
+        return self.message is not None
+
+    def signal(self, signum: int) -> None:
+        """Send a signal unless the process has been reaped."""
+        if self.exit_status is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def reap(self, block: bool = True) -> bool:
+        """Collect the exit status; True once reaped."""
+        if self.exit_status is not None:
+            return True
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            self.exit_status = 0
+            return True
+        if pid == 0:
+            return False
+        self.exit_status = status
+        return True
+
+    def describe_exit(self) -> str:
+        st = self.exit_status
+        if st is None:
+            return "still running"
+        if os.WIFSIGNALED(st):
+            n = os.WTERMSIG(st)
+            try:
+                name = signal.Signals(n).name
+            except ValueError:
+                name = "?"
+            return f"killed by signal {n} ({name})"
+        return f"exited with status {os.waitstatus_to_exitcode(st)}"
+
+
+def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
+                 fanout_group: int = 0, progress: bool = False,
+                 close_in_child: list[Connection] = ()) -> Worker:
+    """Fork the worker of core ``core_id`` (of ``cores``). Call with
+    SIGINT/SIGTERM blocked: the child installs its own handlers first.
+    ``close_in_child``: the parent's ends of earlier workers' pipes."""
+    recv_end, send_end = Pipe(duplex=False)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        code = 70
+        try:
+            recv_end.close()
+            for c in close_in_child:
+                c.close()
+            code = _worker_main(config, core_id, cores, fail_fast, fanout_group, progress, send_end,
+                                parent)
+        except BaseException:  # noqa: BLE001 - never return into the parent's code
+            try:
+                traceback.print_exc()
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    send_end.close()
+    return Worker(core_id, pid, recv_end)
+
+
+def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int,
+                 progress: bool, conn: Connection, parent: int) -> int:
+    core_box: list[Core] = []
+    stop_asked: list[int] = []
+
+    def on_stop(signum, frame):
+        stop_asked.append(signum)
+        if core_box:
+            core_box[0].request_stop()
+
+    for s in STOP_SIGNALS:
+        signal.signal(s, on_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    _die_with_parent(parent)
+    _pin(core_id, cores)
+
+    def stdout_closed() -> None:  # the reader went away (`| head`): finish
+        on_stop(signal.SIGPIPE, None)
+
+    out_fd, err_fd = stream_fd(config.stdout), stream_fd(config.stderr)
+    out = line_stream(out_fd, config.stdout, on_broken=stdout_closed) if out_fd is not None else io.StringIO()
+    err = line_stream(err_fd, config.stderr, line_buffering=True) if err_fd is not None else io.StringIO()
+    config.stdout, config.stderr = out, err
+    sys.stdout, sys.stderr = out, err
+
+    def finish_streams() -> tuple[str | None, str | None, bool]:
+        captured = []
+        for s in (out, err):
+            try:
+                if isinstance(s, io.StringIO):
+                    captured.append(s.getvalue())
+                else:
+                    s.close()
+                    captured.append(None)
+            except (OSError, ValueError):
+                captured.append(None)
+        broken = not isinstance(out, io.StringIO) and out.buffer.raw.broken
+        return captured[0], captured[1], broken
+
+    try:
+        config.pluginmanager.hook.mosfw_configure(config=config)
+        core = _new_core(config, core_id, cores, fail_fast, fanout_group)
+        core.open()
+        core_box.append(core)
+        if stop_asked:
+            core.request_stop()
+
+        def send_progress(c: Core) -> None:
+            conn.send(("progress", c.stats(), c.input_offset()))
+
+        with wake_on_signals(core):
+            result = core.run(progress=send_progress if progress else None, progress_every=PROGRESS_EVERY)
+        values = collect_core_results(core, pickled=True)
+        result.stats = core.stats()  # with errors raised by mosfw_core_result
+    except UsageError as e:
+        kind, msg = "usage", str(e)
+    except InputError as e:
+        kind, msg = "input", str(e)
+    except PluginError as e:
+        kind, msg = "plugin", str(e)
+    except EngineError as e:
+        kind, msg = "engine", str(e)
+    except Exception as e:  # noqa: BLE001 - a bug: reported with its traceback
+        kind = "crash"
+        msg = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exception(e)).rstrip()
+    else:
+        o, e_, broken = finish_streams()
+        return _send_last(conn, ("result", result, values, o, e_, broken), 0)
+    o, e_, _ = finish_streams()
+    return _send_last(conn, ("error", kind, msg, o, e_), 1)
+
+
+def _send_last(conn: Connection, msg: tuple, code: int) -> int:
+    """Send the final message; a parent that is gone is not an error of
+    the worker's to print (it was killed: nobody is listening)."""
+    try:
+        conn.send(msg)
+        conn.close()
+    except (BrokenPipeError, ConnectionResetError):
+        return 1
+    return code

@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stream_buf.c -- per-side reassembly buffers: in-order fill, out-of-order
+ * fragments held until the gap fills or is given up, overlap policy
+ * first/last, consuming (peek) and positional (ppeek) reads.
+ */
+#include "stream_buf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_ext.h"
+#include "event_ring.h"
+#include "packet.h"
+#include "tcp_state.h"
+
+/* ---- the per-core table ------------------------------------------------ */
+
+struct mosfw_streams *mosfw_streams_new(uint32_t pool_cap, uint32_t rmem_size)
+{
+	struct mosfw_streams *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->pool_cap = pool_cap;
+	s->cap = rmem_size;
+	s->default_policy = MOSFW_OVERLAP_FIRST;
+	/* calloc: pages of slots never used stay unbacked */
+	s->sb = calloc((size_t)pool_cap * 2, sizeof(*s->sb));
+	s->rec_burst = calloc(pool_cap, sizeof(*s->rec_burst));
+	s->burst = 1;
+	if (!s->sb || !s->rec_burst) {
+		mosfw_streams_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void release_slot(struct mosfw_streams *s, uint32_t slot)
+{
+	unsigned i;
+
+	for (i = 0; i < 2; i++) {
+		struct mosfw_sb **pb = &s->sb[(size_t)slot * 2 + i];
+		if (*pb) {
+			free(*pb);
+			*pb = NULL;
+			s->live--;
+		}
+	}
+}
+
+void mosfw_streams_free(struct mosfw_streams *s)
+{
+	uint32_t i;
+
+	if (!s)
+		return;
+	if (s->sb && s->live) {
+		for (i = 0; i < s->pool_cap && s->live; i++)
+			release_slot(s, i);
+	}
+	free(s->sb);
+	free(s->rec_burst);
+	free(s->release);
+	free(s);
+}
+
+void mosfw_streams_new_burst(struct mosfw_streams *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->n_release; i++)
+		release_slot(s, s->release[i]);
+	s->n_release = 0;
+	if (s->n_marked) {
+		memset(s->marked, 0, sizeof(s->marked));
+		s->n_marked = 0;
+	}
+	s->burst++;
+	if (s->burst == 0) { /* wrapped: forget old marks */
+		memset(s->rec_burst, 0, (size_t)s->pool_cap * sizeof(*s->rec_burst));
+		s->burst = 1;
+	}
+}
+
+void mosfw_streams_flow_ended(struct mosfw_streams *s, uint32_t slot)
+{
+	if (!s->sb[(size_t)slot * 2] && !s->sb[(size_t)slot * 2 + 1])
+		return;
+	if (s->n_release == s->release_cap) {
+		uint32_t ncap = s->release_cap ? s->release_cap * 2 : 256;
+		uint32_t *n = realloc(s->release, (size_t)ncap * sizeof(*n));
+		if (!n) { /* cannot defer: free now (a CONN_END handler then reads nothing) */
+			release_slot(s, slot);
+			return;
+		}
+		s->release = n;
+		s->release_cap = ncap;
+	}
+	s->release[s->n_release++] = slot;
+}
+
+/* ---- offsets ----------------------------------------------------------- */
+
+static inline uint32_t seq_of(const struct mosfw_sb *b, uint64_t off)
+{
+	return b->base_seq + (uint32_t)off;
+}
+
+int64_t mosfw_sb_offset(const struct mosfw_sb *b, uint32_t seq)
+{
+	/* relative to next: segments are within 2^30 of it (tcp_state.c
+	 * rejects wilder jumps), so the 32-bit difference is unambiguous */
+	return (int64_t)b->next + (int32_t)(seq - seq_of(b, b->next));
+}
+
+static struct mosfw_sb *sb_alloc(struct mosfw_streams *s, const struct mosfw_flow *f,
+                                 unsigned side, uint32_t first_payload_seq)
+{
+	const struct mosfw_half *h = &f->side[side];
+	/* the data needs no zeroing: only bytes written are ever read */
+	struct mosfw_sb *b = malloc(sizeof(*b) + s->cap);
+
+	if (!b) {
+		s->alloc_failed++;
+		return NULL;
+	}
+	memset(b, 0, sizeof(*b));
+	b->cap = s->cap;
+	b->policy = s->default_policy;
+	/* offset 0 = the byte after the ISN when the handshake was seen */
+	b->base_seq = (h->flags & (MOSFW_HF_SYN_SEEN | MOSFW_HF_SYNACK_SEEN)) ? h->isn + 1
+	                                                                      : first_payload_seq;
+	s->allocated++;
+	s->live++;
+	if (s->live > s->peak)
+		s->peak = s->live;
+	return b;
+}
+
+struct mosfw_sb *mosfw_streams_ensure(struct mosfw_streams *s, const struct mosfw_flow *f,
+                                      uint32_t slot, unsigned side)
+{
+	struct mosfw_sb **pb = &s->sb[(size_t)slot * 2 + (side & 1)];
+	const struct mosfw_half *h = &f->side[side & 1];
+
+	if (!*pb)
+		*pb = sb_alloc(s, f, side & 1,
+		               (h->flags & MOSFW_HF_SEQ_KNOWN) ? h->seq_hi : h->isn + 1);
+	return *pb;
+}
+
+/* ---- ring copies --------------------------------------------------------- */
+
+static void ring_put(struct mosfw_sb *b, uint64_t off, const uint8_t *src, uint64_t len)
+{
+	uint32_t pos = (uint32_t)(off % b->cap);
+	uint32_t first = b->cap - pos;
+
+	if (len <= first) {
+		memcpy(b->data + pos, src, len);
+	} else {
+		memcpy(b->data + pos, src, first);
+		memcpy(b->data, src + first, len - first);
+	}
+}
+
+static void ring_get(const struct mosfw_sb *b, uint64_t off, uint8_t *dst, uint64_t len)
+{
+	uint32_t pos = (uint32_t)(off % b->cap);
+	uint32_t first = b->cap - pos;
+
+	if (len <= first) {
+		memcpy(dst, b->data + pos, len);
+	} else {
+		memcpy(dst, b->data + pos, first);
+		memcpy(dst + first, b->data, len - first);
+	}
+}
+
+/* ---- holes (given-up ranges inside [head, next)) --------------------------- */
+
+static uint64_t hole_bytes_in(const struct mosfw_sb *b, uint64_t s, uint64_t e)
+{
+	uint64_t n = 0;
+	unsigned i;
+
+	for (i = 0; i < b->nhole; i++) {
+		uint64_t a = b->hole[i].s > s ? b->hole[i].s : s;
+		uint64_t z = b->hole[i].e < e ? b->hole[i].e : e;
+		if (z > a)
+			n += z - a;
+	}
+	return n;
+}
+
+/* Drop everything before x (x <= next): bytes the consuming read had not
+ * reached are overrun. */
+static void evict_until(struct mosfw_streams *s, struct mosfw_sb *b, uint64_t x)
+{
+	unsigned i, k;
+
+	if (x <= b->head)
+		return;
+	if (b->read < x) {
+		uint64_t from = b->read > b->head ? b->read : b->head;
+		uint64_t lost = (x - from) - hole_bytes_in(b, from, x);
+		b->lost_overrun += lost;
+		s->lost_overrun += lost;
+	}
+	b->head = x;
+	for (i = 0, k = 0; i < b->nhole; i++) {
+		if (b->hole[i].e <= x)
+			continue;
+		b->hole[k] = b->hole[i];
+		if (b->hole[k].s < x)
+			b->hole[k].s = x;
+		k++;
+	}
+	b->nhole = (uint8_t)k;
+}
+
+static void add_hole(struct mosfw_streams *s, struct mosfw_sb *b, uint64_t from, uint64_t to)
+{
+	if (to <= from)
+		return;
+	b->lost_gap += to - from;
+	s->lost_gap += to - from;
+	if (b->nhole && b->hole[b->nhole - 1].e == from) {
+		b->hole[b->nhole - 1].e = to;
+		return;
+	}
+	if (b->nhole == MOSFW_SB_MAX_HOLES) {
+		/* no room to remember it: forget the data before the oldest hole */
+		evict_until(s, b, b->hole[0].e);
+	}
+	if (b->nhole == MOSFW_SB_MAX_HOLES) /* cannot happen: eviction pruned one */
+		return;
+	b->hole[b->nhole].s = from;
+	b->hole[b->nhole].e = to;
+	b->nhole++;
+}
+
+static void pop_frag(struct mosfw_sb *b)
+{
+	memmove(&b->frag[0], &b->frag[1], (size_t)(b->nfrag - 1) * sizeof(b->frag[0]));
+	b->nfrag--;
+}
+
+/* Fragments that start at or before next join the in-order data. */
+static void merge_front(struct mosfw_sb *b)
+{
+	while (b->nfrag && b->frag[0].s <= b->next) {
+		if (b->frag[0].e > b->next)
+			b->next = b->frag[0].e;
+		pop_frag(b);
+	}
+}
+
+/* Give up the gaps before x: next moves to at least x; what lies in
+ * between and was never received becomes holes (lost). */
+static void give_up_until(struct mosfw_streams *s, struct mosfw_sb *b, uint64_t x)
+{
+	while (b->next < x) {
+		uint64_t gap_end;
+		merge_front(b);
+		if (b->next >= x)
+			break;
+		gap_end = (b->nfrag && b->frag[0].s < x) ? b->frag[0].s : x;
+		add_hole(s, b, b->next, gap_end);
+		b->next = gap_end;
+	}
+	merge_front(b);
+}
+
+/* Insert [st, en) (beyond next) into the fragment list, merging. */
+static void add_frag(struct mosfw_streams *s, struct mosfw_sb *b, uint64_t st, uint64_t en)
+{
+	unsigned i = 0, j;
+
+	while (i < b->nfrag && b->frag[i].e < st)
+		i++;
+	/* frags i.. that touch [st, en) merge into one */
+	j = i;
+	while (j < b->nfrag && b->frag[j].s <= en) {
+		if (b->frag[j].s < st)
+			st = b->frag[j].s;
+		if (b->frag[j].e > en)
+			en = b->frag[j].e;
+		j++;
+	}
+	if (j > i) {
+		b->frag[i].s = st;
+		b->frag[i].e = en;
+		memmove(&b->frag[i + 1], &b->frag[j], (size_t)(b->nfrag - j) * sizeof(b->frag[0]));
+		b->nfrag = (uint8_t)(b->nfrag - (j - i - 1));
+		return;
+	}
+	if (b->nfrag == MOSFW_SB_MAX_FRAGS) {
+		/* full: give up the first gap, which joins the first fragment */
+		give_up_until(s, b, b->frag[0].s);
+		if (st <= b->next) { /* the new one now touches the in-order data */
+			if (en > b->next)
+				b->next = en;
+			merge_front(b);
+			return;
+		}
+		i = 0;
+		while (i < b->nfrag && b->frag[i].e < st)
+			i++;
+	}
+	memmove(&b->frag[i + 1], &b->frag[i], (size_t)(b->nfrag - i) * sizeof(b->frag[0]));
+	b->frag[i].s = st;
+	b->frag[i].e = en;
+	b->nfrag++;
+}
+
+/* Copy [st, en) of the segment (seg holds the byte at offset seg_off)
+ * into the ring where the policy allows: holes are never written; with
+ * policy FIRST neither are bytes already held (in-order data and
+ * fragments), with LAST they are overwritten. */
+static void store(struct mosfw_sb *b, uint64_t st, uint64_t en, const uint8_t *seg, uint64_t seg_off)
+{
+	uint64_t pos = st;
+	unsigned i;
+
+	if (b->policy == MOSFW_OVERLAP_LAST) {
+		for (i = 0; i < b->nhole && pos < en; i++) {
+			if (b->hole[i].e <= pos)
+				continue;
+			if (b->hole[i].s >= en)
+				break;
+			if (b->hole[i].s > pos)
+				ring_put(b, pos, seg + (pos - seg_off), b->hole[i].s - pos);
+			pos = b->hole[i].e;
+		}
+	} else {
+		if (pos < b->next)
+			pos = b->next;
+		for (i = 0; i < b->nfrag && pos < en; i++) {
+			if (b->frag[i].e <= pos)
+				continue;
+			if (b->frag[i].s >= en)
+				break;
+			if (b->frag[i].s > pos)
+				ring_put(b, pos, seg + (pos - seg_off), b->frag[i].s - pos);
+			pos = b->frag[i].e;
+		}
+	}
+	if (pos < en)
+		ring_put(b, pos, seg + (pos - seg_off), en - pos);
+}
+
+/* Raise CONN_NEW_DATA for bytes that became readable: from the first
+ * readable byte at or after `from` to next. */
+static void new_data(struct mosfw_sb *b, struct mosfw_flow *f, uint32_t slot, unsigned side,
+                     uint64_t from, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+{
+	struct mosfw_event *e;
+	unsigned i;
+
+	if (from < b->head)
+		from = b->head;
+	for (i = 0; i < b->nhole; i++) /* skip leading holes */
+		if (b->hole[i].s <= from && b->hole[i].e > from)
+			from = b->hole[i].e;
+	if (from >= b->next)
+		return;
+	e = mosfw_ring_push(r, MOSFW_EV_CONN_NEW_DATA, c, f, slot, side);
+	if (e) {
+		e->seq = seq_of(b, from);
+		e->len = (uint32_t)(b->next - from);
+	}
+}
+
+void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot,
+                        unsigned dir, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+{
+	const struct mosfw_pkt *p = c->pkt;
+	uint32_t seq = p->seq + ((p->tcp_flags & MOSFW_TH_SYN) ? 1 : 0);
+	struct mosfw_sb **pb = &s->sb[(size_t)slot * 2 + dir];
+	struct mosfw_sb *b = *pb;
+	const uint8_t *data = p->payload;
+	uint64_t len = p->payload_caplen < p->payload_len ? p->payload_caplen : p->payload_len;
+	int64_t so;
+	uint64_t st, en, old_next;
+
+	if (p->payload_len == 0)
+		return;
+	if (!b) {
+		b = *pb = sb_alloc(s, f, dir, seq);
+		if (!b)
+			return;
+	}
+	/* bytes cut off by the snap length count as received and lost */
+	so = mosfw_sb_offset(b, seq);
+	if (so + (int64_t)p->payload_len <= 0)
+		return; /* entirely before offset 0 */
+	en = (uint64_t)(so + (int64_t)len > 0 ? so + (int64_t)len : 0);
+	if (so < 0) {
+		data += -so;
+		so = 0;
+	}
+	st = (uint64_t)so;
+	s->bytes_in += len;
+	old_next = b->next;
+	if (st < b->head) {
+		data += b->head - st;
+		st = b->head;
+	}
+	if (en > st) {
+		/* keep the window: [head, head + cap) */
+		if (en > b->head + b->cap) {
+			uint64_t need = en - b->cap;
+			int overrun = b->peeked && b->read < need;
+			if (need > b->next) {
+				uint64_t lost0 = b->lost_gap, to = st;
+				give_up_until(s, b, need);
+				/* the gap in the way goes whole, up to the data after it */
+				if (b->nfrag && b->frag[0].s < to)
+					to = b->frag[0].s;
+				if (to > b->next)
+					give_up_until(s, b, to);
+				overrun |= b->lost_gap != lost0;
+			}
+			if (overrun) {
+				struct mosfw_event *e = mosfw_ring_push(r, MOSFW_EV_ERROR, c, f, slot, dir);
+				if (e)
+					e->reason = MOSFW_ERR_BUFFER_OVERRUN;
+			}
+			evict_until(s, b, need);
+			if (st < b->head) { /* a segment longer than the buffer */
+				data += b->head - st;
+				st = b->head;
+			}
+		}
+		store(b, st, en, data, st);
+		if (en > b->next) {
+			if (st <= b->next) {
+				b->next = en;
+				merge_front(b);
+			} else {
+				add_frag(s, b, st, en);
+			}
+		}
+	}
+	/* the part beyond the snap length: received, never readable */
+	if (p->payload_len > len) {
+		uint64_t full_end = (uint64_t)(mosfw_sb_offset(b, seq) + (int64_t)p->payload_len);
+		if (b->next == en && full_end > en)
+			give_up_until(s, b, full_end);
+		if (full_end > b->hi)
+			b->hi = full_end;
+	}
+	if (en > b->hi)
+		b->hi = en;
+	if (b->next > old_next)
+		new_data(b, f, slot, dir, old_next, c, r);
+}
+
+void mosfw_streams_ack(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot,
+                       unsigned dir, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+{
+	unsigned peer = dir ^ 1;
+	struct mosfw_sb *b = s->sb[(size_t)slot * 2 + peer];
+	const struct mosfw_half *h = &f->side[peer];
+	uint32_t ack = c->pkt->ack;
+	int64_t ao;
+	uint64_t old_next;
+
+	if (!b || !MOSFW_SEQ_GT(ack, seq_of(b, b->next)))
+		return;
+	/* an ack beyond the peer's FIN covers the FIN, not data */
+	if ((h->flags & MOSFW_HF_FIN_SEEN) && MOSFW_SEQ_GT(ack, h->fin_seq))
+		ack = h->fin_seq;
+	ao = mosfw_sb_offset(b, ack);
+	if (ao <= (int64_t)b->next || ao - (int64_t)b->next > (1 << 30))
+		return; /* nothing new, or not believable */
+	old_next = b->next;
+	give_up_until(s, b, (uint64_t)ao);
+	if ((uint64_t)ao > b->hi)
+		b->hi = (uint64_t)ao;
+	if (b->next > old_next)
+		new_data(b, f, slot, peer, old_next, c, r);
+}
+
+int mosfw_streams_must_cut(const struct mosfw_streams *s, const struct mosfw_flow *f,
+                           uint32_t slot, unsigned dir, const struct mosfw_pkt *p)
+{
+	const struct mosfw_sb *peer;
+
+	if (s->rec_burst[slot] != s->burst)
+		return 0;
+	if (p->payload_len)
+		return 1;
+	peer = s->sb[(size_t)slot * 2 + (dir ^ 1)];
+	return peer && (p->tcp_flags & MOSFW_TH_ACK) &&
+	       MOSFW_SEQ_GT(p->ack, seq_of(peer, peer->next));
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+int64_t mosfw_sb_peek(struct mosfw_sb *b, uint8_t *buf, uint32_t len, uint64_t *lost)
+{
+	uint64_t skipped = 0, avail, n;
+	unsigned i;
+
+	b->peeked = 1;
+	if (b->read < b->head) {
+		skipped += b->head - b->read;
+		b->read = b->head;
+	}
+	for (i = 0; i < b->nhole; i++) {
+		if (b->hole[i].s <= b->read && b->hole[i].e > b->read) {
+			skipped += b->hole[i].e - b->read;
+			b->read = b->hole[i].e;
+		}
+	}
+	avail = b->next > b->read ? b->next - b->read : 0;
+	for (i = 0; i < b->nhole; i++) { /* stop at the next hole */
+		if (b->hole[i].s >= b->read && b->hole[i].s - b->read < avail)
+			avail = b->hole[i].s - b->read;
+	}
+	n = avail < len ? avail : len;
+	if (n)
+		ring_get(b, b->read, buf, n);
+	b->read += n;
+	b->lost_read += skipped;
+	if (lost)
+		*lost = skipped;
+	return (int64_t)n;
+}
+
+int64_t mosfw_sb_ppeek(const struct mosfw_sb *b, uint64_t off, uint8_t *buf, uint32_t len)
+{
+	uint64_t end = 0, n;
+	unsigned i;
+
+	if (off >= b->head && off < b->next) {
+		end = b->next;
+		for (i = 0; i < b->nhole; i++) {
+			if (b->hole[i].s <= off && b->hole[i].e > off)
+				return 0;
+			if (b->hole[i].s > off && b->hole[i].s < end)
+				end = b->hole[i].s;
+		}
+	} else {
+		for (i = 0; i < b->nfrag; i++)
+			if (b->frag[i].s <= off && b->frag[i].e > off && b->frag[i].s >= b->head)
+				end = b->frag[i].e;
+		if (!end)
+			return 0;
+	}
+	n = end - off < len ? end - off : len;
+	ring_get(b, off, buf, n);
+	return (int64_t)n;
+}
+
+uint32_t mosfw_sb_frags(const struct mosfw_sb *b, struct mosfw_stream_frag *out, uint32_t max)
+{
+	uint32_t n = 0;
+	uint64_t pos = b->head;
+	unsigned i;
+
+	/* the in-order data, split by holes, then the fragments */
+	for (i = 0; i <= b->nhole; i++) {
+		uint64_t stop = i < b->nhole ? b->hole[i].s : b->next;
+		if (stop > pos) {
+			if (n < max) {
+				out[n].offset = pos;
+				out[n].len = (uint32_t)(stop - pos);
+			}
+			n++;
+		}
+		if (i < b->nhole)
+			pos = b->hole[i].e;
+	}
+	for (i = 0; i < b->nfrag; i++) {
+		if (n < max) {
+			out[n].offset = b->frag[i].s;
+			out[n].len = (uint32_t)(b->frag[i].e - b->frag[i].s);
+		}
+		n++;
+	}
+	return n;
+}
+
+void mosfw_sb_info(const struct mosfw_sb *b, struct mosfw_stream_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->init_seq = b->base_seq;
+	out->size = b->cap;
+	out->head = b->head;
+	out->last_byte_read = b->read > b->head ? b->read : b->head;
+	out->next_byte_expected = b->next;
+	out->last_byte_received = b->hi > b->next ? b->hi : b->next;
+	out->lost_read = b->lost_read;
+	out->lost_gap = b->lost_gap;
+	out->lost_overrun = b->lost_overrun;
+	out->nfrags = b->nfrag;
+	out->nholes = b->nhole;
+	out->policy = b->policy;
+}

@@ -1,0 +1,539 @@
+"""midstat: the table of tracked TCP connections, as mOS's ``samples/midstat``.
+
+Every second of input time (wall time when capturing live) midstat prints
+every connection the engine is tracking, in mOS's format::
+
+    Proto CPU Client Address        Client State Server Address        Server State
+    tcp   0   10.77.65.2:54496      ESTABLISHED  10.77.65.1:8080       ESTABLISHED
+
+A row appears at the connection's CONN_START and leaves at its CONN_END,
+as in mOS (whose ``cb_destroy`` frees the row on ``MOS_ON_CONN_END``): a
+connection that closed with FIN/FIN, was reset or timed out between two
+tables is in neither. The states are the emulated states of both
+endpoints at the moment of the table (state names without ``TCP_``).
+Rows are in the order the connections started, per core.
+
+At the end of the input (end of file, or Ctrl-C/SIGTERM when live) midstat
+prints the table once more, with the connections still open then, and a
+summary. Options (``mosfw run -p samples/midstat --help``):
+
+``--once``            only the table at the end of the input (and the summary)
+``--json``            one JSON object per line instead of text: a
+                      ``snapshot`` per second, a ``final`` snapshot, a ``summary``
+``--summary-only``    only the final summary (the launcher's ``-q``)
+``--refresh``         redraw the screen for each table (default: when
+                      capturing live with stdout on a terminal)
+``--stat-print IFACE`` per-second interface statistics on stderr, like
+                      mos.conf's ``stat_print = IFACE``
+
+Subscribes only to CONN_START, TCP_STATE_CHANGE, CONN_END and the
+per-second tick: no Python runs per packet.
+
+Column layout: ``%-5s %-3d `` for protocol and core, each address column
+21 characters (``255.255.255.255:65535`` fits exactly) and each state 12,
+one space between columns, exactly as mOS's ``printf`` calls lay them out.
+IPv6 endpoints (``[fd77::2]:59418``) can be longer than 21 characters; a
+table that holds one widens that address column to its longest address
+(the header's padding grows with it), so the columns stay aligned. A table
+of IPv4 connections has mOS's header byte for byte.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import time
+from typing import Iterable, Sequence
+
+import mosfw
+from mosfw.events import EndReason
+
+__all__ = [
+    "HEADER",
+    "ADDR_WIDTH",
+    "STATE_WIDTH",
+    "format_header",
+    "format_row",
+    "format_table",
+    "format_stat_line",
+    "format_summary",
+    "state_name",
+    "Midstat",
+]
+
+HEADER = "Proto CPU Client Address        Client State Server Address        Server State"
+"""mOS's header line (for tables whose addresses fit in 21 columns)."""
+
+ADDR_WIDTH = 21
+"""Width of an address column: ``%s:`` plus ``%*d`` with width ``space - 21``."""
+
+STATE_WIDTH = 12
+"""Width of a state column (``%-12s``)."""
+
+_STATE_NAMES = (
+    "CLOSED",
+    "LISTEN",
+    "SYN_SENT",
+    "SYN_RCVD",
+    "ESTABLISHED",
+    "FIN_WAIT_1",
+    "FIN_WAIT_2",
+    "CLOSE_WAIT",
+    "CLOSING",
+    "LAST_ACK",
+    "TIME_WAIT",
+)
+
+_EOF = EndReason.EOF
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+"""Cursor home and erase display: what the live full-screen mode writes first."""
+
+
+def state_name(state) -> str:
+    """``TCP_ESTABLISHED`` -> ``ESTABLISHED``: a TcpState, its int value,
+    or a name; ``-`` for anything else (mOS's ``strstate``)."""
+    if isinstance(state, str):
+        name = state[4:] if state.startswith("TCP_") else state
+        return name if name in _STATE_NAMES else "-"
+    try:
+        i = int(state)
+    except (TypeError, ValueError):
+        return "-"
+    return _STATE_NAMES[i] if 0 <= i < len(_STATE_NAMES) else "-"
+
+
+# ---------------------------------------------------------------------------
+# the table
+
+
+def format_header(client_width: int = ADDR_WIDTH, server_width: int = ADDR_WIDTH) -> str:
+    """The header line; with the default widths it is :data:`HEADER`."""
+    return (
+        f"Proto CPU {'Client Address':<{client_width}} {'Client State':<{STATE_WIDTH}} "
+        f"{'Server Address':<{server_width}} Server State"
+    )
+
+
+def format_row(
+    proto: str,
+    cpu: int,
+    client: str,
+    client_state,
+    server: str,
+    server_state,
+    client_width: int = ADDR_WIDTH,
+    server_width: int = ADDR_WIDTH,
+) -> str:
+    """One row, as mOS prints it (``%-5s %-3d `` then ``ip:port`` in 21
+    columns, the state in 12, the same for the server; the server state is
+    padded to 12 too). ``client``/``server`` are ``ip:port`` strings."""
+    return (
+        f"{proto:<5} {cpu:<3d} {client:<{client_width}} {state_name(client_state):<{STATE_WIDTH}} "
+        f"{server:<{server_width}} {state_name(server_state):<{STATE_WIDTH}}"
+    )
+
+
+def format_table(rows: Iterable[Sequence]) -> str:
+    """Header and rows, each line ending in a newline.
+
+    :param rows: ``(proto, cpu, client, client_state, server,
+        server_state)`` tuples (states as names, ints or TcpState).
+    """
+    rows = list(rows)
+    cw = max([ADDR_WIDTH] + [len(r[2]) for r in rows])
+    sw = max([ADDR_WIDTH] + [len(r[4]) for r in rows])
+    lines = [format_header(cw, sw)]
+    lines.extend(format_row(*r[:6], client_width=cw, server_width=sw) for r in rows)
+    return "\n".join(lines) + "\n"
+
+
+def rows_as_json(rows: Iterable[Sequence]) -> list[dict]:
+    """Rows as dicts for ``--json``."""
+    return [
+        {
+            "proto": r[0],
+            "cpu": r[1],
+            "client": r[2],
+            "client_state": state_name(r[3]),
+            "server": r[4],
+            "server_state": state_name(r[5]),
+        }
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------------------
+# stat_print
+
+
+def gbps(nbytes: float, seconds: float = 1.0) -> float:
+    """Gbit/s as mOS's ``GBPS()`` computes it (bytes * 8 / 10**9), per second."""
+    return nbytes * 8.0 / 1e9 / (seconds if seconds > 0 else 1.0)
+
+
+def format_stat_line(cpu: int, iface: str, flows: int, pps: int, err: int, gbit: float, drops: int) -> str:
+    """One per-second statistics line, in the layout of mOS's
+    ``PrintThreadNetworkStats`` (``[CPU%2d] %s flows: %6u, RX: %7llu(pps)
+    (err: %5llu), %5.2lf(Gbps)``) without the TX part (a passive monitor
+    sends nothing) and with the capture drops appended: ``err`` counts
+    frames that could not be parsed (as mOS counts bad Ethernet frames),
+    ``drops`` the packets the kernel or the interface dropped before
+    libpcap saw them (``pcap_stats``)."""
+    return (
+        f"[CPU{cpu:2d}] {iface} flows: {flows:6d}, RX: {pps:7d}(pps) (err: {err:5d}), "
+        f"{gbit:5.2f}(Gbps), drops: {drops:5d}"
+    )
+
+
+class StatPrinter:
+    """Per-second interface statistics on stderr (``stat_print``), from
+    the deltas of ``core.stats()`` between ticks."""
+
+    def __init__(self, iface: str, err) -> None:
+        self.iface = iface
+        self.err = err
+        self._prev = None
+        self._prev_ts = 0.0
+
+    @mosfw.hookimpl
+    def mosfw_core_start(self, core) -> None:
+        self._prev = core.stats()
+        self._prev_ts = time.time()
+
+    @mosfw.hookimpl
+    def mosfw_tick(self, core, ts) -> None:
+        st = core.stats()
+        prev = self._prev
+        self._prev = st
+        dt = ts - self._prev_ts if self._prev_ts else 1.0
+        self._prev_ts = ts
+        if prev is None:
+            return
+        if dt <= 0:
+            dt = 1.0
+        pkts = st.packets - prev.packets
+        nbytes = st.bytes - prev.bytes
+        err = (st.malformed + st.unsupported_link) - (prev.malformed + prev.unsupported_link)
+        drops = (st.kernel_drops + st.iface_drops) - (prev.kernel_drops + prev.iface_drops)
+        line = format_stat_line(
+            core.id, self.iface, st.flows_active, int(round(pkts / dt)), err, gbps(nbytes, dt), max(drops, 0)
+        )
+        try:
+            self.err.write(line + "\n")
+            self.err.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+
+# ---------------------------------------------------------------------------
+# the app
+
+ENDED_SHOWN = 20
+"""How many ended connections the end-of-input digest lists (the last ones)."""
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
+
+
+def format_ended(ended: Sequence[tuple], count: int, cpu: int = 0) -> str:
+    """The digest of connections that ended before the end of the input:
+    one ``midstat:`` line each (the tables show only open connections).
+
+    :param ended: ``(flow, reason, client state, server state)`` of the
+        last ones (a :class:`mosfw.Flow` after its CONN_END, or anything
+        with its ``client_str``, ``server_str``, ``duration``, ``pkts()``,
+        ``payload_bytes()``).
+    :param count: how many ended in all.
+    """
+    if not count:
+        return ""
+    shown = len(ended)
+    more = f", the last {shown} listed" if shown < count else ""
+    lines = [f"midstat: core {cpu}: {_plural(count, 'connection')} ended before the end of the input{more}:"]
+    for flow, reason, cst, sst in ended:
+        cli, srv, dur = flow.client_str, flow.server_str, flow.duration
+        pkts = flow.pkts(0) + flow.pkts(1)
+        nbytes = flow.payload_bytes(0) + flow.payload_bytes(1)
+        lines.append(
+            f"midstat:   {cli} -> {srv}  {reason} after {_duration(dur)}, {_plural(pkts, 'packet')}, "
+            f"{nbytes} payload bytes, last states {state_name(cst)}/{state_name(sst)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+class Midstat:
+    """The connection table of one process (one row per tracked
+    connection, keyed by core and flow id) and its printers."""
+
+    def __init__(self, out, mode: str = "stream", json_out: bool = False, label: str = "") -> None:
+        #: "stream" (a table per second), "refresh" (same, redrawing the
+        #: screen) or "once" (only the table at the end)
+        self.mode = mode
+        self.json = json_out
+        self.out = out
+        self.label = label
+        #: (core, flow id) -> [client, client state, server, server state, cpu, ended at eof]
+        self.rows: dict[tuple[int, int], list] = {}
+        #: the last ENDED_SHOWN connections that ended before the end of
+        #: the input, and how many did (per core)
+        self.ended: dict[int, collections.deque] = {}
+        self.ended_count: dict[int, int] = {}
+        self._core = None
+        self._dead = False
+
+    # -- keeping the rows ---------------------------------------------------
+
+    def _row(self, flow, event) -> list:
+        key = (flow.core, flow.id)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = [flow.client_str, event[14], flow.server_str, event[15], flow.core, False]
+        return row
+
+    @mosfw.hookimpl
+    def mosfw_conn_start(self, flow, event) -> None:
+        row = self._row(flow, event)
+        row[1] = event[14]
+        row[3] = event[15]
+
+    @mosfw.hookimpl
+    def mosfw_tcp_state_change(self, flow, event) -> None:
+        row = self._row(flow, event)
+        row[1] = event[14]
+        row[3] = event[15]
+
+    @mosfw.hookimpl
+    def mosfw_conn_end(self, flow, reason, event) -> None:
+        key = (flow.core, flow.id)
+        if reason == _EOF:
+            # still open when the input ended: shown in the final table
+            row = self.rows.get(key)
+            if row is not None:
+                row[1] = event[14]
+                row[3] = event[15]
+                row[5] = True
+        else:
+            self.rows.pop(key, None)
+            if not self.json:
+                core = flow.core
+                q = self.ended.get(core)
+                if q is None:
+                    q = self.ended[core] = collections.deque(maxlen=ENDED_SHOWN)
+                # the Flow view is frozen after CONN_END: format it only if shown
+                q.append((flow, reason.label, event[14], event[15]))
+                self.ended_count[core] = self.ended_count.get(core, 0) + 1
+
+    def snapshot(self, core_id: int, include_ended: bool = False) -> list[tuple]:
+        """Rows of one core as ``(proto, cpu, client, client_state,
+        server, server_state)``, in the order the connections started."""
+        return [
+            ("tcp", r[4], r[0], r[1], r[2], r[3])
+            for (c, _), r in self.rows.items()
+            if c == core_id and (include_ended or not r[5])
+        ]
+
+    # -- printing -----------------------------------------------------------
+
+    def _write(self, text: str) -> None:
+        if self._dead:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            # the reader went away (`midstat | head`): stop reading input
+            self._dead = True
+            if self._core is not None:
+                self._core.request_stop()
+
+    def render(self, rows: list[tuple], ts: float, kind: str) -> str:
+        if self.json:
+            doc = {"type": kind, "ts": round(ts, 6), "connections": rows_as_json(rows)}
+            return json.dumps(doc) + "\n"
+        return format_table(rows)
+
+    @mosfw.hookimpl
+    def mosfw_core_start(self, core) -> None:
+        self._core = core
+
+    def _tick(self, core, ts) -> None:
+        rows = self.snapshot(core.id)
+        text = self.render(rows, ts, "snapshot")
+        if self.mode == "refresh" and not self.json:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+            title = f"midstat  {self.label}  {stamp}  {_plural(len(rows), 'connection')}  (Ctrl-C to stop)\n\n"
+            text = CLEAR_SCREEN + title + text
+        self._write(text)
+
+    @mosfw.hookimpl
+    def mosfw_core_finish(self, core) -> None:
+        rows = self.snapshot(core.id, include_ended=True)
+        st = core.stats()
+        ts = st.last_ts or time.time()
+        text = self.render(rows, ts, "final")
+        if not self.json:
+            text += format_ended(self.ended.pop(core.id, ()), self.ended_count.pop(core.id, 0), core.id)
+        self._write(text)
+        for key in [k for k in self.rows if k[0] == core.id]:
+            del self.rows[key]
+
+
+# ---------------------------------------------------------------------------
+# the summary
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def format_summary(stats, live: bool = False, source: str = "") -> list[str]:
+    """The final summary lines (text), from the engine counters summed
+    over cores."""
+    s = stats
+    span = max(0.0, s.last_ts - s.first_ts) if s.packets else 0.0
+    where = f"of capture on {source}" if live else "of input"
+    closed = s.flows_ended_fin + s.flows_ended_rst
+    lines = [
+        f"midstat: {_plural(s.flows_created, 'connection')} ({s.flows_midstream} picked up mid-stream) "
+        f"in {span:.2f} s {where}: {closed} closed ({s.flows_ended_fin} by FIN, {s.flows_ended_rst} by RST), "
+        f"{s.flows_ended_timeout} timed out, {s.flows_evicted} evicted, {s.flows_reused} reused, "
+        f"{s.flows_ended_eof} open at the end",
+        f"midstat: {_plural(s.packets, 'packet')} ({s.tcp_packets} TCP, {s.malformed} malformed), "
+        f"{_plural(s.rexmits, 'retransmission')}, {_plural(s.orphans, 'orphan packet')}"
+        + (f", {s.flows_refused} new connections refused (table full)" if s.flows_refused else ""),
+    ]
+    if live or s.kernel_drops or s.iface_drops:
+        lines.append(f"midstat: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface")
+    if s.plugin_errors:
+        lines.append(f"midstat: {_plural(s.plugin_errors, 'exception')} raised by plugins (see stderr)")
+    return lines
+
+
+def summary_json(stats, live: bool = False, source: str = "") -> dict:
+    s = stats
+    return {
+        "type": "summary",
+        "source": source,
+        "live": live,
+        "connections": s.flows_created,
+        "midstream": s.flows_midstream,
+        "closed_fin": s.flows_ended_fin,
+        "closed_rst": s.flows_ended_rst,
+        "timed_out": s.flows_ended_timeout,
+        "evicted": s.flows_evicted,
+        "reused": s.flows_reused,
+        "open_at_end": s.flows_ended_eof,
+        "refused": s.flows_refused,
+        "packets": s.packets,
+        "tcp_packets": s.tcp_packets,
+        "malformed": s.malformed,
+        "retransmissions": s.rexmits,
+        "orphans": s.orphans,
+        "kernel_drops": s.kernel_drops,
+        "iface_drops": s.iface_drops,
+        "plugin_errors": s.plugin_errors,
+        "first_ts": s.first_ts,
+        "last_ts": s.last_ts,
+    }
+
+
+# ---------------------------------------------------------------------------
+# hooks of the module
+
+
+@mosfw.hookimpl
+def mosfw_addoption(parser):
+    parser.addoption("--once", is_flag=True, default=False,
+                     help="midstat: print only the table at the end of the input (and the summary).")
+    parser.addoption("--json", "json_out", is_flag=True, default=False,
+                     help="midstat: one JSON object per line: a snapshot per second, the final one, the summary.")
+    parser.addoption("--summary-only", is_flag=True, default=False,
+                     help="midstat: print only the final summary (the launcher's -q).")
+    parser.addoption("--refresh/--no-refresh", "refresh", default=None,
+                     help="midstat: redraw the screen for each table (default: live capture to a terminal).")
+    parser.addoption("--stat-print", "stat_print", metavar="IFACE", multiple=True, default=(),
+                     help="midstat: per-second RX pps, Gbit/s, drops and flows of IFACE on stderr "
+                          "(as mos.conf's stat_print; live capture only).")
+
+
+def _opt(config, name, default=None):
+    v = config.getoption(name)
+    if v is None or type(v).__module__.startswith("click"):  # unset (click's sentinel)
+        return default
+    return v
+
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    summary_only = bool(_opt(config, "summary_only", False))
+    once = bool(_opt(config, "once", False))
+    json_out = bool(_opt(config, "json_out", False))
+    refresh = _opt(config, "refresh", None)
+    label = config.interface or config.read_file or ""
+    if refresh is None:
+        try:
+            refresh = bool(config.interface) and config.stdout.isatty()
+        except (AttributeError, ValueError):
+            refresh = False
+    pm = config.pluginmanager
+    if not summary_only:
+        mode = "once" if once else ("refresh" if refresh and not json_out else "stream")
+        app = Midstat(config.stdout, mode=mode, json_out=json_out, label=label)
+        pm.register(app, name=f"midstat-table-{id(app)}")
+        if mode != "once":
+            pm.register(_TickPlugin(app), name=f"midstat-tick-{id(app)}")
+
+    names = list(_opt(config, "stat_print", ()) or ())
+    if config.mos is not None:
+        names.extend(config.mos.stat_print)
+    names = list(dict.fromkeys(names))
+    if names:
+        if not config.interface:
+            config.stderr.write(
+                f"midstat: note: stat_print ({', '.join(names)}) is for live capture; "
+                "ignored while reading a file\n"
+            )
+        else:
+            others = [n for n in names if n != config.interface]
+            if others:
+                config.stderr.write(
+                    f"midstat: note: stat_print names {', '.join(others)}, not captured in this run "
+                    f"(capturing on {config.interface})\n"
+                )
+            if config.interface in names:
+                sp = StatPrinter(config.interface, config.stderr)
+                pm.register(sp, name=f"midstat-stat-{id(sp)}")
+
+
+class _TickPlugin:
+    """The per-second table printer (registered only when tables are
+    printed every second, so ``--once`` and ``-q`` get no ticks)."""
+
+    def __init__(self, app: Midstat) -> None:
+        self.app = app
+
+    @mosfw.hookimpl
+    def mosfw_tick(self, core, ts) -> None:
+        self.app._tick(core, ts)
+
+
+@mosfw.hookimpl
+def mosfw_report(config, stats):
+    live = bool(config.interface)
+    source = config.interface or config.read_file or ""
+    out = config.stdout
+    try:
+        if _opt(config, "json_out", False):
+            out.write(json.dumps(summary_json(stats, live, source)) + "\n")
+        else:
+            out.write("\n".join(format_summary(stats, live, source)) + "\n")
+        out.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover - run through mosfw
+    sys.exit("run me with: mosfw run -p samples/midstat -r FILE (or samples/midstat/midstat -r FILE)")

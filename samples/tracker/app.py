@@ -1,0 +1,333 @@
+"""tracker: one Zeek conn.log record per TCP connection.
+
+``mosfw run -r FILE -p samples/tracker`` (or ``samples/tracker/tracker
+-r FILE``) writes, for every TCP connection the engine tracked, including
+those picked up mid-stream, one record when the connection ends: FIN/FIN,
+RST, idle timeout, eviction, port reuse, or end of input for the ones
+still open. Fields, with Zeek's names and meaning
+(``base/protocols/conn/main.zeek``)::
+
+    ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto duration
+    orig_bytes resp_bytes conn_state history orig_pkts orig_ip_bytes
+    resp_pkts resp_ip_bytes
+
+and mosfw's own: ``orig_rexmit_pkts``, ``resp_rexmit_pkts`` (segments the
+engine classified as retransmissions, REXMIT), ``cli_state``,
+``svr_state`` (the emulated endpoints' final RFC 793 states, by mosfw's
+client/server), ``close_reason`` (fin, rst, timeout, evicted, eof,
+reused) and ``core``.
+
+Options (``mosfw run -p samples/tracker --help``):
+
+``--conn-format json|zeek``  JSON lines (default; unset fields left out,
+                             as Zeek's JSON logs do) or Zeek's TSV with
+                             ``#separator``/``#fields``/``#types``
+                             headers that ``zeek-cut`` reads
+``--conn-log PATH``          write the records to PATH instead of stdout
+
+Everything per connection is kept by the engine (``native/
+conn_history.c`` emulates Zeek's TCP endpoint bookkeeping per packet) and
+the record is formatted in C: the tracker subscribes to CONN_END only, so
+no Python runs per packet, only one call per connection.
+
+With ``-c N`` each core writes its own records: JSON lines to stdout go
+straight out (whole lines, never mixed); TSV or a ``--conn-log`` file
+are written per core to a temporary file next to the output and joined,
+in core order, under one header by the parent when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+
+import click
+
+import mosfw
+from mosfw import hookspecs
+from mosfw._native import ffi, lib
+
+#: conn.log columns, in Zeek's order, then mosfw's
+FIELDS = (
+    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "duration",
+    "orig_bytes", "resp_bytes", "conn_state", "history", "orig_pkts", "orig_ip_bytes",
+    "resp_pkts", "resp_ip_bytes", "orig_rexmit_pkts", "resp_rexmit_pkts", "cli_state",
+    "svr_state", "close_reason", "core",
+)
+#: their Zeek types (the #types line)
+TYPES = (
+    "time", "string", "addr", "port", "addr", "port", "enum", "interval",
+    "count", "count", "string", "string", "count", "count",
+    "count", "count", "count", "count", "string",
+    "string", "string", "count",
+)
+FORMATS = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}
+
+#: bytes of records held before they are written
+FLUSH_BYTES = 1 << 16
+#: ... or seconds (wall time) since the last write, for live captures
+FLUSH_SECONDS = 1.0
+#: one record always fits (the C formatter's documented bound)
+RECORD_MAX = 1024
+
+
+def _zeek_time() -> str:
+    return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime())
+
+
+def zeek_header(path: str = "conn") -> str:
+    """Zeek's TSV log header (what ``zeek-cut`` needs: the separator, the
+    #fields and #types lines)."""
+    return (
+        "#separator \\x09\n"
+        "#set_separator\t,\n"
+        "#empty_field\t(empty)\n"
+        "#unset_field\t-\n"
+        f"#path\t{path}\n"
+        f"#open\t{_zeek_time()}\n"
+        "#fields\t" + "\t".join(FIELDS) + "\n"
+        "#types\t" + "\t".join(TYPES) + "\n"
+    )
+
+
+def zeek_footer() -> str:
+    return f"#close\t{_zeek_time()}\n"
+
+
+class _Sink:
+    """Where formatted records go: a binary file object, or a text stream
+    (``sys.stdout`` through its buffer; a StringIO in tests gets ASCII
+    text)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        raw = getattr(stream, "buffer", None)
+        self._binary = raw is not None or "b" in getattr(stream, "mode", "")
+        self._raw = raw if raw is not None else stream
+
+    def write(self, data: bytes) -> None:
+        if self._binary:
+            if self._raw is not self.stream:
+                self.stream.flush()  # keep order with text already written
+            self._raw.write(data)
+        else:
+            self.stream.write(data.decode("ascii"))
+
+    def flush(self) -> None:
+        try:
+            if self._binary and self._raw is not self.stream:
+                self._raw.flush()
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+class _CoreFile:
+    """``-c N`` with TSV or a file: this core's records go to a temporary
+    file, opened when the core starts; ``mosfw_core_result`` hands its
+    name to the parent, whose ``mosfw_merge`` joins the cores' files."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.path: str | None = None
+        self.fh = None
+
+    @mosfw.hookimpl(tryfirst=True)
+    def mosfw_core_start(self, core) -> None:
+        fd, self.path = tempfile.mkstemp(prefix=f".tracker-core{core.id}-", suffix=".part",
+                                         dir=self.directory)
+        self.fh = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+
+    def flush(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+class ConnLog:
+    """The record writer: it implements ``mosfw_conn_end`` (and
+    ``mosfw_core_finish``, to write what is left) only, so the engine
+    produces CONN_END records and nothing else for it. Records are
+    formatted by the engine (``mosfw_conn_record``) and written in
+    batches of about 64 KB, or after a second of wall time (live)."""
+
+    def __init__(self, sink, fmt: str) -> None:
+        self.sink = sink
+        self.records = 0
+        chunks: list[bytes] = []
+        code = FORMATS[fmt]
+        buf = ffi.new("char[]", RECORD_MAX)
+        record = lib.mosfw_conn_record
+        unpack = ffi.unpack
+        monotonic = time.monotonic
+        state = [0, monotonic()]  # bytes held, time of the last write
+
+        def flush() -> None:
+            if chunks:
+                self.records += len(chunks)
+                sink.write(b"".join(chunks))
+                chunks.clear()
+            sink.flush()
+            state[0] = 0
+            state[1] = monotonic()
+
+        # the hook takes the spec's three arguments: the engine then calls
+        # it directly, without an adapter
+        def mosfw_conn_end(flow, reason, event) -> None:
+            n = record(flow._rec, code, buf, RECORD_MAX)
+            chunks.append(unpack(buf, n))
+            state[0] += n
+            if state[0] >= FLUSH_BYTES or monotonic() - state[1] >= FLUSH_SECONDS:
+                flush()
+
+        def mosfw_core_finish(core) -> None:
+            flush()
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
+
+        self.flush = flush
+        self.mosfw_conn_end = mosfw.hookimpl(mosfw_conn_end)
+        self.mosfw_core_finish = mosfw.hookimpl(trylast=True)(mosfw_core_finish)
+
+
+# ---------------------------------------------------------------------------
+# hooks of the module
+
+
+@mosfw.hookimpl
+def mosfw_addoption(parser):
+    parser.addoption(
+        "--conn-format", "conn_format", type=click.Choice(sorted(FORMATS)), default="json",
+        envvar="MOSFW_CONN_FORMAT", show_default=True,
+        help="tracker: record format: JSON lines, or Zeek's TSV conn.log (zeek-cut reads it).",
+    )
+    parser.addoption(
+        "--conn-log", "conn_log", metavar="PATH", default=None, envvar="MOSFW_CONN_LOG",
+        help="tracker: write the records to PATH (default: standard output).",
+    )
+
+
+class _Run:
+    """What the module keeps about the current run."""
+
+    def __init__(self, fmt: str = "json", path: str | None = None) -> None:
+        self.fmt = fmt
+        self.path = path
+        self.out = None          # the --conn-log file (closed in mosfw_report)
+        self.sink: _Sink | None = None
+        self.core_file: _CoreFile | None = None  # -c N
+
+
+_run = _Run()
+
+
+def _options(config) -> tuple[str, str | None]:
+    def opt(name, default):
+        v = config.getoption(name)
+        if v is None or type(v).__module__.startswith("click"):  # unset
+            return default
+        return v
+
+    fmt = opt("conn_format", "json")
+    if fmt not in FORMATS:
+        raise mosfw.UsageError(f"--conn-format: {fmt!r} is not one of {', '.join(sorted(FORMATS))}")
+    path = opt("conn_log", None)
+    return fmt, (None if path in (None, "", "-") else path)
+
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _run
+    fmt, path = _options(config)
+    _run = run = _Run(fmt, path)
+    pm = config.pluginmanager
+    if config.cores > 1 and (fmt == "zeek" or path):
+        # a worker of a -c N run: a temporary file per core, joined in the
+        # parent by mosfw_merge (one header, core order)
+        directory = os.path.dirname(os.path.abspath(path)) if path else tempfile.gettempdir()
+        run.core_file = _CoreFile(directory)
+        pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
+        pm.register(ConnLog(run.core_file, fmt), name=f"tracker-writer-{os.getpid()}")
+        return
+    if path:
+        try:
+            run.out = open(path, "wb")  # noqa: SIM115 - closed in mosfw_report
+        except OSError as e:
+            raise mosfw.UsageError(f"--conn-log: cannot write {path}: {e.strerror}") from None
+        run.sink = _Sink(run.out)
+    else:
+        run.sink = _Sink(config.stdout)
+    if fmt == "zeek" and config.cores == 1:
+        run.sink.write(zeek_header().encode())
+    pm.register(ConnLog(run.sink, fmt), name=f"tracker-writer-{os.getpid()}")
+
+
+@mosfw.hookimpl
+def mosfw_report(config, stats):
+    run = _run
+    if run.sink is None:
+        return
+    if run.fmt == "zeek" and config.cores == 1:
+        run.sink.write(zeek_footer().encode())
+    run.sink.flush()
+    if run.out is not None:
+        run.out.close()
+    run.out = run.sink = None
+
+
+def _join_parts(config, parts: list[str]) -> None:
+    fmt, path = _options(config)
+    out = open(path, "wb") if path else None  # noqa: SIM115 - closed below
+    sink = _Sink(out if out is not None else config.stdout)
+    try:
+        if fmt == "zeek":
+            sink.write(zeek_header().encode())
+        for part in parts:
+            try:
+                with open(part, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        sink.write(chunk)
+            finally:
+                try:
+                    os.unlink(part)
+                except OSError:
+                    pass
+        if fmt == "zeek":
+            sink.write(zeek_footer().encode())
+        sink.flush()
+    finally:
+        if out is not None:
+            out.close()
+
+
+# Multi-core hooks, defined only when this mosfw has them (a hook the
+# manager does not know would be refused as a misspelling).
+if hasattr(hookspecs, "mosfw_merge") and hasattr(hookspecs, "mosfw_core_result"):
+
+    @mosfw.hookimpl
+    def mosfw_core_result(core):
+        """``-c N``: the name of this core's temporary file."""
+        cf = _run.core_file
+        return cf.path if cf is not None else None
+
+    @mosfw.hookimpl
+    def mosfw_merge(config, results, cores):
+        """``-c N``: join the cores' temporary files under one header, in
+        core order, into --conn-log PATH or stdout."""
+        parts = [p for p in results if p]
+        if parts:
+            _join_parts(config, parts)
+
+
+if __name__ == "__main__":  # pragma: no cover - use the launcher or mosfw run
+    sys.exit("run it with: mosfw run -r FILE -p samples/tracker (or samples/tracker/tracker)")
