@@ -578,3 +578,36 @@ def test_multicore_run_gives_the_same_records(mosfw_capture, mosfw_pcap, tmp_pat
     assert text.count("#fields") == 1 and text.count("#close") == 1
     assert len(zeek_cut(text, "uid")) == 12
     assert not list(tmp_path.glob(".tracker-core*")), "temporary per-core files left behind"
+
+
+def test_live_writer_flushes_every_second(mosfw_capture, mosfw_run, monkeypatch):
+    """Capturing live, records held are written at the next tick (a second
+    of wall time), not only in batches: drive the writer with ticks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tracker_app_for_test", Path(TRACKER) / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    monkeypatch.setattr(app, "FLUSH_SECONDS", 0.0)
+
+    class Sink:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, data):
+            self.writes.append(data)
+
+        def flush(self):
+            pass
+
+    cap = mosfw_capture(start=1000.0, step=0.001)
+    for i in range(3):
+        c = cap.conversation(client=("10.0.0.1", 42000 + i), server=SRV)
+        c.handshake()
+        c.close("client")
+        cap.advance(2.0)          # a tick between connections
+    live, batch = Sink(), Sink()
+    mosfw_run(cap, plugins=[app.ConnLog(live, "json", live=True)], events=None)
+    mosfw_run(cap, plugins=[app.ConnLog(batch, "json", live=False)], events=None)
+    assert [len(w.splitlines()) for w in live.writes] == [1, 1, 1]
+    assert [len(w.splitlines()) for w in batch.writes] == [3]

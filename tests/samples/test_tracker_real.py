@@ -468,3 +468,46 @@ def test_records_of_every_capture_under_sanitizers(tmp_path):
                        env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout) >= 130  # records formatted (138 when written)
+
+
+# ---------------------------------------------------------------------------
+# live, on a real interface
+
+
+@pytest.mark.realnet
+def test_live_capture_writes_records_while_running():
+    """``tracker -i IFACE``: a connection's record comes out about a second
+    after it closed, while the capture goes on; SIGTERM ends the run (exit
+    0) with the records of what was still open."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import realnet
+
+    ok, why = realnet.can_use_netns(("ip", "curl"))
+    if not ok:
+        pytest.skip(f"live tracker test needs network namespaces: {why}")
+    launcher = ROOT / "samples" / "tracker" / "tracker"
+    with realnet.netpair() as net:
+        net.serve_files({"a.bin": 20_000})
+        proc = net.popen_in("client", [str(launcher), "-i", net.cli_if, "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        time.sleep(1.0)  # the capture is open
+        net.run_in("client", ["curl", "-sS", "-g", "-o", "/dev/null", *net.urls(["a.bin"])], timeout=30)
+        deadline = time.monotonic() + 10
+        while not lines and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert lines, "no record within 10 s of the close: " + (proc.stderr.read() if proc.poll() is not None else "")
+        assert proc.poll() is None, "the capture ended on its own"
+        r = json.loads(lines[0])
+        assert (r["id.orig_h"], r["id.resp_h"], r["id.resp_p"]) == (net.cli4, net.srv4, net.port)
+        assert (r["conn_state"], r["close_reason"]) == ("SF", "fin")
+        assert r["history"].startswith("ShAD") and r["resp_bytes"] >= 20_000
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, proc.stderr.read()
