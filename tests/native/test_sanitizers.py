@@ -35,7 +35,7 @@ def replay(*files, args=()):
 
 
 def data_captures():
-    return sorted(p for p in DATA.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap") or p.name.endswith(".pcap.gz"))
+    return sorted(p for p in DATA.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap") or p.name.endswith(".pcap.gz"))
 
 
 def synthetic(tmp_path: Path) -> list[Path]:
