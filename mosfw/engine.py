@@ -152,6 +152,7 @@ class Core:
         self._plain: dict[int, Callable] | None = None  # handlers without the late-timer check
         self._opened = False
         self._bytestream = False
+        self._bytestream_asked = False
         self._ude_hook = pm.direct_callers("mosfw_user_event")
         self._timeout_hook = pm.direct_callers("mosfw_timeout")
 
@@ -192,7 +193,7 @@ class Core:
         self._view = memoryview(ffi.buffer(self._evs))
         self._n = ffi.new("uint32_t *")
         self._pbuf_len = max(self.rmem_size, 65536)
-        self._pbuf = ffi.new("uint8_t[]", self._pbuf_len)
+        self._pbuf = ffi.new("char[]", self._pbuf_len)
         self._lost = ffi.new("uint64_t *")
         self._i64 = ffi.new("int64_t *")
         self._handlers: dict[int, Callable] = {}
@@ -300,24 +301,16 @@ class Core:
         ``mosfw_conn_new_data`` (which turns them on by itself). Call it in
         ``mosfw_core_start`` when a plugin peeks from other events. Returns
         False when buffers are off (``no_ring_buffers = 1``)."""
+        self._bytestream_asked = True
         self._bytestream = bool(lib.mosfw_core_set_bytestream(self._c, 1))
         return self._bytestream
-
-    def _peek(self, flow: Flow, side: int, n: int | None) -> tuple[bytes, int]:
-        want = self._pbuf_len if n is None or n > self._pbuf_len else max(0, int(n))
-        r = lib.mosfw_core_peek(self._c, flow._slot, flow.id, side, self._pbuf, want, self._lost)
-        if r == -2 and not self._bytestream:
-            self.enable_bytestream()  # a first peek asks for buffers from now on
-        if r <= 0:
-            return b"", (self._lost[0] if r == 0 else 0)
-        return ffi.buffer(self._pbuf, r)[:], self._lost[0]
 
     def _ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
         r = lib.mosfw_core_ppeek(self._c, flow._slot, flow.id, side, offset, self._pbuf,
                                  min(n, self._pbuf_len))
-        if r == -2 and not self._bytestream:
+        if r == -2 and not self._bytestream_asked:
             self.enable_bytestream()
-        return ffi.buffer(self._pbuf, r)[:] if r > 0 else b""
+        return ffi.unpack(self._pbuf, r) if r > 0 else b""
 
     def _stream_info(self, flow: Flow, side: int):
         from mosfw.api import StreamInfo

@@ -34,6 +34,9 @@ from mosfw.events import STATES, EndReason, Side, TcpState
 
 __all__ = ["Flow", "format_endpoint"]
 
+_peek = lib.mosfw_core_peek
+_unpack = ffi.unpack
+
 
 def _addr(raw, family: int) -> str:
     if family == 4:
@@ -223,11 +226,20 @@ class Flow:
         With ``with_lost=True`` returns ``(lost, data)``: the bytes skipped
         just before ``data``.
         """
-        out = b""
-        lost = 0
-        if self._live():
-            out, lost = self._eng._peek(self, int(side), n)
-        return (lost, out) if with_lost else out
+        eng = self._eng
+        if eng is None or self._ended:
+            return (0, b"") if with_lost else b""
+        want = eng._pbuf_len if n is None or n > eng._pbuf_len else (n if n > 0 else 0)
+        r = _peek(eng._c, self._slot, self.id, side, eng._pbuf, want, eng._lost)
+        if r > 0:
+            out = _unpack(eng._pbuf, r)
+        else:
+            out = b""
+            if r == -2 and not eng._bytestream_asked:
+                eng.enable_bytestream()  # a first peek asks for buffers from now on
+        if with_lost:
+            return (eng._lost[0] if r >= 0 else 0), out
+        return out
 
     def ppeek(self, side: Side, offset: int, n: int) -> bytes:
         """Read up to ``n`` bytes of ``side``'s stream at ``offset``

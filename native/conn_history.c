@@ -782,13 +782,21 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* A packet time clamped to what integer conversions can hold (|x| < 1e12
+ * s): pcap seconds are signed 32-bit, so times before 1970 come out
+ * negative, and pcapng's 64-bit timestamps reach far beyond. */
+static inline double ts_clamp(double x)
+{
+	return x > -1e12 && x < 1e12 ? x : (x < 0 ? -1e12 : 1e12);
+}
+
 void mosfw_conn_uid(const struct mosfw_flow *f, char *buf)
 {
 	static const char digits[] =
 		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	const struct mosfw_tuple *t = &f->tuple;
 	uint64_t w[4], h, h2;
-	int64_t usec = (int64_t)(f->first_ts * 1e6 + 0.5);
+	int64_t usec = (int64_t)(ts_clamp(f->first_ts) * 1e6 + 0.5);
 	int i;
 
 	memcpy(w, t->cli_addr, 16);
@@ -847,13 +855,21 @@ static void put_u64(struct out *o, uint64_t v)
 	put_mem(o, tmp + sizeof(tmp) - n, (size_t)n);
 }
 
-/* x with 6 decimals, as "%.6f" prints packet timestamps (x >= 0) */
+/* x with 6 decimals, as "%.6f" prints packet timestamps (a time from a
+ * damaged capture may be negative, or absurdly large: clamped) */
 static void put_fixed6(struct out *o, double x)
 {
-	uint64_t us = (uint64_t)(x * 1e6 + 0.5);
+	uint64_t us, r;
 	char frac[7];
-	uint64_t r = us % 1000000;
 	int i;
+
+	x = ts_clamp(x);
+	if (x < 0) {
+		PUT_LIT(o, "-");
+		x = -x;
+	}
+	us = (uint64_t)(x * 1e6 + 0.5);
+	r = us % 1000000;
 
 	put_u64(o, us / 1000000);
 	frac[0] = '.';

@@ -287,9 +287,21 @@ static void expire(struct mosfw_core *c)
 	}
 }
 
-/* Make room for one new flow. A half-open newcomer never displaces an
- * established flow. Returns 0 when there is room. */
-static int make_room(struct mosfw_core *c, int newcomer_established, const struct mosfw_pkt_ctx *ctx)
+/* Established and confirmed: both endpoints were seen sending and both
+ * are past the handshake. Only such flows sit on the ESTAB idle list and
+ * are never evicted. A lone SYN, a SYN answered by a SYN/ACK that was
+ * never acknowledged, and a flow picked up mid-stream from one direction
+ * only (a spoofed ACK costs no more than a spoofed SYN) are half-open. */
+static int confirmed(const struct mosfw_flow *f)
+{
+	return f->side[0].pkts && f->side[1].pkts && f->side[0].state >= MOSFW_TCP_ESTABLISHED &&
+	       f->side[1].state >= MOSFW_TCP_ESTABLISHED;
+}
+
+/* Make room for one new flow: forget the oldest zombie, else evict the
+ * oldest half-open flow. A newcomer never displaces a confirmed
+ * established flow (it is refused instead). Returns 0 when there is room. */
+static int make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 {
 	uint32_t slot;
 	struct mosfw_event *e;
@@ -301,8 +313,6 @@ static int make_room(struct mosfw_core *c, int newcomer_established, const struc
 		return 0;
 	}
 	slot = c->ft.head[MOSFW_LRU_HALF_OPEN];
-	if (slot == MOSFW_NO_SLOT && newcomer_established)
-		slot = c->ft.head[MOSFW_LRU_ESTAB];
 	if (slot == MOSFW_NO_SLOT)
 		return -1;
 	e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, ctx, &c->ft.flows[slot], slot,
@@ -448,7 +458,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 		}
 		if (!mosfw_core_ext_syn_ok(&c->x, ts))
 			return; /* stream_syn_filter: not tracked, not an orphan */
-		if (make_room(c, how == MOSFW_TCP_OPEN_MIDSTREAM, &ctx) < 0) {
+		if (make_room(c, &ctx) < 0) {
 			struct mosfw_event *e;
 			c->st.flows_refused++;
 			e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx, NULL, MOSFW_NO_SLOT, 0);
@@ -479,8 +489,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 	else if (verdict == MOSFW_TCP_ENDED_RST)
 		end_flow(c, slot, MOSFW_END_RST, ts, p);
 	else
-		mosfw_ft_touch(&c->ft, slot,
-		               mosfw_tcp_established(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
+		mosfw_ft_touch(&c->ft, slot, confirmed(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
 	if (c->ring.n != n0) /* its buffers stay put until these are dispatched */
 		mosfw_core_ext_records(&c->x, slot);
 }

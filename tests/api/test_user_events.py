@@ -240,3 +240,28 @@ def test_unused_user_events_cost_nothing(mosfw_capture, mosfw_run):
 
     mosfw_run(cap, plugins=[App()], events=None)
     assert masks == [0]
+
+
+def test_bpf_only_events_are_filtered_in_c(mosfw_capture, mosfw_run):
+    """When only BPF-filtered user events use PKT_IN, records of packets
+    that match no filter are never produced: Python sees the matches."""
+    cap, web, ssh = two_flows(mosfw_capture)
+    SSH = define_event(EventType.PKT_IN, "tcp port 22")
+    seen = []
+
+    class Only:
+        @on(SSH)
+        def f(self, event):
+            seen.append(event.pkt_index)
+
+    rec = mosfw_run(cap, plugins=[Only()], events=None)
+    assert len(seen) == 5
+    assert rec.stats.events == 5 + 2  # the matching PKT_INs and the two CONN_ENDs
+
+    class AlsoAll(Only):
+        @mosfw.hookimpl
+        def mosfw_pkt_in(self):
+            pass
+
+    rec = mosfw_run(cap, plugins=[AlsoAll()], events=None)
+    assert rec.stats.events == 10 + 2  # a hook wants every PKT_IN: all produced
