@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from sys import getrefcount
 import traceback
 from typing import Any, Callable
 
@@ -123,7 +124,12 @@ class Core:
         shard_count: int = 1,
         fail_fast: bool = False,
         capacity: int = EVENT_CAPACITY,
+        fanout_group: int = 0,
     ) -> None:
+        """``shard_count``: offline, this core keeps the flows whose hash
+        modulo shard_count is ``core_id``. ``fanout_group``: live, join this
+        AF_PACKET fanout group (the kernel splits flows between the
+        group's sockets; sharding in C is then off)."""
         from mosfw.api import adapt_callback, plugin_callbacks
 
         self.id = core_id
@@ -153,6 +159,7 @@ class Core:
         self._opened = False
         self._bytestream = False
         self._bytestream_asked = False
+        self._conn_log: Callable[[bytes], None] | None = None
         self._ude_hook = pm.direct_callers("mosfw_user_event")
         self._timeout_hook = pm.direct_callers("mosfw_timeout")
 
@@ -167,6 +174,7 @@ class Core:
         cfg.verify_checksums = 1 if config.verify_checksums else 0
         cfg.rmem_size = self.rmem_size
         cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0
+        cfg.fanout_group = int(fanout_group)
         self._pm_mask = pm.event_mask()
         # callbacks marked with mosfw.api.on() in the plugins
         seen = set()
@@ -245,6 +253,24 @@ class Core:
     def flows(self) -> dict[int, Flow]:
         """Flows seen by plugins and not yet ended, by id."""
         return self._flows
+
+    def set_conn_log(self, fmt: str | None, write: Callable[[bytes], None] | None = None) -> None:
+        """Have the engine write Zeek conn.log records itself: ``fmt`` is
+        ``"json"`` or ``"zeek"`` (TSV line), ``write(data)`` is called after
+        each batch with the records (bytes, one per line) of the flows that
+        ended in it. No Python call per connection: this is how
+        samples/tracker keeps up with the engine. Call it from
+        ``mosfw_core_start``; ``None`` turns it off."""
+        if fmt is None:
+            lib.mosfw_core_set_conn_log(self._c, -1)
+            self._conn_log = None
+            return
+        code = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}.get(fmt)
+        if code is None or write is None:
+            raise ValueError(f"set_conn_log: format must be 'json' or 'zeek' with a writer, not {fmt!r}")
+        if lib.mosfw_core_set_conn_log(self._c, code) != 0:
+            raise EngineError("cannot allocate the conn.log buffer")
+        self._conn_log = write
 
     def request_stop(self) -> None:
         """Finish soon: every open flow gets CONN_END(eof); safe from a
@@ -863,7 +889,8 @@ class Core:
             if flow._timers:
                 for h in flow._timers:
                     timers.pop(h, None)
-            flow._freeze()
+            if getrefcount(flow) > 2:  # a plugin kept it: make it outlive the slot
+                flow._freeze()
 
         handlers[int(EventType.CONN_END)] = on_conn_end
 
@@ -998,6 +1025,9 @@ class Core:
         stop_sent = False
         next_progress = time.monotonic() + progress_every
         self._call_lifecycle("mosfw_core_start", self)
+        conn_log = self._conn_log  # set by set_conn_log() in mosfw_core_start
+        conn_log_take = lib.mosfw_core_conn_log
+        conn_log_ptr = ffi.new("const char **")
         while True:
             st = run(c, evs, cap, n_ptr)
             n = n_ptr[0]
@@ -1010,6 +1040,10 @@ class Core:
                     self._fire_late(float("inf"))
                 if to_drop:
                     self._drop_stopped()
+            if conn_log is not None:
+                k = conn_log_take(c, conn_log_ptr)
+                if k:
+                    conn_log(ffi.buffer(conn_log_ptr[0], k)[:])
             if progress is not None:
                 now = time.monotonic()
                 if now >= next_progress:

@@ -20,6 +20,8 @@
 /* Worst case records one packet can produce, with slack. */
 #define ROOM_PER_PACKET 24u
 #define MIN_RING_CAP 64u
+#define CONN_RECORD_MAX 1024u    /* mosfw_conn_record() never needs more */
+#define CONN_LOG_SIZE (256u * 1024u)
 
 struct mosfw_core {
 	struct mosfw_config cfg;
@@ -44,6 +46,9 @@ struct mosfw_core {
 	double held_ts;
 	int have_held;
 	struct mosfw_core_ext x;     /* app-facing mOS API state (core_ext.c) */
+	char *conn_log;              /* conn.log records of flows ended this burst */
+	size_t conn_log_len, conn_log_cap;
+	int conn_log_format;
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -103,6 +108,7 @@ void mosfw_core_free(struct mosfw_core *c)
 	mosfw_core_ext_destroy(&c->x);
 	free(c->orphans);
 	free(c->held);
+	free(c->conn_log);
 	free(c);
 }
 
@@ -211,7 +217,37 @@ static int room(const struct mosfw_core *c)
 {
 	return mosfw_ring_room(&c->ring) >= ROOM_PER_PACKET &&
 	       c->ft.n_pending + 8 < MOSFW_PENDING_MAX && c->n_orphans < c->orphans_cap &&
-	       mosfw_core_ext_room(&c->x);
+	       mosfw_core_ext_room(&c->x) &&
+	       (!c->conn_log || c->conn_log_cap - c->conn_log_len >= 4 * CONN_RECORD_MAX);
+}
+
+int mosfw_core_set_conn_log(struct mosfw_core *c, int format)
+{
+	if (format < 0) {
+		free(c->conn_log);
+		c->conn_log = NULL;
+		c->conn_log_len = c->conn_log_cap = 0;
+		c->ring.conn_log = 0;
+		return 0;
+	}
+	if (format != MOSFW_CONN_JSON && format != MOSFW_CONN_ZEEK)
+		return -1;
+	if (!c->conn_log) {
+		c->conn_log_cap = CONN_LOG_SIZE;
+		c->conn_log = malloc(c->conn_log_cap);
+		if (!c->conn_log)
+			return -1;
+	}
+	c->conn_log_format = format;
+	c->conn_log_len = 0;
+	c->ring.conn_log = 1;
+	return 0;
+}
+
+size_t mosfw_core_conn_log(const struct mosfw_core *c, const char **data)
+{
+	*data = c->conn_log;
+	return c->conn_log ? c->conn_log_len : 0;
 }
 
 static void count_end(struct mosfw_core *c, unsigned reason)
@@ -241,6 +277,12 @@ static void end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, doubl
 		e->reason = (uint8_t)reason;
 	f->end_reason = (uint8_t)reason;
 	count_end(c, reason);
+	if (c->conn_log) {
+		size_t n = mosfw_conn_record(f, (unsigned)c->conn_log_format, c->conn_log + c->conn_log_len,
+		                             c->conn_log_cap - c->conn_log_len);
+		if (n < c->conn_log_cap - c->conn_log_len)
+			c->conn_log_len += n;
+	}
 	mosfw_core_ext_flow_ended(&c->x, slot);
 	if ((reason == MOSFW_END_FIN || reason == MOSFW_END_RST) && c->cfg.tcp_tw_interval > 0) {
 		f->last_ts = ts;
@@ -610,6 +652,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		c->orphans_cap = cap;
 	}
 	mosfw_ft_release_pending(&c->ft);
+	c->conn_log_len = 0;
 	mosfw_core_ext_burst(&c->x);
 	c->n_orphans = 0;
 	c->ring.evs = evs;

@@ -20,6 +20,7 @@ struct mosfw_ring {
 	uint32_t mask;           /* subscribed MOSFW_EV_* bits */
 	uint64_t total;          /* records written since the start */
 	struct mosfw_core_ext *x; /* the core's app-API state (core_ext.h); may be NULL */
+	int conn_log;            /* conn.log records are written in C (core_loop.c) */
 };
 
 /* What every record about the current packet shares. */

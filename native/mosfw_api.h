@@ -400,6 +400,13 @@ void mosfw_conn_uid(const struct mosfw_flow *f, char *buf);
  * did not fit (nothing usable was written; 1024 bytes always suffice). */
 size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf, size_t cap);
 
+/* Write conn.log records in C: with a format (enum mosfw_conn_format) the
+ * core appends the record of every flow it ends to a per-burst buffer,
+ * read after each mosfw_core_run() with mosfw_core_conn_log() (valid until
+ * the next run). -1 turns it off. No Python call per connection. */
+int mosfw_core_set_conn_log(struct mosfw_core *core, int format);
+size_t mosfw_core_conn_log(const struct mosfw_core *core, const char **data);
+
 /* ---- the app-facing mOS API (core_ext.c) ------------------------------
  *
  * For use between bursts (from event handlers), on flows named by this

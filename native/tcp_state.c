@@ -306,7 +306,7 @@ int mosfw_tcp_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 
 	/* Zeek's conn.log view, kept only while someone can read it: every
 	 * plugin that sees flows gets CONN_END */
-	if (mosfw_ring_wants(r, MOSFW_EV_CONN_END))
+	if (mosfw_ring_wants(r, MOSFW_EV_CONN_END) || r->conn_log)
 		mosfw_conn_packet(f, dir, p, c->ts);
 
 	mosfw_ring_push(r, MOSFW_EV_PKT_IN, c, f, slot, dir);

@@ -65,8 +65,8 @@ TYPES = (
 )
 FORMATS = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}
 
-#: records held before they are written (about 80 KB of JSON)
-FLUSH_RECORDS = 200
+#: bytes of records held before they are written
+FLUSH_BYTES = 64 * 1024
 #: ... or seconds (wall time) since the last write, for live captures
 FLUSH_SECONDS = 1.0
 #: one record always fits (the C formatter's documented bound)
@@ -154,41 +154,40 @@ class _CoreFile:
 
 
 class ConnLog:
-    """The record writer. It implements ``mosfw_conn_end``,
+    """The record writer. The engine formats and buffers the records
+    itself (``Core.set_conn_log``, set up in ``mosfw_core_start``) and
+    hands over each batch's records as one bytes object: no Python call
+    per connection. This plugin implements ``mosfw_core_start``,
     ``mosfw_core_finish`` (write what is left) and, capturing live,
     ``mosfw_tick`` (a second passed: write what is held), so the engine
-    produces CONN_END records (and one TICK per second live) and nothing
-    else for it. Records are formatted by the engine
-    (``mosfw_conn_record``) and written in batches of FLUSH_RECORDS, and
-    live within about a second."""
+    produces no event record at all for it (one TICK per second live)."""
 
     def __init__(self, sink, fmt: str, live: bool = False) -> None:
         self.sink = sink
         self.records = 0
         chunks: list[bytes] = []
-        code = FORMATS[fmt]
-        buf = ffi.new("char[]", RECORD_MAX)
-        record = lib.mosfw_conn_record
-        unpack = ffi.unpack
+        held = [0]
         monotonic = time.monotonic
-        append = chunks.append
         last_write = [monotonic()]
 
         def flush() -> None:
             if chunks:
-                self.records += len(chunks)
-                sink.write(b"".join(chunks))
+                data = b"".join(chunks)
+                self.records += data.count(b"\n")
+                sink.write(data)
                 chunks.clear()
+                held[0] = 0
             sink.flush()
             last_write[0] = monotonic()
 
-        # The hot path: one C call and one append per connection. It takes
-        # the spec's three arguments, so the engine calls it directly (no
-        # argument adapter).
-        def mosfw_conn_end(flow, reason, event) -> None:
-            append(unpack(buf, record(flow._rec, code, buf, RECORD_MAX)))
-            if len(chunks) >= FLUSH_RECORDS:
+        def take(data: bytes) -> None:
+            chunks.append(data)
+            held[0] += len(data)
+            if held[0] >= FLUSH_BYTES:
                 flush()
+
+        def mosfw_core_start(core) -> None:
+            core.set_conn_log(fmt, take)
 
         # Once per second of input time (wall time live, even when no
         # packet comes): what is held is written within about a second.
@@ -203,7 +202,7 @@ class ConnLog:
                 close()
 
         self.flush = flush
-        self.mosfw_conn_end = mosfw.hookimpl(mosfw_conn_end)
+        self.mosfw_core_start = mosfw.hookimpl(mosfw_core_start)
         if live:  # a file is read fast and written out at its end
             self.mosfw_tick = mosfw.hookimpl(mosfw_tick)
         self.mosfw_core_finish = mosfw.hookimpl(trylast=True)(mosfw_core_finish)
