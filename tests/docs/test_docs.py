@@ -73,3 +73,10 @@ def test_every_cli_command_and_option_is_documented(built):
 def test_toctree_reaches_every_page(built):
     for md in DOCS.glob("*.md"):
         assert (built / (md.stem + ".html")).exists(), f"{md.name} is not built (not in the toctree?)"
+
+
+def test_every_sample_is_in_the_docs():
+    page = (DOCS / "samples.md").read_text()
+    for d in sorted((ROOT / "samples").iterdir()):
+        if (d / "README.md").exists():
+            assert f"../samples/{d.name}/README.md" in page, f"samples/{d.name} missing from docs/samples.md"
