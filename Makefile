@@ -11,7 +11,7 @@ CWARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror
 NATIVE_SRC := $(wildcard native/*.c)
 NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py
 ASAN_BIN := native/build-asan/mosfw-replay
-DEMO_PCAP := tests/data/http-loss.pcap
+DEMO_PCAP := tests/multicore/data/http_ipv6.pcap
 PYTEST_ARGS ?=
 
 .PHONY: all demo test build sysdeps asan clean bench docs
@@ -44,7 +44,7 @@ $(ASAN_BIN): $(NATIVE_SRC) $(wildcard native/*.h) native/tools/replay.c | sysdep
 asan: $(ASAN_BIN)
 
 demo: build
-	$(VPY) -m mosfw run -r $(DEMO_PCAP) -p samples/midstat
+	samples/midstat/midstat -r $(DEMO_PCAP)
 
 test: build asan
 	$(VPY) -m pytest $(PYTEST_ARGS)
