@@ -14,7 +14,7 @@ ASAN_BIN := native/build-asan/mosfw-replay
 DEMO_PCAP := tests/multicore/data/http_ipv6.pcap
 PYTEST_ARGS ?=
 
-.PHONY: all demo test build sysdeps asan clean bench docs
+.PHONY: all demo test build sysdeps asan clean bench docs fuzz fuzz-build
 
 all: build
 
@@ -49,6 +49,15 @@ demo: build
 test: build asan
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
+# libFuzzer harnesses (clang); `make test` runs a 60 s fuzz pass, this a
+# longer one: make fuzz FUZZ_SECONDS=1800
+FUZZ_SECONDS ?= 600
+fuzz-build: | sysdeps
+	native/fuzz/build.sh
+
+fuzz: build
+	MOSFW_FUZZ_SECONDS=$(FUZZ_SECONDS) $(VPY) -m pytest -q tests/hostile/test_fuzz.py
+
 docs: build
 	$(VPY) -m sphinx -W -b html docs docs/_build/html
 	@echo "docs: docs/_build/html/index.html"
@@ -57,4 +66,4 @@ bench: build
 	$(VPY) bench/run_bench.py
 
 clean:
-	rm -rf build native/build-asan mosfw/_native*.so mosfw/_native.c *.egg-info
+	rm -rf build native/build-asan native/build-fuzz mosfw/_native*.so mosfw/_native.c *.egg-info

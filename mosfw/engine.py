@@ -272,6 +272,11 @@ class Core:
             raise EngineError("cannot allocate the conn.log buffer")
         self._conn_log = write
 
+    def add_plugin_errors(self, n: int) -> None:
+        """Count exceptions plugins raised outside this core's loop (e.g.
+        in ``mosfw_configure``) into its statistics."""
+        self._plugin_errors += n
+
     def request_stop(self) -> None:
         """Finish soon: every open flow gets CONN_END(eof); safe from a
         signal handler."""

@@ -40,6 +40,8 @@ class Config:
     tcp_tw_interval: float = 5.0
     #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
     verify_checksums: bool = False
+    #: after the capture is open, drop root and run as this user (--user)
+    user: str | None = None
     #: bytes of reassembly buffer per side of a flow (peek/ppeek); None: the
     #: mos.conf's ``rmem_size`` (``config.mos``), else 8192
     rmem_size: int | None = None

@@ -42,8 +42,16 @@ import attrs
 
 from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult
 from mosfw.options import Config, UsageError
+from mosfw.privileges import drop_privileges
 from mosfw.stats import RunStats
-from mosfw.workers import STOP_SIGNALS, Worker, collect_core_results, start_worker, wake_on_signals
+from mosfw.workers import (
+    STOP_SIGNALS,
+    Worker,
+    call_lifecycle,
+    collect_core_results,
+    start_worker,
+    wake_on_signals,
+)
 
 __all__ = ["CoreResult", "JobResult", "WorkerError", "merge_stats", "run_job"]
 
@@ -104,7 +112,7 @@ def _overall(results: list[CoreResult]) -> tuple[str, str]:
     return "done", ""
 
 
-def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats) -> RunStats:
+def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, fail_fast: bool = False) -> RunStats:
     """Call every ``mosfw_merge`` implementation with its own values, then
     ``mosfw_report``; returns stats with merge errors counted."""
     pm = config.pluginmanager
@@ -120,7 +128,9 @@ def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats) 
                   file=config.stderr)
     if errors:
         stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
-    pm.hook.mosfw_report(config=config, stats=stats)
+    errors = call_lifecycle(config, "mosfw_report", fail_fast, config, stats)
+    if errors:
+        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
     return stats
 
 
@@ -163,15 +173,18 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
 
 def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
     pm = config.pluginmanager
-    pm.hook.mosfw_configure(config=config)
+    conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
     core = Core(config, pm, core_id=0, shard_count=1, fail_fast=fail_fast)
+    core.add_plugin_errors(conf_errors)
     core.open()
+    if config.user:
+        drop_privileges(config.user)
     with _stop_on_signals(core), wake_on_signals(core):
         result = core.run(progress=progress)
     values = collect_core_results(core, pickled=False)
     stats = core.stats()  # counts errors raised by mosfw_core_result too
     cores = [CoreResult(0, result.status, result.error, stats, values)]
-    stats = _merge_and_report(config, cores, stats)
+    stats = _merge_and_report(config, cores, stats, fail_fast)
     return JobResult(result.status, result.error, stats, cores)
 
 
@@ -378,7 +391,7 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
         cores.append(CoreResult(w.core, result.status, result.error, stats, values))
     stats = merge_stats([c.stats for c in cores], same_input)
     status, error = _overall(cores)
-    stats = _merge_and_report(config, cores, stats)
+    stats = _merge_and_report(config, cores, stats, fail_fast)
     if any(w.message[5] for w in workers):  # a worker's stdout reader went away
         raise BrokenPipeError("stdout was closed")
     return JobResult(status, error, stats, cores)

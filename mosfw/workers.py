@@ -184,6 +184,31 @@ def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
     return values
 
 
+def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
+    """Call a life-cycle hook's implementations outside a core's loop
+    (``mosfw_configure``, ``mosfw_report``) the way the engine calls event
+    hooks: an exception is reported once with the plugin's name and
+    counted, and the others still run; ``UsageError`` stops the run, and
+    with ``fail_fast`` so does any exception. Returns the count."""
+    from mosfw.engine import PluginError
+    from mosfw.options import UsageError
+
+    errors = 0
+    for name, fn in config.pluginmanager.direct_callers(hook):
+        try:
+            fn(*args)
+        except UsageError:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            if fail_fast:
+                raise PluginError(f"plugin {name!r} raised in {hook}: {type(e).__name__}: {e}") from e
+            errors += 1
+            tb = traceback.extract_tb(e.__traceback__)
+            loc = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+            print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{loc}", file=config.stderr)
+    return errors
+
+
 def _new_core(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int) -> Core:
     """``Core(...)`` for one worker, joining an AF_PACKET fanout group when
     ``fanout_group`` is set (live input)."""
@@ -413,9 +438,14 @@ def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fano
         return captured[0], captured[1], broken
 
     try:
-        config.pluginmanager.hook.mosfw_configure(config=config)
+        conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
         core = _new_core(config, core_id, cores, fail_fast, fanout_group)
+        core.add_plugin_errors(conf_errors)
         core.open()
+        if config.user:
+            from mosfw.privileges import drop_privileges
+
+            drop_privileges(config.user)
         core_box.append(core)
         if stop_asked:
             core.request_stop()

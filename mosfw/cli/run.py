@@ -164,6 +164,8 @@ def _summary(stats, elapsed: float) -> str:
               help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30).")
 @click.option("--tcp-tw-interval", type=click.FloatRange(min=0), default=None,
               help="Seconds an ended flow is remembered so late packets are orphans (default 5).")
+@click.option("--user", metavar="NAME",
+              help="Drop root and run as NAME once the capture is open (live capture as a service).")
 @click.option("--verify-checksums", is_flag=True, help="Verify IPv4/TCP checksums (off by default: offload).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first exception raised by a plugin.")
 @click.option("--progress/--no-progress", default=None,
@@ -172,7 +174,7 @@ def _summary(stats, elapsed: float) -> str:
 @click.option("--stats-json", metavar="PATH", help="Write the final counters as JSON to PATH ('-' = stderr).")
 @click.pass_context
 def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, cores, max_concurrency,
-                tcp_timeout, tcp_tw_interval, verify_checksums, fail_fast, progress, quiet, stats_json, **plugin_opts):
+                tcp_timeout, tcp_tw_interval, user, verify_checksums, fail_fast, progress, quiet, stats_json, **plugin_opts):
     """Run plugins over a capture file (-r) or a live interface (-i).
 
     With no plugin the engine still tracks every connection and prints
@@ -218,6 +220,7 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
         tcp_timeout=pick(tcp_timeout, "tcp_timeout", 30.0),
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
         verify_checksums=verify_checksums,
+        user=user,
         options=dict(plugin_opts),
         mos=mos,
         pluginmanager=pm,

@@ -3,7 +3,7 @@
  * gen_synflood.c -- write a SYN flood capture fast, for the bounded-memory
  * test (tests/hostile/test_memory.py) and docs/robustness.md:
  *
- *   gen_synflood OUT.pcap N_SYNS [N_ESTABLISHED]
+ *   gen_synflood OUT.pcap N_SYNS [N_ESTABLISHED [syn|ack]]
  *
  * Ethernet/IPv4 pcap, microsecond timestamps, valid checksums, 1 us apart.
  *  1. N_ESTABLISHED (default 1000) connections 192.168.x.y:port ->
@@ -15,6 +15,10 @@
  *     others stay idle, so they are the oldest flows in the table;
  *  3. at the end the established connections with an even index close
  *     (FIN, FIN, ACK: reason fin), the odd ones stay open (reason eof).
+ *
+ * Mode "ack" sends, instead of each SYN, a lone ACK with one byte of
+ * data from the same tuple (a spoofed-ACK flood: every packet looks like
+ * a connection picked up mid-stream, seen in one direction only).
  *
  * Expected with max_concurrency M < N_SYNS + N_ESTABLISHED: every
  * established connection ends with fin or eof (none evicted), and
@@ -113,13 +117,15 @@ int main(int argc, char **argv)
 	struct conn *c;
 	struct ep server = { 0x0affff01, 80 };
 	unsigned long n_syn, n_est, i, k = 0;
+	int ack_mode;
 
-	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: gen_synflood OUT.pcap N_SYNS [N_ESTABLISHED]\n");
+	if (argc < 3 || argc > 5 || (argc == 5 && strcmp(argv[4], "syn") && strcmp(argv[4], "ack"))) {
+		fprintf(stderr, "usage: gen_synflood OUT.pcap N_SYNS [N_ESTABLISHED [syn|ack]]\n");
 		return 2;
 	}
 	n_syn = strtoul(argv[2], NULL, 0);
 	n_est = argc > 3 ? strtoul(argv[3], NULL, 0) : 1000;
+	ack_mode = argc > 4 && !strcmp(argv[4], "ack");
 	if (n_syn > 50000UL * 256 || n_est > 60000) {
 		fprintf(stderr, "gen_synflood: at most %lu SYNs and 60000 established\n", 50000UL * 256);
 		return 2;
@@ -155,7 +161,10 @@ int main(int argc, char **argv)
 		                  (uint16_t)(10000 + i % 50000) };
 		/* vary the third octet too so addresses spread */
 		src.addr |= (uint32_t)((i % 50000) / 256) << 8;
-		packet(src, server, (uint32_t)(i * 2654435761u), 0, SYN, 0);
+		if (ack_mode)
+			packet(src, server, (uint32_t)(i * 2654435761u), (uint32_t)(i * 40503u), PSH | ACK, 1);
+		else
+			packet(src, server, (uint32_t)(i * 2654435761u), 0, SYN, 0);
 		if (n_est && i % 1000 == 999) {
 			struct conn *a;
 			unsigned long active = (n_est + 1) / 2;
