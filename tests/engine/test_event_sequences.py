@@ -10,27 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from mosfw.testing.expected import CLIENT_CLOSE, HANDSHAKE
+
 CLI, SRV = ("10.0.0.1", 40000), ("10.0.0.2", 80)
-
-HANDSHAKE = [
-    ("conn_start", "client"),
-    ("tcp_state_change", "client", "CLOSED", "SYN_SENT"),
-    ("conn_start", "server"),
-    ("tcp_state_change", "server", "LISTEN", "SYN_RCVD"),
-    ("tcp_state_change", "client", "SYN_SENT", "ESTABLISHED"),
-    ("tcp_state_change", "server", "SYN_RCVD", "ESTABLISHED"),
-]
-
-# client closes first: FIN, FIN/ACK, ACK
-CLIENT_CLOSE = [
-    ("tcp_state_change", "client", "ESTABLISHED", "FIN_WAIT_1"),
-    ("tcp_state_change", "server", "ESTABLISHED", "CLOSE_WAIT"),
-    ("tcp_state_change", "server", "CLOSE_WAIT", "LAST_ACK"),
-    ("tcp_state_change", "client", "FIN_WAIT_1", "FIN_WAIT_2"),
-    ("tcp_state_change", "client", "FIN_WAIT_2", "TIME_WAIT"),
-    ("tcp_state_change", "server", "LAST_ACK", "CLOSED"),
-    ("conn_end", "fin"),
-]
 
 
 @pytest.fixture
