@@ -49,6 +49,7 @@ struct mosfw_core {
 	char *conn_log;              /* conn.log records of flows ended this burst */
 	size_t conn_log_len, conn_log_cap;
 	int conn_log_format;
+	double flush_until;          /* live stop: read the kernel's ring until then */
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -170,9 +171,9 @@ void mosfw_core_set_event_mask(struct mosfw_core *c, uint32_t mask)
 
 void mosfw_core_stop(struct mosfw_core *c)
 {
+	/* no pcap_breakloop(): live reads wait at most one 50 ms poll, and
+	 * the loop first reads what the kernel still holds (see run()) */
 	c->stop_requested = 1;
-	if (c->src && mosfw_source_is_live(c->src))
-		mosfw_source_break(c->src);
 }
 
 const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *c, uint32_t slot)
@@ -675,9 +676,17 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		if (!room(c))
 			break;
 		if (c->stop_requested) {
-			c->input_done = 1;
-			c->final_status = MOSFW_RUN_STOPPED;
-			break;
+			/* live: packets the kernel already captured are still read
+			 * (TPACKET_V3 hands them over a block at a time, a block is
+			 * retired within the 50 ms poll timeout), then stop */
+			int live = mosfw_source_is_live(c->src);
+			if (live && c->flush_until == 0)
+				c->flush_until = wall_now() + 0.15;
+			if (!live || wall_now() >= c->flush_until) {
+				c->input_done = 1;
+				c->final_status = MOSFW_RUN_STOPPED;
+				break;
+			}
 		}
 		r = mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
 		if (r == MOSFW_SRC_PACKET) {
@@ -693,6 +702,8 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 					tick(c, now);
 			}
 			expire(c);
+			if (c->stop_requested)
+				continue; /* flushing: poll again until flush_until */
 			idle = (i == 0);
 			break;
 		}
