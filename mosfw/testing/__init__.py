@@ -13,6 +13,20 @@
     retransmissions, keep-alives, FIN/RST teardown and write the result to a
     capture file.
 
-Neither module is imported here, so importing :mod:`mosfw.testing` costs
+``mosfw.testing.harness``
+    :func:`~mosfw.testing.harness.run_capture` and the ``Runner`` behind the
+    ``mosfw_run`` fixture: run plugins over a capture in-process and get
+    the recorded events (:class:`~mosfw.testing.harness.RunRecord`).
+    (``flows.perturb`` drops, duplicates and reorders held segments.)
+
+``mosfw.testing.expected``
+    The event sequences of a plain handshake and close, for exact
+    assertions.
+
+The pytest fixtures (``mosfw_capture``, ``mosfw_flows``, ``mosfw_pcap``,
+``mosfw_run``) are in :mod:`mosfw.pytest_plugin`, registered through the
+``pytest11`` entry point: see docs/testing-apps.md.
+
+None of these modules is imported here, so importing :mod:`mosfw.testing` costs
 nothing.
 """
