@@ -456,7 +456,10 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 	uint32_t n0 = c->ring.n;
 
 	c->st.tcp_packets++;
-	if (c->cfg.shard_count > 1 && hash % c->cfg.shard_count != c->cfg.shard_index) {
+	/* the shard comes from the hash's high bits: the flow index uses the
+	 * low ones, which would otherwise be the same on every flow of a core */
+	if (c->cfg.shard_count > 1 &&
+	    (uint32_t)(((uint64_t)hash * c->cfg.shard_count) >> 32) != c->cfg.shard_index) {
 		c->st.other_shard++;
 		return;
 	}

@@ -267,7 +267,7 @@ struct mosfw_flow {
 
 struct mosfw_config {
 	uint32_t core_id;         /* reported in records and stats */
-	uint32_t shard_index;     /* this core keeps flows with hash % count == index */
+	uint32_t shard_index;     /* this core keeps flows with (hash * count) >> 32 == index */
 	uint32_t shard_count;     /* 1 = keep everything */
 	uint32_t max_concurrency; /* flow table capacity (live flows) */
 	double tcp_timeout;       /* idle seconds before CONN_END(timeout); <= 0 off */
