@@ -249,7 +249,6 @@ int64_t mosfw_source_offset(struct mosfw_source *s)
 	return fp ? (int64_t)ftell(fp) : -1;
 }
 
-void mosfw_source_break(struct mosfw_source *s) { pcap_breakloop(s->pcap); }
 
 void mosfw_source_close(struct mosfw_source *s)
 {

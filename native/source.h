@@ -16,7 +16,7 @@ enum mosfw_source_result {
 	MOSFW_SRC_TIMEOUT = 1, /* live: nothing within the poll timeout */
 	MOSFW_SRC_EOF = 2,     /* end of file */
 	MOSFW_SRC_ERROR = 3,   /* read error (truncated file, interface gone) */
-	MOSFW_SRC_BREAK = 4,   /* mosfw_source_break() was called */
+	MOSFW_SRC_BREAK = 4,   /* libpcap reported a break (pcap_breakloop) */
 };
 
 struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf,
@@ -38,7 +38,6 @@ const char *mosfw_source_error(const struct mosfw_source *s);
 void mosfw_source_drops(struct mosfw_source *s, uint64_t *kernel, uint64_t *iface);
 /* file offset consumed so far, -1 for live */
 int64_t mosfw_source_offset(struct mosfw_source *s);
-void mosfw_source_break(struct mosfw_source *s);
 void mosfw_source_close(struct mosfw_source *s);
 
 #endif /* MOSFW_SOURCE_H */
