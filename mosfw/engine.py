@@ -788,27 +788,9 @@ class Core:
             calls = pm.direct_callers(hook)
             extra = self._extras(bit)
             get = flows.get
-            if extra is not None:
-
-                def handle_general(rec) -> None:
-                    flow = get(rec[1])
-                    if flow is None:
-                        flow = get_flow(rec)
-                        if flow is None:
-                            return
-                    ev = Event(rec)
-                    side = SIDES[rec[8]]
-                    for name, fn in calls:
-                        try:
-                            fn(flow, side, ev)
-                        except Exception as e:  # noqa: BLE001
-                            report(name, hook, flow, e)
-                    extra(rec, flow, ev)
-
-                return handle_general
-            if not calls:
+            if not calls and extra is None:
                 return None
-            if len(calls) == 1:
+            if len(calls) == 1 and extra is None:
                 # the common case, one subscriber: no loop
                 (name, fn), = calls
 
@@ -838,6 +820,8 @@ class Core:
                         fn(flow, side, ev)
                     except Exception as e:  # noqa: BLE001 - reported, engine goes on
                         report(name, hook, flow, e)
+                if extra is not None:  # callbacks, user-defined events
+                    extra(rec, flow, ev)
 
             return handle
 

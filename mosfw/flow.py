@@ -373,13 +373,12 @@ class Flow:
 
     # -- engine side ----------------------------------------------------------
 
-    def _detach(self) -> None:
-        """Forget the engine (both sides stopped): a frozen copy of the
-        record, no context, callbacks or timers."""
+    def _copy_out(self) -> None:
+        """Keep a private copy of the record (the table slot will be
+        reused) and drop the per-flow context, callbacks and timers."""
         copy = ffi.new("struct mosfw_flow *")
         ffi.memmove(copy, self._rec, ffi.sizeof("struct mosfw_flow"))
         self._rec = copy
-        self._eng = None
         self.uctx = None
         self._cbs = None
         if self._timers:
@@ -387,18 +386,15 @@ class Flow:
                 t.cancel()
             self._timers = None
 
+    def _detach(self) -> None:
+        """Forget the engine (both sides stopped)."""
+        self._copy_out()
+        self._eng = None
+
     def _freeze(self) -> None:
-        """Copy the record out of the table (called after CONN_END)."""
-        copy = ffi.new("struct mosfw_flow *")
-        ffi.memmove(copy, self._rec, ffi.sizeof("struct mosfw_flow"))
-        self._rec = copy
+        """Called after CONN_END: the view keeps the final state."""
+        self._copy_out()
         self._ended = True
-        self.uctx = None
-        self._cbs = None
-        if self._timers:
-            for t in list(self._timers.values()):
-                t.cancel()
-            self._timers = None
 
     def __repr__(self) -> str:
         return (
