@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.mosfw-deps
 CC     ?= gcc
 CWARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror
 NATIVE_SRC := $(wildcard native/*.c)
-NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py
+NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py \
+              native/python/dispatch.c setup.py
 ASAN_BIN := native/build-asan/mosfw-replay
 DEMO_PCAP := tests/multicore/data/http_ipv6.pcap
 PYTEST_ARGS ?=
@@ -29,7 +30,8 @@ $(STAMP): pyproject.toml | sysdeps
 	touch $@
 
 mosfw/_native.abi3.so: $(STAMP) $(NATIVE_SRC) $(NATIVE_HDR)
-	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
+	$(VPY) -m pip install -q --no-build-isolation --no-deps -e . --config-settings editable_mode=compat
+	@$(VPY) -m compileall -q mosfw plugins samples >/dev/null
 	@touch $@
 
 build: mosfw/_native.abi3.so

@@ -2,8 +2,10 @@
 
 The C loop (``mosfw_core_run``) reads a bounded burst of packets with the
 GIL released and fills a preallocated array of event records; this
-module unpacks the array in bulk and calls the plugins' hook
-implementations directly (resolved once from pluggy, in pluggy's order).
+module hands them to per-type handlers (``mosfw._dispatch``, a C loop
+that builds each record as an :class:`~mosfw.events.Event`), which call
+the plugins' hook implementations directly (resolved once from pluggy,
+in pluggy's order).
 No Python code runs per packet unless a plugin implements
 ``mosfw_pkt_in``.
 
@@ -23,10 +25,10 @@ from sys import getrefcount
 import traceback
 from typing import Any, Callable
 
+from mosfw._dispatch import dispatch
 from mosfw._native import ffi, lib
 from mosfw.events import (
     ERRORS,
-    EVENT_STRUCT,
     REASONS,
     SIDES,
     STATES,
@@ -198,7 +200,6 @@ class Core:
         lib.mosfw_core_set_filter_only(self._c, self._filter_only())
         self._cap = capacity
         self._evs = ffi.new("struct mosfw_event[]", capacity)
-        self._view = memoryview(ffi.buffer(self._evs))
         self._n = ffi.new("uint32_t *")
         self._pbuf_len = max(self.rmem_size, 65536)
         self._pbuf = ffi.new("char[]", self._pbuf_len)
@@ -536,10 +537,11 @@ class Core:
         self._activate(event)
         rec = self._cur[0]
         if rec is None:
-            rec = (self.now, 0, _NO_SLOT, int(EventType.TICK), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            rec = Event((self.now, 0, _NO_SLOT, int(EventType.TICK), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                         0))
         if side is None:
             side = SIDES[rec[8]]
-        self._fire_ude(event, rec, flow, side, Event(rec), data)
+        self._fire_ude(event, rec, flow, side, rec, data)
 
     def _call(self, name: str, what: str, adapted, flow, side, ev, uevent, data, timer=None) -> None:
         try:
@@ -663,8 +665,8 @@ class Core:
                 self._timers.pop(handle, None)
                 continue
             fid, slot = (t.flow.id, t.flow._slot) if t.flow is not None else (0, _NO_SLOT)
-            rec = (deadline, fid, slot, int(EventType.TIMEOUT), handle, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                   0, 0, 0, 0, 0)
+            rec = Event((deadline, fid, slot, int(EventType.TIMEOUT), handle, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                         0, 0, 0, 0, 0))
             cur[0] = rec
             plain[int(EventType.TIMEOUT)](rec)
         cur[0] = outer
@@ -801,7 +803,7 @@ class Core:
                         if flow is None:
                             return
                     try:
-                        fn(flow, SIDES[rec[8]], Event(rec))
+                        fn(flow, SIDES[rec[8]], rec)
                     except Exception as e:  # noqa: BLE001 - reported, engine goes on
                         report(name, hook, flow, e)
 
@@ -813,7 +815,7 @@ class Core:
                     flow = get_flow(rec)
                     if flow is None:
                         return
-                ev = Event(rec)
+                ev = rec
                 side = SIDES[rec[8]]
                 for name, fn in calls:
                     try:
@@ -843,7 +845,7 @@ class Core:
                 flow = get_flow(rec)
                 if flow is None:
                     return
-                ev = Event(rec)
+                ev = rec
                 side, old, new = SIDES[rec[8]], STATES[rec[9]], STATES[rec[10]]
                 for name, fn in calls_sc:
                     try:
@@ -866,7 +868,7 @@ class Core:
                     return
                 flow = Flow(flow_rec(c, rec[2]), rec[1], core_id, self, rec[2])
             if calls_end or extra_end:
-                ev = Event(rec)
+                ev = rec
                 reason = REASONS[rec[11]]
                 for name, fn in calls_end:
                     try:
@@ -891,7 +893,7 @@ class Core:
                 t = lib.mosfw_core_orphan_tuple(c, rec[2])
                 src = (_addr(t.cli_addr, t.family), t.cli_port)
                 dst = (_addr(t.srv_addr, t.family), t.srv_port)
-                ev = Event(rec)
+                ev = rec
                 for name, fn in calls_orphan:
                     try:
                         fn(ev, src, dst)
@@ -910,7 +912,7 @@ class Core:
                 flow = get_flow(rec) if rec[1] else None
                 if flow is None and rec[1]:
                     return
-                ev = Event(rec)
+                ev = rec
                 code = ERRORS.get(rec[11])
                 for name, fn in calls_err:
                     try:
@@ -933,7 +935,7 @@ class Core:
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
                 if extra_tick:
-                    extra_tick(rec, None, Event(rec))
+                    extra_tick(rec, None, rec)
 
             handlers[int(EventType.TICK)] = on_tick
 
@@ -949,7 +951,7 @@ class Core:
             flow = t.flow
             if flow is not None and flow._timers:
                 flow._timers.pop(t.handle, None)
-            ev = Event(rec)
+            ev = rec
             if t.callback is not None:
                 call(getattr(t.callback, "__qualname__", "timer"), "timer callback", t._adapted,
                      flow, None, ev, EventType.TIMEOUT, t.data, t)
@@ -1005,9 +1007,7 @@ class Core:
         after bursts, at most every ``progress_every`` seconds."""
         run = lib.mosfw_core_run
         c, evs, cap, n_ptr = self._c, self._evs, self._cap, self._n
-        view = self._view
-        size = EVENT_STRUCT.size
-        unpack = EVENT_STRUCT.iter_unpack
+        records = ffi.buffer(evs)
         handlers = self._handlers
         cur = self._cur
         to_drop = self._to_drop
@@ -1021,9 +1021,8 @@ class Core:
             st = run(c, evs, cap, n_ptr)
             n = n_ptr[0]
             if n:
-                for rec in unpack(view[: n * size]):
-                    cur[0] = rec
-                    handlers[rec[3]](rec)
+                # each record as an Event, cur[0] = it, handlers[type](it)
+                dispatch(records, n, Event, handlers, cur)
                 cur[0] = None
                 if self._late:  # due before anything the next batch holds
                     self._fire_late(float("inf"))

@@ -59,11 +59,12 @@ class Flow:
             ``None`` until an app sets it; dropped after CONN_END.
     """
 
-    __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "_client_str", "_server_str",
+    __slots__ = ("id", "core", "uctx", "_rec", "_conn", "_ended", "_client", "_server", "_client_str", "_server_str",
                  "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
     def __init__(self, rec, flow_id: int, core: int, engine=None, slot: int = 0xFFFFFFFF) -> None:
         self._rec = rec
+        self._conn = None  # the conn.log view once frozen (else read from the table)
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
@@ -378,7 +379,10 @@ class Flow:
         reused) and drop the per-flow context, callbacks and timers."""
         copy = ffi.new("struct mosfw_flow *")
         ffi.memmove(copy, self._rec, ffi.sizeof("struct mosfw_flow"))
+        conn = ffi.new("struct mosfw_conn *")
+        ffi.memmove(conn, self._k, ffi.sizeof("struct mosfw_conn"))
         self._rec = copy
+        self._conn = conn
         self.uctx = None
         self._cbs = None
         if self._timers:
@@ -413,35 +417,45 @@ class Flow:
     # and server. All of these are *state now*.
 
     @property
+    def _k(self):
+        """The conn.log view (struct mosfw_conn; zeroed when not kept)."""
+        if self._conn is not None:  # a frozen copy
+            return self._conn
+        if self._eng is None:
+            self._conn = ffi.new("struct mosfw_conn *")
+            return self._conn
+        return lib.mosfw_core_conn(self._eng._c, self._slot)
+
+    @property
     def orig_side(self) -> Side:
         """The side Zeek calls the originator (``id.orig_h``)."""
-        return Side(self._rec.conn.orig_side)
+        return Side(self._k.orig_side)
 
     @property
     def history(self) -> str:
         """Zeek's conn.log history letters so far (``ShADadFf``): upper
         case from the originator, lower case from the responder; ``^``
         where the roles were flipped."""
-        return ffi.string(self._rec.conn.history).decode("ascii")
+        return ffi.string(self._k.history).decode("ascii")
 
     @property
     def conn_state(self) -> str:
         """Zeek's conn_state code now (``S0``, ``S1``, ``SF``, ``REJ``,
         ``S2``, ``S3``, ``RSTO``, ``RSTR``, ``RSTOS0``, ``RSTRH``, ``SH``,
         ``SHR`` or ``OTH``)."""
-        return ffi.string(lib.mosfw_conn_state(self._rec)).decode("ascii")
+        return ffi.string(lib.mosfw_conn_state(self._k)).decode("ascii")
 
     @property
     def orig_bytes(self) -> int:
         """Payload bytes sent by the originator, from sequence numbers
         (Zeek's ``orig_bytes``: includes bytes the tap missed that were
         acknowledged, counts retransmitted bytes once)."""
-        return lib.mosfw_conn_size(self._rec, 0)
+        return lib.mosfw_conn_size(self._k, 0)
 
     @property
     def resp_bytes(self) -> int:
         """Payload bytes sent by the responder, from sequence numbers."""
-        return lib.mosfw_conn_size(self._rec, 1)
+        return lib.mosfw_conn_size(self._k, 1)
 
     @property
     def uid(self) -> str:
@@ -456,7 +470,7 @@ class Flow:
         JSON object (``format="json"``) or one Zeek TSV line
         (``format="zeek"``), newline-terminated."""
         buf = ffi.new("char[1024]")
-        n = lib.mosfw_conn_record(self._rec, _CONN_FORMATS[format], buf, 1024)
+        n = lib.mosfw_conn_record(self._rec, self._k, _CONN_FORMATS[format], buf, 1024)
         return ffi.unpack(buf, n)
 
 

@@ -9,7 +9,6 @@ folder holding an app (``samples/midstat``: its ``app.py`` or
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -129,6 +128,18 @@ def _adapt(fn: Callable, argnames: tuple, spec_args: list[str]) -> Callable:
     return eval(f"lambda {params}: fn({args})", {"fn": fn})  # noqa: S307 - spec names only
 
 
+def _load_path(spec: str, path: Path) -> ModuleType:
+    """A plugin given as a .py file or an app folder."""
+    if path.is_dir():
+        for cand in ("app.py", "__init__.py", f"{path.name}.py"):
+            if (path / cand).is_file():
+                return _load_file(path / cand)
+        raise PluginLoadError(f"plugin folder {spec} has no app.py or __init__.py")
+    if path.is_file():
+        return _load_file(path)
+    raise PluginLoadError(f"plugin {spec!r}: no such file or folder")
+
+
 def _load_file(path: Path) -> ModuleType:
     modname = "mosfw_app_" + "".join(c if c.isalnum() else "_" for c in str(path.resolve()))
     if modname in sys.modules:
@@ -153,29 +164,26 @@ def resolve_plugin(spec: str | object) -> object:
     spec = os.fspath(spec)
     if spec in BUILTIN_PLUGINS:
         return importlib.import_module(BUILTIN_PLUGINS[spec])
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    if spec.endswith(".py") or os.sep in spec:  # a path: no entry-point name looks like one
+        return _load_path(spec, Path(spec))
+    from importlib import metadata  # slow to import (email.*): only when a name is looked up
+
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == spec:
             try:
                 return ep.load()
             except Exception as e:
                 raise PluginLoadError(f"plugin {spec!r} ({ep.value}) failed to load: {e}") from e
     path = Path(spec)
-    if path.suffix == ".py" or os.sep in spec or path.exists():
-        if path.is_dir():
-            for cand in ("app.py", "__init__.py", f"{path.name}.py"):
-                if (path / cand).is_file():
-                    return _load_file(path / cand)
-            raise PluginLoadError(f"plugin folder {spec} has no app.py or __init__.py")
-        if path.is_file():
-            return _load_file(path)
-        raise PluginLoadError(f"plugin {spec!r}: no such file or folder")
+    if path.exists():
+        return _load_path(spec, path)
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as e:
         if e.name and spec.startswith(e.name):
             names = sorted(
                 set(BUILTIN_PLUGINS)
-                | {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+                | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
             )
             raise PluginLoadError(
                 f"unknown plugin {spec!r}: not a registered plugin ({', '.join(names) or 'none'}), "

@@ -35,7 +35,6 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from multiprocessing.connection import wait as wait_any
 from typing import Callable, Iterator
 
 import attrs
@@ -249,6 +248,8 @@ class _Supervisor:
         self.stop_all()
 
     def run(self, progress: Callable | None, view: _ProgressView) -> None:
+        from multiprocessing.connection import wait as wait_any  # -c N only: kept off start-up
+
         pending = {w.conn: w for w in self.workers}
         next_progress = time.monotonic() + 0.5
         while pending:

@@ -47,13 +47,14 @@ import sys
 import threading
 import traceback
 from contextlib import contextmanager
-from multiprocessing import Pipe
-from multiprocessing.connection import Connection
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from mosfw._native import lib
 from mosfw.engine import Core, EngineError, InputError, PluginError
 from mosfw.options import Config, UsageError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ["Worker", "collect_core_results", "line_stream", "start_worker", "wake_on_signals"]
 
@@ -376,6 +377,8 @@ def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
     """Fork the worker of core ``core_id`` (of ``cores``). Call with
     SIGINT/SIGTERM blocked: the child installs its own handlers first.
     ``close_in_child``: the parent's ends of earlier workers' pipes."""
+    from multiprocessing import Pipe  # -c N only: kept off start-up
+
     recv_end, send_end = Pipe(duplex=False)
     parent = os.getpid()
     pid = os.fork()

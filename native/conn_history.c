@@ -605,9 +605,9 @@ static void init_conn(struct mosfw_conn *k, unsigned dir, const struct mosfw_pkt
 		flip_roles(k);
 }
 
-void mosfw_conn_packet(struct mosfw_flow *f, unsigned dir, const struct mosfw_pkt *p, double ts)
+void mosfw_conn_packet(struct mosfw_conn *k, const struct mosfw_flow *f, unsigned dir,
+                       const struct mosfw_pkt *p, double ts)
 {
-	struct mosfw_conn *k = &f->conn;
 	ep_t *e, *peer;
 	uint8_t fl = p->tcp_flags;
 	int syn = (fl & MOSFW_TH_SYN) != 0, fin = (fl & MOSFW_TH_FIN) != 0;
@@ -616,8 +616,11 @@ void mosfw_conn_packet(struct mosfw_flow *f, unsigned dir, const struct mosfw_pk
 	uint64_t rel, rel_ack = 0;
 	int is_orig, underflow = 0, do_close, bits;
 
-	if (!(k->flags & CF_INIT))
+	if (k->flow_id != f->id || !(k->flags & CF_INIT)) {
+		memset(k, 0, sizeof(*k)); /* the slot's previous flow, or never used */
+		k->flow_id = f->id;
 		init_conn(k, dir, p);
+	}
 	dir &= 1;
 	e = &k->ep[dir];
 	peer = &k->ep[dir ^ 1];
@@ -719,10 +722,10 @@ static uint64_t ep_size(const ep_t *e, const ep_t *peer)
 	return size;
 }
 
-uint64_t mosfw_conn_size(const struct mosfw_flow *f, unsigned role)
+uint64_t mosfw_conn_size(const struct mosfw_conn *k, unsigned role)
 {
-	unsigned side = (f->conn.orig_side ^ (role ? 1u : 0u)) & 1u;
-	return ep_size(&f->conn.ep[side], &f->conn.ep[side ^ 1]);
+	unsigned side = (k->orig_side ^ (role ? 1u : 0u)) & 1u;
+	return ep_size(&k->ep[side], &k->ep[side ^ 1]);
 }
 
 /* history matches /^\^?S[^HAFGIQ]*R.*$/ */
@@ -742,9 +745,8 @@ static int syn_then_rst(const char *h)
 }
 
 /* conn_state() of base/protocols/conn/main.zeek */
-const char *mosfw_conn_state(const struct mosfw_flow *f)
+const char *mosfw_conn_state(const struct mosfw_conn *k)
 {
-	const struct mosfw_conn *k = &f->conn;
 	const ep_t *o = &k->ep[k->orig_side & 1], *r = &k->ep[(k->orig_side & 1) ^ 1];
 	unsigned os = o->state, rs = r->state;
 	int o_inactive = os == Z_INACTIVE || os == Z_PARTIAL;
@@ -898,9 +900,9 @@ static void put_addr(struct out *o, const uint8_t *a, unsigned family)
 	put_str(o, tmp);
 }
 
-size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf, size_t cap)
+size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k, unsigned format,
+                         char *buf, size_t cap)
 {
-	const struct mosfw_conn *k = &f->conn;
 	const struct mosfw_tuple *t = &f->tuple;
 	unsigned orig = k->orig_side & 1, resp = orig ^ 1;
 	const uint8_t *oh = orig == MOSFW_SIDE_CLIENT ? t->cli_addr : t->srv_addr;
@@ -909,7 +911,7 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf,
 	uint16_t rp = orig == MOSFW_SIDE_CLIENT ? t->srv_port : t->cli_port;
 	double duration = k->last_ts - f->first_ts;
 	int have_duration = duration > 0; /* Zeek sets duration and the sizes only then */
-	const char *state = mosfw_conn_state(f);
+	const char *state = mosfw_conn_state(k);
 	char uid[19];
 	struct out o = { buf, buf + cap, 0 };
 	struct out *w = &o;
@@ -931,9 +933,9 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf,
 		if (have_duration) {
 			put_fixed6(w, duration);
 			PUT_LIT(w, "\t");
-			put_u64(w, mosfw_conn_size(f, 0));
+			put_u64(w, mosfw_conn_size(k, 0));
 			PUT_LIT(w, "\t");
-			put_u64(w, mosfw_conn_size(f, 1));
+			put_u64(w, mosfw_conn_size(k, 1));
 		} else {
 			PUT_LIT(w, "-\t-\t-");
 		}
@@ -960,9 +962,9 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf,
 			PUT_LIT(w, "\"duration\":");
 			put_fixed6(w, duration);
 			PUT_LIT(w, ",\"orig_bytes\":");
-			put_u64(w, mosfw_conn_size(f, 0));
+			put_u64(w, mosfw_conn_size(k, 0));
 			PUT_LIT(w, ",\"resp_bytes\":");
-			put_u64(w, mosfw_conn_size(f, 1));
+			put_u64(w, mosfw_conn_size(k, 1));
 			PUT_LIT(w, ",");
 		}
 		PUT_LIT(w, "\"conn_state\":\"");

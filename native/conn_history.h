@@ -21,9 +21,11 @@
 #include "packet.h"
 
 /* Account packet p, sent by mosfw side `dir` at time ts, to flow f's
- * conn.log view. The first call for a flow (f->conn zeroed by the flow
- * table) decides the roles from that packet, as Zeek's NewConn does. */
-void mosfw_conn_packet(struct mosfw_flow *f, unsigned dir, const struct mosfw_pkt *p, double ts);
+ * conn.log view k (the flow table's conns[slot]). The first call for a
+ * flow (k->flow_id is not f->id) clears k and decides the roles from that
+ * packet, as Zeek's NewConn does. */
+void mosfw_conn_packet(struct mosfw_conn *k, const struct mosfw_flow *f, unsigned dir,
+                       const struct mosfw_pkt *p, double ts);
 
 /* Zeek's likely_server_ports for TCP with the default (base) scripts:
  * the ports every protocol analyzer registers as server ports. */

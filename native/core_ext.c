@@ -142,7 +142,8 @@ int mosfw_core_ext_pushed(struct mosfw_core_ext *x, struct mosfw_event *e,
 	if ((x->filter_only & e->type) && !e->filter_bits)
 		return 0;
 	if (x->arena)
-		mosfw_arena_note(x->arena, c->pkt_index, c->ts, x->frame, x->caplen, x->wirelen, c->pkt);
+		mosfw_arena_note(x->arena, c->pkt_index, c->ts, x->frame, x->caplen, x->wirelen, c->pkt,
+		                 x->frame_stable);
 	return 1;
 }
 

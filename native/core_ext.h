@@ -42,6 +42,7 @@ struct mosfw_core_ext {
 	/* the packet being processed (for the arena and BPF filters) */
 	const uint8_t *frame;
 	uint32_t caplen, wirelen;
+	int frame_stable;              /* frame stays readable for the whole burst */
 	/* the core's parts, set by core_loop.c */
 	struct mosfw_flow_table *ft;
 	struct mosfw_source **src;
@@ -85,9 +86,10 @@ int mosfw_core_ext_syn_ok(struct mosfw_core_ext *x, double ts);
 int mosfw_core_ext_orphan_ok(struct mosfw_core_ext *x, double ts);
 
 static inline void mosfw_core_ext_frame(struct mosfw_core_ext *x, const uint8_t *frame,
-                                        uint32_t caplen, uint32_t wirelen)
+                                        uint32_t caplen, uint32_t wirelen, int stable)
 {
 	x->frame = frame;
+	x->frame_stable = stable;
 	x->caplen = caplen;
 	x->wirelen = wirelen;
 }

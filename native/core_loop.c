@@ -22,6 +22,9 @@
 #define MIN_RING_CAP 64u
 #define CONN_RECORD_MAX 1024u    /* mosfw_conn_record() never needs more */
 #define CONN_LOG_SIZE (256u * 1024u)
+/* mapped input: a burst ends once it has read this much (its frames stay
+ * mapped until the next burst) */
+#define BURST_MAP_BYTES (64u << 20)
 
 struct mosfw_core {
 	struct mosfw_config cfg;
@@ -95,6 +98,7 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
 		return NULL;
 	}
 	c->ring.mask = c->cfg.event_mask;
+	c->ring.conns = c->ft.conns;
 	mosfw_core_ext_init(&c->x, &c->cfg, &c->ft, &c->src, &c->now);
 	c->ring.x = &c->x;
 	return c;
@@ -181,6 +185,16 @@ const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *c, uint32_t sl
 	return slot < c->ft.pool_cap ? &c->ft.flows[slot] : NULL;
 }
 
+const struct mosfw_conn *mosfw_core_conn(const struct mosfw_core *c, uint32_t slot)
+{
+	static const struct mosfw_conn none;
+
+	if (slot >= c->ft.pool_cap || c->ft.conns[slot].flow_id != c->ft.flows[slot].id ||
+	    !c->ft.flows[slot].id)
+		return &none;
+	return &c->ft.conns[slot];
+}
+
 struct mosfw_core_ext *mosfw_core_ext_of(struct mosfw_core *c)
 {
 	return &c->x;
@@ -217,6 +231,7 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 static int room(const struct mosfw_core *c)
 {
 	return mosfw_ring_room(&c->ring) >= ROOM_PER_PACKET &&
+	       mosfw_source_burst_bytes(c->src) < BURST_MAP_BYTES &&
 	       c->ft.n_pending + 8 < MOSFW_PENDING_MAX && c->n_orphans < c->orphans_cap &&
 	       mosfw_core_ext_room(&c->x) &&
 	       (!c->conn_log || c->conn_log_cap - c->conn_log_len >= 4 * CONN_RECORD_MAX);
@@ -279,7 +294,8 @@ static void end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, doubl
 	f->end_reason = (uint8_t)reason;
 	count_end(c, reason);
 	if (c->conn_log) {
-		size_t n = mosfw_conn_record(f, (unsigned)c->conn_log_format, c->conn_log + c->conn_log_len,
+		size_t n = mosfw_conn_record(f, &c->ft.conns[slot], (unsigned)c->conn_log_format,
+		                             c->conn_log + c->conn_log_len,
 		                             c->conn_log_cap - c->conn_log_len);
 		if (n < c->conn_log_cap - c->conn_log_len)
 			c->conn_log_len += n;
@@ -554,7 +570,8 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	if (ts > c->st.last_ts)
 		c->st.last_ts = ts;
 	tick(c, ts);
-	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen);
+	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
+	                     frame != c->held && mosfw_source_frames_stable(c->src));
 	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
 	switch (r) {
 	case MOSFW_PARSE_TCP:
@@ -656,6 +673,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		c->orphans_cap = cap;
 	}
 	mosfw_ft_release_pending(&c->ft);
+	mosfw_source_burst_begin(c->src);
 	c->conn_log_len = 0;
 	mosfw_core_ext_burst(&c->x);
 	c->n_orphans = 0;

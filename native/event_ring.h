@@ -21,6 +21,7 @@ struct mosfw_ring {
 	uint64_t total;          /* records written since the start */
 	struct mosfw_core_ext *x; /* the core's app-API state (core_ext.h); may be NULL */
 	int conn_log;            /* conn.log records are written in C (core_loop.c) */
+	struct mosfw_conn *conns; /* conn.log views by slot (flow_table.h) */
 };
 
 /* What every record about the current packet shares. */

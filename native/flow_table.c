@@ -43,6 +43,40 @@ static uint32_t next_pow2(uint64_t v)
 	return p > 0x80000000ULL ? 0x80000000U : (uint32_t)p;
 }
 
+/* The index starts small and doubles while the table fills (load <= 1/2):
+ * a few thousand live flows then fit in the CPU's caches and TLB instead
+ * of being spread over an index sized for max_concurrency. */
+#define INDEX_MIN 4096u
+
+static void index_place(struct mosfw_idx_entry *index, uint32_t mask, uint32_t hash,
+                        uint32_t slot1)
+{
+	uint32_t i = hash & mask;
+
+	while (index[i].slot1)
+		i = (i + 1) & mask;
+	index[i].hash = hash;
+	index[i].slot1 = slot1;
+}
+
+/* Double the index (rehash every entry). -1 when memory runs out: the
+ * table then stays at its size, fuller. */
+static int index_grow(struct mosfw_flow_table *t)
+{
+	uint32_t old_n = t->index_mask + 1, new_mask = old_n * 2 - 1, i;
+	struct mosfw_idx_entry *bigger = calloc((size_t)new_mask + 1, sizeof(*bigger));
+
+	if (!bigger)
+		return -1;
+	for (i = 0; i < old_n; i++)
+		if (t->index[i].slot1)
+			index_place(bigger, new_mask, t->index[i].hash, t->index[i].slot1);
+	free(t->index);
+	t->index = bigger;
+	t->index_mask = new_mask;
+	return 0;
+}
+
 int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_id)
 {
 	uint32_t i;
@@ -55,11 +89,13 @@ int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_i
 	t->core_id = core_id;
 	/* calloc: untouched pages stay unbacked until flows use them */
 	t->flows = calloc(t->pool_cap, sizeof(*t->flows));
+	t->conns = calloc(t->pool_cap, sizeof(*t->conns));
 	t->free_stack = malloc((size_t)t->pool_cap * sizeof(uint32_t));
 	t->pending = malloc((size_t)MOSFW_PENDING_MAX * sizeof(uint32_t));
-	t->index_mask = next_pow2((uint64_t)t->pool_cap * 2) - 1;
+	t->index_max = next_pow2((uint64_t)t->pool_cap * 2);
+	t->index_mask = (t->index_max < INDEX_MIN ? t->index_max : INDEX_MIN) - 1;
 	t->index = calloc((size_t)t->index_mask + 1, sizeof(*t->index));
-	if (!t->flows || !t->free_stack || !t->pending || !t->index) {
+	if (!t->flows || !t->conns || !t->free_stack || !t->pending || !t->index) {
 		mosfw_ft_destroy(t);
 		return -1;
 	}
@@ -72,6 +108,7 @@ int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_i
 void mosfw_ft_destroy(struct mosfw_flow_table *t)
 {
 	free(t->flows);
+	free(t->conns);
 	free(t->free_stack);
 	free(t->pending);
 	free(t->index);
@@ -154,10 +191,13 @@ void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list)
 uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
                          uint32_t hash, int sender_is_client)
 {
-	uint32_t slot, i;
+	uint32_t slot;
 	struct mosfw_flow *f;
 	struct mosfw_tuple *k;
 
+	if ((uint64_t)(t->live + 1) * 2 > (uint64_t)t->index_mask + 1 &&
+	    t->index_mask + 1 < t->index_max)
+		index_grow(t);
 	if (t->n_free)
 		slot = t->free_stack[--t->n_free];
 	else if (t->bump < t->pool_cap)
@@ -184,11 +224,7 @@ uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
 	f->core = t->core_id;
 	f->lru_list = MOSFW_LRU_NONE;
 	f->lru_prev = f->lru_next = MOSFW_NO_SLOT;
-	i = hash & t->index_mask;
-	while (t->index[i].slot1)
-		i = (i + 1) & t->index_mask;
-	t->index[i].hash = hash;
-	t->index[i].slot1 = slot + 1;
+	index_place(t->index, t->index_mask, hash, slot + 1);
 	t->live++;
 	return slot;
 }

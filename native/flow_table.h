@@ -32,6 +32,9 @@ struct mosfw_idx_entry {
 
 struct mosfw_flow_table {
 	struct mosfw_flow *flows;     /* pool */
+	/* conn.log views by slot, beside the pool: only the flows of a run
+	 * that keeps them (conn_history.c) touch their pages */
+	struct mosfw_conn *conns;
 	uint32_t pool_cap;            /* max_live + MOSFW_PENDING_MAX */
 	uint32_t max_live;            /* max_concurrency: tracked + zombie */
 	uint32_t live;                /* in the index (tracked + zombies) */
@@ -41,7 +44,8 @@ struct mosfw_flow_table {
 	uint32_t *pending;            /* ended this burst, reusable next burst */
 	uint32_t n_pending;
 	struct mosfw_idx_entry *index;
-	uint32_t index_mask;
+	uint32_t index_mask;          /* index size - 1 (grows with live flows) */
+	uint32_t index_max;           /* the most it grows to: 2 x pool_cap, a power of 2 */
 	uint32_t head[MOSFW_LRU_COUNT], tail[MOSFW_LRU_COUNT];
 	uint32_t count[MOSFW_LRU_COUNT];
 	uint64_t next_id;

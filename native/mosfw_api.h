@@ -236,8 +236,11 @@ struct mosfw_conn_side {
 	uint32_t pad;
 };
 
+/* Kept beside the flow table, not in struct mosfw_flow (a run that does
+ * not ask for it never touches its memory); mosfw_core_conn() reads it. */
 struct mosfw_conn {
 	struct mosfw_conn_side ep[2];  /* by mosfw side, not by Zeek role */
+	uint64_t flow_id;     /* the flow it belongs to (0: not kept yet) */
 	double last_ts;       /* Zeek's last_time: last packet before both closed */
 	uint32_t hist_seen;   /* Zeek's hist_seen mask */
 	uint8_t orig_side;    /* the mosfw side Zeek calls the originator */
@@ -260,7 +263,6 @@ struct mosfw_flow {
 	uint8_t midstream;    /* 1 = picked up without handshake */
 	uint8_t first_dir;    /* side that sent the first packet seen */
 	uint32_t core;        /* core id that owns it */
-	struct mosfw_conn conn; /* Zeek conn.log view (conn_history.c) */
 };
 
 /* ---- configuration and statistics ------------------------------------ */
@@ -386,11 +388,16 @@ enum mosfw_conn_format {
 	MOSFW_CONN_ZEEK = 1, /* one Zeek TSV line (the #fields order) */
 };
 
+/* The conn.log view of the flow in `slot` (a zeroed view when it was not
+ * kept: nothing subscribed CONN_END or set a conn log while the flow
+ * lived). Valid while the flow slot is (until the next run() after its
+ * CONN_END). */
+const struct mosfw_conn *mosfw_core_conn(const struct mosfw_core *core, uint32_t slot);
 /* Zeek's conn_state of the flow ("SF", "S0", "REJ", ... "OTH"). */
-const char *mosfw_conn_state(const struct mosfw_flow *f);
+const char *mosfw_conn_state(const struct mosfw_conn *k);
 /* Zeek's TCP size of one role (0 = originator, 1 = responder): payload
  * bytes taken from sequence numbers, as conn.log's orig_bytes/resp_bytes. */
-uint64_t mosfw_conn_size(const struct mosfw_flow *f, unsigned role);
+uint64_t mosfw_conn_size(const struct mosfw_conn *k, unsigned role);
 /* The flow's uid: "C" and 17 base62 characters, a hash of its tuple and
  * first packet time (the same on every run and any core count). buf must
  * hold 19 bytes. */
@@ -398,7 +405,8 @@ void mosfw_conn_uid(const struct mosfw_flow *f, char *buf);
 /* One conn.log record of the flow, newline-terminated, in buf (format: an
  * enum mosfw_conn_format). Returns its length; a return >= cap means it
  * did not fit (nothing usable was written; 1024 bytes always suffice). */
-size_t mosfw_conn_record(const struct mosfw_flow *f, unsigned format, char *buf, size_t cap);
+size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k, unsigned format,
+                         char *buf, size_t cap);
 
 /* Write conn.log records in C: with a format (enum mosfw_conn_format) the
  * core appends the record of every flow it ends to a per-burst buffer,

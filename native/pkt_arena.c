@@ -42,7 +42,7 @@ void mosfw_arena_reset(struct mosfw_arena *a)
 
 void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts,
                       const uint8_t *frame, uint32_t caplen, uint32_t wirelen,
-                      const struct mosfw_pkt *p)
+                      const struct mosfw_pkt *p, int stable)
 {
 	struct mosfw_packet *e;
 
@@ -55,9 +55,13 @@ void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts,
 	a->last_index = pkt_index;
 	e = &a->pkts[a->n++];
 	memset(e, 0, sizeof(*e));
-	memcpy(a->buf + a->used, frame, caplen);
-	e->frame = a->buf + a->used;
-	a->used += (caplen + 7u) & ~7u;
+	if (stable) {
+		e->frame = frame;
+	} else {
+		memcpy(a->buf + a->used, frame, caplen);
+		e->frame = a->buf + a->used;
+		a->used += (caplen + 7u) & ~7u;
+	}
 	e->ts = ts;
 	e->pkt_index = pkt_index;
 	e->caplen = caplen;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pkt_arena.h -- the per-burst packet arena: a copy of every packet that
- * produced at least one event record in the current burst, so that
+ * pkt_arena.h -- the per-burst packet arena: every packet that produced
+ * at least one event record in the current burst (a copy, or where it lies
+ * when the source keeps it in place for the burst), so that
  * "the packet of this event" (mOS mtcp_getlastpkt) can be answered while
  * the records are dispatched after the burst. Reset at the start of each
  * burst; a burst ends early when it is nearly full (mosfw_arena_room).
@@ -35,10 +36,12 @@ static inline int mosfw_arena_room(const struct mosfw_arena *a)
 {
 	return a->n < a->cap && a->used + MOSFW_ARENA_MAX_FRAME <= MOSFW_ARENA_BYTES;
 }
-/* Copy the packet being processed (once per pkt_index). */
+/* Note the packet being processed (once per pkt_index): a copy of its
+ * frame, or with `stable` (the source keeps it readable until the next
+ * burst: the mapped file reader) the frame where it is. */
 void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts,
                       const uint8_t *frame, uint32_t caplen, uint32_t wirelen,
-                      const struct mosfw_pkt *p);
+                      const struct mosfw_pkt *p, int stable);
 const struct mosfw_packet *mosfw_arena_find(const struct mosfw_arena *a, uint32_t pkt_index);
 
 #endif /* MOSFW_PKT_ARENA_H */

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* source.c -- libpcap input. */
+/* source.c -- packet input: libpcap for live captures and pcapng, and our
+ * own memory-mapped reader for classic pcap files (see map_*). */
 #include "source.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -17,8 +22,34 @@
 
 #include "mosfw_api.h"
 
+/* The mapped reader: the whole file is mapped read-only and records are
+ * handed out in place (no copy, no read() per record). Pages behind the
+ * read position are dropped from the mapping every MAP_RELEASE bytes, so
+ * resident memory stays bounded whatever the file's size (the kernel's
+ * page cache keeps them). */
+#define MAP_RELEASE (4u << 20)
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+#define PCAP_MAX_CAPLEN 262144u /* libpcap's max_snaplen_for_dlt() for our link types */
+
+struct mosfw_map {
+	int fd;
+	const uint8_t *base;
+	size_t len;          /* mapped bytes (the file's size when mapped) */
+	size_t pos;          /* next record header */
+	size_t released;     /* [0, released) dropped from the mapping */
+	size_t populated;    /* [0, populated) asked to be mapped in */
+	size_t burst_start;  /* pos when the burst began: nothing from it is released */
+	uint32_t snapshot;   /* libpcap's snapshot length for the file */
+	int nano;            /* nanosecond timestamps */
+	struct bpf_program prog;
+	int have_prog;
+};
+
 struct mosfw_source {
 	pcap_t *pcap;
+	struct mosfw_map *map; /* classic pcap file read through mmap */
 	int linktype;
 	int live;
 	int nano;
@@ -75,6 +106,185 @@ static int apply_filter(struct mosfw_source *s, const char *bpf, char *errbuf)
 	return 0;
 }
 
+/* ---- the mapped classic-pcap reader ------------------------------------
+ *
+ * libpcap has already opened the file and checked its header (its
+ * messages for a bad header stay), so this only takes over reading the
+ * records, and only for the common case: a classic pcap file of this
+ * machine's byte order, version 2.4, micro- or nanosecond timestamps, on a
+ * regular file that can be mapped. Anything else (pcapng, swapped byte
+ * order, old versions, pipes) stays with libpcap. Records are checked as
+ * libpcap's sf-pcap.c checks them, with its messages: a cut record header
+ * or body is "truncated dump file; ...", a capture length above 262144 is
+ * invalid, one above the file's snapshot length is cut to it.
+ * MOSFW_READER=libpcap in the environment turns this reader off. */
+
+static void map_close(struct mosfw_map *m)
+{
+	if (!m)
+		return;
+	if (m->base && m->len)
+		munmap((void *)m->base, m->len);
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->have_prog)
+		pcap_freecode(&m->prog);
+	free(m);
+}
+
+/* 0 with s->map set (mapped), 0 with s->map NULL (libpcap keeps reading),
+ * -1 with a message (a bad BPF filter). */
+static int map_open(struct mosfw_source *s, const char *path, const char *bpf, char *errbuf)
+{
+	const char *env = getenv("MOSFW_READER");
+	struct mosfw_map *m;
+	struct stat st;
+	uint32_t hdr[6];
+	void *base;
+
+	if (env && strcmp(env, "libpcap") == 0)
+		return 0;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return 0;
+	m->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (m->fd < 0 || fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size < (off_t)sizeof(hdr) || pread(m->fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+	    (hdr[0] != 0xa1b2c3d4u && hdr[0] != 0xa1b23c4du) || (hdr[1] & 0xffffu) != 2 ||
+	    (hdr[1] >> 16) != 4) {
+		map_close(m);
+		return 0;
+	}
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, m->fd, 0);
+	if (base == MAP_FAILED) {
+		map_close(m);
+		return 0;
+	}
+	m->base = base;
+	m->len = (size_t)st.st_size;
+	m->pos = sizeof(hdr);
+	m->nano = hdr[0] == 0xa1b23c4du;
+	m->snapshot = (uint32_t)pcap_snapshot(s->pcap);
+	if (m->snapshot == 0 || m->snapshot > PCAP_MAX_CAPLEN)
+		m->snapshot = PCAP_MAX_CAPLEN;
+	madvise(base, m->len, MADV_SEQUENTIAL);
+	if (bpf && *bpf) {
+		if (pcap_compile(s->pcap, &m->prog, bpf, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+			snprintf(errbuf, MOSFW_ERRBUF_SIZE, "bad BPF filter '%s': %s", bpf,
+			         pcap_geterr(s->pcap));
+			map_close(m);
+			return -1;
+		}
+		m->have_prog = 1;
+	}
+	s->map = m;
+	return 0;
+}
+
+/* The file grew since it was mapped (still being written): map it again. */
+static int map_grow(struct mosfw_map *m)
+{
+	struct stat st;
+	void *base;
+
+	if (fstat(m->fd, &st) < 0 || (size_t)st.st_size <= m->len)
+		return 0;
+	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, m->fd, 0);
+	if (base == MAP_FAILED)
+		return 0;
+	munmap((void *)m->base, m->len);
+	m->base = base;
+	m->len = (size_t)st.st_size;
+	m->released = 0;
+	m->populated = m->pos & ~(size_t)4095;
+	madvise(base, m->len, MADV_SEQUENTIAL);
+	return 1;
+}
+
+static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
+                    uint32_t *wirelen, double *ts)
+{
+	struct mosfw_map *m = s->map;
+
+	for (;;) {
+		uint32_t h[4], cap, body;
+		size_t left = m->len - m->pos;
+		struct pcap_pkthdr ph;
+
+		if (left < 16 && map_grow(m))
+			left = m->len - m->pos;
+		if (left == 0)
+			return MOSFW_SRC_EOF;
+		if (left < 16) {
+			snprintf(s->err, sizeof(s->err),
+			         "truncated dump file; tried to read 16 header bytes, only got %zu", left);
+			return MOSFW_SRC_ERROR;
+		}
+		memcpy(h, m->base + m->pos, 16);
+		cap = body = h[2];
+		if (cap > PCAP_MAX_CAPLEN) {
+			if (cap > m->snapshot)
+				snprintf(s->err, sizeof(s->err),
+				         "invalid packet capture length %u, bigger than snaplen of %u", cap,
+				         m->snapshot);
+			else
+				snprintf(s->err, sizeof(s->err),
+				         "invalid packet capture length %u, bigger than maximum of %u", cap,
+				         PCAP_MAX_CAPLEN);
+			return MOSFW_SRC_ERROR;
+		}
+		if (cap > m->snapshot)
+			cap = m->snapshot; /* libpcap cuts it to the snapshot length */
+		if (left - 16 < body && map_grow(m))
+			left = m->len - m->pos;
+		if (left - 16 < body) {
+			snprintf(s->err, sizeof(s->err),
+			         "truncated dump file; tried to read %u captured bytes, only got %zu",
+			         body > cap && left - 16 >= cap ? body : cap, left - 16);
+			return MOSFW_SRC_ERROR;
+		}
+		*frame = m->base + m->pos + 16;
+		*caplen = cap;
+		*wirelen = h[3];
+		/* as libpcap gives them at nanosecond precision: signed 32-bit
+		 * seconds and fraction, microseconds scaled up */
+		*ts = (double)(int32_t)h[0] +
+		      (double)((int64_t)(int32_t)h[1] * (m->nano ? 1 : 1000)) * 1e-9;
+		m->pos += 16 + (size_t)body;
+		/* the records are read once, in order: start loading the lines a
+		 * few records ahead (a prefetch never faults) */
+		__builtin_prefetch(m->base + m->pos + 4096);
+		if (m->pos + MAP_RELEASE > m->populated && m->populated < m->len) {
+			/* map the next pages in one call rather than a page fault
+			 * per 64 kB (old kernels refuse it: faults then do it) */
+			size_t n = m->len - m->populated < MAP_RELEASE ? m->len - m->populated
+			                                                : MAP_RELEASE;
+			madvise((void *)(m->base + m->populated), n, MADV_POPULATE_READ);
+			m->populated += n;
+		}
+		if (m->pos - m->released >= 2 * (size_t)MAP_RELEASE) {
+			/* drop the pages well behind the read position */
+			size_t upto = m->pos - MAP_RELEASE;
+			if (upto > m->burst_start)
+				upto = m->burst_start; /* this burst's frames stay readable */
+			upto &= ~(size_t)0xfffff;
+			if (upto > m->released) {
+				madvise((void *)(m->base + m->released), upto - m->released, MADV_DONTNEED);
+				m->released = upto;
+			}
+		}
+		if (m->have_prog) {
+			ph.caplen = cap;
+			ph.len = h[3];
+			ph.ts.tv_sec = (int32_t)h[0];
+			ph.ts.tv_usec = (int32_t)h[1];
+			if (!pcap_offline_filter(&m->prog, &ph, *frame))
+				continue;
+		}
+		return MOSFW_SRC_PACKET;
+	}
+}
+
 struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf, char *errbuf)
 {
 	char perr[PCAP_ERRBUF_SIZE] = "";
@@ -92,7 +302,7 @@ struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf, c
 	}
 	s->nano = pcap_get_tstamp_precision(s->pcap) == PCAP_TSTAMP_PRECISION_NANO;
 	s->linktype = pcap_datalink(s->pcap);
-	if (apply_filter(s, bpf, errbuf) < 0) {
+	if (map_open(s, path, bpf, errbuf) < 0 || (!s->map && apply_filter(s, bpf, errbuf) < 0)) {
 		mosfw_source_close(s);
 		return NULL;
 	}
@@ -187,7 +397,11 @@ int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *c
 {
 	struct pcap_pkthdr *h;
 	const u_char *data;
-	int rc = pcap_next_ex(s->pcap, &h, &data);
+	int rc;
+
+	if (s->map)
+		return map_next(s, frame, caplen, wirelen, ts);
+	rc = pcap_next_ex(s->pcap, &h, &data);
 
 #ifdef __linux__
 	if (rc == 0 && s->live) {
@@ -226,6 +440,19 @@ const char *mosfw_source_linktype_name(const struct mosfw_source *s)
 }
 
 int mosfw_source_is_live(const struct mosfw_source *s) { return s->live; }
+
+void mosfw_source_burst_begin(struct mosfw_source *s)
+{
+	if (s->map)
+		s->map->burst_start = s->map->pos;
+}
+
+int mosfw_source_frames_stable(const struct mosfw_source *s) { return s->map != NULL; }
+
+uint64_t mosfw_source_burst_bytes(const struct mosfw_source *s)
+{
+	return s->map ? s->map->pos - s->map->burst_start : 0;
+}
 const char *mosfw_source_error(const struct mosfw_source *s) { return s->err; }
 
 void mosfw_source_drops(struct mosfw_source *s, uint64_t *kernel, uint64_t *iface)
@@ -245,6 +472,8 @@ int64_t mosfw_source_offset(struct mosfw_source *s)
 
 	if (s->live)
 		return -1;
+	if (s->map)
+		return (int64_t)s->map->pos;
 	fp = pcap_file(s->pcap);
 	return fp ? (int64_t)ftell(fp) : -1;
 }
@@ -254,6 +483,7 @@ void mosfw_source_close(struct mosfw_source *s)
 {
 	if (!s)
 		return;
+	map_close(s->map);
 	if (s->pcap)
 		pcap_close(s->pcap);
 	free(s);

@@ -36,6 +36,13 @@ int mosfw_source_is_live(const struct mosfw_source *s);
 const char *mosfw_source_error(const struct mosfw_source *s);
 /* kernel drops / interface drops for live sources (0 for files) */
 void mosfw_source_drops(struct mosfw_source *s, uint64_t *kernel, uint64_t *iface);
+/* A burst starts: frames returned from now on stay readable until the
+ * next call when mosfw_source_frames_stable() (the mapped file reader
+ * releases no page at or after this point until then). */
+void mosfw_source_burst_begin(struct mosfw_source *s);
+int mosfw_source_frames_stable(const struct mosfw_source *s);
+/* Bytes read since mosfw_source_burst_begin() (mapped reader; else 0). */
+uint64_t mosfw_source_burst_bytes(const struct mosfw_source *s);
 /* file offset consumed so far, -1 for live */
 int64_t mosfw_source_offset(struct mosfw_source *s);
 void mosfw_source_close(struct mosfw_source *s);

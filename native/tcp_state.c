@@ -307,7 +307,7 @@ int mosfw_tcp_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	/* Zeek's conn.log view, kept only while someone can read it: every
 	 * plugin that sees flows gets CONN_END */
 	if (mosfw_ring_wants(r, MOSFW_EV_CONN_END) || r->conn_log)
-		mosfw_conn_packet(f, dir, p, c->ts);
+		mosfw_conn_packet(&r->conns[slot], f, dir, p, c->ts);
 
 	mosfw_ring_push(r, MOSFW_EV_PKT_IN, c, f, slot, dir);
 	if (r->x && r->x->streams) /* an ACK past a gap in the peer's stream gives it up */

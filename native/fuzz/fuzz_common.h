@@ -167,16 +167,18 @@ static void fz_poke(struct mosfw_core *core, const struct mosfw_event *e, struct
 		return;
 	if (e->type == MOSFW_EV_CONN_END) {
 		const struct mosfw_flow *f = mosfw_core_flow(core, e->slot);
+		const struct mosfw_conn *k = mosfw_core_conn(core, e->slot);
 		char uid[19];
 		size_t n;
-		FZ_CHECK(mosfw_conn_state(f) != NULL, "no conn_state");
+		FZ_CHECK(k->flow_id == e->flow_id, "conn view of another flow");
+		FZ_CHECK(mosfw_conn_state(k) != NULL, "no conn_state");
 		memset(uid, 0x55, sizeof(uid));
 		mosfw_conn_uid(f, uid);
 		FZ_CHECK(uid[0] == 'C' && memchr(uid, 0, sizeof(uid)), "bad uid");
-		n = mosfw_conn_record(f, fz_rand(o) & 1, (char *)buf, 1024);
+		n = mosfw_conn_record(f, k, fz_rand(o) & 1, (char *)buf, 1024);
 		FZ_CHECK(n < 1024 && n > 0 && buf[n - 1] == '\n', "conn record of %zu bytes", n);
-		mosfw_conn_size(f, 0);
-		mosfw_conn_size(f, 1);
+		mosfw_conn_size(k, 0);
+		mosfw_conn_size(k, 1);
 	}
 	have = mosfw_core_stream_info(core, e->slot, e->flow_id, side, &info) == 0;
 	if (have) {

@@ -427,16 +427,19 @@ int main(int argc, char **argv)
 			rc = mosfw_core_run(c, evs, 4096, &n);
 			for (uint32_t i = 0; i < n; i++) {
 				const struct mosfw_flow *f = mosfw_core_flow(c, evs[i].slot);
+				const struct mosfw_conn *k = mosfw_core_conn(c, evs[i].slot);
+				if (k->flow_id != evs[i].flow_id)
+					return 5;
 				for (unsigned fmt = 0; fmt < 2; fmt++) {
-					size_t len = mosfw_conn_record(f, fmt, buf, sizeof(buf));
+					size_t len = mosfw_conn_record(f, k, fmt, buf, sizeof(buf));
 					if (len >= sizeof(buf) || len == 0 || buf[len - 1] != '\n')
 						return 2;
 					/* too small a buffer: reported, nothing overrun */
-					if (mosfw_conn_record(f, fmt, buf, len - 1) < len - 1)
+					if (mosfw_conn_record(f, k, fmt, buf, len - 1) < len - 1)
 						return 3;
 				}
 				mosfw_conn_uid(f, uid);
-				if (strlen(uid) != 18 || strlen(mosfw_conn_state(f)) < 2)
+				if (strlen(uid) != 18 || strlen(mosfw_conn_state(k)) < 2)
 					return 4;
 				n_rec++;
 			}

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dispatch.c -- mosfw._dispatch: the loop that hands one burst's event
+ * records to their Python handlers (mosfw/engine.py, Core.run).
+ *
+ * It does in C what this Python did per record:
+ *
+ *     for rec in EVENT_STRUCT.iter_unpack(buf[:n * 56]):
+ *         cur[0] = rec
+ *         handlers[rec[3]](rec)
+ *
+ * except that each record is built directly as an instance of the given
+ * tuple subclass (mosfw.events.Event), so handlers pass it on as the event
+ * without a copy. Handlers are looked up per record in the dict (it may
+ * change while a batch is dispatched). An exception from a handler stops
+ * the loop and propagates, as it did from the Python loop.
+ *
+ * This is a CPython extension (not cffi): calling Python from C through
+ * the C API costs ~70 ns per call against ~300 ns for cffi callbacks
+ * (PERF.md).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#include "../mosfw_api.h"
+
+#define N_FIELDS 19
+
+/* The record's fields, in struct mosfw_event order (EVENT_STRUCT). */
+static PyObject *record_fields(PyTypeObject *cls, const struct mosfw_event *e)
+{
+	PyObject *t = cls->tp_alloc(cls, N_FIELDS);
+	PyObject *v[N_FIELDS];
+	int i;
+
+	if (!t)
+		return NULL;
+	v[0] = PyFloat_FromDouble(e->ts);
+	v[1] = PyLong_FromUnsignedLongLong(e->flow_id);
+	v[2] = PyLong_FromUnsignedLong(e->slot);
+	v[3] = PyLong_FromUnsignedLong(e->type);
+	v[4] = PyLong_FromUnsignedLong(e->seq);
+	v[5] = PyLong_FromUnsignedLong(e->ack);
+	v[6] = PyLong_FromUnsignedLong(e->len);
+	v[7] = PyLong_FromLong(e->window);
+	v[8] = PyLong_FromLong(e->side);
+	v[9] = PyLong_FromLong(e->old_state);
+	v[10] = PyLong_FromLong(e->new_state);
+	v[11] = PyLong_FromLong(e->reason);
+	v[12] = PyLong_FromLong(e->flags);
+	v[13] = PyLong_FromLong(e->tcp_flags);
+	v[14] = PyLong_FromLong(e->cli_state);
+	v[15] = PyLong_FromLong(e->srv_state);
+	v[16] = PyLong_FromLong(e->from_pkt);
+	v[17] = PyLong_FromUnsignedLong(e->pkt_index);
+	v[18] = PyLong_FromUnsignedLong(e->filter_bits);
+	for (i = 0; i < N_FIELDS; i++) {
+		if (!v[i]) {
+			int j;
+			for (j = 0; j < N_FIELDS; j++)
+				Py_XDECREF(v[j]);
+			Py_DECREF(t);
+			return NULL;
+		}
+	}
+	for (i = 0; i < N_FIELDS; i++)
+		PyTuple_SET_ITEM(t, i, v[i]);
+	return t;
+}
+
+static int check_args(PyObject *cls, PyObject *handlers, PyObject *cur)
+{
+	if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+		PyErr_SetString(PyExc_TypeError, "dispatch: cls must be a tuple subclass");
+		return -1;
+	}
+	if (!PyDict_Check(handlers)) {
+		PyErr_SetString(PyExc_TypeError, "dispatch: handlers must be a dict");
+		return -1;
+	}
+	if (!PyList_Check(cur) || PyList_GET_SIZE(cur) < 1) {
+		PyErr_SetString(PyExc_TypeError, "dispatch: cur must be a non-empty list");
+		return -1;
+	}
+	return 0;
+}
+
+/* dispatch(buf, n, cls, handlers, cur) -> None */
+static PyObject *dispatch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *cls, *handlers, *cur;
+	Py_ssize_t n, i;
+	Py_buffer view;
+	const struct mosfw_event *recs;
+	PyObject *result = NULL;
+
+	(void)self;
+	if (nargs != 5) {
+		PyErr_SetString(PyExc_TypeError, "dispatch(buf, n, cls, handlers, cur) takes 5 arguments");
+		return NULL;
+	}
+	n = PyLong_AsSsize_t(args[1]);
+	if (n == -1 && PyErr_Occurred())
+		return NULL;
+	cls = args[2];
+	handlers = args[3];
+	cur = args[4];
+	if (check_args(cls, handlers, cur) < 0)
+		return NULL;
+	if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+		return NULL;
+	if (n < 0 || (size_t)n > (size_t)view.len / sizeof(struct mosfw_event)) {
+		PyErr_Format(PyExc_ValueError, "dispatch: %zd records do not fit a %zd-byte buffer", n,
+		             view.len);
+		goto out;
+	}
+	recs = (const struct mosfw_event *)view.buf;
+	for (i = 0; i < n; i++) {
+		PyObject *rec = record_fields((PyTypeObject *)cls, &recs[i]);
+		PyObject *key, *handler, *r;
+
+		if (!rec)
+			goto out;
+		Py_INCREF(rec);
+		if (PyList_SetItem(cur, 0, rec) < 0) { /* steals the new reference */
+			Py_DECREF(rec);
+			goto out;
+		}
+		key = PyTuple_GET_ITEM(rec, 3);
+		handler = PyDict_GetItemWithError(handlers, key); /* borrowed */
+		if (!handler) {
+			if (!PyErr_Occurred())
+				PyErr_SetObject(PyExc_KeyError, key);
+			Py_DECREF(rec);
+			goto out;
+		}
+		Py_INCREF(handler); /* the handler may replace itself in the dict */
+		r = PyObject_CallOneArg(handler, rec);
+		Py_DECREF(handler);
+		Py_DECREF(rec);
+		if (!r)
+			goto out;
+		Py_DECREF(r);
+	}
+	Py_INCREF(Py_None);
+	result = Py_None;
+out:
+	PyBuffer_Release(&view);
+	return result;
+}
+
+static PyMethodDef methods[] = {
+	{ "dispatch", (PyCFunction)(void (*)(void))dispatch, METH_FASTCALL,
+	  "dispatch(buf, n, cls, handlers, cur): build each of the n event records in buf as a "
+	  "cls instance, set cur[0] to it and call handlers[record type](record)." },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef module = {
+	PyModuleDef_HEAD_INIT, "mosfw._dispatch",
+	"The per-burst loop handing event records to their Python handlers.", -1, methods,
+	NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__dispatch(void)
+{
+	return PyModule_Create(&module);
+}

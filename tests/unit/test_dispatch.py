@@ -1,0 +1,96 @@
+"""mosfw._dispatch: the C loop that hands a burst's records to handlers."""
+
+from __future__ import annotations
+
+import pytest
+
+from mosfw._dispatch import dispatch
+from mosfw.events import EVENT_STRUCT, Event, EventType, Side, TcpState
+
+
+def records(*recs) -> bytearray:
+    return bytearray(b"".join(EVENT_STRUCT.pack(*r) for r in recs))
+
+
+def rec(ts=1.5, flow_id=7, slot=3, type_=int(EventType.TCP_STATE_CHANGE), **kw):
+    fields = dict(seq=10, ack=20, len=30, window=40, side=1, old=3, new=4, reason=0, flags=0, tcp=0x12,
+                  cli=4, srv=4, from_pkt=1, pkt_index=99, bits=5)
+    fields.update(kw)
+    return (ts, flow_id, slot, type_, fields["seq"], fields["ack"], fields["len"], fields["window"],
+            fields["side"], fields["old"], fields["new"], fields["reason"], fields["flags"], fields["tcp"],
+            fields["cli"], fields["srv"], fields["from_pkt"], fields["pkt_index"], fields["bits"])
+
+
+def test_records_become_events_in_order_with_every_field():
+    want = [rec(ts=1.0 + i, flow_id=2**40 + i, pkt_index=2**32 - 1 - i, seq=2**32 - 1) for i in range(5)]
+    got, cur = [], [None]
+
+    def h(r):
+        assert cur[0] is r  # set before the handler runs
+        got.append(r)
+
+    dispatch(records(*want), len(want), Event, {int(EventType.TCP_STATE_CHANGE): h}, cur)
+    assert [tuple(r) for r in got] == want
+    assert all(type(r) is Event for r in got)
+    e = got[0]
+    assert (e.type, e.side, e.old_state, e.new_state) == (EventType.TCP_STATE_CHANGE, Side.SERVER,
+                                                          TcpState.SYN_RCVD, TcpState.ESTABLISHED)
+    assert cur[0] is got[-1]
+
+
+def test_only_n_records_are_read_and_n_must_fit():
+    buf = records(rec(), rec(), rec())
+    seen = []
+    dispatch(buf, 2, Event, {int(EventType.TCP_STATE_CHANGE): seen.append}, [None])
+    assert len(seen) == 2
+    with pytest.raises(ValueError, match="do not fit"):
+        dispatch(buf, 4, Event, {}, [None])
+    with pytest.raises(ValueError, match="do not fit"):
+        dispatch(buf, -1, Event, {}, [None])
+
+
+def test_handler_exception_stops_the_loop_and_propagates():
+    calls = []
+
+    def h(r):
+        calls.append(r)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+
+    cur = [None]
+    with pytest.raises(RuntimeError, match="boom"):
+        dispatch(records(rec(), rec(ts=2.0), rec(ts=3.0)), 3, Event, {int(EventType.TCP_STATE_CHANGE): h}, cur)
+    assert len(calls) == 2 and cur[0][0] == 2.0
+
+
+def test_missing_handler_is_a_key_error():
+    with pytest.raises(KeyError):
+        dispatch(records(rec(type_=int(EventType.REXMIT))), 1, Event, {}, [None])
+
+
+def test_handlers_may_change_while_dispatching():
+    seen = []
+    handlers = {}
+
+    def second(r):
+        seen.append(("second", r[0]))
+
+    def first(r):
+        seen.append(("first", r[0]))
+        handlers[int(EventType.TCP_STATE_CHANGE)] = second
+
+    handlers[int(EventType.TCP_STATE_CHANGE)] = first
+    dispatch(records(rec(ts=1.0), rec(ts=2.0)), 2, Event, handlers, [None])
+    assert seen == [("first", 1.0), ("second", 2.0)]
+
+
+@pytest.mark.parametrize("args, message", [
+    ((b"", 0, dict, {}, [None]), "tuple subclass"),
+    ((b"", 0, Event, [], [None]), "dict"),
+    ((b"", 0, Event, {}, []), "non-empty list"),
+])
+def test_bad_arguments(args, message):
+    with pytest.raises(TypeError, match=message):
+        dispatch(*args)
+    with pytest.raises(TypeError):
+        dispatch(b"", 0)
