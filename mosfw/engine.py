@@ -162,6 +162,7 @@ class Core:
         self._bytestream = False
         self._bytestream_asked = False
         self._conn_log: Callable[[bytes], None] | None = None
+        self._live_slots = ffi.new("uint32_t[]", 1024)  # live_flows()
         self._ude_hook = pm.direct_callers("mosfw_user_event")
         self._timeout_hook = pm.direct_callers("mosfw_timeout")
 
@@ -254,6 +255,29 @@ class Core:
     def flows(self) -> dict[int, Flow]:
         """Flows seen by plugins and not yet ended, by id."""
         return self._flows
+
+    def live_flows(self) -> list[Flow]:
+        """Every flow this core tracks now (not ended), in the order they
+        started: the engine's flow table, whether or not a plugin saw the
+        flow yet. Their state is *state now*: inside ``mosfw_tick`` that is
+        the state at the tick (the engine ends its burst there), elsewhere
+        as of the end of the batch being dispatched."""
+        slots = self._live_slots
+        n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
+        if n > len(slots):
+            self._live_slots = slots = ffi.new("uint32_t[]", n + n // 2)
+            n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
+        flows, keep = self._flows, bool(self.event_mask & int(EventType.CONN_END))
+        flow_rec, c, out = lib.mosfw_core_flow, self._c, []
+        for slot in slots[0:n]:
+            rec = flow_rec(c, slot)
+            f = flows.get(rec.id)
+            if f is None:
+                f = Flow(rec, rec.id, self.id, self, slot)
+                if keep:  # dropped at its CONN_END, like a flow an event made
+                    flows[rec.id] = f
+            out.append(f)
+        return out
 
     def set_conn_log(self, fmt: str | None, write: Callable[[bytes], None] | None = None) -> None:
         """Have the engine write Zeek conn.log records itself: ``fmt`` is

@@ -93,7 +93,7 @@ class ErrorCode(enum.IntEnum):
         return self.name.lower()
 
 
-# Layout of struct mosfw_event, unpacked in bulk with struct.iter_unpack.
+# Layout of struct mosfw_event (the record fields of an Event, in order).
 EVENT_STRUCT = struct.Struct("=dQIIIIIHBBBBBBBBHII")
 if EVENT_STRUCT.size != ffi.sizeof("struct mosfw_event"):  # pragma: no cover
     raise ImportError("mosfw._native is out of date: struct mosfw_event changed; rebuild it")

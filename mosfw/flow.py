@@ -36,6 +36,9 @@ __all__ = ["Flow", "format_endpoint"]
 
 _peek = lib.mosfw_core_peek
 _unpack = ffi.unpack
+_new, _memmove = ffi.new, ffi.memmove
+_FLOW_PTR, _CONN_PTR = ffi.typeof("struct mosfw_flow *"), ffi.typeof("struct mosfw_conn *")
+_FLOW_SIZE, _CONN_SIZE = ffi.sizeof("struct mosfw_flow"), ffi.sizeof("struct mosfw_conn")
 
 
 def _addr(raw, family: int) -> str:
@@ -377,10 +380,10 @@ class Flow:
     def _copy_out(self) -> None:
         """Keep a private copy of the record (the table slot will be
         reused) and drop the per-flow context, callbacks and timers."""
-        copy = ffi.new("struct mosfw_flow *")
-        ffi.memmove(copy, self._rec, ffi.sizeof("struct mosfw_flow"))
-        conn = ffi.new("struct mosfw_conn *")
-        ffi.memmove(conn, self._k, ffi.sizeof("struct mosfw_conn"))
+        copy = _new(_FLOW_PTR)
+        _memmove(copy, self._rec, _FLOW_SIZE)
+        conn = _new(_CONN_PTR)
+        _memmove(conn, self._k, _CONN_SIZE)
         self._rec = copy
         self._conn = conn
         self.uctx = None

@@ -101,6 +101,12 @@ def mosfw_tick(core: "Core", ts: float) -> None:
     (it fires even when no packets arrive). Only produced when some
     plugin implements it.
 
+    The engine ends its burst at the tick (the packet that crossed the
+    second is processed after the hook returns), so every flow's *state
+    now* read here, :meth:`core.live_flows() <mosfw.engine.Core.live_flows>`
+    included, is the state at the tick: the way ``samples/midstat`` reads
+    its table.
+
     :param core: the core.
     :param ts: the whole second (float) that was reached.
     """

@@ -5,6 +5,7 @@
  * (FIN/RST, idle timeout, eviction, end of input) and write the events
  * that were subscribed into the caller's record array.
  */
+#define _GNU_SOURCE /* qsort_r */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,21 +420,69 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 	}
 }
 
-static void tick(struct mosfw_core *c, double ts)
+/* Raise TICK when ts crossed a whole second. Returns 1 when a TICK
+ * record was written. */
+static int tick(struct mosfw_core *c, double ts)
 {
 	double sec = floor(ts);
+	int pushed = 0;
 
 	if (!c->have_time) {
 		c->have_time = 1;
 		c->last_tick = sec;
-		return;
+		return 0;
 	}
 	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK)) {
 		struct mosfw_pkt_ctx ctx = { NULL, sec, c->pkt_index };
-		mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0);
+		pushed = mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0) != NULL;
 	}
 	if (sec > c->last_tick)
 		c->last_tick = sec;
+	return pushed;
+}
+
+/* Keep the frame being read for the next burst (processed first there)
+ * and end this burst. 0 when there is no memory to hold it. */
+static int hold_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
+                      uint32_t wirelen, double ts)
+{
+	uint32_t keep = caplen > 262144 ? 262144 : caplen;
+
+	if (frame != c->held) { /* else it is there already */
+		if (!c->held && !(c->held = malloc(262144)))
+			return 0;
+		memcpy(c->held, frame, keep);
+		c->held_caplen = keep;
+		c->held_wirelen = wirelen;
+		c->held_ts = ts;
+	}
+	c->have_held = 1;
+	c->x.cut = 1;
+	return 1;
+}
+
+static int by_flow_id(const void *a, const void *b, void *flows)
+{
+	const struct mosfw_flow *f = flows;
+	uint64_t x = f[*(const uint32_t *)a].id, y = f[*(const uint32_t *)b].id;
+
+	return x < y ? -1 : x > y;
+}
+
+uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint32_t cap)
+{
+	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
+	uint32_t n = c->ft.count[MOSFW_LRU_HALF_OPEN] + c->ft.count[MOSFW_LRU_ESTAB], k = 0, i;
+	unsigned l;
+
+	if (n > cap)
+		return n; /* the caller asks again with room for all */
+	for (l = 0; l < 2; l++)
+		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
+			if (!c->x.stopmon || c->x.stopmon[i] != 3) /* both sides stopped: not shown */
+				slots[k++] = i;
+	qsort_r(slots, k, sizeof(*slots), by_flow_id, (void *)c->ft.flows); /* start order */
+	return k;
 }
 
 /* The packet being processed would change the reassembly buffer of a
@@ -563,13 +612,17 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	int r;
 
 	c->pkt_index++;
+	if (tick(c, ts) && hold_frame(c, frame, caplen, wirelen, ts)) {
+		/* the TICK ends this burst: the packet is processed in the next */
+		c->pkt_index--;
+		return;
+	}
 	c->st.packets++;
 	c->st.bytes += wirelen;
 	if (c->st.packets == 1)
 		c->st.first_ts = ts;
 	if (ts > c->st.last_ts)
 		c->st.last_ts = ts;
-	tick(c, ts);
 	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
 	                     frame != c->held && mosfw_source_frames_stable(c->src));
 	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);

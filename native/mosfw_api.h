@@ -75,7 +75,10 @@ enum mosfw_event_type {
 	MOSFW_EV_TIMEOUT = 1u << 8,
 	/* Input time crossed a whole second (ts = that second). Only
 	 * produced when subscribed; lets the caller run per-second work in
-	 * order with the events. */
+	 * order with the events. It is the last record of its burst: the
+	 * packet that crossed the second is processed in the next one, so
+	 * while the TICK is handled the flow table (mosfw_core_live_flows,
+	 * every flow's state now) is as it was at the tick. */
 	MOSFW_EV_TICK = 1u << 9,
 };
 
@@ -368,6 +371,11 @@ void mosfw_core_stop(struct mosfw_core *core);
  * flow_id: a slot is reused after the flow ended. */
 const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *core,
                                          uint32_t slot);
+/* The slots of the flows tracked now (not ended, not stopped on both
+ * sides with mosfw_core_stop_monitor), in the order they started (flow
+ * id order). Returns how many there are; when that is more
+ * than cap nothing is written (ask again with room for all). */
+uint32_t mosfw_core_live_flows(const struct mosfw_core *core, uint32_t *slots, uint32_t cap);
 /* Tuple of an ORPHAN event's packet (client = sender), valid until the
  * next run(). */
 const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *core,

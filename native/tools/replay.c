@@ -4,7 +4,8 @@
  * the sanitizer (ASan+UBSan) build the test suite runs over every test
  * capture, and a pure-C speed reference for benchmarks.
  *
- *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE] [-v] FILE...
+ *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE]
+ *                [-s SHARD/COUNT] [-v] FILE...
  *
  * It also drives the app-facing API the way a plugin would: it peeks
  * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
@@ -131,12 +132,19 @@ int main(int argc, char **argv)
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:b:v")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:s:v")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 't': cfg.tcp_timeout = atof(optarg); break;
 		case 'b': cfg.rmem_size = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 's': /* INDEX/COUNT: keep one shard, as worker INDEX of -c COUNT */
+			if (sscanf(optarg, "%u/%u", &cfg.shard_index, &cfg.shard_count) != 2 ||
+			    cfg.shard_index >= cfg.shard_count) {
+				fprintf(stderr, "mosfw-replay: -s wants INDEX/COUNT, INDEX < COUNT\n");
+				return 2;
+			}
+			break;
 		case 'v': verbose = 1; break;
 		default:
 			fprintf(stderr, "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] [-v] FILE...\n");

@@ -13,6 +13,12 @@ tables is in neither. The states are the emulated states of both
 endpoints at the moment of the table (state names without ``TCP_``).
 Rows are in the order the connections started, per core.
 
+mOS's midstat keeps its own list of connections from CONN_START,
+TCP_STATE_CHANGE and CONN_END callbacks. This one reads the engine's flow
+table at each tick instead (:meth:`mosfw.engine.Core.live_flows`, exact at
+the tick: the engine ends its burst there), which gives the same table
+without a Python call per state change.
+
 At the end of the input (end of file, or Ctrl-C/SIGTERM when live) midstat
 prints the table once more, with the connections still open then, and a
 summary. Options (``mosfw run -p samples/midstat --help``):
@@ -26,8 +32,9 @@ summary. Options (``mosfw run -p samples/midstat --help``):
 ``--stat-print IFACE`` per-second interface statistics on stderr, like
                       mos.conf's ``stat_print = IFACE``
 
-Subscribes only to CONN_START, TCP_STATE_CHANGE, CONN_END and the
-per-second tick: no Python runs per packet.
+Subscribes only to CONN_END (the connections still open at the end of
+the input, and the digest of those that ended before) and the per-second
+tick: no Python runs per packet or per state change.
 
 Column layout: ``%-5s %-3d `` for protocol and core, each address column
 21 characters (``255.255.255.255:65535`` fits exactly) and each state 12,
@@ -242,7 +249,8 @@ def format_ended(ended: Sequence[tuple], count: int, cpu: int = 0) -> str:
     """The digest of connections that ended before the end of the input:
     one ``midstat:`` line each (the tables show only open connections).
 
-    :param ended: ``(flow, reason, client state, server state)`` of the
+    :param ended: ``(flow, reason (an EndReason or its label), client
+        state, server state)`` of the
         last ones (a :class:`mosfw.Flow` after its CONN_END, or anything
         with its ``client_str``, ``server_str``, ``duration``, ``pkts()``,
         ``payload_bytes()``).
@@ -254,6 +262,7 @@ def format_ended(ended: Sequence[tuple], count: int, cpu: int = 0) -> str:
     more = f", the last {shown} listed" if shown < count else ""
     lines = [f"midstat: core {cpu}: {_plural(count, 'connection')} ended before the end of the input{more}:"]
     for flow, reason, cst, sst in ended:
+        reason = getattr(reason, "label", reason)  # an EndReason or its label
         cli, srv, dur = flow.client_str, flow.server_str, flow.duration
         pkts = flow.pkts(0) + flow.pkts(1)
         nbytes = flow.payload_bytes(0) + flow.payload_bytes(1)
@@ -275,7 +284,8 @@ class Midstat:
         self.json = json_out
         self.out = out
         self.label = label
-        #: (core, flow id) -> [client, client state, server, server state, cpu, ended at eof]
+        #: (core, flow id) -> [client, client state, server, server state, cpu, True]: the
+        #: connections still open when the input ended (CONN_END with reason eof)
         self.rows: dict[tuple[int, int], list] = {}
         #: the last ENDED_SHOWN connections that ended before the end of
         #: the input, and how many did (per core)
@@ -286,54 +296,36 @@ class Midstat:
 
     # -- keeping the rows ---------------------------------------------------
 
-    def _row(self, flow, event) -> list:
-        key = (flow.core, flow.id)
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = [flow.client_str, event[14], flow.server_str, event[15], flow.core, False]
-        return row
-
-    @mosfw.hookimpl
-    def mosfw_conn_start(self, flow, event) -> None:
-        row = self._row(flow, event)
-        row[1] = event[14]
-        row[3] = event[15]
-
-    @mosfw.hookimpl
-    def mosfw_tcp_state_change(self, flow, event) -> None:
-        row = self._row(flow, event)
-        row[1] = event[14]
-        row[3] = event[15]
-
     @mosfw.hookimpl
     def mosfw_conn_end(self, flow, reason, event) -> None:
-        key = (flow.core, flow.id)
         if reason == _EOF:
             # still open when the input ended: shown in the final table
-            row = self.rows.get(key)
-            if row is not None:
-                row[1] = event[14]
-                row[3] = event[15]
-                row[5] = True
-        else:
-            self.rows.pop(key, None)
-            if not self.json:
-                core = flow.core
-                q = self.ended.get(core)
-                if q is None:
-                    q = self.ended[core] = collections.deque(maxlen=ENDED_SHOWN)
-                # the Flow view is frozen after CONN_END: format it only if shown
-                q.append((flow, reason.label, event[14], event[15]))
-                self.ended_count[core] = self.ended_count.get(core, 0) + 1
+            self.rows[(flow.core, flow.id)] = [flow.client_str, event[14], flow.server_str, event[15],
+                                               flow.core, True]
+        elif not self.json:
+            core = flow.core
+            q = self.ended.get(core)
+            if q is None:
+                q = self.ended[core] = collections.deque(maxlen=ENDED_SHOWN)
+            # the Flow view is frozen after CONN_END: format it only if shown
+            q.append((flow, reason, event[14], event[15]))
+            self.ended_count[core] = self.ended_count.get(core, 0) + 1
 
-    def snapshot(self, core_id: int, include_ended: bool = False) -> list[tuple]:
-        """Rows of one core as ``(proto, cpu, client, client_state,
-        server, server_state)``, in the order the connections started."""
-        return [
-            ("tcp", r[4], r[0], r[1], r[2], r[3])
-            for (c, _), r in self.rows.items()
-            if c == core_id and (include_ended or not r[5])
-        ]
+    def snapshot(self, core) -> list[tuple]:
+        """Rows of the connections one core tracks now, as ``(proto, cpu,
+        client, client_state, server, server_state)``, in the order they
+        started."""
+        rows = []
+        for f in core.live_flows():
+            rec = f._rec
+            rows.append(("tcp", f.core, f.client_str, rec.side[0].state, f.server_str, rec.side[1].state))
+        return rows
+
+    def open_at_end(self, core_id: int) -> list[tuple]:
+        """Rows of the connections of one core still open when the input
+        ended (their state at the end), in the order they started."""
+        return [("tcp", r[4], r[0], r[1], r[2], r[3])
+                for (c, _), r in sorted(self.rows.items()) if c == core_id]
 
     # -- printing -----------------------------------------------------------
 
@@ -360,7 +352,7 @@ class Midstat:
         self._core = core
 
     def _tick(self, core, ts) -> None:
-        rows = self.snapshot(core.id)
+        rows = self.snapshot(core)
         text = self.render(rows, ts, "snapshot")
         if self.mode == "refresh" and not self.json:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
@@ -370,7 +362,7 @@ class Midstat:
 
     @mosfw.hookimpl
     def mosfw_core_finish(self, core) -> None:
-        rows = self.snapshot(core.id, include_ended=True)
+        rows = self.open_at_end(core.id)
         st = core.stats()
         ts = st.last_ts or time.time()
         text = self.render(rows, ts, "final")

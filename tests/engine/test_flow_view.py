@@ -71,3 +71,72 @@ def test_flows_with_same_tuple_get_distinct_ids(mosfw_capture, mosfw_run):
     mosfw_run(cap, plugins=[probe])
     a, b = (e[0] for e in probe.ended)
     assert a.id != b.id and a.isn(Side.CLIENT) == 1000 and b.isn(Side.CLIENT) == 900000
+
+
+class TableAtTicks:
+    """What Core.live_flows() says at each tick, and what the events say."""
+
+    def __init__(self):
+        self.tables = []
+        self.states = {}  # flow id -> (client, server) from the event records
+
+    @mosfw.hookimpl
+    def mosfw_tick(self, core, ts):
+        self.tables.append((ts, [(f.id, f.client_state, f.server_state) for f in core.live_flows()],
+                            sorted((i, s) for i, s in self.states.items())))
+
+    @mosfw.hookimpl
+    def mosfw_tcp_state_change(self, flow, event):
+        self.states[flow.id] = (event.client_state, event.server_state)
+
+    @mosfw.hookimpl
+    def mosfw_conn_start(self, flow, event):
+        self.states[flow.id] = (event.client_state, event.server_state)
+
+    @mosfw.hookimpl
+    def mosfw_conn_end(self, flow):
+        self.states.pop(flow.id, None)
+
+
+def test_live_flows_at_a_tick_are_the_table_at_that_second(mosfw_capture, mosfw_run):
+    """A tick ends the engine's burst: the flow table read in mosfw_tick
+    holds every packet before the second and none after it, even when the
+    packets of several seconds are read in one burst."""
+    cap = mosfw_capture(step=0.25)
+    convs = [cap.conversation(client=("10.1.1.1", 40000 + i), server=("10.2.2.2", 80)) for i in range(3)]
+    for i, c in enumerate(convs):  # opened one after another, closed in reverse
+        c.handshake()
+        c.send("client", 10 + i)
+    for c in reversed(convs):
+        c.fin("client")
+        c.fin("server")
+        c.ack("client")
+    probe = TableAtTicks()
+    rec = mosfw_run(cap, plugins=[probe])
+    assert rec.status == "done"
+    assert len(probe.tables) >= 4
+    for ts, table, from_events in probe.tables:
+        assert sorted((i, (c, s)) for i, c, s in table) == from_events, ts
+        assert [i for i, _, _ in table] == sorted(i for i, _, _ in table)  # start order
+    assert any(len(t) == 3 for _, t, _ in probe.tables)
+    assert any(TcpState.FIN_WAIT_1 in (c, s) or TcpState.CLOSE_WAIT in (c, s)
+               for _, t, _ in probe.tables for _, c, s in t)
+
+
+def test_live_flows_leave_out_flows_stopped_on_both_sides(mosfw_capture, mosfw_run):
+    class Stopper(TableAtTicks):
+        @mosfw.hookimpl
+        def mosfw_conn_start(self, flow, side, event):
+            if flow.client[1] == 40001 and side == Side.SERVER:
+                flow.stop_monitoring()
+
+    cap = mosfw_capture(step=0.3)
+    for port in (40000, 40001):
+        c = cap.conversation(client=("10.1.1.1", port), server=("10.2.2.2", 80))
+        c.handshake()
+        c.send("client", 10)
+        c.send("server", 10)
+    probe = Stopper()
+    mosfw_run(cap, plugins=[probe])
+    ids = {i for _, t, _ in probe.tables for i, _, _ in t}
+    assert ids == {1}
