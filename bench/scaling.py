@@ -22,7 +22,11 @@ Without ``--capture`` it uses the bench capture of bench/run_bench.py
 bench/out/; ``--connections`` makes a bigger one). Default core counts:
 1 and the powers of two up to the CPUs this process may use; a count
 above that is run but marked ``oversubscribed``. ``midstat`` is
-samples/midstat (skipped with a note if it is not there).
+samples/midstat (skipped with a note if it is not there). Reading a
+classic pcap, the cores split its parsing through a shared index
+(native/shared_input.h); a setting ``NAME/whole`` (``midstat/whole``) runs
+the same with every core reading the whole file instead
+(MOSFW_SHARED_INDEX=0), for comparison.
 
 Writes OUT/scaling.md and OUT/scaling.json (every run's figures, the
 machine, the load average before and after: these numbers mean little on
@@ -80,14 +84,22 @@ def python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-def measure_one(argv: list[str], timeout: float) -> dict:
+def setting(name: str) -> tuple[list[str], dict | None]:
+    """A --plugins setting: the plugin arguments, and the environment
+    (``NAME/whole``: every core reads the whole file, MOSFW_SHARED_INDEX=0)."""
+    base, _, how = name.partition("/")
+    env = dict(os.environ, MOSFW_SHARED_INDEX="0") if how == "whole" else None
+    return PLUGINS[base], env
+
+
+def measure_one(argv: list[str], timeout: float, env: dict | None = None) -> dict:
     """Run argv with stdout to /dev/null: wall time, and CPU time of the
     process and every child it reaped (the workers), from RUSAGE_CHILDREN."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.devnull, "wb") as null:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                cwd=ROOT)
+                                cwd=ROOT, env=env)
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -145,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=60000,
                     help="connections of the generated bench capture (20 packets each; default 60000)")
     ap.add_argument("--plugins", default="none,eventlog,midstat",
-                    help="comma-separated settings among: " + ", ".join(PLUGINS))
+                    help="comma-separated settings among: " + ", ".join(PLUGINS)
+                    + "; NAME/whole: the same with every core reading the whole file "
+                    "(MOSFW_SHARED_INDEX=0) instead of the shared index")
     ap.add_argument("--repeat", type=int, default=3, help="runs per setting, best kept (default 3)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run before a kill")
     ap.add_argument("--out", type=Path, default=BENCH / "out", help="output folder (default bench/out)")
@@ -153,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
     settings = [p.strip() for p in args.plugins.split(",") if p.strip()]
-    bad = [p for p in settings if p not in PLUGINS]
+    bad = [p for p in settings if p.partition("/")[0] not in PLUGINS or p.partition("/")[2] not in ("", "whole")]
     if bad:
         ap.error(f"--plugins: unknown {', '.join(bad)} (choose from {', '.join(PLUGINS)})")
     notes = []
-    if "midstat" in settings and not (ROOT / "samples" / "midstat").exists():
-        settings.remove("midstat")
+    if not (ROOT / "samples" / "midstat").exists() and any(s.startswith("midstat") for s in settings):
+        settings = [s for s in settings if not s.startswith("midstat")]
         notes.append("midstat: samples/midstat is not there; skipped")
     cores = args.cores if 1 in args.cores else [1] + args.cores  # T(1) is the reference
 
@@ -180,11 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         startup.append(measure_one([py, "-m", "mosfw", "run", "-q", "-r", str(empty)], args.timeout))
         for s in settings:
             for n in cores:
-                argv = [py, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-c", str(n), *PLUGINS[s]]
-                r = measure_one(argv, args.timeout)
+                plugin_args, env = setting(s)
+                argv = [py, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-c", str(n), *plugin_args]
+                r = measure_one(argv, args.timeout, env)
                 runs.setdefault((s, n), []).append(r)
                 shown = f"{r['seconds']:.3f} s" if r["ok"] else r["error"]
-                print(f"[{i + 1}/{args.repeat}] {s:9s} -c {n:<3d} {shown}", flush=True)
+                print(f"[{i + 1}/{args.repeat}] {s:15s} -c {n:<3d} {shown}", flush=True)
     load_after = load()
 
     ok_start = [r["seconds"] for r in startup if r["ok"]]

@@ -127,11 +127,15 @@ class Core:
         fail_fast: bool = False,
         capacity: int = EVENT_CAPACITY,
         fanout_group: int = 0,
+        share=None,
     ) -> None:
         """``shard_count``: offline, this core keeps the flows whose hash
         modulo shard_count is ``core_id``. ``fanout_group``: live, join this
         AF_PACKET fanout group (the kernel splits flows between the
-        group's sockets; sharding in C is then off)."""
+        group's sockets; sharding in C is then off). ``share``: offline
+        with ``shard_count`` cores, the shared index the parent made
+        (``mosfw_share_new``): the cores split the parsing of the file
+        (native/shared_input.h)."""
         from mosfw.api import adapt_callback, plugin_callbacks
 
         self.id = core_id
@@ -195,6 +199,8 @@ class Core:
         if c == ffi.NULL:
             raise EngineError(ffi.string(err).decode(errors="replace"))
         self._c = ffi.gc(c, lib.mosfw_core_free)
+        if share is not None:
+            lib.mosfw_core_set_share(self._c, share)
         # the packet of every event (Flow.last_packet): copies are made only
         # of packets that produce records
         lib.mosfw_core_set_packets(self._c, 1)
@@ -232,6 +238,13 @@ class Core:
     @property
     def linktype(self) -> str:
         return ffi.string(lib.mosfw_core_linktype(self._c)).decode()
+
+    @property
+    def input_shared(self) -> bool:
+        """True when this core (one of ``-c N`` reading a file) takes its
+        packets from the index the cores build together
+        (native/shared_input.h) instead of reading the whole file."""
+        return bool(lib.mosfw_core_input_shared(self._c))
 
     def input_offset(self) -> int:
         """Bytes of the input file read so far (-1 live)."""

@@ -6,10 +6,13 @@ extra cost). ``cores == N > 1`` forks N worker processes
 (:mod:`mosfw.workers`), one per core, each pinned to a CPU when there are
 enough, each with its own flow table and plugin state:
 
-- offline (``-r FILE``), every worker reads the whole file and keeps the
-  flows whose symmetric hash falls in its shard (both directions of a
-  connection hash alike), so packet time and results are those of a
-  single core, split by flow;
+- offline (``-r FILE``), every worker keeps the flows whose symmetric hash
+  falls in its shard (both directions of a connection hash alike), so
+  packet time and results are those of a single core, split by flow. The
+  parent makes a shared index (native/shared_input.h) before forking: the
+  workers each parse 1/N of a classic pcap file and then read only their
+  own packets; for other files, or when the index cannot be used, every
+  worker reads the whole file;
 - live (``-i IFACE``), every worker opens the interface and joins one
   AF_PACKET fanout group in hash mode: the kernel hands each flow (both
   directions) to one worker.
@@ -39,6 +42,7 @@ from typing import Callable, Iterator
 
 import attrs
 
+from mosfw._native import ffi, lib
 from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult
 from mosfw.options import Config, UsageError
 from mosfw.privileges import drop_privileges
@@ -57,8 +61,9 @@ __all__ = ["CoreResult", "JobResult", "WorkerError", "merge_stats", "run_job"]
 #: seconds the workers get to finish after a stop request or a failure
 STOP_TIMEOUT = 30.0
 
-#: counters of the input itself: offline, every core reads the whole file
-#: and counts them alike, so the merged value is one reading's
+#: counters of the input itself: offline, every core counts the whole
+#: file's (from the shared index, or by reading it all), so the merged
+#: value is one reading's
 INPUT_COUNTERS = tuple(
     f for f in ("packets", "bytes", "tcp_packets", "non_tcp", "malformed", "truncated",
                 "unsupported_link", "fragments", "bad_checksum")
@@ -282,14 +287,52 @@ class _Supervisor:
                 next_progress = now + 0.5
 
     def _reap(self, w: Worker) -> None:
-        # the pipe closed: the worker is exiting; give it a moment
-        for _ in range(200):
+        # the pipe closed: the worker is exiting; give it up to 2 s
+        if w.reap(block=False) or _wait_exit(w.pid, 2.0) and w.reap(block=False):
+            return
+        for _ in range(20):
             if w.reap(block=False):
                 return
             time.sleep(0.01)
         w.kill_reason = w.kill_reason or "closed its pipe but did not exit"
         w.signal(signal.SIGKILL)
         w.reap(block=True)
+
+
+#: from this many cores on, the workers share the parsing of a file by
+#: default: bench/scaling.py measured it slower at 2 (each core still
+#: touches nearly every page, and waits for the others' part of the
+#: index), even at 4, and ahead from 8 (-c 16: a third less CPU time)
+SHARED_INDEX_MIN_CORES = 8
+
+
+def _make_share(config: Config, n: int):
+    """The shared index of the input file for n workers (they split its
+    parsing: native/shared_input.h), or None: fewer than
+    SHARED_INDEX_MIN_CORES workers (MOSFW_SHARED_INDEX=1: any number;
+    =0: never), or a file that cannot be shared (not a classic pcap of
+    this byte order...: every worker then reads it all)."""
+    how = os.environ.get("MOSFW_SHARED_INDEX", "")
+    if not config.read_file or how == "0" or (how != "1" and n < SHARED_INDEX_MIN_CORES):
+        return None
+    err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
+    share = lib.mosfw_share_new(n, os.fsencode(config.read_file), err)
+    return None if share == ffi.NULL else share
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    """Wait until process pid exits (without reaping it), up to timeout
+    seconds; False when that cannot be waited for this way."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return False
+    try:
+        import select
+
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
 
 
 def _fanout_group() -> int:
@@ -326,6 +369,7 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
     group = _fanout_group() if live else 0
     _flush(config.stdout, config.stderr, sys.stdout, sys.stderr)
 
+    share = _make_share(config, n) if not live else None
     workers: list[Worker] = []
     sup = _Supervisor(workers, stop_timeout)
     old_handlers = {}
@@ -339,11 +383,13 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
         for k in range(n):
             workers.append(start_worker(config, k, n, fail_fast, fanout_group=group,
                                         progress=progress is not None,
-                                        close_in_child=[w.conn for w in workers]))
+                                        close_in_child=[w.conn for w in workers], share=share))
     except BaseException:
         sup.kill_all("the run could not start")
         for w in workers:
             w.reap(block=True)
+        if share is not None:
+            lib.mosfw_share_free(share)
         for s, h in old_handlers.items():
             signal.signal(s, h)
         raise
@@ -357,6 +403,8 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
         for w in workers:
             w.reap(block=True)
             w.conn.close()
+        if share is not None:
+            lib.mosfw_share_free(share)
         for s, h in old_handlers.items():
             signal.signal(s, h)
 

@@ -210,10 +210,14 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
     return errors
 
 
-def _new_core(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int) -> Core:
+def _new_core(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int,
+              share=None) -> Core:
     """``Core(...)`` for one worker, joining an AF_PACKET fanout group when
-    ``fanout_group`` is set (live input)."""
+    ``fanout_group`` is set (live input), reading through the shared index
+    ``share`` when there is one (offline)."""
     kwargs = dict(core_id=core_id, shard_count=cores, fail_fast=fail_fast)
+    if share is not None:
+        kwargs["share"] = share
     if not fanout_group:
         return Core(config, config.pluginmanager, **kwargs)
     if "fanout_group" in inspect.signature(Core).parameters:
@@ -373,10 +377,11 @@ class Worker:
 
 def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
                  fanout_group: int = 0, progress: bool = False,
-                 close_in_child: list[Connection] = ()) -> Worker:
+                 close_in_child: list[Connection] = (), share=None) -> Worker:
     """Fork the worker of core ``core_id`` (of ``cores``). Call with
     SIGINT/SIGTERM blocked: the child installs its own handlers first.
-    ``close_in_child``: the parent's ends of earlier workers' pipes."""
+    ``close_in_child``: the parent's ends of earlier workers' pipes.
+    ``share``: the shared index of the input file (offline)."""
     from multiprocessing import Pipe  # -c N only: kept off start-up
 
     recv_end, send_end = Pipe(duplex=False)
@@ -389,7 +394,7 @@ def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
             for c in close_in_child:
                 c.close()
             code = _worker_main(config, core_id, cores, fail_fast, fanout_group, progress, send_end,
-                                parent)
+                                parent, share)
         except BaseException:  # noqa: BLE001 - never return into the parent's code
             try:
                 traceback.print_exc()
@@ -402,7 +407,7 @@ def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
 
 
 def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int,
-                 progress: bool, conn: Connection, parent: int) -> int:
+                 progress: bool, conn: Connection, parent: int, share=None) -> int:
     core_box: list[Core] = []
     stop_asked: list[int] = []
 
@@ -442,7 +447,7 @@ def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fano
 
     try:
         conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
-        core = _new_core(config, core_id, cores, fail_fast, fanout_group)
+        core = _new_core(config, core_id, cores, fail_fast, fanout_group, share)
         core.add_plugin_errors(conf_errors)
         core.open()
         if config.user:

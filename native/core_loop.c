@@ -15,6 +15,7 @@
 #include "core_ext.h"
 #include "flow_table.h"
 #include "mosfw_api.h"
+#include "shared_input.h"
 #include "source.h"
 #include "tcp_state.h"
 
@@ -54,6 +55,14 @@ struct mosfw_core {
 	size_t conn_log_len, conn_log_cap;
 	int conn_log_format;
 	double flush_until;          /* live stop: read the kernel's ring until then */
+	struct mosfw_share *share;   /* -c N offline: the shared index to read through */
+	int shared;                  /* the source reads through it now (input counters
+	                                are then the file's, from the index) */
+	int seen_input;              /* a packet or time mark was handled */
+	/* a time mark (MOSFW_SRC_TIME) whose expiry ran out of room */
+	int have_held_time;
+	double held_time_ts;
+	uint32_t held_time_index;
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -135,18 +144,32 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 	return 0;
 }
 
+void mosfw_core_set_share(struct mosfw_core *c, struct mosfw_share *share)
+{
+	c->share = share;
+}
+
+int mosfw_core_input_shared(const struct mosfw_core *c) { return c->shared; }
+
 int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf, char *errbuf)
 {
 	struct mosfw_source *s = mosfw_source_open_file(path, bpf, errbuf);
 	char why[MOSFW_ERRBUF_SIZE];
 
-	if (!s)
+	if (!s) {
+		mosfw_share_abandon(c->share); /* nobody waits for this core's part */
 		return -1;
+	}
 	if (attach(c, s, why) < 0) {
+		mosfw_share_abandon(c->share);
 		/* name the file: the message is shown as is */
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "capture '%.200s': %.290s", path, why);
 		return -1;
 	}
+	if (c->share)
+		mosfw_source_use_share(c->src, c->share, c->cfg.shard_index, c->cfg.shard_count,
+		                       c->cfg.verify_checksums);
+	c->shared = mosfw_source_shared(c->src);
 	return 0;
 }
 
@@ -225,6 +248,8 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 	if (c->src)
 		mosfw_source_drops(c->src, &c->st.kernel_drops, &c->st.iface_drops);
 	*out = c->st;
+	if (c->src && c->shared) /* the file's input counters, from the index */
+		mosfw_source_shared_totals(c->src, out);
 }
 
 /* ---- ending flows ------------------------------------------------------ */
@@ -502,9 +527,11 @@ static int hold_for_next_burst(struct mosfw_core *c, double ts)
 	c->have_held = 1;
 	c->x.cut = 1;
 	c->pkt_index--; /* counted again when it is processed */
-	c->st.packets--;
-	c->st.bytes -= c->x.wirelen;
-	c->st.tcp_packets--;
+	if (!c->shared) {
+		c->st.packets--;
+		c->st.bytes -= c->x.wirelen;
+		c->st.tcp_packets--;
+	}
 	return 1;
 }
 
@@ -520,10 +547,12 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 	int how, verdict, rexmit = 0;
 	uint32_t n0 = c->ring.n;
 
-	c->st.tcp_packets++;
+	if (!c->shared) /* else counted by the index, with the file's */
+		c->st.tcp_packets++;
 	/* the shard comes from the hash's high bits: the flow index uses the
-	 * low ones, which would otherwise be the same on every flow of a core */
-	if (c->cfg.shard_count > 1 &&
+	 * low ones, which would otherwise be the same on every flow of a core
+	 * (the shared index hands out this core's packets only) */
+	if (c->cfg.shard_count > 1 && !c->shared &&
 	    (uint32_t)(((uint64_t)hash * c->cfg.shard_count) >> 32) != c->cfg.shard_index) {
 		c->st.other_shard++;
 		return;
@@ -605,6 +634,16 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 		mosfw_core_ext_records(&c->x, slot);
 }
 
+static void count_input(struct mosfw_core *c, uint32_t wirelen, double ts)
+{
+	c->st.packets++;
+	c->st.bytes += wirelen;
+	if (c->st.packets == 1)
+		c->st.first_ts = ts;
+	if (ts > c->st.last_ts)
+		c->st.last_ts = ts;
+}
+
 static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
                           uint32_t wirelen, double ts)
 {
@@ -617,19 +656,19 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		c->pkt_index--;
 		return;
 	}
-	c->st.packets++;
-	c->st.bytes += wirelen;
-	if (c->st.packets == 1)
-		c->st.first_ts = ts;
-	if (ts > c->st.last_ts)
-		c->st.last_ts = ts;
 	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
 	                     frame != c->held && mosfw_source_frames_stable(c->src));
 	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
-	switch (r) {
-	case MOSFW_PARSE_TCP:
+	if (r == MOSFW_PARSE_TCP) {
+		if (!c->shared)
+			count_input(c, wirelen, ts);
 		handle_tcp(c, &p, ts);
-		break;
+		return;
+	}
+	if (c->shared)
+		return; /* the index counted it (with the whole file's) */
+	count_input(c, wirelen, ts);
+	switch (r) {
 	case MOSFW_PARSE_NON_TCP: c->st.non_tcp++; break;
 	case MOSFW_PARSE_FRAGMENT: c->st.fragments++; break;
 	case MOSFW_PARSE_BAD_LINK: c->st.unsupported_link++; break;
@@ -651,10 +690,12 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
                          uint32_t wirelen, double ts)
 {
-	if (ts > c->now || c->pkt_index == 0)
+	if (ts > c->now || !c->seen_input)
 		c->now = ts;
-	if (c->pkt_index == 0)
+	if (!c->seen_input) {
+		c->seen_input = 1;
 		mosfw_core_ext_start(&c->x, ts); /* timers set before it count from here */
+	}
 	expire(c);
 	if (c->expiry_unfinished) {
 		uint32_t keep = caplen > 262144 ? 262144 : caplen;
@@ -671,6 +712,30 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 		/* no memory to hold it: process now, timeouts finish later */
 	}
 	process_frame(c, frame, caplen, wirelen, ts);
+}
+
+/* Shared index: another core's packet opened a new second at ts. Time
+ * moves as if this core had read it: timeouts due end, a TICK is raised
+ * (and ends the burst, as a packet's would). If expiry runs out of room
+ * the mark is kept for the next burst. */
+static void handle_time(struct mosfw_core *c, double ts, uint32_t index)
+{
+	if (ts > c->now || !c->seen_input)
+		c->now = ts;
+	if (!c->seen_input) {
+		c->seen_input = 1;
+		mosfw_core_ext_start(&c->x, ts);
+	}
+	expire(c);
+	if (c->expiry_unfinished) {
+		c->have_held_time = 1;
+		c->held_time_ts = ts;
+		c->held_time_index = index;
+		return;
+	}
+	c->pkt_index = index; /* the TICK names the packet that crossed the second */
+	if (tick(c, ts))
+		c->x.cut = 1;
 }
 
 /* End of input: end every remaining flow with reason eof, oldest first. */
@@ -740,6 +805,10 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		c->have_held = 0;
 		process_frame(c, c->held, c->held_caplen, c->held_wirelen, c->held_ts);
 	}
+	if (!c->expiry_unfinished && c->have_held_time) {
+		c->have_held_time = 0;
+		handle_time(c, c->held_time_ts, c->held_time_index);
+	}
 	for (i = 0; !c->input_done && !c->expiry_unfinished && !c->x.cut &&
 	            i < c->cfg.burst_packets; i++) {
 		const uint8_t *frame;
@@ -763,10 +832,22 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 			}
 		}
 		r = mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
+		if (c->shared && !mosfw_source_shared(c->src))
+			/* the index fell back to reading the whole file (nothing was
+			 * handed out before): this core now counts it all itself */
+			c->shared = 0;
 		if (r == MOSFW_SRC_PACKET) {
+			if (c->shared) /* its place in the input, other cores' packets included */
+				c->pkt_index = mosfw_source_index(c->src) - 1;
 			handle_frame(c, frame, caplen, wirelen, ts);
 			continue;
 		}
+		if (r == MOSFW_SRC_TIME) {
+			handle_time(c, ts, mosfw_source_index(c->src));
+			continue;
+		}
+		if (r == MOSFW_SRC_WAIT)
+			break; /* the other cores are still indexing: next call */
 		if (r == MOSFW_SRC_TIMEOUT) {
 			/* live and quiet: wall time drives timeouts and ticks */
 			double now = wall_now();
@@ -782,6 +863,14 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 			break;
 		}
 		c->input_done = 1;
+		if (c->shared) {
+			/* input time ends at the file's last packet, as for one reader */
+			struct mosfw_stats t;
+			memset(&t, 0, sizeof(t));
+			mosfw_source_shared_totals(c->src, &t);
+			if (t.packets && t.last_ts > c->now)
+				c->now = t.last_ts;
+		}
 		if (r == MOSFW_SRC_EOF) {
 			c->final_status = MOSFW_RUN_DONE;
 		} else if (r == MOSFW_SRC_BREAK) {

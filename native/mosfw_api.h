@@ -363,6 +363,25 @@ void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
 int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs,
                    uint32_t cap, uint32_t *n_events);
 
+/* ---- -c N offline: the shared index (native/shared_input.h) ---------------
+ *
+ * N cores (worker processes) reading one classic pcap file split the
+ * parsing: each indexes 1/N of the file (every record's owner, the core of
+ * its flow's shard), then processes its own packets. Make the share in the
+ * parent before fork(), give it to every core with mosfw_core_set_share()
+ * before mosfw_core_open_file(), free it after every worker is done. NULL
+ * (errbuf says why) when the file cannot be shared: the cores then read it
+ * all, as they also do if anything goes wrong with the index. Results and
+ * counters are the same either way. */
+struct mosfw_share;
+struct mosfw_share *mosfw_share_new(uint32_t n_cores, const char *path, char *errbuf);
+void mosfw_share_free(struct mosfw_share *share);
+/* This core is cfg.shard_index of cfg.shard_count == n_cores. */
+void mosfw_core_set_share(struct mosfw_core *core, struct mosfw_share *share);
+/* 1 when this core reads through the shared index (0: it reads the whole
+ * file itself: no share, not shareable, or the index fell back). */
+int mosfw_core_input_shared(const struct mosfw_core *core);
+
 /* Ask a running loop to finish: the next run() ends every flow (reason
  * eof) and returns MOSFW_RUN_STOPPED. Async-signal-safe. */
 void mosfw_core_stop(struct mosfw_core *core);

@@ -21,6 +21,8 @@
 #endif
 
 #include "mosfw_api.h"
+#include "pcap_record.h"
+#include "shared_input.h"
 
 /* The mapped reader: the whole file is mapped read-only and records are
  * handed out in place (no copy, no read() per record). Pages behind the
@@ -31,7 +33,6 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
 #endif
-#define PCAP_MAX_CAPLEN 262144u /* libpcap's max_snaplen_for_dlt() for our link types */
 
 struct mosfw_map {
 	int fd;
@@ -41,6 +42,9 @@ struct mosfw_map {
 	size_t released;     /* [0, released) dropped from the mapping */
 	size_t populated;    /* [0, populated) asked to be mapped in */
 	size_t burst_start;  /* pos when the burst began: nothing from it is released */
+	uint32_t gidx;       /* 1-based index of the last packet handed out */
+	struct mosfw_shared_reader *shared; /* -c N: the shared index (shared_input.h) */
+	int shared_on;       /* reading through it (0 once it fell back) */
 	uint32_t snapshot;   /* libpcap's snapshot length for the file */
 	int nano;            /* nanosecond timestamps */
 	struct bpf_program prog;
@@ -123,6 +127,8 @@ static void map_close(struct mosfw_map *m)
 {
 	if (!m)
 		return;
+	if (m->shared)
+		mosfw_shared_detach(m->shared); /* frees it; the others stop waiting for us */
 	if (m->base && m->len)
 		munmap((void *)m->base, m->len);
 	if (m->fd >= 0)
@@ -201,85 +207,102 @@ static int map_grow(struct mosfw_map *m)
 	return 1;
 }
 
+/* Moved past a record: map the pages ahead, drop those well behind. */
+static void map_advance(struct mosfw_map *m)
+{
+	/* the records are read once, in order: start loading the lines a
+	 * few records ahead (a prefetch never faults) */
+	__builtin_prefetch(m->base + m->pos + 4096);
+	/* (through the shared index only this core's packets are read: the
+	 * pages without any are better never mapped) */
+	if (!m->shared_on && m->pos + MAP_RELEASE > m->populated && m->populated < m->len) {
+		/* map the next pages in one call rather than a page fault
+		 * per 64 kB (old kernels refuse it: faults then do it) */
+		size_t n = m->len - m->populated < MAP_RELEASE ? m->len - m->populated : MAP_RELEASE;
+		madvise((void *)(m->base + m->populated), n, MADV_POPULATE_READ);
+		m->populated += n;
+	}
+	if (m->pos - m->released >= 2 * (size_t)MAP_RELEASE) {
+		/* drop the pages well behind the read position */
+		size_t upto = m->pos - MAP_RELEASE;
+		if (upto > m->burst_start)
+			upto = m->burst_start; /* this burst's frames stay readable */
+		upto &= ~(size_t)0xfffff;
+		if (upto > m->released) {
+			madvise((void *)(m->base + m->released), upto - m->released, MADV_DONTNEED);
+			m->released = upto;
+		}
+	}
+}
+
+/* Through the shared index (shared_input.h): 1 with a result in *rc, 0
+ * when the whole file is to be read by map_next (no index, or it turned
+ * out unusable). */
+static int shared_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
+                       uint32_t *wirelen, double *ts, int *rc)
+{
+	struct mosfw_map *m = s->map;
+	size_t pos = m->pos;
+	int r = mosfw_shared_next(m->shared, frame, caplen, wirelen, ts, &m->gidx, &pos, s->err,
+	                          sizeof(s->err));
+
+	switch (r) {
+	case MOSFW_SHARED_PACKET:
+	case MOSFW_SHARED_TIME:
+		if (pos > m->pos) {
+			m->pos = pos;
+			map_advance(m);
+		}
+		*rc = r == MOSFW_SHARED_PACKET ? MOSFW_SRC_PACKET : MOSFW_SRC_TIME;
+		return 1;
+	case MOSFW_SHARED_WAIT: *rc = MOSFW_SRC_WAIT; return 1;
+	case MOSFW_SHARED_EOF: *rc = MOSFW_SRC_EOF; return 1;
+	case MOSFW_SHARED_ERROR: *rc = MOSFW_SRC_ERROR; return 1;
+	default: /* FALLBACK: nothing was handed out yet; read it all */
+		m->shared_on = 0;
+		m->pos = 24;
+		m->gidx = 0;
+		return 0;
+	}
+}
+
 static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
                     uint32_t *wirelen, double *ts)
 {
 	struct mosfw_map *m = s->map;
+	int rc;
 
+	if (m->shared_on && shared_next(s, frame, caplen, wirelen, ts, &rc))
+		return rc;
 	for (;;) {
-		uint32_t h[4], cap, body;
-		size_t left = m->len - m->pos;
+		struct pcap_rec rec;
 		struct pcap_pkthdr ph;
+		int r = pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, s->err,
+		                      sizeof(s->err));
 
-		if (left < 16 && map_grow(m))
-			left = m->len - m->pos;
-		if (left == 0)
+		if (r != PCAP_REC_OK && map_grow(m))
+			r = pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, s->err,
+			                  sizeof(s->err));
+		if (r == PCAP_REC_EOF)
 			return MOSFW_SRC_EOF;
-		if (left < 16) {
-			snprintf(s->err, sizeof(s->err),
-			         "truncated dump file; tried to read 16 header bytes, only got %zu", left);
+		if (r != PCAP_REC_OK)
 			return MOSFW_SRC_ERROR;
-		}
-		memcpy(h, m->base + m->pos, 16);
-		cap = body = h[2];
-		if (cap > PCAP_MAX_CAPLEN) {
-			if (cap > m->snapshot)
-				snprintf(s->err, sizeof(s->err),
-				         "invalid packet capture length %u, bigger than snaplen of %u", cap,
-				         m->snapshot);
-			else
-				snprintf(s->err, sizeof(s->err),
-				         "invalid packet capture length %u, bigger than maximum of %u", cap,
-				         PCAP_MAX_CAPLEN);
-			return MOSFW_SRC_ERROR;
-		}
-		if (cap > m->snapshot)
-			cap = m->snapshot; /* libpcap cuts it to the snapshot length */
-		if (left - 16 < body && map_grow(m))
-			left = m->len - m->pos;
-		if (left - 16 < body) {
-			snprintf(s->err, sizeof(s->err),
-			         "truncated dump file; tried to read %u captured bytes, only got %zu",
-			         body > cap && left - 16 >= cap ? body : cap, left - 16);
-			return MOSFW_SRC_ERROR;
-		}
 		*frame = m->base + m->pos + 16;
-		*caplen = cap;
-		*wirelen = h[3];
-		/* as libpcap gives them at nanosecond precision: signed 32-bit
-		 * seconds and fraction, microseconds scaled up */
-		*ts = (double)(int32_t)h[0] +
-		      (double)((int64_t)(int32_t)h[1] * (m->nano ? 1 : 1000)) * 1e-9;
-		m->pos += 16 + (size_t)body;
-		/* the records are read once, in order: start loading the lines a
-		 * few records ahead (a prefetch never faults) */
-		__builtin_prefetch(m->base + m->pos + 4096);
-		if (m->pos + MAP_RELEASE > m->populated && m->populated < m->len) {
-			/* map the next pages in one call rather than a page fault
-			 * per 64 kB (old kernels refuse it: faults then do it) */
-			size_t n = m->len - m->populated < MAP_RELEASE ? m->len - m->populated
-			                                                : MAP_RELEASE;
-			madvise((void *)(m->base + m->populated), n, MADV_POPULATE_READ);
-			m->populated += n;
-		}
-		if (m->pos - m->released >= 2 * (size_t)MAP_RELEASE) {
-			/* drop the pages well behind the read position */
-			size_t upto = m->pos - MAP_RELEASE;
-			if (upto > m->burst_start)
-				upto = m->burst_start; /* this burst's frames stay readable */
-			upto &= ~(size_t)0xfffff;
-			if (upto > m->released) {
-				madvise((void *)(m->base + m->released), upto - m->released, MADV_DONTNEED);
-				m->released = upto;
-			}
-		}
+		*caplen = rec.caplen;
+		*wirelen = rec.wirelen;
+		*ts = pcap_rec_ts(&rec, m->nano);
+		m->pos += 16 + (size_t)rec.body;
+		m->gidx++;
+		map_advance(m);
 		if (m->have_prog) {
-			ph.caplen = cap;
-			ph.len = h[3];
-			ph.ts.tv_sec = (int32_t)h[0];
-			ph.ts.tv_usec = (int32_t)h[1];
-			if (!pcap_offline_filter(&m->prog, &ph, *frame))
+			ph.caplen = rec.caplen;
+			ph.len = rec.wirelen;
+			ph.ts.tv_sec = rec.sec;
+			ph.ts.tv_usec = rec.frac;
+			if (!pcap_offline_filter(&m->prog, &ph, *frame)) {
+				m->gidx--;
 				continue;
+			}
 		}
 		return MOSFW_SRC_PACKET;
 	}
@@ -440,6 +463,38 @@ const char *mosfw_source_linktype_name(const struct mosfw_source *s)
 }
 
 int mosfw_source_is_live(const struct mosfw_source *s) { return s->live; }
+
+int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
+                           uint32_t count, int verify_checksums)
+{
+	struct mosfw_shared_file f;
+	struct mosfw_map *m = s->map;
+
+	if (!m) { /* read by libpcap (pcapng, MOSFW_READER=libpcap...): whole file */
+		mosfw_share_abandon(sh);
+		return -1;
+	}
+	f.base = m->base;
+	f.len = m->len;
+	f.snapshot = m->snapshot;
+	f.nano = m->nano;
+	f.linktype = s->linktype;
+	f.verify_checksums = verify_checksums;
+	f.prog = m->have_prog ? &m->prog : NULL;
+	m->shared = mosfw_shared_attach(sh, index, count, &f);
+	m->shared_on = m->shared != NULL;
+	return m->shared_on ? 0 : -1;
+}
+
+int mosfw_source_shared(const struct mosfw_source *s) { return s->map && s->map->shared_on; }
+
+uint32_t mosfw_source_index(const struct mosfw_source *s) { return s->map ? s->map->gidx : 0; }
+
+void mosfw_source_shared_totals(const struct mosfw_source *s, struct mosfw_stats *add)
+{
+	if (s->map && s->map->shared_on)
+		mosfw_shared_totals(s->map->shared, add);
+}
 
 void mosfw_source_burst_begin(struct mosfw_source *s)
 {

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "mosfw_api.h"
+
 struct mosfw_source;
 
 enum mosfw_source_result {
@@ -17,6 +19,9 @@ enum mosfw_source_result {
 	MOSFW_SRC_EOF = 2,     /* end of file */
 	MOSFW_SRC_ERROR = 3,   /* read error (truncated file, interface gone) */
 	MOSFW_SRC_BREAK = 4,   /* libpcap reported a break (pcap_breakloop) */
+	MOSFW_SRC_TIME = 5,    /* -c N shared index: another core's packet that
+	                          opens a new second; only ts is set */
+	MOSFW_SRC_WAIT = 6,    /* -c N shared index: not complete yet, call again */
 };
 
 struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf,
@@ -46,5 +51,16 @@ uint64_t mosfw_source_burst_bytes(const struct mosfw_source *s);
 /* file offset consumed so far, -1 for live */
 int64_t mosfw_source_offset(struct mosfw_source *s);
 void mosfw_source_close(struct mosfw_source *s);
+
+/* -c N offline: read through the shared index (shared_input.h) as worker
+ * `index`. -1 when it cannot be (the whole file is read instead). */
+int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
+                           uint32_t count, int verify_checksums);
+/* 1 while packets come from the shared index (only this core's, with the
+ * input counters of the whole file in mosfw_source_shared_totals). */
+int mosfw_source_shared(const struct mosfw_source *s);
+/* 1-based input index of the last packet (or time mark) handed out. */
+uint32_t mosfw_source_index(const struct mosfw_source *s);
+void mosfw_source_shared_totals(const struct mosfw_source *s, struct mosfw_stats *add);
 
 #endif /* MOSFW_SOURCE_H */

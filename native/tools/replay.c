@@ -5,7 +5,7 @@
  * capture, and a pure-C speed reference for benchmarks.
  *
  *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE]
- *                [-s SHARD/COUNT] [-v] FILE...
+ *                [-s SHARD/COUNT] [-c CORES] [-v] FILE...
  *
  * It also drives the app-facing API the way a plugin would: it peeks
  * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
@@ -56,24 +56,28 @@ static void api_calls(struct mosfw_core *core, const struct mosfw_event *e)
 		mosfw_core_stop_monitor(core, e->slot, e->flow_id, 1u << (e->side ^ 1));
 }
 
-static int replay(const char *path, const struct mosfw_config *cfg, int verbose)
+struct rcore {
+	struct mosfw_core *core;
+	uint64_t by_type[16];
+	int rc, done;
+};
+
+static struct mosfw_core *open_core(const char *path, const struct mosfw_config *cfg,
+                                    struct mosfw_share *share)
 {
 	char err[MOSFW_ERRBUF_SIZE] = "";
 	struct mosfw_core *core = mosfw_core_new(cfg, err);
-	static struct mosfw_event evs[4096];
-	uint64_t by_type[16] = { 0 };
-	struct mosfw_stats st;
-	uint32_t n, i;
-	int rc;
 
 	if (!core) {
 		fprintf(stderr, "mosfw-replay: %s\n", err);
-		return 1;
+		return NULL;
 	}
+	if (share)
+		mosfw_core_set_share(core, share);
 	if (mosfw_core_open_file(core, path, NULL, err) < 0) {
 		fprintf(stderr, "mosfw-replay: %s\n", err);
 		mosfw_core_free(core);
-		return 1;
+		return NULL;
 	}
 	mosfw_core_set_packets(core, 1);
 	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA, "tcp[13] & 8 != 0",
@@ -84,55 +88,103 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose)
 		 * without the filters that did not compile */
 		fprintf(stderr, "mosfw-replay: %s: %s (filters skipped)\n", path, err);
 	}
-	do {
-		rc = mosfw_core_run(core, evs, 4096, &n);
-		for (i = 0; i < n; i++) {
-			const struct mosfw_event *e = &evs[i];
-			unsigned b = (unsigned)__builtin_ctz(e->type);
-			by_type[b & 15]++;
-			/* touch what a consumer would read */
-			if (e->slot != MOSFW_NO_SLOT && e->type != MOSFW_EV_ORPHAN && e->type != MOSFW_EV_TICK) {
-				const struct mosfw_flow *f = mosfw_core_flow(core, e->slot);
-				if (!f || f->id != e->flow_id) {
-					fprintf(stderr, "mosfw-replay: %s: event %s names a stale flow slot\n",
-					        path, mosfw_event_name(e->type));
-					abort();
-				}
+	return core;
+}
+
+/* One burst of one core, its records checked and used as a plugin would. */
+static void step(const char *path, struct rcore *rc, int verbose)
+{
+	static struct mosfw_event evs[4096];
+	uint32_t n, i;
+
+	rc->rc = mosfw_core_run(rc->core, evs, 4096, &n);
+	for (i = 0; i < n; i++) {
+		const struct mosfw_event *e = &evs[i];
+		unsigned b = (unsigned)__builtin_ctz(e->type);
+		rc->by_type[b & 15]++;
+		/* touch what a consumer would read */
+		if (e->slot != MOSFW_NO_SLOT && e->type != MOSFW_EV_ORPHAN && e->type != MOSFW_EV_TICK) {
+			const struct mosfw_flow *f = mosfw_core_flow(rc->core, e->slot);
+			if (!f || f->id != e->flow_id) {
+				fprintf(stderr, "mosfw-replay: %s: event %s names a stale flow slot\n", path,
+				        mosfw_event_name(e->type));
+				abort();
 			}
-			api_calls(core, e);
-			if (verbose)
-				printf("%.6f %s side=%u %s %s reason=%u\n", e->ts, mosfw_event_name(e->type),
-				       e->side, mosfw_state_name(e->old_state), mosfw_state_name(e->new_state),
-				       e->reason);
 		}
-	} while (rc == MOSFW_RUN_MORE || rc == MOSFW_RUN_IDLE);
-	mosfw_core_stats(core, &st);
-	printf("%s: packets=%llu tcp=%llu malformed=%llu flows=%llu rexmit=%llu orphans=%llu "
-	       "conn_start=%llu state_change=%llu conn_end=%llu status=%s%s%s\n",
-	       path, (unsigned long long)st.packets, (unsigned long long)st.tcp_packets,
-	       (unsigned long long)st.malformed, (unsigned long long)st.flows_created,
-	       (unsigned long long)st.rexmits, (unsigned long long)st.orphans,
-	       (unsigned long long)by_type[1], (unsigned long long)by_type[2],
-	       (unsigned long long)by_type[5],
-	       rc == MOSFW_RUN_DONE ? "done" : rc == MOSFW_RUN_ERROR ? "read-error" : "stopped",
-	       rc == MOSFW_RUN_ERROR ? ": " : "", rc == MOSFW_RUN_ERROR ? mosfw_core_error(core) : "");
-	if (by_type[1] && st.flows_created && by_type[5] != st.flows_created) {
-		fprintf(stderr, "mosfw-replay: %s: %llu flows but %llu CONN_END\n", path,
-		        (unsigned long long)st.flows_created, (unsigned long long)by_type[5]);
-		abort();
+		api_calls(rc->core, e);
+		if (verbose)
+			printf("%.6f %s side=%u %s %s reason=%u\n", e->ts, mosfw_event_name(e->type), e->side,
+			       mosfw_state_name(e->old_state), mosfw_state_name(e->new_state), e->reason);
 	}
-	mosfw_core_free(core);
-	return 0;
+	rc->done = !(rc->rc == MOSFW_RUN_MORE || rc->rc == MOSFW_RUN_IDLE);
+}
+
+/* Replay one file on `cores` cores (round robin in this process; with
+ * several, through the shared index: native/shared_input.h). */
+static int replay(const char *path, const struct mosfw_config *cfg, int verbose, uint32_t cores)
+{
+	char err[MOSFW_ERRBUF_SIZE] = "";
+	struct mosfw_share *share = cores > 1 ? mosfw_share_new(cores, path, err) : NULL;
+	struct rcore rcs[64];
+	uint32_t k, left = cores;
+	int bad = 0;
+
+	memset(rcs, 0, sizeof(rcs));
+	for (k = 0; k < cores; k++) {
+		struct mosfw_config c = *cfg;
+		if (cores > 1) {
+			c.shard_index = k;
+			c.shard_count = cores;
+		}
+		rcs[k].core = open_core(path, &c, share);
+		if (!rcs[k].core) {
+			while (k--)
+				mosfw_core_free(rcs[k].core);
+			mosfw_share_free(share);
+			return 1;
+		}
+	}
+	while (left)
+		for (k = 0; k < cores; k++)
+			if (!rcs[k].done) {
+				step(path, &rcs[k], verbose);
+				left -= (uint32_t)rcs[k].done;
+			}
+	for (k = 0; k < cores; k++) {
+		struct mosfw_stats st;
+		const uint64_t *by_type = rcs[k].by_type;
+		int rc = rcs[k].rc;
+		mosfw_core_stats(rcs[k].core, &st);
+		printf("%s: %spackets=%llu tcp=%llu malformed=%llu flows=%llu rexmit=%llu orphans=%llu "
+		       "conn_start=%llu state_change=%llu conn_end=%llu status=%s%s%s\n",
+		       path, cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "shared " : "whole ") : "",
+		       (unsigned long long)st.packets, (unsigned long long)st.tcp_packets,
+		       (unsigned long long)st.malformed, (unsigned long long)st.flows_created,
+		       (unsigned long long)st.rexmits, (unsigned long long)st.orphans,
+		       (unsigned long long)by_type[1], (unsigned long long)by_type[2],
+		       (unsigned long long)by_type[5],
+		       rc == MOSFW_RUN_DONE ? "done" : rc == MOSFW_RUN_ERROR ? "read-error" : "stopped",
+		       rc == MOSFW_RUN_ERROR ? ": " : "", rc == MOSFW_RUN_ERROR ? mosfw_core_error(rcs[k].core) : "");
+		if (by_type[1] && st.flows_created && by_type[5] != st.flows_created) {
+			fprintf(stderr, "mosfw-replay: %s: %llu flows but %llu CONN_END\n", path,
+			        (unsigned long long)st.flows_created, (unsigned long long)by_type[5]);
+			abort();
+		}
+		mosfw_core_free(rcs[k].core);
+	}
+	mosfw_share_free(share);
+	return bad;
 }
 
 int main(int argc, char **argv)
 {
 	struct mosfw_config cfg;
 	int opt, i, bad = 0, verbose = 0;
+	uint32_t cores = 1;
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:b:s:v")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:v")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
@@ -145,13 +197,21 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'c': /* N cores round robin in this process, through the shared index */
+			cores = (uint32_t)strtoul(optarg, NULL, 0);
+			if (cores < 1 || cores > 64) {
+				fprintf(stderr, "mosfw-replay: -c wants 1..64\n");
+				return 2;
+			}
+			break;
 		case 'v': verbose = 1; break;
 		default:
-			fprintf(stderr, "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] [-v] FILE...\n");
+			fprintf(stderr, "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] "
+			                "[-s SHARD/COUNT] [-c CORES] [-v] FILE...\n");
 			return 2;
 		}
 	}
 	for (i = optind; i < argc; i++)
-		bad |= replay(argv[i], &cfg, verbose);
+		bad |= replay(argv[i], &cfg, verbose, cores);
 	return bad;
 }

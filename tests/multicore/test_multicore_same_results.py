@@ -2,7 +2,8 @@
 results on real captures.
 
 For every capture, ``python -m mosfw run -r F -p eventlog -p
-samples/tracker -c N`` for N in 1, 2, 4 must yield the same multiset of
+samples/tracker -c N`` for N in 1, 2, 4 (and 4 again through the shared
+index, native/shared_input.h) must yield the same multiset of
 (client, server, event, side, reason) records from eventlog (orphans:
 sender, receiver) and the same tracker conn.log records (``core``
 aside); every flow's events must come from exactly one core, and with
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, mosfw_cli, multiset, stats_json  # noqa: E402
 
 REAL = [ROOT / "tests" / "data" / "http-loss.pcap"] + sorted(DATA.glob("*.pcap*"))
-CORES = (1, 2, 4)
+#: the runs compared: (cores, MOSFW_SHARED_INDEX); -c 4 twice: every core
+#: reading the whole file (the default under 8 cores) and through the
+#: shared index (native/shared_input.h; pcapng files are read whole anyway)
+RUNS = [(1, None), (2, None), (4, None), (4, "1")]
 #: counters that differ by design between core counts
 PER_RUN = {"other_shard", "seconds"}
 
@@ -42,19 +47,23 @@ PER_RUN = {"other_shard", "seconds"}
 TRACKER = ROOT / "samples" / "tracker"
 
 
-def run_all(pcap) -> dict[int, tuple[list[dict], dict, list[dict]]]:
-    """For each core count: eventlog's lines, the --stats-json counters
+def run_all(pcap) -> dict[tuple, tuple[list[dict], dict, list[dict]]]:
+    """For each of RUNS: eventlog's lines, the --stats-json counters
     and tracker's conn.log records (JSON lines on the same stdout: the
     records are the lines with a ``uid``), when samples/tracker exists."""
     out = {}
     tracker = ["-p", TRACKER] if TRACKER.exists() else []
-    for n in CORES:
-        r = mosfw_cli("run", "-r", pcap, "-p", "eventlog", *tracker, "-c", n, "-q", "--stats-json", "-")
+    for n, shared in RUNS:
+        env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
+        if shared is not None:
+            env["MOSFW_SHARED_INDEX"] = shared
+        r = mosfw_cli("run", "-r", pcap, "-p", "eventlog", *tracker, "-c", n, "-q", "--stats-json", "-",
+                      env=env)
         assert r.returncode == 0, f"-c {n} on {pcap}: rc={r.returncode}\n{r.stderr}"
         stats = stats_json(r.stderr)
         lines = eventlog_lines(r.stdout)
         conns = [{k: v for k, v in d.items() if k != "core"} for d in lines if "uid" in d]
-        out[n] = ([d for d in lines if "uid" not in d], stats, conns)
+        out[(n, shared)] = ([d for d in lines if "uid" not in d], stats, conns)
     return out
 
 
@@ -64,13 +73,13 @@ def _frozen(records: list[dict]) -> collections.Counter:
 
 def check_same(pcap, min_flows_to_split: int = 8) -> dict[int, tuple[list[dict], dict, list[dict]]]:
     runs = run_all(pcap)
-    base_events, base_stats, base_conns = runs[1]
+    base_events, base_stats, base_conns = runs[(1, None)]
     assert base_events, f"{pcap}: no events at all"
     base = multiset(base_events)
     if TRACKER.exists():
         assert base_conns, f"{pcap}: tracker wrote no record"
-    for n in CORES[1:]:
-        events, stats, conns = runs[n]
+    for n, shared in RUNS[1:]:
+        events, stats, conns = runs[(n, shared)]
         a, b = _frozen(base_conns), _frozen(conns)
         assert a == b, f"{pcap}: tracker records differ, -c 1 only: {a - b}; -c {n} only: {b - a}"
         got = multiset(events)
@@ -149,12 +158,12 @@ def test_edge_case_capture_same_records(tmp_path):
     pcap = tmp_path / "edges.pcap"
     edge_capture(pcap)
     runs = check_same(pcap)
-    reasons = {e.get("reason") for e in runs[1][0] if e["event"] == "conn_end"}
-    kinds = {e["event"] for e in runs[1][0]}
+    reasons = {e.get("reason") for e in runs[(1, None)][0] if e["event"] == "conn_end"}
+    kinds = {e["event"] for e in runs[(1, None)][0]}
     # the capture really has what it is meant to cover
     assert {"fin", "rst", "timeout", "eof"} <= reasons, reasons
     assert {"orphan", "rexmit", "conn_start", "conn_end"} <= kinds, kinds
-    assert any(e["event"] == "conn_start" and e["midstream"] for e in runs[1][0])
+    assert any(e["event"] == "conn_start" and e["midstream"] for e in runs[(1, None)][0])
 
 
 def test_realnet_capture_with_loss_same_records(tmp_path):
@@ -168,7 +177,7 @@ def test_realnet_capture_with_loss_same_records(tmp_path):
     sc = realnet.run_http_scenario(pcap, plan, drop_percent=3, drop_side="both", parallel=6)
     assert all(f.ok for f in sc.fetches), [f for f in sc.fetches if not f.ok]
     runs = check_same(pcap)
-    starts = {(e["client"], e["server"]) for e in runs[1][0] if e["event"] == "conn_start"}
+    starts = {(e["client"], e["server"]) for e in runs[(1, None)][0] if e["event"] == "conn_start"}
     assert len(starts) == len(plan)
 
 

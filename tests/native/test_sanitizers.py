@@ -125,3 +125,33 @@ def test_editcap_damage(tmp_path):
         subprocess.run(["editcap", *args, str(src), str(p)], check=True, capture_output=True, timeout=60)
         files.append(p)
     replay(*files)
+
+
+def test_replay_all_test_captures_on_three_cores_through_the_shared_index():
+    """native/shared_input.c under the sanitizers: three cores (round
+    robin in one process) index and read every test capture together."""
+    files = data_captures()
+    out = replay(*files, args=("-c", "3"))
+    assert out.count("\n") == 3 * len(files)
+    assert out.count(": shared ") >= 3 * 20  # most captures are classic pcaps
+
+
+def test_truncated_files_through_the_shared_index(tmp_path):
+    """Cut at many points, read by two cores through the shared index:
+    both end with the read error one reader gets, after the same packets."""
+    blob = (DATA / "http-loss.pcap").read_bytes()
+    rng = random.Random(11)
+    files = []
+    for i, cut in enumerate(sorted(rng.sample(range(25, len(blob)), 25))):
+        p = tmp_path / f"cut{i}.pcap"
+        p.write_bytes(blob[:cut])
+        files.append(p)
+    one = replay(*files).splitlines()
+    two = replay(*files, args=("-c", "2")).splitlines()
+    assert len(two) == 2 * len(one)
+    for k, line in enumerate(one):
+        packets = line.split("packets=")[1].split()[0]
+        status = line.split("status=")[1]
+        for other in two[2 * k : 2 * k + 2]:
+            assert other.split("packets=")[1].split()[0] == packets, (line, other)
+            assert other.split("status=")[1] == status, (line, other)
