@@ -201,7 +201,9 @@ class Flow:
 
     @property
     def last_ts(self) -> float:
-        """Time of the last packet (for ended flows: when it ended)."""
+        """Time of the last packet (for ended flows: when it ended); the
+        latest time, when a packet's timestamp went back. Idle timeouts
+        count from it."""
         return self._rec.last_ts
 
     @property

@@ -328,7 +328,8 @@ static void end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, doubl
 	}
 	mosfw_core_ext_flow_ended(&c->x, slot);
 	if ((reason == MOSFW_END_FIN || reason == MOSFW_END_RST) && c->cfg.tcp_tw_interval > 0) {
-		f->last_ts = ts;
+		if (ts > f->last_ts)
+			f->last_ts = ts;
 		mosfw_ft_touch(&c->ft, slot, MOSFW_LRU_ZOMBIE);
 	} else {
 		mosfw_ft_remove(&c->ft, slot);

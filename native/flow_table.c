@@ -170,21 +170,39 @@ static void lru_unlink(struct mosfw_flow_table *t, uint32_t slot)
 	f->lru_list = MOSFW_LRU_NONE;
 }
 
+/* How far back from the tail a flow is moved to keep a list in last_ts
+ * order when a capture's timestamps go back (bounded: a hostile capture
+ * cannot make every packet walk the list). */
+#define TOUCH_WALK_MAX 64
+
 void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list)
 {
 	struct mosfw_flow *f = &t->flows[slot];
+	uint32_t after;
+	unsigned steps = 0;
 
 	if (f->lru_list == list && t->tail[list] == slot)
-		return;
+		return; /* already last; its last_ts only grows */
 	lru_unlink(t, slot);
+	/* timeouts walk a list from its head and stop at the first flow not
+	 * due: keep it in last_ts order (appending, unless time went back) */
+	after = t->tail[list];
+	while (after != MOSFW_NO_SLOT && t->flows[after].last_ts > f->last_ts &&
+	       steps++ < TOUCH_WALK_MAX)
+		after = t->flows[after].lru_prev;
 	f->lru_list = (uint8_t)list;
-	f->lru_next = MOSFW_NO_SLOT;
-	f->lru_prev = t->tail[list];
-	if (t->tail[list] != MOSFW_NO_SLOT)
-		t->flows[t->tail[list]].lru_next = slot;
-	else
+	f->lru_prev = after;
+	if (after == MOSFW_NO_SLOT) {
+		f->lru_next = t->head[list];
 		t->head[list] = slot;
-	t->tail[list] = slot;
+	} else {
+		f->lru_next = t->flows[after].lru_next;
+		t->flows[after].lru_next = slot;
+	}
+	if (f->lru_next != MOSFW_NO_SLOT)
+		t->flows[f->lru_next].lru_prev = slot;
+	else
+		t->tail[list] = slot;
 	t->count[list]++;
 }
 

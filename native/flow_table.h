@@ -72,7 +72,8 @@ uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
  * burst. The caller checks t->n_pending < MOSFW_PENDING_MAX first. */
 void mosfw_ft_remove(struct mosfw_flow_table *t, uint32_t slot);
 
-/* Move a flow to the tail of an idle list. */
+/* Move a flow to the tail of an idle list (or, when the capture's time
+ * went back, to its place in last_ts order, at most 64 flows back). */
 void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list);
 
 /* Start of a burst: parked slots become reusable. */

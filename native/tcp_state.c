@@ -278,7 +278,8 @@ int mosfw_tcp_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	struct mosfw_half *x = &f->side[dir];
 	uint8_t fl = p->tcp_flags;
 
-	f->last_ts = c->ts;
+	if (c->ts > f->last_ts) /* a packet from the past does not take it back */
+		f->last_ts = c->ts;
 	x->pkts++;
 	x->ip_bytes += p->ip_len;
 	x->payload_bytes += p->payload_len;

@@ -10,9 +10,105 @@
  * bad block lengths, byte orders, per-record caplen/snaplen, truncated
  * records) in front of the engine, and source.c's error path.
  *
+ * Then a differential check of the -c N shared index (shared_input.c):
+ * the same file read by 2..4 cores (round robin in this process) through
+ * the index must give what one core gives: the same end (done, or the same
+ * read error after the same packets), the file's input counters on every
+ * core, and the flows, retransmissions and orphans of one core split
+ * between them (whether the index was used or fell back to every core
+ * reading the whole file).
+ *
  * Build: native/fuzz/build.sh (clang -fsanitize=fuzzer,address,undefined).
  */
 #include "fuzz_common.h"
+
+static void one_core(const char *path, struct mosfw_stats *st, int *rc)
+{
+	struct mosfw_config cfg;
+	struct mosfw_core *core;
+	static struct mosfw_event evs[1024];
+	char err[MOSFW_ERRBUF_SIZE];
+	uint32_t n;
+
+	mosfw_config_defaults(&cfg);
+	cfg.max_concurrency = 4096; /* never full (inputs <= 64 kB): flows split exactly */
+	cfg.event_mask = MOSFW_EV_CONN_END | MOSFW_EV_TICK;
+	core = mosfw_core_new(&cfg, err);
+	FZ_CHECK(core != NULL, "mosfw_core_new: %s", err);
+	*rc = -1;
+	if (mosfw_core_open_file(core, path, NULL, err) == 0)
+		while ((*rc = mosfw_core_run(core, evs, 1024, &n)) == MOSFW_RUN_MORE)
+			;
+	mosfw_core_stats(core, st);
+	mosfw_core_free(core);
+}
+
+static void shared_cores(const char *path, uint32_t cores)
+{
+	struct mosfw_core *core[4];
+	static struct mosfw_event evs[1024];
+	struct mosfw_stats one, st, sum;
+	char err[MOSFW_ERRBUF_SIZE];
+	struct mosfw_share *share = mosfw_share_new(cores, path, err);
+	int rc1, rc[4], done[4] = { 0 };
+	uint32_t k, left = cores, n;
+
+	if (!share)
+		return; /* not a classic pcap of this byte order: nothing shared */
+	one_core(path, &one, &rc1);
+	memset(&sum, 0, sizeof(sum));
+	for (k = 0; k < cores; k++) {
+		struct mosfw_config cfg;
+		mosfw_config_defaults(&cfg);
+		cfg.max_concurrency = 4096;
+		cfg.event_mask = MOSFW_EV_CONN_END | MOSFW_EV_TICK;
+		cfg.shard_index = k;
+		cfg.shard_count = cores;
+		core[k] = mosfw_core_new(&cfg, err);
+		FZ_CHECK(core[k] != NULL, "mosfw_core_new: %s", err);
+		mosfw_core_set_share(core[k], share);
+		if (mosfw_core_open_file(core[k], path, NULL, err) < 0) {
+			FZ_CHECK(rc1 == -1, "one core opened the file, core %u of %u did not: %s", k, cores,
+			         err);
+			rc[k] = -1;
+			done[k] = 1;
+			left--;
+		}
+	}
+	while (left)
+		for (k = 0; k < cores; k++) {
+			if (done[k])
+				continue;
+			rc[k] = mosfw_core_run(core[k], evs, 1024, &n);
+			if (rc[k] != MOSFW_RUN_MORE && rc[k] != MOSFW_RUN_IDLE) {
+				done[k] = 1;
+				left--;
+			}
+		}
+	for (k = 0; k < cores; k++) {
+		mosfw_core_stats(core[k], &st);
+		FZ_CHECK(rc[k] == rc1, "core %u of %u ended with %d, one core with %d", k, cores, rc[k], rc1);
+		if (rc1 == MOSFW_RUN_ERROR)
+			FZ_CHECK(strcmp(mosfw_core_error(core[k]), "") != 0, "read error without a message");
+		FZ_CHECK(st.packets == one.packets && st.bytes == one.bytes &&
+		         st.tcp_packets == one.tcp_packets && st.malformed == one.malformed &&
+		         st.non_tcp == one.non_tcp && st.truncated == one.truncated,
+		         "core %u of %u (%s): input counters %llu packets, one core %llu", k, cores,
+		         mosfw_core_input_shared(core[k]) ? "shared" : "whole",
+		         (unsigned long long)st.packets, (unsigned long long)one.packets);
+		sum.flows_created += st.flows_created;
+		sum.rexmits += st.rexmits;
+		sum.orphans += st.orphans;
+		mosfw_core_free(core[k]);
+	}
+	FZ_CHECK(sum.flows_created == one.flows_created && sum.rexmits == one.rexmits &&
+	         sum.orphans == one.orphans,
+	         "%u cores: %llu flows %llu rexmits %llu orphans; one core: %llu %llu %llu", cores,
+	         (unsigned long long)sum.flows_created, (unsigned long long)sum.rexmits,
+	         (unsigned long long)sum.orphans, (unsigned long long)one.flows_created,
+	         (unsigned long long)one.rexmits, (unsigned long long)one.orphans);
+	mosfw_share_free(share);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -42,5 +138,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FZ_CHECK(*err, "open failed without a message");
 	}
 	mosfw_core_free(core);
+	shared_cores(fz_file(data, size), 2 + (uint32_t)(o.rng % 3));
 	return 0;
 }

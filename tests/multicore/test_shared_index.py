@@ -196,3 +196,39 @@ def test_used_by_default_from_eight_cores(tmp_path):
     assert shared4 == {c: 0 for c in range(4)}
     assert shared8 == {c: 1 for c in range(8)}
     assert (ev8, st8) == (ev4, st4)
+
+
+def test_a_packet_from_the_past_ends_no_flow_early(tmp_path):
+    """A packet whose timestamp goes back (merged captures, multi-queue
+    taps; found by fuzzing the -c N differential) neither takes its flow's
+    idle clock back nor puts the timeouts list out of order: no flow times
+    out early, with one core or several (which used to differ: the flow
+    was at the head of its core's list there, behind others with one core)."""
+    cli, srv = "10.7.0.1", "10.7.0.2"
+    recs = []
+
+    def pkt(t, sport, flags, seq, ack, src_is_client=True, payload=b""):
+        s, d, sp, dp = (cli, srv, sport, 80) if src_is_client else (srv, cli, 80, sport)
+        recs.append((t, P.ethernet(P.ip(s, d, 6, P.tcp(s, d, sp, dp, seq, ack, flags, payload=payload)))))
+
+    ports = list(range(45000, 45012))
+    t = 100.0
+    for p in ports:
+        pkt(t, p, "S", 1000, 0)
+        pkt(t + 0.001, p, "SA", 5000, 1001, False)
+        pkt(t + 0.002, p, "A", 1001, 5001)
+        t += 0.01
+    for p in ports:  # every flow: a packet stamped 60 s in the past
+        pkt(40.0, p, "A", 1001, 5001)
+    t = 105.0
+    for p in ports:  # time moves on (expiry runs), then every flow carries data
+        pkt(t, p, "PA", 1001, 5001, payload=b"hello")
+        t += 0.01
+    pcap = tmp_path / "past.pcap"
+    P.write_pcap(pcap, recs)
+    r1, ev1, st1, _ = run(pcap, 1, tmp_path)
+    assert r1.returncode == 0
+    assert st1["flows_created"] == len(ports) and st1["flows_ended_timeout"] == 0
+    for env in (SHARED, dict(os.environ, MOSFW_SHARED_INDEX="0")):
+        r4, ev4, st4, _ = run(pcap, 4, tmp_path, env=env)
+        assert (ev4, st4) == (ev1, st1)
