@@ -23,10 +23,10 @@ bench/out/; ``--connections`` makes a bigger one). Default core counts:
 1 and the powers of two up to the CPUs this process may use; a count
 above that is run but marked ``oversubscribed``. ``midstat`` is
 samples/midstat (skipped with a note if it is not there). Reading a
-classic pcap, the cores split its parsing through a shared index
-(native/shared_input.h); a setting ``NAME/whole`` (``midstat/whole``) runs
-the same with every core reading the whole file instead
-(MOSFW_SHARED_INDEX=0), for comparison.
+classic pcap from 8 cores on, the cores split its parsing through a shared
+index (native/shared_input.h); ``NAME/whole`` (``midstat/whole``) runs the
+same with every core reading the whole file (MOSFW_SHARED_INDEX=0),
+``NAME/shared`` through the index at any core count (=1), for comparison.
 
 Writes OUT/scaling.md and OUT/scaling.json (every run's figures, the
 machine, the load average before and after: these numbers mean little on
@@ -84,11 +84,20 @@ def python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+#: ``NAME/HOW`` settings: how the cores read the file
+HOW = {"": None, "whole": "0", "shared": "1"}
+
+
 def setting(name: str) -> tuple[list[str], dict | None]:
     """A --plugins setting: the plugin arguments, and the environment
-    (``NAME/whole``: every core reads the whole file, MOSFW_SHARED_INDEX=0)."""
+    (``NAME/whole``: every core reads the whole file, MOSFW_SHARED_INDEX=0;
+    ``NAME/shared``: through the shared index at any core count, =1;
+    ``NAME``: the default, the index from 8 cores on)."""
     base, _, how = name.partition("/")
-    env = dict(os.environ, MOSFW_SHARED_INDEX="0") if how == "whole" else None
+    value = HOW[how]
+    env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
+    if value is not None:
+        env["MOSFW_SHARED_INDEX"] = value
     return PLUGINS[base], env
 
 
@@ -158,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="connections of the generated bench capture (20 packets each; default 60000)")
     ap.add_argument("--plugins", default="none,eventlog,midstat",
                     help="comma-separated settings among: " + ", ".join(PLUGINS)
-                    + "; NAME/whole: the same with every core reading the whole file "
-                    "(MOSFW_SHARED_INDEX=0) instead of the shared index")
+                    + "; NAME/whole: every core reads the whole file (MOSFW_SHARED_INDEX=0); "
+                    "NAME/shared: the cores split it through the shared index at any count (=1); "
+                    "NAME alone: the default (the index from 8 cores on)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per setting, best kept (default 3)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run before a kill")
     ap.add_argument("--out", type=Path, default=BENCH / "out", help="output folder (default bench/out)")
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
     settings = [p.strip() for p in args.plugins.split(",") if p.strip()]
-    bad = [p for p in settings if p.partition("/")[0] not in PLUGINS or p.partition("/")[2] not in ("", "whole")]
+    bad = [p for p in settings if p.partition("/")[0] not in PLUGINS or p.partition("/")[2] not in HOW]
     if bad:
         ap.error(f"--plugins: unknown {', '.join(bad)} (choose from {', '.join(PLUGINS)})")
     notes = []
