@@ -23,7 +23,6 @@ This module is self-contained (standard library and attrs only).
 
 from __future__ import annotations
 
-import difflib
 import os
 import pathlib
 import re
@@ -481,6 +480,8 @@ def _tokenize(text: str) -> tuple[list[_Tok], list[str]]:
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
+    import difflib  # only for a misspelt key
+
     match = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
