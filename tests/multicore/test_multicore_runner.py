@@ -264,3 +264,23 @@ def test_progress_sees_merged_counters(tmp_path, no_leftover_children):
 def test_zero_cores_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError):
         run_job(make_config(tmp_path, cores=0))
+
+
+def test_a_worker_dead_before_its_part_of_the_shared_index_stops_the_run(tmp_path, no_leftover_children,
+                                                                         monkeypatch):
+    """Through the shared index (native/shared_input.h) core 0 waits for
+    core 1's part of the index; core 1 dies before making it. The waiting
+    core still sees the stop (it returns to Python every few ms) and the
+    run fails naming core 1, without hanging."""
+    monkeypatch.setenv("MOSFW_SHARED_INDEX", "1")
+    plug = plugin_file(tmp_path, '''
+        import os, signal, mosfw
+        @mosfw.hookimpl
+        def mosfw_core_start(core):
+            if core.id == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+    ''', "killer1")
+    t0 = time.monotonic()
+    with pytest.raises(WorkerError, match=r"core 1 \(worker pid \d+\) died"):
+        run_job(make_config(tmp_path, plug, cores=2, read_file=WEB), stop_timeout=5.0)
+    assert time.monotonic() - t0 < 8
