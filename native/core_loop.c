@@ -517,16 +517,8 @@ uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint
  * stream as it was after its own packet). 0 when it cannot be held. */
 static int hold_for_next_burst(struct mosfw_core *c, double ts)
 {
-	uint32_t keep = c->x.caplen > 262144 ? 262144 : c->x.caplen;
-
-	if (c->x.frame == c->held || (!c->held && !(c->held = malloc(262144))))
+	if (c->x.frame == c->held || !hold_frame(c, c->x.frame, c->x.caplen, c->x.wirelen, ts))
 		return 0;
-	memcpy(c->held, c->x.frame, keep);
-	c->held_caplen = keep;
-	c->held_wirelen = c->x.wirelen;
-	c->held_ts = ts;
-	c->have_held = 1;
-	c->x.cut = 1;
 	c->pkt_index--; /* counted again when it is processed */
 	if (!c->shared) {
 		c->st.packets--;
@@ -548,8 +540,6 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 	int how, verdict, rexmit = 0;
 	uint32_t n0 = c->ring.n;
 
-	if (!c->shared) /* else counted by the index, with the file's */
-		c->st.tcp_packets++;
 	/* the shard comes from the hash's high bits: the flow index uses the
 	 * low ones, which would otherwise be the same on every flow of a core
 	 * (the shared index hands out this core's packets only) */
@@ -635,15 +625,6 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 		mosfw_core_ext_records(&c->x, slot);
 }
 
-static void count_input(struct mosfw_core *c, uint32_t wirelen, double ts)
-{
-	c->st.packets++;
-	c->st.bytes += wirelen;
-	if (c->st.packets == 1)
-		c->st.first_ts = ts;
-	if (ts > c->st.last_ts)
-		c->st.last_ts = ts;
-}
 
 static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
                           uint32_t wirelen, double ts)
@@ -660,29 +641,10 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
 	                     frame != c->held && mosfw_source_frames_stable(c->src));
 	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
-	if (r == MOSFW_PARSE_TCP) {
-		if (!c->shared)
-			count_input(c, wirelen, ts);
+	if (!c->shared) /* else the index counted it, with the whole file's */
+		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
+	if (r == MOSFW_PARSE_TCP)
 		handle_tcp(c, &p, ts);
-		return;
-	}
-	if (c->shared)
-		return; /* the index counted it (with the whole file's) */
-	count_input(c, wirelen, ts);
-	switch (r) {
-	case MOSFW_PARSE_NON_TCP: c->st.non_tcp++; break;
-	case MOSFW_PARSE_FRAGMENT: c->st.fragments++; break;
-	case MOSFW_PARSE_BAD_LINK: c->st.unsupported_link++; break;
-	case MOSFW_PARSE_BAD_CSUM: c->st.bad_checksum++; break;
-	case MOSFW_PARSE_TRUNCATED:
-		/* headers cut by the capture's snaplen are not the packet's fault */
-		if (caplen < wirelen)
-			c->st.truncated++;
-		else
-			c->st.malformed++;
-		break;
-	default: c->st.malformed++; break;
-	}
 }
 
 /* Advance input time to the packet's, end the flows that timed out before
@@ -698,20 +660,9 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 		mosfw_core_ext_start(&c->x, ts); /* timers set before it count from here */
 	}
 	expire(c);
-	if (c->expiry_unfinished) {
-		uint32_t keep = caplen > 262144 ? 262144 : caplen;
-		if (!c->held)
-			c->held = malloc(262144);
-		if (c->held) {
-			memcpy(c->held, frame, keep);
-			c->held_caplen = keep;
-			c->held_wirelen = wirelen;
-			c->held_ts = ts;
-			c->have_held = 1;
-			return;
-		}
-		/* no memory to hold it: process now, timeouts finish later */
-	}
+	if (c->expiry_unfinished && hold_frame(c, frame, caplen, wirelen, ts))
+		return;
+	/* (no memory to hold it: process now, timeouts finish later) */
 	process_frame(c, frame, caplen, wirelen, ts);
 }
 

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "mosfw_api.h"
+
 enum mosfw_parse_result {
 	MOSFW_PARSE_TCP = 0,        /* a TCP segment: all fields valid */
 	MOSFW_PARSE_NON_TCP = 1,    /* well-formed, not TCP (UDP, ICMP, ARP...) */
@@ -57,5 +59,33 @@ int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen,
                 int verify_csum, struct mosfw_pkt *out);
 
 int mosfw_linktype_supported(int linktype);
+
+/* Count one packet read (packets, bytes, first/last time) and what its
+ * parse gave (enum mosfw_parse_result) in the input counters. */
+static inline void mosfw_count_input(struct mosfw_stats *st, int r, uint32_t caplen,
+                                     uint32_t wirelen, double ts)
+{
+	st->packets++;
+	st->bytes += wirelen;
+	if (st->packets == 1)
+		st->first_ts = ts;
+	if (ts > st->last_ts)
+		st->last_ts = ts;
+	switch (r) {
+	case MOSFW_PARSE_TCP: st->tcp_packets++; break;
+	case MOSFW_PARSE_NON_TCP: st->non_tcp++; break;
+	case MOSFW_PARSE_FRAGMENT: st->fragments++; break;
+	case MOSFW_PARSE_BAD_LINK: st->unsupported_link++; break;
+	case MOSFW_PARSE_BAD_CSUM: st->bad_checksum++; break;
+	case MOSFW_PARSE_TRUNCATED:
+		/* headers cut by the capture's snaplen are not the packet's fault */
+		if (caplen < wirelen)
+			st->truncated++;
+		else
+			st->malformed++;
+		break;
+	default: st->malformed++; break;
+	}
+}
 
 #endif /* MOSFW_PACKET_H */

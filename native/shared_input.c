@@ -43,10 +43,7 @@ struct share_scan {
 	uint32_t status;
 	uint32_t pad;
 	char err[256];
-	/* input counters of the range (the struct mosfw_stats names) */
-	uint64_t packets, bytes, tcp_packets, non_tcp, malformed, truncated;
-	uint64_t unsupported_link, fragments, bad_checksum;
-	double first_ts, last_ts;
+	struct mosfw_stats in;   /* input counters of the range */
 };
 
 struct mosfw_share {
@@ -212,30 +209,6 @@ static size_t find_start(const struct mosfw_shared_file *f, size_t lo, size_t hi
 	return NO_START;
 }
 
-static void count(struct share_scan *s, int r, uint32_t caplen, uint32_t wirelen, double ts)
-{
-	s->packets++;
-	s->bytes += wirelen;
-	if (s->packets == 1)
-		s->first_ts = ts; /* as a single reader: the first packet's time */
-	if (ts > s->last_ts)
-		s->last_ts = ts;
-	switch (r) {
-	case MOSFW_PARSE_TCP: s->tcp_packets++; break;
-	case MOSFW_PARSE_NON_TCP: s->non_tcp++; break;
-	case MOSFW_PARSE_FRAGMENT: s->fragments++; break;
-	case MOSFW_PARSE_BAD_LINK: s->unsupported_link++; break;
-	case MOSFW_PARSE_BAD_CSUM: s->bad_checksum++; break;
-	case MOSFW_PARSE_TRUNCATED:
-		if (caplen < wirelen)
-			s->truncated++;
-		else
-			s->malformed++;
-		break;
-	default: s->malformed++; break;
-	}
-}
-
 static void index_range(struct mosfw_shared_reader *r)
 {
 	struct mosfw_share *sh = r->sh;
@@ -293,7 +266,7 @@ static void index_range(struct mosfw_shared_reader *r)
 		}
 		ts = pcap_rec_ts(&rec, f->nano);
 		res = mosfw_parse(f->linktype, f->base + pos + 16, rec.caplen, f->verify_checksums, &p);
-		count(s, res, rec.caplen, rec.wirelen, ts);
+		mosfw_count_input(&s->in, res, rec.caplen, rec.wirelen, ts);
 		e = (uint64_t)pos;
 		if (res == MOSFW_PARSE_TCP) {
 			uint32_t shard = (uint32_t)(((uint64_t)mosfw_ft_hash(&p) * sh->n) >> 32);
@@ -442,11 +415,11 @@ void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats
 	if (r->phase < R_READ)
 		return;
 	for (i = 0; i <= r->last_range; i++) {
-		const struct share_scan *s = &sh->scan[i];
+		const struct mosfw_stats *s = &sh->scan[i].in;
 		if (!s->packets)
 			continue;
 		if (!a->packets)
-			a->first_ts = s->first_ts;
+			a->first_ts = s->first_ts; /* the first packet's, as one reader has it */
 		if (s->last_ts > a->last_ts)
 			a->last_ts = s->last_ts;
 		a->packets += s->packets;
