@@ -108,9 +108,7 @@ def test_live_flows_at_a_tick_are_the_table_at_that_second(mosfw_capture, mosfw_
         c.handshake()
         c.send("client", 10 + i)
     for c in reversed(convs):
-        c.fin("client")
-        c.fin("server")
-        c.ack("client")
+        c.close(first="client")
     probe = TableAtTicks()
     rec = mosfw_run(cap, plugins=[probe])
     assert rec.status == "done"

@@ -85,16 +85,21 @@ def test_replay_small_table_and_no_timeout(tmp_path):
     replay(*files, args=("-n", "3", "-t", "0"))
 
 
-def test_truncated_files(tmp_path):
-    """Cut mid-record at many points: a read error, never a crash."""
-    src = DATA / "http-loss.pcap"
-    blob = src.read_bytes()
-    rng = random.Random(7)
+def cut_copies(tmp_path, n: int, seed: int) -> list:
+    """n copies of http-loss.pcap, each cut at a random byte."""
+    blob = (DATA / "http-loss.pcap").read_bytes()
+    rng = random.Random(seed)
     files = []
-    for i, cut in enumerate(sorted(rng.sample(range(25, len(blob)), 40))):
+    for i, cut in enumerate(sorted(rng.sample(range(25, len(blob)), n))):
         p = tmp_path / f"cut{i}.pcap"
         p.write_bytes(blob[:cut])
         files.append(p)
+    return files
+
+
+def test_truncated_files(tmp_path):
+    """Cut mid-record at many points: a read error, never a crash."""
+    files = cut_copies(tmp_path, 40, seed=7)
     out = replay(*files)
     assert "read-error" in out
 
@@ -139,13 +144,7 @@ def test_replay_all_test_captures_on_three_cores_through_the_shared_index():
 def test_truncated_files_through_the_shared_index(tmp_path):
     """Cut at many points, read by two cores through the shared index:
     both end with the read error one reader gets, after the same packets."""
-    blob = (DATA / "http-loss.pcap").read_bytes()
-    rng = random.Random(11)
-    files = []
-    for i, cut in enumerate(sorted(rng.sample(range(25, len(blob)), 25))):
-        p = tmp_path / f"cut{i}.pcap"
-        p.write_bytes(blob[:cut])
-        files.append(p)
+    files = cut_copies(tmp_path, 25, seed=11)
     one = replay(*files).splitlines()
     two = replay(*files, args=("-c", "2")).splitlines()
     assert len(two) == 2 * len(one)
