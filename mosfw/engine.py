@@ -167,6 +167,7 @@ class Core:
         self._bytestream_asked = False
         self._conn_log: Callable[[bytes], None] | None = None
         self._live_slots = ffi.new("uint32_t[]", 1024)  # live_flows()
+        self._ended_kept: list[Flow] = []  # ended in this batch and kept by a plugin
         self._ude_hook = pm.direct_callers("mosfw_user_event")
         self._timeout_hook = pm.direct_callers("mosfw_timeout")
 
@@ -897,6 +898,7 @@ class Core:
         calls_end = pm.direct_callers("mosfw_conn_end")
         extra_end = self._extras(int(EventType.CONN_END))
         timers = self._timers
+        ended = self._ended_kept
 
         def on_conn_end(rec) -> None:
             flow = flows.pop(rec[1], None)
@@ -917,8 +919,9 @@ class Core:
             if flow._timers:
                 for h in flow._timers:
                     timers.pop(h, None)
-            if getrefcount(flow) > 2:  # a plugin kept it: make it outlive the slot
-                flow._freeze()
+            flow._end()
+            if getrefcount(flow) > 2:  # a plugin kept it: copied if still kept when the batch ends
+                ended.append(flow)
 
         handlers[int(EventType.CONN_END)] = on_conn_end
 
@@ -1048,6 +1051,7 @@ class Core:
         handlers = self._handlers
         cur = self._cur
         to_drop = self._to_drop
+        ended_kept = self._ended_kept
         stop_sent = False
         next_progress = time.monotonic() + progress_every
         self._call_lifecycle("mosfw_core_start", self)
@@ -1065,6 +1069,11 @@ class Core:
                     self._fire_late(float("inf"))
                 if to_drop:
                     self._drop_stopped()
+                if ended_kept:  # the slots are reused by the next run: copy what is still kept
+                    for flow in ended_kept:
+                        if getrefcount(flow) > 3:  # this list, the loop, the call
+                            flow._copy_record()
+                    ended_kept.clear()
             if conn_log is not None:
                 k = conn_log_take(c, conn_log_ptr)
                 if k:

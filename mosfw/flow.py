@@ -379,15 +379,22 @@ class Flow:
 
     # -- engine side ----------------------------------------------------------
 
-    def _copy_out(self) -> None:
-        """Keep a private copy of the record (the table slot will be
-        reused) and drop the per-flow context, callbacks and timers."""
+    def _copy_record(self) -> None:
+        """Keep a private copy of the record: the table slot will be reused."""
         copy = _new(_FLOW_PTR)
         _memmove(copy, self._rec, _FLOW_SIZE)
         conn = _new(_CONN_PTR)
         _memmove(conn, self._k, _CONN_SIZE)
         self._rec = copy
         self._conn = conn
+
+    def _copy_out(self) -> None:
+        """Keep a private copy of the record and drop the per-flow
+        context, callbacks and timers."""
+        self._copy_record()
+        self._drop_context()
+
+    def _drop_context(self) -> None:
         self.uctx = None
         self._cbs = None
         if self._timers:
@@ -400,9 +407,12 @@ class Flow:
         self._copy_out()
         self._eng = None
 
-    def _freeze(self) -> None:
-        """Called after CONN_END: the view keeps the final state."""
-        self._copy_out()
+    def _end(self) -> None:
+        """Called after CONN_END: the flow is over and its context,
+        callbacks and timers are dropped. Its record stays readable until
+        the batch ends; a view kept past that is copied then
+        (engine: the batch's ended flows)."""
+        self._drop_context()
         self._ended = True
 
     def __repr__(self) -> str:

@@ -138,3 +138,44 @@ def test_live_flows_leave_out_flows_stopped_on_both_sides(mosfw_capture, mosfw_r
     mosfw_run(cap, plugins=[probe])
     ids = {i for _, t, _ in probe.tables for i, _, _ in t}
     assert ids == {1}
+
+
+def test_ended_flows_kept_by_a_plugin_outlive_their_slots(mosfw_capture, mosfw_run):
+    """Ended flows' records are copied at the end of their batch when a
+    plugin still holds them (not at CONN_END: a flow dropped again within
+    the batch costs no copy). Thousands of short flows reuse the same
+    slots across many bursts; every view kept, in a list or in a small
+    deque, still shows its own connection afterwards."""
+    import collections
+
+    class Keeper:
+        def __init__(self):
+            self.all, self.last = [], collections.deque(maxlen=3)
+
+        @mosfw.hookimpl
+        def mosfw_conn_start(self, flow, side):
+            flow.uctx = side
+
+        @mosfw.hookimpl
+        def mosfw_conn_end(self, flow):
+            assert not flow.ended and flow.uctx is not None  # still readable in its CONN_END
+            self.all.append(flow)
+            self.last.append(flow)
+
+    cap = mosfw_capture(step=0.0001)
+    n = 1500  # about 10,000 packets: several bursts of 4096
+    for i in range(n):
+        c = cap.conversation(client=("10.3.0.1", 20000 + i), server=("10.3.0.2", 80))
+        c.handshake()
+        c.send("client", 1 + i % 50)
+        c.close(first="client")
+    keeper = Keeper()
+    rec = mosfw_run(cap, plugins=[keeper], tcp_tw_interval=0)  # no zombies: slots reused at once
+    assert rec.status == "done" and len(keeper.all) == n
+    for i, flow in enumerate(sorted(keeper.all, key=lambda f: f.client[1])):
+        assert flow.client == ("10.3.0.1", 20000 + i)
+        assert flow.payload_bytes(Side.CLIENT) == 1 + i % 50
+        assert flow.pkts(Side.CLIENT) + flow.pkts(Side.SERVER) == 7
+        assert flow.ended and flow.uctx is None and flow.end_reason == mosfw.EndReason.FIN
+        assert flow.conn_state == "SF" and flow.history.startswith("ShAD")
+    assert [f.client[1] for f in keeper.last] == [20000 + n - 3, 20000 + n - 2, 20000 + n - 1]
