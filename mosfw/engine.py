@@ -579,7 +579,7 @@ class Core:
                          0))
         if side is None:
             side = SIDES[rec[8]]
-        self._fire_ude(event, rec, flow, side, rec, data)
+        self._fire_ude(event, rec, flow, side, data)
 
     def _call(self, name: str, what: str, adapted, flow, side, ev, uevent, data, timer=None) -> None:
         try:
@@ -587,22 +587,22 @@ class Core:
         except Exception as e:  # noqa: BLE001 - reported, engine goes on
             self._report(name, what, flow, e)
 
-    def _fire_ude(self, u, rec, flow, side, ev, data) -> None:
+    def _fire_ude(self, u, rec, flow, side, data) -> None:
         what = f"callback of {u.name}"
         for name, _fn, ad in self._core_cbs.get(u, ()):
-            self._call(name, what, ad, flow, side, ev, u, data)
+            self._call(name, what, ad, flow, side, rec, u, data)
         if flow is not None and flow._cbs:
             for name, _fn, ad in list(flow._cbs.get(u, ())):
-                self._call(name, what, ad, flow, side, ev, u, data)
+                self._call(name, what, ad, flow, side, rec, u, data)
         for name, fn in self._ude_hook:
             try:
-                fn(flow, side, ev, u, data)
+                fn(flow, side, rec, u, data)
             except Exception as e:  # noqa: BLE001
                 self._report(name, "mosfw_user_event", flow, e)
         for child in self._ude_children.get(u, ()):
-            self._eval_ude(child, rec, flow, side, ev, data)
+            self._eval_ude(child, rec, flow, side, data)
 
-    def _eval_ude(self, u, rec, flow, side, ev, data) -> None:
+    def _eval_ude(self, u, rec, flow, side, data) -> None:
         if flow is not None and flow._stopped and _unmonitored(flow, side):
             return
         bit = self._bpf_bits.get(u)
@@ -610,12 +610,12 @@ class Core:
             return
         if u._fn is not None:
             try:
-                if not u._fn(flow, side, ev, u, data, self, None):
+                if not u._fn(flow, side, rec, u, data, self, None):
                     return
             except Exception as e:  # noqa: BLE001
                 self._report(getattr(u.filter, "__module__", None) or u.name, f"filter of {u.name}", flow, e)
                 return
-        self._fire_ude(u, rec, flow, side, ev, data)
+        self._fire_ude(u, rec, flow, side, data)
 
     # -- timers ------------------------------------------------------------------
 
@@ -788,19 +788,19 @@ class Core:
         call, eval_ude = self._call, self._eval_ude
         what = f"callback of {uevent.name}"
 
-        def extra(rec, flow, ev) -> None:
+        def extra(rec, flow) -> None:
             side = SIDES[rec[8]]
             for name, _fn, ad in core_cbs:
                 if flow is not None and flow._stopped and _unmonitored(flow, side):
                     return
-                call(name, what, ad, flow, side, ev, uevent, None)
+                call(name, what, ad, flow, side, rec, uevent, None)
             if flow is not None and flow._stopped and _unmonitored(flow, side):
                 return
             if per_flow and flow is not None and flow._cbs:
                 for name, _fn, ad in list(flow._cbs.get(bit, ())):
-                    call(name, what, ad, flow, side, ev, uevent, None)
+                    call(name, what, ad, flow, side, rec, uevent, None)
             for u in roots:
-                eval_ude(u, rec, flow, side, ev, None)
+                eval_ude(u, rec, flow, side, None)
 
         return extra
 
@@ -853,15 +853,14 @@ class Core:
                     flow = get_flow(rec)
                     if flow is None:
                         return
-                ev = rec
                 side = SIDES[rec[8]]
                 for name, fn in calls:
                     try:
-                        fn(flow, side, ev)
+                        fn(flow, side, rec)
                     except Exception as e:  # noqa: BLE001 - reported, engine goes on
                         report(name, hook, flow, e)
                 if extra is not None:  # callbacks, user-defined events
-                    extra(rec, flow, ev)
+                    extra(rec, flow)
 
             return handle
 
@@ -883,15 +882,14 @@ class Core:
                 flow = get_flow(rec)
                 if flow is None:
                     return
-                ev = rec
                 side, old, new = SIDES[rec[8]], STATES[rec[9]], STATES[rec[10]]
                 for name, fn in calls_sc:
                     try:
-                        fn(flow, side, old, new, ev)
+                        fn(flow, side, old, new, rec)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tcp_state_change", flow, e)
                 if extra_sc:
-                    extra_sc(rec, flow, ev)
+                    extra_sc(rec, flow)
 
             handlers[int(EventType.TCP_STATE_CHANGE)] = on_state_change
 
@@ -907,15 +905,14 @@ class Core:
                     return
                 flow = Flow(flow_rec(c, rec[2]), rec[1], core_id, self, rec[2])
             if calls_end or extra_end:
-                ev = rec
                 reason = REASONS[rec[11]]
                 for name, fn in calls_end:
                     try:
-                        fn(flow, reason, ev)
+                        fn(flow, reason, rec)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_conn_end", flow, e)
                 if extra_end:
-                    extra_end(rec, flow, ev)
+                    extra_end(rec, flow)
             if flow._timers:
                 for h in flow._timers:
                     timers.pop(h, None)
@@ -933,14 +930,13 @@ class Core:
                 t = lib.mosfw_core_orphan_tuple(c, rec[2])
                 src = (_addr(t.cli_addr, t.family), t.cli_port)
                 dst = (_addr(t.srv_addr, t.family), t.srv_port)
-                ev = rec
                 for name, fn in calls_orphan:
                     try:
-                        fn(ev, src, dst)
+                        fn(rec, src, dst)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_orphan", None, e)
                 if extra_orphan:
-                    extra_orphan(rec, None, ev)
+                    extra_orphan(rec, None)
 
             handlers[int(EventType.ORPHAN)] = on_orphan
 
@@ -952,15 +948,14 @@ class Core:
                 flow = get_flow(rec) if rec[1] else None
                 if flow is None and rec[1]:
                     return
-                ev = rec
                 code = ERRORS.get(rec[11])
                 for name, fn in calls_err:
                     try:
-                        fn(flow, code, ev)
+                        fn(flow, code, rec)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_error", flow, e)
                 if extra_err:
-                    extra_err(rec, flow, ev)
+                    extra_err(rec, flow)
 
             handlers[int(EventType.ERROR)] = on_error
 
@@ -975,7 +970,7 @@ class Core:
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
                 if extra_tick:
-                    extra_tick(rec, None, rec)
+                    extra_tick(rec, None)
 
             handlers[int(EventType.TICK)] = on_tick
 
@@ -991,18 +986,17 @@ class Core:
             flow = t.flow
             if flow is not None and flow._timers:
                 flow._timers.pop(t.handle, None)
-            ev = rec
             if t.callback is not None:
                 call(getattr(t.callback, "__qualname__", "timer"), "timer callback", t._adapted,
-                     flow, None, ev, EventType.TIMEOUT, t.data, t)
+                     flow, None, rec, EventType.TIMEOUT, t.data, t)
             else:
                 for name, fn in timeout_hook:
                     try:
-                        fn(flow, t, t.data, ev)
+                        fn(flow, t, t.data, rec)
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_timeout", flow, e)
             if extra_timeout:
-                extra_timeout(rec, flow, ev)
+                extra_timeout(rec, flow)
 
         handlers[int(EventType.TIMEOUT)] = on_timeout
 

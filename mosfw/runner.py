@@ -302,7 +302,8 @@ class _Supervisor:
 #: from this many cores on, the workers share the parsing of a file by
 #: default: bench/scaling.py measured it slower at 2 (each core still
 #: touches nearly every page, and waits for the others' part of the
-#: index), even at 4, and ahead from 8 (-c 16: a third less CPU time)
+#: index), within noise of the whole-file mode at 4 (two runs, one each
+#: way), and ahead from 8 (-c 16: a third less CPU time)
 SHARED_INDEX_MIN_CORES = 8
 
 

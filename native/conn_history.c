@@ -900,6 +900,55 @@ static void put_addr(struct out *o, const uint8_t *a, unsigned family)
 	put_str(o, tmp);
 }
 
+/* Writing one record's fields in either format: put_field() opens a
+ * field (its separator, and in JSON its key and an opening quote for a
+ * string), the caller writes the value, the next put_field() or
+ * end_record() closes it. unset_field(): Zeek's "-" in TSV, nothing in
+ * JSON (the key is left out). */
+struct fields {
+	struct out *w;
+	int json;
+	int n;       /* fields written or unset so far */
+	int quoted;  /* the open field's value is a JSON string */
+};
+
+static void close_field(struct fields *fd)
+{
+	if (fd->json && fd->quoted)
+		PUT_LIT(fd->w, "\"");
+	fd->quoted = 0;
+}
+
+static void put_field(struct fields *fd, const char *key, int quoted)
+{
+	close_field(fd);
+	if (fd->json) {
+		put_str(fd->w, fd->n ? ",\"" : "{\"");
+		put_str(fd->w, key);
+		put_str(fd->w, quoted ? "\":\"" : "\":");
+	} else if (fd->n) {
+		PUT_LIT(fd->w, "\t");
+	}
+	fd->quoted = quoted;
+	fd->n++;
+}
+
+static void unset_field(struct fields *fd)
+{
+	close_field(fd);
+	if (!fd->json)
+		put_str(fd->w, fd->n ? "\t-" : "-");
+	fd->n++;
+}
+
+static void end_record(struct fields *fd)
+{
+	close_field(fd);
+	if (fd->json)
+		PUT_LIT(fd->w, "}");
+	PUT_LIT(fd->w, "\n");
+}
+
 size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k, unsigned format,
                          char *buf, size_t cap)
 {
@@ -910,118 +959,74 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k,
 	uint16_t op = orig == MOSFW_SIDE_CLIENT ? t->cli_port : t->srv_port;
 	uint16_t rp = orig == MOSFW_SIDE_CLIENT ? t->srv_port : t->cli_port;
 	double duration = k->last_ts - f->first_ts;
-	int have_duration = duration > 0; /* Zeek sets duration and the sizes only then */
-	const char *state = mosfw_conn_state(k);
+	int have_duration = duration > 0;
 	char uid[19];
 	struct out o = { buf, buf + cap, 0 };
 	struct out *w = &o;
+	struct fields fd;
 
 	mosfw_conn_uid(f, uid);
-	if (format == MOSFW_CONN_ZEEK) {
-		put_fixed6(w, f->first_ts);
-		PUT_LIT(w, "\t");
-		put_str(w, uid);
-		PUT_LIT(w, "\t");
-		put_addr(w, oh, t->family);
-		PUT_LIT(w, "\t");
-		put_u64(w, op);
-		PUT_LIT(w, "\t");
-		put_addr(w, rh, t->family);
-		PUT_LIT(w, "\t");
-		put_u64(w, rp);
-		PUT_LIT(w, "\ttcp\t");
-		if (have_duration) {
-			put_fixed6(w, duration);
-			PUT_LIT(w, "\t");
-			put_u64(w, mosfw_conn_size(k, 0));
-			PUT_LIT(w, "\t");
-			put_u64(w, mosfw_conn_size(k, 1));
-		} else {
-			PUT_LIT(w, "-\t-\t-");
-		}
-		PUT_LIT(w, "\t");
-		put_str(w, state);
-		PUT_LIT(w, "\t");
-		put_str(w, k->hist_len ? k->history : "-");
-		PUT_LIT(w, "\t");
+	/* one field list for both formats: Zeek's conn.log fields, then
+	 * mosfw's (TSV in the #fields order, JSON with the same names) */
+	fd.w = w;
+	fd.json = format != MOSFW_CONN_ZEEK;
+	fd.n = 0;
+	fd.quoted = 0;
+	put_field(&fd, "ts", 0);
+	put_fixed6(w, f->first_ts);
+	put_field(&fd, "uid", 1);
+	put_str(w, uid);
+	put_field(&fd, "id.orig_h", 1);
+	put_addr(w, oh, t->family);
+	put_field(&fd, "id.orig_p", 0);
+	put_u64(w, op);
+	put_field(&fd, "id.resp_h", 1);
+	put_addr(w, rh, t->family);
+	put_field(&fd, "id.resp_p", 0);
+	put_u64(w, rp);
+	put_field(&fd, "proto", 1);
+	PUT_LIT(w, "tcp");
+	if (have_duration) { /* Zeek sets duration and the sizes only then */
+		put_field(&fd, "duration", 0);
+		put_fixed6(w, duration);
+		put_field(&fd, "orig_bytes", 0);
+		put_u64(w, mosfw_conn_size(k, 0));
+		put_field(&fd, "resp_bytes", 0);
+		put_u64(w, mosfw_conn_size(k, 1));
 	} else {
-		PUT_LIT(w, "{\"ts\":");
-		put_fixed6(w, f->first_ts);
-		PUT_LIT(w, ",\"uid\":\"");
-		put_str(w, uid);
-		PUT_LIT(w, "\",\"id.orig_h\":\"");
-		put_addr(w, oh, t->family);
-		PUT_LIT(w, "\",\"id.orig_p\":");
-		put_u64(w, op);
-		PUT_LIT(w, ",\"id.resp_h\":\"");
-		put_addr(w, rh, t->family);
-		PUT_LIT(w, "\",\"id.resp_p\":");
-		put_u64(w, rp);
-		PUT_LIT(w, ",\"proto\":\"tcp\",");
-		if (have_duration) {
-			PUT_LIT(w, "\"duration\":");
-			put_fixed6(w, duration);
-			PUT_LIT(w, ",\"orig_bytes\":");
-			put_u64(w, mosfw_conn_size(k, 0));
-			PUT_LIT(w, ",\"resp_bytes\":");
-			put_u64(w, mosfw_conn_size(k, 1));
-			PUT_LIT(w, ",");
-		}
-		PUT_LIT(w, "\"conn_state\":\"");
-		put_str(w, state);
-		PUT_LIT(w, "\",");
-		if (k->hist_len) {
-			PUT_LIT(w, "\"history\":\"");
-			put_str(w, k->history);
-			PUT_LIT(w, "\",");
-		}
-		PUT_LIT(w, "\"orig_pkts\":");
+		unset_field(&fd);
+		unset_field(&fd);
+		unset_field(&fd);
 	}
-	/* the counters, then mosfw's fields: same order in both formats */
-	{
-		static const char *const json_keys[] = {
-			",\"orig_ip_bytes\":", ",\"resp_pkts\":", ",\"resp_ip_bytes\":",
-			",\"orig_rexmit_pkts\":", ",\"resp_rexmit_pkts\":",
-		};
-		uint64_t v[6] = {
-			f->side[orig].pkts, f->side[orig].ip_bytes, f->side[resp].pkts,
-			f->side[resp].ip_bytes, f->side[orig].rexmit_pkts, f->side[resp].rexmit_pkts,
-		};
-		const char *names[3] = {
-			mosfw_state_name(f->side[MOSFW_SIDE_CLIENT].state),
-			mosfw_state_name(f->side[MOSFW_SIDE_SERVER].state),
-			mosfw_end_reason_name(f->end_reason),
-		};
-		int i, json = format != MOSFW_CONN_ZEEK;
-
-		put_u64(w, v[0]);
-		for (i = 1; i < 6; i++) {
-			if (json)
-				put_str(w, json_keys[i - 1]);
-			else
-				PUT_LIT(w, "\t");
-			put_u64(w, v[i]);
-		}
-		if (json) {
-			PUT_LIT(w, ",\"cli_state\":\"");
-			put_str(w, names[0]);
-			PUT_LIT(w, "\",\"svr_state\":\"");
-			put_str(w, names[1]);
-			PUT_LIT(w, "\",\"close_reason\":\"");
-			put_str(w, names[2]);
-			PUT_LIT(w, "\",\"core\":");
-			put_u64(w, f->core);
-			PUT_LIT(w, "}\n");
-		} else {
-			for (i = 0; i < 3; i++) {
-				PUT_LIT(w, "\t");
-				put_str(w, names[i]);
-			}
-			PUT_LIT(w, "\t");
-			put_u64(w, f->core);
-			PUT_LIT(w, "\n");
-		}
+	put_field(&fd, "conn_state", 1);
+	put_str(w, mosfw_conn_state(k));
+	if (k->hist_len) {
+		put_field(&fd, "history", 1);
+		put_str(w, k->history);
+	} else {
+		unset_field(&fd);
 	}
+	put_field(&fd, "orig_pkts", 0);
+	put_u64(w, f->side[orig].pkts);
+	put_field(&fd, "orig_ip_bytes", 0);
+	put_u64(w, f->side[orig].ip_bytes);
+	put_field(&fd, "resp_pkts", 0);
+	put_u64(w, f->side[resp].pkts);
+	put_field(&fd, "resp_ip_bytes", 0);
+	put_u64(w, f->side[resp].ip_bytes);
+	put_field(&fd, "orig_rexmit_pkts", 0);
+	put_u64(w, f->side[orig].rexmit_pkts);
+	put_field(&fd, "resp_rexmit_pkts", 0);
+	put_u64(w, f->side[resp].rexmit_pkts);
+	put_field(&fd, "cli_state", 1);
+	put_str(w, mosfw_state_name(f->side[MOSFW_SIDE_CLIENT].state));
+	put_field(&fd, "svr_state", 1);
+	put_str(w, mosfw_state_name(f->side[MOSFW_SIDE_SERVER].state));
+	put_field(&fd, "close_reason", 1);
+	put_str(w, mosfw_end_reason_name(f->end_reason));
+	put_field(&fd, "core", 0);
+	put_u64(w, f->core);
+	end_record(&fd);
 	if (o.overflow)
 		return cap;
 	if (o.p < o.end)
