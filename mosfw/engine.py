@@ -168,6 +168,12 @@ class Core:
         self._conn_log: Callable[[bytes], None] | None = None
         self._live_slots = ffi.new("uint32_t[]", 1024)  # live_flows()
         self._ended_kept: list[Flow] = []  # ended in this batch and kept by a plugin
+        self._recent_cap = 0  # keep_recent_ends()
+        #: where the values of ``mosfw_tick_result`` go, called as
+        #: ``tick_sink(core, ts, {plugin name: value})`` at each tick: set
+        #: by the runner (``mosfw_tick_merge`` in this process, or a
+        #: message to the parent from a worker); None drops them
+        self.tick_sink: Callable[["Core", float, dict], None] | None = None
         self._ude_hook = pm.direct_callers("mosfw_user_event")
         self._timeout_hook = pm.direct_callers("mosfw_timeout")
 
@@ -291,6 +297,35 @@ class Core:
                 if keep:  # dropped at its CONN_END, like a flow an event made
                     flows[rec.id] = f
             out.append(f)
+        return out
+
+    def keep_recent_ends(self, n: int) -> None:
+        """Have the engine keep copies of the records of the last ``n``
+        flows that ended before the end of the input (every reason but
+        eof), with no event and no Python call per flow; read them with
+        :meth:`recent_ends`. This is how ``samples/midstat`` lists the last
+        connections that ended. 0 keeps none. Call it from
+        ``mosfw_core_start``."""
+        if n < 0:
+            raise ValueError(f"keep_recent_ends: n must be >= 0, not {n}")
+        if lib.mosfw_core_keep_recent_ends(self._c, n) != 0:
+            raise EngineError("cannot allocate room for the records of ended flows")
+        self._recent_cap = n
+
+    def recent_ends(self) -> list[tuple[float, Flow]]:
+        """The flows kept by :meth:`keep_recent_ends`, in the order they
+        ended: ``(input time of the end, Flow)``, each Flow a frozen view of
+        the record at its end (``end_reason``, both endpoints' last state,
+        counters; its conn.log view is empty)."""
+        cap = self._recent_cap
+        if not cap:
+            return []
+        buf = ffi.new("struct mosfw_ended[]", cap)
+        n = min(lib.mosfw_core_recent_ends(self._c, buf, cap), cap)
+        out = []
+        for i in range(n):
+            f = Flow.frozen_copy(ffi.addressof(buf[i], "flow"), self.id)
+            out.append((buf[i].ts, f))
         return out
 
     def set_conn_log(self, fmt: str | None, write: Callable[[bytes], None] | None = None) -> None:
@@ -960,8 +995,9 @@ class Core:
             handlers[int(EventType.ERROR)] = on_error
 
         calls_tick = pm.direct_callers("mosfw_tick")
+        calls_tick_result = pm.direct_callers("mosfw_tick_result")
         extra_tick = self._extras(int(EventType.TICK))
-        if calls_tick or extra_tick:
+        if calls_tick or extra_tick or calls_tick_result:
 
             def on_tick(rec) -> None:
                 for name, fn in calls_tick:
@@ -969,6 +1005,18 @@ class Core:
                         fn(self, rec[0])
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
+                if calls_tick_result:
+                    values = {}
+                    for name, fn in calls_tick_result:
+                        try:
+                            value = fn(self, rec[0])
+                        except Exception as e:  # noqa: BLE001
+                            report(name, "mosfw_tick_result", None, e)
+                            continue
+                        if value is not None:
+                            values[name] = value
+                    if self.tick_sink is not None:
+                        self.tick_sink(self, rec[0], values)
                 if extra_tick:
                     extra_tick(rec, None)
 
@@ -1049,6 +1097,10 @@ class Core:
         stop_sent = False
         next_progress = time.monotonic() + progress_every
         self._call_lifecycle("mosfw_core_start", self)
+        # mosfw_input_end: the C loop pauses between the end of the input
+        # and the CONN_END (eof) of the flows still open
+        input_end = self.pm.direct_callers("mosfw_input_end")
+        lib.mosfw_core_pause_at_input_end(c, 1 if input_end else 0)
         conn_log = self._conn_log  # set by set_conn_log() in mosfw_core_start
         conn_log_take = lib.mosfw_core_conn_log
         conn_log_ptr = ffi.new("const char **")
@@ -1079,6 +1131,8 @@ class Core:
                     next_progress = now + progress_every
             if st in _FINAL:
                 break
+            if st == lib.MOSFW_RUN_INPUT_END:
+                self._call_lifecycle("mosfw_input_end", self)
             if self._stop_requested and not stop_sent:
                 lib.mosfw_core_stop(c)
                 stop_sent = True

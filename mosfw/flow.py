@@ -29,6 +29,7 @@ from __future__ import annotations
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
 from typing import Any
 
+from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi, lib
 from mosfw.events import STATES, EndReason, Side, TcpState
 
@@ -36,7 +37,7 @@ __all__ = ["Flow", "format_endpoint"]
 
 _peek = lib.mosfw_core_peek
 _unpack = ffi.unpack
-_new, _memmove = ffi.new, ffi.memmove
+_new, _memmove, _buffer = ffi.new, ffi.memmove, ffi.buffer
 _FLOW_PTR, _CONN_PTR = ffi.typeof("struct mosfw_flow *"), ffi.typeof("struct mosfw_conn *")
 _FLOW_SIZE, _CONN_SIZE = ffi.sizeof("struct mosfw_flow"), ffi.sizeof("struct mosfw_conn")
 
@@ -114,14 +115,14 @@ class Flow:
     def client_str(self) -> str:
         """The client as ``ip:port`` (``[ip]:port`` for IPv6)."""
         if self._client_str is None:
-            self._client_str = format_endpoint(*self.client)
+            self._client_str, self._server_str = _endpoints(_buffer(self._rec))
         return self._client_str
 
     @property
     def server_str(self) -> str:
         """The server as ``ip:port`` (``[ip]:port`` for IPv6)."""
         if self._server_str is None:
-            self._server_str = format_endpoint(*self.server)
+            self._client_str, self._server_str = _endpoints(_buffer(self._rec))
         return self._server_str
 
     # -- state (now) --------------------------------------------------------
@@ -378,6 +379,17 @@ class Flow:
         return self._stopped != 3
 
     # -- engine side ----------------------------------------------------------
+
+    @classmethod
+    def frozen_copy(cls, rec, core: int) -> "Flow":
+        """A frozen view of a copy of ``rec`` (a ``struct mosfw_flow *``):
+        a flow that ended, detached from any engine; its conn.log view is
+        empty."""
+        copy = _new(_FLOW_PTR)
+        _memmove(copy, rec, _FLOW_SIZE)
+        f = cls(copy, copy.id, core)
+        f._ended = True
+        return f
 
     def _copy_record(self) -> None:
         """Keep a private copy of the record: the table slot will be reused."""

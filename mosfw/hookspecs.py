@@ -113,6 +113,75 @@ def mosfw_tick(core: "Core", ts: float) -> None:
 
 
 @hookspec
+def mosfw_tick_result(core: "Core", ts: float) -> Any:
+    """Return this plugin's result of one core for the second ``ts``, to
+    be merged with the other cores' by :func:`mosfw_tick_merge`.
+
+    Called on each core at every tick, right after the
+    :func:`mosfw_tick` implementations of that tick (same moment: the
+    engine ends its burst there, so
+    :meth:`core.live_flows() <mosfw.engine.Core.live_flows>` is the flow
+    table at the second boundary). Implementing it subscribes to ticks.
+    Every plugin implementing it is called; each value is kept under the
+    plugin's registered name. With ``-c N`` the value is pickled and sent
+    to the parent process, so it must be picklable (an unpicklable value
+    is reported as a plugin error and dropped). None means nothing for
+    this second.
+
+    :param core: the core.
+    :param ts: the whole second (float) that was reached.
+    :return: any picklable value, or None.
+    """
+
+
+@hookspec
+def mosfw_tick_merge(config: "Config", ts: float, results: list) -> None:
+    """Combine what this plugin's cores returned from
+    :func:`mosfw_tick_result` for the second ``ts``: how an app prints
+    one per-second report for all cores (``samples/midstat``'s table).
+
+    Called once per second for which some core returned a value (not
+    None), in the parent process (with ``-c 1``: in the one process,
+    right after the core's ``mosfw_tick_result``), seconds in increasing
+    order, all of them before :func:`mosfw_merge`.
+    With ``-c N`` a second is merged when every core has reported it
+    (or a later one, or finished). Reading a file, every core ticks at
+    every second of the file, so each second has every core's value;
+    live, the cores' clocks tick apart, and a second some core has not
+    reported within :data:`mosfw.runner.TICK_MERGE_WAIT` seconds of the
+    first report is merged without it (that core's late value is then
+    dropped). Called on the plugins registered in the parent, as
+    :func:`mosfw_merge` (a plugin module's own functions, not objects
+    registered from :func:`mosfw_configure`).
+
+    Raising :class:`BrokenPipeError` (its output was closed: ``| head``)
+    stops the run as when the reader of stdout goes away.
+
+    :param config: the run's configuration.
+    :param ts: the whole second.
+    :param results: one entry per core, in core order: what this plugin
+        (same registered name) returned from ``mosfw_tick_result`` in
+        that core for ``ts``, or None.
+    """
+
+
+@hookspec
+def mosfw_input_end(core: "Core") -> None:
+    """The core's input ended (end of file, read error, Ctrl-C/SIGTERM)
+    and the flows still open have not ended yet.
+
+    Called once per core, after the events of the last packet and before
+    the CONN_END events (reason eof) of the flows still open:
+    :meth:`core.live_flows() <mosfw.engine.Core.live_flows>` is the flow
+    table at the end of the input, the connections the next CONN_END
+    events will end (``samples/midstat``'s final table). Then come those
+    events and :func:`mosfw_core_finish`.
+
+    :param core: the core.
+    """
+
+
+@hookspec
 def mosfw_core_finish(core: "Core") -> None:
     """A core's input ended and every flow got its CONN_END.
 

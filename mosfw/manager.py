@@ -39,6 +39,7 @@ EVENT_HOOKS: dict[str, EventType] = {
     "mosfw_orphan": EventType.ORPHAN,
     "mosfw_error": EventType.ERROR,
     "mosfw_tick": EventType.TICK,
+    "mosfw_tick_result": EventType.TICK,
 }
 
 #: events that name a flow: subscribing to any needs CONN_END internally

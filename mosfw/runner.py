@@ -18,7 +18,8 @@ enough, each with its own flow table and plugin state:
   directions) to one worker.
 
 The parent only supervises: it waits on the workers' pipes, merges what
-they report (``mosfw_core_result`` -> ``mosfw_merge``; engine counters
+they report (``mosfw_tick_result`` -> ``mosfw_tick_merge`` once a second,
+``mosfw_core_result`` -> ``mosfw_merge`` at the end; engine counters
 summed, except that offline the input counters -- packets, bytes, parse
 outcomes -- are those of one reading of the file), then calls
 ``mosfw_report`` once. Ctrl-C/SIGTERM are passed on to every worker, which
@@ -60,6 +61,11 @@ __all__ = ["CoreResult", "JobResult", "WorkerError", "merge_stats", "run_job"]
 
 #: seconds the workers get to finish after a stop request or a failure
 STOP_TIMEOUT = 30.0
+
+#: live with -c N: seconds a second's per-core results (mosfw_tick_result)
+#: wait for the cores that have not reported it yet before it is merged
+#: without them (reading a file, a second waits for every core)
+TICK_MERGE_WAIT = 1.5
 
 #: counters of the input itself: offline, every core counts the whole
 #: file's (from the shared index, or by reading it all), so the merged
@@ -126,16 +132,108 @@ def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, 
             fn(config, [c.values.get(name) for c in cores], cores)
         except Exception as e:  # noqa: BLE001 - reported, the report still runs
             errors += 1
-            tb = traceback.extract_tb(e.__traceback__)
-            loc = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-            print(f"mosfw: plugin {name!r} raised in mosfw_merge: {type(e).__name__}: {e}{loc}",
-                  file=config.stderr)
+            _report_merge_error(config, name, "mosfw_merge", e)
     if errors:
         stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
     errors = call_lifecycle(config, "mosfw_report", fail_fast, config, stats)
     if errors:
         stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
     return stats
+
+
+def _report_merge_error(config: Config, name: str, hook: str, e: BaseException) -> None:
+    tb = traceback.extract_tb(e.__traceback__)
+    loc = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{loc}", file=config.stderr)
+
+
+def _tick_merge_here(config: Config) -> Callable:
+    """``-c 1``: a core's tick sink calling ``mosfw_tick_merge`` at once,
+    each plugin with its own value."""
+    callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
+
+    def sink(core: Core, ts: float, values: dict) -> None:
+        for name, fn in callers:
+            if name not in values:
+                continue
+            try:
+                fn(config, ts, [values.get(name)])
+            except BrokenPipeError:  # the output was closed: finish the run
+                core.request_stop()
+            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+                core._report(name, "mosfw_tick_merge", None, e)
+
+    return sink
+
+
+class _TickMerger:
+    """``-c N``: the cores' ``mosfw_tick_result`` values, held by second
+    until every core has reported it (or a later second, or finished;
+    live, or TICK_MERGE_WAIT went by), then passed to ``mosfw_tick_merge``
+    in order of seconds."""
+
+    def __init__(self, config: Config, n: int, live: bool) -> None:
+        self.config = config
+        self.n = n
+        self.wait = TICK_MERGE_WAIT if live else None
+        self.callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
+        self.pending: dict[float, dict[int, dict]] = {}  # second -> core -> {name: pickled value}
+        self.first_seen: dict[float, float] = {}  # second -> monotonic time of its first report
+        self.latest: dict[int, float] = {}  # core -> latest second reported
+        self.done: set[int] = set()  # cores that finished
+        self.merged_upto = float("-inf")
+        self.errors = 0
+        self.late = 0  # values that came after their second was merged
+        self.broken = False  # a mosfw_tick_merge found its output closed
+
+    def add(self, core: int, ts: float, blobs: dict) -> None:
+        if ts <= self.merged_upto:
+            self.late += 1
+            return
+        self.pending.setdefault(ts, {})[core] = blobs
+        self.first_seen.setdefault(ts, time.monotonic())
+        self.latest[core] = max(ts, self.latest.get(core, ts))
+        self.flush()
+
+    def finished(self, core: int) -> None:
+        self.done.add(core)
+        self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        now = time.monotonic()
+        while self.pending:
+            ts = min(self.pending)
+            got = self.pending[ts]
+            complete = all(c in got or c in self.done or self.latest.get(c, ts) > ts for c in range(self.n))
+            if not (complete or final or (self.wait is not None and now - self.first_seen[ts] > self.wait)):
+                return
+            del self.pending[ts], self.first_seen[ts]
+            self.merged_upto = ts
+            self._merge(ts, got)
+
+    def _merge(self, ts: float, got: dict[int, dict]) -> None:
+        for name, fn in self.callers:
+            if not any(name in blobs for blobs in got.values()):
+                continue
+            results = []
+            for c in range(self.n):
+                blob = got.get(c, {}).get(name)
+                try:
+                    results.append(None if blob is None else pickle.loads(blob))
+                except Exception as e:  # noqa: BLE001
+                    self.errors += 1
+                    results.append(None)
+                    print(f"mosfw: core {c}: plugin {name!r}: the value of mosfw_tick_result could not "
+                          f"be read back: {type(e).__name__}: {e}", file=self.config.stderr)
+            if self.broken:
+                continue
+            try:
+                fn(self.config, ts, results)
+            except BrokenPipeError:
+                self.broken = True
+            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+                self.errors += 1
+                _report_merge_error(self.config, name, "mosfw_tick_merge", e)
 
 
 def _flush(*streams) -> None:
@@ -179,6 +277,7 @@ def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
     pm = config.pluginmanager
     conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
     core = Core(config, pm, core_id=0, shard_count=1, fail_fast=fail_fast)
+    core.tick_sink = _tick_merge_here(config)
     core.add_plugin_errors(conf_errors)
     core.open()
     if config.user:
@@ -218,8 +317,9 @@ class _ProgressView:
 class _Supervisor:
     """Waits on the workers, passes stop requests on, enforces deadlines."""
 
-    def __init__(self, workers: list[Worker], stop_timeout: float) -> None:
+    def __init__(self, workers: list[Worker], stop_timeout: float, ticks: _TickMerger) -> None:
         self.workers = workers
+        self.ticks = ticks
         self.stop_timeout = stop_timeout
         self.deadline: float | None = None
         self.first_failure: Worker | None = None
@@ -268,6 +368,7 @@ class _Supervisor:
                     self._reap(w)
                     if not w.finished:
                         self.failed(w)
+                    self.ticks.finished(w.core)
                     continue
                 except Exception as e:  # noqa: BLE001 - a message that cannot be read
                     w.message = ("error", "crash", f"unreadable message from the worker: {e!r}", None, None)
@@ -276,9 +377,16 @@ class _Supervisor:
                 if msg[0] == "progress":
                     w.progress = (msg[1], msg[2])
                     continue
+                if msg[0] == "tick":
+                    self.ticks.add(w.core, msg[1], msg[2])
+                    if self.ticks.broken:  # the output was closed: finish
+                        self.stop_all()
+                    continue
                 w.message = msg
+                self.ticks.finished(w.core)
                 if msg[0] == "error":
                     self.failed(w)
+            self.ticks.flush()
             now = time.monotonic()
             if self.deadline is not None and now > self.deadline:
                 self.kill_all(f"did not finish within {self.stop_timeout:g} s of the stop request")
@@ -372,7 +480,8 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
 
     share = _make_share(config, n) if not live else None
     workers: list[Worker] = []
-    sup = _Supervisor(workers, stop_timeout)
+    ticks = _TickMerger(config, n, live)
+    sup = _Supervisor(workers, stop_timeout, ticks)
     old_handlers = {}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
@@ -439,10 +548,13 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
         if errors:
             stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
         cores.append(CoreResult(w.core, result.status, result.error, stats, values))
+    ticks.flush(final=True)
     stats = merge_stats([c.stats for c in cores], same_input)
+    if ticks.errors:
+        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + ticks.errors)
     status, error = _overall(cores)
     stats = _merge_and_report(config, cores, stats, fail_fast)
-    if any(w.message[5] for w in workers):  # a worker's stdout reader went away
+    if ticks.broken or any(w.message[5] for w in workers):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
     return JobResult(status, error, stats, cores)
 

@@ -26,7 +26,9 @@ interleave there). When the parent's stream has no file descriptor (a
 memory and sends it with its result; the parent writes it in core order.
 
 Messages, worker to parent (pickled tuples):
-``("progress", RunStats, input_offset)``, ``("result", RunResult,
+``("progress", RunStats, input_offset)``, ``("tick", second, values)``
+(each plugin's ``mosfw_tick_result``, pickled, by plugin name),
+``("result", RunResult,
 values, out, err, stdout_closed)`` (values: each plugin's
 ``mosfw_core_result``, pickled, by plugin name) and ``("error", kind, message, out,
 err)`` where kind is ``usage``, ``input``, ``engine``, ``plugin`` or
@@ -158,6 +160,21 @@ def stream_fd(stream) -> int | None:
         return None
 
 
+def pickle_values(core: Core, hook: str, values: dict[str, Any]) -> dict[str, bytes]:
+    """Plugins' values pickled to be sent to the parent; a value that
+    cannot be pickled is reported as a plugin error (of ``hook``) and
+    dropped."""
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # noqa: BLE001
+            err = TypeError(f"its value cannot be sent to the parent process (not picklable): "
+                            f"{type(e).__name__}: {e}")
+            core._report(name, hook, None, err)
+    return out
+
+
 def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
     """Call every ``mosfw_core_result`` implementation for ``core``; the
     non-None values by plugin name (``pickled``: as pickle bytes, to be
@@ -168,21 +185,14 @@ def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
     for name, fn in core.pm.direct_callers("mosfw_core_result"):
         try:
             value = fn(core)
-            if value is None:
-                continue
-            if pickled:
-                try:
-                    value = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-                except Exception as e:  # noqa: BLE001
-                    raise TypeError(f"its value cannot be sent to the parent process "
-                                    f"(not picklable): {type(e).__name__}: {e}") from e
         except PluginError:
             raise
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
             core._report(name, "mosfw_core_result", None, e)
             continue
-        values[name] = value
-    return values
+        if value is not None:
+            values[name] = value
+    return pickle_values(core, "mosfw_core_result", values) if pickled else values
 
 
 def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
@@ -460,6 +470,11 @@ def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fano
 
         def send_progress(c: Core) -> None:
             conn.send(("progress", c.stats(), c.input_offset()))
+
+        def send_tick(c: Core, ts: float, values: dict) -> None:
+            conn.send(("tick", ts, pickle_values(c, "mosfw_tick_result", values)))
+
+        core.tick_sink = send_tick
 
         with wake_on_signals(core):
             result = core.run(progress=send_progress if progress else None, progress_every=PROGRESS_EVERY)

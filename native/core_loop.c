@@ -63,6 +63,13 @@ struct mosfw_core {
 	int have_held_time;
 	double held_time_ts;
 	uint32_t held_time_index;
+	int pause_at_input_end;      /* return MOSFW_RUN_INPUT_END before draining */
+	int input_end_told;          /* ... and it was returned */
+	/* the records of the last recent_cap flows that ended before the end
+	 * of the input, a ring: the oldest at recent_n == recent_cap is
+	 * recent[recent_next] */
+	struct mosfw_ended *recent;
+	uint32_t recent_cap, recent_n, recent_next;
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -124,6 +131,7 @@ void mosfw_core_free(struct mosfw_core *c)
 	free(c->orphans);
 	free(c->held);
 	free(c->conn_log);
+	free(c->recent);
 	free(c);
 }
 
@@ -326,6 +334,14 @@ static void end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, doubl
 		if (n < c->conn_log_cap - c->conn_log_len)
 			c->conn_log_len += n;
 	}
+	if (c->recent_cap && reason != MOSFW_END_EOF) {
+		struct mosfw_ended *r = &c->recent[c->recent_next];
+		r->ts = ts;
+		r->flow = *f;
+		c->recent_next = (c->recent_next + 1) % c->recent_cap;
+		if (c->recent_n < c->recent_cap)
+			c->recent_n++;
+	}
 	mosfw_core_ext_flow_ended(&c->x, slot);
 	if ((reason == MOSFW_END_FIN || reason == MOSFW_END_RST) && c->cfg.tcp_tw_interval > 0) {
 		if (ts > f->last_ts)
@@ -507,8 +523,36 @@ uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint
 		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
 			if (!c->x.stopmon || c->x.stopmon[i] != 3) /* both sides stopped: not shown */
 				slots[k++] = i;
-	qsort_r(slots, k, sizeof(*slots), by_flow_id, (void *)c->ft.flows); /* start order */
+	if (k > 1)
+		qsort_r(slots, k, sizeof(*slots), by_flow_id, (void *)c->ft.flows); /* start order */
 	return k;
+}
+
+void mosfw_core_pause_at_input_end(struct mosfw_core *c, int on)
+{
+	c->pause_at_input_end = on != 0;
+}
+
+int mosfw_core_keep_recent_ends(struct mosfw_core *c, uint32_t n)
+{
+	struct mosfw_ended *r = NULL;
+
+	if (n && !(r = calloc(n, sizeof(*r))))
+		return -1;
+	free(c->recent);
+	c->recent = r;
+	c->recent_cap = n;
+	c->recent_n = c->recent_next = 0;
+	return 0;
+}
+
+uint32_t mosfw_core_recent_ends(const struct mosfw_core *c, struct mosfw_ended *out, uint32_t cap)
+{
+	uint32_t first = c->recent_n < c->recent_cap ? 0 : c->recent_next, i;
+
+	for (i = 0; i < c->recent_n && i < cap; i++)
+		out[i] = c->recent[(first + i) % c->recent_cap];
+	return c->recent_n;
 }
 
 /* The packet being processed would change the reassembly buffer of a
@@ -831,6 +875,12 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 			c->final_status = MOSFW_RUN_ERROR;
 			snprintf(c->err, sizeof(c->err), "%s", mosfw_source_error(c->src));
 		}
+	}
+	if (c->input_done && c->pause_at_input_end && !c->input_end_told) {
+		/* the table at the end of the input, before its flows end */
+		c->input_end_told = 1;
+		*n_events = c->ring.n;
+		return MOSFW_RUN_INPUT_END;
 	}
 	if (c->input_done && drain(c)) {
 		*n_events = c->ring.n;

@@ -334,6 +334,10 @@ enum mosfw_run_status {
 	MOSFW_RUN_ERROR = 3, /* source error: see mosfw_core_error(); flows
 	                        were still ended (reason eof) */
 	MOSFW_RUN_STOPPED = 4, /* mosfw_core_stop() was called; flows ended */
+	MOSFW_RUN_INPUT_END = 5, /* the input ended (end of file, read error or
+	                            stop) and the flows still open are not ended
+	                            yet: only with mosfw_core_pause_at_input_end;
+	                            returned once, the next call ends them */
 };
 
 /* ---- the core -------------------------------------------------------- */
@@ -396,6 +400,24 @@ const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *core,
  * id order). Returns how many there are; when that is more
  * than cap nothing is written (ask again with room for all). */
 uint32_t mosfw_core_live_flows(const struct mosfw_core *core, uint32_t *slots, uint32_t cap);
+/* on: when the input ends, return MOSFW_RUN_INPUT_END once before ending
+ * the flows still open (reason eof), so the flow table at the end of the
+ * input can be read (mosfw_core_live_flows). Off by default. */
+void mosfw_core_pause_at_input_end(struct mosfw_core *core, int on);
+
+/* A copy of a flow's record made when it ended (mosfw_core_recent_ends). */
+struct mosfw_ended {
+	double ts;              /* input time of the end */
+	struct mosfw_flow flow; /* the record then: end_reason, both states... */
+};
+/* Keep copies of the records of the last n flows that ended before the
+ * end of the input (every reason but eof), without an event per flow:
+ * how samples/midstat lists the last connections that ended. 0 (the
+ * default) keeps none. 0 on success, -1 out of memory. */
+int mosfw_core_keep_recent_ends(struct mosfw_core *core, uint32_t n);
+/* Copy the kept records, oldest first, into out (room for cap); returns
+ * how many are kept (at most the n asked for). */
+uint32_t mosfw_core_recent_ends(const struct mosfw_core *core, struct mosfw_ended *out, uint32_t cap);
 /* Tuple of an ORPHAN event's packet (client = sender), valid until the
  * next run(). */
 const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *core,

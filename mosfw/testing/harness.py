@@ -389,9 +389,9 @@ def run_capture(
         ``no_ring_buffers``), and :data:`MOS_OPTIONS` (other mos.conf keys,
         which only plugins read, through ``config.mos``).
     """
-    from mosfw.engine import Core
     from mosfw.manager import MosfwPluginManager
     from mosfw.options import Config
+    from mosfw.runner import run_job
 
     unknown = sorted(set(engine_options) - set(ENGINE_OPTIONS) - set(MOS_OPTIONS))
     if unknown:
@@ -438,11 +438,9 @@ def run_capture(
         for k in ENGINE_OPTIONS:
             if k in engine_options:
                 setattr(config, k, engine_options[k])
-        pm.hook.mosfw_configure(config=config)
-        core = Core(config, pm, fail_fast=fail_fast)
-        core.open()
-        result = core.run()
-        pm.hook.mosfw_report(config=config, stats=result.stats)
+        # as `mosfw run` runs one core: configure, the core's loop (ticks
+        # merged as they come), mosfw_core_result -> mosfw_merge, report
+        result = run_job(config, fail_fast=fail_fast)
         return RunRecord(recorder.events, result.stats, result.status, result.error, loaded,
                          out.getvalue(), err.getvalue(), config=config, pcap=None if tmp else path,
                          specs=specs)

@@ -21,6 +21,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "../mosfw_api.h"
@@ -150,7 +151,51 @@ out:
 	return result;
 }
 
+/* "ip:port" ("[ip]:port" for IPv6) of one endpoint of a tuple. */
+static PyObject *endpoint_str(int family, const uint8_t *addr, unsigned port)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, ip, sizeof(ip))) {
+		PyErr_SetFromErrno(PyExc_OSError);
+		return NULL;
+	}
+	return family == 6 ? PyUnicode_FromFormat("[%s]:%u", ip, port)
+	                   : PyUnicode_FromFormat("%s:%u", ip, port);
+}
+
+/* endpoints(buf) -> (client, server): buf holds a struct mosfw_tuple (a
+ * flow record starts with one). What Flow.client_str/server_str return,
+ * in one call instead of two inet_ntop and two f-strings through cffi. */
+static PyObject *endpoints(PyObject *self, PyObject *arg)
+{
+	Py_buffer view;
+	const struct mosfw_tuple *t;
+	PyObject *cli, *srv, *pair = NULL;
+
+	(void)self;
+	if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+		return NULL;
+	if ((size_t)view.len < sizeof(*t)) {
+		PyErr_Format(PyExc_ValueError, "endpoints: a %zd-byte buffer holds no tuple", view.len);
+		PyBuffer_Release(&view);
+		return NULL;
+	}
+	t = (const struct mosfw_tuple *)view.buf;
+	cli = endpoint_str(t->family, t->cli_addr, t->cli_port);
+	srv = cli ? endpoint_str(t->family, t->srv_addr, t->srv_port) : NULL;
+	if (srv)
+		pair = PyTuple_Pack(2, cli, srv);
+	Py_XDECREF(cli);
+	Py_XDECREF(srv);
+	PyBuffer_Release(&view);
+	return pair;
+}
+
 static PyMethodDef methods[] = {
+	{ "endpoints", endpoints, METH_O,
+	  "endpoints(buf) -> (client, server): 'ip:port' ('[ip]:port' for IPv6) of both ends of the "
+	  "struct mosfw_tuple in buf." },
 	{ "dispatch", (PyCFunction)(void (*)(void))dispatch, METH_FASTCALL,
 	  "dispatch(buf, n, cls, handlers, cur): build each of the n event records in buf as a "
 	  "cls instance, set cur[0] to it and call handlers[record type](record)." },

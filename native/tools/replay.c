@@ -10,7 +10,10 @@
  * It also drives the app-facing API the way a plugin would: it peeks
  * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
  * and fragments), looks up every record's packet, sets a BPF event
- * filter, SYN and orphan filters and a timer per new flow.
+ * filter, SYN and orphan filters and a timer per new flow. It pauses at
+ * the end of the input (MOSFW_RUN_INPUT_END) to read the flow table then,
+ * and keeps the records of the last RECENT_ENDS flows that ended, checking
+ * both against the counters.
  *
  * Prints one line of counters per file. Exit 0 when every file was read
  * (a read error in a damaged file is reported and still exits 0: the
@@ -56,11 +59,57 @@ static void api_calls(struct mosfw_core *core, const struct mosfw_event *e)
 		mosfw_core_stop_monitor(core, e->slot, e->flow_id, 1u << (e->side ^ 1));
 }
 
+#define RECENT_ENDS 8
+
 struct rcore {
 	struct mosfw_core *core;
 	uint64_t by_type[16];
+	uint32_t open_at_input_end; /* live flows when MOSFW_RUN_INPUT_END came */
 	int rc, done;
 };
+
+/* The flow table at the end of the input: every live flow is one the
+ * engine is about to end with reason eof. */
+static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
+{
+	uint32_t n = mosfw_core_live_flows(core, NULL, 0), i;
+	uint32_t *slots = malloc(((size_t)n + 1) * sizeof(*slots));
+
+	if (!slots)
+		abort();
+	if (mosfw_core_live_flows(core, slots, n) != n)
+		abort();
+	for (i = 0; i < n; i++) {
+		const struct mosfw_flow *f = mosfw_core_flow(core, slots[i]);
+		if (!f || f->end_reason != MOSFW_END_NONE || (i && f->id <= mosfw_core_flow(core, slots[i - 1])->id)) {
+			fprintf(stderr, "mosfw-replay: %s: bad flow table at the end of the input\n", path);
+			abort();
+		}
+	}
+	free(slots);
+	return n;
+}
+
+/* The kept records of the last flows that ended: as many as ended before
+ * the end of the input (up to RECENT_ENDS), none eof. */
+static void check_recent_ends(const char *path, struct mosfw_core *core, const struct mosfw_stats *st)
+{
+	struct mosfw_ended r[RECENT_ENDS];
+	uint64_t ended = st->flows_ended_fin + st->flows_ended_rst + st->flows_ended_timeout +
+	                 st->flows_evicted + st->flows_reused;
+	uint32_t n = mosfw_core_recent_ends(core, r, RECENT_ENDS), i;
+
+	if (n != (ended < RECENT_ENDS ? ended : RECENT_ENDS))
+		goto bad;
+	for (i = 0; i < n; i++)
+		if (r[i].flow.end_reason == MOSFW_END_NONE || r[i].flow.end_reason == MOSFW_END_EOF)
+			goto bad;
+	return;
+bad:
+	fprintf(stderr, "mosfw-replay: %s: %u kept records of ended flows, %llu ended\n", path, n,
+	        (unsigned long long)ended);
+	abort();
+}
 
 static struct mosfw_core *open_core(const char *path, const struct mosfw_config *cfg,
                                     struct mosfw_share *share)
@@ -80,6 +129,9 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 		return NULL;
 	}
 	mosfw_core_set_packets(core, 1);
+	mosfw_core_pause_at_input_end(core, 1);
+	if (mosfw_core_keep_recent_ends(core, RECENT_ENDS) < 0)
+		abort();
 	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA, "tcp[13] & 8 != 0",
 	                          err) < 0 ||
 	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or ip6", err) < 0 ||
@@ -116,7 +168,9 @@ static void step(const char *path, struct rcore *rc, int verbose)
 			printf("%.6f %s side=%u %s %s reason=%u\n", e->ts, mosfw_event_name(e->type), e->side,
 			       mosfw_state_name(e->old_state), mosfw_state_name(e->new_state), e->reason);
 	}
-	rc->done = !(rc->rc == MOSFW_RUN_MORE || rc->rc == MOSFW_RUN_IDLE);
+	if (rc->rc == MOSFW_RUN_INPUT_END)
+		rc->open_at_input_end = live_at_input_end(path, rc->core);
+	rc->done = !(rc->rc == MOSFW_RUN_MORE || rc->rc == MOSFW_RUN_IDLE || rc->rc == MOSFW_RUN_INPUT_END);
 }
 
 /* Replay one file on `cores` cores (round robin in this process; with
@@ -170,6 +224,13 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 			        (unsigned long long)st.flows_created, (unsigned long long)by_type[5]);
 			abort();
 		}
+		/* (a flow stopped on both sides is not live, and still ends eof) */
+		if (rcs[k].open_at_input_end > st.flows_ended_eof) {
+			fprintf(stderr, "mosfw-replay: %s: %u flows open at the end of the input, %llu ended eof\n",
+			        path, rcs[k].open_at_input_end, (unsigned long long)st.flows_ended_eof);
+			abort();
+		}
+		check_recent_ends(path, rcs[k].core, &st);
 		mosfw_core_free(rcs[k].core);
 	}
 	mosfw_share_free(share);

@@ -11,7 +11,9 @@ as in mOS (whose ``cb_destroy`` frees the row on ``MOS_ON_CONN_END``): a
 connection that closed with FIN/FIN, was reset or timed out between two
 tables is in neither. The states are the emulated states of both
 endpoints at the moment of the table (state names without ``TCP_``).
-Rows are in the order the connections started, per core.
+Rows are in the order the connections started; with ``-c N`` the cores'
+rows are merged into one table a second (``mosfw_tick_result`` ->
+``mosfw_tick_merge``), each row with its core in the CPU column.
 
 mOS's midstat keeps its own list of connections from CONN_START,
 TCP_STATE_CHANGE and CONN_END callbacks. This one reads the engine's flow
@@ -32,9 +34,11 @@ summary. Options (``mosfw run -p samples/midstat --help``):
 ``--stat-print IFACE`` per-second interface statistics on stderr, like
                       mos.conf's ``stat_print = IFACE``
 
-Subscribes only to CONN_END (the connections still open at the end of
-the input, and the digest of those that ended before) and the per-second
-tick: no Python runs per packet or per state change.
+Subscribes only to the per-second tick: the final table is read in
+``mosfw_input_end`` (before the connections still open end), and the
+digest of the last connections that ended before comes from records the
+engine keeps (:meth:`mosfw.engine.Core.keep_recent_ends`): no Python runs
+per packet, per state change or per connection.
 
 Column layout: ``%-5s %-3d `` for protocol and core, each address column
 21 characters (``255.255.255.255:65535`` fits exactly) and each state 12,
@@ -47,14 +51,13 @@ of IPv4 connections has mOS's header byte for byte.
 
 from __future__ import annotations
 
-import collections
+import heapq
 import json
 import sys
 import time
 from typing import Iterable, Sequence
 
 import mosfw
-from mosfw.events import EndReason
 
 __all__ = [
     "HEADER",
@@ -67,6 +70,10 @@ __all__ = [
     "format_summary",
     "state_name",
     "Midstat",
+    "Printer",
+    "format_ended",
+    "merge_rows",
+    "snapshot",
 ]
 
 HEADER = "Proto CPU Client Address        Client State Server Address        Server State"
@@ -92,7 +99,6 @@ _STATE_NAMES = (
     "TIME_WAIT",
 )
 
-_EOF = EndReason.EOF
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 """Cursor home and erase display: what the live full-screen mode writes first."""
@@ -123,6 +129,9 @@ def format_header(client_width: int = ADDR_WIDTH, server_width: int = ADDR_WIDTH
     )
 
 
+_PADDED_STATES = {i: f"{name:<{STATE_WIDTH}}" for i, name in enumerate(_STATE_NAMES)}
+
+
 def format_row(
     proto: str,
     cpu: int,
@@ -149,10 +158,16 @@ def format_table(rows: Iterable[Sequence]) -> str:
         server_state)`` tuples (states as names, ints or TcpState).
     """
     rows = list(rows)
-    cw = max([ADDR_WIDTH] + [len(r[2]) for r in rows])
-    sw = max([ADDR_WIDTH] + [len(r[4]) for r in rows])
+    cw = max(ADDR_WIDTH, max([len(r[2]) for r in rows], default=0))
+    sw = max(ADDR_WIDTH, max([len(r[4]) for r in rows], default=0))
     lines = [format_header(cw, sw)]
-    lines.extend(format_row(*r[:6], client_width=cw, server_width=sw) for r in rows)
+    padded = _PADDED_STATES
+    for r in rows:
+        cst, sst = padded.get(r[3]), padded.get(r[5])
+        if cst is None or sst is None or type(r[1]) is not int:  # names, TcpStates...: the long way
+            lines.append(format_row(*r[:6], client_width=cw, server_width=sw))
+        else:
+            lines.append(f"{r[0]:<5} {r[1]:<3d} {r[2]:<{cw}} {cst} {r[4]:<{sw}} {sst}")
     return "\n".join(lines) + "\n"
 
 
@@ -245,27 +260,31 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
-def format_ended(ended: Sequence[tuple], count: int, cpu: int = 0) -> str:
+def ended_row(ts: float, flow) -> tuple:
+    """A connection that ended, as the digest lists it: ``(end time,
+    client, server, reason label, duration, packets, payload bytes,
+    client state, server state)``, from a frozen :class:`mosfw.Flow`
+    (:meth:`mosfw.engine.Core.recent_ends`)."""
+    reason = flow.end_reason
+    return (ts, flow.client_str, flow.server_str, reason.label if reason else "-", flow.duration,
+            flow.pkts(0) + flow.pkts(1), flow.payload_bytes(0) + flow.payload_bytes(1),
+            flow._rec.side[0].state, flow._rec.side[1].state)
+
+
+def format_ended(ended: Sequence[tuple], count: int) -> str:
     """The digest of connections that ended before the end of the input:
     one ``midstat:`` line each (the tables show only open connections).
 
-    :param ended: ``(flow, reason (an EndReason or its label), client
-        state, server state)`` of the
-        last ones (a :class:`mosfw.Flow` after its CONN_END, or anything
-        with its ``client_str``, ``server_str``, ``duration``, ``pkts()``,
-        ``payload_bytes()``).
+    :param ended: the last ones, as :func:`ended_row` makes them, in the
+        order of their end times.
     :param count: how many ended in all.
     """
     if not count:
         return ""
     shown = len(ended)
     more = f", the last {shown} listed" if shown < count else ""
-    lines = [f"midstat: core {cpu}: {_plural(count, 'connection')} ended before the end of the input{more}:"]
-    for flow, reason, cst, sst in ended:
-        reason = getattr(reason, "label", reason)  # an EndReason or its label
-        cli, srv, dur = flow.client_str, flow.server_str, flow.duration
-        pkts = flow.pkts(0) + flow.pkts(1)
-        nbytes = flow.payload_bytes(0) + flow.payload_bytes(1)
+    lines = [f"midstat: {_plural(count, 'connection')} ended before the end of the input{more}:"]
+    for _, cli, srv, reason, dur, pkts, nbytes, cst, sst in ended:
         lines.append(
             f"midstat:   {cli} -> {srv}  {reason} after {_duration(dur)}, {_plural(pkts, 'packet')}, "
             f"{nbytes} payload bytes, last states {state_name(cst)}/{state_name(sst)}"
@@ -273,73 +292,88 @@ def format_ended(ended: Sequence[tuple], count: int, cpu: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ended_before_end(stats) -> int:
+    """How many connections ended before the end of the input (every
+    reason but eof), from a core's counters."""
+    s = stats
+    return s.flows_ended_fin + s.flows_ended_rst + s.flows_ended_timeout + s.flows_evicted + s.flows_reused
+
+
+def snapshot(core) -> list[tuple]:
+    """Rows of the connections one core tracks now, as ``(proto, cpu,
+    client, client_state, server, server_state, start time)``, in the
+    order they started."""
+    rows = []
+    for f in core.live_flows():
+        rec = f._rec
+        rows.append(("tcp", f.core, f.client_str, rec.side[0].state, f.server_str, rec.side[1].state,
+                     rec.first_ts))
+    return rows
+
+
+def merge_rows(per_core: Sequence) -> list[tuple]:
+    """One table from the cores' rows (lists as :func:`snapshot` makes
+    them, or None): in the order the connections started, whatever their
+    core (the table of one core reading it all, with the CPU column)."""
+    lists = [r for r in per_core if r]
+    if len(lists) == 1:
+        return lists[0]
+    return list(heapq.merge(*lists, key=_start_time))
+
+
+def _start_time(row: tuple) -> float:
+    return row[6]
+
+
+def _end_time(row: tuple) -> float:
+    return row[0]
+
+
 class Midstat:
-    """The connection table of one process (one row per tracked
-    connection, keyed by core and flow id) and its printers."""
+    """What one core process keeps for the final report: the table at the
+    end of the input (``mosfw_input_end``) and the last connections that
+    ended before it (the engine keeps their records: no Python call per
+    connection)."""
 
-    def __init__(self, out, mode: str = "stream", json_out: bool = False, label: str = "") -> None:
-        #: "stream" (a table per second), "refresh" (same, redrawing the
-        #: screen) or "once" (only the table at the end)
-        self.mode = mode
-        self.json = json_out
-        self.out = out
-        self.label = label
-        #: (core, flow id) -> [client, client state, server, server state, cpu, True]: the
-        #: connections still open when the input ended (CONN_END with reason eof)
-        self.rows: dict[tuple[int, int], list] = {}
-        #: the last ENDED_SHOWN connections that ended before the end of
-        #: the input, and how many did (per core)
-        self.ended: dict[int, collections.deque] = {}
-        self.ended_count: dict[int, int] = {}
-        self._core = None
-        self._dead = False
-
-    # -- keeping the rows ---------------------------------------------------
+    def __init__(self, digest: bool, per_second: bool) -> None:
+        #: list the last ended connections (not with --json)
+        self.digest = digest
+        #: a table every second (not with --once)
+        self.per_second = per_second
+        #: core -> rows of the connections still open at the end of the input
+        self.final: dict[int, list[tuple]] = {}
 
     @mosfw.hookimpl
-    def mosfw_conn_end(self, flow, reason, event) -> None:
-        if reason == _EOF:
-            # still open when the input ended: shown in the final table
-            self.rows[(flow.core, flow.id)] = [flow.client_str, event[14], flow.server_str, event[15],
-                                               flow.core, True]
-        elif not self.json:
-            core = flow.core
-            q = self.ended.get(core)
-            if q is None:
-                q = self.ended[core] = collections.deque(maxlen=ENDED_SHOWN)
-            # the Flow view is frozen after CONN_END: format it only if shown
-            q.append((flow, reason, event[14], event[15]))
-            self.ended_count[core] = self.ended_count.get(core, 0) + 1
+    def mosfw_core_start(self, core) -> None:
+        if self.digest:
+            core.keep_recent_ends(ENDED_SHOWN)
 
-    def snapshot(self, core) -> list[tuple]:
-        """Rows of the connections one core tracks now, as ``(proto, cpu,
-        client, client_state, server, server_state)``, in the order they
-        started."""
-        rows = []
-        for f in core.live_flows():
-            rec = f._rec
-            rows.append(("tcp", f.core, f.client_str, rec.side[0].state, f.server_str, rec.side[1].state))
-        return rows
+    @mosfw.hookimpl
+    def mosfw_input_end(self, core) -> None:
+        self.final[core.id] = snapshot(core)
 
-    def open_at_end(self, core_id: int) -> list[tuple]:
-        """Rows of the connections of one core still open when the input
-        ended (their state at the end), in the order they started."""
-        return [("tcp", r[4], r[0], r[1], r[2], r[3])
-                for (c, _), r in sorted(self.rows.items()) if c == core_id]
+    def result(self, core) -> dict:
+        """This core's part of the final report (merged by mosfw_merge)."""
+        ended = [ended_row(ts, f) for ts, f in core.recent_ends()] if self.digest else []
+        st = core.stats()
+        return {"rows": self.final.pop(core.id, []), "ended": ended, "ended_count": ended_before_end(st),
+                "last_ts": st.last_ts}
 
-    # -- printing -----------------------------------------------------------
 
-    def _write(self, text: str) -> None:
-        if self._dead:
-            return
-        try:
-            self.out.write(text)
-            self.out.flush()
-        except (BrokenPipeError, ValueError):
-            # the reader went away (`midstat | head`): stop reading input
-            self._dead = True
-            if self._core is not None:
-                self._core.request_stop()
+# ---------------------------------------------------------------------------
+# printing (in the parent process with -c N)
+
+
+class Printer:
+    """Where and how the tables go: ``mode`` is "stream" (a table per
+    second), "refresh" (same, redrawing the screen) or "once" (only the
+    table at the end)."""
+
+    def __init__(self, out, mode: str = "stream", json_out: bool = False, label: str = "") -> None:
+        self.out = out
+        self.mode = mode
+        self.json = json_out
+        self.label = label
 
     def render(self, rows: list[tuple], ts: float, kind: str) -> str:
         if self.json:
@@ -347,12 +381,8 @@ class Midstat:
             return json.dumps(doc) + "\n"
         return format_table(rows)
 
-    @mosfw.hookimpl
-    def mosfw_core_start(self, core) -> None:
-        self._core = core
-
-    def _tick(self, core, ts) -> None:
-        rows = self.snapshot(core)
+    def table(self, rows: list[tuple], ts: float) -> None:
+        """The table of the second ``ts``."""
         text = self.render(rows, ts, "snapshot")
         if self.mode == "refresh" and not self.json:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
@@ -360,17 +390,20 @@ class Midstat:
             text = CLEAR_SCREEN + title + text
         self._write(text)
 
-    @mosfw.hookimpl
-    def mosfw_core_finish(self, core) -> None:
-        rows = self.open_at_end(core.id)
-        st = core.stats()
-        ts = st.last_ts or time.time()
+    def final(self, rows: list[tuple], ts: float, ended: Sequence[tuple], count: int) -> None:
+        """The table at the end of the input, then the digest of the
+        connections that ended before it."""
         text = self.render(rows, ts, "final")
         if not self.json:
-            text += format_ended(self.ended.pop(core.id, ()), self.ended_count.pop(core.id, 0), core.id)
+            text += format_ended(ended, count)
         self._write(text)
-        for key in [k for k in self.rows if k[0] == core.id]:
-            del self.rows[key]
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except ValueError:  # closed
+            raise BrokenPipeError("stdout is closed") from None
 
 
 # ---------------------------------------------------------------------------
@@ -458,25 +491,33 @@ def _opt(config, name, default=None):
     return v
 
 
-@mosfw.hookimpl
-def mosfw_configure(config):
-    summary_only = bool(_opt(config, "summary_only", False))
-    once = bool(_opt(config, "once", False))
+def _printer(config) -> Printer | None:
+    """How this run prints its tables (None: ``--summary-only``)."""
+    if _opt(config, "summary_only", False):
+        return None
     json_out = bool(_opt(config, "json_out", False))
     refresh = _opt(config, "refresh", None)
-    label = config.interface or config.read_file or ""
     if refresh is None:
         try:
             refresh = bool(config.interface) and config.stdout.isatty()
         except (AttributeError, ValueError):
             refresh = False
+    mode = "once" if _opt(config, "once", False) else ("refresh" if refresh and not json_out else "stream")
+    return Printer(config.stdout, mode=mode, json_out=json_out, label=config.interface or config.read_file or "")
+
+
+_app: Midstat | None = None  # this process's, set by mosfw_configure
+
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _app
+    _app = None
+    printer = _printer(config)
     pm = config.pluginmanager
-    if not summary_only:
-        mode = "once" if once else ("refresh" if refresh and not json_out else "stream")
-        app = Midstat(config.stdout, mode=mode, json_out=json_out, label=label)
+    if printer is not None:
+        _app = app = Midstat(digest=not printer.json, per_second=printer.mode != "once")
         pm.register(app, name=f"midstat-table-{id(app)}")
-        if mode != "once":
-            pm.register(_TickPlugin(app), name=f"midstat-tick-{id(app)}")
 
     names = list(_opt(config, "stat_print", ()) or ())
     if config.mos is not None:
@@ -500,16 +541,45 @@ def mosfw_configure(config):
                 pm.register(sp, name=f"midstat-stat-{id(sp)}")
 
 
-class _TickPlugin:
-    """The per-second table printer (registered only when tables are
-    printed every second, so ``--once`` and ``-q`` get no ticks)."""
+@mosfw.hookimpl
+def mosfw_tick_result(core, ts):
+    """This core's table at the second ``ts`` (None with --once or -q)."""
+    app = _app
+    return snapshot(core) if app is not None and app.per_second else None
 
-    def __init__(self, app: Midstat) -> None:
-        self.app = app
 
-    @mosfw.hookimpl
-    def mosfw_tick(self, core, ts) -> None:
-        self.app._tick(core, ts)
+@mosfw.hookimpl
+def mosfw_tick_merge(config, ts, results):
+    """One table per second for all cores (with ``-c N``, in the parent)."""
+    printer = _printer(config)
+    if printer is not None:
+        printer.table(merge_rows(results), ts)
+
+
+@mosfw.hookimpl
+def mosfw_core_result(core):
+    """This core's final table and digest (sent to the parent with ``-c N``)."""
+    return _app.result(core) if _app is not None else None
+
+
+@mosfw.hookimpl
+def mosfw_merge(config, results, cores):
+    """The final table of all cores, and the digest of the last
+    connections that ended before the end of the input."""
+    printer = _printer(config)
+    parts = [r for r in results if r]
+    if printer is None or not parts:
+        return
+    rows = merge_rows([p["rows"] for p in parts])
+    # by the time they ended (a timeout ends at its deadline, found at a
+    # later packet: the order they were ended in is not quite that)
+    ended = sorted((e for p in parts for e in p["ended"]), key=_end_time)[-ENDED_SHOWN:]
+    count = sum(p["ended_count"] for p in parts)
+    ts = max(p["last_ts"] for p in parts) or time.time()
+    try:
+        printer.final(rows, ts, ended, count)
+    except BrokenPipeError:  # the reader went away: nothing more to say
+        pass
 
 
 @mosfw.hookimpl

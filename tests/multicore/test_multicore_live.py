@@ -1,6 +1,7 @@
 """Issue 6, must-show 3: live capture with ``-c 2`` in network namespaces.
 
-``mosfw run -i VETH -c 2 -p eventlog`` runs in the server's namespace
+``mosfw run -i VETH -c 2 -p eventlog -p samples/midstat --json`` runs in
+the server's namespace
 (two workers, one AF_PACKET fanout group in hash mode), tcpdump records
 the same veth, and 40 curl fetches (one TCP connection each, from as many
 client ports, a quarter over IPv6, 8 at a time) go through it with a 2 %
@@ -12,7 +13,9 @@ whole (client and server CONN_START, not mid-stream; CONN_END with reason
 fin; no eof, no orphan of theirs) by exactly one core; both cores tracked
 some of them; the kernel dropped nothing; and the live ``-c 2`` records
 are the same multiset of (client, server, event, side, reason) as an
-offline ``-c 1`` run on tcpdump's capture of the same traffic. About 8 s.
+offline ``-c 1`` run on tcpdump's capture of the same traffic; midstat
+printed one table a second (both cores' rows, merged in the parent) and
+one final table. About 8 s.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
             before = packet_sockets(net, "server")
             with open(out_path, "w") as out, open(err_path, "w") as err:
                 proc = net.popen_in("server", [sys.executable, "-m", "mosfw", "run", "-i", net.srv_if,
-                                               "-c", "2", "-p", "eventlog", "--stats-json", "-"],
+                                               "-c", "2", "-p", "eventlog", "-p", "samples/midstat", "--json",
+                                               "--stats-json", "-"],
                                     stdout=out, stderr=err, cwd=ROOT)
             deadline = time.monotonic() + 20
             while packet_sockets(net, "server") < before + 2:
@@ -96,7 +100,18 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
     assert stats["kernel_drops"] == 0 and stats["status"] == "stopped", stats
     assert stats["other_shard"] == 0  # the kernel split the flows, not the cores
 
-    events = eventlog_lines(out_path.read_text())
+    records = eventlog_lines(out_path.read_text())
+    events = [e for e in records if "event" in e]
+    tables = [e for e in records if e.get("type") in ("snapshot", "final")]
+    # midstat: one table a second for both cores (merged in the parent),
+    # then the final one; each row with the core that tracked its flow
+    # (which rows there are depends on where the seconds fall)
+    seconds = [t["ts"] for t in tables if t["type"] == "snapshot"]
+    assert len(seconds) >= 2 and seconds == sorted(set(seconds)), seconds
+    assert [t["type"] for t in tables][-1] == "final" and sum(t["type"] == "final" for t in tables) == 1
+    flow_core = {(e["client"], e["server"]): e["core"] for e in events if "client" in e}
+    rows = [r for t in tables for r in t["connections"]]
+    assert all(flow_core[(r["client"], r["server"])] == r["cpu"] for r in rows), rows
     web = [e for e in events if "client" in e and e["server"].rsplit(":", 1)[0] in srv
            and e["server"].endswith(":8080")]
     by_flow: dict[tuple, list] = collections.defaultdict(list)

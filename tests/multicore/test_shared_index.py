@@ -162,8 +162,9 @@ def test_bpf_filter_as_one_reader(tmp_path):
 
 def test_midstat_tables_per_second_are_those_of_one_reader(tmp_path):
     """Every core ticks at every second of the file (another core's packet
-    opening a second moves its time), and its table then holds its own
-    connections in their state at that second."""
+    opening a second moves its time), and its part of the table then
+    holds its own connections in their state at that second: merged, one
+    table a second, that of one reader but for the CPU column."""
     pcap = tmp_path / "seconds.pcap"
     pcap_inside_a_download(pcap, step=0.13, inner_pcap=False)
 
@@ -171,19 +172,21 @@ def test_midstat_tables_per_second_are_those_of_one_reader(tmp_path):
         r = mosfw_cli("run", "-r", pcap, "-p", ROOT / "samples" / "midstat", "--json", "-c", cores, env=SHARED)
         assert r.returncode == 0, r.stderr
         snaps = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-        by_ts = collections.defaultdict(set)
+        by_ts = collections.defaultdict(list)
         for s in snaps:
             if s["type"] == "snapshot":
-                by_ts[s["ts"]] |= {(c["client"], c["client_state"], c["server"], c["server_state"])
-                                   for c in s["connections"]}
-        return by_ts, collections.Counter(s["ts"] for s in snaps if s["type"] == "snapshot")
+                by_ts[s["ts"]] += [(c["client"], c["client_state"], c["server"], c["server_state"])
+                                   for c in s["connections"]]
+        cpus = {c["cpu"] for s in snaps if s["type"] != "summary" for c in s["connections"]}
+        return by_ts, collections.Counter(s["ts"] for s in snaps if s["type"] == "snapshot"), cpus
 
     (tmp_path / "probe.py").write_text(PROBE)
-    one, _ = tables(1)
-    two, count = tables(2)
-    assert two == one and len(one) >= 20
+    one, _, _ = tables(1)
+    two, count, cpus = tables(2)
+    assert two == one and len(one) >= 20  # same rows, same order
     assert sum(1 for rows in one.values() if rows) >= 20
-    assert set(count.values()) == {2}  # both cores printed a table at every second
+    assert set(count.values()) == {1}  # one table a second, of both cores' connections
+    assert cpus == {0, 1}
     r = mosfw_cli("run", "-r", pcap, "-p", tmp_path / "probe.py", "-c", 2, env=SHARED)
     assert re.findall(r"shared=(\d)", r.stderr) == ["1", "1"]
 

@@ -376,7 +376,7 @@ def test_http_loss_as_is_through_the_launcher(tmp_path):
     assert len(ended) == 4 and all(" fin after " in x for x in ended)
     assert "10.77.65.2:54488 -> 10.77.65.1:8080" in ended[0]
     assert "[fd77:0:0:65::2]:59418 -> [fd77:0:0:65::1]:8080" in ended[1]
-    summary = [x for x in lines if x.startswith("midstat: 4 connections")]
+    summary = [x for x in lines if x.startswith("midstat: 4 connections (")]
     assert summary and "4 closed (4 by FIN, 0 by RST)" in summary[0]
     assert "266 packets (257 TCP, 0 malformed), 3 retransmissions, 2 orphan packets" in cp.stdout
     assert cp.stderr == ""  # the engine's own summary is off in the launcher
@@ -521,7 +521,7 @@ def test_synthetic_tables_match_eventlog(mosfw_capture, mosfw_run, json_out):
         assert summary["type"] == "summary" and summary["connections"] == 8 and summary["open_at_end"] == 2
     else:
         assert "midstat: 8 connections (2 picked up mid-stream)" in rec.stdout
-        assert "midstat: core 0: 6 connections ended before the end of the input:" in rec.stdout
+        assert "midstat: 6 connections ended before the end of the input:" in rec.stdout
 
 
 def test_table_every_second_and_in_start_order(mosfw_capture, mosfw_run):
@@ -587,9 +587,8 @@ class FakeTTY(io.StringIO):
 
 def test_refresh_is_the_default_only_live_on_a_terminal(app):
     def mode(options, **kw):
-        pm, _ = _configured(options, **kw)
-        (table,) = [p for p in pm.get_plugins() if isinstance(p, app.Midstat)]
-        return table.mode
+        _, config = _configured(options, **kw)
+        return app._printer(config).mode
 
     assert mode({}, read_file=None, interface="eth9", stdout=FakeTTY()) == "refresh"
     assert mode({}, read_file=None, interface="eth9", stdout=io.StringIO()) == "stream"
@@ -617,17 +616,30 @@ def _mask_for(options: dict, **config_kw) -> int:
     return pm.event_mask()
 
 
-def test_subscribes_only_to_conn_end_and_tick():
-    """The tables are read from the engine's flow table at each tick: no
-    Python call per connection start or state change."""
+def test_subscribes_only_to_the_tick():
+    """The tables are read from the engine's flow table at each tick and
+    at the end of the input, and the last ended connections are records
+    the engine keeps: no Python call per connection or state change."""
     from mosfw import EventType as E
 
-    assert _mask_for({}) == int(E.CONN_END | E.TICK)
-    assert _mask_for({"once": True}) == int(E.CONN_END)
-    assert _mask_for({"summary_only": True}) == 0
-    # live with stat_print: ticks for the statistics even with -q
+    assert _mask_for({}) == int(E.TICK)
+    assert _mask_for({"once": True}) == int(E.TICK)  # (its mosfw_tick_result returns None)
+    assert _mask_for({"summary_only": True}) == int(E.TICK)
     assert _mask_for({"summary_only": True, "stat_print": ("eth9",)}, read_file=None,
                      interface="eth9") == int(E.TICK)
+
+
+def test_once_and_summary_only_merge_no_table(mosfw_capture, mosfw_run):
+    cap = mosfw_capture(start=4000.0)
+    c = cap.conversation(client=CLI4, server=SRV4)
+    c.handshake()
+    cap.advance(2.5)
+    c.send("client", 5)
+    once = mosfw_run(cap, plugins=[str(APP_DIR)], events=None, options={"once": True})
+    assert once.stdout.count(HEADER) == 1  # the final table only
+    assert "ESTABLISHED" in once.stdout
+    quiet = mosfw_run(cap, plugins=[str(APP_DIR)], events=None, options={"summary_only": True})
+    assert HEADER not in quiet.stdout and quiet.stdout.startswith("midstat: 1 connection ")
 
 
 # ---------------------------------------------------------------------------
@@ -678,6 +690,23 @@ def test_launcher_passes_cores_through(tmp_path):
     cp = launch("-r", str(HTTP_LOSS), "-c", "1", "--once", cwd=tmp_path)
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.splitlines()[0] == HEADER
+
+
+@pytest.mark.parametrize("capture", ["synscan.pcap", "KakaoTalk_chat.pcap", "ocsp.pcapng"])
+def test_several_cores_print_the_one_core_output_with_the_cpu_column(tmp_path, capture):
+    """-c 3: one table a second for all cores (merged in the parent), the
+    final table and the digest of the last ended connections: byte for
+    byte what one core prints, but for the CPU column, which names all
+    three cores."""
+    pcap = REPO / "tests" / "multicore" / "data" / capture
+    one = launch("-r", str(pcap), "-c", "1", cwd=tmp_path)
+    three = launch("-r", str(pcap), "-c", "3", cwd=tmp_path)
+    assert one.returncode == 0 and three.returncode == 0, one.stderr + three.stderr
+    cpu = re.compile(r"^tcp   (\d) ", re.M)
+    assert set(cpu.findall(one.stdout)) == {"0"}
+    assert set(cpu.findall(three.stdout)) == {"0", "1", "2"}
+    assert cpu.sub("tcp   X ", one.stdout) == cpu.sub("tcp   X ", three.stdout)
+    assert one.stdout.count(HEADER) >= 8 and " ended before the end of the input" in one.stdout
 
 
 def test_launcher_forward_1_fails_naming_forward(tmp_path):

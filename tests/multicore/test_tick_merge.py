@@ -1,0 +1,107 @@
+"""mosfw_tick_result -> mosfw_tick_merge: one per-second report for all
+cores (how samples/midstat prints one table with -c N). Every second of
+the file is merged once, in order, with every core's value in core
+order, whatever the number of cores; errors are plugin errors, never a
+lost second or a hang."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mc_helpers import DATA  # noqa: E402
+from test_multicore_runner import make_config, plugin_file  # noqa: E402
+
+from mosfw.runner import run_job  # noqa: E402
+
+SCAN = DATA / "synscan.pcap"  # 23 s, 2011 packets of a SYN scan: many half-open flows
+
+TICKER = '''
+import mosfw
+
+MERGED = []
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    MERGED.clear()
+
+@mosfw.hookimpl
+def mosfw_tick_result(core, ts):
+    return {"core": core.id, "ts": ts, "live": sorted(f.client_str for f in core.live_flows())}
+
+@mosfw.hookimpl
+def mosfw_tick_merge(config, ts, results):
+    MERGED.append((ts, results))
+'''
+
+
+def module_of(name: str):
+    return sys.modules[[m for m in sys.modules if m.startswith("mosfw_app_") and m.endswith(f"{name}_py")][0]]
+
+
+def merged_run(tmp_path, cores: int, source: str = TICKER, name: str = "ticker", **kw):
+    name = f"{name}_c{cores}"  # a module of its own (with -c N the parent never calls mosfw_configure)
+    plug = plugin_file(tmp_path, source, name)
+    res = run_job(make_config(tmp_path, plug, cores=cores, read_file=SCAN, **kw))
+    return res, list(module_of(name).MERGED)
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_every_second_once_in_order_with_every_core(tmp_path, cores, no_leftover_children):
+    _, one = merged_run(tmp_path, 1)
+    res, many = merged_run(tmp_path, cores)
+    assert res.status == "done" and res.stats.plugin_errors == 0
+    seconds = [ts for ts, _ in one]
+    assert len(seconds) >= 5 and seconds == sorted(set(seconds))
+    assert [ts for ts, _ in many] == seconds
+    for (ts, results), (_, (single,)) in zip(many, one):
+        assert [r["core"] for r in results] == list(range(cores))
+        assert all(r["ts"] == ts for r in results)
+        # the cores' tables together are the one core's table at that second
+        assert sorted(c for r in results for c in r["live"]) == single["live"]
+    assert sum(1 for _, rs in many if sum(bool(r["live"]) for r in rs) > 1) >= 3  # split across cores
+
+
+UNPICKLABLE = TICKER.replace('return {"core": core.id', 'return (lambda: 0) if core.id else {"core": core.id')
+
+
+def test_an_unpicklable_value_is_a_plugin_error_of_its_core(tmp_path, no_leftover_children):
+    err = __import__("io").StringIO()
+    res, merged = merged_run(tmp_path, 2, UNPICKLABLE, "unpicklable", stderr=err)
+    assert res.status == "done" and res.stats.plugin_errors >= 1
+    assert "core 1: plugin" in err.getvalue() and "mosfw_tick_result" in err.getvalue()
+    assert "not picklable" in err.getvalue()
+    assert merged and all(results[1] is None and results[0]["core"] == 0 for _, results in merged)
+
+
+RAISING = TICKER.replace("    MERGED.append((ts, results))", "    MERGED.append((ts, results))\n    raise ValueError('boom')")
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_merge_that_raises_is_counted_and_the_run_goes_on(tmp_path, cores, no_leftover_children):
+    err = __import__("io").StringIO()
+    res, merged = merged_run(tmp_path, cores, RAISING, "raising", stderr=err)
+    assert res.status == "done" and len(merged) >= 5
+    assert "mosfw_tick_merge: ValueError: boom" in err.getvalue()
+    assert res.stats.plugin_errors >= (len(merged) if cores > 1 else 1)
+
+
+CLOSED = TICKER.replace("    MERGED.append((ts, results))", "    MERGED.append((ts, results))\n    raise BrokenPipeError")
+
+
+def test_output_closed_in_a_merge_stops_the_run(tmp_path, no_leftover_children):
+    res, merged = merged_run(tmp_path, 1, CLOSED, "closed")
+    assert res.status == "stopped" and len(merged) == 1
+    with pytest.raises(BrokenPipeError):
+        merged_run(tmp_path, 2, CLOSED, "closed")
+    assert len(module_of("closed_c2").MERGED) == 1  # no more merges once the output is closed
+
+
+def test_no_value_no_merge(tmp_path, no_leftover_children):
+    quiet = TICKER.replace('return {"core": core.id', 'return None and {"core": core.id')
+    for cores in (1, 2):
+        res, merged = merged_run(tmp_path, cores, quiet, "quiet")
+        assert res.status == "done" and merged == []
