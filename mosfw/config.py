@@ -24,7 +24,6 @@ This module is self-contained (standard library and attrs only).
 from __future__ import annotations
 
 import os
-import pathlib
 import re
 import sys
 from typing import IO, Any, Iterable, Optional, Sequence
@@ -779,7 +778,8 @@ def load_config(path: "str | os.PathLike[str]") -> MosConfig:
     """
     name = os.fspath(path)
     try:
-        data = pathlib.Path(name).read_bytes()
+        with open(name, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(f"cannot read configuration file: {reason}", name) from None
@@ -801,6 +801,8 @@ def ensure_log_dir(cfg: MosConfig) -> Optional[pathlib.Path]:
     """
     if not cfg.mos_log:
         return None
+    import pathlib  # only with mos_log: kept off start-up
+
     path = pathlib.Path(cfg.mos_log)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import time
 from sys import getrefcount
-import traceback
 from typing import Any, Callable
 
 from mosfw._dispatch import dispatch
@@ -40,7 +39,7 @@ from mosfw.flow import Flow, _addr
 from mosfw.options import Config
 from mosfw.stats import RunStats
 
-__all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings"]
+__all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings", "raised_at"]
 
 EVENT_CAPACITY = 8192
 _FINAL = {lib.MOSFW_RUN_DONE: "done", lib.MOSFW_RUN_ERROR: "error", lib.MOSFW_RUN_STOPPED: "stopped"}
@@ -50,6 +49,15 @@ _FLOW_BITS = int(EventType.PKT_IN | EventType.CONN_START | EventType.TCP_STATE_C
                  | EventType.CONN_NEW_DATA | EventType.REXMIT | EventType.CONN_END | EventType.ERROR)
 #: default reassembly buffer size (mOS's rmem_size default)
 DEFAULT_RMEM_SIZE = 8192
+
+
+def raised_at(exc: BaseException) -> str:
+    """`` at FILE:LINE`` of the innermost frame an exception was raised
+    in, for the one-line reports of plugin errors ("" when unknown)."""
+    import traceback  # only when something raised: kept off start-up
+
+    tb = traceback.extract_tb(exc.__traceback__)
+    return f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
 
 
 class EngineError(Exception):
@@ -760,11 +768,9 @@ class Core:
         where = ""
         if flow is not None:
             where = f" for flow {flow.client_str} -> {flow.server_str}"
-        tb = traceback.extract_tb(exc.__traceback__)
-        loc = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
         print(
             f"mosfw: core {self.id}: plugin {plugin!r} raised in {hook}{where}: "
-            f"{type(exc).__name__}: {exc}{loc} (further errors from it in {hook} are only counted)",
+            f"{type(exc).__name__}: {exc}{raised_at(exc)} (further errors from it in {hook} are only counted)",
             file=self.config.stderr,
         )
 

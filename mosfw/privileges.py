@@ -56,6 +56,11 @@ def drop_privileges(user: str, group: str | None = None) -> tuple[int, int]:
     non-root user: :class:`PrivilegeError` (switching needs root).
     """
     name, uid, gid = resolve_user(user, group)
+    # modules imported only when needed (kept off start-up) must be
+    # imported now: the user may not be able to read the interpreter's
+    # library (a python under /root)
+    import json, pickle, traceback  # noqa: E401, F401
+
     if os.geteuid() != 0:
         if os.getuid() == os.geteuid() == uid:
             return uid, os.getgid()

@@ -33,18 +33,16 @@ worker is left behind and nothing waits forever.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import sys
 import time
-import traceback
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import attrs
 
 from mosfw._native import ffi, lib
-from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult
+from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult, raised_at
 from mosfw.options import Config, UsageError
 from mosfw.privileges import drop_privileges
 from mosfw.stats import RunStats
@@ -142,9 +140,7 @@ def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, 
 
 
 def _report_merge_error(config: Config, name: str, hook: str, e: BaseException) -> None:
-    tb = traceback.extract_tb(e.__traceback__)
-    loc = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{loc}", file=config.stderr)
+    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}", file=config.stderr)
 
 
 def _tick_merge_here(config: Config) -> Callable:
@@ -212,6 +208,8 @@ class _TickMerger:
             self._merge(ts, got)
 
     def _merge(self, ts: float, got: dict[int, dict]) -> None:
+        import pickle
+
         for name, fn in self.callers:
             if not any(name in blobs for blobs in got.values()):
                 continue
@@ -531,6 +529,8 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
     missing = [w for w in workers if not w.finished or w.message[0] != "result"]
     if missing:  # cannot happen: every non-result is a failure
         raise _worker_error(missing[0])
+
+    import pickle
 
     cores = []
     for w in workers:

@@ -41,18 +41,16 @@ from __future__ import annotations
 import inspect
 import io
 import os
-import pickle
 import select
 import signal
 import stat
 import sys
 import threading
-import traceback
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from mosfw._native import lib
-from mosfw.engine import Core, EngineError, InputError, PluginError
+from mosfw.engine import Core, EngineError, InputError, PluginError, raised_at
 from mosfw.options import Config, UsageError
 
 if TYPE_CHECKING:
@@ -164,6 +162,8 @@ def pickle_values(core: Core, hook: str, values: dict[str, Any]) -> dict[str, by
     """Plugins' values pickled to be sent to the parent; a value that
     cannot be pickled is reported as a plugin error (of ``hook``) and
     dropped."""
+    import pickle  # -c N only: kept off start-up
+
     out = {}
     for name, value in values.items():
         try:
@@ -214,9 +214,8 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
             if fail_fast:
                 raise PluginError(f"plugin {name!r} raised in {hook}: {type(e).__name__}: {e}") from e
             errors += 1
-            tb = traceback.extract_tb(e.__traceback__)
-            loc = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-            print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{loc}", file=config.stderr)
+            print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}",
+                  file=config.stderr)
     return errors
 
 
@@ -407,6 +406,8 @@ def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
                                 parent, share)
         except BaseException:  # noqa: BLE001 - never return into the parent's code
             try:
+                import traceback
+
                 traceback.print_exc()
             except Exception:  # noqa: BLE001
                 pass
@@ -489,6 +490,8 @@ def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fano
     except EngineError as e:
         kind, msg = "engine", str(e)
     except Exception as e:  # noqa: BLE001 - a bug: reported with its traceback
+        import traceback
+
         kind = "crash"
         msg = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exception(e)).rstrip()
     else:

@@ -22,6 +22,7 @@
 #define NO_START UINT64_MAX
 #define CHAIN_CHECK 6        /* records a found start must chain through */
 #define SCAN_CHUNK (4u << 20) /* populate/drop granularity while indexing */
+#define PREFETCH_AHEAD 8      /* records looked ahead for a worker's next own one */
 #define WAIT_SLICE_NS 2000000 /* a WAIT returns after ~2 ms (signals, stop) */
 
 #ifndef MADV_POPULATE_READ
@@ -374,6 +375,14 @@ int mosfw_shared_next(struct mosfw_shared_reader *r, const uint8_t **frame, uint
 			size_t off = (size_t)(e & E_OFF_MASK);
 			int own = E_OWNER(e) == r->index;
 			struct pcap_rec rec;
+
+			if (r->k + PREFETCH_AHEAD < s->n) {
+				/* this worker's records are scattered through the file:
+				 * start loading the headers of one a few records on */
+				uint64_t a = ent[r->k + PREFETCH_AHEAD];
+				if (E_OWNER(a) == r->index || (a & E_NEW_SECOND))
+					__builtin_prefetch(r->f.base + (size_t)(a & E_OFF_MASK));
+			}
 
 			r->gidx++;
 			if (!own && !(e & E_NEW_SECOND)) {

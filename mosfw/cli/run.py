@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -272,6 +271,8 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
         click.echo(_summary(stats, elapsed), err=True)
     if stats_json:
         doc = dict(stats.asdict(), status=result.status, error=result.error, seconds=round(elapsed, 6))
+        import json  # only for --stats-json
+
         text = json.dumps(doc, sort_keys=True)
         if stats_json == "-":
             click.echo(text, err=True)

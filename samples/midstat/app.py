@@ -52,7 +52,6 @@ of IPv4 connections has mOS's header byte for byte.
 from __future__ import annotations
 
 import heapq
-import json
 import sys
 import time
 from typing import Iterable, Sequence
@@ -377,6 +376,8 @@ class Printer:
 
     def render(self, rows: list[tuple], ts: float, kind: str) -> str:
         if self.json:
+            import json  # (--json only: kept off start-up)
+
             doc = {"type": kind, "ts": round(ts, 6), "connections": rows_as_json(rows)}
             return json.dumps(doc) + "\n"
         return format_table(rows)
@@ -589,6 +590,8 @@ def mosfw_report(config, stats):
     out = config.stdout
     try:
         if _opt(config, "json_out", False):
+            import json
+
             out.write(json.dumps(summary_json(stats, live, source)) + "\n")
         else:
             out.write("\n".join(format_summary(stats, live, source)) + "\n")

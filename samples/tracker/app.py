@@ -164,7 +164,6 @@ class ConnLog:
 
     def __init__(self, sink, fmt: str, live: bool = False) -> None:
         self.sink = sink
-        self.records = 0
         chunks: list[bytes] = []
         held = [0]
         monotonic = time.monotonic
@@ -172,9 +171,7 @@ class ConnLog:
 
         def flush() -> None:
             if chunks:
-                data = b"".join(chunks)
-                self.records += data.count(b"\n")
-                sink.write(data)
+                sink.write(b"".join(chunks))
                 chunks.clear()
                 held[0] = 0
             sink.flush()
