@@ -150,7 +150,8 @@ def mosfw_tick_merge(config: "Config", ts: float, results: list) -> None:
     live, the cores' clocks tick apart, and a second some core has not
     reported within :data:`mosfw.runner.TICK_MERGE_WAIT` seconds of the
     first report is merged without it (that core's late value is then
-    dropped). Called on the plugins registered in the parent, as
+    dropped); a core that has not ticked yet (it ticks from its first
+    packet on) is not waited for. Called on the plugins registered in the parent, as
     :func:`mosfw_merge` (a plugin module's own functions, not objects
     registered from :func:`mosfw_configure`).
 

@@ -165,8 +165,9 @@ def _tick_merge_here(config: Config) -> Callable:
 class _TickMerger:
     """``-c N``: the cores' ``mosfw_tick_result`` values, held by second
     until every core has reported it (or a later second, or finished;
-    live, or TICK_MERGE_WAIT went by), then passed to ``mosfw_tick_merge``
-    in order of seconds."""
+    live, also when TICK_MERGE_WAIT went by, and not waiting for a core
+    that has not ticked yet: it ticks from its first packet on), then
+    passed to ``mosfw_tick_merge`` in order of seconds."""
 
     def __init__(self, config: Config, n: int, live: bool) -> None:
         self.config = config
@@ -200,7 +201,10 @@ class _TickMerger:
         while self.pending:
             ts = min(self.pending)
             got = self.pending[ts]
-            complete = all(c in got or c in self.done or self.latest.get(c, ts) > ts for c in range(self.n))
+            complete = all(c in got or c in self.done or self.latest.get(c, ts) > ts
+                           # live, a core that has seen no packet yet does not tick
+                           or (self.wait is not None and c not in self.latest)
+                           for c in range(self.n))
             if not (complete or final or (self.wait is not None and now - self.first_seen[ts] > self.wait)):
                 return
             del self.pending[ts], self.first_seen[ts]
@@ -409,7 +413,7 @@ class _Supervisor:
 #: default: bench/scaling.py measured it slower at 2 (each core still
 #: touches nearly every page, and waits for the others' part of the
 #: index), within noise of the whole-file mode at 4 (two runs, one each
-#: way), and ahead from 8 (-c 16: a third less CPU time)
+#: way), and ahead from 8 (-c 16: about 30 % less CPU time)
 SHARED_INDEX_MIN_CORES = 8
 
 

@@ -105,3 +105,64 @@ def test_no_value_no_merge(tmp_path, no_leftover_children):
     for cores in (1, 2):
         res, merged = merged_run(tmp_path, cores, quiet, "quiet")
         assert res.status == "done" and merged == []
+
+
+class _StubConfig:
+    """What _TickMerger reads of a Config: the merge hooks and stderr."""
+
+    def __init__(self, seen):
+        import io
+        import types
+
+        self.stderr = io.StringIO()
+        self.pluginmanager = types.SimpleNamespace(
+            direct_callers=lambda hook: [("p", lambda config, ts, results: seen.append((ts, results)))])
+
+
+def _blob(v):
+    import pickle
+
+    return {"p": pickle.dumps(v)}
+
+
+def test_merger_waits_for_every_core_reading_a_file(monkeypatch):
+    from mosfw import runner
+
+    seen = []
+    m = runner._TickMerger(_StubConfig(seen), 3, live=False)
+    m.add(0, 10.0, _blob("a0"))
+    m.add(0, 11.0, _blob("b0"))  # core 0 runs ahead
+    m.add(2, 10.0, _blob("a2"))
+    monkeypatch.setattr(runner.time, "monotonic", lambda: 1e9)  # however long it takes
+    m.flush()
+    assert seen == []
+    m.add(1, 11.0, _blob("b1"))  # core 1 skipped 10 (reported a later second)
+    assert seen == [(10.0, ["a0", None, "a2"])]
+    m.finished(2)
+    assert seen[-1] == (11.0, ["b0", "b1", None])
+    m.add(1, 10.0, _blob("late"))
+    assert m.late == 1 and len(seen) == 2
+
+
+def test_merger_live_does_not_wait_forever_nor_for_a_core_without_packets(monkeypatch):
+    from mosfw import runner
+
+    now = [100.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+    seen = []
+    m = runner._TickMerger(_StubConfig(seen), 3, live=True)
+    m.add(0, 5.0, _blob("a0"))  # cores 1 and 2 have had no packet: they do not tick yet
+    assert seen == [(5.0, ["a0", None, None])]
+    m.add(1, 6.0, _blob("b1"))  # core 1 ticks from now on ...
+    assert len(seen) == 1  # ... and core 0 has not reported second 6 yet
+    m.add(0, 6.0, _blob("b0"))
+    assert seen[-1] == (6.0, ["b0", "b1", None])
+    m.add(2, 7.0, _blob("c2"))
+    now[0] += runner.TICK_MERGE_WAIT - 0.1
+    m.flush()
+    assert len(seen) == 2
+    now[0] += 0.2  # cores 0 and 1 are late for second 7: merged without them
+    m.flush()
+    assert seen[-1] == (7.0, [None, None, "c2"])
+    m.add(0, 7.0, _blob("late"))
+    assert m.late == 1 and len(seen) == 3
