@@ -60,6 +60,20 @@ def raised_at(exc: BaseException) -> str:
     return f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
 
 
+def output_closed(stream) -> bool:
+    """True when ``stream`` writes to a pipe or socket whose reader went
+    away (POLLERR on its file descriptor); False for anything else."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    import select
+
+    p = select.poll()
+    p.register(fd, select.POLLOUT)
+    return any(ev & select.POLLERR for _, ev in p.poll(0))
+
+
 class EngineError(Exception):
     """The engine could not be set up (bad settings, out of memory)."""
 
@@ -177,6 +191,9 @@ class Core:
         self._live_slots = ffi.new("uint32_t[]", 1024)  # live_flows()
         self._ended_kept: list[Flow] = []  # ended in this batch and kept by a plugin
         self._recent_cap = 0  # keep_recent_ends()
+        #: a plugin found stdout closed by its reader (`| head`): the run
+        #: was asked to stop, and ends as if stdout had been written to
+        self.stdout_closed = False
         #: where the values of ``mosfw_tick_result`` go, called as
         #: ``tick_sink(core, ts, {plugin name: value})`` at each tick: set
         #: by the runner (``mosfw_tick_merge`` in this process, or a
@@ -758,6 +775,12 @@ class Core:
     # -- dispatch ---------------------------------------------------------------
 
     def _report(self, plugin: str, hook: str, flow, exc: BaseException) -> None:
+        if isinstance(exc, BrokenPipeError) and output_closed(self.config.stdout):
+            # the reader of stdout went away (`mosfw run ... | head`): not
+            # a plugin error; the run finishes (the runner says so)
+            self.stdout_closed = True
+            self.request_stop()
+            return
         self._plugin_errors += 1
         if self.fail_fast:
             raise PluginError(f"plugin {plugin!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc

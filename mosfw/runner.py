@@ -155,6 +155,7 @@ def _tick_merge_here(config: Config) -> Callable:
             try:
                 fn(config, ts, [values.get(name)])
             except BrokenPipeError:  # the output was closed: finish the run
+                core.stdout_closed = True
                 core.request_stop()
             except Exception as e:  # noqa: BLE001 - reported, the run goes on
                 core._report(name, "mosfw_tick_merge", None, e)
@@ -290,6 +291,8 @@ def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
     stats = core.stats()  # counts errors raised by mosfw_core_result too
     cores = [CoreResult(0, result.status, result.error, stats, values)]
     stats = _merge_and_report(config, cores, stats, fail_fast)
+    if core.stdout_closed:  # as with -c N: the caller exits quietly
+        raise BrokenPipeError("stdout was closed")
     return JobResult(result.status, result.error, stats, cores)
 
 

@@ -171,6 +171,18 @@ def test_broken_pipe_is_quiet(small_pcap):
     assert p.stdout.count("\n") == 1 and "Traceback" not in p.stderr
 
 
+def test_reader_gone_mid_run_stops_quietly_with_exit_0():
+    """`| head` while eventlog still has 1 MB to write: its writes fail
+    with EPIPE inside event hooks; that is the reader going away, not a
+    plugin error: the run stops there, exit 0, nothing on stderr."""
+    scan = ROOT / "tests" / "multicore" / "data" / "synscan.pcap"
+    p = subprocess.run(["bash", "-c", f"{sys.executable} -m mosfw run -r {scan} -p eventlog -q | head -1; "
+                        "echo rc=${PIPESTATUS[0]} >&2"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.stdout.count("\n") == 1
+    assert p.stderr == "rc=0\n", p.stderr
+
+
 def test_progress_line_when_asked(small_pcap, monkeypatch):
     monkeypatch.setenv("MOSFW_PROGRESS_INTERVAL", "0")
     r = mosfw("run", "-r", small_pcap, "--progress")
