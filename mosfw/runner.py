@@ -149,6 +149,8 @@ def _tick_merge_here(config: Config) -> Callable:
     callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
 
     def sink(core: Core, ts: float, values: dict) -> None:
+        if core.stdout_closed:  # nobody reads the output any more
+            return
         for name, fn in callers:
             if name not in values:
                 continue
