@@ -218,7 +218,7 @@ class _TickMerger:
         import pickle
 
         for name, fn in self.callers:
-            if not any(name in blobs for blobs in got.values()):
+            if self.broken or not any(name in blobs for blobs in got.values()):
                 continue
             results = []
             for c in range(self.n):
@@ -230,8 +230,6 @@ class _TickMerger:
                     results.append(None)
                     print(f"mosfw: core {c}: plugin {name!r}: the value of mosfw_tick_result could not "
                           f"be read back: {type(e).__name__}: {e}", file=self.config.stderr)
-            if self.broken:
-                continue
             try:
                 fn(self.config, ts, results)
             except BrokenPipeError:

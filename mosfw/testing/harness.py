@@ -358,6 +358,10 @@ def run_capture(
 ) -> RunRecord:
     """Run ``plugins`` over ``source`` in-process and record events.
 
+    The run is that of ``mosfw run -c 1`` (:func:`mosfw.runner.run_job`):
+    every hook is called as there, ``mosfw_tick_merge``,
+    ``mosfw_core_result`` and ``mosfw_merge`` included.
+
     :param source: a :class:`~mosfw.testing.flows.Capture`, a
         :class:`~mosfw.testing.flows.Conversation` (its capture), a list of
         ``(ts, frame)`` records (framed for ``linktype``), the bytes of a

@@ -267,7 +267,7 @@ def ended_row(ts: float, flow) -> tuple:
     reason = flow.end_reason
     return (ts, flow.client_str, flow.server_str, reason.label if reason else "-", flow.duration,
             flow.pkts(0) + flow.pkts(1), flow.payload_bytes(0) + flow.payload_bytes(1),
-            flow._rec.side[0].state, flow._rec.side[1].state)
+            flow.client_state, flow.server_state)
 
 
 def format_ended(ended: Sequence[tuple], count: int) -> str:
