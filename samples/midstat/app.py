@@ -339,8 +339,9 @@ class Midstat:
         self.digest = digest
         #: a table every second (not with --once)
         self.per_second = per_second
-        #: core -> rows of the connections still open at the end of the input
-        self.final: dict[int, list[tuple]] = {}
+        #: rows of the connections still open at the end of the input (a
+        #: process runs one core)
+        self.final: list[tuple] = []
 
     @mosfw.hookimpl
     def mosfw_core_start(self, core) -> None:
@@ -349,14 +350,14 @@ class Midstat:
 
     @mosfw.hookimpl
     def mosfw_input_end(self, core) -> None:
-        self.final[core.id] = snapshot(core)
+        self.final = snapshot(core)
 
     def result(self, core) -> dict:
         """This core's part of the final report (merged by mosfw_merge)."""
         ended = [ended_row(ts, f) for ts, f in core.recent_ends()] if self.digest else []
         st = core.stats()
-        return {"rows": self.final.pop(core.id, []), "ended": ended, "ended_count": ended_before_end(st),
-                "last_ts": st.last_ts}
+        rows, self.final = self.final, []
+        return {"rows": rows, "ended": ended, "ended_count": ended_before_end(st), "last_ts": st.last_ts}
 
 
 # ---------------------------------------------------------------------------
