@@ -24,7 +24,7 @@ import time
 from sys import getrefcount
 from typing import Any, Callable
 
-from mosfw._dispatch import dispatch
+from mosfw._dispatch import dispatch, flow_rows
 from mosfw._native import ffi, lib
 from mosfw.events import (
     ERRORS,
@@ -35,7 +35,7 @@ from mosfw.events import (
     EventType,
     Side,
 )
-from mosfw.flow import Flow, _addr
+from mosfw.flow import _FLOW_SIZE, Flow, _addr
 from mosfw.options import Config
 from mosfw.stats import RunStats
 
@@ -307,11 +307,7 @@ class Core:
         flow yet. Their state is *state now*: inside ``mosfw_tick`` that is
         the state at the tick (the engine ends its burst there), elsewhere
         as of the end of the batch being dispatched."""
-        slots = self._live_slots
-        n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
-        if n > len(slots):
-            self._live_slots = slots = ffi.new("uint32_t[]", n + n // 2)
-            n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
+        slots, n = self._live()
         flows, keep = self._flows, bool(self.event_mask & int(EventType.CONN_END))
         flow_rec, c, out = lib.mosfw_core_flow, self._c, []
         for slot in slots[0:n]:
@@ -323,6 +319,30 @@ class Core:
                     flows[rec.id] = f
             out.append(f)
         return out
+
+    def _live(self) -> tuple[Any, int]:
+        """The slots of the live flows, in start order, and how many."""
+        slots = self._live_slots
+        n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
+        if n > len(slots):
+            self._live_slots = slots = ffi.new("uint32_t[]", n + n // 2)
+            n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
+        return slots, n
+
+    def live_rows(self) -> list[tuple[str, str, int, int, float, int]]:
+        """The flows of :meth:`live_flows` (the same, in the same order,
+        their state now) as plain tuples built in C, without a Flow view
+        each: ``(client_str, server_str, client state, server state,
+        first_ts, flow id)``, the states as :class:`~mosfw.events.TcpState`
+        values. For apps that list the whole table every second
+        (``samples/midstat``): a third of the cost of ``live_flows()`` and
+        the same attributes read from each."""
+        slots, n = self._live()
+        if not n:
+            return []
+        top = max(slots[0:n]) + 1
+        pool = ffi.buffer(lib.mosfw_core_flow(self._c, 0), top * _FLOW_SIZE)
+        return flow_rows(pool, ffi.buffer(slots, n * 4), n)
 
     def keep_recent_ends(self, n: int) -> None:
         """Have the engine keep copies of the records of the last ``n``

@@ -192,7 +192,71 @@ static PyObject *endpoints(PyObject *self, PyObject *arg)
 	return pair;
 }
 
+/* flow_rows(flows, slots, n) -> [(client, server, client_state,
+ * server_state, first_ts, flow_id), ...]: the n flows whose slots are in
+ * slots (uint32) of the flow pool in flows, as plain tuples (Core.live_rows:
+ * a table of every live flow without a Flow view each). */
+static PyObject *flow_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	Py_buffer pool, sl;
+	Py_ssize_t n, i;
+	PyObject *list = NULL;
+
+	(void)self;
+	if (nargs != 3) {
+		PyErr_SetString(PyExc_TypeError, "flow_rows(flows, slots, n) takes 3 arguments");
+		return NULL;
+	}
+	n = PyLong_AsSsize_t(args[2]);
+	if (n == -1 && PyErr_Occurred())
+		return NULL;
+	if (PyObject_GetBuffer(args[0], &pool, PyBUF_SIMPLE) < 0)
+		return NULL;
+	if (PyObject_GetBuffer(args[1], &sl, PyBUF_SIMPLE) < 0) {
+		PyBuffer_Release(&pool);
+		return NULL;
+	}
+	if (n < 0 || (size_t)n > (size_t)sl.len / sizeof(uint32_t)) {
+		PyErr_Format(PyExc_ValueError, "flow_rows: %zd slots do not fit a %zd-byte buffer", n, sl.len);
+		goto out;
+	}
+	list = PyList_New(n);
+	if (!list)
+		goto out;
+	for (i = 0; i < n; i++) {
+		uint32_t slot = ((const uint32_t *)sl.buf)[i];
+		const struct mosfw_flow *f;
+		PyObject *cli, *srv, *row;
+
+		if (((size_t)slot + 1) * sizeof(*f) > (size_t)pool.len) {
+			PyErr_Format(PyExc_ValueError, "flow_rows: slot %u is past the pool", slot);
+			Py_CLEAR(list);
+			goto out;
+		}
+		f = (const struct mosfw_flow *)pool.buf + slot;
+		cli = endpoint_str(f->tuple.family, f->tuple.cli_addr, f->tuple.cli_port);
+		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr, f->tuple.srv_port) : NULL;
+		row = srv ? Py_BuildValue("(OOiidK)", cli, srv, (int)f->side[0].state, (int)f->side[1].state,
+		                          f->first_ts, (unsigned long long)f->id)
+		          : NULL;
+		Py_XDECREF(cli);
+		Py_XDECREF(srv);
+		if (!row) {
+			Py_CLEAR(list);
+			goto out;
+		}
+		PyList_SET_ITEM(list, i, row);
+	}
+out:
+	PyBuffer_Release(&sl);
+	PyBuffer_Release(&pool);
+	return list;
+}
+
 static PyMethodDef methods[] = {
+	{ "flow_rows", (PyCFunction)(void (*)(void))flow_rows, METH_FASTCALL,
+	  "flow_rows(flows, slots, n) -> [(client, server, client_state, server_state, first_ts, "
+	  "flow_id)]: the flows in n slots of the flow pool, as plain tuples." },
 	{ "endpoints", endpoints, METH_O,
 	  "endpoints(buf) -> (client, server): 'ip:port' ('[ip]:port' for IPv6) of both ends of the "
 	  "struct mosfw_tuple in buf." },

@@ -17,7 +17,7 @@ rows are merged into one table a second (``mosfw_tick_result`` ->
 
 mOS's midstat keeps its own list of connections from CONN_START,
 TCP_STATE_CHANGE and CONN_END callbacks. This one reads the engine's flow
-table at each tick instead (:meth:`mosfw.engine.Core.live_flows`, exact at
+table at each tick instead (:meth:`mosfw.engine.Core.live_rows`, exact at
 the tick: the engine ends its burst there), which gives the same table
 without a Python call per state change.
 
@@ -161,12 +161,18 @@ def format_table(rows: Iterable[Sequence]) -> str:
     sw = max(ADDR_WIDTH, max([len(r[4]) for r in rows], default=0))
     lines = [format_header(cw, sw)]
     padded = _PADDED_STATES
+    prefixes: dict = {}  # (proto, cpu) -> "tcp   0   "
     for r in rows:
         cst, sst = padded.get(r[3]), padded.get(r[5])
         if cst is None or sst is None or type(r[1]) is not int:  # names, TcpStates...: the long way
             lines.append(format_row(*r[:6], client_width=cw, server_width=sw))
-        else:
-            lines.append(f"{r[0]:<5} {r[1]:<3d} {r[2]:<{cw}} {cst} {r[4]:<{sw}} {sst}")
+            continue
+        # what format_row makes, a quarter of its cost (the table is
+        # printed every second: 1,000 rows are 0.3 ms, not 1.2)
+        pre = prefixes.get((r[0], r[1]))
+        if pre is None:
+            pre = prefixes[(r[0], r[1])] = f"{r[0]:<5} {r[1]:<3d} "
+        lines.append("".join((pre, r[2].ljust(cw), " ", cst, " ", r[4].ljust(sw), " ", sst)))
     return "\n".join(lines) + "\n"
 
 
@@ -302,12 +308,8 @@ def snapshot(core) -> list[tuple]:
     """Rows of the connections one core tracks now, as ``(proto, cpu,
     client, client_state, server, server_state, start time)``, in the
     order they started."""
-    rows = []
-    for f in core.live_flows():
-        rec = f._rec
-        rows.append(("tcp", f.core, f.client_str, rec.side[0].state, f.server_str, rec.side[1].state,
-                     rec.first_ts))
-    return rows
+    cpu = core.id
+    return [("tcp", cpu, cli, cst, srv, sst, first) for cli, srv, cst, sst, first, _ in core.live_rows()]
 
 
 def merge_rows(per_core: Sequence) -> list[tuple]:

@@ -29,8 +29,13 @@ class Probe:
     @mosfw.hookimpl
     def mosfw_input_end(self, core):
         self.input_end_calls += 1
-        self.at_input_end = [(f.client_str, f.client_state.name, f.server_state.name) for f in core.live_flows()]
+        flows = core.live_flows()
+        self.at_input_end = [(f.client_str, f.client_state.name, f.server_state.name) for f in flows]
         self.eof_before_input_end = core.stats().flows_ended_eof
+        # the same table as plain rows (what midstat reads)
+        self.rows = core.live_rows()
+        self.rows_from_flows = [(f.client_str, f.server_str, int(f.client_state), int(f.server_state),
+                                 f.first_ts, f.id) for f in flows]
 
     @mosfw.hookimpl
     def mosfw_core_finish(self, core):
@@ -62,6 +67,19 @@ def test_input_end_sees_the_flows_the_end_of_input_ends(mosfw_capture, mosfw_run
     assert probe.at_input_end == eof
     assert [row[0] for row in eof] == ["10.0.0.13:40013", "10.0.0.14:40014"]
     assert eof[1][1:] == ("FIN_WAIT_1", "CLOSE_WAIT")
+    assert probe.rows == probe.rows_from_flows and len(probe.rows) == 2
+
+
+def test_live_rows_of_ipv6_and_many_flows(mosfw_capture, mosfw_run):
+    cap = mosfw_capture(start=50.0)
+    for i in range(300):
+        client = (f"fd00::{i + 1:x}", 30000 + i) if i % 3 == 0 else (f"10.1.{i // 250}.{i % 250 + 1}", 30000 + i)
+        server = ("fd00::ffff", 443) if i % 3 == 0 else SRV
+        cap.conversation(client=client, server=server).handshake()
+    probe = Probe(keep=0)
+    mosfw_run(cap, plugins=[probe])
+    assert len(probe.rows) == 300 and probe.rows == probe.rows_from_flows
+    assert probe.rows[0][:2] == ("[fd00::1]:30000", "[fd00::ffff]:443")
 
 
 def test_recent_ends_are_the_last_flows_that_ended_before_the_end(mosfw_capture, mosfw_run):

@@ -94,3 +94,48 @@ def test_bad_arguments(args, message):
         dispatch(*args)
     with pytest.raises(TypeError):
         dispatch(b"", 0)
+
+
+def _flow_pool(*flows):
+    """A pool of struct mosfw_flow records: (family, cli addr bytes, cli
+    port, srv addr bytes, srv port, client state, server state, first_ts, id)."""
+    from mosfw._native import ffi
+
+    pool = ffi.new("struct mosfw_flow[]", len(flows))
+    for f, (fam, ca, cp, sa, sp, cst, sst, first, fid) in zip(pool, flows):
+        f.tuple.family = fam
+        f.tuple.cli_addr[0:len(ca)] = list(ca)
+        f.tuple.srv_addr[0:len(sa)] = list(sa)
+        f.tuple.cli_port, f.tuple.srv_port = cp, sp
+        f.side[0].state, f.side[1].state = cst, sst
+        f.first_ts, f.id = first, fid
+    return ffi, pool
+
+
+def test_endpoints_and_flow_rows_format_both_families():
+    from mosfw._dispatch import endpoints, flow_rows
+
+    v6 = bytes.fromhex("fd000000000000000000000000000001")
+    ffi, pool = _flow_pool((4, b"\x0a\x00\x00\x01", 40000, b"\xc0\xa8\x01\x02", 80, 4, 10, 1.5, 7),
+                           (6, v6, 1, v6[:15] + b"\x02", 65535, 1, 0, 2.25, 2**40))
+    assert endpoints(ffi.buffer(pool, ffi.sizeof(pool[0]))) == ("10.0.0.1:40000", "192.168.1.2:80")
+    slots = ffi.new("uint32_t[]", [1, 0])
+    rows = flow_rows(ffi.buffer(pool), ffi.buffer(slots), 2)
+    assert rows == [("[fd00::1]:1", "[fd00::2]:65535", 1, 0, 2.25, 2**40),
+                    ("10.0.0.1:40000", "192.168.1.2:80", 4, 10, 1.5, 7)]
+    assert flow_rows(ffi.buffer(pool), ffi.buffer(slots), 0) == []
+
+
+def test_flow_rows_checks_its_buffers():
+    from mosfw._dispatch import endpoints, flow_rows
+
+    ffi, pool = _flow_pool((4, b"\x01\x02\x03\x04", 1, b"\x05\x06\x07\x08", 2, 0, 0, 0.0, 1))
+    past = ffi.new("uint32_t[]", [1])
+    with pytest.raises(ValueError, match="slot 1 is past the pool"):
+        flow_rows(ffi.buffer(pool), ffi.buffer(past), 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        flow_rows(ffi.buffer(pool), ffi.buffer(past), 2)
+    with pytest.raises(ValueError, match="holds no tuple"):
+        endpoints(b"short")
+    with pytest.raises(TypeError):
+        flow_rows(ffi.buffer(pool), ffi.buffer(past))
