@@ -556,6 +556,9 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
             stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
         cores.append(CoreResult(w.core, result.status, result.error, stats, values))
     ticks.flush(final=True)
+    if ticks.late:
+        print(f"mosfw: {ticks.late} per-second result(s) of a core came more than {TICK_MERGE_WAIT:g} s "
+              "after the other cores' and were left out of their second's merge", file=config.stderr)
     stats = merge_stats([c.stats for c in cores], same_input)
     if ticks.errors:
         stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + ticks.errors)
