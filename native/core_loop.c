@@ -40,6 +40,12 @@ struct mosfw_core {
 	int input_done;              /* source finished: draining flows */
 	int final_status;            /* returned once draining is over */
 	int expiry_unfinished;       /* expiry ran out of room last burst */
+	/* after a complete expiry: nothing is due before expire_at unless a
+	 * flow was linked at an idle list's head since (ft.head_links moved
+	 * from expire_links) or an app timer is due */
+	int expire_at_known;
+	double expire_at;
+	uint32_t expire_links;
 	int have_time;               /* now/last_tick are valid */
 	double now;                  /* input time: latest packet (or wall, live idle) */
 	double last_tick;            /* whole second of the last TICK */
@@ -70,6 +76,16 @@ struct mosfw_core {
 	 * recent[recent_next] */
 	struct mosfw_ended *recent;
 	uint32_t recent_cap, recent_n, recent_next;
+	/* frames parsed one ahead (mapped files): parsed[ahead] is the frame
+	 * the source will most likely return next, parsed[ahead ^ 1] the one
+	 * being processed (frame NULL when it is not the one) */
+	struct mosfw_parsed {
+		const uint8_t *frame;
+		int r;          /* mosfw_parse() result */
+		uint32_t hash;  /* mosfw_ft_hash(), with r == MOSFW_PARSE_TCP */
+		struct mosfw_pkt p;
+	} parsed[2];
+	unsigned ahead;
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -357,8 +373,10 @@ static void expire(struct mosfw_core *c)
 {
 	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
 	unsigned i;
+	double next = HUGE_VAL; /* the earliest deadline left */
 
 	c->expiry_unfinished = 0;
+	c->expire_at_known = 0;
 	/* app timers due by now fire first (TIMEOUT, ts = their deadline) */
 	while (mosfw_core_ext_timer_due(&c->x, c->now)) {
 		if (!room(c)) {
@@ -386,7 +404,25 @@ static void expire(struct mosfw_core *c)
 			else
 				end_flow(c, slot, MOSFW_END_TIMEOUT, deadline, NULL);
 		}
+		if (c->ft.head[l] != MOSFW_NO_SLOT) {
+			double deadline = c->ft.flows[c->ft.head[l]].last_ts + limit;
+			if (deadline < next)
+				next = deadline;
+		}
 	}
+	c->expire_at = next;
+	c->expire_links = c->ft.head_links;
+	c->expire_at_known = 1;
+}
+
+/* Whether expire() has anything to do at input time c->now. Flows only
+ * move to the tail of their list (or leave it) as they are touched, so
+ * the heads' deadlines only come later, except when a flow is linked at
+ * a head (an empty list, or a capture's time going back). */
+static inline int expiry_due(const struct mosfw_core *c)
+{
+	return c->expiry_unfinished || !c->expire_at_known || c->now >= c->expire_at ||
+	       c->ft.head_links != c->expire_links || mosfw_core_ext_timer_due(&c->x, c->now);
 }
 
 /* Established and confirmed: both endpoints were seen sending and both
@@ -466,9 +502,12 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
  * record was written. */
 static int tick(struct mosfw_core *c, double ts)
 {
-	double sec = floor(ts);
+	double sec;
 	int pushed = 0;
 
+	if (c->have_time && ts < c->last_tick + 1.0)
+		return 0; /* same second (last_tick is a whole number) */
+	sec = floor(ts);
 	if (!c->have_time) {
 		c->have_time = 1;
 		c->last_tick = sec;
@@ -572,12 +611,11 @@ static int hold_for_next_burst(struct mosfw_core *c, double ts)
 	return 1;
 }
 
-static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double ts)
+static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t hash, double ts)
 {
 	struct mosfw_pkt_ctx ctx = { p, ts, c->pkt_index };
 	uint8_t fl = p->tcp_flags;
 	int pure_syn = (fl & (MOSFW_TH_SYN | MOSFW_TH_ACK | MOSFW_TH_RST)) == MOSFW_TH_SYN;
-	uint32_t hash = mosfw_ft_hash(p);
 	unsigned dir = 0;
 	uint32_t slot;
 	struct mosfw_flow *f;
@@ -670,10 +708,38 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, double t
 }
 
 
+/* frame was read: parse the one after it now and start loading its flow
+ * index entry, so that the lookup finds it in the cache a packet later */
+static void read_ahead(struct mosfw_core *c, const uint8_t *frame)
+{
+	struct mosfw_parsed *next;
+	const uint8_t *nf;
+	uint32_t ncaplen;
+
+	if (c->parsed[c->ahead].frame != frame)
+		c->parsed[c->ahead].frame = NULL; /* the source read something else */
+	c->ahead ^= 1;
+	next = &c->parsed[c->ahead];
+	next->frame = NULL;
+	nf = mosfw_source_peek(c->src, &ncaplen);
+	if (!nf)
+		return;
+	next->r = mosfw_parse(mosfw_source_linktype(c->src), nf, ncaplen, c->cfg.verify_checksums,
+	                      &next->p);
+	if (next->r == MOSFW_PARSE_TCP) {
+		next->hash = mosfw_ft_hash(&next->p);
+		mosfw_ft_prefetch(&c->ft, next->hash);
+	}
+	next->frame = nf;
+}
+
 static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
                           uint32_t wirelen, double ts)
 {
+	struct mosfw_parsed *done = &c->parsed[c->ahead ^ 1];
 	struct mosfw_pkt p;
+	const struct mosfw_pkt *pp = &p;
+	uint32_t hash = 0;
 	int r;
 
 	c->pkt_index++;
@@ -684,11 +750,20 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	}
 	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
 	                     frame != c->held && mosfw_source_frames_stable(c->src));
-	r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums, &p);
+	if (done->frame == frame) { /* parsed by read_ahead() */
+		r = done->r;
+		pp = &done->p;
+		hash = done->hash;
+	} else {
+		r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums,
+		                &p);
+		if (r == MOSFW_PARSE_TCP)
+			hash = mosfw_ft_hash(&p);
+	}
 	if (!c->shared) /* else the index counted it, with the whole file's */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 	if (r == MOSFW_PARSE_TCP)
-		handle_tcp(c, &p, ts);
+		handle_tcp(c, pp, hash, ts);
 }
 
 /* Advance input time to the packet's, end the flows that timed out before
@@ -703,7 +778,8 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 		c->seen_input = 1;
 		mosfw_core_ext_start(&c->x, ts); /* timers set before it count from here */
 	}
-	expire(c);
+	if (expiry_due(c))
+		expire(c);
 	if (c->expiry_unfinished && hold_frame(c, frame, caplen, wirelen, ts))
 		return;
 	/* (no memory to hold it: process now, timeouts finish later) */
@@ -722,7 +798,8 @@ static void handle_time(struct mosfw_core *c, double ts, uint32_t index)
 		c->seen_input = 1;
 		mosfw_core_ext_start(&c->x, ts);
 	}
-	expire(c);
+	if (expiry_due(c))
+		expire(c);
 	if (c->expiry_unfinished) {
 		c->have_held_time = 1;
 		c->held_time_ts = ts;
@@ -835,6 +912,8 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		if (r == MOSFW_SRC_PACKET) {
 			if (c->shared) /* its place in the input, other cores' packets included */
 				c->pkt_index = mosfw_source_index(c->src) - 1;
+			else
+				read_ahead(c, frame);
 			handle_frame(c, frame, caplen, wirelen, ts);
 			continue;
 		}

@@ -115,21 +115,33 @@ void mosfw_ft_destroy(struct mosfw_flow_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* 16 address bytes alike (IPv4 addresses are zero-padded to 16 bytes, in
+ * packets as in tuples: one compare fits both families) */
+static inline int addr_eq(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t a0, a1, b0, b1;
+
+	memcpy(&a0, a, 8);
+	memcpy(&a1, a + 8, 8);
+	memcpy(&b0, b, 8);
+	memcpy(&b1, b + 8, 8);
+	return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 static inline int tuple_match(const struct mosfw_flow *f, const struct mosfw_pkt *p,
                               unsigned *dir)
 {
 	const struct mosfw_tuple *k = &f->tuple;
-	size_t alen = p->family == 4 ? 4 : 16;
 
 	if (k->family != p->family)
 		return 0;
-	if (k->cli_port == p->sport && k->srv_port == p->dport &&
-	    memcmp(k->cli_addr, p->src, alen) == 0 && memcmp(k->srv_addr, p->dst, alen) == 0) {
+	if (k->cli_port == p->sport && k->srv_port == p->dport && addr_eq(k->cli_addr, p->src) &&
+	    addr_eq(k->srv_addr, p->dst)) {
 		*dir = MOSFW_SIDE_CLIENT;
 		return 1;
 	}
-	if (k->cli_port == p->dport && k->srv_port == p->sport &&
-	    memcmp(k->cli_addr, p->dst, alen) == 0 && memcmp(k->srv_addr, p->src, alen) == 0) {
+	if (k->cli_port == p->dport && k->srv_port == p->sport && addr_eq(k->cli_addr, p->dst) &&
+	    addr_eq(k->srv_addr, p->src)) {
 		*dir = MOSFW_SIDE_SERVER;
 		return 1;
 	}
@@ -195,6 +207,7 @@ void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list)
 	if (after == MOSFW_NO_SLOT) {
 		f->lru_next = t->head[list];
 		t->head[list] = slot;
+		t->head_links++;
 	} else {
 		f->lru_next = t->flows[after].lru_next;
 		t->flows[after].lru_next = slot;

@@ -48,6 +48,9 @@ struct mosfw_flow_table {
 	uint32_t index_max;           /* the most it grows to: 2 x pool_cap, a power of 2 */
 	uint32_t head[MOSFW_LRU_COUNT], tail[MOSFW_LRU_COUNT];
 	uint32_t count[MOSFW_LRU_COUNT];
+	/* times a flow was linked at a list's head: a list's oldest flow,
+	 * hence its earliest idle deadline, may then have come earlier */
+	uint32_t head_links;
 	uint64_t next_id;
 	uint32_t core_id;
 };
@@ -57,6 +60,12 @@ void mosfw_ft_destroy(struct mosfw_flow_table *t);
 
 /* Symmetric hash of the packet's endpoints. */
 uint32_t mosfw_ft_hash(const struct mosfw_pkt *p);
+
+/* Start loading the index entry a lookup of this hash reads first. */
+static inline void mosfw_ft_prefetch(const struct mosfw_flow_table *t, uint32_t hash)
+{
+	__builtin_prefetch(&t->index[hash & t->index_mask]);
+}
 
 /* Find the flow of packet p. Returns the slot or MOSFW_NO_SLOT; *dir gets
  * the sender's side (MOSFW_SIDE_CLIENT when p goes client->server). */

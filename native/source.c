@@ -30,6 +30,12 @@
  * resident memory stays bounded whatever the file's size (the kernel's
  * page cache keeps them). */
 #define MAP_RELEASE (4u << 20)
+#ifndef PF_LOC
+#define PF_LOC 3
+#endif
+#ifndef PF_AHEAD
+#define PF_AHEAD 4096
+#endif
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
 #endif
@@ -42,6 +48,7 @@ struct mosfw_map {
 	size_t released;     /* [0, released) dropped from the mapping */
 	size_t populated;    /* [0, populated) asked to be mapped in */
 	size_t burst_start;  /* pos when the burst began: nothing from it is released */
+	size_t prefetched;   /* [pos, prefetched) asked into the caches */
 	uint32_t gidx;       /* 1-based index of the last packet handed out */
 	struct mosfw_shared_reader *shared; /* -c N: the shared index (shared_input.h) */
 	int shared_on;       /* reading through it (0 once it fell back) */
@@ -212,7 +219,15 @@ static void map_advance(struct mosfw_map *m)
 {
 	/* the records are read once, in order: start loading the lines a
 	 * few records ahead (a prefetch never faults) */
-	__builtin_prefetch(m->base + m->pos + 4096);
+	if (!m->shared_on) {
+		size_t want = m->pos + PF_AHEAD;
+		if (m->prefetched < m->pos)
+			m->prefetched = m->pos & ~(size_t)63;
+		if (want > m->populated)
+			want = m->populated;
+		for (; m->prefetched < want; m->prefetched += 64)
+			__builtin_prefetch(m->base + m->prefetched, 0, PF_LOC);
+	}
 	/* (through the shared index only this core's packets are read: the
 	 * pages without any are better never mapped) */
 	if (!m->shared_on && m->pos + MAP_RELEASE > m->populated && m->populated < m->len) {
@@ -503,6 +518,19 @@ void mosfw_source_burst_begin(struct mosfw_source *s)
 }
 
 int mosfw_source_frames_stable(const struct mosfw_source *s) { return s->map != NULL; }
+
+const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
+{
+	const struct mosfw_map *m = s->map;
+	struct pcap_rec rec;
+	char err[MOSFW_ERRBUF_SIZE]; /* (a bad record is told when it is read) */
+
+	if (!m || m->shared_on || m->have_prog ||
+	    pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, err, sizeof(err)) != PCAP_REC_OK)
+		return NULL;
+	*caplen = rec.caplen;
+	return m->base + m->pos + 16;
+}
 
 uint64_t mosfw_source_burst_bytes(const struct mosfw_source *s)
 {

@@ -35,6 +35,10 @@ struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf,
 int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbuf);
 int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame,
                       uint32_t *caplen, uint32_t *wirelen, double *ts);
+/* The frame mosfw_source_next() will most likely return next, without
+ * moving on (the mapped file reader only, no BPF filter; else NULL): the
+ * caller may parse it early and prefetch what it needs. */
+const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen);
 int mosfw_source_linktype(const struct mosfw_source *s);
 const char *mosfw_source_linktype_name(const struct mosfw_source *s);
 int mosfw_source_is_live(const struct mosfw_source *s);
