@@ -415,14 +415,18 @@ static void expire(struct mosfw_core *c)
 	c->expire_at_known = 1;
 }
 
-/* Whether expire() has anything to do at input time c->now. Flows only
- * move to the tail of their list (or leave it) as they are touched, so
- * the heads' deadlines only come later, except when a flow is linked at
- * a head (an empty list, or a capture's time going back). */
+/* Whether expire() may have anything to do at input time c->now. It looks
+ * at the idle lists' heads; each list is in last_ts order (flows are
+ * touched to its tail), so a head that leaves its list is followed by one
+ * due no earlier, and last_ts only grows. Only a flow linked at a head
+ * can bring a deadline earlier than the one the last expire() saw. Once a
+ * list was linked out of order (ft.unordered) this no longer holds and
+ * expire() runs for every packet, as it always did. */
 static inline int expiry_due(const struct mosfw_core *c)
 {
 	return c->expiry_unfinished || !c->expire_at_known || c->now >= c->expire_at ||
-	       c->ft.head_links != c->expire_links || mosfw_core_ext_timer_due(&c->x, c->now);
+	       c->ft.head_links != c->expire_links || c->ft.unordered ||
+	       mosfw_core_ext_timer_due(&c->x, c->now);
 }
 
 /* Established and confirmed: both endpoints were seen sending and both

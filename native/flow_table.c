@@ -202,6 +202,8 @@ void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list)
 	while (after != MOSFW_NO_SLOT && t->flows[after].last_ts > f->last_ts &&
 	       steps++ < TOUCH_WALK_MAX)
 		after = t->flows[after].lru_prev;
+	if (after != MOSFW_NO_SLOT && t->flows[after].last_ts > f->last_ts)
+		t->unordered = 1; /* gave up walking: linked out of order */
 	f->lru_list = (uint8_t)list;
 	f->lru_prev = after;
 	if (after == MOSFW_NO_SLOT) {

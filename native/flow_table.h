@@ -48,9 +48,13 @@ struct mosfw_flow_table {
 	uint32_t index_max;           /* the most it grows to: 2 x pool_cap, a power of 2 */
 	uint32_t head[MOSFW_LRU_COUNT], tail[MOSFW_LRU_COUNT];
 	uint32_t count[MOSFW_LRU_COUNT];
-	/* times a flow was linked at a list's head: a list's oldest flow,
-	 * hence its earliest idle deadline, may then have come earlier */
+	/* times a flow was linked at a list's head: the list's earliest idle
+	 * deadline may then have come earlier */
 	uint32_t head_links;
+	/* a flow was once linked out of last_ts order (a capture's time went
+	 * back further than the touch walk goes): a list's head may then not
+	 * hold its earliest deadline */
+	int unordered;
 	uint64_t next_id;
 	uint32_t core_id;
 };
