@@ -14,6 +14,7 @@ extension together with a thin wrapper that includes only
 
 import os
 import shlex
+import sysconfig
 from pathlib import Path
 
 from cffi import FFI
@@ -34,6 +35,17 @@ link_extra = []
 if sanitize == "1":
     extra += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
     link_extra += ["-fsanitize=address,undefined"]
+else:
+    # link-time optimisation: the packet loop crosses files (source.c,
+    # core_loop.c, flow_table.c, tcp_state.c) on every packet; inlined
+    # across them the bench capture reads ~7% faster
+    # (-fno-semantic-interposition: calls between the engine's own
+    # functions may be inlined although they are visible; without it
+    # each goes through the PLT)
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    lto = "-flto=thin" if "clang" in cc else "-flto=auto"
+    extra += [lto, "-fno-semantic-interposition"]
+    link_extra += [lto, "-O2", "-fno-semantic-interposition"]
 
 # Paths relative to the project root (setuptools runs the build there);
 # absolute paths make setuptools refuse the sources.
