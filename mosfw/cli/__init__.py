@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mosfw import __version__
+from mosfw.cli import startup
 from mosfw.cli.hooks import hooks_command
 from mosfw.cli.run import run_command
 
@@ -36,4 +37,8 @@ cli.add_command(hooks_command)
 
 def main() -> None:
     """Console entry point."""
-    cli(prog_name="mosfw")
+    startup.hold()  # until plugins load (cli/startup.py)
+    try:
+        cli(prog_name="mosfw")
+    finally:
+        startup.release()

@@ -61,9 +61,13 @@ class PluginOptionsCommand(click.Command):
     (``mosfw_addoption``) before parsing the command line."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from mosfw.cli import startup
+        from mosfw.engine import Core  # noqa: F401 - imported before the freeze below
         from mosfw.manager import MosfwPluginManager, PluginLoadError
         from mosfw.options import OptionParser
+        from mosfw.runner import run_job  # noqa: F401 - likewise
 
+        startup.release()  # plugin code runs with the collector on
         pm = MosfwPluginManager()
         try:
             for spec in _prescan_plugins(args):

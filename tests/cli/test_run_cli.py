@@ -191,3 +191,38 @@ def test_progress_line_when_asked(small_pcap, monkeypatch):
     assert r.stdout == ""
     quiet = mosfw("run", "-r", small_pcap)
     assert "\r" not in quiet.stderr  # not a terminal: no progress line
+
+
+def test_plugins_run_with_the_garbage_collector_on(tmp_path):
+    """The entry point turns collection off for its own start-up and
+    freezes what it made (mosfw/cli/startup.py); plugin code, from import
+    to the last hook, runs with the collector on, with one core and with
+    several. Through click's CliRunner (in-process) nothing changes."""
+    import gc
+
+    plugin = tmp_path / "gc_probe.py"
+    plugin.write_text(
+        "import gc, sys\nimport mosfw\n"
+        "AT_IMPORT = gc.isenabled()\n"
+        "@mosfw.hookimpl\n"
+        "def mosfw_configure(config):\n"
+        "    print('configure', AT_IMPORT, gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+        "@mosfw.hookimpl\n"
+        "def mosfw_core_finish(core):\n"
+        "    print('finish', gc.isenabled(), file=sys.stderr)\n"
+    )
+    for cores in ("1", "2"):
+        r = mosfw("run", "-q", "-c", cores, "-r", DEMO, "-p", plugin)
+        assert r.returncode == 0, r.stderr
+        said = r.stderr.split()
+        assert said[:4] == ["configure", "True", "True", "True"], r.stderr
+        assert said.count("finish") == int(cores) and said.count("False") == 0, r.stderr
+
+    from click.testing import CliRunner
+
+    from mosfw.cli import cli
+
+    frozen = gc.get_freeze_count()
+    res = CliRunner().invoke(cli, ["run", "-q", "-r", str(DEMO), "-p", str(plugin)])
+    assert res.exit_code == 0, res.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
