@@ -51,6 +51,38 @@ _FLOW_BITS = int(EventType.PKT_IN | EventType.CONN_START | EventType.TCP_STATE_C
 DEFAULT_RMEM_SIZE = 8192
 
 
+#: what each argument of the side hooks (flow, side, event) is, in a
+#: handler whose record is ``rec``
+_SIDE_ARGS = {"flow": "flow", "side": "SIDES[rec[8]]", "event": "rec"}
+_ONE_SIDE_HANDLER = """\
+def handle(rec):
+    flow = get(rec[1])
+    if flow is None:
+        flow = get_flow(rec)
+        if flow is None:
+            return
+    try:
+        fn({args})
+    except Exception as e:  # reported, the engine goes on
+        report(name, hook, flow, e)
+"""
+
+
+def _one_side_handler(name, hook, fn, argnames, get, get_flow, report) -> Callable:
+    """The record handler of a side event (pkt_in, conn_start,
+    conn_new_data, rexmit) with one subscriber, calling it with just the
+    arguments it declared: one Python call per record fewer than through
+    an adapter (a PKT_IN subscriber makes one per packet). The argument
+    names come from the hookspec, which pluggy checked them against."""
+    if not all(a in _SIDE_ARGS for a in argnames):
+        raise ValueError(f"{hook}: unexpected argument names {argnames!r}")
+    src = _ONE_SIDE_HANDLER.format(args=", ".join(_SIDE_ARGS[a] for a in argnames))
+    ns = {"get": get, "get_flow": get_flow, "report": report, "fn": fn, "name": name, "hook": hook,
+          "SIDES": SIDES}
+    exec(compile(src, f"<mosfw {hook} handler>", "exec"), ns)  # noqa: S102 - the text above, hookspec names
+    return ns["handle"]
+
+
 def raised_at(exc: BaseException) -> str:
     """`` at FILE:LINE`` of the innermost frame an exception was raised
     in, for the one-line reports of plugin errors ("" when unknown)."""
@@ -915,21 +947,10 @@ class Core:
             if not calls and extra is None:
                 return None
             if len(calls) == 1 and extra is None:
-                # the common case, one subscriber: no loop
-                (name, fn), = calls
-
-                def handle_one(rec) -> None:
-                    flow = get(rec[1])
-                    if flow is None:
-                        flow = get_flow(rec)
-                        if flow is None:
-                            return
-                    try:
-                        fn(flow, SIDES[rec[8]], rec)
-                    except Exception as e:  # noqa: BLE001 - reported, engine goes on
-                        report(name, hook, flow, e)
-
-                return handle_one
+                # the common case, one subscriber: no loop, and the
+                # implementation called with just the arguments it declared
+                (name, fn, argnames), = pm.direct_impls(hook)
+                return _one_side_handler(name, hook, fn, argnames, get, get_flow, report)
 
             def handle(rec) -> None:
                 flow = get(rec[1])

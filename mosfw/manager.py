@@ -111,10 +111,15 @@ class MosfwPluginManager(pluggy.PluginManager):
         arguments the implementation declared."""
         caller = getattr(self.hook, hook_name)
         spec_args = list(caller.spec.argnames) if caller.spec else []
-        out = []
-        for impl in reversed(caller.get_hookimpls()):
-            out.append((impl.plugin_name, _adapt(impl.function, impl.argnames, spec_args)))
-        return out
+        return [(name, _adapt(fn, argnames, spec_args)) for name, fn, argnames in self.direct_impls(hook_name)]
+
+    def direct_impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
+        """``(plugin name, function, the argument names it declared)`` of
+        each implementation, in :meth:`direct_callers`' order: for a caller
+        that builds its own call to one implementation."""
+        caller = getattr(self.hook, hook_name)
+        return [(impl.plugin_name, impl.function, tuple(impl.argnames))
+                for impl in reversed(caller.get_hookimpls())]
 
 
 def _adapt(fn: Callable, argnames: tuple, spec_args: list[str]) -> Callable:
