@@ -467,6 +467,11 @@ def run_once(argv: list[str], stdout_path: str, env: dict | None, timeout: float
         err_file = os.path.join(td, "stderr.txt")
         cmd = ([TIME_BIN, "-v", "-o", time_file, "--"] + argv) if TIME_BIN else argv
         full_env = dict(os.environ, **(env or {}))
+        # as a user's shell has it: this environment sets PYTHONUNBUFFERED,
+        # which makes every line a Python tool prints a write() of its own
+        # (eventlog: 3.2 -> 3.9 s)
+        if "PYTHONUNBUFFERED" not in (env or {}):
+            full_env.pop("PYTHONUNBUFFERED", None)
         with open(stdout_path, "wb") as so, open(err_file, "wb") as se:
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL,

@@ -95,7 +95,9 @@ def setting(name: str) -> tuple[list[str], dict | None]:
     ``NAME``: the default, the index from 8 cores on)."""
     base, _, how = name.partition("/")
     value = HOW[how]
-    env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
+    # (PYTHONUNBUFFERED left out as in bench/run_bench.py: a user's
+    # shell does not set it, and it makes each printed line a write())
+    env = {k: v for k, v in os.environ.items() if k not in ("MOSFW_SHARED_INDEX", "PYTHONUNBUFFERED")}
     if value is not None:
         env["MOSFW_SHARED_INDEX"] = value
     return PLUGINS[base], env
