@@ -36,11 +36,8 @@ def capture(mosfw_capture):
     c = cap.conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
     c.handshake()
     c.send("client", 100)
-    seg = c.send("server", 300)
-    c.rexmit(seg)
-    c.fin("client")
-    c.fin("server")
-    c.ack("client")
+    c.rexmit(c.send("server", 300))
+    c.close()
     return cap
 
 
