@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 
 import click
@@ -136,6 +135,8 @@ class _CoreFile:
 
     @mosfw.hookimpl(tryfirst=True)
     def mosfw_core_start(self, core) -> None:
+        import tempfile  # only here and with -c N (shutil, random...: 4 ms of start-up)
+
         fd, self.path = tempfile.mkstemp(prefix=f".tracker-core{core.id}-", suffix=".part",
                                          dir=self.directory)
         self.fh = os.fdopen(fd, "wb")
@@ -259,6 +260,8 @@ def mosfw_configure(config):
     if config.cores > 1 and (fmt == "zeek" or path):
         # a worker of a -c N run: a temporary file per core, joined in the
         # parent by mosfw_merge (one header, core order)
+        import tempfile
+
         directory = os.path.dirname(os.path.abspath(path)) if path else tempfile.gettempdir()
         run.core_file = _CoreFile(directory)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
