@@ -42,8 +42,8 @@ struct mosfw_core {
 	int expiry_unfinished;       /* expiry ran out of room last burst */
 	/* after a complete expiry: nothing is due before expire_at unless a
 	 * flow was linked at an idle list's head since (ft.head_links moved
-	 * from expire_links) or an app timer is due */
-	int expire_at_known;
+	 * from expire_links) or an app timer is due; -HUGE_VAL before the
+	 * first expiry and while one is unfinished */
 	double expire_at;
 	uint32_t expire_links;
 	int have_time;               /* now/last_tick are valid */
@@ -134,6 +134,7 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
 	c->ring.conns = c->ft.conns;
 	mosfw_core_ext_init(&c->x, &c->cfg, &c->ft, &c->src, &c->now);
 	c->ring.x = &c->x;
+	c->expire_at = -HUGE_VAL;
 	return c;
 }
 
@@ -376,7 +377,7 @@ static void expire(struct mosfw_core *c)
 	double next = HUGE_VAL; /* the earliest deadline left */
 
 	c->expiry_unfinished = 0;
-	c->expire_at_known = 0;
+	c->expire_at = -HUGE_VAL; /* until this pass completes */
 	/* app timers due by now fire first (TIMEOUT, ts = their deadline) */
 	while (mosfw_core_ext_timer_due(&c->x, c->now)) {
 		if (!room(c)) {
@@ -412,7 +413,6 @@ static void expire(struct mosfw_core *c)
 	}
 	c->expire_at = next;
 	c->expire_links = c->ft.head_links;
-	c->expire_at_known = 1;
 }
 
 /* Whether expire() may have anything to do at input time c->now. It looks
@@ -424,8 +424,7 @@ static void expire(struct mosfw_core *c)
  * expire() runs for every packet, as it always did. */
 static inline int expiry_due(const struct mosfw_core *c)
 {
-	return c->expiry_unfinished || !c->expire_at_known || c->now >= c->expire_at ||
-	       c->ft.head_links != c->expire_links || c->ft.unordered ||
+	return c->now >= c->expire_at || c->ft.head_links != c->expire_links || c->ft.unordered ||
 	       mosfw_core_ext_timer_due(&c->x, c->now);
 }
 
