@@ -60,6 +60,22 @@ struct walk {
 	uint64_t sum; /* keeps the byte reads from being optimised away */
 };
 
+/* One record at rec, with room bytes after it in memory: counts it and
+ * returns its length with its header, or 0 when it does not fit in room
+ * (or is no record: caplen over 64 kB). */
+static inline size_t walk_record(const unsigned char *rec, size_t room, struct walk *w)
+{
+	uint32_t caplen;
+
+	memcpy(&caplen, rec + 8, 4);
+	if (caplen > 65536 || REC_HDR + (size_t)caplen > room)
+		return 0;
+	if (caplen)
+		w->sum += rec[REC_HDR];
+	w->records++;
+	return REC_HDR + caplen;
+}
+
 /* Walks the records of a mapped file.  populate_ahead: MADV_POPULATE_READ
  * in chunks ahead of the walk. */
 static void walk_mapped(const unsigned char *b, size_t len, int populate_ahead, struct walk *w)
@@ -67,7 +83,7 @@ static void walk_mapped(const unsigned char *b, size_t len, int populate_ahead, 
 	size_t off = PCAP_HDR, pf = 0, populated = 0;
 
 	while (off + REC_HDR <= len) {
-		uint32_t caplen;
+		size_t step;
 
 		if (populate_ahead && off + POPULATE_CHUNK / 2 >= populated && populated < len) {
 			size_t end = populated + POPULATE_CHUNK < len ? populated + POPULATE_CHUNK : len;
@@ -77,13 +93,9 @@ static void walk_mapped(const unsigned char *b, size_t len, int populate_ahead, 
 		}
 		for (; pf < off + PREFETCH_AHEAD && pf < len; pf += 64)
 			__builtin_prefetch(b + pf);
-		memcpy(&caplen, b + off + 8, 4);
-		if (off + REC_HDR + caplen > len)
+		if (!(step = walk_record(b + off, len - off, w)))
 			break;
-		if (caplen)
-			w->sum += b[off + REC_HDR];
-		w->records++;
-		off += REC_HDR + caplen;
+		off += step;
 	}
 }
 
@@ -99,6 +111,10 @@ static const unsigned char *map_file(int fd, size_t len, int flags, int huge)
 			return NULL;
 		want = (void *)(((uintptr_t)r + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
 		flags |= MAP_FIXED;
+		/* the reservation's slack before and after the file */
+		if ((unsigned char *)want > r)
+			munmap(r, (size_t)((unsigned char *)want - r));
+		munmap((unsigned char *)want + len, (size_t)(r + len + HUGE_ALIGN - ((unsigned char *)want + len)));
 	}
 	p = mmap(want, len, PROT_READ, MAP_PRIVATE | flags, fd, 0);
 	if (p == MAP_FAILED)
@@ -132,20 +148,14 @@ static void walk_read(int fd, struct walk *w)
 			first = 0;
 		}
 		while (pos + REC_HDR <= have) {
-			uint32_t caplen;
+			size_t step = walk_record(buf + pos, have - pos, w);
 
-			memcpy(&caplen, buf + pos + 8, 4);
-			if (caplen > 65536) { /* not a record: stop rather than overrun */
-				free(buf);
-				return;
-			}
-			if (pos + REC_HDR + caplen > have)
-				break;
-			if (caplen)
-				w->sum += buf[pos + REC_HDR];
-			w->records++;
-			pos += REC_HDR + caplen;
+			if (!step)
+				break; /* the rest comes with the next read() */
+			pos += step;
 		}
+		if (have - pos > 65536 + REC_HDR) /* no record fits: not a pcap */
+			break;
 	}
 	free(buf);
 }
@@ -182,7 +192,6 @@ static int run_way(const char *path, const char *way)
 		if (b)
 			for (size_t i = 0; i < len; i += 64)
 				w.sum += b[i];
-		w.records = 0;
 	} else {
 		int ahead = !strcmp(way, "ahead");
 
