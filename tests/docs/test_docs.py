@@ -82,3 +82,23 @@ def test_every_sample_is_in_the_docs():
     for d in sorted((ROOT / "samples").iterdir()):
         if (d / "README.md").exists():
             assert f"../samples/{d.name}/README.md" in page, f"samples/{d.name} missing from docs/samples.md"
+
+
+def test_attribute_docs_are_prose_not_a_type_field(built):
+    """An attribute or property docstring with a colon in its first line
+    ("TCP sequence number (REXMIT: the segment's; ...)") must render as
+    written, not be split by napoleon into a bogus ``Type:`` field."""
+    import re
+
+    garbled = []
+    for page in built.glob("*.html"):
+        html = page.read_text()
+        for m in re.finditer(r'<dl class="py (?:attribute|property|data)">\s*<dt[^>]*id="([^"]+)"(.*?)</dd></dl>',
+                             html, re.S):
+            if '>Type<span class="colon">' in m.group(2):
+                garbled.append(f"{page.name}#{m.group(1)}")
+    assert not garbled, f"{len(garbled)} attribute docs rendered as a Type field: {garbled}"
+    # the text survives whole: Event.seq, Flow.last_ts
+    hooks = (built / "hooks.html").read_text()
+    assert "TCP sequence number (REXMIT: the segment’s; NEW_DATA: first new byte)" in hooks
+    assert "Time of the last packet (for ended flows: when it ended)" in hooks
