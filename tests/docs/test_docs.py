@@ -102,3 +102,21 @@ def test_attribute_docs_are_prose_not_a_type_field(built):
     hooks = (built / "hooks.html").read_text()
     assert "TCP sequence number (REXMIT: the segment’s; NEW_DATA: first new byte)" in hooks
     assert "Time of the last packet (for ended flows: when it ended)" in hooks
+
+
+def test_demo_capture_named_in_the_docs_is_the_one_make_demo_uses():
+    """`make demo` runs midstat on the Makefile's DEMO_PCAP: the midstat
+    README and the quick start show that command on that file, and every
+    capture they name exists."""
+    import re
+
+    demo = re.search(r"^DEMO_PCAP := (\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert (ROOT / demo).is_file()
+    for page in (ROOT / "samples" / "midstat" / "README.md", DOCS / "quickstart.md"):
+        text = page.read_text()
+        assert f"samples/midstat/midstat -r {demo}" in text, f"{page.name}: make demo's command is not shown"
+        for line in text.splitlines():
+            if "make demo" in line and ".pcap" in line:
+                assert demo in line, f"{page.name}: make demo does not use the file named in {line.strip()!r}"
+        for named in re.findall(r"(?<![\w/.-])((?:tests|samples)/[\w/.-]+\.pcap(?:ng)?)\b", text):
+            assert (ROOT / named).is_file(), f"{page.name} names {named}, which does not exist"
