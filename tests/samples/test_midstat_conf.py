@@ -51,9 +51,7 @@ def test_reads_config_mos_conf_of_the_app_directory(tmp_path):
     """From another directory: the launcher's own config/mos.conf (the
     launcher and the app copied, as a user's app directory would be)."""
     app = tmp_path / "app"
-    app.mkdir()
-    for f in ("midstat", "app.py"):
-        shutil.copy2(APP_DIR / f, app / f)
+    shutil.copytree(APP_DIR, app, ignore=shutil.ignore_patterns("__pycache__", "config"))
     c = conf(app / "config" / "mos.conf", "appmark0")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
