@@ -65,11 +65,15 @@ C_FORMAT_SRC = $(shell git ls-files --cached --others --exclude-standard -- \
                  find native -name '*.[ch]' -not -path 'native/build-*')
 C_FORMAT_STYLE := --style=file:native/.clang-format
 
+# every check runs, then lint fails if any did
 lint: $(STAMP)
-	$(RUFF) check .
-	$(RUFF) format --check .
-	$(VPY) -m mypy
-	$(CLANG_FORMAT) $(C_FORMAT_STYLE) --dry-run -Werror $(C_FORMAT_SRC)
+	@st=0; \
+	echo "ruff check"; $(RUFF) check . || st=1; \
+	echo "ruff format --check"; $(RUFF) format --check . || st=1; \
+	echo "mypy"; $(VPY) -m mypy || st=1; \
+	echo "clang-format --dry-run -Werror"; \
+	$(CLANG_FORMAT) $(C_FORMAT_STYLE) --dry-run -Werror $(C_FORMAT_SRC) || st=1; \
+	exit $$st
 
 format: $(STAMP)
 	$(RUFF) check --fix .
