@@ -76,7 +76,7 @@ lint: $(STAMP)
 	exit $$st
 
 format: $(STAMP)
-	$(RUFF) check --fix .
+	$(RUFF) check --fix-only .
 	$(RUFF) format .
 	$(CLANG_FORMAT) $(C_FORMAT_STYLE) -i $(C_FORMAT_SRC)
 
