@@ -28,41 +28,99 @@ import fractions
 import ipaddress
 import os
 import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Literal
 
 __all__ = [
     # constants
-    "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR",
-    "IPPROTO_HOPOPTS", "IPPROTO_ICMP", "IPPROTO_TCP", "IPPROTO_UDP",
-    "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ICMPV6", "IPPROTO_NONE",
+    "FIN",
+    "SYN",
+    "RST",
+    "PSH",
+    "ACK",
+    "URG",
+    "ECE",
+    "CWR",
+    "IPPROTO_HOPOPTS",
+    "IPPROTO_ICMP",
+    "IPPROTO_TCP",
+    "IPPROTO_UDP",
+    "IPPROTO_ROUTING",
+    "IPPROTO_FRAGMENT",
+    "IPPROTO_ICMPV6",
+    "IPPROTO_NONE",
     "IPPROTO_DSTOPTS",
-    "ETH_P_IP", "ETH_P_IPV6", "ETH_P_8021Q", "ETH_P_8021AD",
-    "LINKTYPES", "linktype_number",
+    "ETH_P_IP",
+    "ETH_P_IPV6",
+    "ETH_P_8021Q",
+    "ETH_P_8021AD",
+    "LINKTYPES",
+    "linktype_number",
     # helpers
-    "checksum", "parse_flags", "flags_str", "mac", "ip_version",
+    "checksum",
+    "parse_flags",
+    "flags_str",
+    "mac",
+    "ip_version",
     # TCP options
-    "opt_nop", "opt_eol", "opt_mss", "opt_wscale", "opt_sack_perm",
-    "opt_sack", "opt_timestamp", "tcp_options",
+    "opt_nop",
+    "opt_eol",
+    "opt_mss",
+    "opt_wscale",
+    "opt_sack_perm",
+    "opt_sack",
+    "opt_timestamp",
+    "tcp_options",
     # L4
-    "tcp", "udp", "icmp", "icmpv6", "corrupt_l4_checksum",
+    "tcp",
+    "udp",
+    "icmp",
+    "icmpv6",
+    "corrupt_l4_checksum",
     # L3
-    "ExtHeader", "hop_by_hop", "dest_options", "routing", "fragment", "ext_final_dst",
-    "ipv4", "ipv6", "ip",
+    "ExtHeader",
+    "hop_by_hop",
+    "dest_options",
+    "routing",
+    "fragment",
+    "ext_final_dst",
+    "ipv4",
+    "ipv6",
+    "ip",
     # L2
-    "ethernet", "vlan_tags", "sll", "sll2", "null", "loop", "link",
+    "ethernet",
+    "vlan_tags",
+    "sll",
+    "sll2",
+    "null",
+    "loop",
+    "link",
     # one-shot
-    "tcp_packet", "udp_packet", "icmp_packet",
+    "tcp_packet",
+    "udp_packet",
+    "icmp_packet",
     # writers
-    "write_pcap", "write_pcapng", "pcap_bytes", "pcapng_bytes",
+    "write_pcap",
+    "write_pcapng",
+    "pcap_bytes",
+    "pcapng_bytes",
 ]
 
 # --------------------------------------------------------------------------
 # constants
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-_FLAG_LETTERS = (("F", FIN), ("S", SYN), ("R", RST), ("P", PSH),
-                 ("A", ACK), ("U", URG), ("E", ECE), ("C", CWR))
+_FLAG_LETTERS = (
+    ("F", FIN),
+    ("S", SYN),
+    ("R", RST),
+    ("P", PSH),
+    ("A", ACK),
+    ("U", URG),
+    ("E", ECE),
+    ("C", CWR),
+)
 
 IPPROTO_HOPOPTS = 0
 IPPROTO_ICMP = 1
@@ -81,19 +139,19 @@ ETH_P_8021AD = 0x88A8
 
 #: link-layer framings by name -> pcap LINKTYPE_ number
 LINKTYPES = {
-    "null": 0,      # BSD loopback, 4-byte address family in the writer's host order
-    "ether": 1,     # Ethernet II (with optional 802.1Q / QinQ tags)
-    "raw": 101,     # LINKTYPE_RAW: bare IPv4/IPv6
-    "loop": 108,    # OpenBSD loopback, 4-byte address family in network order
-    "sll": 113,     # Linux cooked capture v1
-    "sll2": 276,    # Linux cooked capture v2
+    "null": 0,  # BSD loopback, 4-byte address family in the writer's host order
+    "ether": 1,  # Ethernet II (with optional 802.1Q / QinQ tags)
+    "raw": 101,  # LINKTYPE_RAW: bare IPv4/IPv6
+    "loop": 108,  # OpenBSD loopback, 4-byte address family in network order
+    "sll": 113,  # Linux cooked capture v1
+    "sll2": 276,  # Linux cooked capture v2
 }
 
-AddrLike = Union[str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address]
-Timestamp = Union[float, int, fractions.Fraction, decimal.Decimal]
+AddrLike = str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address
+Timestamp = float | int | fractions.Fraction | decimal.Decimal
 
 
-def linktype_number(linktype: Union[str, int]) -> int:
+def linktype_number(linktype: str | int) -> int:
     """``"ether"`` -> 1 etc.; an int is returned unchanged."""
     if isinstance(linktype, int):
         return linktype
@@ -106,6 +164,7 @@ def linktype_number(linktype: Union[str, int]) -> int:
 # --------------------------------------------------------------------------
 # small helpers
 
+
 def checksum(data: bytes) -> int:
     """RFC 1071 Internet checksum (ones' complement of the ones' complement sum)."""
     if len(data) % 2:
@@ -116,7 +175,7 @@ def checksum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def parse_flags(flags: Union[int, str]) -> int:
+def parse_flags(flags: int | str) -> int:
     """TCP flags from an int or a string of letters ``"FSRPAUEC"`` (e.g. ``"SA"``, ``"PA"``)."""
     if isinstance(flags, int):
         if not 0 <= flags <= 0xFF:
@@ -138,7 +197,7 @@ def flags_str(flags: int) -> str:
     return "".join(ch for ch, bit in _FLAG_LETTERS if flags & bit)
 
 
-def mac(value: Union[str, bytes, int]) -> bytes:
+def mac(value: str | bytes | int) -> bytes:
     """A 6-byte MAC from ``"02:00:00:00:00:01"``, 6 bytes, or an int."""
     if isinstance(value, bytes):
         if len(value) != 6:
@@ -175,6 +234,7 @@ def _pair(src: AddrLike, dst: AddrLike):
 # --------------------------------------------------------------------------
 # TCP options
 
+
 def opt_nop() -> bytes:
     return b"\x01"
 
@@ -195,9 +255,9 @@ def opt_sack_perm() -> bytes:
     return b"\x04\x02"
 
 
-def opt_sack(blocks: Sequence[Tuple[int, int]]) -> bytes:
+def opt_sack(blocks: Sequence[tuple[int, int]]) -> bytes:
     """SACK blocks as (left, right) sequence numbers (masked to 32 bits)."""
-    body = b"".join(struct.pack("!II", l & 0xFFFFFFFF, r & 0xFFFFFFFF) for l, r in blocks)
+    body = b"".join(struct.pack("!II", left & 0xFFFFFFFF, right & 0xFFFFFFFF) for left, right in blocks)
     return struct.pack("!BB", 5, 2 + len(body)) + body
 
 
@@ -216,15 +276,28 @@ def tcp_options(*opts: bytes) -> bytes:
 # --------------------------------------------------------------------------
 # L4
 
+
 def _pseudo_header(src, dst, proto: int, length: int) -> bytes:
     if src.version == 4:
         return src.packed + dst.packed + struct.pack("!BBH", 0, proto, length)
     return src.packed + dst.packed + struct.pack("!IxxxB", length, proto)
 
 
-def tcp(src: AddrLike, dst: AddrLike, sport: int, dport: int, seq: int, ack: int = 0,
-        flags: Union[int, str] = ACK, *, window: int = 65535, payload: bytes = b"",
-        options: bytes = b"", urgent: int = 0, checksum_dst: Optional[AddrLike] = None) -> bytes:
+def tcp(
+    src: AddrLike,
+    dst: AddrLike,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int = 0,
+    flags: int | str = ACK,
+    *,
+    window: int = 65535,
+    payload: bytes = b"",
+    options: bytes = b"",
+    urgent: int = 0,
+    checksum_dst: AddrLike | None = None,
+) -> bytes:
     """A TCP segment (header + payload) with a correct checksum.
 
     ``seq`` and ``ack`` are masked to 32 bits; ``options`` are padded to a
@@ -240,8 +313,18 @@ def tcp(src: AddrLike, dst: AddrLike, sport: int, dport: int, seq: int, ack: int
         raise ValueError(f"TCP window out of range: {window}")
     payload = bytes(payload)
     offset = (20 + len(options)) // 4
-    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                      offset << 4, parse_flags(flags), window, 0, urgent)
+    hdr = struct.pack(
+        "!HHIIBBHHH",
+        sport,
+        dport,
+        seq & 0xFFFFFFFF,
+        ack & 0xFFFFFFFF,
+        offset << 4,
+        parse_flags(flags),
+        window,
+        0,
+        urgent,
+    )
     seg = hdr + options + payload
     csum = checksum(_pseudo_header(s, d, IPPROTO_TCP, len(seg)) + seg)
     return seg[:16] + struct.pack("!H", csum) + seg[18:]
@@ -263,8 +346,14 @@ def icmp(type_: int = 8, code: int = 0, payload: bytes = b"", rest: bytes = b"\x
     return msg[:2] + struct.pack("!H", checksum(msg)) + msg[4:]
 
 
-def icmpv6(src: AddrLike, dst: AddrLike, type_: int = 128, code: int = 0, payload: bytes = b"",
-           rest: bytes = b"\x00\x01\x00\x01") -> bytes:
+def icmpv6(
+    src: AddrLike,
+    dst: AddrLike,
+    type_: int = 128,
+    code: int = 0,
+    payload: bytes = b"",
+    rest: bytes = b"\x00\x01\x00\x01",
+) -> bytes:
     """An ICMPv6 message (default: echo request), checksum over the pseudo-header."""
     s, d = _pair(src, dst)
     msg = struct.pack("!BBH", type_, code, 0) + rest + bytes(payload)
@@ -287,11 +376,12 @@ def corrupt_l4_checksum(ip_packet: bytes, xor: int = 0x5555) -> bytes:
         raise ValueError("not an IP packet")
     pos = off + {IPPROTO_TCP: 16, IPPROTO_UDP: 6}[proto]
     (old,) = struct.unpack_from("!H", ip_packet, pos)
-    return ip_packet[:pos] + struct.pack("!H", old ^ xor) + ip_packet[pos + 2:]
+    return ip_packet[:pos] + struct.pack("!H", old ^ xor) + ip_packet[pos + 2 :]
 
 
 # --------------------------------------------------------------------------
 # L3: IPv6 extension headers
+
 
 @dataclass(frozen=True)
 class ExtHeader:
@@ -305,7 +395,7 @@ class ExtHeader:
 
     proto: int
     body: bytes
-    final_dst: Optional[str] = None
+    final_dst: str | None = None
 
     def encode(self, next_header: int) -> bytes:
         total = 2 + len(self.body)
@@ -334,8 +424,9 @@ def dest_options(options: bytes = b"") -> ExtHeader:
     return ExtHeader(IPPROTO_DSTOPTS, bytes(options))
 
 
-def routing(addresses: Sequence[AddrLike] = ("2001:db8::ff",), segments_left: int = 0,
-            routing_type: int = 4) -> ExtHeader:
+def routing(
+    addresses: Sequence[AddrLike] = ("2001:db8::ff",), segments_left: int = 0, routing_type: int = 4
+) -> ExtHeader:
     """Routing header: type 4 (Segment Routing, default) or type 0 layout.
 
     With ``segments_left == 0`` (the default) the packet is at its final
@@ -353,8 +444,7 @@ def routing(addresses: Sequence[AddrLike] = ("2001:db8::ff",), segments_left: in
         fixed = struct.pack("!BBI", routing_type, segments_left, 0)
         final = addrs[-1] if addrs else None
     body = fixed + b"".join(a.packed for a in addrs)
-    return ExtHeader(IPPROTO_ROUTING, body,
-                     str(final) if (segments_left and final is not None) else None)
+    return ExtHeader(IPPROTO_ROUTING, body, str(final) if (segments_left and final is not None) else None)
 
 
 def fragment(offset: int = 0, more: bool = False, ident: int = 0x1234) -> ExtHeader:
@@ -364,15 +454,21 @@ def fragment(offset: int = 0, more: bool = False, ident: int = 0x1234) -> ExtHea
     return ExtHeader(IPPROTO_FRAGMENT, struct.pack("!HI", offset | int(more), ident))
 
 
-_EXT_BY_NAME = {
-    "hbh": hop_by_hop, "hopopts": hop_by_hop, "hop-by-hop": hop_by_hop,
-    "dstopts": dest_options, "dest": dest_options, "destination": dest_options,
-    "routing": routing, "rh": routing,
-    "fragment": fragment, "frag": fragment,
+_EXT_BY_NAME: dict[str, Callable[[], ExtHeader]] = {
+    "hbh": hop_by_hop,
+    "hopopts": hop_by_hop,
+    "hop-by-hop": hop_by_hop,
+    "dstopts": dest_options,
+    "dest": dest_options,
+    "destination": dest_options,
+    "routing": routing,
+    "rh": routing,
+    "fragment": fragment,
+    "frag": fragment,
 }
 
 
-def _ext(e: Union[str, ExtHeader]) -> ExtHeader:
+def _ext(e: str | ExtHeader) -> ExtHeader:
     if isinstance(e, ExtHeader):
         return e
     try:
@@ -381,7 +477,7 @@ def _ext(e: Union[str, ExtHeader]) -> ExtHeader:
         raise ValueError(f"unknown IPv6 extension header {e!r}; known: {sorted(_EXT_BY_NAME)}") from None
 
 
-def ext_final_dst(ext_headers: Iterable[Union[str, ExtHeader]]) -> Optional[str]:
+def ext_final_dst(ext_headers: Iterable[str | ExtHeader]) -> str | None:
     """The destination to use in the upper-layer pseudo-header, if a routing header changes it."""
     final = None
     for e in ext_headers:
@@ -394,9 +490,21 @@ def ext_final_dst(ext_headers: Iterable[Union[str, ExtHeader]]) -> Optional[str]
 # --------------------------------------------------------------------------
 # L3
 
-def ipv4(src: AddrLike, dst: AddrLike, proto: int, payload: bytes, *, ident: int = 0,
-         ttl: int = 64, df: bool = True, tos: int = 0, options: bytes = b"",
-         frag_offset: int = 0, more_fragments: bool = False) -> bytes:
+
+def ipv4(
+    src: AddrLike,
+    dst: AddrLike,
+    proto: int,
+    payload: bytes,
+    *,
+    ident: int = 0,
+    ttl: int = 64,
+    df: bool = True,
+    tos: int = 0,
+    options: bytes = b"",
+    frag_offset: int = 0,
+    more_fragments: bool = False,
+) -> bytes:
     """An IPv4 packet with a correct header checksum."""
     s, d = _addr(src), _addr(dst)
     if s.version != 4 or d.version != 4:
@@ -412,15 +520,27 @@ def ipv4(src: AddrLike, dst: AddrLike, proto: int, payload: bytes, *, ident: int
     if frag_offset % 8:
         raise ValueError("fragment offset is in bytes and must be a multiple of 8")
     frag = (0x4000 if df else 0) | (0x2000 if more_fragments else 0) | (frag_offset // 8)
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, tos, total, ident & 0xFFFF, frag,
-                      ttl, proto, 0, s.packed, d.packed) + options
+    hdr = (
+        struct.pack(
+            "!BBHHHBBH4s4s", 0x40 | ihl, tos, total, ident & 0xFFFF, frag, ttl, proto, 0, s.packed, d.packed
+        )
+        + options
+    )
     hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
     return hdr + bytes(payload)
 
 
-def ipv6(src: AddrLike, dst: AddrLike, next_header: int, payload: bytes, *,
-         hop_limit: int = 64, traffic_class: int = 0, flow_label: int = 0,
-         ext_headers: Sequence[Union[str, ExtHeader]] = ()) -> bytes:
+def ipv6(
+    src: AddrLike,
+    dst: AddrLike,
+    next_header: int,
+    payload: bytes,
+    *,
+    hop_limit: int = 64,
+    traffic_class: int = 0,
+    flow_label: int = 0,
+    ext_headers: Sequence[str | ExtHeader] = (),
+) -> bytes:
     """An IPv6 packet; ``ext_headers`` (in order) are chained before ``payload``.
 
     Each entry is an :class:`ExtHeader` or a name: ``"hbh"``, ``"dstopts"``,
@@ -443,9 +563,19 @@ def ipv6(src: AddrLike, dst: AddrLike, next_header: int, payload: bytes, *,
     return struct.pack("!IHBB16s16s", vtf, len(body), nxt, hop_limit, s.packed, d.packed) + body
 
 
-def ip(src: AddrLike, dst: AddrLike, proto: int, payload: bytes, *, ident: int = 0,
-       ttl: int = 64, df: bool = True, tos: int = 0,
-       ext_headers: Sequence[Union[str, ExtHeader]] = (), flow_label: int = 0) -> bytes:
+def ip(
+    src: AddrLike,
+    dst: AddrLike,
+    proto: int,
+    payload: bytes,
+    *,
+    ident: int = 0,
+    ttl: int = 64,
+    df: bool = True,
+    tos: int = 0,
+    ext_headers: Sequence[str | ExtHeader] = (),
+    flow_label: int = 0,
+) -> bytes:
     """IPv4 or IPv6 by address family. ``ttl``/``tos`` map to hop limit/traffic class
     for IPv6; ``ident``/``df`` are ignored there, ``ext_headers`` for IPv4."""
     s, d = _pair(src, dst)
@@ -453,8 +583,9 @@ def ip(src: AddrLike, dst: AddrLike, proto: int, payload: bytes, *, ident: int =
         if ext_headers:
             raise ValueError("extension headers are IPv6 only")
         return ipv4(s, d, proto, payload, ident=ident, ttl=ttl, df=df, tos=tos)
-    return ipv6(s, d, proto, payload, hop_limit=ttl, traffic_class=tos,
-                flow_label=flow_label, ext_headers=ext_headers)
+    return ipv6(
+        s, d, proto, payload, hop_limit=ttl, traffic_class=tos, flow_label=flow_label, ext_headers=ext_headers
+    )
 
 
 # --------------------------------------------------------------------------
@@ -475,7 +606,7 @@ def _ethertype_of(ip_packet: bytes) -> int:
     raise ValueError(f"not an IP packet (version nibble {v})")
 
 
-def vlan_tags(vlan: Union[None, int, Sequence[int]]) -> bytes:
+def vlan_tags(vlan: int | Sequence[int] | None) -> bytes:
     """The 802.1Q tag bytes (TPID + TCI each) for ``vlan``, outermost first, not
     including the final EtherType. One tag: TPID 0x8100. Several tags (QinQ):
     the outermost uses 0x88a8 (802.1ad), the inner ones 0x8100. A tag is a VLAN
@@ -493,10 +624,14 @@ def vlan_tags(vlan: Union[None, int, Sequence[int]]) -> bytes:
     return out
 
 
-def ethernet(payload: bytes, *, src: Union[str, bytes, int] = DEFAULT_SRC_MAC,
-             dst: Union[str, bytes, int] = DEFAULT_DST_MAC,
-             vlan: Union[None, int, Sequence[int]] = None,
-             ethertype: Optional[int] = None) -> bytes:
+def ethernet(
+    payload: bytes,
+    *,
+    src: str | bytes | int = DEFAULT_SRC_MAC,
+    dst: str | bytes | int = DEFAULT_DST_MAC,
+    vlan: int | Sequence[int] | None = None,
+    ethertype: int | None = None,
+) -> bytes:
     """Ethernet II frame (no FCS). ``ethertype`` defaults from the IP version."""
     et = _ethertype_of(payload) if ethertype is None else ethertype
     return mac(dst) + mac(src) + vlan_tags(vlan) + struct.pack("!H", et) + bytes(payload)
@@ -506,16 +641,29 @@ def ethernet(payload: bytes, *, src: Union[str, bytes, int] = DEFAULT_SRC_MAC,
 SLL_HOST, SLL_BROADCAST, SLL_MULTICAST, SLL_OTHERHOST, SLL_OUTGOING = 0, 1, 2, 3, 4
 
 
-def sll(payload: bytes, *, pkttype: int = SLL_HOST, src: Union[str, bytes, int] = DEFAULT_SRC_MAC,
-        protocol: Optional[int] = None, hatype: int = 1) -> bytes:
+def sll(
+    payload: bytes,
+    *,
+    pkttype: int = SLL_HOST,
+    src: str | bytes | int = DEFAULT_SRC_MAC,
+    protocol: int | None = None,
+    hatype: int = 1,
+) -> bytes:
     """Linux cooked capture v1 header (16 bytes) + payload."""
     proto = _ethertype_of(payload) if protocol is None else protocol
     addr = mac(src)
     return struct.pack("!HHH8sH", pkttype, hatype, len(addr), addr, proto) + bytes(payload)
 
 
-def sll2(payload: bytes, *, pkttype: int = SLL_HOST, src: Union[str, bytes, int] = DEFAULT_SRC_MAC,
-         protocol: Optional[int] = None, ifindex: int = 1, hatype: int = 1) -> bytes:
+def sll2(
+    payload: bytes,
+    *,
+    pkttype: int = SLL_HOST,
+    src: str | bytes | int = DEFAULT_SRC_MAC,
+    protocol: int | None = None,
+    ifindex: int = 1,
+    hatype: int = 1,
+) -> bytes:
     """Linux cooked capture v2 header (20 bytes) + payload."""
     proto = _ethertype_of(payload) if protocol is None else protocol
     addr = mac(src)
@@ -526,7 +674,7 @@ def _family(payload: bytes, af_inet6: int) -> int:
     return 2 if _ethertype_of(payload) == ETH_P_IP else af_inet6
 
 
-def null(payload: bytes, *, af_inet6: int = 30, byteorder: str = "little") -> bytes:
+def null(payload: bytes, *, af_inet6: int = 30, byteorder: Literal["little", "big"] = "little") -> bytes:
     """BSD loopback (DLT_NULL): 4-byte address family in the capturing host's
     byte order (``byteorder``, default little-endian). IPv4 is 2; IPv6 is
     ``af_inet6`` (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS; default 30)."""
@@ -538,11 +686,16 @@ def loop(payload: bytes, *, af_inet6: int = 30) -> bytes:
     return _family(payload, af_inet6).to_bytes(4, "big") + bytes(payload)
 
 
-def link(ip_packet: bytes, linktype: Union[str, int] = "ether", *,
-         vlan: Union[None, int, Sequence[int]] = None,
-         src_mac: Union[str, bytes, int] = DEFAULT_SRC_MAC,
-         dst_mac: Union[str, bytes, int] = DEFAULT_DST_MAC,
-         outgoing: bool = False, af_inet6: int = 30) -> bytes:
+def link(
+    ip_packet: bytes,
+    linktype: str | int = "ether",
+    *,
+    vlan: int | Sequence[int] | None = None,
+    src_mac: str | bytes | int = DEFAULT_SRC_MAC,
+    dst_mac: str | bytes | int = DEFAULT_DST_MAC,
+    outgoing: bool = False,
+    af_inet6: int = 30,
+) -> bytes:
     """Frame a bare IP packet for ``linktype`` (a name from :data:`LINKTYPES`
     or its number). ``vlan`` is Ethernet only. For SLL/SLL2 the sender's MAC
     is ``src_mac`` and ``outgoing`` picks packet type 4 (sent by this host)
@@ -569,31 +722,76 @@ def link(ip_packet: bytes, linktype: Union[str, int] = "ether", *,
 # --------------------------------------------------------------------------
 # one-shot builders
 
-def tcp_packet(src: AddrLike, sport: int, dst: AddrLike, dport: int, seq: int = 0, ack: int = 0,
-               flags: Union[int, str] = ACK, payload: bytes = b"", *, window: int = 65535,
-               options: bytes = b"", ident: int = 0, ttl: int = 64, df: bool = True,
-               ext_headers: Sequence[Union[str, ExtHeader]] = (),
-               linktype: Union[str, int, None] = "ether", **link_kw) -> bytes:
+
+def tcp_packet(
+    src: AddrLike,
+    sport: int,
+    dst: AddrLike,
+    dport: int,
+    seq: int = 0,
+    ack: int = 0,
+    flags: int | str = ACK,
+    payload: bytes = b"",
+    *,
+    window: int = 65535,
+    options: bytes = b"",
+    ident: int = 0,
+    ttl: int = 64,
+    df: bool = True,
+    ext_headers: Sequence[str | ExtHeader] = (),
+    linktype: str | int | None = "ether",
+    **link_kw,
+) -> bytes:
     """A complete TCP frame. ``linktype=None`` returns the bare IP packet;
     ``link_kw`` go to :func:`link` (``vlan``, ``src_mac``, ...)."""
-    seg = tcp(src, dst, sport, dport, seq, ack, flags, window=window, payload=payload,
-              options=options, checksum_dst=ext_final_dst(ext_headers))
+    seg = tcp(
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window=window,
+        payload=payload,
+        options=options,
+        checksum_dst=ext_final_dst(ext_headers),
+    )
     pkt = ip(src, dst, IPPROTO_TCP, seg, ident=ident, ttl=ttl, df=df, ext_headers=ext_headers)
     return pkt if linktype is None else link(pkt, linktype, **link_kw)
 
 
-def udp_packet(src: AddrLike, sport: int, dst: AddrLike, dport: int, payload: bytes = b"", *,
-               ident: int = 0, ttl: int = 64, ext_headers: Sequence[Union[str, ExtHeader]] = (),
-               linktype: Union[str, int, None] = "ether", **link_kw) -> bytes:
+def udp_packet(
+    src: AddrLike,
+    sport: int,
+    dst: AddrLike,
+    dport: int,
+    payload: bytes = b"",
+    *,
+    ident: int = 0,
+    ttl: int = 64,
+    ext_headers: Sequence[str | ExtHeader] = (),
+    linktype: str | int | None = "ether",
+    **link_kw,
+) -> bytes:
     """A complete UDP frame (see :func:`tcp_packet`)."""
     dgram = udp(src, ext_final_dst(ext_headers) or dst, sport, dport, payload)
     pkt = ip(src, dst, IPPROTO_UDP, dgram, ident=ident, ttl=ttl, ext_headers=ext_headers)
     return pkt if linktype is None else link(pkt, linktype, **link_kw)
 
 
-def icmp_packet(src: AddrLike, dst: AddrLike, type_: Optional[int] = None, code: int = 0,
-                payload: bytes = b"", *, ident: int = 0, ttl: int = 64,
-                linktype: Union[str, int, None] = "ether", **link_kw) -> bytes:
+def icmp_packet(
+    src: AddrLike,
+    dst: AddrLike,
+    type_: int | None = None,
+    code: int = 0,
+    payload: bytes = b"",
+    *,
+    ident: int = 0,
+    ttl: int = 64,
+    linktype: str | int | None = "ether",
+    **link_kw,
+) -> bytes:
     """A complete ICMP (IPv4) or ICMPv6 frame; default type is echo request."""
     s, d = _pair(src, dst)
     if s.version == 4:
@@ -608,7 +806,7 @@ def icmp_packet(src: AddrLike, dst: AddrLike, type_: Optional[int] = None, code:
 # --------------------------------------------------------------------------
 # capture writers
 
-Record = Tuple[Timestamp, bytes]
+Record = tuple[Timestamp, bytes]
 
 
 def _to_ns(ts: Timestamp) -> int:
@@ -644,8 +842,15 @@ class _Sink:
             self.f.close()
 
 
-def write_pcap(target, packets: Iterable[Record], *, linktype: Union[str, int] = "ether",
-               snaplen: int = 65535, nanosecond: bool = False, endian: str = "<") -> int:
+def write_pcap(
+    target,
+    packets: Iterable[Record],
+    *,
+    linktype: str | int = "ether",
+    snaplen: int = 65535,
+    nanosecond: bool = False,
+    endian: str = "<",
+) -> int:
     """Write a classic pcap file; returns the number of records written.
 
     ``target`` is a path or a binary file object. Magic 0xa1b2c3d4
@@ -680,9 +885,17 @@ def _pcapng_block(e: str, btype: int, body: bytes) -> bytes:
     return struct.pack(e + "II", btype, total) + body + struct.pack(e + "I", total)
 
 
-def write_pcapng(target, packets: Iterable[Record], *, linktype: Union[str, int] = "ether",
-                 snaplen: int = 65535, nanosecond: bool = False, endian: str = "<",
-                 if_name: Optional[str] = "mosfw0", comment: Optional[str] = None) -> int:
+def write_pcapng(
+    target,
+    packets: Iterable[Record],
+    *,
+    linktype: str | int = "ether",
+    snaplen: int = 65535,
+    nanosecond: bool = False,
+    endian: str = "<",
+    if_name: str | None = "mosfw0",
+    comment: str | None = None,
+) -> int:
     """Write a pcapng file: one SHB, one IDB, one EPB per packet.
 
     With ``nanosecond=True`` the IDB carries ``if_tsresol`` = 9; otherwise
@@ -702,7 +915,9 @@ def write_pcapng(target, packets: Iterable[Record], *, linktype: Union[str, int]
         idb_opts += _pcapng_option(e, 2, if_name.encode())
     if nanosecond:
         idb_opts += _pcapng_option(e, 9, b"\x09")
-    idb = struct.pack(e + "HHI", linktype_number(linktype), 0, snaplen) + (idb_opts + end if idb_opts else b"")
+    idb = struct.pack(e + "HHI", linktype_number(linktype), 0, snaplen) + (
+        idb_opts + end if idb_opts else b""
+    )
     unit = 1 if nanosecond else 1000
     n = 0
     with _Sink(target) as f:
@@ -712,8 +927,11 @@ def write_pcapng(target, packets: Iterable[Record], *, linktype: Union[str, int]
             t = _to_ns(ts) // unit
             caplen = len(frame) if snaplen == 0 else min(len(frame), snaplen)
             data = frame[:caplen]
-            body = struct.pack(e + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, caplen, len(frame)) \
-                + data + b"\x00" * (-caplen % 4)
+            body = (
+                struct.pack(e + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, caplen, len(frame))
+                + data
+                + b"\x00" * (-caplen % 4)
+            )
             f.write(_pcapng_block(e, 0x00000006, body))
             n += 1
     return n
@@ -722,6 +940,7 @@ def write_pcapng(target, packets: Iterable[Record], *, linktype: Union[str, int]
 def pcap_bytes(packets: Iterable[Record], **kw) -> bytes:
     """:func:`write_pcap` into memory."""
     import io
+
     buf = io.BytesIO()
     write_pcap(buf, packets, **kw)
     return buf.getvalue()
@@ -730,6 +949,7 @@ def pcap_bytes(packets: Iterable[Record], **kw) -> bytes:
 def pcapng_bytes(packets: Iterable[Record], **kw) -> bytes:
     """:func:`write_pcapng` into memory."""
     import io
+
     buf = io.BytesIO()
     write_pcapng(buf, packets, **kw)
     return buf.getvalue()

@@ -4,7 +4,6 @@ key and CLI command (datasette-style: a new one without docs fails)."""
 from __future__ import annotations
 
 import inspect
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,10 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
     r = subprocess.run(
         [sys.executable, "-m", "sphinx", "-q", "-W", "--keep-going", "-b", "html", str(DOCS), str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr[-4000:]
     return out
