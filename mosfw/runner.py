@@ -24,10 +24,16 @@ summed, except that offline the input counters -- packets, bytes, parse
 outcomes -- are those of one reading of the file), then calls
 ``mosfw_report`` once. Ctrl-C/SIGTERM are passed on to every worker, which
 ends its flows (reason eof) and reports as usual, so the merged report is
-still made; a second signal kills the workers at once. A worker that dies
-or fails is reported with its core, the others are stopped, and the run
-fails (:class:`WorkerError`, or the worker's own setup/plugin error); no
-worker is left behind and nothing waits forever.
+still made; a second signal (past :data:`~mosfw.stopsignals.SIGNAL_GRACE`)
+kills the workers at once. A worker that fails (setup or --fail-fast
+plugin error) stops the others and the run fails with its error. A worker
+that dies (killed, crashed) loses its core's results only: reading a file,
+the other cores read to its end (through the shared index, or live, they
+are stopped, as on SIGTERM), and their results are merged and reported as
+usual, with the lost core in ``JobResult.lost``; so is a core stopped by a
+signal sent to its worker alone (its results cover what it read). Only
+when every core died does the run fail (:class:`WorkerError`). No worker
+is left behind and nothing waits forever.
 """
 
 from __future__ import annotations
@@ -55,8 +61,9 @@ from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: docum
 from mosfw.options import Config, UsageError
 from mosfw.privileges import drop_privileges
 from mosfw.stats import RunStats
+from mosfw.stopsignals import STOP_SIGNALS, StopSignals
 from mosfw.workers import (
-    STOP_SIGNALS,
+    CoreLoss,
     Worker,
     call_lifecycle,
     collect_core_results,
@@ -80,19 +87,26 @@ class CoreResult:
     """What one core of a run reported (one per core, in core order)."""
 
     id: int  #: the core
-    status: str  #: done / error / stopped (as RunResult.status)
-    error: str  #: read error message when status == error
-    stats: RunStats  #: that core's counters
+    status: str  #: done / error / stopped (as RunResult.status), or lost: its worker died
+    error: str  #: read error message when status == error; how it died when lost
+    stats: RunStats  #: that core's counters (lost: its last progress report's, not merged)
     values: dict  #: every plugin's ``mosfw_core_result`` value, by plugin name
 
 
 class JobResult(RunResult):
     """A :class:`~mosfw.engine.RunResult` for the whole run (stats merged
-    over cores) plus ``cores``: the :class:`CoreResult` of each core."""
+    over the cores that reported) plus ``cores``: the :class:`CoreResult`
+    of each core, and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
+    each core whose results are missing (its worker died) or partial (it
+    was stopped by a signal sent to it alone). ``status`` is
+    ``incomplete`` when there is one and the run was neither stopped on
+    request nor ended by a read error."""
 
-    def __init__(self, status: str, error: str, stats: RunStats, cores: list[CoreResult]) -> None:
+    def __init__(self, status: str, error: str, stats: RunStats, cores: list[CoreResult],
+                 lost: list[CoreLoss] | None = None) -> None:
         super().__init__(status, error, stats)
         self.cores = cores
+        self.lost = lost or []
 
 
 
@@ -111,26 +125,19 @@ def _flush(*streams) -> None:
 @contextmanager
 def _stop_on_signals(core: Core) -> Iterator[None]:
     """SIGINT/SIGTERM ask the core to finish (flows end with eof, final
-    report still printed); a second signal interrupts at once."""
-    seen = []
+    report still printed); a second signal interrupts at once, unless it
+    comes within SIGNAL_GRACE seconds of the first
+    (:mod:`mosfw.stopsignals`)."""
 
-    def handler(signum, frame):
-        if seen:
-            raise KeyboardInterrupt
-        seen.append(signum)
-        core.request_stop()
+    def abort(signum: int) -> None:
+        raise KeyboardInterrupt
 
-    old = {}
-    for s in STOP_SIGNALS:
-        try:
-            old[s] = signal.signal(s, handler)
-        except ValueError:  # not the main thread
-            pass
+    stops = StopSignals(lambda signum: core.request_stop(), abort)
+    stops.install()
     try:
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        stops.restore()
 
 
 def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
@@ -177,15 +184,21 @@ class _ProgressView:
 
 
 class _Supervisor:
-    """Waits on the workers, passes stop requests on, enforces deadlines."""
+    """Waits on the workers, passes stop requests on, enforces deadlines.
+    ``stop_on_loss``: a core that dies makes the others stop (live, or
+    reading through the shared index, where they may wait for it); else
+    they read the file to its end."""
 
-    def __init__(self, workers: list[Worker], stop_timeout: float, ticks: TickMerger) -> None:
+    def __init__(self, workers: list[Worker], stop_timeout: float, ticks: TickMerger,
+                 stop_on_loss: bool) -> None:
         self.workers = workers
         self.ticks = ticks
         self.stop_timeout = stop_timeout
+        self.stop_on_loss = stop_on_loss
         self.deadline: float | None = None
         self.first_failure: Worker | None = None
-        self.signalled = 0
+        self.lost: list[Worker] = []  #: workers that died before reporting, in order
+        self.stops = StopSignals(lambda signum: self.stop_all(), self._abort)
 
     def stop_all(self, signum: int = signal.SIGTERM) -> None:
         """Ask every unfinished worker to finish; start the deadline."""
@@ -193,6 +206,7 @@ class _Supervisor:
             self.deadline = time.monotonic() + self.stop_timeout
         for w in self.workers:
             if not w.finished:
+                w.stop_sent = True
                 w.signal(signum)
 
     def kill_all(self, reason: str) -> None:
@@ -202,17 +216,19 @@ class _Supervisor:
                     w.kill_reason = reason
                 w.signal(signal.SIGKILL)
 
-    def on_signal(self, signum, frame) -> None:
-        if self.signalled:
-            self.kill_all("interrupted twice")
-            raise KeyboardInterrupt
-        self.signalled = signum
-        self.stop_all()
+    def _abort(self, signum: int) -> None:  # a second signal, past the grace
+        self.kill_all("interrupted twice")
+        raise KeyboardInterrupt
 
     def failed(self, w: Worker) -> None:
         if self.first_failure is None:
             self.first_failure = w
         self.stop_all()
+
+    def died(self, w: Worker) -> None:
+        self.lost.append(w)
+        if self.stop_on_loss:
+            self.stop_all()
 
     def run(self, progress: Callable | None, view: _ProgressView) -> None:
         from multiprocessing.connection import wait as wait_any  # -c N only: kept off start-up
@@ -229,7 +245,7 @@ class _Supervisor:
                     conn.close()
                     self._reap(w)
                     if not w.finished:
-                        self.failed(w)
+                        self.died(w)
                     self.ticks.finished(w.core)
                     continue
                 except Exception as e:  # noqa: BLE001 - a message that cannot be read
@@ -238,6 +254,7 @@ class _Supervisor:
                     continue
                 if msg[0] == "progress":
                     w.progress = (msg[1], msg[2])
+                    w.progress_at = time.monotonic()
                     continue
                 if msg[0] == "tick":
                     self.ticks.add(w.core, msg[1], msg[2])
@@ -343,18 +360,12 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
     share = _make_share(config, n) if not live else None
     workers: list[Worker] = []
     ticks = TickMerger(config, n, live)
-    sup = _Supervisor(workers, stop_timeout, ticks)
-    old_handlers = {}
+    sup = _Supervisor(workers, stop_timeout, ticks, stop_on_loss=live or share is not None)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        for s in STOP_SIGNALS:
-            try:
-                old_handlers[s] = signal.signal(s, sup.on_signal)
-            except ValueError:  # not the main thread: the caller handles signals
-                pass
-        for k in range(n):
-            workers.append(start_worker(config, k, n, fail_fast, fanout_group=group,
-                                        progress=progress is not None,
+        sup.stops.install()
+        for k in range(n):  # progress always: it says how far a core that dies got
+            workers.append(start_worker(config, k, n, fail_fast, fanout_group=group, progress=True,
                                         close_in_child=[w.conn for w in workers], share=share))
     except BaseException:
         sup.kill_all("the run could not start")
@@ -362,8 +373,7 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
             w.reap(block=True)
         if share is not None:
             lib.mosfw_share_free(share)
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        sup.stops.restore()
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -377,28 +387,40 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
             w.conn.close()
         if share is not None:
             lib.mosfw_share_free(share)
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        sup.stops.restore()
 
     # output a worker kept in memory (the parent's stream has no fd)
     for w in workers:
         if w.message is not None:
-            out, err = w.message[-3:-1] if w.message[0] == "result" else w.message[-2:]
+            out, err = w.message[3:5]
             if out:
                 config.stdout.write(out)
             if err:
                 config.stderr.write(err)
     if sup.first_failure is not None:
         raise _worker_error(sup.first_failure)
-    missing = [w for w in workers if not w.finished or w.message[0] != "result"]
-    if missing:  # cannot happen: every non-result is a failure
-        raise _worker_error(missing[0])
+    if len(sup.lost) == n:  # nothing to report
+        raise _worker_error(sup.lost[0])
+    return _finish_multi(config, workers, sup, same_input, fail_fast)
 
+
+def _finish_multi(config: Config, workers: list[Worker], sup: _Supervisor, same_input: bool,
+                  fail_fast: bool) -> JobResult:
+    """Merge what the workers reported (those that died: left out, and
+    named in ``JobResult.lost``), call the merge hooks and the report."""
     import pickle
 
-    cores = []
+    signalled = sup.stops.first_signal != 0
+    cores, lost = [], []
     for w in workers:
-        _, result, blobs, _, _, _ = w.message
+        if w in sup.lost:
+            lost.append(w.loss(others_stopped=sup.stop_on_loss))
+            snap = w.progress[0] if w.progress else RunStats()
+            cores.append(CoreResult(w.core, "lost", lost[-1].how, snap, {}))
+            continue
+        result, blobs, stop_signal = w.message[1], w.message[2], w.message[6]
+        if stop_signal in STOP_SIGNALS and not w.stop_sent and not signalled:
+            lost.append(w.loss(stopped_by=stop_signal, packets=result.stats.packets))
         values = {}
         errors = 0
         for name, blob in blobs.items():
@@ -412,18 +434,22 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
         if errors:
             stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
         cores.append(CoreResult(w.core, result.status, result.error, stats, values))
+    ticks = sup.ticks
     ticks.flush(final=True)
     if ticks.late:
         print(f"mosfw: {ticks.late} per-second result(s) of a core came more than {TICK_MERGE_WAIT:g} s "
               "after the other cores' and were left out of their second's merge", file=config.stderr)
-    stats = merge_stats([c.stats for c in cores], same_input)
+    reported = [c for c in cores if c.status != "lost"]
+    stats = merge_stats([c.stats for c in reported], same_input)
     if ticks.errors:
         stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + ticks.errors)
-    status, error = overall_status(cores)
+    status, error = overall_status(reported)
+    if lost and status != "error" and not signalled:
+        status = "incomplete"
     stats = merge_and_report(config, cores, stats, fail_fast)
-    if ticks.broken or any(w.message[5] for w in workers):  # the reader of stdout went away
+    if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    return JobResult(status, error, stats, cores)
+    return JobResult(status, error, stats, cores, lost)
 
 
 # ---------------------------------------------------------------------------
@@ -448,10 +474,14 @@ def run_job(
         SIGTERM or a failed worker before they are killed.
     :raises UsageError, InputError, EngineError, PluginError: as with one
         core (the first failing worker's);
-    :raises WorkerError: a worker died or crashed.
+    :raises WorkerError: a worker crashed, or every worker died (one that
+        dies while others report is in ``JobResult.lost``).
     """
     if config.cores < 1:
         raise UsageError(f"-c {config.cores}: the number of cores must be at least 1")
+    if config.cores > 1 and config.read_file == "-":
+        raise UsageError(f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
+                         "reads the input itself; use -c 1, or write the capture to a file first")
     if config.cores == 1:
         result = _run_single(config, fail_fast, progress)
     else:
