@@ -34,7 +34,7 @@ Exit codes:
        before it was processed and reported
   4    plugin hooks raised (each reported once, all counted); with
        --fail-fast the run stopped at the first one
-  5    with -c N, a core was lost: its worker died (killed, crashed), or
+  5    with -c N, a core was lost: its worker died (SIGKILL, SIGSEGV), or
        was stopped by a signal sent to it alone; the other cores'
        results were reported, and the lost core is named
   130  interrupted while reading a file (final report still printed)
