@@ -220,7 +220,10 @@ def mosfw_merge(config: "Config", results: list, cores: list) -> None:
     ``-c 1``), after every core finished and before :func:`mosfw_report`,
     also when the run was interrupted by Ctrl-C/SIGTERM (the cores then
     ended every flow with reason eof). Not called when a core failed (a
-    worker died or raised a setup error): the run then fails instead.
+    setup error, --fail-fast) or every core died: the run then fails
+    instead. When some cores died (``-c N``), it is called with the others'
+    values: a lost core's entry in ``results`` is None and its
+    ``CoreResult`` has status ``lost``.
     Called on the plugins registered in the parent, with each its own
     values: with ``-c N``, objects a plugin registered from
     :func:`mosfw_configure` live in the workers only and are not called

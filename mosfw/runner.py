@@ -24,10 +24,16 @@ summed, except that offline the input counters -- packets, bytes, parse
 outcomes -- are those of one reading of the file), then calls
 ``mosfw_report`` once. Ctrl-C/SIGTERM are passed on to every worker, which
 ends its flows (reason eof) and reports as usual, so the merged report is
-still made; a second signal kills the workers at once. A worker that dies
-or fails is reported with its core, the others are stopped, and the run
-fails (:class:`WorkerError`, or the worker's own setup/plugin error); no
-worker is left behind and nothing waits forever.
+still made; a second signal (past :data:`~mosfw.stopsignals.SIGNAL_GRACE`)
+kills the workers at once. A worker that fails (setup or --fail-fast
+plugin error) stops the others and the run fails with its error. A worker
+that dies (killed, crashed) loses its core's results only: reading a file,
+the other cores read to its end (through the shared index, or live, they
+are stopped, as on SIGTERM), and their results are merged and reported as
+usual, with the lost core in ``JobResult.lost``; so is a core stopped by a
+signal sent to its worker alone (its results cover what it read). Only
+when every core died does the run fail (:class:`WorkerError`). No worker
+is left behind and nothing waits forever.
 """
 
 from __future__ import annotations
@@ -42,12 +48,22 @@ from typing import Callable, Iterator
 import attrs
 
 from mosfw._native import ffi, lib
-from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult, raised_at
+from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult
+from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: documented here
+    INPUT_COUNTERS,
+    TICK_MERGE_WAIT,
+    TickMerger,
+    merge_and_report,
+    merge_stats,
+    overall_status,
+    tick_merge_here,
+)
 from mosfw.options import Config, UsageError
 from mosfw.privileges import drop_privileges
 from mosfw.stats import RunStats
+from mosfw.stopsignals import STOP_SIGNALS, StopSignals
 from mosfw.workers import (
-    STOP_SIGNALS,
+    CoreLoss,
     Worker,
     call_lifecycle,
     collect_core_results,
@@ -60,19 +76,6 @@ __all__ = ["CoreResult", "JobResult", "WorkerError", "merge_stats", "run_job"]
 #: seconds the workers get to finish after a stop request or a failure
 STOP_TIMEOUT = 30.0
 
-#: live with -c N: seconds a second's per-core results (mosfw_tick_result)
-#: wait for the cores that have not reported it yet before it is merged
-#: without them (reading a file, a second waits for every core)
-TICK_MERGE_WAIT = 1.5
-
-#: counters of the input itself: offline, every core counts the whole
-#: file's (from the shared index, or by reading it all), so the merged
-#: value is one reading's
-INPUT_COUNTERS = tuple(
-    f for f in ("packets", "bytes", "tcp_packets", "non_tcp", "malformed", "truncated",
-                "unsupported_link", "fragments", "bad_checksum")
-    if f in attrs.fields_dict(RunStats))
-
 
 class WorkerError(EngineError):
     """A worker process died or failed unexpectedly; the message names
@@ -84,159 +87,27 @@ class CoreResult:
     """What one core of a run reported (one per core, in core order)."""
 
     id: int  #: the core
-    status: str  #: done / error / stopped (as RunResult.status)
-    error: str  #: read error message when status == error
-    stats: RunStats  #: that core's counters
+    status: str  #: done / error / stopped (as RunResult.status), or lost: its worker died
+    error: str  #: read error message when status == error; how it died when lost
+    stats: RunStats  #: that core's counters (lost: its last progress report's, not merged)
     values: dict  #: every plugin's ``mosfw_core_result`` value, by plugin name
 
 
 class JobResult(RunResult):
     """A :class:`~mosfw.engine.RunResult` for the whole run (stats merged
-    over cores) plus ``cores``: the :class:`CoreResult` of each core."""
+    over the cores that reported) plus ``cores``: the :class:`CoreResult`
+    of each core, and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
+    each core whose results are missing (its worker died) or partial (it
+    was stopped by a signal sent to it alone). ``status`` is
+    ``incomplete`` when there is one and the run was neither stopped on
+    request nor ended by a read error."""
 
-    def __init__(self, status: str, error: str, stats: RunStats, cores: list[CoreResult]) -> None:
+    def __init__(self, status: str, error: str, stats: RunStats, cores: list[CoreResult],
+                 lost: list[CoreLoss] | None = None) -> None:
         super().__init__(status, error, stats)
         self.cores = cores
+        self.lost = lost or []
 
-
-def merge_stats(per_core: list[RunStats], same_input: bool) -> RunStats:
-    """Sum per-core counters. ``same_input``: every core read the same
-    file, so the input counters are taken from the core that read the
-    most (they are equal when all read to the end) instead of summed."""
-    total = per_core[0]
-    for s in per_core[1:]:
-        total = total + s
-    if same_input and len(per_core) > 1:
-        total = attrs.evolve(total, **{f: max(getattr(s, f) for s in per_core) for f in INPUT_COUNTERS})
-    return total
-
-
-def _overall(results: list[CoreResult]) -> tuple[str, str]:
-    for r in results:
-        if r.status == "error":
-            return "error", r.error
-    if any(r.status == "stopped" for r in results):
-        return "stopped", ""
-    return "done", ""
-
-
-def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, fail_fast: bool = False) -> RunStats:
-    """Call every ``mosfw_merge`` implementation with its own values, then
-    ``mosfw_report``; returns stats with merge errors counted."""
-    pm = config.pluginmanager
-    errors = 0
-    for name, fn in pm.direct_callers("mosfw_merge"):
-        try:
-            fn(config, [c.values.get(name) for c in cores], cores)
-        except Exception as e:  # noqa: BLE001 - reported, the report still runs
-            errors += 1
-            _report_merge_error(config, name, "mosfw_merge", e)
-    if errors:
-        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
-    errors = call_lifecycle(config, "mosfw_report", fail_fast, config, stats)
-    if errors:
-        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
-    return stats
-
-
-def _report_merge_error(config: Config, name: str, hook: str, e: BaseException) -> None:
-    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}", file=config.stderr)
-
-
-def _tick_merge_here(config: Config) -> Callable:
-    """``-c 1``: a core's tick sink calling ``mosfw_tick_merge`` at once,
-    each plugin with its own value."""
-    callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
-
-    def sink(core: Core, ts: float, values: dict) -> None:
-        if core.stdout_closed:  # nobody reads the output any more
-            return
-        for name, fn in callers:
-            if name not in values:
-                continue
-            try:
-                fn(config, ts, [values.get(name)])
-            except BrokenPipeError:  # the output was closed: finish the run
-                core.stdout_closed = True
-                core.request_stop()
-            except Exception as e:  # noqa: BLE001 - reported, the run goes on
-                core._report(name, "mosfw_tick_merge", None, e)
-
-    return sink
-
-
-class _TickMerger:
-    """``-c N``: the cores' ``mosfw_tick_result`` values, held by second
-    until every core has reported it (or a later second, or finished;
-    live, also when TICK_MERGE_WAIT went by, and not waiting for a core
-    that has not ticked yet: it ticks from its first packet on), then
-    passed to ``mosfw_tick_merge`` in order of seconds."""
-
-    def __init__(self, config: Config, n: int, live: bool) -> None:
-        self.config = config
-        self.n = n
-        self.wait = TICK_MERGE_WAIT if live else None
-        self.callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
-        self.pending: dict[float, dict[int, dict]] = {}  # second -> core -> {name: pickled value}
-        self.first_seen: dict[float, float] = {}  # second -> monotonic time of its first report
-        self.latest: dict[int, float] = {}  # core -> latest second reported
-        self.done: set[int] = set()  # cores that finished
-        self.merged_upto = float("-inf")
-        self.errors = 0
-        self.late = 0  # values that came after their second was merged
-        self.broken = False  # a mosfw_tick_merge found its output closed
-
-    def add(self, core: int, ts: float, blobs: dict) -> None:
-        if ts <= self.merged_upto:
-            self.late += 1
-            return
-        self.pending.setdefault(ts, {})[core] = blobs
-        self.first_seen.setdefault(ts, time.monotonic())
-        self.latest[core] = max(ts, self.latest.get(core, ts))
-        self.flush()
-
-    def finished(self, core: int) -> None:
-        self.done.add(core)
-        self.flush()
-
-    def flush(self, final: bool = False) -> None:
-        now = time.monotonic()
-        while self.pending:
-            ts = min(self.pending)
-            got = self.pending[ts]
-            complete = all(c in got or c in self.done or self.latest.get(c, ts) > ts
-                           # live, a core that has seen no packet yet does not tick
-                           or (self.wait is not None and c not in self.latest)
-                           for c in range(self.n))
-            if not (complete or final or (self.wait is not None and now - self.first_seen[ts] > self.wait)):
-                return
-            del self.pending[ts], self.first_seen[ts]
-            self.merged_upto = ts
-            self._merge(ts, got)
-
-    def _merge(self, ts: float, got: dict[int, dict]) -> None:
-        import pickle
-
-        for name, fn in self.callers:
-            if self.broken or not any(name in blobs for blobs in got.values()):
-                continue
-            results = []
-            for c in range(self.n):
-                blob = got.get(c, {}).get(name)
-                try:
-                    results.append(None if blob is None else pickle.loads(blob))
-                except Exception as e:  # noqa: BLE001
-                    self.errors += 1
-                    results.append(None)
-                    print(f"mosfw: core {c}: plugin {name!r}: the value of mosfw_tick_result could not "
-                          f"be read back: {type(e).__name__}: {e}", file=self.config.stderr)
-            try:
-                fn(self.config, ts, results)
-            except BrokenPipeError:
-                self.broken = True
-            except Exception as e:  # noqa: BLE001 - reported, the run goes on
-                self.errors += 1
-                _report_merge_error(self.config, name, "mosfw_tick_merge", e)
 
 
 def _flush(*streams) -> None:
@@ -254,33 +125,26 @@ def _flush(*streams) -> None:
 @contextmanager
 def _stop_on_signals(core: Core) -> Iterator[None]:
     """SIGINT/SIGTERM ask the core to finish (flows end with eof, final
-    report still printed); a second signal interrupts at once."""
-    seen = []
+    report still printed); a second signal interrupts at once, unless it
+    comes within SIGNAL_GRACE seconds of the first
+    (:mod:`mosfw.stopsignals`)."""
 
-    def handler(signum, frame):
-        if seen:
-            raise KeyboardInterrupt
-        seen.append(signum)
-        core.request_stop()
+    def abort(signum: int) -> None:
+        raise KeyboardInterrupt
 
-    old = {}
-    for s in STOP_SIGNALS:
-        try:
-            old[s] = signal.signal(s, handler)
-        except ValueError:  # not the main thread
-            pass
+    stops = StopSignals(lambda signum: core.request_stop(), abort)
+    stops.install()
     try:
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        stops.restore()
 
 
 def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
     pm = config.pluginmanager
     conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
     core = Core(config, pm, core_id=0, shard_count=1, fail_fast=fail_fast)
-    core.tick_sink = _tick_merge_here(config)
+    core.tick_sink = tick_merge_here(config)
     core.add_plugin_errors(conf_errors)
     core.open()
     if config.user:
@@ -290,7 +154,7 @@ def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
     values = collect_core_results(core, pickled=False)
     stats = core.stats()  # counts errors raised by mosfw_core_result too
     cores = [CoreResult(0, result.status, result.error, stats, values)]
-    stats = _merge_and_report(config, cores, stats, fail_fast)
+    stats = merge_and_report(config, cores, stats, fail_fast)
     if core.stdout_closed:  # as with -c N: the caller exits quietly
         raise BrokenPipeError("stdout was closed")
     return JobResult(result.status, result.error, stats, cores)
@@ -320,15 +184,21 @@ class _ProgressView:
 
 
 class _Supervisor:
-    """Waits on the workers, passes stop requests on, enforces deadlines."""
+    """Waits on the workers, passes stop requests on, enforces deadlines.
+    ``stop_on_loss``: a core that dies makes the others stop (live, or
+    reading through the shared index, where they may wait for it); else
+    they read the file to its end."""
 
-    def __init__(self, workers: list[Worker], stop_timeout: float, ticks: _TickMerger) -> None:
+    def __init__(self, workers: list[Worker], stop_timeout: float, ticks: TickMerger,
+                 stop_on_loss: bool) -> None:
         self.workers = workers
         self.ticks = ticks
         self.stop_timeout = stop_timeout
+        self.stop_on_loss = stop_on_loss
         self.deadline: float | None = None
         self.first_failure: Worker | None = None
-        self.signalled = 0
+        self.lost: list[Worker] = []  #: workers that died before reporting, in order
+        self.stops = StopSignals(lambda signum: self.stop_all(), self._abort)
 
     def stop_all(self, signum: int = signal.SIGTERM) -> None:
         """Ask every unfinished worker to finish; start the deadline."""
@@ -336,6 +206,7 @@ class _Supervisor:
             self.deadline = time.monotonic() + self.stop_timeout
         for w in self.workers:
             if not w.finished:
+                w.stop_sent = True
                 w.signal(signum)
 
     def kill_all(self, reason: str) -> None:
@@ -345,17 +216,19 @@ class _Supervisor:
                     w.kill_reason = reason
                 w.signal(signal.SIGKILL)
 
-    def on_signal(self, signum, frame) -> None:
-        if self.signalled:
-            self.kill_all("interrupted twice")
-            raise KeyboardInterrupt
-        self.signalled = signum
-        self.stop_all()
+    def _abort(self, signum: int) -> None:  # a second signal, past the grace
+        self.kill_all("interrupted twice")
+        raise KeyboardInterrupt
 
     def failed(self, w: Worker) -> None:
         if self.first_failure is None:
             self.first_failure = w
         self.stop_all()
+
+    def died(self, w: Worker) -> None:
+        self.lost.append(w)
+        if self.stop_on_loss:
+            self.stop_all()
 
     def run(self, progress: Callable | None, view: _ProgressView) -> None:
         from multiprocessing.connection import wait as wait_any  # -c N only: kept off start-up
@@ -372,7 +245,7 @@ class _Supervisor:
                     conn.close()
                     self._reap(w)
                     if not w.finished:
-                        self.failed(w)
+                        self.died(w)
                     self.ticks.finished(w.core)
                     continue
                 except Exception as e:  # noqa: BLE001 - a message that cannot be read
@@ -381,6 +254,7 @@ class _Supervisor:
                     continue
                 if msg[0] == "progress":
                     w.progress = (msg[1], msg[2])
+                    w.progress_at = time.monotonic()
                     continue
                 if msg[0] == "tick":
                     self.ticks.add(w.core, msg[1], msg[2])
@@ -485,19 +359,13 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
 
     share = _make_share(config, n) if not live else None
     workers: list[Worker] = []
-    ticks = _TickMerger(config, n, live)
-    sup = _Supervisor(workers, stop_timeout, ticks)
-    old_handlers = {}
+    ticks = TickMerger(config, n, live)
+    sup = _Supervisor(workers, stop_timeout, ticks, stop_on_loss=live or share is not None)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        for s in STOP_SIGNALS:
-            try:
-                old_handlers[s] = signal.signal(s, sup.on_signal)
-            except ValueError:  # not the main thread: the caller handles signals
-                pass
-        for k in range(n):
-            workers.append(start_worker(config, k, n, fail_fast, fanout_group=group,
-                                        progress=progress is not None,
+        sup.stops.install()
+        for k in range(n):  # progress always: it says how far a core that dies got
+            workers.append(start_worker(config, k, n, fail_fast, fanout_group=group, progress=True,
                                         close_in_child=[w.conn for w in workers], share=share))
     except BaseException:
         sup.kill_all("the run could not start")
@@ -505,8 +373,7 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
             w.reap(block=True)
         if share is not None:
             lib.mosfw_share_free(share)
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        sup.stops.restore()
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -520,28 +387,40 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
             w.conn.close()
         if share is not None:
             lib.mosfw_share_free(share)
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
+        sup.stops.restore()
 
     # output a worker kept in memory (the parent's stream has no fd)
     for w in workers:
         if w.message is not None:
-            out, err = w.message[-3:-1] if w.message[0] == "result" else w.message[-2:]
+            out, err = w.message[3:5]
             if out:
                 config.stdout.write(out)
             if err:
                 config.stderr.write(err)
     if sup.first_failure is not None:
         raise _worker_error(sup.first_failure)
-    missing = [w for w in workers if not w.finished or w.message[0] != "result"]
-    if missing:  # cannot happen: every non-result is a failure
-        raise _worker_error(missing[0])
+    if len(sup.lost) == n:  # nothing to report
+        raise _worker_error(sup.lost[0])
+    return _finish_multi(config, workers, sup, same_input, fail_fast)
 
+
+def _finish_multi(config: Config, workers: list[Worker], sup: _Supervisor, same_input: bool,
+                  fail_fast: bool) -> JobResult:
+    """Merge what the workers reported (those that died: left out, and
+    named in ``JobResult.lost``), call the merge hooks and the report."""
     import pickle
 
-    cores = []
+    signalled = sup.stops.first_signal != 0
+    cores, lost = [], []
     for w in workers:
-        _, result, blobs, _, _, _ = w.message
+        if w in sup.lost:
+            lost.append(w.loss(others_stopped=sup.stop_on_loss))
+            snap = w.progress[0] if w.progress else RunStats()
+            cores.append(CoreResult(w.core, "lost", lost[-1].how, snap, {}))
+            continue
+        result, blobs, stop_signal = w.message[1], w.message[2], w.message[6]
+        if stop_signal in STOP_SIGNALS and not w.stop_sent and not signalled:
+            lost.append(w.loss(stopped_by=stop_signal, packets=result.stats.packets))
         values = {}
         errors = 0
         for name, blob in blobs.items():
@@ -555,18 +434,22 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
         if errors:
             stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
         cores.append(CoreResult(w.core, result.status, result.error, stats, values))
+    ticks = sup.ticks
     ticks.flush(final=True)
     if ticks.late:
         print(f"mosfw: {ticks.late} per-second result(s) of a core came more than {TICK_MERGE_WAIT:g} s "
               "after the other cores' and were left out of their second's merge", file=config.stderr)
-    stats = merge_stats([c.stats for c in cores], same_input)
+    reported = [c for c in cores if c.status != "lost"]
+    stats = merge_stats([c.stats for c in reported], same_input)
     if ticks.errors:
         stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + ticks.errors)
-    status, error = _overall(cores)
-    stats = _merge_and_report(config, cores, stats, fail_fast)
-    if ticks.broken or any(w.message[5] for w in workers):  # the reader of stdout went away
+    status, error = overall_status(reported)
+    if lost and status != "error" and not signalled:
+        status = "incomplete"
+    stats = merge_and_report(config, cores, stats, fail_fast)
+    if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    return JobResult(status, error, stats, cores)
+    return JobResult(status, error, stats, cores, lost)
 
 
 # ---------------------------------------------------------------------------
@@ -591,10 +474,14 @@ def run_job(
         SIGTERM or a failed worker before they are killed.
     :raises UsageError, InputError, EngineError, PluginError: as with one
         core (the first failing worker's);
-    :raises WorkerError: a worker died or crashed.
+    :raises WorkerError: a worker crashed, or every worker died (one that
+        dies while others report is in ``JobResult.lost``).
     """
     if config.cores < 1:
         raise UsageError(f"-c {config.cores}: the number of cores must be at least 1")
+    if config.cores > 1 and config.read_file == "-":
+        raise UsageError(f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
+                         "reads the input itself; use -c 1, or write the capture to a file first")
     if config.cores == 1:
         result = _run_single(config, fail_fast, progress)
     else:

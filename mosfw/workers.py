@@ -29,8 +29,9 @@ Messages, worker to parent (pickled tuples):
 ``("progress", RunStats, input_offset)``, ``("tick", second, values)``
 (each plugin's ``mosfw_tick_result``, pickled, by plugin name),
 ``("result", RunResult,
-values, out, err, stdout_closed)`` (values: each plugin's
-``mosfw_core_result``, pickled, by plugin name) and ``("error", kind, message, out,
+values, out, err, stdout_closed, stop_signal)`` (values: each plugin's
+``mosfw_core_result``, pickled, by plugin name; stop_signal: the first
+SIGINT/SIGTERM the worker got, 0 if none) and ``("error", kind, message, out,
 err)`` where kind is ``usage``, ``input``, ``engine``, ``plugin`` or
 ``crash``. A worker that exits without sending a result or an error has
 died; the parent sees the pipe close and reads the exit status.
@@ -46,20 +47,21 @@ import signal
 import stat
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+import attrs
 from mosfw._native import lib
 from mosfw.engine import Core, EngineError, InputError, PluginError, raised_at
 from mosfw.options import Config, UsageError
+from mosfw.stopsignals import STOP_SIGNALS
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-__all__ = ["Worker", "collect_core_results", "line_stream", "start_worker", "wake_on_signals"]
+__all__ = ["CoreLoss", "Worker", "collect_core_results", "line_stream", "start_worker", "wake_on_signals"]
 
-#: the signals that ask a run to finish (flows end with eof, report made)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: how often a worker sends progress snapshots when asked to
 PROGRESS_EVERY = 0.5
 #: a partial line longer than this is written out without its end
@@ -343,6 +345,8 @@ class Worker:
         self.exit_status: int | None = None  #: os.waitpid status once reaped
         self.kill_reason = ""  #: why the parent killed it, if it did
         self.progress: tuple | None = None  #: latest (stats, input_offset)
+        self.progress_at: float | None = None  #: when it came (time.monotonic())
+        self.stop_sent = False  #: the parent asked it to stop
 
     @property
     def finished(self) -> bool:
@@ -382,6 +386,54 @@ class Worker:
                 name = "?"
             return f"killed by signal {n} ({name})"
         return f"exited with status {os.waitstatus_to_exitcode(st)}"
+
+    def loss(self, stopped_by: int = 0, packets: int = 0, others_stopped: bool = False) -> CoreLoss:
+        """What is lost of this worker's core: ``stopped_by`` a signal
+        sent to it alone (it reported ``packets``), or it died."""
+        if stopped_by:
+            return CoreLoss(self.core, self.pid, f"stopped by {signal.Signals(stopped_by).name}", packets,
+                            partial=True)
+        ago = None
+        if self.progress is not None:
+            packets = self.progress[0].packets
+            if self.progress_at is not None:
+                ago = round(max(0.0, time.monotonic() - self.progress_at), 3)
+        return CoreLoss(self.core, self.pid, self.describe_exit(), packets, partial=False,
+                        kill_reason=self.kill_reason, report_age=ago, others_stopped=others_stopped)
+
+
+@attrs.frozen
+class CoreLoss:
+    """A core of a ``-c N`` run whose results are missing (its worker
+    died: ``partial`` False) or partial (stopped by a signal sent to its
+    worker alone: ``partial`` True)."""
+
+    core: int
+    pid: int  #: its worker's process id
+    how: str  #: "killed by signal 9 (SIGKILL)", "exited with status 70", "stopped by SIGTERM"
+    packets: int  #: input packets it had read (died: as of its last progress report)
+    partial: bool
+    kill_reason: str = ""  #: why the parent killed it, if it did
+    report_age: float | None = None  #: died: seconds between its last progress report and its end
+    others_stopped: bool = False  #: died: the other cores were stopped (live, shared index)
+
+    def message(self) -> str:
+        who = f"core {self.core} (worker pid {self.pid})"
+        if self.partial:
+            return (f"{who} was {self.how} sent to it alone after {self.packets} packets: its results "
+                    "above cover those packets only (its open flows were ended, reason eof)")
+        how = f"{self.how}: it {self.kill_reason}" if self.kill_reason else self.how
+        if self.report_age is None:
+            when = f"before its first progress report ({PROGRESS_EVERY:g} s)"
+        else:
+            when = f"after {self.packets} packets (its last progress report, {self.report_age:.1f} s before)"
+        rest = ("the other cores were stopped (open flows ended, reason eof)" if self.others_stopped
+                else "the other cores read the input to its end")
+        return f"{who} died ({how}) {when}: its results are missing from those above; {rest}"
+
+    def asdict(self) -> dict:
+        return {"core": self.core, "pid": self.pid, "how": self.how, "packets": self.packets,
+                "partial": self.partial}
 
 
 def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
@@ -496,7 +548,8 @@ def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fano
         msg = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exception(e)).rstrip()
     else:
         o, e_, broken = finish_streams()
-        return _send_last(conn, ("result", result, values, o, e_, broken), 0)
+        stopped_by = next((s for s in stop_asked if s in _STOP_SIGNUMS), 0)
+        return _send_last(conn, ("result", result, values, o, e_, broken, stopped_by), 0)
     o, e_, _ = finish_streams()
     return _send_last(conn, ("error", kind, msg, o, e_), 1)
 

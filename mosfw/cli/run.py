@@ -13,6 +13,7 @@ EXIT_SETUP = 1
 EXIT_USAGE = 2
 EXIT_INPUT_DAMAGED = 3
 EXIT_PLUGIN_ERRORS = 4
+EXIT_CORE_LOST = 5
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\b
@@ -25,14 +26,23 @@ options; they are listed here when -p comes first:
 Exit codes:
   0    the input was read to its end (or a live capture was stopped)
   1    could not start: unreadable input, bad filter, bad mos.conf, a
-       plugin that does not load, a missing interface or no permission
-  2    bad command line
+       plugin that does not load, a missing interface, no permission,
+       a --stats-json path that cannot be written
+  2    bad command line (also -r - with more than one core)
   3    the input ended with a read error (a truncated or corrupt file,
        or a live interface that went down or disappeared): everything
        before it was processed and reported
   4    plugin hooks raised (each reported once, all counted); with
        --fail-fast the run stopped at the first one
+  5    with -c N, a core was lost: its worker died (SIGKILL, SIGSEGV), or
+       was stopped by a signal sent to it alone; the other cores'
+       results were reported, and the lost core is named
   130  interrupted while reading a file (final report still printed)
+
+\b
+SIGINT/SIGTERM ends the run cleanly (open flows end, report printed); a
+second one within 2 s of the first is the same request (GNU timeout and
+signals to the process group deliver two); one after that aborts at once.
 """
 
 
@@ -183,10 +193,8 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
     With no plugin the engine still tracks every connection and prints
     its counters: a quick way to check a capture.
     """
-    from mosfw.engine import EngineError, PluginError
     from mosfw.manager import PluginLoadError
-    from mosfw.options import Config, UsageError
-    from mosfw.runner import run_job
+    from mosfw.options import Config
 
     pm = ctx.meta["mosfw.pm"]
     err = sys.stderr
@@ -244,6 +252,49 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_SETUP)
 
+    stats_fh = None
+    if stats_json and stats_json != "-":
+        stats_fh, stats_made = _open_stats_json(stats_json)
+        if stats_fh is None:
+            click.echo(f"mosfw: --stats-json: cannot write {stats_json!r}: {stats_made}", err=True)
+            ctx.exit(EXIT_SETUP)
+    try:
+        _run_and_report(ctx, config, read_file, interface, fail_fast, progress, quiet, stats_json, stats_fh)
+    finally:
+        if stats_fh is not None and not stats_fh.closed:  # the run did not get to write it
+            stats_fh.close()
+            if stats_made:
+                _unlink_quietly(stats_json)
+
+
+def _open_stats_json(path: str):
+    """Open the --stats-json file before the run (without truncating it:
+    a run that cannot start leaves it as it was): ``(file, created)``, or
+    ``(None, reason)`` when it cannot be written."""
+    existed = os.path.lexists(path)
+    try:
+        fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as e:
+        return None, e.strerror or str(e)
+    return fh, not existed
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _run_and_report(ctx: click.Context, config, read_file, interface, fail_fast, progress, quiet,
+                    stats_json, stats_fh) -> None:
+    """Run the job, print the summary and what went wrong, exit with the
+    documented code."""
+    from mosfw.engine import EngineError, PluginError
+    from mosfw.options import UsageError
+    from mosfw.runner import run_job
+
+    err = sys.stderr
     show_progress = progress if progress is not None else err.isatty()
     printer = None
     if show_progress:
@@ -271,18 +322,29 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
     if printer:
         err.write("\r\x1b[K")
     stats = result.stats
+    lost = getattr(result, "lost", [])
     if not quiet:
         click.echo(_summary(stats, elapsed), err=True)
+    for loss in lost:
+        click.echo(f"mosfw: {loss.message()}", err=True)
     if stats_json:
-        doc = dict(stats.asdict(), status=result.status, error=result.error, seconds=round(elapsed, 6))
+        doc = dict(stats.asdict(), status=result.status, error=result.error, seconds=round(elapsed, 6),
+                   cores_lost=[loss.asdict() for loss in lost])
         import json  # only for --stats-json
 
         text = json.dumps(doc, sort_keys=True)
         if stats_json == "-":
             click.echo(text, err=True)
         else:
-            with open(stats_json, "w") as fh:
-                fh.write(text + "\n")
+            try:
+                with stats_fh:
+                    if stats_fh.seekable():  # a regular file: written anew
+                        stats_fh.seek(0)
+                        stats_fh.truncate()
+                    stats_fh.write(text + "\n")
+            except OSError as e:
+                click.echo(f"mosfw: --stats-json: cannot write {stats_json!r}: {e.strerror or e}", err=True)
+                ctx.exit(EXIT_SETUP)
     if result.status == "error":
         what = read_file or interface
         click.echo(
@@ -294,6 +356,8 @@ def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, co
     if result.status == "stopped":
         click.echo(f"mosfw: stopped on request (SIGINT/SIGTERM) after {stats.packets} packets: "
                    "open flows were ended (reason eof) and reported", err=True)
+    if lost:
+        ctx.exit(EXIT_CORE_LOST)
     if stats.plugin_errors:
         ctx.exit(EXIT_PLUGIN_ERRORS)
     if result.status == "stopped" and read_file:

@@ -1,6 +1,6 @@
 """``mosfw run -c 2`` end to end under signals and failures: Ctrl-C and
 SIGTERM stop every worker and still make the merged report; a worker
-killed from outside fails the run loudly, naming its core; a killed parent
+killed from outside loses its core only, named (exit 5); a killed parent
 takes its workers with it; a closed stdout is quiet. About 15 s.
 
 The workload: bench/gen_capture.c's synthetic capture (2,500 connections,
@@ -57,7 +57,7 @@ def mosfw_merge(results):
 
 @mosfw.hookimpl
 def mosfw_report(config, stats):
-    config.stdout.write(f"REPORT per-core={STATE['merged']} total={sum(STATE['merged'])} "
+    config.stdout.write(f"REPORT per-core={STATE['merged']} total={sum(x or 0 for x in STATE['merged'])} "
                         f"packets={stats.packets}\\n")
     config.stdout.flush()
 '''
@@ -141,17 +141,16 @@ def test_stop_signal_still_makes_the_merged_report(workload, tmp_path, how):
     assert gone(workers)
 
 
-def test_a_worker_killed_from_outside_fails_the_run(workload, tmp_path):
+def test_a_worker_killed_from_outside_loses_only_its_core(workload, tmp_path):
     proc = start(workload, tmp_path)
     workers = wait_ready(tmp_path, proc)
     victim = workers[1]
     os.kill(victim, signal.SIGKILL)
-    t0 = time.monotonic()
     out, err = finish(proc)
-    assert time.monotonic() - t0 < 10
-    assert proc.returncode not in (0, 130), (proc.returncode, err)
+    assert proc.returncode == 5, (proc.returncode, err)  # a core was lost
     assert re.search(rf"core [01] \(worker pid {victim}\) died \(killed by signal 9 \(SIGKILL\)\)", err), err
-    assert "REPORT" not in out  # no report from an incomplete run
+    assert re.search(r"REPORT per-core=\[(\d+, None|None, \d+)\]", out), out  # the survivor's report
+    assert "Traceback" not in err
     assert gone(workers)
 
 

@@ -126,10 +126,10 @@ def _blob(v):
 
 
 def test_merger_waits_for_every_core_reading_a_file(monkeypatch):
-    from mosfw import runner
+    from mosfw import merge as runner
 
     seen = []
-    m = runner._TickMerger(_StubConfig(seen), 3, live=False)
+    m = runner.TickMerger(_StubConfig(seen), 3, live=False)
     m.add(0, 10.0, _blob("a0"))
     m.add(0, 11.0, _blob("b0"))  # core 0 runs ahead
     m.add(2, 10.0, _blob("a2"))
@@ -145,12 +145,12 @@ def test_merger_waits_for_every_core_reading_a_file(monkeypatch):
 
 
 def test_merger_live_does_not_wait_forever_nor_for_a_core_without_packets(monkeypatch):
-    from mosfw import runner
+    from mosfw import merge as runner
 
     now = [100.0]
     monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
     seen = []
-    m = runner._TickMerger(_StubConfig(seen), 3, live=True)
+    m = runner.TickMerger(_StubConfig(seen), 3, live=True)
     m.add(0, 5.0, _blob("a0"))  # cores 1 and 2 have had no packet: they do not tick yet
     assert seen == [(5.0, ["a0", None, None])]
     m.add(1, 6.0, _blob("b1"))  # core 1 ticks from now on ...

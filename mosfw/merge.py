@@ -1,0 +1,178 @@
+"""Merging what the cores of a run report: engine counters
+(:func:`merge_stats`), each plugin's ``mosfw_core_result`` values
+(``mosfw_merge``, then ``mosfw_report``) and the per-second values of
+``mosfw_tick_result`` (``mosfw_tick_merge``: :class:`TickMerger` with
+``-c N``, :func:`tick_merge_here` with one core). Used by
+:mod:`mosfw.runner`; split from it by concern.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+import attrs
+
+from mosfw.engine import Core, raised_at
+from mosfw.options import Config
+from mosfw.stats import RunStats
+from mosfw.workers import call_lifecycle
+
+if TYPE_CHECKING:
+    from mosfw.runner import CoreResult
+
+__all__ = ["INPUT_COUNTERS", "TICK_MERGE_WAIT", "TickMerger", "merge_and_report", "merge_stats",
+           "overall_status", "tick_merge_here"]
+
+#: live with -c N: seconds a second's per-core results (mosfw_tick_result)
+#: wait for the cores that have not reported it yet before it is merged
+#: without them (reading a file, a second waits for every core)
+TICK_MERGE_WAIT = 1.5
+
+#: counters of the input itself: offline, every core counts the whole
+#: file's (from the shared index, or by reading it all), so the merged
+#: value is one reading's
+INPUT_COUNTERS = tuple(
+    f for f in ("packets", "bytes", "tcp_packets", "non_tcp", "malformed", "truncated",
+                "unsupported_link", "fragments", "bad_checksum")
+    if f in attrs.fields_dict(RunStats))
+
+
+def merge_stats(per_core: list[RunStats], same_input: bool) -> RunStats:
+    """Sum per-core counters. ``same_input``: every core read the same
+    file, so the input counters are taken from the core that read the
+    most (they are equal when all read to the end) instead of summed."""
+    total = per_core[0]
+    for s in per_core[1:]:
+        total = total + s
+    if same_input and len(per_core) > 1:
+        total = attrs.evolve(total, **{f: max(getattr(s, f) for s in per_core) for f in INPUT_COUNTERS})
+    return total
+
+
+def overall_status(results: list[CoreResult]) -> tuple[str, str]:
+    for r in results:
+        if r.status == "error":
+            return "error", r.error
+    if any(r.status == "stopped" for r in results):
+        return "stopped", ""
+    return "done", ""
+
+
+def merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, fail_fast: bool = False) -> RunStats:
+    """Call every ``mosfw_merge`` implementation with its own values, then
+    ``mosfw_report``; returns stats with merge errors counted."""
+    pm = config.pluginmanager
+    errors = 0
+    for name, fn in pm.direct_callers("mosfw_merge"):
+        try:
+            fn(config, [c.values.get(name) for c in cores], cores)
+        except Exception as e:  # noqa: BLE001 - reported, the report still runs
+            errors += 1
+            _report_merge_error(config, name, "mosfw_merge", e)
+    if errors:
+        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
+    errors = call_lifecycle(config, "mosfw_report", fail_fast, config, stats)
+    if errors:
+        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
+    return stats
+
+
+def _report_merge_error(config: Config, name: str, hook: str, e: BaseException) -> None:
+    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}", file=config.stderr)
+
+
+def tick_merge_here(config: Config) -> Callable:
+    """``-c 1``: a core's tick sink calling ``mosfw_tick_merge`` at once,
+    each plugin with its own value."""
+    callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
+
+    def sink(core: Core, ts: float, values: dict) -> None:
+        if core.stdout_closed:  # nobody reads the output any more
+            return
+        for name, fn in callers:
+            if name not in values:
+                continue
+            try:
+                fn(config, ts, [values.get(name)])
+            except BrokenPipeError:  # the output was closed: finish the run
+                core.stdout_closed = True
+                core.request_stop()
+            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+                core._report(name, "mosfw_tick_merge", None, e)
+
+    return sink
+
+
+class TickMerger:
+    """``-c N``: the cores' ``mosfw_tick_result`` values, held by second
+    until every core has reported it (or a later second, or finished;
+    live, also when TICK_MERGE_WAIT went by, and not waiting for a core
+    that has not ticked yet: it ticks from its first packet on), then
+    passed to ``mosfw_tick_merge`` in order of seconds."""
+
+    def __init__(self, config: Config, n: int, live: bool) -> None:
+        self.config = config
+        self.n = n
+        self.wait = TICK_MERGE_WAIT if live else None
+        self.callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
+        self.pending: dict[float, dict[int, dict]] = {}  # second -> core -> {name: pickled value}
+        self.first_seen: dict[float, float] = {}  # second -> monotonic time of its first report
+        self.latest: dict[int, float] = {}  # core -> latest second reported
+        self.done: set[int] = set()  # cores that finished
+        self.merged_upto = float("-inf")
+        self.errors = 0
+        self.late = 0  # values that came after their second was merged
+        self.broken = False  # a mosfw_tick_merge found its output closed
+
+    def add(self, core: int, ts: float, blobs: dict) -> None:
+        if ts <= self.merged_upto:
+            self.late += 1
+            return
+        self.pending.setdefault(ts, {})[core] = blobs
+        self.first_seen.setdefault(ts, time.monotonic())
+        self.latest[core] = max(ts, self.latest.get(core, ts))
+        self.flush()
+
+    def finished(self, core: int) -> None:
+        self.done.add(core)
+        self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        now = time.monotonic()
+        while self.pending:
+            ts = min(self.pending)
+            got = self.pending[ts]
+            complete = all(c in got or c in self.done or self.latest.get(c, ts) > ts
+                           # live, a core that has seen no packet yet does not tick
+                           or (self.wait is not None and c not in self.latest)
+                           for c in range(self.n))
+            if not (complete or final or (self.wait is not None and now - self.first_seen[ts] > self.wait)):
+                return
+            del self.pending[ts], self.first_seen[ts]
+            self.merged_upto = ts
+            self._merge(ts, got)
+
+    def _merge(self, ts: float, got: dict[int, dict]) -> None:
+        import pickle
+
+        for name, fn in self.callers:
+            if self.broken or not any(name in blobs for blobs in got.values()):
+                continue
+            results = []
+            for c in range(self.n):
+                blob = got.get(c, {}).get(name)
+                try:
+                    results.append(None if blob is None else pickle.loads(blob))
+                except Exception as e:  # noqa: BLE001
+                    self.errors += 1
+                    results.append(None)
+                    print(f"mosfw: core {c}: plugin {name!r}: the value of mosfw_tick_result could not "
+                          f"be read back: {type(e).__name__}: {e}", file=self.config.stderr)
+            try:
+                fn(self.config, ts, results)
+            except BrokenPipeError:
+                self.broken = True
+            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+                self.errors += 1
+                _report_merge_error(self.config, name, "mosfw_tick_merge", e)
