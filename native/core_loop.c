@@ -766,6 +766,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
+	r = mosfw_parse_wire(r, pp, caplen, wirelen); /* an IP length beyond the wire: a lie */
 	if (!c->shared) /* else the index counted it, with the whole file's */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 	if (r == MOSFW_PARSE_TCP)
