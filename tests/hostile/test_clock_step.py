@@ -151,3 +151,31 @@ def test_idle_clock_after_a_step_back_counts_from_input_time(mosfw_capture, mosf
     assert ends[key(Y)] == ("timeout", pytest.approx(latest + 30.0, abs=1e-6))
     assert rec.ends()[key(Y)] == ["timeout"]
     assert rec.stats.flows_created == 3  # other, Y, and other again (mid-stream, after its own timeout)
+
+
+REPLAY = ROOT / "native" / "build-asan" / "mosfw-replay"
+
+
+@pytest.mark.skipif(not REPLAY.exists(), reason="sanitizer build missing: run `make asan`")
+@pytest.mark.parametrize("cores", ["1", "2"])
+def test_sanitizer_build_keeps_one_flow_across_a_step_back(mosfw_capture, tmp_path, cores):
+    """The ASan+UBSan engine, driven from C, one core and two: no report,
+    one flow per connection of test_connection_read_after_a_step_back
+    (the replay driver's timer per flow fires on input time as well)."""
+    import os
+
+    cap = mosfw_capture(start=T0, step=0.01)
+    cap.udp(("10.0.0.9", 5353), ("10.0.0.10", 53), b"later capture")
+    cap.advance(-HOUR)
+    y = cap.conversation(client=Y)
+    y.handshake()
+    exchange(y)
+    y.close("client")
+    path = tmp_path / "merged.pcap"
+    cap.write_pcap(path)
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
+    r = subprocess.run([str(REPLAY), "-c", cores, str(path)], capture_output=True, text=True, timeout=120, env=env)
+    assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 0, r.stderr[-3000:]
+    per_core = [dict(kv.split("=") for kv in line.split()[1:] if "=" in kv) for line in r.stdout.splitlines()]
+    assert sum(int(c["flows"]) for c in per_core) == 1 and sum(int(c["conn_end"]) for c in per_core) == 1
