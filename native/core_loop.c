@@ -757,17 +757,16 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	}
 	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
 	                     frame != c->held && mosfw_source_frames_stable(c->src));
-	if (done->frame == frame) { /* parsed by read_ahead() */
-		r = done->r;
+	if (done->frame == frame) { /* parsed by read_ahead(), without the wire length */
+		r = mosfw_parse_wire(done->r, &done->p, caplen, wirelen);
 		pp = &done->p;
 		hash = done->hash;
 	} else {
-		r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums,
-		                &p);
+		r = mosfw_parse_wire(mosfw_parse(mosfw_source_linktype(c->src), frame, caplen,
+		                                 c->cfg.verify_checksums, &p), &p, caplen, wirelen);
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
-	r = mosfw_parse_wire(r, pp, caplen, wirelen); /* an IP length beyond the wire: a lie */
 	if (!c->shared) /* else the index counted it, with the whole file's */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 	if (r == MOSFW_PARSE_TCP)
