@@ -202,9 +202,11 @@ class Flow:
 
     @property
     def last_ts(self) -> float:
-        """Time of the last packet (for ended flows: when it ended); the
-        latest time, when a packet's timestamp went back. Idle timeouts
-        count from it."""
+        """Input time of the last packet (for ended flows: when it ended):
+        the packet's time, or the latest packet time read before it when
+        the capture's time went back (docs/robustness.md). Idle timeouts
+        count from it; so a flow opened by a packet from the past has a
+        :attr:`duration` that includes the step."""
         return self._rec.last_ts
 
     @property

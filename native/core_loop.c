@@ -18,6 +18,7 @@
 #include "shared_input.h"
 #include "source.h"
 #include "tcp_state.h"
+#include "timers.h"
 
 /* Worst case records one packet can produce, with slack. */
 #define ROOM_PER_PACKET 24u
@@ -697,7 +698,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			c->st.flows_midstream++;
 		mosfw_tcp_open(f, slot, how, &ctx, &c->ring);
 	}
-	f = &c->ft.flows[slot];
+	f = mosfw_idle_restart(&c->ft.flows[slot], c->now); /* idle time is input time */
 	verdict = mosfw_tcp_update(f, slot, dir, &ctx, &c->ring, &rexmit);
 	c->st.rexmits += (uint64_t)rexmit;
 	if (verdict == MOSFW_TCP_ENDED_FIN)
@@ -756,13 +757,13 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	}
 	mosfw_core_ext_frame(&c->x, frame, caplen, wirelen,
 	                     frame != c->held && mosfw_source_frames_stable(c->src));
-	if (done->frame == frame) { /* parsed by read_ahead() */
-		r = done->r;
+	if (done->frame == frame) { /* parsed by read_ahead(), without the wire length */
+		r = mosfw_parse_wire(done->r, &done->p, caplen, wirelen);
 		pp = &done->p;
 		hash = done->hash;
 	} else {
-		r = mosfw_parse(mosfw_source_linktype(c->src), frame, caplen, c->cfg.verify_checksums,
-		                &p);
+		r = mosfw_parse_wire(mosfw_parse(mosfw_source_linktype(c->src), frame, caplen,
+		                                 c->cfg.verify_checksums, &p), &p, caplen, wirelen);
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}

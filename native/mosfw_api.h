@@ -257,8 +257,9 @@ struct mosfw_flow {
 	struct mosfw_tuple tuple;
 	uint64_t id;          /* stable id; 0 = slot free */
 	double first_ts;      /* first packet */
-	double last_ts;       /* last packet (the latest time, when a capture's
-	                         timestamps go back); idle timeouts count from it */
+	double last_ts;       /* input time of its last packet (never before the
+	                         latest packet time read: a capture's time may
+	                         go back); idle timeouts count from it */
 	struct mosfw_half side[2]; /* [MOSFW_SIDE_CLIENT], [MOSFW_SIDE_SERVER] */
 	uint32_t hash;        /* symmetric hash of the tuple */
 	uint32_t lru_prev, lru_next;  /* idle list links (slots) */

@@ -219,6 +219,7 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 		total = avail;	/* TSO frames captured with total length 0 */
 	if (total < ihl)
 		return MOSFW_PARSE_MALFORMED;
+	p->ip_end = total;
 	p->family = 4;
 	memset(p->src, 0, 32);
 	memcpy(p->src, ip + 12, 4);
@@ -264,6 +265,7 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	plen = rd16(ip + 4);
 	if (plen == 0)
 		plen = avail - 40;	/* jumbogram or TSO: trust the capture */
+	p->ip_end = 40 + plen;
 	p->family = 6;
 	memcpy(p->src, ip + 8, 16);
 	memcpy(p->dst, ip + 24, 16);
@@ -335,13 +337,19 @@ int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen,
 {
 	uint32_t off;
 	uint16_t proto;
-	int r = parse_link(linktype, frame, caplen, &off, &proto);
+	int r;
 
+	out->ip_end = 0;
+	r = parse_link(linktype, frame, caplen, &off, &proto);
 	if (r != MOSFW_PARSE_TCP)
 		return r;
 	if (proto == ETH_P_IP)
-		return parse_ipv4(frame + off, caplen - off, verify_csum, out);
-	if (proto == ETH_P_IPV6)
-		return parse_ipv6(frame + off, caplen - off, verify_csum, out);
-	return MOSFW_PARSE_NON_TCP;
+		r = parse_ipv4(frame + off, caplen - off, verify_csum, out);
+	else if (proto == ETH_P_IPV6)
+		r = parse_ipv6(frame + off, caplen - off, verify_csum, out);
+	else
+		return MOSFW_PARSE_NON_TCP;
+	if (out->ip_end)
+		out->ip_end += off;
+	return r;
 }

@@ -44,6 +44,8 @@ struct mosfw_pkt {
 	uint8_t family;             /* 4 or 6 */
 	uint8_t tcp_flags;          /* MOSFW_TH_* */
 	uint32_t ip_len;            /* IP bytes as the header says (header+payload) */
+	uint32_t ip_end;            /* frame offset where the IP packet ends by its
+	                               length field; 0 before an IP header is read */
 	uint32_t payload_len;       /* TCP payload bytes as the headers say */
 	uint32_t payload_caplen;    /* of which present in the capture */
 	const uint8_t *payload;     /* first payload byte (may be truncated) */
@@ -59,6 +61,20 @@ int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen,
                 int verify_csum, struct mosfw_pkt *out);
 
 int mosfw_linktype_supported(int linktype);
+
+/* The IP length field against the frame's wire length (its orig_len):
+ * an IP packet that claims more bytes than its frame had on the wire lies
+ * (IPv4 total length 60000 in a 59-byte frame captured whole) and is
+ * malformed, whatever mosfw_parse() said of it. A frame cut by the
+ * snaplen (caplen < wire length) is judged by its wire length, so its
+ * missing bytes are truncation, not a lie; a frame longer than its IP
+ * packet (Ethernet padding, a trailer) is fine. mosfw_parse() cannot see
+ * the wire length: every caller applies this to its result. */
+static inline int mosfw_parse_wire(int r, const struct mosfw_pkt *p, uint32_t caplen,
+                                   uint32_t wirelen)
+{
+	return p->ip_end > (wirelen > caplen ? wirelen : caplen) ? MOSFW_PARSE_MALFORMED : r;
+}
 
 /* Count one packet read (packets, bytes, first/last time) and what its
  * parse gave (enum mosfw_parse_result) in the input counters. */

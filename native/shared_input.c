@@ -267,6 +267,7 @@ static void index_range(struct mosfw_shared_reader *r)
 		}
 		ts = pcap_rec_ts(&rec, f->nano);
 		res = mosfw_parse(f->linktype, f->base + pos + 16, rec.caplen, f->verify_checksums, &p);
+		res = mosfw_parse_wire(res, &p, rec.caplen, rec.wirelen);
 		mosfw_count_input(&s->in, res, rec.caplen, rec.wirelen, ts);
 		e = (uint64_t)pos;
 		if (res == MOSFW_PARSE_TCP) {

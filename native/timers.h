@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "mosfw_api.h"
+
 struct mosfw_timer {
 	double deadline;
 	uint64_t order;    /* insertion order: ties fire first-set first */
@@ -35,5 +37,20 @@ static inline int mosfw_timers_due(const struct mosfw_timers *t, double now)
 }
 /* Remove and return the earliest timer (t->n > 0). */
 struct mosfw_timer mosfw_timers_pop(struct mosfw_timers *t);
+
+/* A packet of flow f is processed at input time `now` (the latest packet
+ * time read so far): the flow's idle clock (last_ts, which idle timeouts
+ * count from) restarts at now, also when the packet's own timestamp is
+ * older -- a capture whose clock stepped back (`mergecap -a`, an NTP
+ * step). Input time never goes back, so a packet from the past neither
+ * makes its flow look idle since then (a flow it opens would time out at
+ * once) nor moves a deadline back. The packet keeps its own timestamp in
+ * events and in conn.log. Returns f. */
+static inline struct mosfw_flow *mosfw_idle_restart(struct mosfw_flow *f, double now)
+{
+	if (f->last_ts < now)
+		f->last_ts = now;
+	return f;
+}
 
 #endif /* MOSFW_TIMERS_H */

@@ -9,7 +9,12 @@ the result against a model of the lists written from their rules
 back at most TOUCH_WALK_MAX flows while they are newer, and expiry ends the
 head while its deadline (last_ts + tcp_timeout) is at or before the input
 time, then stops. A packet first advances input time (the latest packet
-time), then expiry runs, then the packet is processed.
+time), then expiry runs, then the packet is processed; its flow's idle
+clock (last_ts) restarts at input time, also when the packet's own time
+is older (issue 23: a flow opened by a packet from the past used to take
+that older time and was timed out at the next packet). So a touched flow
+is always the newest of its list: with packets alone the lists stay in
+order, however far back the times go.
 """
 
 from __future__ import annotations
@@ -46,9 +51,7 @@ def model(schedule, n_flows):
             del last[g]
         if f not in last:
             out.append(("start", f, ts))
-            last[f] = ts
-        elif ts > last[f]:
-            last[f] = ts
+        last[f] = now  # input time, not the packet's own (maybe older) time
         touch(f)
     for g in lst:  # eof, in list order
         out.append(("eof", g, None))
@@ -124,29 +127,30 @@ def test_timeouts_follow_the_idle_lists(mosfw_capture, mosfw_run, seed, n_flows,
     assert got == want
 
 
-def test_a_flow_from_the_past_times_out_at_the_next_packet(mosfw_capture, mosfw_run):
+def test_a_flow_from_the_past_is_idle_from_input_time(mosfw_capture, mosfw_run):
     """A packet older than the input time by more than the timeout opens a
-    flow that is due at once: it is linked at the head of its list and ends
-    before the next packet, although no deadline seen before was due."""
-    sched = [(f, float(t)) for f, t in ((0, 1000), (1, 1005), (2, 980), (3, 1006), (4, 1007))]
-    want = model(sched, 5)
-    assert ("end", 2, 990.0) in want
-    assert want.index(("end", 2, 990.0)) == want.index(("start", 3, 1006.0)) - 1
-    assert run_schedule(mosfw_capture, mosfw_run, sched, 5) == want
+    flow that is idle from the input time it was read at (1005), not from
+    its own time (980): it ends at 1015, with flow 1 read at 1005, and not
+    at the next packet (990), as it did before issue 23 was fixed."""
+    sched = [(f, float(t)) for f, t in ((0, 1000), (1, 1005), (2, 980), (3, 1006), (4, 1007), (5, 1020))]
+    want = model(sched, 6)
+    assert [w for w in want if w[0] == "end"] == [
+        ("end", 0, 1010.0), ("end", 1, 1015.0), ("end", 2, 1015.0), ("end", 3, 1016.0), ("end", 4, 1017.0)]
+    assert run_schedule(mosfw_capture, mosfw_run, sched, 6) == want
 
 
-def test_a_list_out_of_order_still_ends_flows_when_they_reach_its_head(mosfw_capture, mosfw_run):
-    """A flow from 10 s in the past among 70 newer ones is linked 64 flows
-    back from the tail, not at the head (the walk's limit): its list is out
-    of order. When the six flows before it are touched to the tail it
-    becomes the head, already due, and ends at the next packet, as it did
-    before expiry was skipped while nothing seemed due."""
+def test_a_flow_from_the_past_joins_the_tail_of_its_list(mosfw_capture, mosfw_run):
+    """A flow from 10 s in the past read after 70 newer ones is linked at
+    the tail of its list (its idle clock is input time, 1000.69), so it
+    ends after all of them, not first (its own time, 990, would make it
+    due at once)."""
     n_old = 70
     sched = [(i, 1000.0 + i / 100) for i in range(n_old)]
-    sched.append((n_old, 990.0))                       # X, due at 1000.0
-    sched += [(i, 1001.0 + i / 10) for i in range(6)]  # the flows before X move away
-    sched += [(n_old + 1, 1003.0), (n_old + 2, 1004.0)]
+    sched.append((n_old, 990.0))                       # X, idle from 1000.69
+    sched += [(i, 1001.0 + i / 10) for i in range(6)]  # six of the older flows are touched again
+    sched += [(n_old + 1, 1010.65), (n_old + 2, 1012.0)]
     want = model(sched, n_old + 3)
-    x_end = ("end", n_old, 1000.0)
-    assert want.index(x_end) == want.index(("start", n_old + 1, 1003.0)) - 1
+    ends = [w[1] for w in want if w[0] == "end"]
+    assert ends == list(range(6, n_old)) + [n_old] + list(range(6))
+    assert ("end", n_old, 1010.69) in want
     assert run_schedule(mosfw_capture, mosfw_run, sched, n_old + 3) == want
