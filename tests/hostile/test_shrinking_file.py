@@ -7,8 +7,10 @@ The mapped reader (native/source.c) hands out records in place; once the
 file is truncated, every page of the mapping beyond the new end faults.
 The test truncates the input from a plugin hook mid-run (deterministic):
 
-- ``near``: to a size inside the window the reader has already mapped in
-  (the pages are gone from under it: the SIGBUS guard, native/map_guard.c);
+- ``near``: to a size inside the window the reader has already mapped in,
+  7 bytes into a record (the rest of that page reads as zeros);
+- ``page``: to a page boundary there, inside a record (the pages after it
+  are gone from under the reader: the SIGBUS guard, native/map_guard.c);
 - ``far``: to a size beyond it (seen by the size check before the next
   window is mapped);
 - ``boundary``: to a record boundary (libpcap would call that a clean end
@@ -34,17 +36,43 @@ MiB = 1024 * 1024
 
 TRUNCATOR = '''
 import os
+import struct
 import mosfw
 
-PATH, SIZE = os.environ["SHRINK_PATH"], int(os.environ["SHRINK_TO"])
-done = [False]
+PATH, WHERE, OUT = os.environ["SHRINK_PATH"], os.environ["SHRINK_WHERE"], os.environ["SHRINK_OUT"]
+MiB = 1 << 20
+state = {"core": None, "done": False}
+
+
+@mosfw.hookimpl
+def mosfw_core_start(core):
+    state["core"] = core
+
+
+def cut_point(read_upto):
+    """A record boundary (or 7 bytes past one) ahead of the reader."""
+    ahead = {"near": 1 * MiB, "page": 1 * MiB, "far": 12 * MiB, "boundary": 12 * MiB}[WHERE]
+    with open(PATH, "rb") as fh:
+        data = fh.read()
+    pos = 24
+    while pos < read_upto + ahead:
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    if WHERE == "page":  # a page boundary inside a record: the pages after it fault
+        return (read_upto + ahead) // 4096 * 4096
+    return pos if WHERE == "boundary" else pos + 7
 
 
 @mosfw.hookimpl
 def mosfw_conn_start(flow):
-    if not done[0]:
-        done[0] = True
-        os.truncate(PATH, SIZE)
+    if state["done"]:
+        return
+    state["done"] = True
+    size = cut_point(state["core"].input_offset())
+    if os.path.exists(OUT):  # another core of the run cut it already
+        return
+    with open(OUT, "w") as fh:
+        fh.write(str(size))
+    os.truncate(PATH, size)
 '''
 
 
@@ -76,28 +104,22 @@ def record_ends(data: bytes) -> list[int]:
     return ends
 
 
-def cut_point(data: bytes, where: str) -> int:
-    ends = record_ends(data)
-    target = {"near": 2 * MiB, "far": 14 * MiB, "boundary": 14 * MiB}[where]
-    b = next(e for e in ends if e >= target)
-    return b if where == "boundary" else b + 7  # 7 bytes into the next record's header or body
-
-
 @pytest.mark.parametrize("cores", [1, 2])
-@pytest.mark.parametrize("where", ["near", "far", "boundary"])
+@pytest.mark.parametrize("where", ["near", "page", "far", "boundary"])
 def test_file_shrinking_mid_run_is_a_read_error(capture, tmp_path, where, cores):
     path = tmp_path / "live-rotated.pcap"
     path.write_bytes(capture)
-    size = cut_point(capture, where)
-    whole = sum(1 for e in record_ends(capture) if e <= size)  # records wholly before the cut
     plugin = tmp_path / "truncator.py"
     plugin.write_text(TRUNCATOR)
-    env = dict(os.environ, SHRINK_PATH=str(path), SHRINK_TO=str(size))
+    cut = tmp_path / "cut-at.txt"
+    env = dict(os.environ, SHRINK_PATH=str(path), SHRINK_WHERE=where, SHRINK_OUT=str(cut))
     env.pop("MOSFW_READER", None)
     r = subprocess.run([sys.executable, "-m", "mosfw", "run", "-r", str(path), "-c", str(cores), "-p", str(plugin),
                         "--max-concurrency", "400000", "--stats-json", "-"],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    assert path.stat().st_size == size  # the plugin did cut it
+    size = int(cut.read_text())
+    assert path.stat().st_size == size < len(capture)  # the plugin did cut it
+    whole = sum(1 for e in record_ends(capture) if e <= size)  # records wholly before the cut
     assert r.returncode == 3, (r.returncode, r.stderr[-3000:])
     assert "Traceback" not in r.stderr and "died" not in r.stderr and "crash" not in r.stderr, r.stderr[-3000:]
     msg = [line for line in r.stderr.splitlines() if line.startswith("mosfw: error: input")]
