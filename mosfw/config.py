@@ -52,6 +52,8 @@ DEFAULT_MAX_CONCURRENCY = 1_000_000
 """Flow-table capacity per core (mOS: 100000, a DPDK preallocation)."""
 DEFAULT_RMEM_SIZE = 8192
 """Per-side stream buffer, bytes (same as mOS)."""
+DEFAULT_RMEM_MEMCAP = 1 << 30
+"""Bytes all stream buffers of a core may take together (mosfw's own)."""
 DEFAULT_TCP_TIMEOUT = 30
 """Idle seconds before a flow ends with reason timeout (same as mOS)."""
 DEFAULT_TCP_TW_INTERVAL = 5
@@ -193,6 +195,10 @@ class MosConfig:
     rmem_size: int = DEFAULT_RMEM_SIZE
     """Bytes of in-order payload kept per side of a flow for peek/ppeek
     (mOS: the receive buffer of a monitor socket)."""
+
+    rmem_memcap: int = DEFAULT_RMEM_MEMCAP
+    """Bytes all reassembly buffers of one core may take together; a side
+    whose buffer would go past it keeps no payload (counted). 0 = no cap."""
 
     tcp_timeout: int = DEFAULT_TCP_TIMEOUT
     """Idle seconds after which a flow ends (CONN_END, reason timeout);
@@ -348,6 +354,7 @@ _INT_CHECKS = {
     "forward": _check_forward,
     "max_concurrency": _check_range("max_concurrency", 1, _U32_MAX),
     "rmem_size": _check_range("rmem_size", 1, _I32_MAX, " bytes"),
+    "rmem_memcap": _check_range("rmem_memcap", 0, 2**63 - 1, " bytes"),
     "tcp_timeout": _check_tcp_timeout,
     "tcp_tw_interval": _check_range("tcp_tw_interval", 0, _I32_MAX, " seconds"),
     "no_ring_buffers": _check_bool01("no_ring_buffers"),
@@ -400,16 +407,8 @@ def _to_netdevs(value: Any, default_mask: int) -> tuple[tuple[str, int], ...]:
 # ---------------------------------------------------------------------------
 # the parser
 
-_HONOURED_KEYS = (
-    "forward",
-    "max_concurrency",
-    "rmem_size",
-    "tcp_timeout",
-    "tcp_tw_interval",
-    "no_ring_buffers",
-    "mos_log",
-    "stat_print",
-)
+_HONOURED_KEYS = ("forward", "max_concurrency", "rmem_size", "rmem_memcap", "tcp_timeout", "tcp_tw_interval",
+                  "no_ring_buffers", "mos_log", "stat_print")
 
 # mos { } keys mOS reads that mean nothing to a passive libpcap monitor.
 _IGNORED_MOS_KEYS = {

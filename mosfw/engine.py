@@ -36,7 +36,7 @@ from mosfw.events import (
     Side,
 )
 from mosfw.flow import _FLOW_SIZE, Flow, _addr
-from mosfw.options import Config
+from mosfw.options import Config, rmem_memcap_of
 from mosfw.stats import RunStats
 
 __all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings", "raised_at"]
@@ -243,7 +243,7 @@ class Core:
         cfg.tcp_timeout = float(config.tcp_timeout)
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
         cfg.verify_checksums = 1 if config.verify_checksums else 0
-        cfg.rmem_size = self.rmem_size
+        cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
         cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0
         cfg.fanout_group = int(fanout_group)
         self._pm_mask = pm.event_mask()

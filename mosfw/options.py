@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import attrs
 import click
 
-__all__ = ["Config", "OptionParser", "UsageError"]
+__all__ = ["Config", "OptionParser", "UsageError", "rmem_memcap_of"]
 
 
 class UsageError(Exception):
@@ -45,6 +45,9 @@ class Config:
     #: bytes of reassembly buffer per side of a flow (peek/ppeek); None: the
     #: mos.conf's ``rmem_size`` (``config.mos``), else 8192
     rmem_size: int | None = None
+    #: bytes one core's reassembly buffers may take together (0: no cap);
+    #: None: the mos.conf's ``rmem_memcap``, else 1 GiB (rmem_memcap_of)
+    rmem_memcap: int | None = None
     #: True: keep no reassembly buffers (peek returns nothing); None: the
     #: mos.conf's ``no_ring_buffers``, else False
     no_ring_buffers: bool | None = None
@@ -74,3 +77,17 @@ class OptionParser:
     def addoption(self, *names: str, **kwargs: Any) -> None:
         """Add an option; arguments as for :func:`click.option`."""
         self.options.append(click.Option(list(names), **kwargs))
+
+
+def rmem_memcap_of(config: Config) -> int:
+    """The run's ``rmem_memcap``: the Config's own value when set, else the
+    mos.conf's (``config.mos``), else 1 GiB; 0 = no cap."""
+    from mosfw.config import DEFAULT_RMEM_MEMCAP
+
+    v = getattr(config, "rmem_memcap", None)
+    if v is None and getattr(config, "mos", None) is not None:
+        v = getattr(config.mos, "rmem_memcap", None)
+    v = DEFAULT_RMEM_MEMCAP if v is None else int(v)
+    if not 0 <= v < 2**63:
+        raise UsageError(f"rmem_memcap must be between 0 (no cap) and 2^63-1 bytes, not {v}")
+    return v

@@ -42,6 +42,8 @@ class RunStats:
     events: int = 0  #: event records produced
     kernel_drops: int = 0  #: live: dropped by the kernel
     iface_drops: int = 0  #: live: dropped by the interface
+    nomem: int = 0  #: allocations that failed (flow index growth, reassembly buffers)
+    rmem_memcap_bytes: int = 0  #: payload bytes not kept: reassembly memory cap reached
     first_ts: float = 0.0  #: first packet time
     last_ts: float = 0.0  #: last packet time
     plugin_errors: int = 0  #: exceptions raised by plugin hooks

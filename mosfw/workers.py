@@ -294,7 +294,13 @@ def wake_on_signals(core: Core) -> Iterator[None]:
                 stop(handle)
 
     t = threading.Thread(target=waiter, name="mosfw-stop-waker", daemon=True)
-    t.start()
+    try:
+        t.start()
+    except RuntimeError as e:  # "can't start new thread": no memory for its stack
+        signal.set_wakeup_fd(old)
+        os.close(w)
+        os.close(r)
+        raise EngineError(f"out of memory: cannot start a thread ({e})") from None
     try:
         yield
     finally:

@@ -34,6 +34,9 @@ SOURCES = [
     "filters.c",
     "core_ext.c",
     "shared_input.c",
+    "map_guard.c",
+    "source_live.c",
+    "stream_mem.c",
 ]
 
 ffibuilder = FFI()

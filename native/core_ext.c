@@ -31,6 +31,7 @@ int mosfw_core_ext_init(struct mosfw_core_ext *x, const struct mosfw_config *cfg
 {
 	memset(x, 0, sizeof(*x));
 	x->rmem_size = cfg->rmem_size;
+	x->rmem_memcap = cfg->rmem_memcap;
 	x->no_ring_buffers = cfg->no_ring_buffers;
 	x->burst_packets = cfg->burst_packets ? cfg->burst_packets : 4096;
 	x->ft = ft;
@@ -54,7 +55,7 @@ static void streams_on(struct mosfw_core_ext *x)
 {
 	if (x->streams || x->no_ring_buffers || x->rmem_size == 0)
 		return;
-	x->streams = mosfw_streams_new(x->ft->pool_cap, x->rmem_size);
+	x->streams = mosfw_streams_new(x->ft->pool_cap, x->rmem_size, x->rmem_memcap);
 }
 
 void mosfw_core_ext_mask(struct mosfw_core_ext *x, uint32_t mask)

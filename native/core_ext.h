@@ -37,6 +37,7 @@ struct mosfw_core_ext {
 	int bytestream_wanted;         /* the app asked for buffers explicitly */
 	int started;                   /* the first packet was seen (input time known) */
 	uint32_t rmem_size;
+	uint64_t rmem_memcap;
 	int no_ring_buffers;
 	uint32_t burst_packets;
 	/* the packet being processed (for the arena and BPF filters) */

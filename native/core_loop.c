@@ -17,6 +17,7 @@
 #include "mosfw_api.h"
 #include "shared_input.h"
 #include "source.h"
+#include "stream_buf.h"
 #include "tcp_state.h"
 #include "timers.h"
 
@@ -103,6 +104,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->live_buffer_mb = 64;
 	cfg->promisc = 1;
 	cfg->rmem_size = 8192;
+	cfg->rmem_memcap = (uint64_t)1 << 30;
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
@@ -274,6 +276,7 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 	if (c->src)
 		mosfw_source_drops(c->src, &c->st.kernel_drops, &c->st.iface_drops);
 	*out = c->st;
+	mosfw_memory_stats(&c->ft, c->x.streams, out);
 	if (c->src && c->shared) /* the file's input counters, from the index */
 		mosfw_source_shared_totals(c->src, out);
 }
@@ -675,18 +678,13 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		}
 		if (!mosfw_core_ext_syn_ok(&c->x, ts))
 			return; /* stream_syn_filter: not tracked, not an orphan */
-		if (make_room(c, &ctx) < 0) {
+		if (make_room(c, &ctx) < 0 || /* full, or its index could not grow: */
+		    (slot = mosfw_ft_insert(&c->ft, p, hash, sender_is_client)) == MOSFW_NO_SLOT) {
 			struct mosfw_event *e;
 			c->st.flows_refused++;
 			e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx, NULL, MOSFW_NO_SLOT, 0);
 			if (e)
 				e->reason = MOSFW_ERR_TABLE_FULL;
-			orphan(c, &ctx);
-			return;
-		}
-		slot = mosfw_ft_insert(&c->ft, p, hash, sender_is_client);
-		if (slot == MOSFW_NO_SLOT) { /* cannot happen: pool has the slack */
-			c->st.flows_refused++;
 			orphan(c, &ctx);
 			return;
 		}

@@ -229,8 +229,18 @@ uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
 	struct mosfw_tuple *k;
 
 	if ((uint64_t)(t->live + 1) * 2 > (uint64_t)t->index_mask + 1 &&
-	    t->index_mask + 1 < t->index_max)
-		index_grow(t);
+	    t->index_mask + 1 < t->index_max && t->inserts >= t->grow_retry_at &&
+	    index_grow(t) < 0) {
+		/* out of memory: try again 1024 new flows later (a failed
+		 * calloc is cheap, but not free) */
+		t->grow_failed++;
+		t->grow_retry_at = t->inserts + 1024;
+	}
+	t->inserts++;
+	/* the index must keep empty entries (lookups probe up to one): past
+	 * 3/4 full, a table whose index could not grow refuses newcomers */
+	if ((uint64_t)(t->live + 1) * 4 > ((uint64_t)t->index_mask + 1) * 3)
+		return MOSFW_NO_SLOT;
 	if (t->n_free)
 		slot = t->free_stack[--t->n_free];
 	else if (t->bump < t->pool_cap)

@@ -46,6 +46,9 @@ struct mosfw_flow_table {
 	struct mosfw_idx_entry *index;
 	uint32_t index_mask;          /* index size - 1 (grows with live flows) */
 	uint32_t index_max;           /* the most it grows to: 2 x pool_cap, a power of 2 */
+	/* the index could not grow (out of memory): failed tries, and when
+	 * (in inserts) the next one is made */
+	uint64_t grow_failed, inserts, grow_retry_at;
 	uint32_t head[MOSFW_LRU_COUNT], tail[MOSFW_LRU_COUNT];
 	uint32_t count[MOSFW_LRU_COUNT];
 	/* times a flow was linked at a list's head: the list's earliest idle
@@ -77,7 +80,9 @@ uint32_t mosfw_ft_lookup(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
                          uint32_t hash, unsigned *dir);
 
 /* Allocate a slot for a new flow (caller checks t->live < t->max_live
- * first) and index it. sender_is_client says which way p goes. */
+ * first) and index it. sender_is_client says which way p goes.
+ * MOSFW_NO_SLOT when the index is 3/4 full and could not grow (out of
+ * memory: grow_failed counts the tries): the newcomer is refused. */
 uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
                          uint32_t hash, int sender_is_client);
 

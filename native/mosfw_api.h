@@ -298,6 +298,11 @@ struct mosfw_config {
 	 * mosfw_core_set_bytestream() asked for them. */
 	uint32_t rmem_size;
 	int no_ring_buffers;      /* 1 = never keep reassembly buffers */
+	/* the most bytes one core's reassembly buffers take together (each
+	 * is rmem_size + a header): a side whose buffer would go past it
+	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
+	 * 0 = no cap. Default 1 GiB. */
+	uint64_t rmem_memcap;
 };
 
 struct mosfw_stats {
@@ -324,6 +329,12 @@ struct mosfw_stats {
 	uint64_t events;         /* events written to records */
 	uint64_t kernel_drops;   /* live: dropped by the kernel (pcap_stats) */
 	uint64_t iface_drops;    /* live: dropped by the interface */
+	/* allocations on the packet path that failed (out of memory): the
+	 * flow index could not grow (new flows are then refused once it is
+	 * 3/4 full: flows_refused), a reassembly buffer (that side's payload
+	 * is not kept) */
+	uint64_t nomem;
+	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
 	double first_ts, last_ts;  /* input time span */
 };
 

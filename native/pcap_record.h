@@ -61,6 +61,23 @@ static inline int pcap_rec_read(const uint8_t *base, size_t len, size_t pos, uin
 	return PCAP_REC_OK;
 }
 
+/* The wire length in the header of the record after one that ends at
+ * `end` (1 when no header fits before len: the record's last byte is
+ * read instead). A file that shrank while mapped reads as zeros past its
+ * new end, up to the end of that page (no real record has wire length
+ * 0), and faults beyond it (map_guard.h): a record cut by the shrink is
+ * seen before it is handed out. */
+static inline uint32_t pcap_rec_next_wirelen(const uint8_t *base, size_t len, size_t end)
+{
+	uint32_t w = 1;
+
+	if (len - end >= 16)
+		memcpy(&w, base + end + 12, 4);
+	else
+		(void)*(const volatile uint8_t *)(base + end - 1);
+	return w;
+}
+
 /* Packet time as libpcap gives it at nanosecond precision: signed 32-bit
  * seconds and fraction, microseconds scaled up. */
 static inline double pcap_rec_ts(const struct pcap_rec *r, int nano)

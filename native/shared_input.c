@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "flow_table.h"
+#include "map_guard.h"
 #include "packet.h"
 #include "pcap_record.h"
 
@@ -174,6 +175,25 @@ void mosfw_shared_detach(struct mosfw_shared_reader *r)
 	free(r);
 }
 
+/* 1 with a message when the file shrank under the record at off (a page
+ * vanished, or zeros past the new end: pcap_record.h, map_guard.h). */
+static int shrank(const struct mosfw_shared_file *f, size_t off, const struct pcap_rec *rec,
+                  char *err, size_t errlen)
+{
+	size_t end = off + 16 + rec->body;
+	struct stat st;
+
+	if (rec->wirelen && pcap_rec_next_wirelen(f->base, f->len, end) &&
+	    !(f->fault && f->fault->hit))
+		return 0;
+	if (!(f->fault && f->fault->hit) && (fstat(f->fd, &st) < 0 || (size_t)st.st_size >= end))
+		return 0; /* a real record of wire length 0 */
+	snprintf(err, errlen,
+	         "truncated dump file; the file shrank while it was read (record at offset %zu cut)",
+	         off);
+	return 1;
+}
+
 /* ---- phase 1: index one range ------------------------------------------- */
 
 /* A plausible record header at pos (a found start must chain through
@@ -250,7 +270,7 @@ static void index_range(struct mosfw_shared_reader *r)
 			s->status = SCAN_EOF;
 			break;
 		}
-		if (res != PCAP_REC_OK) {
+		if (res != PCAP_REC_OK || shrank(f, pos, &rec, s->err, sizeof(s->err))) {
 			s->status = SCAN_ERROR;
 			break;
 		}
@@ -392,8 +412,13 @@ int mosfw_shared_next(struct mosfw_shared_reader *r, const uint8_t **frame, uint
 			}
 			r->other_shard += !own && (e & E_TCP);
 			if (pcap_rec_read(r->f.base, r->f.len, off, r->f.snapshot, &rec, err, errlen) !=
-			    PCAP_REC_OK)
-				return MOSFW_SHARED_ERROR; /* cannot happen: checked when indexed */
+			        PCAP_REC_OK || /* (cannot be: checked when indexed) */
+			    shrank(&r->f, off, &rec, err, errlen)) {
+				r->phase = R_END;
+				r->final = MOSFW_SHARED_ERROR;
+				snprintf(r->err, sizeof(r->err), "%s", err);
+				return MOSFW_SHARED_ERROR;
+			}
 			*ts = pcap_rec_ts(&rec, r->f.nano);
 			*gidx = r->gidx;
 			*pos = off + 16 + rec.body;

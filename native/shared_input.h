@@ -38,6 +38,7 @@
 #include "mosfw_api.h"
 
 struct bpf_program;
+struct mosfw_map_fault;
 
 /* What one worker reads from the shared index (source.c owns it). */
 struct mosfw_shared_reader;
@@ -51,6 +52,10 @@ struct mosfw_shared_file {
 	int linktype;
 	int verify_checksums;
 	const struct bpf_program *prog; /* NULL: no filter */
+	/* set when a page of the file vanished (it shrank: map_guard.h);
+	 * NULL: unguarded */
+	const struct mosfw_map_fault *fault;
+	int fd; /* the file (its size is checked when a record reads as zeros) */
 };
 
 enum mosfw_shared_result {

@@ -13,16 +13,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
-#include <linux/if_packet.h>
-#include <net/if.h>
 #include <poll.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #endif
 
+#include "map_guard.h"
 #include "mosfw_api.h"
 #include "pcap_record.h"
 #include "shared_input.h"
+#include "source_live.h"
 
 /* The mapped reader: the whole file is mapped read-only and records are
  * handed out in place (no copy, no read() per record). Pages behind the
@@ -41,7 +39,14 @@
 struct mosfw_map {
 	int fd;
 	const uint8_t *base;
-	size_t len;          /* mapped bytes (the file's size when mapped) */
+	size_t len;          /* bytes to read (the file's size when mapped) */
+	size_t maplen;       /* mapped bytes */
+	/* the file shrank while it was read (map_shrink): from `was` to
+	 * `shrunk_to` bytes; len stops at what is still there */
+	size_t was, shrunk_to;
+	int shrunk;
+	int guard;           /* map_guard.h handle (-1: unguarded) */
+	struct mosfw_map_fault fault;
 	size_t pos;          /* next record header */
 	size_t released;     /* [0, released) dropped from the mapping */
 	size_t populated;    /* [0, populated) asked to be mapped in */
@@ -72,27 +77,6 @@ struct mosfw_source {
  * downed interface would not be noticed). */
 #define LIVE_POLL_MS 50
 
-/* Live: is the interface administratively down? libpcap keeps waiting on
- * a downed interface (it only fails once the interface is deleted). 0
- * when it is up or cannot be asked (e.g. the "any" pseudo-device). */
-static int live_iface_down(struct mosfw_source *s)
-{
-#ifdef __linux__
-	struct ifreq ifr;
-	size_t n = strlen(s->iface);
-
-	if (n == 0 || n >= sizeof(ifr.ifr_name))
-		return 0;
-	memset(&ifr, 0, sizeof(ifr));
-	memcpy(ifr.ifr_name, s->iface, n);
-	if (ioctl(pcap_fileno(s->pcap), SIOCGIFFLAGS, &ifr) < 0)
-		return 0;
-	return !(ifr.ifr_flags & IFF_UP);
-#else
-	(void)s;
-	return 0;
-#endif
-}
 
 static int apply_filter(struct mosfw_source *s, const char *bpf, char *errbuf)
 {
@@ -134,8 +118,9 @@ static void map_close(struct mosfw_map *m)
 		return;
 	if (m->shared)
 		mosfw_shared_detach(m->shared); /* frees it; the others stop waiting for us */
-	if (m->base && m->len)
-		munmap((void *)m->base, m->len);
+	mosfw_map_guard_remove(m->guard);
+	if (m->base && m->maplen)
+		munmap((void *)m->base, m->maplen);
 	if (m->fd >= 0)
 		close(m->fd);
 	if (m->have_prog)
@@ -158,6 +143,7 @@ static int map_open(struct mosfw_source *s, const char *path, const char *bpf, c
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return 0;
+	m->guard = -1;
 	m->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (m->fd < 0 || fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size < (off_t)sizeof(hdr) || pread(m->fd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
@@ -172,7 +158,8 @@ static int map_open(struct mosfw_source *s, const char *path, const char *bpf, c
 		return 0;
 	}
 	m->base = base;
-	m->len = (size_t)st.st_size;
+	m->len = m->maplen = (size_t)st.st_size;
+	m->guard = mosfw_map_guard_add(base, m->maplen, &m->fault);
 	m->pos = sizeof(hdr);
 	m->nano = hdr[0] == 0xa1b23c4du;
 	m->snapshot = (uint32_t)pcap_snapshot(s->pcap);
@@ -203,13 +190,36 @@ static int map_grow(struct mosfw_map *m)
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, m->fd, 0);
 	if (base == MAP_FAILED)
 		return 0;
-	munmap((void *)m->base, m->len);
+	mosfw_map_guard_move(m->guard, base, (size_t)st.st_size);
+	munmap((void *)m->base, m->maplen);
 	m->base = base;
-	m->len = (size_t)st.st_size;
+	m->len = m->maplen = (size_t)st.st_size;
 	m->released = 0;
 	m->populated = m->pos & ~(size_t)4095;
 	madvise(base, m->len, MADV_SEQUENTIAL);
 	return 1;
+}
+
+/* The file shrank under the reader (tcpdump -C/-W rotation, logrotate
+ * copytruncate), or a page at offset `upto` vanished (map_guard.h):
+ * nothing from there or the file's new end on is read; the input ends
+ * there with a read error. */
+static void map_shrink(struct mosfw_map *m, size_t upto)
+{
+	struct stat st;
+	size_t now = fstat(m->fd, &st) == 0 ? (size_t)st.st_size : 0;
+
+	if (upto > now)
+		upto = now;
+	if (upto >= m->len)
+		return;
+	if (!m->shrunk)
+		m->was = m->len;
+	m->shrunk = 1;
+	m->shrunk_to = now;
+	m->len = upto < m->pos ? m->pos : upto;
+	if (m->populated > m->len)
+		m->populated = m->len;
 }
 
 /* Moved past a record: map the pages ahead, drop those well behind. */
@@ -228,9 +238,11 @@ static void map_advance(struct mosfw_map *m)
 	}
 	/* (through the shared index only this core's packets are read: the
 	 * pages without any are better never mapped) */
-	if (!m->shared_on && m->pos + MAP_RELEASE > m->populated && m->populated < m->len) {
-		/* map the next pages in one call rather than a page fault
-		 * per 64 kB (old kernels refuse it: faults then do it) */
+	if (!m->shared_on && m->pos + MAP_RELEASE > m->populated && m->populated < m->len &&
+	    (map_shrink(m, SIZE_MAX), m->populated < m->len)) {
+		/* (one fstat per window: did the file shrink?) map the next
+		 * pages in one call rather than a page fault per 64 kB (old
+		 * kernels refuse it: faults then do it) */
 		size_t n = m->len - m->populated < MAP_RELEASE ? m->len - m->populated : MAP_RELEASE;
 		madvise((void *)(m->base + m->populated), n, MADV_POPULATE_READ);
 		m->populated += n;
@@ -293,9 +305,25 @@ static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *cap
 		int r = pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, s->err,
 		                      sizeof(s->err));
 
-		if (r != PCAP_REC_OK && map_grow(m))
+		if (r != PCAP_REC_OK && !m->shrunk && map_grow(m))
 			r = pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, s->err,
 			                  sizeof(s->err));
+		if (r == PCAP_REC_OK &&
+		    (!rec.wirelen || !pcap_rec_next_wirelen(m->base, m->len, m->pos + 16 + rec.body) ||
+		     m->fault.hit)) {
+			/* zeros or a vanished page (pcap_record.h): did the file
+			 * shrink under this record? (one fstat, only then) */
+			map_shrink(m, m->fault.hit ? m->fault.off : SIZE_MAX);
+			m->fault.hit = 0;
+			if (m->pos + 16 + rec.body > m->len)
+				r = PCAP_REC_ERROR;
+		}
+		if (r != PCAP_REC_OK && m->shrunk) {
+			snprintf(s->err, sizeof(s->err),
+			         "truncated dump file; the file shrank from %zu to %zu bytes while it was "
+			         "read (next record at offset %zu)", m->was, m->shrunk_to, m->pos);
+			return MOSFW_SRC_ERROR;
+		}
 		if (r == PCAP_REC_EOF)
 			return MOSFW_SRC_EOF;
 		if (r != PCAP_REC_OK)
@@ -403,29 +431,7 @@ struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf, 
 
 int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbuf)
 {
-#if defined(__linux__) && defined(PACKET_FANOUT) && defined(PACKET_FANOUT_FLAG_DEFRAG)
-	int val;
-
-	if (!s->live || group == 0 || group > 0xffffu) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
-		         "AF_PACKET fanout needs a live capture and a group id in 1..65535 (got %u)",
-		         group);
-		return -1;
-	}
-	/* hash mode is symmetric for TCP/IP: both directions of a flow reach
-	 * the same socket */
-	val = (int)(group | ((unsigned)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16));
-	if (setsockopt(pcap_fileno(s->pcap), SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) < 0) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot join AF_PACKET fanout group %u: %s%s",
-		         group, strerror(errno),
-		         errno == EINVAL ? " (a group of that id with another mode exists?)" : "");
-		return -1;
-	}
-	return 0;
-#else
-	snprintf(errbuf, MOSFW_ERRBUF_SIZE, "AF_PACKET fanout (group %u) needs Linux", group);
-	return -1;
-#endif
+	return mosfw_live_join_fanout(s->pcap, s->live, group, errbuf);
 }
 
 int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
@@ -455,7 +461,7 @@ int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *c
 		return MOSFW_SRC_PACKET;
 	}
 	if (rc == 0) {
-		if (s->live && live_iface_down(s)) {
+		if (s->live && mosfw_live_iface_down(s->pcap, s->iface)) {
 			snprintf(s->err, sizeof(s->err), "interface '%s' went down", s->iface);
 			return MOSFW_SRC_ERROR;
 		}
@@ -494,6 +500,8 @@ int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint3
 	f.linktype = s->linktype;
 	f.verify_checksums = verify_checksums;
 	f.prog = m->have_prog ? &m->prog : NULL;
+	f.fault = &m->fault;
+	f.fd = m->fd;
 	m->shared = mosfw_shared_attach(sh, index, count, &f);
 	m->shared_on = m->shared != NULL;
 	return m->shared_on ? 0 : -1;

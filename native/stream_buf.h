@@ -76,12 +76,29 @@ struct mosfw_streams {
 	uint32_t n_marked;
 	uint32_t *release;      /* slots whose buffers go at the next burst */
 	uint32_t n_release, release_cap;
+	/* the most bytes the buffers take together (0: no cap); payload
+	 * bytes not kept because a new buffer would have gone past it */
+	uint64_t memcap, memcap_bytes;
 	/* counters */
 	uint64_t allocated, alloc_failed, live, peak;
 	uint64_t bytes_in, lost_gap, lost_overrun, bursts_cut;
 };
 
-struct mosfw_streams *mosfw_streams_new(uint32_t pool_cap, uint32_t rmem_size);
+struct mosfw_streams *mosfw_streams_new(uint32_t pool_cap, uint32_t rmem_size, uint64_t memcap);
+/* Would one more buffer take the buffers past the memory cap? (Each is
+ * a header and rmem_size bytes, allocated whole on a side's first
+ * payload byte: the cap is on what they may take, full.) */
+static inline int mosfw_streams_over_memcap(const struct mosfw_streams *s)
+{
+	return s->memcap && (s->live + 1) * (sizeof(struct mosfw_sb) + s->cap) > s->memcap;
+}
+/* A side's buffer, allocated now: NULL when out of memory (counted:
+ * alloc_failed) or over the cap. */
+struct mosfw_sb *mosfw_sb_alloc(struct mosfw_streams *s, const struct mosfw_flow *f, unsigned side,
+                               uint32_t first_payload_seq);
+/* The memory counters of struct mosfw_stats (nomem, rmem_memcap_bytes). */
+void mosfw_memory_stats(const struct mosfw_flow_table *ft, const struct mosfw_streams *s,
+                        struct mosfw_stats *out);
 void mosfw_streams_free(struct mosfw_streams *s);
 
 /* Start of a burst: free the buffers of flows that ended in the last one. */

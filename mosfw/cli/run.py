@@ -151,6 +151,12 @@ def _summary(stats, elapsed: float) -> str:
                      "their TCP header (not tracked)")
     if s.kernel_drops or s.iface_drops:
         lines.append(f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface")
+    if getattr(s, "nomem", 0):
+        lines.append(f"mosfw: out of memory {s.nomem} times: new flows refused once the flow index could not "
+                     "grow, or payload not kept (no reassembly buffer)")
+    if getattr(s, "rmem_memcap_bytes", 0):
+        lines.append(f"mosfw: {s.rmem_memcap_bytes} payload bytes not kept: the reassembly memory cap "
+                     "(rmem_memcap) was reached")
     if s.plugin_errors:
         lines.append(f"mosfw: {s.plugin_errors} exceptions raised by plugins")
     return "\n".join(lines)
@@ -313,6 +319,9 @@ def _run_and_report(ctx: click.Context, config, read_file, interface, fail_fast,
         ctx.exit(EXIT_PLUGIN_ERRORS)
     except EngineError as e:
         click.echo(f"mosfw: {e}", err=True)
+        ctx.exit(EXIT_SETUP)
+    except MemoryError:
+        click.echo("mosfw: out of memory (a memory limit, prlimit --as or ulimit -v?)", err=True)
         ctx.exit(EXIT_SETUP)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): not an error of ours
