@@ -20,8 +20,9 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["packet.c", "flow_table.c", "tcp_state.c", "conn_history.c", "source.c", "core_loop.c", "names.c",
-           "stream_buf.c", "pkt_arena.c", "timers.c", "filters.c", "core_ext.c", "shared_input.c"]
+SOURCES = ["packet.c", "flow_table.c", "tcp_state.c", "source.c", "core.c", "core_loop.c", "core_end.c",
+           "core_api.c", "names.c", "stream_buf.c", "pkt_arena.c", "timers.c", "filters.c", "feature_set.c",
+           "shared_input.c", "zeek_view.c", "zeek_history.c", "zeek_record.c", "zeek_log.c"]
 
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "mosfw_api.cdef").read_text())

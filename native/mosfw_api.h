@@ -203,7 +203,7 @@ struct mosfw_half {
 #define MOSFW_HF_DATA_SEEN 0x20
 #define MOSFW_HF_STARTED 0x40   /* CONN_START raised for this side */
 
-/* Zeek's view of a connection, for conn.log (native/conn_history.c keeps
+/* Zeek's view of a connection, for conn.log (native/zeek_view.c keeps
  * it up to date on every packet of a flow while CONN_END is subscribed).
  * It emulates Zeek's TCP analyzer (TCP_Endpoint, TCPSessionAdapter) beside
  * mosfw's own RFC 793 emulation: Zeek's endpoint states, sequence
@@ -234,7 +234,7 @@ struct mosfw_conn_side {
 	uint32_t win0_cnt, win0_thresh; /* 'W': zero window */
 	uint32_t gap_cnt, gap_thresh;   /* 'G': content gap */
 	uint8_t state, prev_state; /* enum mosfw_zeek_state */
-	uint8_t flags;             /* internal (conn_history.c) */
+	uint8_t flags;             /* internal (zeek_view.c) */
 	uint8_t n_blk;
 	uint32_t pad;
 };
@@ -247,7 +247,7 @@ struct mosfw_conn {
 	double last_ts;       /* Zeek's last_time: last packet before both closed */
 	uint32_t hist_seen;   /* Zeek's hist_seen mask */
 	uint8_t orig_side;    /* the mosfw side Zeek calls the originator */
-	uint8_t flags;        /* internal (conn_history.c) */
+	uint8_t flags;        /* internal (zeek_view.c) */
 	uint8_t hist_len;
 	char history[MOSFW_HISTORY_MAX + 1]; /* Zeek history letters, NUL-terminated */
 	uint8_t pad[5];
@@ -368,6 +368,62 @@ void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
 int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs,
                    uint32_t cap, uint32_t *n_events);
 
+/* ---- observers: features attached at the core loop's fixed points -----
+ *
+ * An observer is a set of callbacks the core calls at fixed points of its
+ * loop, in the order observers were attached (as Suricata's flow callbacks
+ * and Retina's trackers). Any callback may be NULL: a point nobody
+ * observes costs one test per packet. Callbacks run inside
+ * mosfw_core_run() (GIL released): they must not call back into Python.
+ * An observer keeps what it needs per flow itself, e.g. in an array of
+ * mosfw_core_slots() entries indexed by the flow's slot, allocated when it
+ * is attached: a run that does not attach it pays nothing. */
+
+/* One TCP segment as the TCP layer saw it (the packet's headers). */
+struct mosfw_seg {
+	double ts;
+	uint32_t seq, ack;
+	uint32_t payload_len;    /* as the headers say */
+	uint32_t payload_caplen; /* of which captured */
+	uint16_t window;
+	uint8_t tcp_flags;
+	uint8_t dir;             /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+};
+
+struct mosfw_observer {
+	const char *name;
+	void *self;              /* passed back to every callback */
+	/* A TCP packet was parsed (before its flow is looked up). */
+	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
+	/* A flow was created in slot (before its first packet's TCP update). */
+	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	/* Both endpoints of the flow in slot were updated for segment s (and
+	 * its records written), before the flow may end on it. */
+	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
+	                    const struct mosfw_seg *s);
+	/* The flow in slot ended (f->end_reason says why; its CONN_END record
+	 * is written); the slot may be reused after this. */
+	void (*flow_ended)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	/* A burst starts. */
+	void (*burst)(void *self);
+	/* Room for one more packet's worth of output in this burst (0 ends
+	 * the burst early). */
+	int (*room)(void *self);
+	/* The core is freed or the observer detached: release self. */
+	void (*detach)(void *self);
+};
+
+/* Attach obs (copied) to the core's table; 0, or -1 when the table is
+ * full or an observer of that name is attached already. */
+int mosfw_core_observe(struct mosfw_core *core, const struct mosfw_observer *obs);
+/* Detach the observer of that name (its detach callback runs); 0, or -1
+ * when there is none. */
+int mosfw_core_unobserve(struct mosfw_core *core, const char *name);
+/* The attached observer of that name's self pointer, NULL when none. */
+void *mosfw_core_observer(const struct mosfw_core *core, const char *name);
+/* Number of flow slots (an observer's per-slot array size). */
+uint32_t mosfw_core_slots(const struct mosfw_core *core);
+
 /* ---- -c N offline: the shared index (native/shared_input.h) ---------------
  *
  * N cores (worker processes) reading one classic pcap file split the
@@ -431,7 +487,7 @@ const char *mosfw_core_error(const struct mosfw_core *core);
 /* Link type name of the open source ("EN10MB", ...). */
 const char *mosfw_core_linktype(const struct mosfw_core *core);
 
-/* ---- conn.log view (native/conn_history.c) ---------------------------- */
+/* ---- conn.log view (native/zeek_view.c) ---------------------------- */
 
 enum mosfw_conn_format {
 	MOSFW_CONN_JSON = 0, /* one JSON object per line (Zeek's JSON field names) */
@@ -439,7 +495,7 @@ enum mosfw_conn_format {
 };
 
 /* The conn.log view of the flow in `slot` (a zeroed view when it was not
- * kept: nothing subscribed CONN_END or set a conn log while the flow
+ * kept: no conn log or conn view was set while the flow
  * lived). Valid while the flow slot is (until the next run() after its
  * CONN_END). */
 const struct mosfw_conn *mosfw_core_conn(const struct mosfw_core *core, uint32_t slot);
@@ -464,8 +520,12 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k,
  * the next run). -1 turns it off. No Python call per connection. */
 int mosfw_core_set_conn_log(struct mosfw_core *core, int format);
 size_t mosfw_core_conn_log(const struct mosfw_core *core, const char **data);
+/* Keep the conn.log view (mosfw_core_conn()) without a log: 1 on, 0 off.
+ * Either attaches the Zeek observer (native/zeek_log.c): a run that asks
+ * for neither pays nothing for it. 0, or -1 when out of memory. */
+int mosfw_core_set_conn_view(struct mosfw_core *core, int on);
 
-/* ---- the app-facing mOS API (core_ext.c) ------------------------------
+/* ---- the app-facing mOS API (core_api.c) ------------------------------
  *
  * For use between bursts (from event handlers), on flows named by this
  * burst's records (slot + flow_id; -1 when the slot holds another flow).

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core_ext.h"
 #include "event_ring.h"
 #include "packet.h"
 #include "tcp_state.h"

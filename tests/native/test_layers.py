@@ -46,12 +46,18 @@ LAYERS: dict[str, int] = {
     "timers": 5,
     "filters": 5,
     "pkt_arena": 5,
+    "zeek_view": 5,
+    "zeek_history": 5,
+    "zeek_record": 5,
     # 6: the hub that attaches the features to a core's observer table
-    "features": 6,
+    "feature_set": 6,
     # 7: the core on top: the loop, its construction, the public API
     "core": 7,
     "core_loop": 7,
+    "core_end": 7,
     "core_api": 7,
+    # 8: observers attached through the public API only (mosfw_api.h)
+    "zeek_log": 8,
 }
 
 
