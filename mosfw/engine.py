@@ -423,6 +423,15 @@ class Core:
             raise EngineError("cannot allocate the conn.log buffer")
         self._conn_log = write
 
+    def keep_conn_view(self, on: bool = True) -> None:
+        """Keep Zeek's conn.log view of every flow (``Flow.history``,
+        ``conn_state``, ``orig_bytes``, ``uid``, ``conn_record()``) without
+        writing a log. Off by default: the engine then spends nothing on
+        it, and those accessors read an empty view. ``set_conn_log`` keeps
+        it too. Call it from ``mosfw_core_start``."""
+        if lib.mosfw_core_set_conn_view(self._c, 1 if on else 0) != 0:
+            raise EngineError("cannot allocate the conn.log view")
+
     def add_plugin_errors(self, n: int) -> None:
         """Count exceptions plugins raised outside this core's loop (e.g.
         in ``mosfw_configure``) into its statistics."""

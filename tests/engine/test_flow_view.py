@@ -153,6 +153,10 @@ def test_ended_flows_kept_by_a_plugin_outlive_their_slots(mosfw_capture, mosfw_r
             self.all, self.last = [], collections.deque(maxlen=3)
 
         @mosfw.hookimpl
+        def mosfw_core_start(self, core):
+            core.keep_conn_view()  # Flow.history and conn_state below
+
+        @mosfw.hookimpl
         def mosfw_conn_start(self, flow, side):
             flow.uctx = side
 

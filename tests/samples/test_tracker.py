@@ -431,6 +431,10 @@ def test_flow_accessors_match_the_record(conv, mosfw_run):
 
     class Peek:
         @mosfw.hookimpl
+        def mosfw_core_start(self, core):
+            core.keep_conn_view()  # off unless a plugin asks (or the tracker's log)
+
+        @mosfw.hookimpl
         def mosfw_conn_end(self, flow):
             seen.update(history=flow.history, conn_state=flow.conn_state, uid=flow.uid,
                         orig_bytes=flow.orig_bytes, resp_bytes=flow.resp_bytes,
@@ -448,6 +452,25 @@ def test_flow_accessors_match_the_record(conv, mosfw_run):
     assert (seen["orig_bytes"], seen["resp_bytes"]) == (rec["orig_bytes"], rec["resp_bytes"]) == (33, 44)
     assert seen["uid"] == rec["uid"]
     assert seen["orig"] == mosfw.Side.CLIENT
+
+
+def test_flow_accessors_read_an_empty_view_unless_asked(conv, mosfw_run):
+    """Without the tracker's log or keep_conn_view() the engine keeps no
+    Zeek view (it costs nothing): the accessors read an empty one."""
+    import mosfw
+
+    seen = {}
+
+    class Peek:
+        @mosfw.hookimpl
+        def mosfw_conn_end(self, flow):
+            seen.update(history=flow.history, conn_state=flow.conn_state)
+
+    cap, c = conv()
+    c.handshake()
+    c.close("server")
+    mosfw_run(cap, plugins=[Peek()], events=None)
+    assert seen["history"] == ""
 
 
 # ---------------------------------------------------------------------------
