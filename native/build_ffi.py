@@ -20,9 +20,17 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["packet.c", "flow_table.c", "tcp_state.c", "source.c", "core.c", "core_loop.c", "core_end.c",
-           "core_api.c", "names.c", "stream_buf.c", "pkt_arena.c", "timers.c", "filters.c", "feature_set.c",
-           "shared_input.c", "zeek_view.c", "zeek_history.c", "zeek_record.c", "zeek_log.c"]
+SOURCES = [
+    # layers, lowest first (docs/architecture.md; tests/native/test_layers.py checks them)
+    "names.c", "packet.c", "flow_table.c", "shared_input.c", "source.c", "tcp_state.c",
+    # features, attached on demand
+    "stream_buf.c", "stream_read.c", "pkt_arena.c", "timers.c", "filters.c",
+    "zeek_view.c", "zeek_history.c", "zeek_record.c", "feature_set.c",
+    # the core on top
+    "core.c", "core_loop.c", "core_end.c", "core_api.c",
+    # observers on the public API
+    "zeek_log.c",
+]
 
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "mosfw_api.cdef").read_text())

@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "event_ring": 4,
     # 5: features, attached as observers: they may push records
     "stream_buf": 5,
+    "stream_read": 5,
     "timers": 5,
     "filters": 5,
     "pkt_arena": 5,
@@ -211,6 +212,17 @@ def test_layers_depend_downward_only(graph):
             if a in LAYERS and b in LAYERS and LAYERS[b] > LAYERS[a]:
                 bad.append(f"{a}.c (layer {LAYERS[a]}) uses {b}.c (layer {LAYERS[b]}): {sorted(names)[:3]}")
     assert not bad, "a lower layer calls an upper one (use the observer table):\n  " + "\n  ".join(bad)
+
+
+def test_no_native_file_over_600_lines():
+    long = {p.name: n for p in sorted(NATIVE.glob("*.[ch]")) if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, f"split these by concern (600 lines at most): {long}"
+
+
+def test_build_compiles_every_native_file():
+    text = (NATIVE / "build_ffi.py").read_text()
+    listed = {s for s in sorted(p.name for p in NATIVE.glob("*.c")) if f'"{s}"' in text}
+    assert listed == {p.name for p in NATIVE.glob("*.c")}, "add new native files to build_ffi.py SOURCES"
 
 
 def test_find_cycles_names_a_cycle():
