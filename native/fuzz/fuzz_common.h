@@ -252,6 +252,8 @@ static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o,
 	int rc;
 
 	*n_records = 0;
+	/* Zeek's view is an observer kept on request only: checked below */
+	FZ_CHECK(mosfw_core_set_conn_view(core, 1) == 0, "cannot keep the conn view");
 	for (;;) {
 		if (o->stop_at_run && runs == o->stop_at_run)
 			mosfw_core_stop(core);
