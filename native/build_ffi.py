@@ -25,11 +25,9 @@ SOURCES = [
     "names.c", "packet.c", "flow_table.c", "shared_input.c", "source.c", "tcp_state.c",
     # features, attached on demand
     "stream_buf.c", "stream_read.c", "pkt_arena.c", "timers.c", "filters.c",
-    "zeek_view.c", "zeek_history.c", "zeek_record.c", "feature_set.c",
+    "feature_set.c",
     # the core on top
     "core.c", "core_loop.c", "core_end.c", "core_api.c",
-    # observers on the public API
-    "zeek_log.c",
 ]
 
 ffibuilder = FFI()

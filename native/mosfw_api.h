@@ -567,8 +567,4 @@ const char *mosfw_event_name(unsigned type);    /* "conn_start" */
 const char *mosfw_end_reason_name(unsigned r);  /* "fin" */
 const char *mosfw_error_name(unsigned code);    /* "table_full" */
 
-/* Zeek's conn.log view: the tracker's surface (samples/tracker), an
- * observer built on the API above. */
-#include "mosfw_zeek.h"
-
 #endif /* MOSFW_API_H */

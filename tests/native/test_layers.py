@@ -47,9 +47,6 @@ LAYERS: dict[str, int] = {
     "timers": 5,
     "filters": 5,
     "pkt_arena": 5,
-    "zeek_view": 5,
-    "zeek_history": 5,
-    "zeek_record": 5,
     # 6: the hub that attaches the features to a core's observer table
     "feature_set": 6,
     # 7: the core on top: the loop, its construction, the public API
@@ -57,14 +54,20 @@ LAYERS: dict[str, int] = {
     "core_loop": 7,
     "core_end": 7,
     "core_api": 7,
-    # 8: observers attached through the public API only (mosfw_api.h)
-    "zeek_log": 8,
 }
+
+TRACKER_NATIVE = ROOT / "samples" / "tracker" / "native"
 
 
 def _compile(src: Path, out: Path) -> Path:
+    return _compile_with(src, out, [])
+
+
+def _compile_with(src: Path, out: Path, include: list[Path]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     obj = out / (src.stem + ".o")
-    cmd = ["gcc", "-std=gnu11", "-O1", "-fno-lto", f"-I{NATIVE}", "-c", str(src), "-o", str(obj)]
+    cmd = ["gcc", "-std=gnu11", "-O1", "-fno-lto", f"-I{NATIVE}", *(f"-I{d}" for d in include),
+           "-c", str(src), "-o", str(obj)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
     return obj
@@ -214,8 +217,30 @@ def test_layers_depend_downward_only(graph):
     assert not bad, "a lower layer calls an upper one (use the observer table):\n  " + "\n  ".join(bad)
 
 
+@needs_tools
+def test_the_tracker_observer_uses_nothing_of_the_engine(tmp_path):
+    """samples/tracker's C part includes the engine's public header only and
+    calls none of its functions: it is attached through the observer table
+    (function pointers), so the engine needs nothing of it and it needs
+    nothing of the engine but types."""
+    engine = set()
+    for src in sorted(NATIVE.glob("*.c")):
+        engine |= _symbols(_compile(src, tmp_path))[0]
+    used = set()
+    for src in sorted(TRACKER_NATIVE.glob("*.c")):
+        used |= _symbols(_compile_with(src, tmp_path / "t", [TRACKER_NATIVE]))[1]
+    assert not (used & engine), f"the tracker calls the engine: {sorted(used & engine)}"
+    for src in sorted(TRACKER_NATIVE.glob("*.[ch]")):
+        for line in src.read_text().splitlines():
+            if line.startswith('#include "'):
+                name = line.split('"')[1]
+                assert name == "mosfw_api.h" or (TRACKER_NATIVE / name).exists(), (
+                    f"{src.name} includes the engine's private {name}")
+
+
 def test_no_native_file_over_600_lines():
-    long = {p.name: n for p in sorted(NATIVE.glob("*.[ch]")) if (n := len(p.read_text().splitlines())) > 600}
+    files = [*NATIVE.glob("*.[ch]"), *TRACKER_NATIVE.glob("*.[ch]")]
+    long = {p.name: n for p in sorted(files) if (n := len(p.read_text().splitlines())) > 600}
     assert not long, f"split these by concern (600 lines at most): {long}"
 
 

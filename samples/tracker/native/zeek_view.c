@@ -3,7 +3,7 @@
  * zeek_view.c -- Zeek's conn.log view of a flow, kept per packet (see
  * zeek_view.h).
  *
- * Per packet, mosfw_conn_packet() runs the steps of Zeek's
+ * Per packet, zeek_conn_packet() runs the steps of Zeek's
  * TCPSessionAdapter::Process in Zeek's order: initialise the sender's
  * sequence space, compute the relative sequence number, record history
  * letters (which may flip the roles), zero windows, last time, the ACK's
@@ -135,7 +135,7 @@ static void set_last_seq(ep_t *e, uint32_t seq)
 }
 
 /* update_last_seq: retransmitted payload ('T') when it does not advance */
-static int32_t update_last_seq(struct mosfw_conn *k, unsigned side, uint32_t last_seq, int syn,
+static int32_t update_last_seq(struct zeek_conn *k, unsigned side, uint32_t last_seq, int syn,
                                int fin, int rst, uint32_t len)
 {
 	ep_t *e = &k->ep[side];
@@ -150,7 +150,7 @@ static int32_t update_last_seq(struct mosfw_conn *k, unsigned side, uint32_t las
 	else if (delta > 0)
 		set_last_seq(e, last_seq);
 	else if (len > 0)
-		mosfw_zeek_scaled_history(k, side, 'T', &e->rxmt_cnt, &e->rxmt_thresh);
+		zeek_scaled_history(k, side, 'T', &e->rxmt_cnt, &e->rxmt_thresh);
 	return delta;
 }
 
@@ -226,17 +226,17 @@ static void insert_block(ep_t *e, uint64_t lo, uint64_t hi)
 }
 
 /* TCP_Reassembler::Gap */
-static void gap(struct mosfw_conn *k, unsigned side)
+static void gap(struct zeek_conn *k, unsigned side)
 {
 	ep_t *e = &k->ep[side];
 
 	if (is_clean(e) && is_clean(&k->ep[side ^ 1]))
-		mosfw_zeek_scaled_history(k, side, 'G', &e->gap_cnt, &e->gap_thresh);
+		zeek_scaled_history(k, side, 'G', &e->gap_cnt, &e->gap_thresh);
 }
 
 /* TCP_Reassembler::Undelivered: the peer acknowledged data up to up_to
  * that was never delivered in order. */
-static void undelivered(struct mosfw_conn *k, unsigned side, uint64_t up_to)
+static void undelivered(struct zeek_conn *k, unsigned side, uint64_t up_to)
 {
 	ep_t *e = &k->ep[side];
 
@@ -257,7 +257,7 @@ static void undelivered(struct mosfw_conn *k, unsigned side, uint64_t up_to)
 		e->reassem_seq = up_to;
 }
 
-static int data_pending(const struct mosfw_conn *k, unsigned side)
+static int data_pending(const struct zeek_conn *k, unsigned side)
 {
 	const ep_t *e = &k->ep[side];
 	uint64_t delivered, last;
@@ -274,7 +274,7 @@ static int data_pending(const struct mosfw_conn *k, unsigned side)
 }
 
 /* TCPSessionAdapter::ConnectionClosed (as far as did_close goes) */
-static void connection_closed(struct mosfw_conn *k, unsigned side)
+static void connection_closed(struct zeek_conn *k, unsigned side)
 {
 	ep_t *e = &k->ep[side];
 
@@ -287,7 +287,7 @@ static void connection_closed(struct mosfw_conn *k, unsigned side)
 }
 
 /* TCP_Reassembler::CheckEOF -> EndpointEOF: a deferred close completes */
-static void check_eof(struct mosfw_conn *k, unsigned side)
+static void check_eof(struct zeek_conn *k, unsigned side)
 {
 	ep_t *e = &k->ep[side];
 
@@ -298,7 +298,7 @@ static void check_eof(struct mosfw_conn *k, unsigned side)
 }
 
 /* TCP_Reassembler::AckReceived on `side`'s data */
-static void ack_received(struct mosfw_conn *k, unsigned side, uint64_t seq)
+static void ack_received(struct zeek_conn *k, unsigned side, uint64_t seq)
 {
 	ep_t *e = &k->ep[side];
 
@@ -356,7 +356,7 @@ static void data_sent(ep_t *e, uint64_t seq, uint32_t len)
 
 /* ---- the endpoint state machine (UpdateStateMachine) ----------------------- */
 
-static int update_inactive(struct mosfw_conn *k, unsigned side, uint32_t base_seq, uint32_t len,
+static int update_inactive(struct zeek_conn *k, unsigned side, uint32_t base_seq, uint32_t len,
                            int is_orig, int syn, int fin, int rst, int ack)
 {
 	ep_t *e = &k->ep[side], *peer = &k->ep[side ^ 1];
@@ -368,7 +368,7 @@ static int update_inactive(struct mosfw_conn *k, unsigned side, uint32_t base_se
 		} else {
 			if (!ack && peer->state == Z_SYN_ACK_SENT && base_seq == start32(e)) {
 				/* SYN/SYN-ACK reversal: flip and establish */
-				mosfw_zeek_flip_roles(k);
+				zeek_flip_roles(k);
 				set_state(peer, Z_ESTABLISHED);
 				k->ep[k->orig_side].flags |= EF_SEEN;
 			}
@@ -400,7 +400,7 @@ static int update_inactive(struct mosfw_conn *k, unsigned side, uint32_t base_se
 	return do_close;
 }
 
-static int update_established(struct mosfw_conn *k, unsigned side, int syn, int fin, int rst, int ack)
+static int update_established(struct zeek_conn *k, unsigned side, int syn, int fin, int rst, int ack)
 {
 	ep_t *e = &k->ep[side], *peer = &k->ep[side ^ 1];
 	int do_close = 0;
@@ -420,7 +420,7 @@ static int update_established(struct mosfw_conn *k, unsigned side, int syn, int 
 	return do_close;
 }
 
-static int update_state_machine(struct mosfw_conn *k, unsigned side, uint32_t base_seq,
+static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t base_seq,
                                 uint32_t len, int is_orig, int syn, int fin, int rst, int ack)
 {
 	ep_t *e = &k->ep[side];
@@ -458,7 +458,7 @@ static int update_state_machine(struct mosfw_conn *k, unsigned side, uint32_t ba
 /* ---- per packet ------------------------------------------------------------ */
 
 /* The first packet: NewConn + WantConnection's flip rule. */
-static void init_conn(struct mosfw_conn *k, const struct mosfw_flow *f, unsigned dir,
+static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned dir,
                       const struct mosfw_seg *p)
 {
 	uint8_t fl = p->tcp_flags;
@@ -475,17 +475,17 @@ static void init_conn(struct mosfw_conn *k, const struct mosfw_flow *f, unsigned
 		k->ep[s].reassem_seq = k->ep[s].trim_seq = 1;
 	}
 	k->orig_side = (uint8_t)dir;
-	if ((!syn || ack) && mosfw_conn_likely_server_port(sport)) {
-		if (mosfw_conn_likely_server_port(dport))
+	if ((!syn || ack) && zeek_likely_server_port(sport)) {
+		if (zeek_likely_server_port(dport))
 			flip = !syn && sport < dport; /* both plausible */
 		else
 			flip = 1;
 	}
 	if (flip)
-		mosfw_zeek_flip_roles(k);
+		zeek_flip_roles(k);
 }
 
-void mosfw_conn_packet(struct mosfw_conn *k, const struct mosfw_flow *f,
+void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
                        const struct mosfw_seg *p)
 {
 	unsigned dir = p->dir;
@@ -527,31 +527,31 @@ void mosfw_conn_packet(struct mosfw_conn *k, const struct mosfw_flow *f,
 	bits = syn + fin + rst;
 	if (bits > 1) {
 		if (fin && rst)
-			mosfw_zeek_check_history(k, dir, HM_FIN_RST, 'I');
+			zeek_check_history(k, dir, HM_FIN_RST, 'I');
 		else
-			mosfw_zeek_check_history(k, dir, HM_MULTI, 'Q');
+			zeek_check_history(k, dir, HM_MULTI, 'Q');
 	} else if (syn) {
 		char code = ack ? 'H' : 'S';
-		if (mosfw_zeek_check_history(k, dir, HM_SYN, code) && rel != e->hist_last_syn)
-			mosfw_zeek_side_history(k, dir, code);
+		if (zeek_check_history(k, dir, HM_SYN, code) && rel != e->hist_last_syn)
+			zeek_side_history(k, dir, code);
 		e->hist_last_syn = rel;
 	} else if (fin) {
-		if (mosfw_zeek_check_history(k, dir, HM_FIN, 'F') && rel + len != e->hist_last_fin)
-			mosfw_zeek_side_history(k, dir, 'F');
+		if (zeek_check_history(k, dir, HM_FIN, 'F') && rel + len != e->hist_last_fin)
+			zeek_side_history(k, dir, 'F');
 		e->hist_last_fin = rel + len;
 	} else if (rst) {
-		if (mosfw_zeek_check_history(k, dir, HM_RST, 'R') && rel != e->hist_last_rst)
-			mosfw_zeek_side_history(k, dir, 'R');
+		if (zeek_check_history(k, dir, HM_RST, 'R') && rel != e->hist_last_rst)
+			zeek_side_history(k, dir, 'R');
 		e->hist_last_rst = rel;
 	} else if (len) {
-		mosfw_zeek_check_history(k, dir, HM_DATA, 'D');
+		zeek_check_history(k, dir, HM_DATA, 'D');
 	} else if (ack) {
-		mosfw_zeek_check_history(k, dir, HM_ACK, 'A');
+		zeek_check_history(k, dir, HM_ACK, 'A');
 	}
 
 	/* update_window: zero windows ('W') */
 	if (p->window == 0 && !rst && peer->state != Z_CLOSED && e->state != Z_RESET)
-		mosfw_zeek_scaled_history(k, dir, 'W', &e->win0_cnt, &e->win0_thresh);
+		zeek_scaled_history(k, dir, 'W', &e->win0_cnt, &e->win0_thresh);
 
 	if (!(k->ep[0].flags & EF_DID_CLOSE) || !(k->ep[1].flags & EF_DID_CLOSE))
 		k->last_ts = ts;

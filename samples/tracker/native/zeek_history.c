@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-int mosfw_conn_likely_server_port(uint16_t port)
+int zeek_likely_server_port(uint16_t port)
 {
 	switch (port) {
 	case 21: case 22: case 25: case 53: case 79: case 80: case 81: case 88: case 135:
@@ -32,35 +32,35 @@ static inline char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
 }
 
-void mosfw_zeek_add_history(struct mosfw_conn *k, char c)
+void zeek_add_history(struct zeek_conn *k, char c)
 {
-	if (k->hist_len < MOSFW_HISTORY_MAX) {
+	if (k->hist_len < ZEEK_HISTORY_MAX) {
 		k->history[k->hist_len++] = c;
 		k->history[k->hist_len] = '\0';
 	}
 }
 
 /* A letter about `side`: upper case for the originator. */
-void mosfw_zeek_side_history(struct mosfw_conn *k, unsigned side, char code)
+void zeek_side_history(struct zeek_conn *k, unsigned side, char code)
 {
-	mosfw_zeek_add_history(k, side == k->orig_side ? code : lower(code));
+	zeek_add_history(k, side == k->orig_side ? code : lower(code));
 }
 
 /* Connection::FlipRoles (+ the adapter's: is_partial reset). */
-void mosfw_zeek_flip_roles(struct mosfw_conn *k)
+void zeek_flip_roles(struct zeek_conn *k)
 {
 	k->orig_side ^= 1;
 	k->flags &= (uint8_t)~CF_PARTIAL;
-	mosfw_zeek_add_history(k, '^');
+	zeek_add_history(k, '^');
 }
 
 /* TCP_Endpoint::CheckHistory: returns 1 when the letter was seen before. */
-int mosfw_zeek_check_history(struct mosfw_conn *k, unsigned side, uint32_t mask, char code)
+int zeek_check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char code)
 {
 	if ((code == 'A' || code == 'D') && k->hist_len == 1 && k->history[0] == 'H') {
 		/* began with a SYN/ACK; productive traffic now: flip, and pretend
 		 * the missing SYN was seen */
-		mosfw_zeek_flip_roles(k);
+		zeek_flip_roles(k);
 		memcpy(k->history, "^h", 3);
 		k->hist_len = 2;
 		k->ep[k->orig_side].flags |= EF_SEEN;
@@ -71,19 +71,19 @@ int mosfw_zeek_check_history(struct mosfw_conn *k, unsigned side, uint32_t mask,
 	}
 	if (!(k->hist_seen & mask)) {
 		k->hist_seen |= mask;
-		mosfw_zeek_add_history(k, code);
+		zeek_add_history(k, code);
 		return 0;
 	}
 	return 1;
 }
 
 /* Session::ScaledHistoryEntry: the letter at counts 1, 10, 100, ... */
-void mosfw_zeek_scaled_history(struct mosfw_conn *k, unsigned side, char code, uint32_t *cnt,
+void zeek_scaled_history(struct zeek_conn *k, unsigned side, char code, uint32_t *cnt,
                            uint32_t *thresh)
 {
 	if (++*cnt == *thresh) {
 		uint32_t next = *thresh * 10u;
-		mosfw_zeek_side_history(k, side, code);
+		zeek_side_history(k, side, code);
 		if (next <= *thresh)
 			*cnt = 0; /* wrapped: keep the threshold */
 		else

@@ -4,11 +4,29 @@
  * Zeek's conn_state and payload sizes, the connection uid, and one
  * formatted record (JSON line or Zeek TSV).
  */
+#include "zeek.h"
 #include "zeek_view.h"
 
 #include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* mosfw's names (the engine's mosfw_state_name() and
+ * mosfw_end_reason_name(), which this module does not link to) */
+static const char *state_name(unsigned state)
+{
+	static const char *const n[] = {
+		"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
+		"FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT",
+	};
+	return state < sizeof(n) / sizeof(n[0]) ? n[state] : "UNKNOWN";
+}
+
+static const char *end_reason_name(unsigned r)
+{
+	static const char *const n[] = { "none", "fin", "rst", "timeout", "evicted", "eof", "reused" };
+	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
+}
 
 /* ---- the read side --------------------------------------------------------- */
 
@@ -30,7 +48,7 @@ static uint64_t ep_size(const ep_t *e, const ep_t *peer)
 	return size;
 }
 
-uint64_t mosfw_conn_size(const struct mosfw_conn *k, unsigned role)
+uint64_t zeek_conn_size(const struct zeek_conn *k, unsigned role)
 {
 	unsigned side = (k->orig_side ^ (role ? 1u : 0u)) & 1u;
 	return ep_size(&k->ep[side], &k->ep[side ^ 1]);
@@ -53,7 +71,7 @@ static int syn_then_rst(const char *h)
 }
 
 /* conn_state() of base/protocols/conn/main.zeek */
-const char *mosfw_conn_state(const struct mosfw_conn *k)
+const char *zeek_conn_state(const struct zeek_conn *k)
 {
 	const ep_t *o = &k->ep[k->orig_side & 1], *r = &k->ep[(k->orig_side & 1) ^ 1];
 	unsigned os = o->state, rs = r->state;
@@ -100,7 +118,7 @@ static inline double ts_clamp(double x)
 	return x > -1e12 && x < 1e12 ? x : (x < 0 ? -1e12 : 1e12);
 }
 
-void mosfw_conn_uid(const struct mosfw_flow *f, char *buf)
+void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 {
 	static const char digits[] =
 		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -257,7 +275,7 @@ static void end_record(struct fields *fd)
 	PUT_LIT(fd->w, "\n");
 }
 
-size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k, unsigned format,
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
                          char *buf, size_t cap)
 {
 	const struct mosfw_tuple *t = &f->tuple;
@@ -273,11 +291,11 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k,
 	struct out *w = &o;
 	struct fields fd;
 
-	mosfw_conn_uid(f, uid);
+	zeek_conn_uid(f, uid);
 	/* one field list for both formats: Zeek's conn.log fields, then
 	 * mosfw's (TSV in the #fields order, JSON with the same names) */
 	fd.w = w;
-	fd.json = format != MOSFW_CONN_ZEEK;
+	fd.json = format != ZEEK_TSV;
 	fd.n = 0;
 	fd.quoted = 0;
 	put_field(&fd, "ts", 0);
@@ -298,16 +316,16 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k,
 		put_field(&fd, "duration", 0);
 		put_fixed6(w, duration);
 		put_field(&fd, "orig_bytes", 0);
-		put_u64(w, mosfw_conn_size(k, 0));
+		put_u64(w, zeek_conn_size(k, 0));
 		put_field(&fd, "resp_bytes", 0);
-		put_u64(w, mosfw_conn_size(k, 1));
+		put_u64(w, zeek_conn_size(k, 1));
 	} else {
 		unset_field(&fd);
 		unset_field(&fd);
 		unset_field(&fd);
 	}
 	put_field(&fd, "conn_state", 1);
-	put_str(w, mosfw_conn_state(k));
+	put_str(w, zeek_conn_state(k));
 	if (k->hist_len) {
 		put_field(&fd, "history", 1);
 		put_str(w, k->history);
@@ -327,11 +345,11 @@ size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k,
 	put_field(&fd, "resp_rexmit_pkts", 0);
 	put_u64(w, f->side[resp].rexmit_pkts);
 	put_field(&fd, "cli_state", 1);
-	put_str(w, mosfw_state_name(f->side[MOSFW_SIDE_CLIENT].state));
+	put_str(w, state_name(f->side[MOSFW_SIDE_CLIENT].state));
 	put_field(&fd, "svr_state", 1);
-	put_str(w, mosfw_state_name(f->side[MOSFW_SIDE_SERVER].state));
+	put_str(w, state_name(f->side[MOSFW_SIDE_SERVER].state));
 	put_field(&fd, "close_reason", 1);
-	put_str(w, mosfw_end_reason_name(f->end_reason));
+	put_str(w, end_reason_name(f->end_reason));
 	put_field(&fd, "core", 0);
 	put_u64(w, f->core);
 	end_record(&fd);

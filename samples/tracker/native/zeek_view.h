@@ -4,7 +4,7 @@
  * packet: Zeek's endpoint states and sequence bookkeeping, the history
  * letters with Zeek's repetition rules, and the originator/responder
  * roles (Zeek's flip rules). The public read side (conn_state, sizes,
- * uid, one formatted record) is declared in mosfw_api.h.
+ * uid, one formatted record) is declared in zeek.h.
  *
  * The emulation follows Zeek's src/packet_analysis/protocol/tcp/
  * TCPSessionAdapter.cc (Process, UpdateStateMachine and its helpers),
@@ -14,19 +14,19 @@
  * scripts/base/protocols/conn/main.zeek. What it leaves out, and why, is
  * in samples/tracker/README.md.
  */
-#ifndef MOSFW_ZEEK_VIEW_H
-#define MOSFW_ZEEK_VIEW_H
+#ifndef ZEEK_VIEW_H
+#define ZEEK_VIEW_H
 
-#include "mosfw_api.h"
+#include "zeek.h"
 
-/* mosfw_conn_side.flags */
+/* zeek_conn_side.flags */
 #define EF_DID_CLOSE 0x01      /* Zeek's did_close */
 #define EF_FIN 0x02            /* FIN_cnt > 0 */
 #define EF_SKIP 0x04           /* the reassembler's skip_deliveries */
 #define EF_SEEN 0x08           /* first packet seen (partial-connection status) */
 #define EF_CLOSE_DEFERRED 0x10 /* close waits for data above a hole */
 
-/* mosfw_conn.flags */
+/* zeek_conn.flags */
 #define CF_INIT 0x01
 #define CF_PARTIAL 0x02        /* Zeek's is_partial */
 
@@ -40,16 +40,16 @@
 #define HM_MULTI 0x40
 
 enum {
-	Z_INACTIVE = MOSFW_ZEEK_INACTIVE,
-	Z_SYN_SENT = MOSFW_ZEEK_SYN_SENT,
-	Z_SYN_ACK_SENT = MOSFW_ZEEK_SYN_ACK_SENT,
-	Z_PARTIAL = MOSFW_ZEEK_PARTIAL,
-	Z_ESTABLISHED = MOSFW_ZEEK_ESTABLISHED,
-	Z_CLOSED = MOSFW_ZEEK_CLOSED,
-	Z_RESET = MOSFW_ZEEK_RESET,
+	Z_INACTIVE = ZEEK_INACTIVE,
+	Z_SYN_SENT = ZEEK_SYN_SENT,
+	Z_SYN_ACK_SENT = ZEEK_SYN_ACK_SENT,
+	Z_PARTIAL = ZEEK_PARTIAL,
+	Z_ESTABLISHED = ZEEK_ESTABLISHED,
+	Z_CLOSED = ZEEK_CLOSED,
+	Z_RESET = ZEEK_RESET,
 };
 
-typedef struct mosfw_conn_side ep_t;
+typedef struct zeek_conn_side ep_t;
 
 static inline uint64_t full_seq(uint32_t seq, uint32_t wraps)
 {
@@ -67,19 +67,19 @@ static inline int no_data_acked(const ep_t *e)
  * conn.log view k (the Zeek observer's views[slot], zeek_log.c). The
  * first call for a flow (k->flow_id is not f->id) clears k and decides
  * the roles from that segment, as Zeek's NewConn does. */
-void mosfw_conn_packet(struct mosfw_conn *k, const struct mosfw_flow *f,
+void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
                        const struct mosfw_seg *s);
 
 /* zeek_history.c: history letters with Zeek's rules */
-void mosfw_zeek_add_history(struct mosfw_conn *k, char c);
-void mosfw_zeek_side_history(struct mosfw_conn *k, unsigned side, char code);
-void mosfw_zeek_flip_roles(struct mosfw_conn *k);
-int mosfw_zeek_check_history(struct mosfw_conn *k, unsigned side, uint32_t mask, char code);
-void mosfw_zeek_scaled_history(struct mosfw_conn *k, unsigned side, char code, uint32_t *cnt,
+void zeek_add_history(struct zeek_conn *k, char c);
+void zeek_side_history(struct zeek_conn *k, unsigned side, char code);
+void zeek_flip_roles(struct zeek_conn *k);
+int zeek_check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char code);
+void zeek_scaled_history(struct zeek_conn *k, unsigned side, char code, uint32_t *cnt,
                                uint32_t *thresh);
 
 /* Zeek's likely_server_ports for TCP with the default (base) scripts:
  * the ports every protocol analyzer registers as server ports. */
-int mosfw_conn_likely_server_port(uint16_t port);
+int zeek_likely_server_port(uint16_t port);
 
-#endif /* MOSFW_ZEEK_VIEW_H */
+#endif /* ZEEK_VIEW_H */
