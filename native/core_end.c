@@ -27,7 +27,7 @@ static void count_end(struct mosfw_core *c, unsigned reason)
 /* Raise CONN_END and retire the flow. FIN/RST-ended flows stay indexed as
  * zombies for tcp_tw_interval so late packets are orphans, not new flows. */
 void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, double ts,
-                     const struct mosfw_pkt *pkt)
+                         const struct mosfw_pkt *pkt)
 {
 	struct mosfw_flow *f = &c->ft.flows[slot];
 	struct mosfw_pkt_ctx ctx = { pkt, ts, c->pkt_index };

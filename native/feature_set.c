@@ -110,7 +110,7 @@ void mosfw_feat_flow_ended(struct mosfw_features *x, uint32_t slot)
 /* ---- burst cuts ------------------------------------------------------------ */
 
 int mosfw_feat_must_cut(struct mosfw_features *x, uint32_t slot, unsigned dir,
-                            const struct mosfw_pkt *p)
+                        const struct mosfw_pkt *p)
 {
 	const struct mosfw_flow *f = &x->ft->flows[slot];
 

@@ -79,7 +79,7 @@ void mosfw_feat_flow_ended(struct mosfw_features *x, uint32_t slot);
  * it have to wait for the next burst (it would change a reassembly buffer
  * of a flow whose records are not dispatched yet)? */
 int mosfw_feat_must_cut(struct mosfw_features *x, uint32_t slot, unsigned dir,
-                            const struct mosfw_pkt *p);
+                        const struct mosfw_pkt *p);
 /* After a packet's processing wrote records about the flow in slot. */
 void mosfw_feat_records(struct mosfw_features *x, uint32_t slot);
 /* The first packet's time: timers set before it counted from 0 are moved
@@ -95,7 +95,7 @@ int mosfw_feat_syn_ok(struct mosfw_features *x, double ts);
 int mosfw_feat_orphan_ok(struct mosfw_features *x, double ts);
 
 static inline void mosfw_feat_frame(struct mosfw_features *x, const uint8_t *frame,
-                                        uint32_t caplen, uint32_t wirelen, int stable)
+                                    uint32_t caplen, uint32_t wirelen, int stable)
 {
 	x->frame = frame;
 	x->frame_stable = stable;

@@ -106,6 +106,6 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf);
  * enum zeek_format). Returns its length; a return >= cap means it
  * did not fit (nothing usable was written; 1024 bytes always suffice). */
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                         char *buf, size_t cap);
+                        char *buf, size_t cap);
 
 #endif /* TRACKER_ZEEK_H */

@@ -79,7 +79,7 @@ int zeek_check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char c
 
 /* Session::ScaledHistoryEntry: the letter at counts 1, 10, 100, ... */
 void zeek_scaled_history(struct zeek_conn *k, unsigned side, char code, uint32_t *cnt,
-                           uint32_t *thresh)
+                         uint32_t *thresh)
 {
 	if (++*cnt == *thresh) {
 		uint32_t next = *thresh * 10u;

@@ -276,7 +276,7 @@ static void end_record(struct fields *fd)
 }
 
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                         char *buf, size_t cap)
+                        char *buf, size_t cap)
 {
 	const struct mosfw_tuple *t = &f->tuple;
 	unsigned orig = k->orig_side & 1, resp = orig ^ 1;

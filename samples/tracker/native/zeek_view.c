@@ -486,7 +486,7 @@ static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned 
 }
 
 void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
-                       const struct mosfw_seg *p)
+                      const struct mosfw_seg *p)
 {
 	unsigned dir = p->dir;
 	double ts = p->ts;

@@ -68,7 +68,7 @@ static inline int no_data_acked(const ep_t *e)
  * first call for a flow (k->flow_id is not f->id) clears k and decides
  * the roles from that segment, as Zeek's NewConn does. */
 void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
-                       const struct mosfw_seg *s);
+                      const struct mosfw_seg *s);
 
 /* zeek_history.c: history letters with Zeek's rules */
 void zeek_add_history(struct zeek_conn *k, char c);
@@ -76,7 +76,7 @@ void zeek_side_history(struct zeek_conn *k, unsigned side, char code);
 void zeek_flip_roles(struct zeek_conn *k);
 int zeek_check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char code);
 void zeek_scaled_history(struct zeek_conn *k, unsigned side, char code, uint32_t *cnt,
-                               uint32_t *thresh);
+                         uint32_t *thresh);
 
 /* Zeek's likely_server_ports for TCP with the default (base) scripts:
  * the ports every protocol analyzer registers as server ports. */
