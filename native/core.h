@@ -56,7 +56,6 @@ struct mosfw_core {
 	int have_held;
 	struct mosfw_features x;     /* buffers, arena, timers, filters (feature_set.c) */
 	struct mosfw_observers obs;  /* what is attached at the fixed points (observers.h) */
-	void *zeek;                  /* the Zeek conn.log view, when attached (zeek_log.c) */
 	double flush_until;          /* live stop: read the kernel's ring until then */
 	struct mosfw_share *share;   /* -c N offline: the shared index to read through */
 	int shared;                  /* the source reads through it now (input counters

@@ -191,7 +191,7 @@ struct mosfw_half {
 	uint16_t window;      /* last raw window it advertised */
 	uint8_t state;        /* enum mosfw_tcp_state */
 	uint8_t flags;        /* MOSFW_HF_* */
-	uint16_t hist;        /* MOSFW_HIST_* bits seen (for conn.log history) */
+	uint16_t hist;        /* MOSFW_HIST_* bits seen (SYN, SYN/ACK, FIN, RST, data, ...) */
 	uint16_t pad;
 };
 

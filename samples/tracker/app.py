@@ -181,7 +181,10 @@ class _CoreFile:
 # the observer: Zeek's view in C, attached to a core
 
 
-#: core -> its Zeek observer (struct zeek_log *), while attached
+#: core id -> (the core, its Zeek observer: struct zeek_log *). The core
+#: frees the observer when it is freed; holding the core here keeps the
+#: pointer valid until the entry is dropped (the writer's
+#: mosfw_core_finish) or replaced (the next run on that core id).
 _attached: dict[int, tuple[object, object]] = {}
 
 
