@@ -193,17 +193,38 @@ def on(*events) -> Callable[[Callable], Callable]:
     return mark
 
 
-def adapt_callback(fn: Callable) -> Callable[..., Any]:
-    """``fn`` as a function of all :data:`CALLBACK_ARGS`, positionally
-    (it may declare any subset by name, or ``**kwargs``)."""
+def _by_name(fn: Callable) -> Callable[..., Any]:
+    return lambda flow, side, event, uevent, data, core, timer: fn(
+        flow=flow, side=side, event=event, uevent=uevent, data=data, core=core, timer=timer)
+
+
+# adapt_callback runs for every settimer/register with a callback (often
+# one per flow), so its two costly steps are done once: reading the
+# signature (once per code object: a lambda made per flow has one) and
+# compiling the adapter (once per tuple of names taken)
+_NAMES: dict[Any, Optional[tuple[str, ...]]] = {}
+_MAKERS: dict[tuple[str, ...], Callable[[Callable], Callable[..., Any]]] = {}
+
+
+def _signature_key(fn: Callable) -> Any:
+    """What a callable's parameters depend on, for plain and bound Python
+    functions (None: not cached)."""
+    bound = inspect.ismethod(fn)
+    f = fn.__func__ if bound else fn
+    if not inspect.isfunction(f) or hasattr(f, "__wrapped__") or hasattr(f, "__signature__"):
+        return None
+    return (f.__code__, bound, len(f.__defaults__ or ()), tuple(f.__kwdefaults__ or ()))
+
+
+def _taken_names(fn: Callable) -> Optional[tuple[str, ...]]:
+    """The CALLBACK_ARGS ``fn`` declares, in its order; None: pass all by
+    name (``**kwargs``, or no signature)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):  # builtins: pass everything by name
-        return lambda flow, side, event, uevent, data, core, timer: fn(
-            flow=flow, side=side, event=event, uevent=uevent, data=data, core=core, timer=timer)
+        return None
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return lambda flow, side, event, uevent, data, core, timer: fn(
-            flow=flow, side=side, event=event, uevent=uevent, data=data, core=core, timer=timer)
+        return None
     names = []
     for n, p in params.items():
         if n in CALLBACK_ARGS:
@@ -213,9 +234,28 @@ def adapt_callback(fn: Callable) -> Callable[..., Any]:
                 f"callback {getattr(fn, '__qualname__', fn)!r} takes an argument {n!r}; "
                 f"callbacks take any of {', '.join(CALLBACK_ARGS)} by name"
             )
-    args = ", ".join(f"{n}={n}" for n in names)
-    return eval(  # noqa: S307 - names from CALLBACK_ARGS only
-        f"lambda flow, side, event, uevent, data, core, timer: fn({args})", {"fn": fn})
+    return tuple(names)
+
+
+def adapt_callback(fn: Callable) -> Callable[..., Any]:
+    """``fn`` as a function of all :data:`CALLBACK_ARGS`, positionally
+    (it may declare any subset by name, or ``**kwargs``)."""
+    key = _signature_key(fn)
+    if key is not None and key in _NAMES:
+        names = _NAMES[key]
+    else:
+        names = _taken_names(fn)
+        if key is not None:
+            _NAMES[key] = names
+    if names is None:
+        return _by_name(fn)
+    make = _MAKERS.get(names)
+    if make is None:
+        args = ", ".join(f"{n}={n}" for n in names)
+        make = eval(  # noqa: S307 - names from CALLBACK_ARGS only
+            f"lambda fn: lambda flow, side, event, uevent, data, core, timer: fn({args})", {})
+        _MAKERS[names] = make
+    return make(fn)
 
 
 def plugin_callbacks(plugin) -> Iterable[tuple[Any, Callable]]:

@@ -22,12 +22,24 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 SOURCES = [
     # layers, lowest first (docs/architecture.md; tests/native/test_layers.py checks them)
-    "names.c", "packet.c", "flow_table.c", "shared_input.c", "source.c", "tcp_state.c",
+    "names.c",
+    "packet.c",
+    "flow_table.c",
+    "shared_input.c",
+    "source.c",
+    "tcp_state.c",
     # features, attached on demand
-    "stream_buf.c", "stream_read.c", "pkt_arena.c", "timers.c", "filters.c",
+    "stream_buf.c",
+    "stream_read.c",
+    "pkt_arena.c",
+    "timers.c",
+    "filters.c",
     "feature_set.c",
     # the core on top
-    "core.c", "core_loop.c", "core_end.c", "core_api.c",
+    "core.c",
+    "core_loop.c",
+    "core_end.c",
+    "core_api.c",
 ]
 
 ffibuilder = FFI()
