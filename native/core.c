@@ -94,10 +94,7 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 	return 0;
 }
 
-void mosfw_core_set_share(struct mosfw_core *c, struct mosfw_share *share)
-{
-	c->share = share;
-}
+void mosfw_core_set_share(struct mosfw_core *c, struct mosfw_share *share) { c->share = share; }
 
 int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf, char *errbuf)
 {
@@ -204,10 +201,12 @@ uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint
 		return n; /* the caller asks again with room for all */
 	for (l = 0; l < 2; l++)
 		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
-			if (!c->x.stopmon || c->x.stopmon[i] != 3) /* both sides stopped: not shown */
+			if (!c->x.stopmon ||
+			    c->x.stopmon[i] != 3) /* both sides stopped: not shown */
 				slots[k++] = i;
 	if (k > 1)
-		qsort_r(slots, k, sizeof(*slots), by_flow_id, (void *)c->ft.flows); /* start order */
+		qsort_r(slots, k, sizeof(*slots), by_flow_id,
+		        (void *)c->ft.flows); /* start order */
 	return k;
 }
 
@@ -275,7 +274,8 @@ static int find_observer(const struct mosfw_observers *o, const char *name)
 
 int mosfw_core_observe(struct mosfw_core *c, const struct mosfw_observer *obs)
 {
-	if (!obs || !obs->name || c->obs.n >= MOSFW_OBSERVERS_MAX || find_observer(&c->obs, obs->name) >= 0)
+	if (!obs || !obs->name || c->obs.n >= MOSFW_OBSERVERS_MAX ||
+	    find_observer(&c->obs, obs->name) >= 0)
 		return -1;
 	c->obs.list[c->obs.n++] = *obs;
 	index_points(&c->obs);
@@ -305,7 +305,4 @@ void *mosfw_core_observer(const struct mosfw_core *c, const char *name)
 	return i < 0 ? NULL : c->obs.list[i].self;
 }
 
-uint32_t mosfw_core_slots(const struct mosfw_core *c)
-{
-	return c->ft.pool_cap;
-}
+uint32_t mosfw_core_slots(const struct mosfw_core *c) { return c->ft.pool_cap; }

@@ -35,18 +35,18 @@ struct mosfw_core {
 	struct mosfw_tuple *orphans; /* this burst's orphan packets */
 	uint32_t orphans_cap, n_orphans;
 	volatile int stop_requested;
-	int input_done;              /* source finished: draining flows */
-	int final_status;            /* returned once draining is over */
-	int expiry_unfinished;       /* expiry ran out of room last burst */
+	int input_done;        /* source finished: draining flows */
+	int final_status;      /* returned once draining is over */
+	int expiry_unfinished; /* expiry ran out of room last burst */
 	/* after a complete expiry: nothing is due before expire_at unless a
 	 * flow was linked at an idle list's head since (ft.head_links moved
 	 * from expire_links) or an app timer is due; -HUGE_VAL before the
 	 * first expiry and while one is unfinished */
 	double expire_at;
 	uint32_t expire_links;
-	int have_time;               /* now/last_tick are valid */
-	double now;                  /* input time: latest packet (or wall, live idle) */
-	double last_tick;            /* whole second of the last TICK */
+	int have_time;    /* now/last_tick are valid */
+	double now;       /* input time: latest packet (or wall, live idle) */
+	double last_tick; /* whole second of the last TICK */
 	uint32_t pkt_index;
 	/* a packet read while expiry ran out of room: processed first in the
 	 * next burst, so timeouts stay ordered before later packets */
@@ -54,19 +54,19 @@ struct mosfw_core {
 	uint32_t held_caplen, held_wirelen;
 	double held_ts;
 	int have_held;
-	struct mosfw_features x;     /* buffers, arena, timers, filters (feature_set.c) */
-	struct mosfw_observers obs;  /* what is attached at the fixed points (observers.h) */
-	double flush_until;          /* live stop: read the kernel's ring until then */
-	struct mosfw_share *share;   /* -c N offline: the shared index to read through */
-	int shared;                  /* the source reads through it now (input counters
+	struct mosfw_features x;    /* buffers, arena, timers, filters (feature_set.c) */
+	struct mosfw_observers obs; /* what is attached at the fixed points (observers.h) */
+	double flush_until;         /* live stop: read the kernel's ring until then */
+	struct mosfw_share *share;  /* -c N offline: the shared index to read through */
+	int shared;                 /* the source reads through it now (input counters
 	                                are then the file's, from the index) */
-	int seen_input;              /* a packet or time mark was handled */
+	int seen_input;             /* a packet or time mark was handled */
 	/* a time mark (MOSFW_SRC_TIME) whose expiry ran out of room */
 	int have_held_time;
 	double held_time_ts;
 	uint32_t held_time_index;
-	int pause_at_input_end;      /* return MOSFW_RUN_INPUT_END before draining */
-	int input_end_told;          /* ... and it was returned */
+	int pause_at_input_end; /* return MOSFW_RUN_INPUT_END before draining */
+	int input_end_told;     /* ... and it was returned */
 	/* the records of the last recent_cap flows that ended before the end
 	 * of the input, a ring: the oldest at recent_n == recent_cap is
 	 * recent[recent_next] */
@@ -77,8 +77,8 @@ struct mosfw_core {
 	 * being processed (frame NULL when it is not the one) */
 	struct mosfw_parsed {
 		const uint8_t *frame;
-		int r;          /* mosfw_parse() result */
-		uint32_t hash;  /* mosfw_ft_hash(), with r == MOSFW_PARSE_TCP */
+		int r;         /* mosfw_parse() result */
+		uint32_t hash; /* mosfw_ft_hash(), with r == MOSFW_PARSE_TCP */
 		struct mosfw_pkt p;
 	} parsed[2];
 	unsigned ahead;

@@ -63,8 +63,8 @@ void mosfw_core_set_packets(struct mosfw_core *core, int on)
 	}
 }
 
-int64_t mosfw_core_peek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                        unsigned side, uint8_t *buf, uint32_t len, uint64_t *lost)
+int64_t mosfw_core_peek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                        uint8_t *buf, uint32_t len, uint64_t *lost)
 {
 	int err;
 	struct mosfw_sb *b = buffer_of(core, slot, flow_id, side, &err);
@@ -76,8 +76,8 @@ int64_t mosfw_core_peek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id
 	return mosfw_sb_peek(b, buf, len, lost);
 }
 
-int64_t mosfw_core_ppeek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                         unsigned side, uint64_t offset, uint8_t *buf, uint32_t len)
+int64_t mosfw_core_ppeek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                         uint64_t offset, uint8_t *buf, uint32_t len)
 {
 	int err;
 	struct mosfw_sb *b = buffer_of(core, slot, flow_id, side, &err);
@@ -85,8 +85,8 @@ int64_t mosfw_core_ppeek(struct mosfw_core *core, uint32_t slot, uint64_t flow_i
 	return b ? mosfw_sb_ppeek(b, offset, buf, len) : err;
 }
 
-int mosfw_core_stream_info(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                           unsigned side, struct mosfw_stream_info *out)
+int mosfw_core_stream_info(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                           struct mosfw_stream_info *out)
 {
 	int err;
 	struct mosfw_sb *b = buffer_of(core, slot, flow_id, side, &err);
@@ -118,8 +118,8 @@ int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t fl
 	return 0;
 }
 
-int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                           unsigned side, int policy)
+int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                           int policy)
 {
 	struct mosfw_features *x = (&core->x);
 	struct mosfw_flow *f = flow_of(x, slot, flow_id);
@@ -173,8 +173,8 @@ const struct mosfw_packet *mosfw_core_packet(struct mosfw_core *core, uint32_t p
 	return x->arena ? mosfw_arena_find(x->arena, pkt_index) : NULL;
 }
 
-int mosfw_core_timer_add(struct mosfw_core *core, double deadline, uint32_t slot,
-                         uint64_t flow_id, uint32_t handle)
+int mosfw_core_timer_add(struct mosfw_core *core, double deadline, uint32_t slot, uint64_t flow_id,
+                         uint32_t handle)
 {
 	struct mosfw_features *x = (&core->x);
 
@@ -205,8 +205,8 @@ int mosfw_core_set_filter(struct mosfw_core *core, unsigned which, uint32_t even
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "out of memory");
 		return -1;
 	}
-	if (mosfw_filters_set(x->filters, which, event_types, bpf,
-	                      mosfw_source_linktype(*x->src), 262144, errbuf) < 0)
+	if (mosfw_filters_set(x->filters, which, event_types, bpf, mosfw_source_linktype(*x->src),
+	                      262144, errbuf) < 0)
 		return -1;
 	x->filter_types = x->filters->types;
 	mosfw_feat_push_hook(x);

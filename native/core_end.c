@@ -31,8 +31,8 @@ void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, d
 {
 	struct mosfw_flow *f = &c->ft.flows[slot];
 	struct mosfw_pkt_ctx ctx = { pkt, ts, c->pkt_index };
-	struct mosfw_event *e = mosfw_ring_push(&c->ring, MOSFW_EV_CONN_END, &ctx, f, slot,
-	                                        MOSFW_SIDE_CLIENT);
+	struct mosfw_event *e =
+		mosfw_ring_push(&c->ring, MOSFW_EV_CONN_END, &ctx, f, slot, MOSFW_SIDE_CLIENT);
 
 	if (e)
 		e->reason = (uint8_t)reason;

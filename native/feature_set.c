@@ -168,8 +168,8 @@ static int pushed(void *self, struct mosfw_event *e, const struct mosfw_pkt_ctx 
 	if ((x->filter_only & e->type) && !e->filter_bits)
 		return 0;
 	if (x->arena)
-		mosfw_arena_note(x->arena, c->pkt_index, c->ts, x->frame, x->caplen, x->wirelen, c->pkt,
-		                 x->frame_stable);
+		mosfw_arena_note(x->arena, c->pkt_index, c->ts, x->frame, x->caplen, x->wirelen,
+		                 c->pkt, x->frame_stable);
 	return 1;
 }
 
@@ -190,7 +190,7 @@ void mosfw_feat_start(struct mosfw_features *x, double ts)
 	x->started = 1;
 	if (*x->src && mosfw_source_is_live(*x->src))
 		return; /* live: timers were set on wall time already */
-	if (x->timers) /* adding a constant keeps the heap a heap */
+	if (x->timers)  /* adding a constant keeps the heap a heap */
 		for (i = 0; i < x->timers->n; i++)
 			x->timers->heap[i].deadline += ts;
 }

@@ -45,11 +45,11 @@ struct mosfw_features {
 	/* the packet being processed (for the arena and BPF filters) */
 	const uint8_t *frame;
 	uint32_t caplen, wirelen;
-	int frame_stable;              /* frame stays readable for the whole burst */
+	int frame_stable; /* frame stays readable for the whole burst */
 	/* the core's parts, set by the core */
 	struct mosfw_flow_table *ft;
-	struct mosfw_ring *ring;       /* its push hook follows arena/filters */
-	struct mosfw_observers *obs;   /* its stream points follow the buffers */
+	struct mosfw_ring *ring;     /* its push hook follows arena/filters */
+	struct mosfw_observers *obs; /* its stream points follow the buffers */
 	struct mosfw_source **src;
 	const double *now;
 	uint32_t event_mask;
@@ -94,8 +94,8 @@ void mosfw_feat_fire_timer(struct mosfw_features *x, struct mosfw_ring *r);
 int mosfw_feat_syn_ok(struct mosfw_features *x, double ts);
 int mosfw_feat_orphan_ok(struct mosfw_features *x, double ts);
 
-static inline void mosfw_feat_frame(struct mosfw_features *x, const uint8_t *frame,
-                                    uint32_t caplen, uint32_t wirelen, int stable)
+static inline void mosfw_feat_frame(struct mosfw_features *x, const uint8_t *frame, uint32_t caplen,
+                                    uint32_t wirelen, int stable)
 {
 	x->frame = frame;
 	x->frame_stable = stable;

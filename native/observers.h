@@ -36,15 +36,14 @@ struct mosfw_stream_points {
 };
 
 struct mosfw_observers {
-	uint32_t n;                                     /* attached, in order */
+	uint32_t n; /* attached, in order */
 	struct mosfw_observer list[MOSFW_OBSERVERS_MAX];
 	/* per point, the observers that have a callback there (rebuilt on
 	 * attach/detach), so an unobserved point is one test */
 	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room;
-	uint8_t parsed[MOSFW_OBSERVERS_MAX], created[MOSFW_OBSERVERS_MAX],
-	        tcp[MOSFW_OBSERVERS_MAX], ended[MOSFW_OBSERVERS_MAX],
-	        burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX];
-	struct mosfw_stream_points stream;              /* data == NULL: off */
+	uint8_t parsed[MOSFW_OBSERVERS_MAX], created[MOSFW_OBSERVERS_MAX], tcp[MOSFW_OBSERVERS_MAX],
+		ended[MOSFW_OBSERVERS_MAX], burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX];
+	struct mosfw_stream_points stream; /* data == NULL: off */
 };
 
 static inline void mosfw_obs_seg(struct mosfw_seg *s, const struct mosfw_pkt *p, unsigned dir,
@@ -81,8 +80,8 @@ static inline void mosfw_obs_flow_created(const struct mosfw_observers *o,
 }
 
 static inline void mosfw_obs_tcp_updated(const struct mosfw_observers *o,
-                                         const struct mosfw_flow *f, uint32_t slot,
-                                         unsigned dir, const struct mosfw_pkt *p, double ts)
+                                         const struct mosfw_flow *f, uint32_t slot, unsigned dir,
+                                         const struct mosfw_pkt *p, double ts)
 {
 	struct mosfw_seg s;
 	unsigned i;
@@ -92,8 +91,8 @@ static inline void mosfw_obs_tcp_updated(const struct mosfw_observers *o,
 		o->list[o->tcp[i]].tcp_updated(o->list[o->tcp[i]].self, f, slot, &s);
 }
 
-static inline void mosfw_obs_flow_ended(const struct mosfw_observers *o,
-                                        const struct mosfw_flow *f, uint32_t slot)
+static inline void mosfw_obs_flow_ended(const struct mosfw_observers *o, const struct mosfw_flow *f,
+                                        uint32_t slot)
 {
 	unsigned i;
 

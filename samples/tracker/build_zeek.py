@@ -58,8 +58,15 @@ ffibuilder.set_source(
     # callback into the per-packet emulation and its history letters) are
     # inlined across them at link time, and hidden symbols (only the
     # module's init is exported) are called directly, not through the PLT
-    extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing",
-                        "-fvisibility=hidden", "-flto=auto"],
+    extra_compile_args=[
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-parameter",
+        "-fno-strict-aliasing",
+        "-fvisibility=hidden",
+        "-flto=auto",
+    ],
     extra_link_args=["-flto=auto", "-O2", "-fvisibility=hidden"],
 )
 

@@ -66,8 +66,18 @@ def _compile(src: Path, out: Path) -> Path:
 def _compile_with(src: Path, out: Path, include: list[Path]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     obj = out / (src.stem + ".o")
-    cmd = ["gcc", "-std=gnu11", "-O1", "-fno-lto", f"-I{NATIVE}", *(f"-I{d}" for d in include),
-           "-c", str(src), "-o", str(obj)]
+    cmd = [
+        "gcc",
+        "-std=gnu11",
+        "-O1",
+        "-fno-lto",
+        f"-I{NATIVE}",
+        *(f"-I{d}" for d in include),
+        "-c",
+        str(src),
+        "-o",
+        str(obj),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stderr}"
     return obj
@@ -148,7 +158,7 @@ def find_cycles(graph: dict[str, dict[str, set[str]]]) -> list[list[str]]:
         while True:
             nxt = sorted(w for w in graph[path[-1]] if w in members)[0]
             if nxt in seen:
-                cycles.append(path[seen[nxt]:] + [nxt])
+                cycles.append(path[seen[nxt] :] + [nxt])
                 break
             seen[nxt] = len(path)
             path.append(nxt)
@@ -235,7 +245,8 @@ def test_the_tracker_observer_uses_nothing_of_the_engine(tmp_path):
             if line.startswith('#include "'):
                 name = line.split('"')[1]
                 assert name == "mosfw_api.h" or (TRACKER_NATIVE / name).exists(), (
-                    f"{src.name} includes the engine's private {name}")
+                    f"{src.name} includes the engine's private {name}"
+                )
 
 
 def test_no_native_file_over_600_lines():

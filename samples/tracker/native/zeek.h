@@ -27,26 +27,26 @@ enum zeek_state {
 	ZEEK_SYN_ACK_SENT = 2, /* SYN/ACK seen, no initial SYN */
 	ZEEK_PARTIAL = 3,      /* data seen, no SYN */
 	ZEEK_ESTABLISHED = 4,
-	ZEEK_CLOSED = 5,       /* FIN seen */
-	ZEEK_RESET = 6,        /* RST seen */
+	ZEEK_CLOSED = 5, /* FIN seen */
+	ZEEK_RESET = 6,  /* RST seen */
 };
 
 #define ZEEK_HISTORY_MAX 31 /* letters kept; later ones are dropped */
 
 /* One endpoint as Zeek tracks it; indexed like mosfw_flow.side[]. */
 struct zeek_conn_side {
-	int64_t start_seq;         /* Zeek start_seq (ISN, or first seq - 1) */
+	int64_t start_seq; /* Zeek start_seq (ISN, or first seq - 1) */
 	uint64_t hist_last_syn, hist_last_fin, hist_last_rst; /* relative seqs */
-	uint64_t fin_seq;          /* relative seq one past its FIN */
-	uint64_t reassem_seq;      /* relative seq delivered in order up to */
-	uint64_t trim_seq;         /* relative seq acknowledged up to */
-	uint64_t blk[2][2];        /* data above a hole, [lo, hi) (content gaps) */
+	uint64_t fin_seq;                                     /* relative seq one past its FIN */
+	uint64_t reassem_seq; /* relative seq delivered in order up to */
+	uint64_t trim_seq;    /* relative seq acknowledged up to */
+	uint64_t blk[2][2];   /* data above a hole, [lo, hi) (content gaps) */
 	uint32_t last_seq, ack_seq, seq_wraps, ack_wraps;
 	uint32_t rxmt_cnt, rxmt_thresh; /* 'T': retransmitted payload */
 	uint32_t win0_cnt, win0_thresh; /* 'W': zero window */
 	uint32_t gap_cnt, gap_thresh;   /* 'G': content gap */
-	uint8_t state, prev_state; /* enum zeek_state */
-	uint8_t flags;             /* internal (zeek_view.c) */
+	uint8_t state, prev_state;      /* enum zeek_state */
+	uint8_t flags;                  /* internal (zeek_view.c) */
 	uint8_t n_blk;
 	uint32_t pad;
 };
@@ -54,12 +54,12 @@ struct zeek_conn_side {
 /* One per flow slot, in the observer's own array (zeek_log.c), allocated
  * when it is attached: a run without the tracker has none. */
 struct zeek_conn {
-	struct zeek_conn_side ep[2];  /* by mosfw side, not by Zeek role */
-	uint64_t flow_id;     /* the flow it belongs to (0: not kept yet) */
-	double last_ts;       /* Zeek's last_time: last packet before both closed */
-	uint32_t hist_seen;   /* Zeek's hist_seen mask */
-	uint8_t orig_side;    /* the mosfw side Zeek calls the originator */
-	uint8_t flags;        /* internal (zeek_view.c) */
+	struct zeek_conn_side ep[2]; /* by mosfw side, not by Zeek role */
+	uint64_t flow_id;            /* the flow it belongs to (0: not kept yet) */
+	double last_ts;              /* Zeek's last_time: last packet before both closed */
+	uint32_t hist_seen;          /* Zeek's hist_seen mask */
+	uint8_t orig_side;           /* the mosfw side Zeek calls the originator */
+	uint8_t flags;               /* internal (zeek_view.c) */
 	uint8_t hist_len;
 	char history[ZEEK_HISTORY_MAX + 1]; /* Zeek history letters, NUL-terminated */
 	uint8_t pad[5];

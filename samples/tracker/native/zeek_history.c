@@ -12,25 +12,62 @@
 int zeek_likely_server_port(uint16_t port)
 {
 	switch (port) {
-	case 21: case 22: case 25: case 53: case 79: case 80: case 81: case 88: case 135:
-	case 139: case 143: case 389: case 443: case 445: case 465: case 502: case 514:
-	case 563: case 585: case 587: case 614: case 631: case 636: case 989: case 990:
-	case 992: case 993: case 995: case 1080: case 1434: case 1883: case 2811: case 3128:
-	case 3268: case 3306: case 3389: case 5222: case 5223: case 5269: case 5432:
-	case 6379: case 6666: case 6667: case 6668: case 6669: case 8000: case 8080:
-	case 8888: case 20000:
-		return 1;
-	default:
-		return 0;
+	case 21:
+	case 22:
+	case 25:
+	case 53:
+	case 79:
+	case 80:
+	case 81:
+	case 88:
+	case 135:
+	case 139:
+	case 143:
+	case 389:
+	case 443:
+	case 445:
+	case 465:
+	case 502:
+	case 514:
+	case 563:
+	case 585:
+	case 587:
+	case 614:
+	case 631:
+	case 636:
+	case 989:
+	case 990:
+	case 992:
+	case 993:
+	case 995:
+	case 1080:
+	case 1434:
+	case 1883:
+	case 2811:
+	case 3128:
+	case 3268:
+	case 3306:
+	case 3389:
+	case 5222:
+	case 5223:
+	case 5269:
+	case 5432:
+	case 6379:
+	case 6666:
+	case 6667:
+	case 6668:
+	case 6669:
+	case 8000:
+	case 8080:
+	case 8888:
+	case 20000: return 1;
+	default: return 0;
 	}
 }
 
 /* ---- history ------------------------------------------------------------ */
 
-static inline char lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-}
+static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c; }
 
 void zeek_add_history(struct zeek_conn *k, char c)
 {

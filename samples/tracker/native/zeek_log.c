@@ -21,7 +21,7 @@ struct zeek_log {
 	struct mosfw_observer obs;
 	struct zeek_conn *views; /* by flow slot */
 	uint32_t n_slots;
-	char *log;               /* records of flows ended this burst; NULL = no log */
+	char *log; /* records of flows ended this burst; NULL = no log */
 	size_t len, cap;
 	int format;
 };
@@ -41,15 +41,13 @@ static void on_end(void *self, const struct mosfw_flow *f, uint32_t slot)
 
 	if (!z->log || slot >= z->n_slots)
 		return;
-	n = zeek_conn_record(f, &z->views[slot], (unsigned)z->format, z->log + z->len, z->cap - z->len);
+	n = zeek_conn_record(f, &z->views[slot], (unsigned)z->format, z->log + z->len,
+	                     z->cap - z->len);
 	if (n < z->cap - z->len)
 		z->len += n;
 }
 
-static void on_burst(void *self)
-{
-	((struct zeek_log *)self)->len = 0;
-}
+static void on_burst(void *self) { ((struct zeek_log *)self)->len = 0; }
 
 static int on_room(void *self)
 {
@@ -67,10 +65,7 @@ void zeek_log_free(struct zeek_log *z)
 	free(z);
 }
 
-static void on_detach(void *self)
-{
-	zeek_log_free(self);
-}
+static void on_detach(void *self) { zeek_log_free(self); }
 
 struct zeek_log *zeek_log_new(uint32_t slots, int format)
 {
@@ -101,10 +96,7 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	return z;
 }
 
-const struct mosfw_observer *zeek_log_observer(struct zeek_log *z)
-{
-	return &z->obs;
-}
+const struct mosfw_observer *zeek_log_observer(struct zeek_log *z) { return &z->obs; }
 
 size_t zeek_log_take(const struct zeek_log *z, const char **data)
 {

@@ -16,15 +16,17 @@
 static const char *state_name(unsigned state)
 {
 	static const char *const n[] = {
-		"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
-		"FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT",
+		"CLOSED",     "LISTEN",     "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
+		"FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",  "LAST_ACK", "TIME_WAIT",
 	};
 	return state < sizeof(n) / sizeof(n[0]) ? n[state] : "UNKNOWN";
 }
 
 static const char *end_reason_name(unsigned r)
 {
-	static const char *const n[] = { "none", "fin", "rst", "timeout", "evicted", "eof", "reused" };
+	static const char *const n[] = {
+		"none", "fin", "rst", "timeout", "evicted", "eof", "reused"
+	};
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
 }
 
@@ -164,10 +166,7 @@ static inline void put_mem(struct out *o, const char *s, size_t n)
 	o->p += n;
 }
 
-static inline void put_str(struct out *o, const char *s)
-{
-	put_mem(o, s, strlen(s));
-}
+static inline void put_str(struct out *o, const char *s) { put_mem(o, s, strlen(s)); }
 
 #define PUT_LIT(o, lit) put_mem((o), (lit), sizeof(lit) - 1)
 
@@ -234,8 +233,8 @@ static void put_addr(struct out *o, const uint8_t *a, unsigned family)
 struct fields {
 	struct out *w;
 	int json;
-	int n;       /* fields written or unset so far */
-	int quoted;  /* the open field's value is a JSON string */
+	int n;      /* fields written or unset so far */
+	int quoted; /* the open field's value is a JSON string */
 };
 
 static void close_field(struct fields *fd)

@@ -22,17 +22,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define TOO_LARGE_SEQ_DELTA 1048576                /* Zeek's TOO_LARGE_SEQ_DELTA */
-#define MAX_ABOVE_HOLE_WITHOUT_ACKS 16384u         /* tcp_max_above_hole_without_any_acks */
-#define EXCESSIVE_DATA_WITHOUT_ACKS (10u << 20)    /* tcp_excessive_data_without_further_acks */
+#define TOO_LARGE_SEQ_DELTA 1048576             /* Zeek's TOO_LARGE_SEQ_DELTA */
+#define MAX_ABOVE_HOLE_WITHOUT_ACKS 16384u      /* tcp_max_above_hole_without_any_acks */
+#define EXCESSIVE_DATA_WITHOUT_ACKS (10u << 20) /* tcp_excessive_data_without_further_acks */
 
 
 /* ---- sequence space ------------------------------------------------------- */
 
-static inline uint32_t start32(const ep_t *e)
-{
-	return (uint32_t)e->start_seq;
-}
+static inline uint32_t start32(const ep_t *e) { return (uint32_t)e->start_seq; }
 
 /* TCPSessionAdapter::get_relative_seq */
 static uint64_t relative_seq(const ep_t *e, uint32_t cur, uint32_t last, uint32_t wraps,
@@ -101,8 +98,7 @@ static void init_endpoint(ep_t *e, int syn, uint32_t first_seg_seq, uint32_t las
 		if (syn && e->prev_state == Z_INACTIVE)
 			init_seqs(e, first_seg_seq, last_seq);
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -158,7 +154,8 @@ static int32_t update_last_seq(struct zeek_conn *k, unsigned side, uint32_t last
 
 static inline int is_clean(const ep_t *a)
 {
-	return a->state == Z_ESTABLISHED || (a->state == Z_CLOSED && a->prev_state == Z_ESTABLISHED);
+	return a->state == Z_ESTABLISHED ||
+	       (a->state == Z_CLOSED && a->prev_state == Z_ESTABLISHED);
 }
 
 static void drop_block(ep_t *e)
@@ -400,7 +397,8 @@ static int update_inactive(struct zeek_conn *k, unsigned side, uint32_t base_seq
 	return do_close;
 }
 
-static int update_established(struct zeek_conn *k, unsigned side, int syn, int fin, int rst, int ack)
+static int update_established(struct zeek_conn *k, unsigned side, int syn, int fin, int rst,
+                              int ack)
 {
 	ep_t *e = &k->ep[side], *peer = &k->ep[side ^ 1];
 	int do_close = 0;
@@ -420,8 +418,8 @@ static int update_established(struct zeek_conn *k, unsigned side, int syn, int f
 	return do_close;
 }
 
-static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t base_seq,
-                                uint32_t len, int is_orig, int syn, int fin, int rst, int ack)
+static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t base_seq, uint32_t len,
+                                int is_orig, int syn, int fin, int rst, int ack)
 {
 	ep_t *e = &k->ep[side];
 	int do_close = 0;
@@ -441,8 +439,7 @@ static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t bas
 		}
 		return do_close;
 	case Z_ESTABLISHED:
-	case Z_PARTIAL:
-		return update_established(k, side, syn, fin, rst, ack);
+	case Z_PARTIAL: return update_established(k, side, syn, fin, rst, ack);
 	case Z_CLOSED:
 		if (rst && k->ep[side ^ 1].state != Z_CLOSED) {
 			set_state(e, Z_RESET);
@@ -450,8 +447,7 @@ static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t bas
 				do_close = 1; /* RST after FIN */
 		}
 		return do_close;
-	default: /* Z_RESET: nothing changes */
-		return 0;
+	default: /* Z_RESET: nothing changes */ return 0;
 	}
 }
 
@@ -485,8 +481,7 @@ static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned 
 		zeek_flip_roles(k);
 }
 
-void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
-                      const struct mosfw_seg *p)
+void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f, const struct mosfw_seg *p)
 {
 	unsigned dir = p->dir;
 	double ts = p->ts;
@@ -511,7 +506,8 @@ void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
 	/* SetPartialStatus */
 	if (is_orig) {
 		if (!(e->flags & EF_SEEN))
-			k->flags = (uint8_t)((k->flags & ~CF_PARTIAL) | ((!syn || ack) ? CF_PARTIAL : 0));
+			k->flags = (uint8_t)((k->flags & ~CF_PARTIAL) |
+			                     ((!syn || ack) ? CF_PARTIAL : 0));
 	} else if (!(e->flags & EF_SEEN) && !(k->flags & CF_PARTIAL) && !syn) {
 		k->flags |= CF_PARTIAL;
 	}
@@ -565,7 +561,8 @@ void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
 			init_peer(peer, p->ack);
 		} else {
 			int ack_underflow = 0;
-			rel_ack = relative_seq(peer, p->ack, peer->ack_seq, peer->ack_wraps, &ack_underflow);
+			rel_ack = relative_seq(peer, p->ack, peer->ack_seq, peer->ack_wraps,
+			                       &ack_underflow);
 			if (ack_underflow)
 				rel_ack = 0;
 			else if (!rst)

@@ -28,7 +28,7 @@
 
 /* zeek_conn.flags */
 #define CF_INIT 0x01
-#define CF_PARTIAL 0x02        /* Zeek's is_partial */
+#define CF_PARTIAL 0x02 /* Zeek's is_partial */
 
 /* Zeek's TCP_Endpoint::HistoryMasks */
 #define HM_SYN 0x01
@@ -67,8 +67,7 @@ static inline int no_data_acked(const ep_t *e)
  * conn.log view k (the Zeek observer's views[slot], zeek_log.c). The
  * first call for a flow (k->flow_id is not f->id) clears k and decides
  * the roles from that segment, as Zeek's NewConn does. */
-void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f,
-                      const struct mosfw_seg *s);
+void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f, const struct mosfw_seg *s);
 
 /* zeek_history.c: history letters with Zeek's rules */
 void zeek_add_history(struct zeek_conn *k, char c);
