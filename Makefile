@@ -10,7 +10,8 @@ CC     ?= gcc
 CWARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror
 NATIVE_SRC := $(wildcard native/*.c)
 NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py \
-              native/python/dispatch.c setup.py
+              native/python/dispatch.c setup.py \
+              $(wildcard samples/tracker/native/*) samples/tracker/build_zeek.py
 ASAN_BIN := native/build-asan/mosfw-replay
 DEMO_PCAP := tests/multicore/data/http_ipv6.pcap
 PYTEST_ARGS ?=
@@ -97,4 +98,5 @@ bench: build
 	$(VPY) bench/run_bench.py
 
 clean:
-	rm -rf build native/build-asan native/build-fuzz mosfw/_native*.so mosfw/_native.c *.egg-info
+	rm -rf build native/build-asan native/build-fuzz mosfw/_native*.so mosfw/_native.c *.egg-info \
+	    samples/tracker/_zeek*.so samples/tracker/_zeek.c

@@ -219,7 +219,7 @@ class Core:
         self._opened = False
         self._bytestream = False
         self._bytestream_asked = False
-        self._conn_log: Callable[[bytes], None] | None = None
+        self._after_burst: list[Callable[[], None]] = []  # attach_observer(after_burst=)
         self._live_slots = ffi.new("uint32_t[]", 1024)  # live_flows()
         self._ended_kept: list[Flow] = []  # ended in this batch and kept by a plugin
         self._recent_cap = 0  # keep_recent_ends()
@@ -405,23 +405,25 @@ class Core:
             out.append((buf[i].ts, f))
         return out
 
-    def set_conn_log(self, fmt: str | None, write: Callable[[bytes], None] | None = None) -> None:
-        """Have the engine write Zeek conn.log records itself: ``fmt`` is
-        ``"json"`` or ``"zeek"`` (TSV line), ``write(data)`` is called after
-        each batch with the records (bytes, one per line) of the flows that
-        ended in it. No Python call per connection: this is how
-        samples/tracker keeps up with the engine. Call it from
-        ``mosfw_core_start``; ``None`` turns it off."""
-        if fmt is None:
-            lib.mosfw_core_set_conn_log(self._c, -1)
-            self._conn_log = None
-            return
-        code = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}.get(fmt)
-        if code is None or write is None:
-            raise ValueError(f"set_conn_log: format must be 'json' or 'zeek' with a writer, not {fmt!r}")
-        if lib.mosfw_core_set_conn_log(self._c, code) != 0:
-            raise EngineError("cannot allocate the conn.log buffer")
-        self._conn_log = write
+    def attach_observer(self, address: int, after_burst: Callable[[], None] | None = None) -> None:
+        """Attach a C observer to this core: ``address`` is that of a
+        ``struct mosfw_observer`` (native/mosfw_api.h; the core copies it),
+        whose callbacks the C loop calls at its fixed points (packet
+        parsed, flow created, TCP updated, flow ended, burst start; see
+        docs/architecture.md), with no Python call per packet. This is how
+        samples/tracker keeps Zeek's conn.log view in its own C module.
+        ``after_burst()``, if given, is called after each batch (e.g. to take
+        what the observer wrote). Call it from ``mosfw_core_start``."""
+        if lib.mosfw_core_observe(self._c, ffi.cast("const struct mosfw_observer *", address)) != 0:
+            raise EngineError("cannot attach the observer: the table is full or its name is taken")
+        if after_burst is not None:
+            self._after_burst.append(after_burst)
+
+    @property
+    def slots(self) -> int:
+        """Number of flow slots (``Flow.slot`` < slots): the size of an
+        observer's per-flow array."""
+        return lib.mosfw_core_slots(self._c)
 
     def add_plugin_errors(self, n: int) -> None:
         """Count exceptions plugins raised outside this core's loop (e.g.
@@ -1174,9 +1176,7 @@ class Core:
         # and the CONN_END (eof) of the flows still open
         input_end = self.pm.direct_callers("mosfw_input_end")
         lib.mosfw_core_pause_at_input_end(c, 1 if input_end else 0)
-        conn_log = self._conn_log  # set by set_conn_log() in mosfw_core_start
-        conn_log_take = lib.mosfw_core_conn_log
-        conn_log_ptr = ffi.new("const char **")
+        after_burst = self._after_burst  # observers' (attach_observer() in mosfw_core_start)
         while True:
             st = run(c, evs, cap, n_ptr)
             n = n_ptr[0]
@@ -1193,10 +1193,9 @@ class Core:
                         if getrefcount(flow) > 3:  # this list, the loop, the call
                             flow._copy_record()
                     ended_kept.clear()
-            if conn_log is not None:
-                k = conn_log_take(c, conn_log_ptr)
-                if k:
-                    conn_log(ffi.buffer(conn_log_ptr[0], k)[:])
+            if after_burst:
+                for take in after_burst:
+                    take()
             if progress is not None:
                 now = time.monotonic()
                 if now >= next_progress:

@@ -38,8 +38,8 @@ __all__ = ["Flow", "format_endpoint"]
 _peek = lib.mosfw_core_peek
 _unpack = ffi.unpack
 _new, _memmove, _buffer = ffi.new, ffi.memmove, ffi.buffer
-_FLOW_PTR, _CONN_PTR = ffi.typeof("struct mosfw_flow *"), ffi.typeof("struct mosfw_conn *")
-_FLOW_SIZE, _CONN_SIZE = ffi.sizeof("struct mosfw_flow"), ffi.sizeof("struct mosfw_conn")
+_FLOW_PTR = ffi.typeof("struct mosfw_flow *")
+_FLOW_SIZE = ffi.sizeof("struct mosfw_flow")
 
 
 def _addr(raw, family: int) -> str:
@@ -63,12 +63,11 @@ class Flow:
             ``None`` until an app sets it; dropped after CONN_END.
     """
 
-    __slots__ = ("id", "core", "uctx", "_rec", "_conn", "_ended", "_client", "_server", "_client_str", "_server_str",
+    __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "_client_str", "_server_str",
                  "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
     def __init__(self, rec, flow_id: int, core: int, engine=None, slot: int = 0xFFFFFFFF) -> None:
         self._rec = rec
-        self._conn = None  # the conn.log view once frozen (else read from the table)
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
@@ -397,10 +396,7 @@ class Flow:
         """Keep a private copy of the record: the table slot will be reused."""
         copy = _new(_FLOW_PTR)
         _memmove(copy, self._rec, _FLOW_SIZE)
-        conn = _new(_CONN_PTR)
-        _memmove(conn, self._k, _CONN_SIZE)
         self._rec = copy
-        self._conn = conn
 
     def _copy_out(self) -> None:
         """Keep a private copy of the record and drop the per-flow
@@ -435,72 +431,17 @@ class Flow:
             f"{self.server_str} {self.server_state.name}>"
         )
 
-    # -- Zeek's conn.log view (native/conn_history.c) ---------------------------
-    #
-    # Kept by the engine per packet while CONN_END is subscribed (which it
-    # is for every plugin that receives flows). "Originator" and
-    # "responder" are Zeek's roles, decided by Zeek's rules: the first
-    # packet's sender, flipped for a first packet that is not a SYN and
-    # comes from a likely server port, or for a SYN/ACK-first connection
-    # once it carries ACKs or data. They can differ from mosfw's client
-    # and server. All of these are *state now*.
+    # -- for C observers (Core.attach_observer) ----------------------------------
 
     @property
-    def _k(self):
-        """The conn.log view (struct mosfw_conn; zeroed when not kept)."""
-        if self._conn is not None:  # a frozen copy
-            return self._conn
-        if self._eng is None:
-            self._conn = ffi.new("struct mosfw_conn *")
-            return self._conn
-        return lib.mosfw_core_conn(self._eng._c, self._slot)
+    def slot(self) -> int:
+        """The flow's slot in its core's table (an observer's per-flow index);
+        reused by another flow after this one's CONN_END batch."""
+        return self._slot
 
     @property
-    def orig_side(self) -> Side:
-        """The side Zeek calls the originator (``id.orig_h``)."""
-        return Side(self._k.orig_side)
-
-    @property
-    def history(self) -> str:
-        """Zeek's conn.log history letters so far (``ShADadFf``): upper
-        case from the originator, lower case from the responder; ``^``
-        where the roles were flipped."""
-        return ffi.string(self._k.history).decode("ascii")
-
-    @property
-    def conn_state(self) -> str:
-        """Zeek's conn_state code now (``S0``, ``S1``, ``SF``, ``REJ``,
-        ``S2``, ``S3``, ``RSTO``, ``RSTR``, ``RSTOS0``, ``RSTRH``, ``SH``,
-        ``SHR`` or ``OTH``)."""
-        return ffi.string(lib.mosfw_conn_state(self._k)).decode("ascii")
-
-    @property
-    def orig_bytes(self) -> int:
-        """Payload bytes sent by the originator, from sequence numbers
-        (Zeek's ``orig_bytes``: includes bytes the tap missed that were
-        acknowledged, counts retransmitted bytes once)."""
-        return lib.mosfw_conn_size(self._k, 0)
-
-    @property
-    def resp_bytes(self) -> int:
-        """Payload bytes sent by the responder, from sequence numbers."""
-        return lib.mosfw_conn_size(self._k, 1)
-
-    @property
-    def uid(self) -> str:
-        """Zeek-style connection uid (``C`` + 17 base62 characters), a hash
-        of the tuple and the first packet time: the same on every run."""
-        buf = ffi.new("char[19]")
-        lib.mosfw_conn_uid(self._rec, buf)
-        return ffi.string(buf).decode("ascii")
-
-    def conn_record(self, format: str = "json") -> bytes:
-        """The flow's conn.log record as ``samples/tracker`` writes it: one
-        JSON object (``format="json"``) or one Zeek TSV line
-        (``format="zeek"``), newline-terminated."""
-        buf = ffi.new("char[1024]")
-        n = lib.mosfw_conn_record(self._rec, self._k, _CONN_FORMATS[format], buf, 1024)
-        return ffi.unpack(buf, n)
-
-
-_CONN_FORMATS = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}
+    def c_address(self) -> int:
+        """Address of the flow's ``struct mosfw_flow`` (native/mosfw_api.h),
+        for a C observer's own module to read (samples/tracker does): the
+        table's record while the flow lives, a private copy once ended."""
+        return int(ffi.cast("uintptr_t", self._rec))

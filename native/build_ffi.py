@@ -21,22 +21,28 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [
+    # layers, lowest first (docs/architecture.md; tests/native/test_layers.py checks them)
+    "names.c",
     "packet.c",
     "flow_table.c",
-    "tcp_state.c",
-    "conn_history.c",
+    "shared_input.c",
+    "map_guard.c",
     "source.c",
-    "core_loop.c",
-    "names.c",
+    "source_live.c",
+    "tcp_state.c",
+    # features, attached on demand
+    "stream_mem.c",
     "stream_buf.c",
+    "stream_read.c",
     "pkt_arena.c",
     "timers.c",
     "filters.c",
-    "core_ext.c",
-    "shared_input.c",
-    "map_guard.c",
-    "source_live.c",
-    "stream_mem.c",
+    "feature_set.c",
+    # the core on top
+    "core.c",
+    "core_loop.c",
+    "core_end.c",
+    "core_api.c",
 ]
 
 ffibuilder = FFI()

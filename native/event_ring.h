@@ -9,9 +9,11 @@
 
 #include <string.h>
 
-#include "core_ext.h"
 #include "mosfw_api.h"
 #include "packet.h"
+
+struct mosfw_pkt_ctx;
+struct mosfw_observers;
 
 struct mosfw_ring {
 	struct mosfw_event *evs; /* written by the core, read by the caller */
@@ -19,9 +21,13 @@ struct mosfw_ring {
 	uint32_t cap;            /* capacity of evs */
 	uint32_t mask;           /* subscribed MOSFW_EV_* bits */
 	uint64_t total;          /* records written since the start */
-	struct mosfw_core_ext *x; /* the core's app-API state (core_ext.h); may be NULL */
-	int conn_log;            /* conn.log records are written in C (core_loop.c) */
-	struct mosfw_conn *conns; /* conn.log views by slot (flow_table.h) */
+	/* what features hang on a push (set by feature_set.c; the ring never
+	 * calls a feature by name) */
+	uint8_t *const *stopmon;  /* *stopmon: per slot, 1 << side not monitored; NULL = none */
+	/* a record about a packet was written: 0 takes it back; NULL = none */
+	int (*on_push)(void *self, struct mosfw_event *e, const struct mosfw_pkt_ctx *c);
+	void *push_self;
+	const struct mosfw_observers *obs; /* the core's table (observers.h); never NULL */
 };
 
 /* What every record about the current packet shares. */
@@ -41,6 +47,21 @@ static inline uint32_t mosfw_ring_room(const struct mosfw_ring *r)
 	return r->cap - r->n;
 }
 
+/* Is a record of `type` about `side` of the flow in slot suppressed by
+ * stop-monitoring (MOS_STOP_MON)? CONN_END always goes through unless
+ * both sides are stopped. */
+static inline int mosfw_ring_suppressed(const uint8_t *stopmon, uint32_t slot, unsigned side,
+                                        uint32_t type)
+{
+	uint8_t m = stopmon[slot];
+
+	if (!m)
+		return 0;
+	if (m == 3)
+		return 1;
+	return type != MOSFW_EV_CONN_END && (m & (1u << (side & 1)));
+}
+
 /* Append a record for `type` about flow f (may be NULL). Returns NULL when
  * the event is not subscribed (or, defensively, when the ring is full:
  * the core loop keeps enough room for one packet's worst case). */
@@ -52,7 +73,7 @@ mosfw_ring_push(struct mosfw_ring *r, uint32_t type, const struct mosfw_pkt_ctx 
 
 	if (!(r->mask & type) || r->n >= r->cap)
 		return NULL;
-	if (f && r->x && r->x->stopmon && mosfw_core_ext_suppressed(r->x, slot, side, type))
+	if (f && r->stopmon && *r->stopmon && mosfw_ring_suppressed(*r->stopmon, slot, side, type))
 		return NULL; /* that side is not monitored any more (MOS_STOP_MON) */
 	e = &r->evs[r->n++];
 	r->total++;
@@ -72,7 +93,7 @@ mosfw_ring_push(struct mosfw_ring *r, uint32_t type, const struct mosfw_pkt_ctx 
 	}
 	/* event filters, packet arena; a record only BPF filters wanted and
 	 * none matched is taken back */
-	if (c->pkt && r->x && (r->x->arena || r->x->filter_types) && !mosfw_core_ext_pushed(r->x, e, c)) {
+	if (c->pkt && r->on_push && !r->on_push(r->push_self, e, c)) {
 		r->n--;
 		r->total--;
 		return NULL;

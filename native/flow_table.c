@@ -89,13 +89,12 @@ int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_i
 	t->core_id = core_id;
 	/* calloc: untouched pages stay unbacked until flows use them */
 	t->flows = calloc(t->pool_cap, sizeof(*t->flows));
-	t->conns = calloc(t->pool_cap, sizeof(*t->conns));
 	t->free_stack = malloc((size_t)t->pool_cap * sizeof(uint32_t));
 	t->pending = malloc((size_t)MOSFW_PENDING_MAX * sizeof(uint32_t));
 	t->index_max = next_pow2((uint64_t)t->pool_cap * 2);
 	t->index_mask = (t->index_max < INDEX_MIN ? t->index_max : INDEX_MIN) - 1;
 	t->index = calloc((size_t)t->index_mask + 1, sizeof(*t->index));
-	if (!t->flows || !t->conns || !t->free_stack || !t->pending || !t->index) {
+	if (!t->flows || !t->free_stack || !t->pending || !t->index) {
 		mosfw_ft_destroy(t);
 		return -1;
 	}
@@ -108,7 +107,6 @@ int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_i
 void mosfw_ft_destroy(struct mosfw_flow_table *t)
 {
 	free(t->flows);
-	free(t->conns);
 	free(t->free_stack);
 	free(t->pending);
 	free(t->index);

@@ -32,9 +32,6 @@ struct mosfw_idx_entry {
 
 struct mosfw_flow_table {
 	struct mosfw_flow *flows;     /* pool */
-	/* conn.log views by slot, beside the pool: only the flows of a run
-	 * that keeps them (conn_history.c) touch their pages */
-	struct mosfw_conn *conns;
 	uint32_t pool_cap;            /* max_live + MOSFW_PENDING_MAX */
 	uint32_t max_live;            /* max_concurrency: tracked + zombie */
 	uint32_t live;                /* in the index (tracked + zombies) */

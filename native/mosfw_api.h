@@ -191,7 +191,7 @@ struct mosfw_half {
 	uint16_t window;      /* last raw window it advertised */
 	uint8_t state;        /* enum mosfw_tcp_state */
 	uint8_t flags;        /* MOSFW_HF_* */
-	uint16_t hist;        /* MOSFW_HIST_* bits seen (for conn.log history) */
+	uint16_t hist;        /* MOSFW_HIST_* bits seen (SYN, SYN/ACK, FIN, RST, data, ...) */
 	uint16_t pad;
 };
 
@@ -202,56 +202,6 @@ struct mosfw_half {
 #define MOSFW_HF_SYNACK_SEEN 0x10
 #define MOSFW_HF_DATA_SEEN 0x20
 #define MOSFW_HF_STARTED 0x40   /* CONN_START raised for this side */
-
-/* Zeek's view of a connection, for conn.log (native/conn_history.c keeps
- * it up to date on every packet of a flow while CONN_END is subscribed).
- * It emulates Zeek's TCP analyzer (TCP_Endpoint, TCPSessionAdapter) beside
- * mosfw's own RFC 793 emulation: Zeek's endpoint states, sequence
- * bookkeeping (sizes from sequence numbers), history letters with their
- * repetition rules, and originator/responder roles (flips included). */
-enum mosfw_zeek_state {
-	MOSFW_ZEEK_INACTIVE = 0,     /* nothing seen from this side */
-	MOSFW_ZEEK_SYN_SENT = 1,     /* SYN seen, no ACK */
-	MOSFW_ZEEK_SYN_ACK_SENT = 2, /* SYN/ACK seen, no initial SYN */
-	MOSFW_ZEEK_PARTIAL = 3,      /* data seen, no SYN */
-	MOSFW_ZEEK_ESTABLISHED = 4,
-	MOSFW_ZEEK_CLOSED = 5,       /* FIN seen */
-	MOSFW_ZEEK_RESET = 6,        /* RST seen */
-};
-
-#define MOSFW_HISTORY_MAX 31 /* letters kept; later ones are dropped */
-
-/* One endpoint as Zeek tracks it; indexed like mosfw_flow.side[]. */
-struct mosfw_conn_side {
-	int64_t start_seq;         /* Zeek start_seq (ISN, or first seq - 1) */
-	uint64_t hist_last_syn, hist_last_fin, hist_last_rst; /* relative seqs */
-	uint64_t fin_seq;          /* relative seq one past its FIN */
-	uint64_t reassem_seq;      /* relative seq delivered in order up to */
-	uint64_t trim_seq;         /* relative seq acknowledged up to */
-	uint64_t blk[2][2];        /* data above a hole, [lo, hi) (content gaps) */
-	uint32_t last_seq, ack_seq, seq_wraps, ack_wraps;
-	uint32_t rxmt_cnt, rxmt_thresh; /* 'T': retransmitted payload */
-	uint32_t win0_cnt, win0_thresh; /* 'W': zero window */
-	uint32_t gap_cnt, gap_thresh;   /* 'G': content gap */
-	uint8_t state, prev_state; /* enum mosfw_zeek_state */
-	uint8_t flags;             /* internal (conn_history.c) */
-	uint8_t n_blk;
-	uint32_t pad;
-};
-
-/* Kept beside the flow table, not in struct mosfw_flow (a run that does
- * not ask for it never touches its memory); mosfw_core_conn() reads it. */
-struct mosfw_conn {
-	struct mosfw_conn_side ep[2];  /* by mosfw side, not by Zeek role */
-	uint64_t flow_id;     /* the flow it belongs to (0: not kept yet) */
-	double last_ts;       /* Zeek's last_time: last packet before both closed */
-	uint32_t hist_seen;   /* Zeek's hist_seen mask */
-	uint8_t orig_side;    /* the mosfw side Zeek calls the originator */
-	uint8_t flags;        /* internal (conn_history.c) */
-	uint8_t hist_len;
-	char history[MOSFW_HISTORY_MAX + 1]; /* Zeek history letters, NUL-terminated */
-	uint8_t pad[5];
-};
 
 struct mosfw_flow {
 	struct mosfw_tuple tuple;
@@ -380,6 +330,62 @@ void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
 int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs,
                    uint32_t cap, uint32_t *n_events);
 
+/* ---- observers: features attached at the core loop's fixed points -----
+ *
+ * An observer is a set of callbacks the core calls at fixed points of its
+ * loop, in the order observers were attached (as Suricata's flow callbacks
+ * and Retina's trackers). Any callback may be NULL: a point nobody
+ * observes costs one test per packet. Callbacks run inside
+ * mosfw_core_run() (GIL released): they must not call back into Python.
+ * An observer keeps what it needs per flow itself, e.g. in an array of
+ * mosfw_core_slots() entries indexed by the flow's slot, allocated when it
+ * is attached: a run that does not attach it pays nothing. */
+
+/* One TCP segment as the TCP layer saw it (the packet's headers). */
+struct mosfw_seg {
+	double ts;
+	uint32_t seq, ack;
+	uint32_t payload_len;    /* as the headers say */
+	uint32_t payload_caplen; /* of which captured */
+	uint16_t window;
+	uint8_t tcp_flags;
+	uint8_t dir;             /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+};
+
+struct mosfw_observer {
+	const char *name;
+	void *self;              /* passed back to every callback */
+	/* A TCP packet was parsed (before its flow is looked up). */
+	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
+	/* A flow was created in slot (before its first packet's TCP update). */
+	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	/* Both endpoints of the flow in slot were updated for segment s (and
+	 * its records written), before the flow may end on it. */
+	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
+	                    const struct mosfw_seg *s);
+	/* The flow in slot ended (f->end_reason says why; its CONN_END record
+	 * is written); the slot may be reused after this. */
+	void (*flow_ended)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	/* A burst starts. */
+	void (*burst)(void *self);
+	/* Room for one more packet's worth of output in this burst (0 ends
+	 * the burst early). */
+	int (*room)(void *self);
+	/* The core is freed or the observer detached: release self. */
+	void (*detach)(void *self);
+};
+
+/* Attach obs (copied) to the core's table; 0, or -1 when the table is
+ * full or an observer of that name is attached already. */
+int mosfw_core_observe(struct mosfw_core *core, const struct mosfw_observer *obs);
+/* Detach the observer of that name (its detach callback runs); 0, or -1
+ * when there is none. */
+int mosfw_core_unobserve(struct mosfw_core *core, const char *name);
+/* The attached observer of that name's self pointer, NULL when none. */
+void *mosfw_core_observer(const struct mosfw_core *core, const char *name);
+/* Number of flow slots (an observer's per-slot array size). */
+uint32_t mosfw_core_slots(const struct mosfw_core *core);
+
 /* ---- -c N offline: the shared index (native/shared_input.h) ---------------
  *
  * N cores (worker processes) reading one classic pcap file split the
@@ -443,41 +449,7 @@ const char *mosfw_core_error(const struct mosfw_core *core);
 /* Link type name of the open source ("EN10MB", ...). */
 const char *mosfw_core_linktype(const struct mosfw_core *core);
 
-/* ---- conn.log view (native/conn_history.c) ---------------------------- */
-
-enum mosfw_conn_format {
-	MOSFW_CONN_JSON = 0, /* one JSON object per line (Zeek's JSON field names) */
-	MOSFW_CONN_ZEEK = 1, /* one Zeek TSV line (the #fields order) */
-};
-
-/* The conn.log view of the flow in `slot` (a zeroed view when it was not
- * kept: nothing subscribed CONN_END or set a conn log while the flow
- * lived). Valid while the flow slot is (until the next run() after its
- * CONN_END). */
-const struct mosfw_conn *mosfw_core_conn(const struct mosfw_core *core, uint32_t slot);
-/* Zeek's conn_state of the flow ("SF", "S0", "REJ", ... "OTH"). */
-const char *mosfw_conn_state(const struct mosfw_conn *k);
-/* Zeek's TCP size of one role (0 = originator, 1 = responder): payload
- * bytes taken from sequence numbers, as conn.log's orig_bytes/resp_bytes. */
-uint64_t mosfw_conn_size(const struct mosfw_conn *k, unsigned role);
-/* The flow's uid: "C" and 17 base62 characters, a hash of its tuple and
- * first packet time (the same on every run and any core count). buf must
- * hold 19 bytes. */
-void mosfw_conn_uid(const struct mosfw_flow *f, char *buf);
-/* One conn.log record of the flow, newline-terminated, in buf (format: an
- * enum mosfw_conn_format). Returns its length; a return >= cap means it
- * did not fit (nothing usable was written; 1024 bytes always suffice). */
-size_t mosfw_conn_record(const struct mosfw_flow *f, const struct mosfw_conn *k, unsigned format,
-                         char *buf, size_t cap);
-
-/* Write conn.log records in C: with a format (enum mosfw_conn_format) the
- * core appends the record of every flow it ends to a per-burst buffer,
- * read after each mosfw_core_run() with mosfw_core_conn_log() (valid until
- * the next run). -1 turns it off. No Python call per connection. */
-int mosfw_core_set_conn_log(struct mosfw_core *core, int format);
-size_t mosfw_core_conn_log(const struct mosfw_core *core, const char **data);
-
-/* ---- the app-facing mOS API (core_ext.c) ------------------------------
+/* ---- the app-facing mOS API (core_api.c) ------------------------------
  *
  * For use between bursts (from event handlers), on flows named by this
  * burst's records (slot + flow_id; -1 when the slot holds another flow).

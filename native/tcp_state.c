@@ -13,7 +13,7 @@
  */
 #include "tcp_state.h"
 
-#include "conn_history.h"
+#include "observers.h"
 
 #define SEQ_SANE_WINDOW 0x40000000 /* |jump| beyond this is not believed */
 
@@ -133,7 +133,8 @@ static int classify_segment(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	}
 	/* with reassembly buffers the stream raises CONN_NEW_DATA (in-order
 	 * bytes readable); without, new bytes beyond seq_hi do */
-	if (p->payload_len && !(r->x && r->x->streams && mosfw_core_ext_data(r->x, f, slot, dir, c, r)) &&
+	if (p->payload_len &&
+	    !(r->obs->stream.data && r->obs->stream.data(r->obs->stream.self, f, slot, dir, c, r)) &&
 	    MOSFW_SEQ_GT(data_end, x->seq_hi)) {
 		uint32_t from = MOSFW_SEQ_GT(p->seq + syn, x->seq_hi) ? p->seq + syn : x->seq_hi;
 		struct mosfw_event *e = mosfw_ring_push(r, MOSFW_EV_CONN_NEW_DATA, c, f, slot, dir);
@@ -305,14 +306,9 @@ int mosfw_tcp_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	if (p->window == 0 && !(fl & (MOSFW_TH_SYN | MOSFW_TH_FIN | MOSFW_TH_RST)))
 		x->hist |= MOSFW_HIST_ZERO_WIN;
 
-	/* Zeek's conn.log view, kept only while someone can read it: every
-	 * plugin that sees flows gets CONN_END */
-	if (mosfw_ring_wants(r, MOSFW_EV_CONN_END) || r->conn_log)
-		mosfw_conn_packet(&r->conns[slot], f, dir, p, c->ts);
-
 	mosfw_ring_push(r, MOSFW_EV_PKT_IN, c, f, slot, dir);
-	if (r->x && r->x->streams) /* an ACK past a gap in the peer's stream gives it up */
-		mosfw_core_ext_ack(r->x, f, slot, dir, c, r);
+	if (r->obs->stream.ack) /* an ACK past a gap in the peer's stream gives it up */
+		r->obs->stream.ack(r->obs->stream.self, f, slot, dir, c, r);
 	sender_update(f, slot, dir, c, r);
 	*rexmit = classify_segment(f, slot, dir, c, r);
 	receiver_update(f, slot, dir, c, r);

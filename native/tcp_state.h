@@ -51,7 +51,7 @@ static inline int mosfw_tcp_established(const struct mosfw_flow *f)
 #define MOSFW_SEQ_GT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) > 0)
 #define MOSFW_SEQ_GEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
 
-/* History bits (Zeek conn.log letters, per direction). */
+/* History bits: what a side sent (Flow.history_bits). */
 #define MOSFW_HIST_SYN 0x001
 #define MOSFW_HIST_SYNACK 0x002
 #define MOSFW_HIST_ACK 0x004      /* pure ACK */

@@ -17,10 +17,12 @@ if ! "$CLANG" -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>"$probe/err"; then
   echo "build.sh: $CLANG cannot build libFuzzer binaries: $(head -c 300 "$probe/err")" >&2
   exit 3
 fi
-# every engine source, as the Makefile's asan build takes them
-src=("$native"/*.c)
+# every engine source, as the Makefile's asan build takes them, and the
+# tracker's observer (Zeek's view), whose records the harnesses check
+tracker="$native/../samples/tracker/native"
+src=("$native"/*.c "$tracker"/*.c)
 FLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror
-       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
+       -I"$native" -I"$tracker" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 for h in fuzz_packets fuzz_pcap; do
   "$CLANG" "${FLAGS[@]}" "${src[@]}" "$here/$h.c" -o "$out/$h.tmp" -lpcap -lm
   mv -f "$out/$h.tmp" "$out/$h"

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "../mosfw_api.h"
+#include "zeek.h" /* samples/tracker/native: an observer on the API */
 
 #define FZ_CHECK(cond, ...)                                                             \
 	do {                                                                            \
@@ -58,6 +59,7 @@
 
 /* One memfd reused for every input; its path opens a fresh description. */
 static int fz_fd = -1;
+static struct zeek_log *fz_zeek; /* the core frees it */
 static char fz_path[64];
 
 static const char *fz_file(const uint8_t *data, size_t len)
@@ -166,20 +168,20 @@ static void fz_poke(struct mosfw_core *core, const struct mosfw_event *e, struct
 	if (e->slot == MOSFW_NO_SLOT || !e->flow_id || e->type == MOSFW_EV_ORPHAN ||
 	    e->type == MOSFW_EV_TICK)
 		return;
-	if (e->type == MOSFW_EV_CONN_END) {
+	if (e->type == MOSFW_EV_CONN_END && fz_zeek) {
 		const struct mosfw_flow *f = mosfw_core_flow(core, e->slot);
-		const struct mosfw_conn *k = mosfw_core_conn(core, e->slot);
+		const struct zeek_conn *k = zeek_log_view(fz_zeek, f, e->slot);
 		char uid[19];
 		size_t n;
 		FZ_CHECK(k->flow_id == e->flow_id, "conn view of another flow");
-		FZ_CHECK(mosfw_conn_state(k) != NULL, "no conn_state");
+		FZ_CHECK(zeek_conn_state(k) != NULL, "no conn_state");
 		memset(uid, 0x55, sizeof(uid));
-		mosfw_conn_uid(f, uid);
+		zeek_conn_uid(f, uid);
 		FZ_CHECK(uid[0] == 'C' && memchr(uid, 0, sizeof(uid)), "bad uid");
-		n = mosfw_conn_record(f, k, fz_rand(o) & 1, (char *)buf, 1024);
+		n = zeek_conn_record(f, k, fz_rand(o) & 1, (char *)buf, 1024);
 		FZ_CHECK(n < 1024 && n > 0 && buf[n - 1] == '\n', "conn record of %zu bytes", n);
-		mosfw_conn_size(k, 0);
-		mosfw_conn_size(k, 1);
+		zeek_conn_size(k, 0);
+		zeek_conn_size(k, 1);
 	}
 	have = mosfw_core_stream_info(core, e->slot, e->flow_id, side, &info) == 0;
 	if (have) {
@@ -262,6 +264,10 @@ static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o, u
 	int rc;
 
 	*n_records = 0;
+	/* the tracker's Zeek view, attached as an observer: checked in fz_poke */
+	fz_zeek = zeek_log_new(mosfw_core_slots(core), ZEEK_JSON);
+	FZ_CHECK(fz_zeek && mosfw_core_observe(core, zeek_log_observer(fz_zeek)) == 0,
+	         "cannot attach the Zeek observer");
 	for (;;) {
 		if (o->stop_at_run && runs == o->stop_at_run)
 			mosfw_core_stop(core);
@@ -353,6 +359,7 @@ static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o, u
 		         "%llu CONN_END (+%llu silent) for %llu flows", (unsigned long long)ends,
 		         (unsigned long long)silent, (unsigned long long)st.flows_created);
 	free(fl.st);
+	fz_zeek = NULL; /* freed with the core */
 	return rc;
 }
 

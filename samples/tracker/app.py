@@ -25,10 +25,13 @@ Options (``mosfw run -p samples/tracker --help``):
                              headers that ``zeek-cut`` reads
 ``--conn-log PATH``          write the records to PATH instead of stdout
 
-Everything per connection is kept by the engine (``native/
-conn_history.c`` emulates Zeek's TCP endpoint bookkeeping per packet) and
-the record is formatted in C: the tracker subscribes to CONN_END only, so
-no Python runs per packet, only one call per connection.
+Everything per connection is kept by the tracker's own C part
+(``samples/tracker/native/``, built with cffi into ``_zeek`` beside this
+file): an observer of the engine's core (``Core.attach_observer``) that
+emulates Zeek's TCP endpoint bookkeeping after each TCP update and formats
+each ended flow's record in C. No Python runs per packet or per
+connection: the records of a batch are taken once, after it. Without the
+tracker the engine keeps no Zeek view at all.
 
 With ``-c N`` each core writes its own records: JSON lines to stdout go
 straight out (whole lines, never mixed); TSV or a ``--conn-log`` file
@@ -38,15 +41,35 @@ in core order, under one header by the parent when the run ends.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
+from importlib.machinery import ExtensionFileLoader
+from importlib.util import module_from_spec, spec_from_file_location
 
 import click
 
 import mosfw
 from mosfw import hookspecs
-from mosfw._native import ffi, lib
+
+
+def _load_zeek():
+    """The tracker's cffi module, built next to this file by ``make build``
+    (setup.py's cffi_modules), whatever name this file was loaded under."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = sorted(glob.glob(os.path.join(here, "_zeek*.so")))
+    if not found:
+        raise ImportError(f"samples/tracker: no _zeek module in {here}: run `make build`")
+    loader = ExtensionFileLoader("_zeek", found[0])
+    spec = spec_from_file_location("_zeek", found[0], loader=loader)
+    mod = module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+_zeek = _load_zeek()
+zffi, zlib = _zeek.ffi, _zeek.lib
 
 #: conn.log columns, in Zeek's order, then mosfw's
 FIELDS = (
@@ -62,7 +85,7 @@ TYPES = (
     "count", "count", "count", "count", "string",
     "string", "string", "count",
 )
-FORMATS = {"json": lib.MOSFW_CONN_JSON, "zeek": lib.MOSFW_CONN_ZEEK}
+FORMATS = {"json": zlib.ZEEK_JSON, "zeek": zlib.ZEEK_TSV}
 
 #: bytes of records held before they are written
 FLUSH_BYTES = 64 * 1024
@@ -154,11 +177,105 @@ class _CoreFile:
             self.fh = None
 
 
+# ---------------------------------------------------------------------------
+# the observer: Zeek's view in C, attached to a core
+
+
+#: core id -> (the core, its Zeek observer: struct zeek_log *). The core
+#: frees the observer when it is freed; holding the core here keeps the
+#: pointer valid until the entry is dropped (the writer's
+#: mosfw_core_finish) or replaced (the next run on that core id).
+_attached: dict[int, tuple[object, object]] = {}
+
+
+def _observe(core, fmt_code: int, after_burst=None):
+    """Attach a Zeek observer (zeek_log.c) to core; the core frees it."""
+    z = zlib.zeek_log_new(core.slots, fmt_code)
+    if z == zffi.NULL:
+        raise MemoryError("tracker: cannot allocate the conn.log views")
+    try:
+        core.attach_observer(int(zffi.cast("uintptr_t", zlib.zeek_log_observer(z))), after_burst)
+    except Exception:
+        zlib.zeek_log_free(z)
+        raise
+    _attached[core.id] = (core, z)
+    return z
+
+
+def keep_views(core) -> None:
+    """Keep Zeek's view of every flow of this core (for :class:`ConnView`)
+    without writing a log; the tracker's own writer keeps it anyway. Call
+    it from ``mosfw_core_start``."""
+    got = _attached.get(core.id)
+    if got is None or got[0] is not core:
+        _observe(core, zlib.ZEEK_VIEW_ONLY)
+
+
+class ConnView:
+    """Zeek's conn.log view of a live flow, *state now* (the tracker, or
+    :func:`keep_views`, must be attached to its core). "Originator" and
+    "responder" are Zeek's roles, decided by Zeek's rules: the first
+    packet's sender, flipped for a first packet that is not a SYN and
+    comes from a likely server port, or for a SYN/ACK-first connection
+    once it carries ACKs or data. They can differ from mosfw's client and
+    server. Read it in the flow's handlers (up to its CONN_END)."""
+
+    def __init__(self, flow) -> None:
+        got = _attached.get(flow.core)
+        z = got[1] if got is not None else zffi.NULL
+        self._f = zffi.cast("const struct mosfw_flow *", flow.c_address)
+        self._k = zlib.zeek_log_view(z, self._f, flow.slot)
+
+    @property
+    def orig_side(self) -> mosfw.Side:
+        """The side Zeek calls the originator (``id.orig_h``)."""
+        return mosfw.Side(self._k.orig_side)
+
+    @property
+    def history(self) -> str:
+        """Zeek's history letters so far (``ShADadFf``): upper case from the
+        originator, lower case from the responder; ``^`` where the roles
+        were flipped."""
+        return zffi.string(self._k.history).decode("ascii")
+
+    @property
+    def conn_state(self) -> str:
+        """Zeek's conn_state code (``S0``, ``S1``, ``SF``, ``REJ``, ``S2``,
+        ``S3``, ``RSTO``, ``RSTR``, ``RSTOS0``, ``RSTRH``, ``SH``, ``SHR``
+        or ``OTH``)."""
+        return zffi.string(zlib.zeek_conn_state(self._k)).decode("ascii")
+
+    @property
+    def orig_bytes(self) -> int:
+        """Payload bytes sent by the originator, from sequence numbers."""
+        return zlib.zeek_conn_size(self._k, 0)
+
+    @property
+    def resp_bytes(self) -> int:
+        """Payload bytes sent by the responder, from sequence numbers."""
+        return zlib.zeek_conn_size(self._k, 1)
+
+    @property
+    def uid(self) -> str:
+        """Zeek-style uid (``C`` + 17 base62 characters), a hash of the tuple
+        and the first packet time: the same on every run."""
+        buf = zffi.new("char[19]")
+        zlib.zeek_conn_uid(self._f, buf)
+        return zffi.string(buf).decode("ascii")
+
+    def record(self, format: str = "json") -> bytes:
+        """The flow's record as the tracker writes it (one JSON object or
+        one Zeek TSV line, newline-terminated)."""
+        buf = zffi.new("char[1024]")
+        n = zlib.zeek_conn_record(self._f, self._k, FORMATS[format], buf, RECORD_MAX)
+        return zffi.unpack(buf, n)
+
+
 class ConnLog:
-    """The record writer. The engine formats and buffers the records
-    itself (``Core.set_conn_log``, set up in ``mosfw_core_start``) and
-    hands over each batch's records as one bytes object: no Python call
-    per connection. This plugin implements ``mosfw_core_start``,
+    """The record writer. The tracker's observer formats and buffers the
+    records in C (attached in ``mosfw_core_start``) and hands over each
+    batch's records as one bytes object: no Python call per
+    connection. This plugin implements ``mosfw_core_start``,
     ``mosfw_core_finish`` (write what is left) and, capturing live,
     ``mosfw_tick`` (a second passed: write what is held), so the engine
     produces no event record at all for it (one TICK per second live)."""
@@ -185,7 +302,15 @@ class ConnLog:
                 flush()
 
         def mosfw_core_start(core) -> None:
-            core.set_conn_log(fmt, take)
+            data = zffi.new("const char **")
+            z = None
+
+            def take_batch() -> None:
+                n = zlib.zeek_log_take(z, data)
+                if n:
+                    take(zffi.buffer(data[0], n)[:])
+
+            z = _observe(core, FORMATS[fmt], take_batch)
 
         # Once per second of input time (wall time live, even when no
         # packet comes): what is held is written within about a second.
@@ -194,12 +319,14 @@ class ConnLog:
                 flush()
 
         def mosfw_core_finish(core) -> None:
+            _attached.pop(core.id, None)
             flush()
             close = getattr(sink, "close", None)
             if close is not None:
                 close()
 
         self.flush = flush
+        self.take = take
         self.mosfw_core_start = mosfw.hookimpl(mosfw_core_start)
         if live:  # a file is read fast and written out at its end
             self.mosfw_tick = mosfw.hookimpl(mosfw_tick)

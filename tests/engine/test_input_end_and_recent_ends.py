@@ -97,7 +97,7 @@ def test_recent_ends_are_the_last_flows_that_ended_before_the_end(mosfw_capture,
     # frozen copies: readable after the run, with the counters at their end
     f = everything.recent[0][1]
     assert f.end_reason == EndReason.FIN and f.pkts(0) >= 4 and f.payload_bytes(0) == 100
-    assert f.duration > 0.4 and f.history == ""  # no conn.log view was kept for it
+    assert f.duration > 0.4
 
     two = Probe(keep=2)  # a ring: the oldest go
     mosfw_run(cap, plugins=[two])

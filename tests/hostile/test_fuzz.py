@@ -150,8 +150,10 @@ def test_harness_reports_a_broken_contract(harnesses, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Executed" in r.stderr and "http-loss.pcap" in r.stderr
     bad = tmp_path / "fuzz_pcap_selftest"
-    engine = sorted(str(p) for p in (ROOT / "native").glob("*.c"))
+    tracker = ROOT / "samples" / "tracker" / "native"  # the Zeek observer the harness checks
+    engine = sorted(str(p) for p in [*(ROOT / "native").glob("*.c"), *tracker.glob("*.c")])
     c = subprocess.run([shutil.which("clang") or "clang", "-std=gnu11", "-g", "-O1", "-DMOSFW_FUZZ_SELFTEST",
+                        f"-I{ROOT / 'native'}", f"-I{tracker}",
                         "-fsanitize=fuzzer,address,undefined", *engine, str(FUZZ / "fuzz_pcap.c"),
                         "-o", str(bad), "-lpcap", "-lm"], capture_output=True, text=True, timeout=600)
     assert c.returncode == 0, c.stderr[-3000:]

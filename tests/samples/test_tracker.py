@@ -424,17 +424,34 @@ def test_ipv6_and_vlan(conv, track):
 # the Flow accessors the tracker's fields come from
 
 
-def test_flow_accessors_match_the_record(conv, mosfw_run):
+def _tracker_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tracker_app_for_tests", TRACKER + "/app.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_conn_view_matches_the_record(conv, mosfw_run):
+    """tracker.ConnView: the view the tracker's fields come from, read from
+    another plugin (keep_views attaches the observer without a log)."""
     import mosfw
 
+    tracker = _tracker_module()
     seen = {}
 
     class Peek:
         @mosfw.hookimpl
+        def mosfw_core_start(self, core):
+            tracker.keep_views(core)
+
+        @mosfw.hookimpl
         def mosfw_conn_end(self, flow):
-            seen.update(history=flow.history, conn_state=flow.conn_state, uid=flow.uid,
-                        orig_bytes=flow.orig_bytes, resp_bytes=flow.resp_bytes,
-                        orig=flow.orig_side, record=flow.conn_record("json"))
+            v = tracker.ConnView(flow)
+            seen.update(history=v.history, conn_state=v.conn_state, uid=v.uid,
+                        orig_bytes=v.orig_bytes, resp_bytes=v.resp_bytes,
+                        orig=v.orig_side, record=v.record("json"))
 
     cap, c = conv()
     c.handshake()
@@ -448,6 +465,26 @@ def test_flow_accessors_match_the_record(conv, mosfw_run):
     assert (seen["orig_bytes"], seen["resp_bytes"]) == (rec["orig_bytes"], rec["resp_bytes"]) == (33, 44)
     assert seen["uid"] == rec["uid"]
     assert seen["orig"] == mosfw.Side.CLIENT
+
+
+def test_the_engine_keeps_no_zeek_view(conv, mosfw_run):
+    """Zeek's view left the engine: a Flow has no conn.log accessors, and a
+    view read without the tracker's observer is empty."""
+    import mosfw
+
+    tracker = _tracker_module()
+    seen = {}
+
+    class Peek:
+        @mosfw.hookimpl
+        def mosfw_conn_end(self, flow):
+            seen.update(has=hasattr(flow, "history"), history=tracker.ConnView(flow).history)
+
+    cap, c = conv()
+    c.handshake()
+    c.close("server")
+    mosfw_run(cap, plugins=[Peek()], events=None)
+    assert seen == {"has": False, "history": ""}
 
 
 # ---------------------------------------------------------------------------
@@ -618,7 +655,7 @@ def test_live_writer_flushes_every_second(mosfw_capture, mosfw_run, monkeypatch)
     assert hasattr(lw, "mosfw_tick") and not hasattr(bw, "mosfw_tick")
     held = app.ConnLog(live, "json", live=True)
     live.writes.clear()
-    held.mosfw_core_start(type("C", (), {"set_conn_log": lambda self, fmt, take: take(b"x\n")})())
+    held.take(b"x\n")                 # what a batch's records are handed to
     assert live.writes == []          # held...
     held.mosfw_tick(None, 1.0)
     assert live.writes == [b"x\n"]   # ...until the tick

@@ -406,6 +406,7 @@ FORMAT_DRIVER = r"""
 #include <stdio.h>
 #include <string.h>
 #include "mosfw_api.h"
+#include "zeek.h"
 int main(int argc, char **argv)
 {
 	static struct mosfw_event evs[4096];
@@ -418,28 +419,32 @@ int main(int argc, char **argv)
 		int rc;
 		mosfw_config_defaults(&cfg);
 		cfg.event_mask = MOSFW_EV_CONN_END;
+		struct zeek_log *z;
 		c = mosfw_core_new(&cfg, err);
 		if (!c || mosfw_core_open_file(c, argv[a], NULL, err) < 0) {
 			fprintf(stderr, "%s: %s\n", argv[a], err);
 			return 1;
 		}
+		z = zeek_log_new(mosfw_core_slots(c), ZEEK_VIEW_ONLY);
+		if (!z || mosfw_core_observe(c, zeek_log_observer(z)) < 0)
+			return 6;
 		do {
 			rc = mosfw_core_run(c, evs, 4096, &n);
 			for (uint32_t i = 0; i < n; i++) {
 				const struct mosfw_flow *f = mosfw_core_flow(c, evs[i].slot);
-				const struct mosfw_conn *k = mosfw_core_conn(c, evs[i].slot);
+				const struct zeek_conn *k = zeek_log_view(z, f, evs[i].slot);
 				if (k->flow_id != evs[i].flow_id)
 					return 5;
 				for (unsigned fmt = 0; fmt < 2; fmt++) {
-					size_t len = mosfw_conn_record(f, k, fmt, buf, sizeof(buf));
+					size_t len = zeek_conn_record(f, k, fmt, buf, sizeof(buf));
 					if (len >= sizeof(buf) || len == 0 || buf[len - 1] != '\n')
 						return 2;
 					/* too small a buffer: reported, nothing overrun */
-					if (mosfw_conn_record(f, k, fmt, buf, len - 1) < len - 1)
+					if (zeek_conn_record(f, k, fmt, buf, len - 1) < len - 1)
 						return 3;
 				}
-				mosfw_conn_uid(f, uid);
-				if (strlen(uid) != 18 || strlen(mosfw_conn_state(k)) < 2)
+				zeek_conn_uid(f, uid);
+				if (strlen(uid) != 18 || strlen(zeek_conn_state(k)) < 2)
 					return 4;
 				n_rec++;
 			}
@@ -457,11 +462,12 @@ def test_records_of_every_capture_under_sanitizers(tmp_path):
     if cc is None:
         pytest.skip("no C compiler")
     (tmp_path / "driver.c").write_text(FORMAT_DRIVER)
-    sources = sorted(str(p) for p in (ROOT / "native").glob("*.c"))
+    tracker = ROOT / "samples" / "tracker" / "native"
+    sources = sorted(str(p) for p in [*(ROOT / "native").glob("*.c"), *tracker.glob("*.c")])
     exe = tmp_path / "conn-records"
     build = subprocess.run(
         [cc, "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror",
-         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", str(ROOT / "native"),
+         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", str(ROOT / "native"), "-I", str(tracker),
          *sources, str(tmp_path / "driver.c"), "-o", str(exe), "-lpcap", "-lm"],
         capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core.c -- a core's construction and configuration (inputs, subscription
+ * mask, the observer table's registration) and its read-only views
+ * (flows, orphans, counters, the flows that ended recently). The loop
+ * itself is in core_loop.c.
+ */
+#define _GNU_SOURCE /* qsort_r */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "shared_input.h"
+#include "stream_buf.h"
+
+void mosfw_config_defaults(struct mosfw_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->shard_count = 1;
+	cfg->max_concurrency = 1000000;
+	cfg->tcp_timeout = 30.0;
+	cfg->tcp_tw_interval = 5.0;
+	cfg->event_mask = MOSFW_EV_ALL & ~(MOSFW_EV_PKT_IN | MOSFW_EV_TICK);
+	cfg->burst_packets = 4096;
+	cfg->snaplen = 65535;
+	cfg->live_buffer_mb = 64;
+	cfg->promisc = 1;
+	cfg->rmem_size = 8192;
+	cfg->rmem_memcap = (uint64_t)1 << 30;
+}
+
+struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
+{
+	struct mosfw_core *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "out of memory");
+		return NULL;
+	}
+	c->cfg = *cfg;
+	if (c->cfg.shard_count == 0)
+		c->cfg.shard_count = 1;
+	if (c->cfg.shard_index >= c->cfg.shard_count) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "shard_index %u >= shard_count %u",
+		         c->cfg.shard_index, c->cfg.shard_count);
+		free(c);
+		return NULL;
+	}
+	if (c->cfg.burst_packets == 0)
+		c->cfg.burst_packets = 4096;
+	if (mosfw_ft_init(&c->ft, c->cfg.max_concurrency, c->cfg.core_id) < 0) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+		         "cannot allocate a flow table for max_concurrency=%u",
+		         c->cfg.max_concurrency);
+		free(c);
+		return NULL;
+	}
+	c->ring.mask = c->cfg.event_mask;
+	c->ring.obs = &c->obs;
+	mosfw_feat_init(&c->x, &c->cfg, &c->ft, &c->src, &c->now, &c->ring, &c->obs);
+	c->expire_at = -HUGE_VAL;
+	return c;
+}
+
+void mosfw_core_free(struct mosfw_core *c)
+{
+	if (!c)
+		return;
+	while (c->obs.n)
+		mosfw_core_unobserve(c, c->obs.list[c->obs.n - 1].name);
+	mosfw_source_close(c->src);
+	mosfw_ft_destroy(&c->ft);
+	mosfw_feat_destroy(&c->x);
+	free(c->orphans);
+	free(c->held);
+	free(c->recent);
+	free(c);
+}
+
+static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
+{
+	if (!s)
+		return -1;
+	if (!mosfw_linktype_supported(mosfw_source_linktype(s))) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+		         "unsupported link type %d (%s): mosfw reads Ethernet, 802.1Q, "
+		         "Linux SLL/SLL2, raw IP and NULL/loopback captures",
+		         mosfw_source_linktype(s), mosfw_source_linktype_name(s));
+		mosfw_source_close(s);
+		return -1;
+	}
+	mosfw_source_close(c->src);
+	c->src = s;
+	return 0;
+}
+
+void mosfw_core_set_share(struct mosfw_core *c, struct mosfw_share *share) { c->share = share; }
+
+int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf, char *errbuf)
+{
+	struct mosfw_source *s = mosfw_source_open_file(path, bpf, errbuf);
+	char why[MOSFW_ERRBUF_SIZE];
+
+	if (!s) {
+		mosfw_share_abandon(c->share); /* nobody waits for this core's part */
+		return -1;
+	}
+	if (attach(c, s, why) < 0) {
+		mosfw_share_abandon(c->share);
+		/* name the file: the message is shown as is */
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "capture '%.200s': %.290s", path, why);
+		return -1;
+	}
+	if (c->share)
+		mosfw_source_use_share(c->src, c->share, c->cfg.shard_index, c->cfg.shard_count,
+		                       c->cfg.verify_checksums);
+	c->shared = mosfw_source_shared(c->src);
+	return 0;
+}
+
+int mosfw_core_input_shared(const struct mosfw_core *c) { return c->shared; }
+const char *mosfw_core_error(const struct mosfw_core *c) { return c->err; }
+
+int mosfw_core_open_live(struct mosfw_core *c, const char *iface, const char *bpf, char *errbuf)
+{
+	struct mosfw_source *s = mosfw_source_open_live(iface, bpf, c->cfg.snaplen, c->cfg.promisc,
+	                                                c->cfg.live_buffer_mb, errbuf);
+
+	if (s && c->cfg.fanout_group) {
+		if (mosfw_source_join_fanout(s, c->cfg.fanout_group, errbuf) < 0) {
+			mosfw_source_close(s);
+			return -1;
+		}
+		/* the kernel splits flows between the group's sockets */
+		c->cfg.shard_index = 0;
+		c->cfg.shard_count = 1;
+	}
+	return attach(c, s, errbuf);
+}
+
+void mosfw_core_set_event_mask(struct mosfw_core *c, uint32_t mask)
+{
+	c->cfg.event_mask = mask;
+	c->ring.mask = mask;
+	mosfw_feat_mask(&c->x, mask);
+}
+
+void mosfw_core_stop(struct mosfw_core *c)
+{
+	/* no pcap_breakloop(): live reads wait at most one 50 ms poll, and
+	 * the loop first reads what the kernel still holds (see run()) */
+	c->stop_requested = 1;
+}
+
+const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *c, uint32_t slot)
+{
+	return slot < c->ft.pool_cap ? &c->ft.flows[slot] : NULL;
+}
+
+const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *c, uint32_t i)
+{
+	return i < c->n_orphans ? &c->orphans[i] : NULL;
+}
+
+int64_t mosfw_core_input_offset(struct mosfw_core *c)
+{
+	return c->src ? mosfw_source_offset(c->src) : -1;
+}
+
+const char *mosfw_core_linktype(const struct mosfw_core *c)
+{
+	return c->src ? mosfw_source_linktype_name(c->src) : "none";
+}
+
+void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
+{
+	c->st.flows_active = c->ft.live - c->ft.count[MOSFW_LRU_ZOMBIE];
+	c->st.events = c->ring.total;
+	if (c->src)
+		mosfw_source_drops(c->src, &c->st.kernel_drops, &c->st.iface_drops);
+	*out = c->st;
+	mosfw_memory_stats(&c->ft, c->x.streams, out);
+	if (c->src && c->shared) /* the file's input counters, from the index */
+		mosfw_source_shared_totals(c->src, out);
+}
+
+static int by_flow_id(const void *a, const void *b, void *flows)
+{
+	const struct mosfw_flow *f = flows;
+	uint64_t x = f[*(const uint32_t *)a].id, y = f[*(const uint32_t *)b].id;
+
+	return x < y ? -1 : x > y;
+}
+
+uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint32_t cap)
+{
+	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
+	uint32_t n = c->ft.count[MOSFW_LRU_HALF_OPEN] + c->ft.count[MOSFW_LRU_ESTAB], k = 0, i;
+	unsigned l;
+
+	if (n > cap)
+		return n; /* the caller asks again with room for all */
+	for (l = 0; l < 2; l++)
+		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
+			if (!c->x.stopmon ||
+			    c->x.stopmon[i] != 3) /* both sides stopped: not shown */
+				slots[k++] = i;
+	if (k > 1)
+		qsort_r(slots, k, sizeof(*slots), by_flow_id,
+		        (void *)c->ft.flows); /* start order */
+	return k;
+}
+
+void mosfw_core_pause_at_input_end(struct mosfw_core *c, int on)
+{
+	c->pause_at_input_end = on != 0;
+}
+
+int mosfw_core_keep_recent_ends(struct mosfw_core *c, uint32_t n)
+{
+	struct mosfw_ended *r = NULL;
+
+	if (n && !(r = calloc(n, sizeof(*r))))
+		return -1;
+	free(c->recent);
+	c->recent = r;
+	c->recent_cap = n;
+	c->recent_n = c->recent_next = 0;
+	return 0;
+}
+
+uint32_t mosfw_core_recent_ends(const struct mosfw_core *c, struct mosfw_ended *out, uint32_t cap)
+{
+	uint32_t first = c->recent_n < c->recent_cap ? 0 : c->recent_next, i;
+
+	for (i = 0; i < c->recent_n && i < cap; i++)
+		out[i] = c->recent[(first + i) % c->recent_cap];
+	return c->recent_n;
+}
+
+/* ---- the observer table ---------------------------------------------------- */
+
+/* Rebuild the per-point lists from the attached observers, in order. */
+static void index_points(struct mosfw_observers *o)
+{
+	uint8_t i;
+
+	o->n_parsed = o->n_created = o->n_tcp = o->n_ended = o->n_burst = o->n_room = 0;
+	for (i = 0; i < o->n; i++) {
+		const struct mosfw_observer *b = &o->list[i];
+		if (b->pkt_parsed)
+			o->parsed[o->n_parsed++] = i;
+		if (b->flow_created)
+			o->created[o->n_created++] = i;
+		if (b->tcp_updated)
+			o->tcp[o->n_tcp++] = i;
+		if (b->flow_ended)
+			o->ended[o->n_ended++] = i;
+		if (b->burst)
+			o->burst[o->n_burst++] = i;
+		if (b->room)
+			o->room[o->n_room++] = i;
+	}
+}
+
+static int find_observer(const struct mosfw_observers *o, const char *name)
+{
+	uint32_t i;
+
+	for (i = 0; name && i < o->n; i++)
+		if (o->list[i].name && !strcmp(o->list[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+int mosfw_core_observe(struct mosfw_core *c, const struct mosfw_observer *obs)
+{
+	if (!obs || !obs->name || c->obs.n >= MOSFW_OBSERVERS_MAX ||
+	    find_observer(&c->obs, obs->name) >= 0)
+		return -1;
+	c->obs.list[c->obs.n++] = *obs;
+	index_points(&c->obs);
+	return 0;
+}
+
+int mosfw_core_unobserve(struct mosfw_core *c, const char *name)
+{
+	int i = find_observer(&c->obs, name);
+	struct mosfw_observer gone;
+
+	if (i < 0)
+		return -1;
+	gone = c->obs.list[i];
+	memmove(&c->obs.list[i], &c->obs.list[i + 1], (c->obs.n - (uint32_t)i - 1) * sizeof(gone));
+	c->obs.n--;
+	index_points(&c->obs);
+	if (gone.detach)
+		gone.detach(gone.self);
+	return 0;
+}
+
+void *mosfw_core_observer(const struct mosfw_core *c, const char *name)
+{
+	int i = find_observer(&c->obs, name);
+
+	return i < 0 ? NULL : c->obs.list[i].self;
+}
+
+uint32_t mosfw_core_slots(const struct mosfw_core *c) { return c->ft.pool_cap; }

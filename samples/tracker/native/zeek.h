@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zeek.h -- the tracker's C surface (the only header its cffi module,
+ * samples/tracker/_zeek, includes): Zeek's conn.log view of a flow, kept
+ * by an observer of the engine's core (zeek_log.c, attached through
+ * mosfw_core_observe() of the engine's public header, mosfw_api.h), and
+ * reading it: conn_state, sizes, uid, one formatted record.
+ */
+#ifndef TRACKER_ZEEK_H
+#define TRACKER_ZEEK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mosfw_api.h"
+
+/* Zeek's view of a connection, for conn.log (zeek_view.c keeps it up to
+ * date on every packet of a flow while the tracker's observer is
+ * attached).
+ * It emulates Zeek's TCP analyzer (TCP_Endpoint, TCPSessionAdapter) beside
+ * mosfw's own RFC 793 emulation: Zeek's endpoint states, sequence
+ * bookkeeping (sizes from sequence numbers), history letters with their
+ * repetition rules, and originator/responder roles (flips included). */
+enum zeek_state {
+	ZEEK_INACTIVE = 0,     /* nothing seen from this side */
+	ZEEK_SYN_SENT = 1,     /* SYN seen, no ACK */
+	ZEEK_SYN_ACK_SENT = 2, /* SYN/ACK seen, no initial SYN */
+	ZEEK_PARTIAL = 3,      /* data seen, no SYN */
+	ZEEK_ESTABLISHED = 4,
+	ZEEK_CLOSED = 5, /* FIN seen */
+	ZEEK_RESET = 6,  /* RST seen */
+};
+
+#define ZEEK_HISTORY_MAX 31 /* letters kept; later ones are dropped */
+
+/* One endpoint as Zeek tracks it; indexed like mosfw_flow.side[]. */
+struct zeek_conn_side {
+	int64_t start_seq; /* Zeek start_seq (ISN, or first seq - 1) */
+	uint64_t hist_last_syn, hist_last_fin, hist_last_rst; /* relative seqs */
+	uint64_t fin_seq;                                     /* relative seq one past its FIN */
+	uint64_t reassem_seq; /* relative seq delivered in order up to */
+	uint64_t trim_seq;    /* relative seq acknowledged up to */
+	uint64_t blk[2][2];   /* data above a hole, [lo, hi) (content gaps) */
+	uint32_t last_seq, ack_seq, seq_wraps, ack_wraps;
+	uint32_t rxmt_cnt, rxmt_thresh; /* 'T': retransmitted payload */
+	uint32_t win0_cnt, win0_thresh; /* 'W': zero window */
+	uint32_t gap_cnt, gap_thresh;   /* 'G': content gap */
+	uint8_t state, prev_state;      /* enum zeek_state */
+	uint8_t flags;                  /* internal (zeek_view.c) */
+	uint8_t n_blk;
+	uint32_t pad;
+};
+
+/* One per flow slot, in the observer's own array (zeek_log.c), allocated
+ * when it is attached: a run without the tracker has none. */
+struct zeek_conn {
+	struct zeek_conn_side ep[2]; /* by mosfw side, not by Zeek role */
+	uint64_t flow_id;            /* the flow it belongs to (0: not kept yet) */
+	double last_ts;              /* Zeek's last_time: last packet before both closed */
+	uint32_t hist_seen;          /* Zeek's hist_seen mask */
+	uint8_t orig_side;           /* the mosfw side Zeek calls the originator */
+	uint8_t flags;               /* internal (zeek_view.c) */
+	uint8_t hist_len;
+	char history[ZEEK_HISTORY_MAX + 1]; /* Zeek history letters, NUL-terminated */
+	uint8_t pad[5];
+};
+
+/* ---- the observer (zeek_log.c) ----------------------------------------- */
+
+enum zeek_format {
+	ZEEK_VIEW_ONLY = -1, /* keep the views, write no log */
+	ZEEK_JSON = 0,       /* one JSON object per line (Zeek's JSON field names) */
+	ZEEK_TSV = 1,        /* one Zeek TSV line (the #fields order) */
+};
+
+struct zeek_log;
+
+/* A Zeek observer for a core of `slots` flow slots (mosfw_core_slots()),
+ * writing records in `format` (enum zeek_format). NULL when out of memory. */
+struct zeek_log *zeek_log_new(uint32_t slots, int format);
+/* Its observer, to attach with mosfw_core_observe() (which copies it);
+ * once attached, the core frees z when it is freed or detaches it. */
+const struct mosfw_observer *zeek_log_observer(struct zeek_log *z);
+/* Free an observer that was never attached. */
+void zeek_log_free(struct zeek_log *z);
+/* The records of the flows that ended in the last burst (valid until the
+ * next mosfw_core_run()); their length. */
+size_t zeek_log_take(const struct zeek_log *z, const char **data);
+/* The view of flow f in slot (a zeroed view when it was not kept). Valid
+ * while the flow slot is (until the next run after its CONN_END). */
+const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mosfw_flow *f,
+                                      uint32_t slot);
+
+/* ---- reading a view (zeek_record.c) ---------------------------------------- */
+
+/* Zeek's conn_state of the flow ("SF", "S0", "REJ", ... "OTH"). */
+const char *zeek_conn_state(const struct zeek_conn *k);
+/* Zeek's TCP size of one role (0 = originator, 1 = responder): payload
+ * bytes taken from sequence numbers, as conn.log's orig_bytes/resp_bytes. */
+uint64_t zeek_conn_size(const struct zeek_conn *k, unsigned role);
+/* The flow's uid: "C" and 17 base62 characters, a hash of its tuple and
+ * first packet time (the same on every run and any core count). buf must
+ * hold 19 bytes. */
+void zeek_conn_uid(const struct mosfw_flow *f, char *buf);
+/* One conn.log record of the flow, newline-terminated, in buf (format: an
+ * enum zeek_format). Returns its length; a return >= cap means it
+ * did not fit (nothing usable was written; 1024 bytes always suffice). */
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
+                        char *buf, size_t cap);
+
+#endif /* TRACKER_ZEEK_H */

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * zeek_log.c -- Zeek's conn.log view as an observer of an engine core, on
+ * the engine's public header only (mosfw_api.h): it keeps one struct
+ * zeek_conn per flow slot (allocated with the observer, so a run without
+ * the tracker pays nothing), updates it after each TCP update
+ * (zeek_view.c) and, with a log format, appends each ended flow's record
+ * (zeek_record.c) to a per-burst buffer the tracker takes after each
+ * burst.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "zeek.h"
+#include "zeek_view.h"
+
+#define CONN_RECORD_MAX 1024u /* zeek_conn_record() never needs more */
+#define CONN_LOG_SIZE (256u * 1024u)
+
+struct zeek_log {
+	struct mosfw_observer obs;
+	struct zeek_conn *views; /* by flow slot */
+	uint32_t n_slots;
+	char *log; /* records of flows ended this burst; NULL = no log */
+	size_t len, cap;
+	int format;
+};
+
+static void on_tcp(void *self, const struct mosfw_flow *f, uint32_t slot, const struct mosfw_seg *s)
+{
+	struct zeek_log *z = self;
+
+	if (slot < z->n_slots)
+		zeek_conn_packet(&z->views[slot], f, s);
+}
+
+static void on_end(void *self, const struct mosfw_flow *f, uint32_t slot)
+{
+	struct zeek_log *z = self;
+	size_t n;
+
+	if (!z->log || slot >= z->n_slots)
+		return;
+	n = zeek_conn_record(f, &z->views[slot], (unsigned)z->format, z->log + z->len,
+	                     z->cap - z->len);
+	if (n < z->cap - z->len)
+		z->len += n;
+}
+
+static void on_burst(void *self) { ((struct zeek_log *)self)->len = 0; }
+
+static int on_room(void *self)
+{
+	const struct zeek_log *z = self;
+
+	return !z->log || z->cap - z->len >= 4 * CONN_RECORD_MAX;
+}
+
+void zeek_log_free(struct zeek_log *z)
+{
+	if (!z)
+		return;
+	free(z->views);
+	free(z->log);
+	free(z);
+}
+
+static void on_detach(void *self) { zeek_log_free(self); }
+
+struct zeek_log *zeek_log_new(uint32_t slots, int format)
+{
+	struct zeek_log *z;
+
+	if (format != ZEEK_VIEW_ONLY && format != ZEEK_JSON && format != ZEEK_TSV)
+		return NULL;
+	if (!(z = calloc(1, sizeof(*z))))
+		return NULL;
+	z->n_slots = slots;
+	z->views = calloc(slots ? slots : 1, sizeof(*z->views));
+	z->format = format;
+	if (format != ZEEK_VIEW_ONLY) {
+		z->cap = CONN_LOG_SIZE;
+		z->log = malloc(z->cap);
+	}
+	if (!z->views || (format != ZEEK_VIEW_ONLY && !z->log)) {
+		zeek_log_free(z);
+		return NULL;
+	}
+	z->obs.name = "zeek";
+	z->obs.self = z;
+	z->obs.tcp_updated = on_tcp;
+	z->obs.flow_ended = on_end;
+	z->obs.burst = on_burst;
+	z->obs.room = on_room;
+	z->obs.detach = on_detach;
+	return z;
+}
+
+const struct mosfw_observer *zeek_log_observer(struct zeek_log *z) { return &z->obs; }
+
+size_t zeek_log_take(const struct zeek_log *z, const char **data)
+{
+	*data = z->log;
+	return z->log ? z->len : 0;
+}
+
+const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mosfw_flow *f,
+                                      uint32_t slot)
+{
+	static const struct zeek_conn none;
+
+	if (!z || !f || slot >= z->n_slots || !f->id || z->views[slot].flow_id != f->id)
+		return &none;
+	return &z->views[slot];
+}
