@@ -35,13 +35,16 @@ LAYERS: dict[str, int] = {
     "flow_table": 1,
     # 2: input; the shared reader parses each record (packet) and hashes
     #    its key (flow_table) to pick the core that owns it
+    "map_guard": 2,
     "source": 2,
+    "source_live": 2,
     "shared_input": 2,
     # 3: both endpoints' TCP state machines
     "tcp_state": 3,
     # 4: the event ring (event_ring.h; header only today)
     "event_ring": 4,
     # 5: features, attached as observers: they may push records
+    "stream_mem": 5,
     "stream_buf": 5,
     "stream_read": 5,
     "timers": 5,
