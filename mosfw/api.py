@@ -38,11 +38,13 @@ ones.
 from __future__ import annotations
 
 import enum
-import inspect
 import itertools
 from typing import Any, Callable, Iterable, Optional, Union
 
 import attrs
+
+# the one argument adapter, shared with hooks and timers (re-exported here)
+from mosfw.engine.adapt import CALLBACK_ARGS, adapt_callback
 
 __all__ = [
     "UserEvent",
@@ -57,8 +59,6 @@ __all__ = [
     "adapt_callback",
 ]
 
-#: the names a callback or filter may declare
-CALLBACK_ARGS = ("flow", "side", "event", "uevent", "data", "core", "timer")
 
 _ids = itertools.count(1)
 
@@ -191,31 +191,6 @@ def on(*events) -> Callable[[Callable], Callable]:
         return fn
 
     return mark
-
-
-def adapt_callback(fn: Callable) -> Callable[..., Any]:
-    """``fn`` as a function of all :data:`CALLBACK_ARGS`, positionally
-    (it may declare any subset by name, or ``**kwargs``)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins: pass everything by name
-        return lambda flow, side, event, uevent, data, core, timer: fn(
-            flow=flow, side=side, event=event, uevent=uevent, data=data, core=core, timer=timer)
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return lambda flow, side, event, uevent, data, core, timer: fn(
-            flow=flow, side=side, event=event, uevent=uevent, data=data, core=core, timer=timer)
-    names = []
-    for n, p in params.items():
-        if n in CALLBACK_ARGS:
-            names.append(n)
-        elif p.default is p.empty and p.kind not in (p.VAR_POSITIONAL,):
-            raise TypeError(
-                f"callback {getattr(fn, '__qualname__', fn)!r} takes an argument {n!r}; "
-                f"callbacks take any of {', '.join(CALLBACK_ARGS)} by name"
-            )
-    args = ", ".join(f"{n}={n}" for n in names)
-    return eval(  # noqa: S307 - names from CALLBACK_ARGS only
-        f"lambda flow, side, event, uevent, data, core, timer: fn({args})", {"fn": fn})
 
 
 def plugin_callbacks(plugin) -> Iterable[tuple[Any, Callable]]:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import pluggy
 
 from mosfw import hookspecs
+from mosfw.engine.adapt import adapt
 from mosfw.events import EventType
 
 __all__ = ["MosfwPluginManager", "PluginLoadError", "get_plugin_manager", "EVENT_HOOKS"]
@@ -111,7 +112,7 @@ class MosfwPluginManager(pluggy.PluginManager):
         arguments the implementation declared."""
         caller = getattr(self.hook, hook_name)
         spec_args = list(caller.spec.argnames) if caller.spec else []
-        return [(name, _adapt(fn, argnames, spec_args)) for name, fn, argnames in self.direct_impls(hook_name)]
+        return [(name, adapt(fn, spec_args, argnames)) for name, fn, argnames in self.direct_impls(hook_name)]
 
     def direct_impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
         """``(plugin name, function, the argument names it declared)`` of
@@ -120,17 +121,6 @@ class MosfwPluginManager(pluggy.PluginManager):
         caller = getattr(self.hook, hook_name)
         return [(impl.plugin_name, impl.function, tuple(impl.argnames))
                 for impl in reversed(caller.get_hookimpls())]
-
-
-def _adapt(fn: Callable, argnames: tuple, spec_args: list[str]) -> Callable:
-    """Wrap fn (which declared a subset of the spec's arguments) into a
-    function taking all of them positionally: one extra call, no list
-    building per event. Names come from the hookspec (identifiers)."""
-    if list(argnames) == spec_args:
-        return fn
-    params = ", ".join(spec_args)
-    args = ", ".join(argnames)
-    return eval(f"lambda {params}: fn({args})", {"fn": fn})  # noqa: S307 - spec names only
 
 
 def _load_path(spec: str, path: str) -> ModuleType:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from mosfw._native import ffi, lib
+from mosfw.engine.adapt import adapt_callback
 from mosfw.engine.dispatch import _NO_SLOT, _unmonitored
 from mosfw.engine.errors import EngineError
 from mosfw.events import SIDES, Event, EventType, Side
@@ -37,8 +38,6 @@ class _Callbacks:
         name as in :mod:`mosfw.api`. Takes effect for the events produced
         after the current batch (the engine starts producing an event
         nobody subscribed to before)."""
-        from mosfw.api import adapt_callback
-
         name = getattr(callback, "__qualname__", repr(callback))
         self._add_callback(event, callback, adapt_callback(callback), name)
         self._update_mask()
@@ -79,8 +78,6 @@ class _Callbacks:
             self._activate(key)
 
     def _flow_register(self, flow: Flow, event, callback) -> None:
-        from mosfw.api import adapt_callback
-
         key = _key(event)
         if flow._cbs is None:
             flow._cbs = {}

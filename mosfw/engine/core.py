@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from mosfw._dispatch import dispatch, flow_rows
 from mosfw._native import ffi, lib
+from mosfw.engine.adapt import adapt_callback
 from mosfw.engine.bytestream import _Bytestream
 from mosfw.engine.callbacks import _Callbacks
 from mosfw.engine.dispatch import _DispatchTable
@@ -99,7 +100,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         with ``shard_count`` cores, the shared index the parent made
         (``mosfw_share_new``): the cores split the parsing of the file
         (native/shared_input.h)."""
-        from mosfw.api import adapt_callback, plugin_callbacks
+        from mosfw.api import plugin_callbacks
 
         self.id = core_id
         self.config = config

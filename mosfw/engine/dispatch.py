@@ -10,6 +10,7 @@ from sys import getrefcount
 from typing import Callable
 
 from mosfw._native import lib
+from mosfw.engine.adapt import call_text
 from mosfw.engine.errors import PluginError, output_closed, raised_at
 from mosfw.events import ERRORS, REASONS, SIDES, STATES, EventType
 from mosfw.flow import Flow, _addr
@@ -33,7 +34,7 @@ def handle(rec):
         if flow is None:
             return
     try:
-        fn({args})
+        fn({call})
     except Exception as e:  # reported, the engine goes on
         report(name, hook, flow, e)
 """
@@ -47,7 +48,7 @@ def _one_side_handler(name, hook, fn, argnames, get, get_flow, report) -> Callab
     names come from the hookspec, which pluggy checked them against."""
     if not all(a in _SIDE_ARGS for a in argnames):
         raise ValueError(f"{hook}: unexpected argument names {argnames!r}")
-    src = _ONE_SIDE_HANDLER.format(args=", ".join(_SIDE_ARGS[a] for a in argnames))
+    src = _ONE_SIDE_HANDLER.format(call=call_text(argnames, _SIDE_ARGS))
     ns = {"get": get, "get_flow": get_flow, "report": report, "fn": fn, "name": name, "hook": hook,
           "SIDES": SIDES}
     exec(compile(src, f"<mosfw {hook} handler>", "exec"), ns)  # noqa: S102 - the text above, hookspec names

@@ -7,6 +7,7 @@ import time
 from typing import Any, Callable
 
 from mosfw._native import lib
+from mosfw.engine.adapt import adapt_callback
 from mosfw.engine.dispatch import _NO_SLOT
 from mosfw.events import Event, EventType
 from mosfw.flow import Flow
@@ -36,7 +37,7 @@ class _Timers:
 
         :return: a :class:`~mosfw.api.Timer` (``timer.cancel()``).
         """
-        from mosfw.api import Timer, adapt_callback
+        from mosfw.api import Timer
 
         seconds = float(seconds)
         if not seconds >= 0:
