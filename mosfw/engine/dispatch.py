@@ -14,6 +14,7 @@ from mosfw.engine.adapt import call_text
 from mosfw.engine.errors import PluginError, output_closed, raised_at
 from mosfw.events import ERRORS, REASONS, SIDES, STATES, EventType
 from mosfw.flow import Flow, _addr
+from mosfw.manager import raised_by
 
 _NO_SLOT = 0xFFFFFFFF
 #: events whose records name a flow (subscribing to any needs CONN_END)
@@ -72,6 +73,7 @@ class _DispatchTable:
             self.stdout_closed = True
             self.request_stop()
             return
+        plugin = raised_by(exc, plugin)
         self._plugin_errors += 1
         if self.fail_fast:
             raise PluginError(f"plugin {plugin!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc
@@ -185,7 +187,7 @@ class _DispatchTable:
             get = flows.get
             if not calls and extra is None:
                 return None
-            if len(calls) == 1 and extra is None:
+            if len(calls) == 1 and extra is None and not pm.through_pluggy(hook):
                 # the common case, one subscriber: no loop, and the
                 # implementation called with just the arguments it declared
                 (name, fn, argnames), = pm.direct_impls(hook)
