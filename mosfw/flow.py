@@ -27,16 +27,17 @@ and the overlap policy (:meth:`Flow.set_overlap_policy`).
 from __future__ import annotations
 
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi, lib
 from mosfw.events import STATES, EndReason, Side, TcpState
 
-__all__ = ["Flow", "format_endpoint"]
+if TYPE_CHECKING:
+    from mosfw.api import Packet, StreamInfo, Timer
 
-_peek = lib.mosfw_core_peek
-_unpack = ffi.unpack
+__all__ = ["Flow", "FlowHost", "format_endpoint"]
+
 _new, _memmove, _buffer = ffi.new, ffi.memmove, ffi.buffer
 _FLOW_PTR, _CONN_PTR = ffi.typeof("struct mosfw_flow *"), ffi.typeof("struct mosfw_conn *")
 _FLOW_SIZE, _CONN_SIZE = ffi.sizeof("struct mosfw_flow"), ffi.sizeof("struct mosfw_conn")
@@ -53,6 +54,57 @@ def format_endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+class FlowHost(Protocol):
+    """What a :class:`Flow` needs from the core that owns it: all a live
+    flow asks its core, and nothing else (``mosfw.engine.Core`` implements
+    it). Each method answers for one flow, ``flow``, which the host
+    owns; ``side`` is 0 (client) or 1 (server). A flow that ended or was
+    detached asks nothing: its own state answers.
+    """
+
+    def flow_peek(self, flow: "Flow", side: int, n: int | None, with_lost: bool) -> Any:
+        """:meth:`Flow.peek`: ``bytes``, or ``(lost, bytes)`` with ``with_lost``."""
+
+    def flow_ppeek(self, flow: "Flow", side: int, offset: int, n: int) -> bytes:
+        """:meth:`Flow.ppeek`."""
+
+    def flow_stream_info(self, flow: "Flow", side: int) -> "StreamInfo | None":
+        """:meth:`Flow.stream_info`."""
+
+    def flow_fragments(self, flow: "Flow", side: int) -> list[tuple[int, int]]:
+        """:meth:`Flow.fragments`."""
+
+    def flow_stream_offset(self, flow: "Flow", side: int, seq: int) -> int | None:
+        """:meth:`Flow.stream_offset`."""
+
+    def flow_set_overlap(self, flow: "Flow", side: int, policy: int) -> None:
+        """:meth:`Flow.set_overlap_policy` (``policy``: an OverlapPolicy value)."""
+
+    def flow_last_packet(self, flow: "Flow") -> "Packet | None":
+        """:meth:`Flow.last_packet`: the packet of the event being
+        dispatched when it is about ``flow``."""
+
+    def flow_register(self, flow: "Flow", event: Any, callback: Any) -> None:
+        """:meth:`Flow.register`."""
+
+    def flow_unregister(self, flow: "Flow", event: Any, callback: Any) -> None:
+        """:meth:`Flow.unregister`."""
+
+    def flow_stop_monitoring(self, flow: "Flow", sides: int) -> None:
+        """:meth:`Flow.stop_monitoring` (``sides``: bit 1 client, bit 2 server)."""
+
+    def flow_conn(self, flow: "Flow") -> Any:
+        """The flow's conn.log view (``struct mosfw_conn *``), read in place."""
+
+    def settimer(self, seconds: float, callback: Any = None, *, data: Any = None,
+                 flow: "Flow | None" = None, timer_id: Any = None) -> "Timer":
+        """:meth:`Flow.settimer` (with ``flow``)."""
+
+    def raise_event(self, event: Any, flow: "Flow | None" = None, side: Side | None = None,
+                    data: Any = None) -> None:
+        """:meth:`Flow.raise_event` (with ``flow``)."""
+
+
 class Flow:
     """A tracked TCP connection (mOS: the monitoring socket of a flow).
 
@@ -66,14 +118,14 @@ class Flow:
     __slots__ = ("id", "core", "uctx", "_rec", "_conn", "_ended", "_client", "_server", "_client_str", "_server_str",
                  "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
-    def __init__(self, rec, flow_id: int, core: int, engine=None, slot: int = 0xFFFFFFFF) -> None:
+    def __init__(self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF) -> None:
         self._rec = rec
         self._conn = None  # the conn.log view once frozen (else read from the table)
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
         self._ended = False
-        self._eng = engine  # the mosfw.engine.Core (None: a detached view)
+        self._eng: FlowHost | None = engine  # its core (None: a detached view)
         self._slot = slot
         self._cbs = None  # per-flow callbacks: {event key: [(fn, adapted)]}
         self._timers = None  # per-flow timers pending: {handle: Timer}
@@ -236,17 +288,7 @@ class Flow:
         eng = self._eng
         if eng is None or self._ended:
             return (0, b"") if with_lost else b""
-        want = eng._pbuf_len if n is None or n > eng._pbuf_len else (n if n > 0 else 0)
-        r = _peek(eng._c, self._slot, self.id, side, eng._pbuf, want, eng._lost)
-        if r > 0:
-            out = _unpack(eng._pbuf, r)
-        else:
-            out = b""
-            if r == -2 and not eng._bytestream_asked:
-                eng.enable_bytestream()  # a first peek asks for buffers from now on
-        if with_lost:
-            return (eng._lost[0] if r >= 0 else 0), out
-        return out
+        return eng.flow_peek(self, side, n, with_lost)
 
     def ppeek(self, side: Side, offset: int, n: int) -> bytes:
         """Read up to ``n`` bytes of ``side``'s stream at ``offset``
@@ -257,7 +299,7 @@ class Flow:
         up, or overwritten)."""
         if not self._live() or n <= 0 or offset < 0:
             return b""
-        return self._eng._ppeek(self, int(side), int(offset), int(n))
+        return self._eng.flow_ppeek(self, int(side), int(offset), int(n))
 
     def lost_bytes(self, side: Side) -> int:
         """Bytes of ``side``'s stream the consuming read (:meth:`peek`)
@@ -274,7 +316,7 @@ class Flow:
         no buffer."""
         if not self._live():
             return None
-        return self._eng._stream_info(self, int(side))
+        return self._eng.flow_stream_info(self, int(side))
 
     def fragments(self, side: Side) -> list[tuple[int, int]]:
         """Contiguous ranges of ``side``'s stream held in its buffer, as
@@ -283,14 +325,14 @@ class Flow:
         out-of-order fragments waiting for a gap to fill."""
         if not self._live():
             return []
-        return self._eng._fragments(self, int(side))
+        return self._eng.flow_fragments(self, int(side))
 
     def stream_offset(self, side: Side, seq: int) -> int | None:
         """The stream offset of sequence number ``seq`` of ``side`` (None
         without a buffer)."""
         if not self._live():
             return None
-        return self._eng._stream_offset(self, int(side), seq)
+        return self._eng.flow_stream_offset(self, int(side), seq)
 
     def set_overlap_policy(self, side: Side, policy) -> None:
         """Which bytes ``side``'s buffer keeps where a retransmission
@@ -307,7 +349,7 @@ class Flow:
                 raise ValueError(f"overlap policy must be 'first' or 'last', not {policy!r}") from None
         policy = OverlapPolicy(policy)
         if self._live():
-            self._eng._set_overlap(self, int(side), int(policy))
+            self._eng.flow_set_overlap(self, int(side), int(policy))
 
     # -- the packet of the event (mtcp_getlastpkt) -----------------------------
 
@@ -324,7 +366,7 @@ class Flow:
         """
         if self._eng is None:
             return None
-        return self._eng._last_packet(self)
+        return self._eng.flow_last_packet(self)
 
     # -- callbacks, timers, user events, monitoring ------------------------------
 
@@ -336,13 +378,13 @@ class Flow:
         for an event is a no-op. Dropped at CONN_END."""
         if self._eng is None or self._ended:
             raise RuntimeError("register() needs a live flow (inside an event handler)")
-        self._eng._flow_register(self, event, callback)
+        self._eng.flow_register(self, event, callback)
 
     def unregister(self, event, callback=None) -> None:
         """Undo :meth:`register` (every callback of ``event`` when
         ``callback`` is None)."""
         if self._eng is not None and self._cbs:
-            self._eng._flow_unregister(self, event, callback)
+            self._eng.flow_unregister(self, event, callback)
 
     def settimer(self, seconds: float, callback=None, *, data: Any = None, timer_id: Any = None):
         """A one-shot timer for this flow (``mtcp_settimer``): fires
@@ -371,7 +413,7 @@ class Flow:
         are still delivered."""
         sides = 3 if side is None else (1 << int(side))
         if self._eng is not None and not self._ended and (self._stopped | sides) != self._stopped:
-            self._eng._stop_monitoring(self, sides)
+            self._eng.flow_stop_monitoring(self, sides)
 
     @property
     def monitored(self) -> bool:
@@ -451,7 +493,7 @@ class Flow:
         if self._eng is None:
             self._conn = ffi.new("struct mosfw_conn *")
             return self._conn
-        return lib.mosfw_core_conn(self._eng._c, self._slot)
+        return self._eng.flow_conn(self)
 
     @property
     def orig_side(self) -> Side:

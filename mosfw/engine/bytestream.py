@@ -7,6 +7,9 @@ from mosfw._native import ffi, lib
 from mosfw.events import EventType, Side
 from mosfw.flow import Flow
 
+_peek = lib.mosfw_core_peek
+_unpack = ffi.unpack
+
 
 class _Bytestream:
     """Bytestream and packet access (a part of :class:`~mosfw.engine.Core`)."""
@@ -23,14 +26,28 @@ class _Bytestream:
         self._bytestream = bool(lib.mosfw_core_set_bytestream(self._c, 1))
         return self._bytestream
 
-    def _ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
+    def flow_peek(self, flow: Flow, side: int, n: int | None, with_lost: bool):
+        """:meth:`Flow.peek <mosfw.flow.Flow.peek>` of a live flow."""
+        want = self._pbuf_len if n is None or n > self._pbuf_len else (n if n > 0 else 0)
+        r = _peek(self._c, flow._slot, flow.id, side, self._pbuf, want, self._lost)
+        if r > 0:
+            out = _unpack(self._pbuf, r)
+        else:
+            out = b""
+            if r == -2 and not self._bytestream_asked:
+                self.enable_bytestream()  # a first peek asks for buffers from now on
+        if with_lost:
+            return (self._lost[0] if r >= 0 else 0), out
+        return out
+
+    def flow_ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
         r = lib.mosfw_core_ppeek(self._c, flow._slot, flow.id, side, offset, self._pbuf,
                                  min(n, self._pbuf_len))
         if r == -2 and not self._bytestream_asked:
             self.enable_bytestream()
         return ffi.unpack(self._pbuf, r) if r > 0 else b""
 
-    def _stream_info(self, flow: Flow, side: int):
+    def flow_stream_info(self, flow: Flow, side: int):
         from mosfw.api import StreamInfo
 
         out = ffi.new("struct mosfw_stream_info *")
@@ -38,7 +55,7 @@ class _Bytestream:
             return None
         return StreamInfo.from_c(out)
 
-    def _fragments(self, flow: Flow, side: int) -> list[tuple[int, int]]:
+    def flow_fragments(self, flow: Flow, side: int) -> list[tuple[int, int]]:
         out = ffi.new("struct mosfw_stream_frag[]", 40)
         n = lib.mosfw_core_stream_frags(self._c, flow._slot, flow.id, side, out, 40)
         if n > 40:
@@ -46,12 +63,12 @@ class _Bytestream:
             n = lib.mosfw_core_stream_frags(self._c, flow._slot, flow.id, side, out, n)
         return [(out[i].offset, out[i].len) for i in range(max(0, n))]
 
-    def _stream_offset(self, flow: Flow, side: int, seq: int) -> int | None:
+    def flow_stream_offset(self, flow: Flow, side: int, seq: int) -> int | None:
         if lib.mosfw_core_stream_offset(self._c, flow._slot, flow.id, side, seq & 0xFFFFFFFF, self._i64):
             return None
         return self._i64[0]
 
-    def _set_overlap(self, flow: Flow, side: int, policy: int) -> None:
+    def flow_set_overlap(self, flow: Flow, side: int, policy: int) -> None:
         if not self._bytestream and not (self.event_mask & int(EventType.CONN_NEW_DATA)):
             self.enable_bytestream()
         lib.mosfw_core_set_overlap(self._c, flow._slot, flow.id, side, policy)
@@ -74,7 +91,7 @@ class _Bytestream:
             return None
         return Packet(p, ffi.buffer(p.frame, p.caplen)[:], None, None)
 
-    def _last_packet(self, flow: Flow):
+    def flow_last_packet(self, flow: Flow):
         from mosfw.api import Packet
 
         rec = self._cur[0]
@@ -98,5 +115,5 @@ class _Bytestream:
         offset = None
         if p.payload_len:
             seq = (p.seq + (1 if p.tcp_flags & 0x02 else 0)) & 0xFFFFFFFF
-            offset = self._stream_offset(flow, int(side), seq)
+            offset = self.flow_stream_offset(flow, int(side), seq)
         return Packet(p, frame, side, offset)

@@ -77,7 +77,7 @@ class _Callbacks:
         if not isinstance(key, int):
             self._activate(key)
 
-    def _flow_register(self, flow: Flow, event, callback) -> None:
+    def flow_register(self, flow: Flow, event, callback) -> None:
         key = _key(event)
         if flow._cbs is None:
             flow._cbs = {}
@@ -92,7 +92,7 @@ class _Callbacks:
             self._update_mask()
             self._rebuild()
 
-    def _flow_unregister(self, flow: Flow, event, callback) -> None:
+    def flow_unregister(self, flow: Flow, event, callback) -> None:
         key = _key(event)
         lst = flow._cbs.get(key)
         if not lst:

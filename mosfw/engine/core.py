@@ -333,6 +333,10 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
             raise EngineError("cannot allocate the conn.log buffer")
         self._conn_log = write
 
+    def flow_conn(self, flow: Flow):
+        """The conn.log view of a live flow (:class:`~mosfw.flow.FlowHost`)."""
+        return lib.mosfw_core_conn(self._c, flow._slot)
+
     def add_plugin_errors(self, n: int) -> None:
         """Count exceptions plugins raised outside this core's loop (e.g.
         in ``mosfw_configure``) into its statistics."""

@@ -364,7 +364,7 @@ class _DispatchTable:
             handlers.setdefault(int(bit), ignore)
         return handlers
 
-    def _stop_monitoring(self, flow: Flow, sides: int) -> None:
+    def flow_stop_monitoring(self, flow: Flow, sides: int) -> None:
         if lib.mosfw_core_stop_monitor(self._c, flow._slot, flow.id, sides) < 0:
             return
         flow._stopped |= sides
