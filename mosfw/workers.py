@@ -184,7 +184,7 @@ def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, fn in core.pm.direct_callers("mosfw_core_result"):
         try:
-            value = fn(core)
+            value = fn(core.view)
         except PluginError:
             raise
         except Exception as e:  # noqa: BLE001 - reported, the run goes on

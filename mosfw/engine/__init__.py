@@ -12,6 +12,7 @@ Modules:
 - :mod:`~mosfw.engine.timers`: timers;
 - :mod:`~mosfw.engine.bytestream`: bytestream and packet access;
 - :mod:`~mosfw.engine.filters`: BPF monitor filters;
+- :mod:`~mosfw.engine.view`: :class:`CoreView`, what plugins get of a core;
 - :mod:`~mosfw.engine.errors`: the engine's errors.
 
 The names below are imported on first use, so that
@@ -27,14 +28,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mosfw.engine.core import Core, RunResult, buffer_settings
     from mosfw.engine.errors import EngineError, InputError, PluginError, raised_at
+    from mosfw.engine.view import CoreView
 
-__all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings", "raised_at"]
+__all__ = ["Core", "CoreView", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings", "raised_at"]
 
 _LAZY = {
     "Core": "mosfw.engine.core",
     "RunResult": "mosfw.engine.core",
     "buffer_settings": "mosfw.engine.core",
     "EVENT_CAPACITY": "mosfw.engine.core",
+    "CoreView": "mosfw.engine.view",
     "EngineError": "mosfw.engine.errors",
     "InputError": "mosfw.engine.errors",
     "PluginError": "mosfw.engine.errors",

@@ -155,7 +155,7 @@ class _Callbacks:
 
     def _call(self, name: str, what: str, adapted, flow, side, ev, uevent, data, timer=None) -> None:
         try:
-            adapted(flow, side, ev, uevent, data, self, timer)
+            adapted(flow, side, ev, uevent, data, self.view, timer)
         except Exception as e:  # noqa: BLE001 - reported, engine goes on
             self._report(name, what, flow, e)
 
@@ -182,7 +182,7 @@ class _Callbacks:
             return
         if u._fn is not None:
             try:
-                if not u._fn(flow, side, rec, u, data, self, None):
+                if not u._fn(flow, side, rec, u, data, self.view, None):
                     return
             except Exception as e:  # noqa: BLE001
                 self._report(getattr(u.filter, "__module__", None) or u.name, f"filter of {u.name}", flow, e)

@@ -32,6 +32,7 @@ from mosfw.engine.dispatch import _DispatchTable
 from mosfw.engine.errors import EngineError, InputError
 from mosfw.engine.filters import _MonitorFilters
 from mosfw.engine.timers import _Timers
+from mosfw.engine.view import CoreView
 from mosfw.events import Event, EventType
 from mosfw.flow import _FLOW_SIZE, Flow
 from mosfw.options import Config
@@ -106,6 +107,8 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         self.config = config
         self.pm = pm
         self.fail_fast = fail_fast
+        #: what plugins get of this core (hooks' and callbacks' ``core``)
+        self.view = CoreView(self)
         self._stop_requested = False
         self._plugin_errors = 0
         self._reported: set[tuple[str, str]] = set()
@@ -371,7 +374,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         ended_kept = self._ended_kept
         stop_sent = False
         next_progress = time.monotonic() + progress_every
-        self._call_lifecycle("mosfw_core_start", self)
+        self._call_lifecycle("mosfw_core_start", self.view)
         # mosfw_input_end: the C loop pauses between the end of the input
         # and the CONN_END (eof) of the flows still open
         input_end = self.pm.direct_callers("mosfw_input_end")
@@ -407,10 +410,10 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
             if st in _FINAL:
                 break
             if st == lib.MOSFW_RUN_INPUT_END:
-                self._call_lifecycle("mosfw_input_end", self)
+                self._call_lifecycle("mosfw_input_end", self.view)
             if self._stop_requested and not stop_sent:
                 lib.mosfw_core_stop(c)
                 stop_sent = True
         error = ffi.string(lib.mosfw_core_error(c)).decode(errors="replace") if st == lib.MOSFW_RUN_ERROR else ""
-        self._call_lifecycle("mosfw_core_finish", self)
+        self._call_lifecycle("mosfw_core_finish", self.view)
         return RunResult(_FINAL[st], error, self.stats())

@@ -309,18 +309,19 @@ class _DispatchTable:
         calls_tick_result = pm.direct_callers("mosfw_tick_result")
         extra_tick = self._extras(int(EventType.TICK))
         if calls_tick or extra_tick or calls_tick_result:
+            view = self.view
 
             def on_tick(rec) -> None:
                 for name, fn in calls_tick:
                     try:
-                        fn(self, rec[0])
+                        fn(view, rec[0])
                     except Exception as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
                 if calls_tick_result:
                     values = {}
                     for name, fn in calls_tick_result:
                         try:
-                            value = fn(self, rec[0])
+                            value = fn(view, rec[0])
                         except Exception as e:  # noqa: BLE001
                             report(name, "mosfw_tick_result", None, e)
                             continue

@@ -244,3 +244,36 @@ def test_per_plugin_results_keep_their_plugin_names_through_a_wrapper(capture, m
     mosfw_run(capture, plugins=[A(), B(), W()], events=None)
     assert sorted(wrapped[:2]) == [["a"], ["b"]]
     assert wrapped[2] == ["a", "b"]
+
+
+def test_plugins_get_the_core_facade_not_the_driver(capture, mosfw_run):
+    from mosfw.engine import CoreView
+
+    got: dict = {}
+
+    class P:
+        @mosfw.hookimpl
+        def mosfw_core_start(self, core):
+            got["start"] = core
+            core.settimer(0.0, lambda core: got.setdefault("timer", core))
+
+        @mosfw.hookimpl
+        def mosfw_tick(self, core):
+            got["tick"] = core
+
+        @mosfw.hookimpl
+        def mosfw_core_finish(self, core):
+            got["finish"] = core
+
+        @mosfw.hookimpl
+        def mosfw_core_result(self, core):
+            got["result"] = core
+
+    mosfw_run(capture, plugins=[P()], events=None)
+    assert set(got) >= {"start", "finish", "result", "timer"}  # tick: when the capture spans a second
+    for core in got.values():
+        assert type(core) is CoreView and core is got["start"]
+        assert core.id == 0 and core.config is not None
+        for private in ("run", "open", "pm", "_c", "tick_sink", "fail_fast"):
+            assert not hasattr(core, private), private
+        core.stats(), core.live_flows(), core.api_stats()  # the documented methods work
