@@ -27,16 +27,16 @@ and the overlap policy (:meth:`Flow.set_overlap_policy`).
 from __future__ import annotations
 
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi, lib
 from mosfw.events import STATES, EndReason, Side, TcpState
 
 if TYPE_CHECKING:
-    from mosfw.api import Packet, StreamInfo, Timer
+    from mosfw.flowhost import FlowHost
 
-__all__ = ["Flow", "FlowHost", "format_endpoint"]
+__all__ = ["Flow", "format_endpoint"]
 
 _new, _memmove, _buffer = ffi.new, ffi.memmove, ffi.buffer
 _FLOW_PTR, _CONN_PTR = ffi.typeof("struct mosfw_flow *"), ffi.typeof("struct mosfw_conn *")
@@ -52,57 +52,6 @@ def _addr(raw, family: int) -> str:
 def format_endpoint(ip: str, port: int) -> str:
     """``ip:port``, with IPv6 addresses in brackets (``[fd00::1]:80``)."""
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-class FlowHost(Protocol):
-    """What a :class:`Flow` needs from the core that owns it: all a live
-    flow asks its core, and nothing else (``mosfw.engine.Core`` implements
-    it). Each method answers for one flow, ``flow``, which the host
-    owns; ``side`` is 0 (client) or 1 (server). A flow that ended or was
-    detached asks nothing: its own state answers.
-    """
-
-    def flow_peek(self, flow: "Flow", side: int, n: int | None, with_lost: bool) -> Any:
-        """:meth:`Flow.peek`: ``bytes``, or ``(lost, bytes)`` with ``with_lost``."""
-
-    def flow_ppeek(self, flow: "Flow", side: int, offset: int, n: int) -> bytes:
-        """:meth:`Flow.ppeek`."""
-
-    def flow_stream_info(self, flow: "Flow", side: int) -> "StreamInfo | None":
-        """:meth:`Flow.stream_info`."""
-
-    def flow_fragments(self, flow: "Flow", side: int) -> list[tuple[int, int]]:
-        """:meth:`Flow.fragments`."""
-
-    def flow_stream_offset(self, flow: "Flow", side: int, seq: int) -> int | None:
-        """:meth:`Flow.stream_offset`."""
-
-    def flow_set_overlap(self, flow: "Flow", side: int, policy: int) -> None:
-        """:meth:`Flow.set_overlap_policy` (``policy``: an OverlapPolicy value)."""
-
-    def flow_last_packet(self, flow: "Flow") -> "Packet | None":
-        """:meth:`Flow.last_packet`: the packet of the event being
-        dispatched when it is about ``flow``."""
-
-    def flow_register(self, flow: "Flow", event: Any, callback: Any) -> None:
-        """:meth:`Flow.register`."""
-
-    def flow_unregister(self, flow: "Flow", event: Any, callback: Any) -> None:
-        """:meth:`Flow.unregister`."""
-
-    def flow_stop_monitoring(self, flow: "Flow", sides: int) -> None:
-        """:meth:`Flow.stop_monitoring` (``sides``: bit 1 client, bit 2 server)."""
-
-    def flow_conn(self, flow: "Flow") -> Any:
-        """The flow's conn.log view (``struct mosfw_conn *``), read in place."""
-
-    def settimer(self, seconds: float, callback: Any = None, *, data: Any = None,
-                 flow: "Flow | None" = None, timer_id: Any = None) -> "Timer":
-        """:meth:`Flow.settimer` (with ``flow``)."""
-
-    def raise_event(self, event: Any, flow: "Flow | None" = None, side: Side | None = None,
-                    data: Any = None) -> None:
-        """:meth:`Flow.raise_event` (with ``flow``)."""
 
 
 class Flow:
