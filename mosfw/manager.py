@@ -192,9 +192,10 @@ class MosfwPluginManager(pluggy.PluginManager):
         return adapt(call, spec_args, spec_args, by_name=True)
 
 
-#: hooks whose values are kept per plugin name: through pluggy, each
+#: hooks whose values are kept, or whose arguments are given, per plugin
+#: name (each plugin merges its own values): through pluggy, each
 #: plugin's implementation is a hook call of its own
-PER_PLUGIN_HOOKS = frozenset({"mosfw_tick_result", "mosfw_core_result"})
+PER_PLUGIN_HOOKS = frozenset({"mosfw_tick_result", "mosfw_core_result", "mosfw_tick_merge", "mosfw_merge"})
 
 
 def raised_by(exc: BaseException, default: str) -> str:

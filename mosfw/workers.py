@@ -202,6 +202,7 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
     counted, and the others still run; ``UsageError`` stops the run, and
     with ``fail_fast`` so does any exception. Returns the count."""
     from mosfw.engine import PluginError
+    from mosfw.manager import raised_by
     from mosfw.options import UsageError
 
     errors = 0
@@ -211,6 +212,7 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
         except UsageError:
             raise
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            name = raised_by(e, name)  # through pluggy: the plugin that raised
             if fail_fast:
                 raise PluginError(f"plugin {name!r} raised in {hook}: {type(e).__name__}: {e}") from e
             errors += 1

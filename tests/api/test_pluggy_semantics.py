@@ -277,3 +277,21 @@ def test_plugins_get_the_core_facade_not_the_driver(capture, mosfw_run):
         for private in ("run", "open", "pm", "_c", "tick_sink", "fail_fast"):
             assert not hasattr(core, private), private
         core.stats(), core.live_flows(), core.api_stats()  # the documented methods work
+
+
+def test_merge_gets_each_plugins_own_values_while_traced(capture, mosfw_run, monkeypatch):
+    monkeypatch.setenv("MOSFW_TRACE_HOOKS", "1")
+    merged: dict = {}
+
+    def plugin(tag):
+        def mosfw_core_result():
+            return tag
+
+        def mosfw_merge(results):
+            merged[tag] = results
+
+        return type(f"P_{tag}", (), {"mosfw_core_result": staticmethod(mosfw.hookimpl(mosfw_core_result)),
+                                     "mosfw_merge": staticmethod(mosfw.hookimpl(mosfw_merge))})()
+
+    mosfw_run(capture, plugins=[plugin("a"), plugin("b")], events=None)
+    assert merged == {"a": ["a"], "b": ["b"]}
