@@ -24,7 +24,8 @@ Callbacks and filters take their arguments by name, like hooks: declare
 any of ``flow``, ``side``, ``event`` (the record of the built-in event it
 came from), ``uevent`` (the :class:`UserEvent` or ``EventType`` that
 fired), ``data`` (what :meth:`~mosfw.engine.Core.raise_event` passed, or a
-timer's data), ``core`` and ``timer`` (the :class:`Timer` that fired, for
+timer's data), ``core`` (the :class:`~mosfw.engine.CoreView`) and
+``timer`` (the :class:`Timer` that fired, for
 timer callbacks). Arguments that do not apply are None.
 
 User-defined events are plain objects: define them at import time, as mOS
