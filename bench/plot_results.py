@@ -18,15 +18,15 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 COLORS = {"floor": "#7f7f7f", "c": "#1f77b4", "mosfw": "#d62728", "python": "#2ca02c"}
-LABELS = {"floor": "read floor (tcpdump)", "c": "C tools", "mosfw": "mosfw",
-          "python": "Python tools"}
+LABELS = {"floor": "read floor (tcpdump)", "c": "C tools", "mosfw": "mosfw", "python": "Python tools"}
 
 
 def main(src: str, dst: str) -> int:
-    doc = json.load(open(src))
+    with open(src) as f:
+        doc = json.load(f)
     rows = [r for r in doc["results"] if r["status"] == "ok" and r.get("mpkt_per_s")]
     skipped = [r for r in doc["results"] if r["status"] != "ok"]
     sl = doc.get("inputs", {}).get("slice")
@@ -52,7 +52,7 @@ def main(src: str, dst: str) -> int:
     lo = min(vals) / 3 if vals else 1e4
     hi = max(net) * 6 if vals else 1e7
     ax.set_xlim(lo, hi)
-    for yy, r, v, n in zip(y, rows, vals, net):
+    for yy, r, v, n in zip(y, rows, vals, net, strict=True):
         txt = f" {v / 1e6:.2f} M/s" if v >= 1e5 else f" {v / 1e3:.0f} k/s"
         if r.get("ratio_to_floor") is not None and not r.get("floor"):
             txt += f"  ({r['ratio_to_floor']:.1f}x floor)"
@@ -67,19 +67,22 @@ def main(src: str, dst: str) -> int:
     reps = f"best of {doc.get('repeat')} runs"
     if doc.get("fast_repeat", 0) > doc.get("repeat", 0):
         reps += f" ({doc['fast_repeat']} for the quick tools)"
-    ax.set_title(f"{title}\n{env.get('cpu', '')}, {env.get('cpus', '?')} CPUs; {reps}; "
-                 f"{env.get('generated_at', '')}", fontsize=10)
+    ax.set_title(
+        f"{title}\n{env.get('cpu', '')}, {env.get('cpus', '?')} CPUs; {reps}; {env.get('generated_at', '')}",
+        fontsize=10,
+    )
     ax.grid(axis="x", which="both", alpha=0.25)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for g, c in COLORS.items()
-               if any(r.get("group") == g for r in rows)]
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=c)
+        for g, c in COLORS.items()
+        if any(r.get("group") == g for r in rows)
+    ]
     labels = [LABELS[g] for g in COLORS if any(r.get("group") == g for r in rows)]
     handles.append(plt.Rectangle((0, 0), 1, 1, color="#444444", alpha=0.3))
     labels.append("lighter: without\nstart-up cost")
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-              frameon=False)
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     if skipped:
-        note = "not run: " + "; ".join(f"{r['tool']} ({r['status']}: {r['error'][:60]})"
-                                       for r in skipped)
+        note = "not run: " + "; ".join(f"{r['tool']} ({r['status']}: {r['error'][:60]})" for r in skipped)
         fig.text(0.01, 0.005, note, fontsize=7, wrap=True, va="bottom")
     fig.tight_layout(rect=(0, 0.03 * bool(skipped), 1, 1))
     fig.savefig(dst)

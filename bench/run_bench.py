@@ -87,20 +87,26 @@ def _venv_python() -> str:
 # --------------------------------------------------------------------------
 # parsers of the tools' own reports (evidence that each did the work)
 
+
 def _int(pat: str, text: str) -> int | None:
     m = re.search(pat, text)
     return int(m.group(1)) if m else None
 
 
 def parse_mosfw(out: str, err: str) -> dict:
-    return {"connections": _int(r"mosfw: (\d+) flows", err),
-            "rexmits": _int(r"mosfw: (\d+) retransmissions", err)}
+    return {
+        "connections": _int(r"mosfw: (\d+) flows", err),
+        "rexmits": _int(r"mosfw: (\d+) retransmissions", err),
+    }
 
 
 def parse_kv(conn_key: str, rex_key: str | None = None):
     def parse(out: str, err: str) -> dict:
-        return {"connections": _int(rf"\b{conn_key}=(\d+)", out),
-                "rexmits": _int(rf"\b{rex_key}=(\d+)", out) if rex_key else None}
+        return {
+            "connections": _int(rf"\b{conn_key}=(\d+)", out),
+            "rexmits": _int(rf"\b{rex_key}=(\d+)", out) if rex_key else None,
+        }
+
     return parse
 
 
@@ -133,8 +139,13 @@ def _link_args(libs: list[str]) -> list[str]:
     (Debian's libnids-dev is a static library whose dependencies' -dev
     packages need not be installed)."""
     args = []
-    dirs = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
-            "/lib/x86_64-linux-gnu"]
+    dirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/lib/x86_64-linux-gnu",
+    ]
     for lib in libs:
         if any(Path(d, f"lib{lib}.so").exists() or Path(d, f"lib{lib}.a").exists() for d in dirs):
             args.append(f"-l{lib}")
@@ -176,8 +187,9 @@ def ensure_peers_venv(venv: Path, install: bool) -> tuple[str | None, str]:
     try:
         if not py.exists():
             print(f"+ python3 -m venv {venv}", flush=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120
+            )
         notes = []
         for pkgs in (["dpkt"], ["nfstream"], ["matplotlib"]):
             cmd = [str(py), "-m", "pip", "install", "-q", *pkgs]
@@ -187,10 +199,12 @@ def ensure_peers_venv(venv: Path, install: bool) -> tuple[str | None, str]:
                 fh.write(f"$ {shlex.join(cmd)}\n{res.stdout}{res.stderr}rc={res.returncode}\n")
             if res.returncode != 0:
                 notes.append(f"pip install {' '.join(pkgs)} failed: {_last_line(res.stderr)}")
-        vers = subprocess.run([str(py), "-m", "pip", "list", "--format=freeze"],
-                              capture_output=True, text=True).stdout
-        want = [ln for ln in vers.splitlines()
-                if ln.split("==")[0].lower() in ("nfstream", "dpkt", "matplotlib")]
+        vers = subprocess.run(
+            [str(py), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
+        ).stdout
+        want = [
+            ln for ln in vers.splitlines() if ln.split("==")[0].lower() in ("nfstream", "dpkt", "matplotlib")
+        ]
         note = ", ".join(want) + (("; " + "; ".join(notes)) if notes else "")
         if not notes:
             stamp.write_text(note + "\n")
@@ -208,49 +222,105 @@ _MOSFW = {"needs": ["py:mosfw"], "parse": parse_mosfw, "stdout": "null", "group"
 
 # (name, argv, options) -- the order is the table's order.
 TOOLS: list[tuple] = [
-    ("tcpdump -r F -w /dev/null (read floor)",
-     ["tcpdump", "-r", "{pcap}", "-w", "/dev/null"],
-     {"floor": True, "needs": ["tcpdump"], "group": "floor"}),
-    ("tcpdump -r F -w /dev/null (read floor, slice)",
-     ["tcpdump", "-r", "{pcap}", "-w", "/dev/null"],
-     {"floor": True, "slice": True, "needs": ["tcpdump"], "group": "floor"}),
-    ("libnids (C): connections, bytes",
-     ["{out}/nids_count", "{pcap}"],
-     {"prepare": prepare_nids, "parse": parse_kv("established"), "group": "c",
-      "note": "IPv4 only; reassembles both directions; no rexmit count"}),
-    ("tcptrace -n -l",
-     ["tcptrace", "-n", "-l", "{pcap}"],
-     {"needs": ["tcptrace"], "parse": parse_tcptrace, "group": "c"}),
-    ("tshark -z conv,tcp + tcp.analysis rexmit count",
-     ["tshark", "-n", "-r", "{pcap}", "-q", "-z", "conv,tcp", "-z",
-      "io,stat,0,COUNT(tcp.analysis.retransmission)tcp.analysis.retransmission"],
-     {"needs": ["tshark"], "slice": True, "parse": parse_tshark, "group": "c"}),
-    ("NFStream, 1 meter",
-     ["{peers_python}", "{bench}/peers/nfstream_count.py", "{pcap}"],
-     {"needs": ["peers:nfstream"], "slice": True, "parse": parse_kv("tcp_flows"),
-      "group": "python", "note": "nDPI off; no rexmit count"}),
-    ("NFStream, 1 meter + trivial NFPlugin",
-     ["{peers_python}", "{bench}/peers/nfstream_count.py", "--plugin", "{pcap}"],
-     {"needs": ["peers:nfstream"], "slice": True, "parse": parse_kv("tcp_flows"),
-      "group": "python", "note": "per-packet on_update counter"}),
-    ("dpkt loop (Python)",
-     ["{peers_python}", "{bench}/peers/dpkt_track.py", "{pcap}"],
-     {"needs": ["peers:dpkt"], "slice": True, "parse": parse_kv("connections", "rexmits"),
-      "group": "python"}),
+    (
+        "tcpdump -r F -w /dev/null (read floor)",
+        ["tcpdump", "-r", "{pcap}", "-w", "/dev/null"],
+        {"floor": True, "needs": ["tcpdump"], "group": "floor"},
+    ),
+    (
+        "tcpdump -r F -w /dev/null (read floor, slice)",
+        ["tcpdump", "-r", "{pcap}", "-w", "/dev/null"],
+        {"floor": True, "slice": True, "needs": ["tcpdump"], "group": "floor"},
+    ),
+    (
+        "libnids (C): connections, bytes",
+        ["{out}/nids_count", "{pcap}"],
+        {
+            "prepare": prepare_nids,
+            "parse": parse_kv("established"),
+            "group": "c",
+            "note": "IPv4 only; reassembles both directions; no rexmit count",
+        },
+    ),
+    (
+        "tcptrace -n -l",
+        ["tcptrace", "-n", "-l", "{pcap}"],
+        {"needs": ["tcptrace"], "parse": parse_tcptrace, "group": "c"},
+    ),
+    (
+        "tshark -z conv,tcp + tcp.analysis rexmit count",
+        [
+            "tshark",
+            "-n",
+            "-r",
+            "{pcap}",
+            "-q",
+            "-z",
+            "conv,tcp",
+            "-z",
+            "io,stat,0,COUNT(tcp.analysis.retransmission)tcp.analysis.retransmission",
+        ],
+        {"needs": ["tshark"], "slice": True, "parse": parse_tshark, "group": "c"},
+    ),
+    (
+        "NFStream, 1 meter",
+        ["{peers_python}", "{bench}/peers/nfstream_count.py", "{pcap}"],
+        {
+            "needs": ["peers:nfstream"],
+            "slice": True,
+            "parse": parse_kv("tcp_flows"),
+            "group": "python",
+            "note": "nDPI off; no rexmit count",
+        },
+    ),
+    (
+        "NFStream, 1 meter + trivial NFPlugin",
+        ["{peers_python}", "{bench}/peers/nfstream_count.py", "--plugin", "{pcap}"],
+        {
+            "needs": ["peers:nfstream"],
+            "slice": True,
+            "parse": parse_kv("tcp_flows"),
+            "group": "python",
+            "note": "per-packet on_update counter",
+        },
+    ),
+    (
+        "dpkt loop (Python)",
+        ["{peers_python}", "{bench}/peers/dpkt_track.py", "{pcap}"],
+        {
+            "needs": ["peers:dpkt"],
+            "slice": True,
+            "parse": parse_kv("connections", "rexmits"),
+            "group": "python",
+        },
+    ),
     ("mosfw (no plugin)", MOSFW, dict(_MOSFW)),
-    ("mosfw -p samples/tracker", MOSFW + ["-p", "{root}/samples/tracker"],
-     dict(_MOSFW, requires="samples/tracker/app.py")),
-    ("mosfw -p samples/midstat", MOSFW + ["-p", "{root}/samples/midstat"],
-     dict(_MOSFW, requires="samples/midstat/app.py")),
-    ("mosfw -p eventlog", MOSFW + ["-p", "eventlog"],
-     dict(_MOSFW, note="every event but pkt_in as a JSON line")),
-    ("mosfw -p trivial_pkt_hook.py", MOSFW + ["-p", "{bench}/trivial_pkt_hook.py"],
-     dict(_MOSFW, note="PKT_IN to a Python counter")),
+    (
+        "mosfw -p samples/tracker",
+        MOSFW + ["-p", "{root}/samples/tracker"],
+        dict(_MOSFW, requires="samples/tracker/app.py"),
+    ),
+    (
+        "mosfw -p samples/midstat",
+        MOSFW + ["-p", "{root}/samples/midstat"],
+        dict(_MOSFW, requires="samples/midstat/app.py"),
+    ),
+    (
+        "mosfw -p eventlog",
+        MOSFW + ["-p", "eventlog"],
+        dict(_MOSFW, note="every event but pkt_in as a JSON line"),
+    ),
+    (
+        "mosfw -p trivial_pkt_hook.py",
+        MOSFW + ["-p", "{bench}/trivial_pkt_hook.py"],
+        dict(_MOSFW, note="PKT_IN to a Python counter"),
+    ),
 ]
 
 
 # --------------------------------------------------------------------------
 # inputs
+
 
 def build_generator(out: Path, cc: str | None = None) -> Path:
     cc = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
@@ -302,8 +372,9 @@ def generate_capture(exe: Path, out: Path, args) -> tuple[Path, dict]:
         "rexmit_fraction": args.rexmit_fraction,
         "v6_every": args.v6_every,
     }
-    stem = ("capture-n{connections}-c{concurrency}-d{segments}-r{rexmit_fraction}"
-            "-6e{v6_every}-s{seed}").format(**params) + f"-{_src_hash()}"
+    stem = (
+        "capture-n{connections}-c{concurrency}-d{segments}-r{rexmit_fraction}-6e{v6_every}-s{seed}"
+    ).format(**params) + f"-{_src_hash()}"
     pcap = out / (stem + ".pcap")
     meta_path = out / (stem + ".json")
     if pcap.exists() and meta_path.exists():
@@ -318,9 +389,24 @@ def generate_capture(exe: Path, out: Path, args) -> tuple[Path, dict]:
             old.with_suffix(".json").unlink(missing_ok=True)
             for sl in out.glob(old.stem + "-first*.pcap"):
                 sl.unlink()
-    meta = _run_gen(exe, pcap, ["-n", str(args.connections), "-c", str(args.concurrency),
-                                "-s", str(args.seed), "-d", str(args.segments),
-                                "-r", str(args.rexmit_fraction), "-6", str(args.v6_every)])
+    meta = _run_gen(
+        exe,
+        pcap,
+        [
+            "-n",
+            str(args.connections),
+            "-c",
+            str(args.concurrency),
+            "-s",
+            str(args.seed),
+            "-d",
+            str(args.segments),
+            "-r",
+            str(args.rexmit_fraction),
+            "-6",
+            str(args.v6_every),
+        ],
+    )
     meta.update(params=params, generator_sha256=_src_hash(), file=str(pcap), kind="synthetic")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     return pcap, meta
@@ -332,8 +418,10 @@ def make_slice(pcap: Path, packets: int, n: int) -> tuple[Path, int] | None:
     if n <= 0 or not packets or packets <= n:
         return None
     if not shutil.which("editcap"):
-        raise SystemExit("run_bench: editcap (Wireshark CLI tools) is needed to cut the slice "
-                         "for the slow tools; install tshark or pass --slice 0")
+        raise SystemExit(
+            "run_bench: editcap (Wireshark CLI tools) is needed to cut the slice "
+            "for the slow tools; install tshark or pass --slice 0"
+        )
     sl = pcap.with_name(f"{pcap.stem}-first{n}.pcap")
     if not sl.exists() or sl.stat().st_mtime < pcap.stat().st_mtime:
         cmd = ["editcap", "-F", "pcap", "-r", str(pcap), str(sl), f"1-{n}"]
@@ -345,8 +433,7 @@ def make_slice(pcap: Path, packets: int, n: int) -> tuple[Path, int] | None:
 def count_pcap_packets(path: Path) -> int | None:
     """Packet count of an existing capture (capinfos, else a classic-pcap walk)."""
     if shutil.which("capinfos"):
-        res = subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(path)],
-                             capture_output=True, text=True)
+        res = subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(path)], capture_output=True, text=True)
         if res.returncode == 0 and res.stdout.strip():
             try:
                 return int(res.stdout.split()[-1])
@@ -389,29 +476,38 @@ def real_capture(out: Path, args) -> tuple[Path, dict]:
     try:
         import realnet  # tests/realnet.py
     except ImportError as exc:
-        raise SystemExit(f"run_bench: --real needs tests/realnet.py: {exc}")
+        raise SystemExit(f"run_bench: --real needs tests/realnet.py: {exc}") from None
     ok, why = realnet.can_use_netns()
     if not ok:
         raise SystemExit(f"run_bench: --real cannot make a capture here: {why}")
-    plan = [(REAL_SIZES[i % len(REAL_SIZES)], 6 if i % 4 == 3 else 4)
-            for i in range(args.real_connections)]
+    plan = [(REAL_SIZES[i % len(REAL_SIZES)], 6 if i % 4 == 3 else 4) for i in range(args.real_connections)]
     tmp = pcap.with_suffix(".tmp.pcap")
-    print(f"making a real capture: {len(plan)} HTTP fetches (sizes {REAL_SIZES}, 1 in 4 over "
-          f"IPv6), {args.real_loss:g}% random loss each way, 8 at a time ...", flush=True)
+    print(
+        f"making a real capture: {len(plan)} HTTP fetches (sizes {REAL_SIZES}, 1 in 4 over "
+        f"IPv6), {args.real_loss:g}% random loss each way, 8 at a time ...",
+        flush=True,
+    )
     t0 = time.monotonic()
-    sc = realnet.run_http_scenario(tmp, plan, drop_percent=args.real_loss, drop_side="both",
-                                   parallel=8, fetch_timeout=120)
+    sc = realnet.run_http_scenario(
+        tmp, plan, drop_percent=args.real_loss, drop_side="both", parallel=8, fetch_timeout=120
+    )
     failed = [f for f in sc.fetches if not f.ok]
-    print(f"  {len(sc.fetches) - len(failed)}/{len(sc.fetches)} fetches ok, "
-          f"{sc.capture.captured} packets captured, {sc.capture.dropped_by_kernel} dropped by "
-          f"the kernel, {time.monotonic() - t0:.1f} s; counting with tshark ...", flush=True)
+    print(
+        f"  {len(sc.fetches) - len(failed)}/{len(sc.fetches)} fetches ok, "
+        f"{sc.capture.captured} packets captured, {sc.capture.dropped_by_kernel} dropped by "
+        f"the kernel, {time.monotonic() - t0:.1f} s; counting with tshark ...",
+        flush=True,
+    )
     meta = {
-        "kind": "real", "file": str(pcap),
-        "recipe": (f"tests/realnet.py run_http_scenario: {len(plan)} curl fetches from an nginx "
-                   f"(or http.server) in another netns over a veth, files of {REAL_SIZES} bytes, "
-                   f"1 in 4 over IPv6, 8 in parallel, {args.real_loss:g}% random TCP loss on both "
-                   "veths' ingress (nftables, after the tap), offloads off, tcpdump on the server "
-                   "veth"),
+        "kind": "real",
+        "file": str(pcap),
+        "recipe": (
+            f"tests/realnet.py run_http_scenario: {len(plan)} curl fetches from an nginx "
+            f"(or http.server) in another netns over a veth, files of {REAL_SIZES} bytes, "
+            f"1 in 4 over IPv6, 8 in parallel, {args.real_loss:g}% random TCP loss on both "
+            "veths' ingress (nftables, after the tap), offloads off, tcpdump on the server "
+            "veth"
+        ),
         "server": sc.server_kind,
         "fetches_ok": len(sc.fetches) - len(failed),
         "fetches_failed": len(failed),
@@ -451,17 +547,18 @@ class Run:
 
 def _parse_time_v(text: str) -> dict:
     out = {}
-    for key, pat in (("rss_kb", r"Maximum resident set size \(kbytes\):\s*(\d+)"),
-                     ("user_s", r"User time \(seconds\):\s*([\d.]+)"),
-                     ("sys_s", r"System time \(seconds\):\s*([\d.]+)")):
+    for key, pat in (
+        ("rss_kb", r"Maximum resident set size \(kbytes\):\s*(\d+)"),
+        ("user_s", r"User time \(seconds\):\s*([\d.]+)"),
+        ("sys_s", r"System time \(seconds\):\s*([\d.]+)"),
+    ):
         m = re.search(pat, text)
         if m:
             out[key] = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
     return out
 
 
-def run_once(argv: list[str], stdout_path: str, env: dict | None, timeout: float,
-             cwd: Path = ROOT) -> Run:
+def run_once(argv: list[str], stdout_path: str, env: dict | None, timeout: float, cwd: Path = ROOT) -> Run:
     with tempfile.TemporaryDirectory(prefix="mosfw-bench-") as td:
         time_file = os.path.join(td, "time.txt")
         err_file = os.path.join(td, "stderr.txt")
@@ -474,8 +571,15 @@ def run_once(argv: list[str], stdout_path: str, env: dict | None, timeout: float
             full_env.pop("PYTHONUNBUFFERED", None)
         with open(stdout_path, "wb") as so, open(err_file, "wb") as se:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=so, stderr=se, stdin=subprocess.DEVNULL,
-                                    cwd=cwd, env=full_env, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=so,
+                stderr=se,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=full_env,
+                start_new_session=True,
+            )
             timed_out = threading.Event()
 
             def _kill():
@@ -509,8 +613,16 @@ def run_once(argv: list[str], stdout_path: str, env: dict | None, timeout: float
             sys_s = tv.get("sys_s", sys_s)
         err = Path(err_file).read_text(errors="replace")
         tail = "\n".join(line for line in err.strip().splitlines()[-5:])
-        return Run(rc=rc, seconds=seconds, rss_kb=rss_kb, user_s=user_s, sys_s=sys_s,
-                   timed_out=timed_out.is_set(), stderr_tail=tail, stderr=err[-20000:])
+        return Run(
+            rc=rc,
+            seconds=seconds,
+            rss_kb=rss_kb,
+            user_s=user_s,
+            sys_s=sys_s,
+            timed_out=timed_out.is_set(),
+            stderr_tail=tail,
+            stderr=err[-20000:],
+        )
 
 
 @dataclass
@@ -518,11 +630,11 @@ class Row:
     name: str
     argv: list[str]
     startup_argv: list[str]
-    input: str = "full"            # full | slice
+    input: str = "full"  # full | slice
     floor: bool = False
     group: str = "c"
     note: str = ""
-    status: str = "pending"        # ok | missing | failed | timeout
+    status: str = "pending"  # ok | missing | failed | timeout
     error: str = ""
     runs: list[Run] = field(default_factory=list)
     startup_runs: list[Run] = field(default_factory=list)
@@ -546,8 +658,7 @@ def _missing(needs: list[str], python: str, peers_python: str | None) -> str | N
             py = python if kind == "py" else peers_python
             if not py:
                 return f"peers venv not available (python module {mod})"
-            res = subprocess.run([py, "-c", f"import {mod}"], cwd=ROOT,
-                                 capture_output=True, text=True)
+            res = subprocess.run([py, "-c", f"import {mod}"], cwd=ROOT, capture_output=True, text=True)
             if res.returncode != 0:
                 return f"python module {mod} not importable ({_last_line(res.stderr)})"
         elif not shutil.which(need):
@@ -572,14 +683,22 @@ def _slug(name: str) -> str:
 FAST_LIMIT = 2.0
 
 
-def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: float,
-            peers_python: str | None, peers_note: str, fast_repeat: int = 0) -> list[Row]:
+def measure(
+    tools: list[tuple],
+    inputs: dict,
+    out: Path,
+    repeat: int,
+    timeout: float,
+    peers_python: str | None,
+    peers_note: str,
+    fast_repeat: int = 0,
+) -> list[Row]:
     python = _venv_python()
     empty = out / "empty.pcap"
     empty.write_bytes(EMPTY_PCAP)
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
-    work = out / "work"   # the tools' cwd: stray files land here
+    work = out / "work"  # the tools' cwd: stray files land here
     work.mkdir(exist_ok=True)
     rows: list[Row] = []
     opts_of: dict[int, dict] = {}
@@ -587,13 +706,22 @@ def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: f
         which = "slice" if opts.get("slice") and "slice" in inputs else "full"
         if opts.get("slice") and opts.get("floor") and "slice" not in inputs:
             continue  # no slice: one floor row is enough
-        subst = {"python": python, "peers_python": peers_python or "peers-python",
-                 "root": str(ROOT), "bench": str(BENCH), "out": str(out)}
-        row = Row(name=name,
-                  argv=[a.format(pcap=str(inputs[which][0]), **subst) for a in argv],
-                  startup_argv=[a.format(pcap=str(empty), **subst) for a in argv],
-                  input=which, floor=bool(opts.get("floor")), group=opts.get("group", "c"),
-                  note=opts.get("note", ""))
+        subst = {
+            "python": python,
+            "peers_python": peers_python or "peers-python",
+            "root": str(ROOT),
+            "bench": str(BENCH),
+            "out": str(out),
+        }
+        row = Row(
+            name=name,
+            argv=[a.format(pcap=str(inputs[which][0]), **subst) for a in argv],
+            startup_argv=[a.format(pcap=str(empty), **subst) for a in argv],
+            input=which,
+            floor=bool(opts.get("floor")),
+            group=opts.get("group", "c"),
+            note=opts.get("note", ""),
+        )
         why = _missing(opts.get("needs", []), python, peers_python)
         if why and "peers venv" in why and peers_note:
             why += f"; {peers_note}"
@@ -604,21 +732,34 @@ def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: f
             row.status, row.error = "missing", why
         elif opts.get("prepare"):
             try:
-                msg = opts["prepare"]({"out": out, "root": ROOT, "bench": BENCH,
-                                       "python": python})
-            except Exception as exc:  # a broken prepare step is a failed row, not a crash
+                msg = opts["prepare"]({"out": out, "root": ROOT, "bench": BENCH, "python": python})
+            except Exception as exc:  # noqa: BLE001 - a broken prepare step is a failed row, not a crash
                 msg = f"prepare failed: {exc!r}"
             if msg:
-                row.status, row.error = ("missing" if msg.startswith("missing") else "failed"), \
-                    msg.removeprefix("missing: ")
+                row.status, row.error = (
+                    ("missing" if msg.startswith("missing") else "failed"),
+                    msg.removeprefix("missing: "),
+                )
         rows.append(row)
         opts_of[id(row)] = opts
 
     # mosfw's start-up reads compiled modules: write them now (with
     # PYTHONDONTWRITEBYTECODE set nothing else would, and every run would
     # compile its imports again)
-    subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "mosfw"), str(ROOT / "samples"),
-                    str(ROOT / "plugins"), str(BENCH)], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            str(ROOT / "mosfw"),
+            str(ROOT / "samples"),
+            str(ROOT / "plugins"),
+            str(BENCH),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     # warm the page cache so that no tool pays for the first read
     for path, _n in inputs.values():
         with open(path, "rb") as f:
@@ -633,12 +774,14 @@ def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: f
     # FAST_LIMIT s): their best-of converges on the figure without the
     # machine's other load at little cost
     fast_rounds = max(0, fast_repeat - repeat)
-    rounds = [(i, repeat, False) for i in range(repeat)] + \
-        [(repeat + i, repeat + fast_rounds, True) for i in range(fast_rounds)]
+    rounds = [(i, repeat, False) for i in range(repeat)] + [
+        (repeat + i, repeat + fast_rounds, True) for i in range(fast_rounds)
+    ]
     for i, total, fast_only in rounds:
         for row in rows:
             if row.status not in ("pending", "ok", "failed") or (
-                    row.status == "failed" and id(row) not in failures):
+                row.status == "failed" and id(row) not in failures
+            ):
                 continue
             if fast_only and not (row.best and row.best.seconds < FAST_LIMIT):
                 continue
@@ -648,8 +791,9 @@ def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: f
             print(f"[{i + 1}/{total}] {row.name} ({row.input}) ...", end=" ", flush=True)
             try:
                 if not row.floor:
-                    row.startup_runs.append(run_once(row.startup_argv, os.devnull,
-                                                     opts.get("env"), 60, cwd=work))
+                    row.startup_runs.append(
+                        run_once(row.startup_argv, os.devnull, opts.get("env"), 60, cwd=work)
+                    )
                 r = run_once(row.argv, stdout_path, opts.get("env"), timeout, cwd=work)
             except OSError as exc:
                 row.status, row.error = "failed", f"cannot run: {exc}"
@@ -669,8 +813,7 @@ def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: f
             else:
                 row.status, row.error = "ok", ""
                 su = row.startup_runs[-1].seconds if row.startup_runs else None
-                print(f"{r.seconds:.3f} s" + (f" (start-up {su:.3f} s)" if su else ""),
-                      flush=True)
+                print(f"{r.seconds:.3f} s" + (f" (start-up {su:.3f} s)" if su else ""), flush=True)
                 if opts.get("parse") and not row.work:
                     text = Path(stdout_path).read_text(errors="replace") if keep else ""
                     try:
@@ -682,13 +825,15 @@ def measure(tools: list[tuple], inputs: dict, out: Path, repeat: int, timeout: f
     for row in rows:
         fails = failures.get(id(row))
         if fails and row.status == "ok":
-            row.note = (row.note + "; " if row.note else "") + \
-                f"{len(fails)} of {len(row.runs)} runs failed ({_clip(fails[-1], 70)})"
+            row.note = (
+                row.note + "; " if row.note else ""
+            ) + f"{len(fails)} of {len(row.runs)} runs failed ({_clip(fails[-1], 70)})"
     return rows
 
 
 # --------------------------------------------------------------------------
 # memory per tracked connection
+
 
 def measure_memory(exe: Path, out: Path, n: int, timeout: float) -> dict:
     """Peak RSS of `mosfw run` (no plugin) over n concurrent established
@@ -705,9 +850,13 @@ def measure_memory(exe: Path, out: Path, n: int, timeout: float) -> dict:
     meta = json.loads(meta_path.read_text())
     empty = out / "empty.pcap"
     empty.write_bytes(EMPTY_PCAP)
-    res: dict = {"connections": n, "capture": str(pcap), "packets": meta.get("packets"),
-                 "capture_bytes": meta.get("bytes"),
-                 "argv": [python, "-m", "mosfw", "run", "-r", str(pcap)]}
+    res: dict = {
+        "connections": n,
+        "capture": str(pcap),
+        "packets": meta.get("packets"),
+        "capture_bytes": meta.get("bytes"),
+        "argv": [python, "-m", "mosfw", "run", "-r", str(pcap)],
+    }
     with open(pcap, "rb") as f:
         while f.read(8 << 20):
             pass
@@ -721,18 +870,27 @@ def measure_memory(exe: Path, out: Path, n: int, timeout: float) -> dict:
     stats = parse_mosfw("", full.stderr)
     refused = _int(r"(\d+) refused", full.stderr)
     evicted = _int(r"(\d+) evicted", full.stderr)
-    res.update(rss_empty_mb=round(base.rss_kb / 1024, 1), rss_mb=round(full.rss_kb / 1024, 1),
-               seconds=round(full.seconds, 3), flows=stats["connections"], refused=refused,
-               evicted=evicted,
-               bytes_per_connection=round((full.rss_kb - base.rss_kb) * 1024 / n, 1))
-    print(f"{res['bytes_per_connection']:.0f} bytes per connection "
-          f"(peak RSS {res['rss_mb']} MB, empty {res['rss_empty_mb']} MB; {res['flows']} flows, "
-          f"{refused} refused)", flush=True)
+    res.update(
+        rss_empty_mb=round(base.rss_kb / 1024, 1),
+        rss_mb=round(full.rss_kb / 1024, 1),
+        seconds=round(full.seconds, 3),
+        flows=stats["connections"],
+        refused=refused,
+        evicted=evicted,
+        bytes_per_connection=round((full.rss_kb - base.rss_kb) * 1024 / n, 1),
+    )
+    print(
+        f"{res['bytes_per_connection']:.0f} bytes per connection "
+        f"(peak RSS {res['rss_mb']} MB, empty {res['rss_empty_mb']} MB; {res['flows']} flows, "
+        f"{refused} refused)",
+        flush=True,
+    )
     return res
 
 
 # --------------------------------------------------------------------------
 # reporting
+
 
 def _environment() -> dict:
     env = {
@@ -749,24 +907,27 @@ def _environment() -> dict:
                 break
     except OSError:
         pass
-    for tool, args in (("tcpdump", ["--version"]), ("tshark", ["--version"]),
-                       ("tcptrace", ["-v"])):
+    for tool, args in (("tcpdump", ["--version"]), ("tshark", ["--version"]), ("tcptrace", ["-v"])):
         if shutil.which(tool):
             res = subprocess.run([tool, *args], capture_output=True, text=True)
             text = (res.stdout + res.stderr).strip().splitlines()
             env[tool] = text[0] if text else "?"
     try:
-        ver = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libnids-dev"],
-                             capture_output=True, text=True)
+        ver = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "libnids-dev"], capture_output=True, text=True
+        )
         if ver.returncode == 0:
             env["libnids"] = ver.stdout.strip()
     except OSError:
         pass
-    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if res.returncode == 0:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "native", "mosfw", "samples"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "native", "mosfw", "samples"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         env["git"] = res.stdout.strip() + (" + uncommitted changes" if dirty else "")
     return env
 
@@ -778,23 +939,43 @@ def summarize(rows: list[Row], inputs: dict) -> list[dict]:
         b, su = row.best, row.startup
         packets = inputs[row.input][1]
         floor = floors.get(row.input)
-        d = {"tool": row.name, "argv": row.argv, "input": row.input, "packets": packets,
-             "group": row.group, "floor": row.floor, "status": row.status, "error": row.error,
-             "note": row.note, "seconds": None, "startup_s": None, "mpkt_per_s": None,
-             "mpkt_per_s_after_startup": None, "ratio_to_floor": None, "peak_rss_mb": None,
-             "cpu_s": None, "cpu_ratio_to_floor": None, "user_s": None, "sys_s": None,
-             "connections": row.work.get("connections"), "rexmits": row.work.get("rexmits"),
-             "all_seconds": [round(r.seconds, 4) for r in row.runs if r.rc == 0 and not r.timed_out],
-             "all_startup_s": [round(r.seconds, 4) for r in row.startup_runs if r.rc == 0]}
+        d = {
+            "tool": row.name,
+            "argv": row.argv,
+            "input": row.input,
+            "packets": packets,
+            "group": row.group,
+            "floor": row.floor,
+            "status": row.status,
+            "error": row.error,
+            "note": row.note,
+            "seconds": None,
+            "startup_s": None,
+            "mpkt_per_s": None,
+            "mpkt_per_s_after_startup": None,
+            "ratio_to_floor": None,
+            "peak_rss_mb": None,
+            "cpu_s": None,
+            "cpu_ratio_to_floor": None,
+            "user_s": None,
+            "sys_s": None,
+            "connections": row.work.get("connections"),
+            "rexmits": row.work.get("rexmits"),
+            "all_seconds": [round(r.seconds, 4) for r in row.runs if r.rc == 0 and not r.timed_out],
+            "all_startup_s": [round(r.seconds, 4) for r in row.startup_runs if r.rc == 0],
+        }
         if su:
             d["startup_s"] = round(su.seconds, 4)
         if b:
-            d.update(seconds=round(b.seconds, 4),
-                     mpkt_per_s=round(packets / b.seconds / 1e6, 4) if packets else None,
-                     ratio_to_floor=round(b.seconds / floor.seconds, 2) if floor else None,
-                     peak_rss_mb=round(b.rss_kb / 1024, 1) if b.rss_kb is not None else None,
-                     user_s=b.user_s, sys_s=b.sys_s,
-                     cpu_s=round((b.user_s or 0) + (b.sys_s or 0), 3))
+            d.update(
+                seconds=round(b.seconds, 4),
+                mpkt_per_s=round(packets / b.seconds / 1e6, 4) if packets else None,
+                ratio_to_floor=round(b.seconds / floor.seconds, 2) if floor else None,
+                peak_rss_mb=round(b.rss_kb / 1024, 1) if b.rss_kb is not None else None,
+                user_s=b.user_s,
+                sys_s=b.sys_s,
+                cpu_s=round((b.user_s or 0) + (b.sys_s or 0), 3),
+            )
             if floor and floor.user_s is not None and b.user_s is not None:
                 fcpu = (floor.user_s or 0) + (floor.sys_s or 0)
                 if fcpu > 0:
@@ -815,8 +996,20 @@ def _rate(v) -> str:
     return f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
 
 
-HEAD = ["tool", "input", "seconds", "start-up s", "Mpkt/s", "Mpkt/s net", "x read floor",
-        "CPU s (x floor)", "peak RSS MB", "connections", "rexmits", "notes"]
+HEAD = [
+    "tool",
+    "input",
+    "seconds",
+    "start-up s",
+    "Mpkt/s",
+    "Mpkt/s net",
+    "x read floor",
+    "CPU s (x floor)",
+    "peak RSS MB",
+    "connections",
+    "rexmits",
+    "notes",
+]
 
 
 def _cells(d: dict, slice_label: str) -> list[str]:
@@ -826,28 +1019,48 @@ def _cells(d: dict, slice_label: str) -> list[str]:
     cpu = _fmt(d["cpu_s"], ".2f")
     if d.get("cpu_ratio_to_floor") is not None and not d["floor"]:
         cpu += f" ({d['cpu_ratio_to_floor']:.1f}x)"
-    return [d["tool"], "full" if d["input"] == "full" else slice_label,
-            _fmt(d["seconds"], ".3f"), _fmt(d["startup_s"], ".2f"), _rate(d["mpkt_per_s"]),
-            _rate(d.get("mpkt_per_s_after_startup")), _fmt(d["ratio_to_floor"], ".2f"), cpu,
-            _fmt(d["peak_rss_mb"], ".1f"), _fmt(d["connections"], ","), _fmt(d["rexmits"], ","),
-            status]
+    return [
+        d["tool"],
+        "full" if d["input"] == "full" else slice_label,
+        _fmt(d["seconds"], ".3f"),
+        _fmt(d["startup_s"], ".2f"),
+        _rate(d["mpkt_per_s"]),
+        _rate(d.get("mpkt_per_s_after_startup")),
+        _fmt(d["ratio_to_floor"], ".2f"),
+        cpu,
+        _fmt(d["peak_rss_mb"], ".1f"),
+        _fmt(d["connections"], ","),
+        _fmt(d["rexmits"], ","),
+        status,
+    ]
 
 
 def render_table(table: list[dict], markdown: bool, slice_label: str = "slice") -> str:
     body = [_cells(d, slice_label) for d in table]
     if markdown:
-        esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-        lines = ["| " + " | ".join(HEAD) + " |",
-                 "|" + "|".join(["---", "---"] + ["---:"] * 9 + ["---"]) + "|"]
+
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|")
+
+        lines = [
+            "| " + " | ".join(HEAD) + " |",
+            "|" + "|".join(["---", "---"] + ["---:"] * 9 + ["---"]) + "|",
+        ]
         lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in body]
         return "\n".join(lines)
     body = [[c.replace("**", "") for c in r] for r in body]
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(HEAD[:-1])]
-    fmt_row = lambda r: "  ".join(  # noqa: E731
-        (c.ljust(w) if i < 2 else c.rjust(w)) for i, (c, w) in enumerate(zip(r, widths))) \
-        + "  " + r[-1]
-    return "\n".join([fmt_row(HEAD), fmt_row(["-" * w for w in widths] + ["-----"])]
-                     + [fmt_row(r) for r in body])
+
+    def fmt_row(r: list[str]) -> str:
+        # widths covers every column but the last, which is not padded
+        cells = zip(r, widths, strict=False)
+        return (
+            "  ".join((c.ljust(w) if i < 2 else c.rjust(w)) for i, (c, w) in enumerate(cells)) + "  " + r[-1]
+        )
+
+    return "\n".join(
+        [fmt_row(HEAD), fmt_row(["-" * w for w in widths] + ["-----"])] + [fmt_row(r) for r in body]
+    )
 
 
 def _find(table: list[dict], prefix: str) -> dict | None:
@@ -890,85 +1103,139 @@ def targets(table: list[dict], memory: dict | None) -> list[tuple[str, str, str,
         w, c, n = ratios(mos, nids)
         out.append(("mosfw, no plugin: >= 2x libnids' packets/s", x(w), x(c), x(n), verdict(w >= 2)))
     if mos and mos["ratio_to_floor"]:
-        out.append(("mosfw, no plugin: within 1.5x of the read floor",
-                    x(mos["ratio_to_floor"]), x(mos.get("cpu_ratio_to_floor")), "",
-                    verdict(mos["ratio_to_floor"] <= 1.5)))
+        out.append(
+            (
+                "mosfw, no plugin: within 1.5x of the read floor",
+                x(mos["ratio_to_floor"]),
+                x(mos.get("cpu_ratio_to_floor")),
+                "",
+                verdict(mos["ratio_to_floor"] <= 1.5),
+            )
+        )
     for app in ("mosfw -p samples/tracker", "mosfw -p samples/midstat"):
         d = _find(table, app)
         label = app.split("/")[-1]
         if d is None:
-            out.append((f"mosfw + {label}: >= 1x libnids, >= 20x NFStream", "not measured", "-", "-",
-                        "**not measured**"))
+            out.append(
+                (
+                    f"mosfw + {label}: >= 1x libnids, >= 20x NFStream",
+                    "not measured",
+                    "-",
+                    "-",
+                    "**not measured**",
+                )
+            )
             continue
         if nids:
             w, c, n = ratios(d, nids)
             out.append((f"mosfw + {label}: >= 1x libnids' packets/s", x(w), x(c), x(n), verdict(w >= 1)))
         if nfs:
             w, c, n = ratios(d, nfs)
-            out.append((f"mosfw + {label}: >= 20x NFStream (no plugin)", x(w, ".1f"), x(c, ".1f"),
-                        x(n, ".1f"), verdict(w >= 20)))
+            out.append(
+                (
+                    f"mosfw + {label}: >= 20x NFStream (no plugin)",
+                    x(w, ".1f"),
+                    x(c, ".1f"),
+                    x(n, ".1f"),
+                    verdict(w >= 20),
+                )
+            )
     if hook:
         pps = hook["mpkt_per_s"] * 1e6
         cpps = cpu_rate(hook)
         npps = hook.get("mpkt_per_s_after_startup")
-        out.append(("mosfw + trivial per-packet hook: >= 1M packets/s", f"{pps / 1e6:.2f} M/s",
-                    f"{cpps / 1e6:.2f} M/s" if cpps else "-", f"{npps:.2f} M/s" if npps else "-",
-                    verdict(pps >= 1e6)))
+        out.append(
+            (
+                "mosfw + trivial per-packet hook: >= 1M packets/s",
+                f"{pps / 1e6:.2f} M/s",
+                f"{cpps / 1e6:.2f} M/s" if cpps else "-",
+                f"{npps:.2f} M/s" if npps else "-",
+                verdict(pps >= 1e6),
+            )
+        )
         if nfp:
             w, c, n = ratios(hook, nfp)
-            out.append(("mosfw + trivial per-packet hook: >= 10x NFStream + trivial NFPlugin",
-                        x(w, ".1f"), x(c, ".1f"), x(n, ".1f"), verdict(w >= 10)))
+            out.append(
+                (
+                    "mosfw + trivial per-packet hook: >= 10x NFStream + trivial NFPlugin",
+                    x(w, ".1f"),
+                    x(c, ".1f"),
+                    x(n, ".1f"),
+                    verdict(w >= 10),
+                )
+            )
     if memory and memory.get("bytes_per_connection") is not None:
         b = memory["bytes_per_connection"]
-        out.append((f"peak memory per tracked connection, {memory['connections']:,} concurrent: "
-                    "<= 256 bytes", f"{b:.0f} bytes", "", "", verdict(b <= 256)))
+        out.append(
+            (
+                f"peak memory per tracked connection, {memory['connections']:,} concurrent: <= 256 bytes",
+                f"{b:.0f} bytes",
+                "",
+                "",
+                verdict(b <= 256),
+            )
+        )
     return out
 
 
 def memory_md(memory: dict) -> str:
     if memory.get("error"):
         return f"Memory per connection: measurement failed: {memory['error']}"
-    return "\n".join([
-        "| connections | packets | mosfw peak RSS | empty-capture RSS | bytes per connection "
-        "| flows tracked | refused | seconds |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {memory['connections']:,} | {memory['packets']:,} | {memory['rss_mb']} MB "
-        f"| {memory['rss_empty_mb']} MB | **{memory['bytes_per_connection']:.0f}** "
-        f"| {_fmt(memory.get('flows'), ',')} | {_fmt(memory.get('refused'), ',')} "
-        f"| {memory['seconds']:.2f} |",
-    ])
+    return "\n".join(
+        [
+            "| connections | packets | mosfw peak RSS | empty-capture RSS | bytes per connection "
+            "| flows tracked | refused | seconds |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {memory['connections']:,} | {memory['packets']:,} | {memory['rss_mb']} MB "
+            f"| {memory['rss_empty_mb']} MB | **{memory['bytes_per_connection']:.0f}** "
+            f"| {_fmt(memory.get('flows'), ',')} | {_fmt(memory.get('refused'), ',')} "
+            f"| {memory['seconds']:.2f} |",
+        ]
+    )
 
 
 def describe_input(meta: dict, inputs: dict) -> str:
     pk, cn = meta.get("packets"), meta.get("connections")
     if meta.get("kind") == "real":
-        desc = (f"Real capture: {pk:,} packets, {cn:,} TCP connections, "
-                f"{meta.get('rexmits', 0):,} retransmissions ({meta.get('rexmits_note')}), "
-                f"{meta.get('bytes', 0) / 1e6:.0f} MB; made by {meta.get('recipe')} "
-                f"({meta.get('fetches_failed', 0)} fetches failed)")
+        desc = (
+            f"Real capture: {pk:,} packets, {cn:,} TCP connections, "
+            f"{meta.get('rexmits', 0):,} retransmissions ({meta.get('rexmits_note')}), "
+            f"{meta.get('bytes', 0) / 1e6:.0f} MB; made by {meta.get('recipe')} "
+            f"({meta.get('fetches_failed', 0)} fetches failed)"
+        )
     elif meta.get("kind") == "synthetic":
-        desc = (f"Synthetic capture (bench/gen_capture.c): {pk:,} packets, {cn:,} TCP "
-                f"connections, {meta.get('rexmits', 0):,} retransmissions, "
-                f"{meta.get('ipv6', 0):,} connections over IPv6, "
-                f"{meta.get('bytes', 0) / 1e6:.0f} MB")
+        desc = (
+            f"Synthetic capture (bench/gen_capture.c): {pk:,} packets, {cn:,} TCP "
+            f"connections, {meta.get('rexmits', 0):,} retransmissions, "
+            f"{meta.get('ipv6', 0):,} connections over IPv6, "
+            f"{meta.get('bytes', 0) / 1e6:.0f} MB"
+        )
     else:
         desc = f"Capture {meta.get('file')}: {pk if pk is not None else '?'} packets"
     if "slice" in inputs:
-        desc += (f". Rows marked *first {inputs['slice'][1] // 1000}k* ran on the capture's first "
-                 f"{inputs['slice'][1]:,} packets (editcap -r), to keep the run short; their "
-                 "ratio is to the read floor of that slice")
+        desc += (
+            f". Rows marked *first {inputs['slice'][1] // 1000}k* ran on the capture's first "
+            f"{inputs['slice'][1]:,} packets (editcap -r), to keep the run short; their "
+            "ratio is to the read floor of that slice"
+        )
     return desc + "."
 
 
-def write_results(out: Path, table: list[dict], meta: dict, inputs: dict, args, env: dict,
-                  memory: dict | None, suffix: str) -> str:
+def write_results(
+    out: Path, table: list[dict], meta: dict, inputs: dict, args, env: dict, memory: dict | None, suffix: str
+) -> str:
     slice_label = f"first {inputs['slice'][1] // 1000}k" if "slice" in inputs else "slice"
-    doc = {"capture": meta, "inputs": {k: {"file": str(v[0]), "packets": v[1]}
-                                        for k, v in inputs.items()},
-           "repeat": args.repeat, "fast_repeat": args.fast_repeat, "environment": env,
-           "memory": memory,
-           "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": table,
-           "targets": targets(table, memory)}
+    doc = {
+        "capture": meta,
+        "inputs": {k: {"file": str(v[0]), "packets": v[1]} for k, v in inputs.items()},
+        "repeat": args.repeat,
+        "fast_repeat": args.fast_repeat,
+        "environment": env,
+        "memory": memory,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": table,
+        "targets": targets(table, memory),
+    }
     (out / f"results{suffix}.json").write_text(json.dumps(doc, indent=2) + "\n")
     load = env.get("loadavg") or [float("nan")] * 2
     md = [
@@ -992,20 +1259,27 @@ def write_results(out: Path, table: list[dict], meta: dict, inputs: dict, args, 
     ]
     tg = doc["targets"]
     if tg:
-        md += ["Issue 8's targets, evaluated on this run (the verdict goes by wall time; the "
-               "CPU-time figure compares user+system time per packet, which other work on the "
-               "machine inflates less; the net one compares `Mpkt/s net`, each tool's wall "
-               "time less its start-up):", "",
-               "| target | measured (wall time) | by CPU time | net of start-up | |",
-               "|---|---:|---:|---:|---|"]
+        md += [
+            "Issue 8's targets, evaluated on this run (the verdict goes by wall time; the "
+            "CPU-time figure compares user+system time per packet, which other work on the "
+            "machine inflates less; the net one compares `Mpkt/s net`, each tool's wall "
+            "time less its start-up):",
+            "",
+            "| target | measured (wall time) | by CPU time | net of start-up | |",
+            "|---|---:|---:|---:|---|",
+        ]
         md += [f"| {t} | {m} | {c} | {n} | {v} |" for t, m, c, n, v in tg]
         md.append("")
     if memory:
-        md += [f"Memory: `mosfw run` (no plugin) over {memory['connections']:,} concurrent "
-               "established connections (gen_capture -m est: every SYN, then every SYN/ACK, "
-               "then every ACK; none closes), peak RSS minus the peak RSS of the same command "
-               "on an empty capture, divided by the connection count:", "",
-               memory_md(memory), ""]
+        md += [
+            f"Memory: `mosfw run` (no plugin) over {memory['connections']:,} concurrent "
+            "established connections (gen_capture -m est: every SYN, then every SYN/ACK, "
+            "then every ACK; none closes), peak RSS minus the peak RSS of the same command "
+            "on an empty capture, divided by the connection count:",
+            "",
+            memory_md(memory),
+            "",
+        ]
     text = "\n".join(md)
     (out / f"results{suffix}.md").write_text(f"# mosfw benchmark results\n\n{text}\n")
     return text
@@ -1032,8 +1306,13 @@ def plot(json_path: Path, png: Path, peers_python: str | None) -> str | None:
     """Render the throughput plot with matplotlib in the peers venv."""
     if not peers_python:
         return "no peers venv (matplotlib)"
-    res = subprocess.run([peers_python, str(BENCH / "plot_results.py"), str(json_path), str(png)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [peers_python, str(BENCH / "plot_results.py"), str(json_path), str(png)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     if res.returncode != 0:
         return _last_line(res.stderr) or f"exit {res.returncode}"
     return None
@@ -1041,55 +1320,106 @@ def plot(json_path: Path, png: Path, peers_python: str | None) -> str | None:
 
 # --------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--connections", "-n", type=int, default=60000,
-                    help="TCP connections in the capture (default 60000: 1.2M packets)")
-    ap.add_argument("--concurrency", "-c", type=int, default=1000,
-                    help="connections interleaved at a time (default 1000)")
-    ap.add_argument("--segments", "-d", type=int, default=8,
-                    help="server data segments per connection (default 8)")
-    ap.add_argument("--rexmit-fraction", type=float, default=1.0,
-                    help="fraction of connections with one retransmission (default 1)")
-    ap.add_argument("--v6-every", type=int, default=8,
-                    help="every Nth connection over IPv6, 0 = none (default 8)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--connections",
+        "-n",
+        type=int,
+        default=60000,
+        help="TCP connections in the capture (default 60000: 1.2M packets)",
+    )
+    ap.add_argument(
+        "--concurrency", "-c", type=int, default=1000, help="connections interleaved at a time (default 1000)"
+    )
+    ap.add_argument(
+        "--segments", "-d", type=int, default=8, help="server data segments per connection (default 8)"
+    )
+    ap.add_argument(
+        "--rexmit-fraction",
+        type=float,
+        default=1.0,
+        help="fraction of connections with one retransmission (default 1)",
+    )
+    ap.add_argument(
+        "--v6-every", type=int, default=8, help="every Nth connection over IPv6, 0 = none (default 8)"
+    )
     ap.add_argument("--seed", "-s", type=int, default=1)
     ap.add_argument("--repeat", "-R", type=int, default=3, help="runs per tool; the best counts")
-    ap.add_argument("--fast-repeat", type=int, default=7, metavar="N",
-                    help=f"runs of the tools whose best run is under {FAST_LIMIT:g} s (default 7)")
-    ap.add_argument("--nice", type=int, default=0, metavar="N",
-                    help="run the bench (and every tool) at this nice value; negative values "
-                         "(root) keep other work on the machine from inflating the times")
-    ap.add_argument("--slice", type=int, default=400000, metavar="N",
-                    help="the slow tools (tshark, NFStream, dpkt) read only the first N "
-                         "packets (default 400000; 0 = the whole capture)")
+    ap.add_argument(
+        "--fast-repeat",
+        type=int,
+        default=7,
+        metavar="N",
+        help=f"runs of the tools whose best run is under {FAST_LIMIT:g} s (default 7)",
+    )
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the bench (and every tool) at this nice value; negative values "
+        "(root) keep other work on the machine from inflating the times",
+    )
+    ap.add_argument(
+        "--slice",
+        type=int,
+        default=400000,
+        metavar="N",
+        help="the slow tools (tshark, NFStream, dpkt) read only the first N "
+        "packets (default 400000; 0 = the whole capture)",
+    )
     ap.add_argument("--out", "-o", type=Path, default=BENCH / "out")
     ap.add_argument("--pcap", type=Path, help="benchmark this capture instead of generating one")
-    ap.add_argument("--real", action="store_true",
-                    help="benchmark a real capture made in network namespaces with loss "
-                         "(made once, cached in OUT; needs root)")
-    ap.add_argument("--real-connections", type=int, default=1000,
-                    help="HTTP fetches in the real capture (default 1000)")
-    ap.add_argument("--real-loss", type=float, default=2.0,
-                    help="random TCP loss in percent, each way (default 2)")
+    ap.add_argument(
+        "--real",
+        action="store_true",
+        help="benchmark a real capture made in network namespaces with loss "
+        "(made once, cached in OUT; needs root)",
+    )
+    ap.add_argument(
+        "--real-connections", type=int, default=1000, help="HTTP fetches in the real capture (default 1000)"
+    )
+    ap.add_argument(
+        "--real-loss", type=float, default=2.0, help="random TCP loss in percent, each way (default 2)"
+    )
     ap.add_argument("--remake-real", action="store_true", help="make the real capture again")
-    ap.add_argument("--memory", type=int, default=1_000_000, metavar="N",
-                    help="memory per connection with N concurrent connections (default 1M; "
-                         "0 = skip; only with the synthetic capture)")
-    ap.add_argument("--only", action="append", default=[], metavar="SUBSTR",
-                    help="run only tools whose name contains SUBSTR (repeatable; "
-                         "the read floors always run)")
-    ap.add_argument("--peers-venv", type=Path, default=None,
-                    help="venv for NFStream/dpkt/matplotlib (default OUT/venv-peers)")
-    ap.add_argument("--no-install", action="store_true",
-                    help="do not create the peers venv / pip install into it")
+    ap.add_argument(
+        "--memory",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="memory per connection with N concurrent connections (default 1M; "
+        "0 = skip; only with the synthetic capture)",
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="SUBSTR",
+        help="run only tools whose name contains SUBSTR (repeatable; the read floors always run)",
+    )
+    ap.add_argument(
+        "--peers-venv",
+        type=Path,
+        default=None,
+        help="venv for NFStream/dpkt/matplotlib (default OUT/venv-peers)",
+    )
+    ap.add_argument(
+        "--no-install", action="store_true", help="do not create the peers venv / pip install into it"
+    )
     ap.add_argument("--no-readme", action="store_true", help="do not update bench/README.md")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run before a kill")
     ap.add_argument("--list", action="store_true", help="list the tools and exit")
-    ap.add_argument("--render", action="store_true",
-                    help="only re-write the reports (OUT/results*.md, the plot, README) from "
-                         "the last run's OUT/results*.json")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only re-write the reports (OUT/results*.md, the plot, README) from "
+        "the last run's OUT/results*.json",
+    )
     args = ap.parse_args(argv)
 
     if args.list:
@@ -1116,8 +1446,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         tools = [t for t in TOOLS if t[2].get("floor") or any(s in t[0] for s in args.only)]
     # NFStream, dpkt and matplotlib (the plot) live in their own venv
-    peers_py, peers_note = ensure_peers_venv((args.peers_venv or (out / "venv-peers")).resolve(),
-                                             install=not args.no_install)
+    peers_py, peers_note = ensure_peers_venv(
+        (args.peers_venv or (out / "venv-peers")).resolve(), install=not args.no_install
+    )
 
     suffix = "-real" if args.real else ""
     if args.render:
@@ -1129,16 +1460,30 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {k: (Path(v["file"]), v["packets"]) for k, v in doc["inputs"].items()}
         args.repeat = doc.get("repeat", args.repeat)
         args.fast_repeat = doc.get("fast_repeat", args.repeat)
-        return report(ap, args, out, doc["results"], doc["capture"], inputs, doc["environment"],
-                      doc.get("memory"), peers_py, t_start)
+        return report(
+            ap,
+            args,
+            out,
+            doc["results"],
+            doc["capture"],
+            inputs,
+            doc["environment"],
+            doc.get("memory"),
+            peers_py,
+            t_start,
+        )
 
     exe = build_generator(out)
     if args.pcap:
         pcap = args.pcap.resolve()
         if not pcap.exists():
             ap.error(f"{pcap}: no such file")
-        meta = {"file": str(pcap), "packets": count_pcap_packets(pcap),
-                "bytes": pcap.stat().st_size, "kind": "file"}
+        meta = {
+            "file": str(pcap),
+            "packets": count_pcap_packets(pcap),
+            "bytes": pcap.stat().st_size,
+            "kind": "file",
+        }
     elif args.real:
         pcap, meta = real_capture(out, args)
     else:
@@ -1149,8 +1494,7 @@ def main(argv: list[str] | None = None) -> int:
     if sl:
         inputs["slice"] = sl
 
-    rows = measure(tools, inputs, out, args.repeat, args.timeout, peers_py, peers_note,
-                   args.fast_repeat)
+    rows = measure(tools, inputs, out, args.repeat, args.timeout, peers_py, peers_note, args.fast_repeat)
     table = summarize(rows, inputs)
 
     memory = None
@@ -1165,8 +1509,18 @@ def main(argv: list[str] | None = None) -> int:
     return report(ap, args, out, table, meta, inputs, env, memory, peers_py, t_start)
 
 
-def report(ap, args, out: Path, table: list[dict], meta: dict, inputs: dict, env: dict,
-           memory: dict | None, peers_py: str | None, t_start: float) -> int:
+def report(
+    ap,
+    args,
+    out: Path,
+    table: list[dict],
+    meta: dict,
+    inputs: dict,
+    env: dict,
+    memory: dict | None,
+    peers_py: str | None,
+    t_start: float,
+) -> int:
     suffix = "-real" if args.real else ""
     slice_label = f"first {inputs['slice'][1] // 1000}k" if "slice" in inputs else "slice"
     print()
@@ -1174,15 +1528,31 @@ def report(ap, args, out: Path, table: list[dict], meta: dict, inputs: dict, env
     print(render_table(table, markdown=False, slice_label=slice_label))
     text = write_results(out, table, meta, inputs, args, env, memory, suffix)
     for t, m, c, n, v in targets(table, memory):
-        print(f"  {v.replace('*', ''):>12}  {t}: {m}" + (f" (CPU time: {c})" if c else "")
-              + (f" (net of start-up: {n})" if n and n != "-" else ""))
+        print(
+            f"  {v.replace('*', ''):>12}  {t}: {m}"
+            + (f" (CPU time: {c})" if c else "")
+            + (f" (net of start-up: {n})" if n and n != "-" else "")
+        )
 
     # bench/README.md and bench/results*.png show the default inputs only
     defaults = ap.parse_args([])
-    default_input = args.real if args.real else all(
-        getattr(args, k) == getattr(defaults, k)
-        for k in ("connections", "concurrency", "segments", "rexmit_fraction", "v6_every", "seed",
-                  "real_connections", "real_loss"))
+    default_input = (
+        args.real
+        if args.real
+        else all(
+            getattr(args, k) == getattr(defaults, k)
+            for k in (
+                "connections",
+                "concurrency",
+                "segments",
+                "rexmit_fraction",
+                "v6_every",
+                "seed",
+                "real_connections",
+                "real_loss",
+            )
+        )
+    )
     publish = default_input and not (args.only or args.pcap or args.no_readme)
     png = (BENCH if publish else out) / f"results{suffix}.png"
     why = plot(out / f"results{suffix}.json", png, peers_py)
@@ -1193,8 +1563,10 @@ def report(ap, args, out: Path, table: list[dict], meta: dict, inputs: dict, env
         print(f"plot: {png}")
     if publish and update_readme("real" if args.real else "synthetic", text, png):
         print(f"updated {README}")
-    print(f"wrote {out / f'results{suffix}.md'} and {out / f'results{suffix}.json'} "
-          f"({time.monotonic() - t_start:.0f} s)")
+    print(
+        f"wrote {out / f'results{suffix}.md'} and {out / f'results{suffix}.json'} "
+        f"({time.monotonic() - t_start:.0f} s)"
+    )
     return 0
 
 

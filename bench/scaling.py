@@ -109,8 +109,9 @@ def measure_one(argv: list[str], timeout: float, env: dict | None = None) -> dic
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.devnull, "wb") as null:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT, env=env
+        )
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -152,26 +153,40 @@ def get_capture(args) -> tuple[Path, int]:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     exe = run_bench.build_generator(out)
-    gen_args = argparse.Namespace(connections=args.connections, concurrency=1000, seed=1, segments=8,
-                                  rexmit_fraction=1.0, v6_every=8)
+    gen_args = argparse.Namespace(
+        connections=args.connections, concurrency=1000, seed=1, segments=8, rexmit_fraction=1.0, v6_every=8
+    )
     pcap, meta = run_bench.generate_capture(exe, out, gen_args)
     return pcap, int(meta.get("packets") or run_bench.count_pcap_packets(pcap) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cores", type=parse_cores, default=default_cores(cpus),
-                    help=f"core counts, comma-separated (default: {','.join(map(str, default_cores(cpus)))})")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--cores",
+        type=parse_cores,
+        default=default_cores(cpus),
+        help=f"core counts, comma-separated (default: {','.join(map(str, default_cores(cpus)))})",
+    )
     ap.add_argument("--capture", type=Path, help="capture file (default: the bench capture)")
-    ap.add_argument("--connections", type=int, default=60000,
-                    help="connections of the generated bench capture (20 packets each; default 60000)")
-    ap.add_argument("--plugins", default="none,eventlog,midstat",
-                    help="comma-separated settings among: " + ", ".join(PLUGINS)
-                    + "; NAME/whole: every core reads the whole file (MOSFW_SHARED_INDEX=0); "
-                    "NAME/shared: the cores split it through the shared index at any count (=1); "
-                    "NAME alone: the default (the index from 8 cores on)")
+    ap.add_argument(
+        "--connections",
+        type=int,
+        default=60000,
+        help="connections of the generated bench capture (20 packets each; default 60000)",
+    )
+    ap.add_argument(
+        "--plugins",
+        default="none,eventlog,midstat",
+        help="comma-separated settings among: "
+        + ", ".join(PLUGINS)
+        + "; NAME/whole: every core reads the whole file (MOSFW_SHARED_INDEX=0); "
+        "NAME/shared: the cores split it through the shared index at any count (=1); "
+        "NAME alone: the default (the index from 8 cores on)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per setting, best kept (default 3)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run before a kill")
     ap.add_argument("--out", type=Path, default=BENCH / "out", help="output folder (default bench/out)")
@@ -198,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
             pass
 
     load_before = load()
-    print(f"capture: {pcap} ({packets:,} packets); cores {cores} on {cpus} CPUs ({cpu_model()}); "
-          f"load average {load_before}", flush=True)
+    print(
+        f"capture: {pcap} ({packets:,} packets); cores {cores} on {cpus} CPUs ({cpu_model()}); "
+        f"load average {load_before}",
+        flush=True,
+    )
     runs: dict[tuple[str, int], list[dict]] = {}
     startup: list[dict] = []
     for i in range(args.repeat):
@@ -225,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             if b is None:
                 row["error"] = next(r["error"] for r in runs[(s, n)] if not r["ok"])
             else:
-                row.update(seconds=b["seconds"], cpu_s=b["cpu_s"],
-                           mpps=packets / b["seconds"] / 1e6 if packets else None)
+                row.update(
+                    seconds=b["seconds"],
+                    cpu_s=b["cpu_s"],
+                    mpps=packets / b["seconds"] / 1e6 if packets else None,
+                )
                 if best1 is not None:
                     t1, tn = best1["seconds"], b["seconds"]
                     row["speedup"] = t1 / tn
@@ -242,20 +263,34 @@ def main(argv: list[str] | None = None) -> int:
     for n in notes:
         print(f"note: {n}")
     if load_before and load_before[0] > 0.5:
-        print(f"note: the load average was {load_before} before the runs: other work on the machine "
-              "takes CPUs from the multi-core rows")
+        print(
+            f"note: the load average was {load_before} before the runs: other work on the machine "
+            "takes CPUs from the multi-core rows"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {
-        "capture": str(pcap), "packets": packets, "cores": cores, "cpus": cpus, "cpu": cpu_model(),
-        "host": platform.node(), "python": platform.python_version(), "repeat": args.repeat,
-        "startup_s": t_start, "load_before": load_before, "load_after": load_after, "rows": rows,
-        "runs": {f"{s} -c {n}": v for (s, n), v in runs.items()}, "notes": notes,
+        "capture": str(pcap),
+        "packets": packets,
+        "cores": cores,
+        "cpus": cpus,
+        "cpu": cpu_model(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "repeat": args.repeat,
+        "startup_s": t_start,
+        "load_before": load_before,
+        "load_after": load_after,
+        "rows": rows,
+        "runs": {f"{s} -c {n}": v for (s, n), v in runs.items()},
+        "notes": notes,
     }
     (args.out / "scaling.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "scaling.md").write_text(
         f"capture: `{pcap.name}` ({packets:,} packets); {cpus} CPUs ({cpu_model()}); best of "
         f"{args.repeat}; start-up {t_start:.3f} s; load average {load_before} -> {load_after}\n\n"
-        + render(rows, markdown=True) + "\n")
+        + render(rows, markdown=True)
+        + "\n"
+    )
     print(f"\nwrote {args.out / 'scaling.md'} and {args.out / 'scaling.json'}")
     return 0 if all("error" not in r for r in rows) else 1
 
@@ -277,16 +312,27 @@ def render(rows: list[dict], markdown: bool = False) -> str:
             body.append([r["plugin"], str(r["cores"]), "failed: " + r["error"], "", "", "", "", ""])
             continue
         cores = f"{r['cores']}" + (" (oversubscribed)" if r["oversubscribed"] else "")
-        body.append([r["plugin"], cores, f(r.get("seconds"), ".3f"), f(r.get("mpps"), ".2f"),
-                     f(r.get("speedup"), ".2f"), f(r.get("efficiency"), ".2f"),
-                     f(r.get("efficiency_wo_startup"), ".2f"), f(r.get("cpu_s"), ".2f")])
+        body.append(
+            [
+                r["plugin"],
+                cores,
+                f(r.get("seconds"), ".3f"),
+                f(r.get("mpps"), ".2f"),
+                f(r.get("speedup"), ".2f"),
+                f(r.get("efficiency"), ".2f"),
+                f(r.get("efficiency_wo_startup"), ".2f"),
+                f(r.get("cpu_s"), ".2f"),
+            ]
+        )
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(lines)
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*b) for b in body])
+    return "\n".join(
+        [fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*b) for b in body]
+    )
 
 
 if __name__ == "__main__":

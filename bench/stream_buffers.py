@@ -53,16 +53,24 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     if args.pcap is None or not args.pcap.exists():
-        raise SystemExit("no capture: run `.venv/bin/python bench/run_bench.py --only floor` first, or --pcap F")
+        raise SystemExit(
+            "no capture: run `.venv/bin/python bench/run_bench.py --only floor` first, or --pcap F"
+        )
     py = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
     f = str(args.pcap)
     hook = str(BENCH / "stream_hook.py")
-    rows = [("tcpdump -r F -w /dev/null (read floor)", ["tcpdump", "-r", f, "-w", "/dev/null"]),
-            ("mosfw run (no plugin)", [py, "-m", "mosfw", "run", "-q", "-r", f]),
-            ("stream_hook, no_ring_buffers = 1", [py, "-m", "mosfw", "run", "-q", "-r", f, "-p", hook,
-                                                  "-f", str(BENCH / "no_ring_buffers.conf")]),
-            ("stream_hook, no_ring_buffers = 0", [py, "-m", "mosfw", "run", "-q", "-r", f, "-p", hook,
-                                                  "-f", str(BENCH / "ring_buffers.conf")])]
+    rows = [
+        ("tcpdump -r F -w /dev/null (read floor)", ["tcpdump", "-r", f, "-w", "/dev/null"]),
+        ("mosfw run (no plugin)", [py, "-m", "mosfw", "run", "-q", "-r", f]),
+        (
+            "stream_hook, no_ring_buffers = 1",
+            [py, "-m", "mosfw", "run", "-q", "-r", f, "-p", hook, "-f", str(BENCH / "no_ring_buffers.conf")],
+        ),
+        (
+            "stream_hook, no_ring_buffers = 0",
+            [py, "-m", "mosfw", "run", "-q", "-r", f, "-p", hook, "-f", str(BENCH / "ring_buffers.conf")],
+        ),
+    ]
     if not shutil.which("tcpdump"):
         rows = rows[1:]
     subprocess.run(["cat", f], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
@@ -82,8 +90,11 @@ def main() -> None:
     except (OSError, ValueError):
         pass
     floor = best.get(rows[0][0]) if rows[0][0].startswith("tcpdump") else None
-    print(f"capture: {args.pcap.name} ({os.path.getsize(f) / 1e6:.0f} MB"
-          + (f", {packets:,} packets" if packets else "") + f"), best of {args.repeat}\n")
+    print(
+        f"capture: {args.pcap.name} ({os.path.getsize(f) / 1e6:.0f} MB"
+        + (f", {packets:,} packets" if packets else "")
+        + f"), best of {args.repeat}\n"
+    )
     print("| row | seconds | Mpkt/s | x read floor |\n|---|---|---|---|")
     for name, _ in rows:
         t = best[name]
@@ -91,7 +102,10 @@ def main() -> None:
         ratio = f"{t / floor:.2f}" if floor else "-"
         print(f"| {name} | {t:.2f} | {rate} | {ratio} |")
     b0, b1 = best[rows[-1][0]], best[rows[-2][0]]
-    print(f"\nbuffering cost: {b0 - b1:+.2f} s ({(b0 / b1 - 1) * 100:+.0f}% over the same events without buffers)")
+    print(
+        f"\nbuffering cost: {b0 - b1:+.2f} s "
+        f"({(b0 / b1 - 1) * 100:+.0f}% over the same events without buffers)"
+    )
     for name, line in notes.items():
         print(f"{name}: {line}")
 

@@ -10,6 +10,7 @@ difference between the two runs is what buffering costs.
 
     mosfw run -r CAPTURE -p bench/stream_hook.py [-f bench/no_ring_buffers.conf]
 """
+
 import mosfw
 
 stats = {"events": 0, "bytes": 0}
@@ -26,6 +27,9 @@ def mosfw_core_finish(core):
     import sys
 
     api = core.api_stats()
-    print(f"stream_hook: {stats['events']} events, {stats['bytes']} bytes peeked, "
-          f"{api['buffers_allocated']} buffers, peak {api['buffers_peak']}, "
-          f"{api['bursts_cut']} batches cut", file=sys.stderr)
+    print(
+        f"stream_hook: {stats['events']} events, {stats['bytes']} bytes peeked, "
+        f"{api['buffers_allocated']} buffers, peak {api['buffers_peak']}, "
+        f"{api['bursts_cut']} batches cut",
+        file=sys.stderr,
+    )

@@ -3,6 +3,7 @@
 Used by bench/run_bench.py to measure the cost of delivering every packet
 of every tracked flow to Python (`-p bench/trivial_pkt_hook.py`).
 """
+
 import mosfw
 
 count = 0

@@ -26,9 +26,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import IO, Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    import pathlib
 
 __all__ = [
     "ConfigError",
@@ -69,7 +73,7 @@ FORWARD_ERROR = (
 # errors and diagnostics
 
 
-def _where(filename: Optional[str], line: Optional[int], column: Optional[int]) -> str:
+def _where(filename: str | None, line: int | None, column: int | None) -> str:
     parts = [str(p) for p in (filename, line, column) if p is not None]
     return ":".join(parts) + ": " if parts else ""
 
@@ -86,9 +90,9 @@ class ConfigError(Exception):
     def __init__(
         self,
         message: str,
-        filename: Optional[str] = None,
-        line: Optional[int] = None,
-        column: Optional[int] = None,
+        filename: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
     ) -> None:
         self.message = message
         """The message without the location prefix."""
@@ -114,18 +118,18 @@ class Diagnostic(str):
 
     kind: str
     message: str
-    filename: Optional[str]
-    line: Optional[int]
-    key: Optional[str]
+    filename: str | None
+    line: int | None
+    key: str | None
 
     def __new__(
         cls,
         kind: str,
         message: str,
-        filename: Optional[str] = None,
-        line: Optional[int] = None,
-        key: Optional[str] = None,
-    ) -> "Diagnostic":
+        filename: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> Diagnostic:
         self = super().__new__(cls, f"{_where(filename, line, None)}{kind}: {message}")
         self.kind = kind
         self.message = message
@@ -177,7 +181,7 @@ class MosConfig:
     stat_print: tuple[str, ...] = ()
     """Interfaces whose per-second packet/byte statistics are printed."""
 
-    mos_log: Optional[str] = None
+    mos_log: str | None = None
     """Directory for the run's log files (relative paths are relative to
     the working directory, as in mOS), or None for no log files. See
     :func:`ensure_log_dir`."""
@@ -211,10 +215,10 @@ class MosConfig:
     """One line per suspicious setting: unknown keys and blocks (with a
     suggestion), keys set twice, stat_print names not in netdev."""
 
-    source: Optional[str] = None
+    source: str | None = None
     """The path the configuration was loaded from, or None."""
 
-    def merged(self, **overrides: Any) -> "MosConfig":
+    def merged(self, **overrides: Any) -> MosConfig:
         """Return a new config with command-line ``overrides`` applied.
 
         Keyword names are field names; ``None`` values are ignored, so
@@ -228,9 +232,7 @@ class MosConfig:
         """
         unknown = sorted(set(overrides) - _OVERRIDABLE)
         if unknown:
-            raise TypeError(
-                f"MosConfig.merged() got unknown override(s): {', '.join(unknown)}"
-            )
+            raise TypeError(f"MosConfig.merged() got unknown override(s): {', '.join(unknown)}")
         given = {k: v for k, v in overrides.items() if v is not None}
         changes: dict[str, Any] = {}
         try:
@@ -279,8 +281,7 @@ def _parse_int(text: str, key: str) -> int:
         raise _Invalid(f"missing value for '{key}'")
     if not _NUM_RE.match(s):
         raise _Invalid(
-            f"bad number '{s}' for '{key}' "
-            "(expected a decimal or 0x-prefixed hexadecimal integer)"
+            f"bad number '{s}' for '{key}' (expected a decimal or 0x-prefixed hexadecimal integer)"
         )
     sign = -1 if s[0] == "-" else 1
     body = s.lstrip("+-")
@@ -327,8 +328,7 @@ def _check_tcp_timeout(v: int) -> int:
         return 0
     if v < 0:
         raise _Invalid(
-            f"tcp_timeout must be 0 or more seconds (0, or mOS's -1, "
-            f"turns the idle timeout off), got {v}"
+            f"tcp_timeout must be 0 or more seconds (0, or mOS's -1, turns the idle timeout off), got {v}"
         )
     if v > _I32_MAX:
         raise _Invalid(f"tcp_timeout must be at most {_I32_MAX} seconds, got {v}")
@@ -417,8 +417,7 @@ _IGNORED_MOS_KEYS = {
     "mosfw captures with libpcap and ignores it",
     "wmem_size": "the send-buffer size of mOS end-host (mTCP) sockets; "
     "a passive monitor never sends, so mosfw ignores it",
-    "multiprocess": "a DPDK multi-process setting; mosfw starts its own "
-    "worker per core and ignores it",
+    "multiprocess": "a DPDK multi-process setting; mosfw starts its own worker per core and ignores it",
     "port": "read but never used by mOS; mosfw ignores it",
 }
 _MOS_KEYS = _HONOURED_KEYS + tuple(_IGNORED_MOS_KEYS)
@@ -432,8 +431,7 @@ _TABLE_BLOCKS = {
     "modes; a passive monitor sends nothing",
     "route_table": "static routes are for mOS's forwarding and end-host "
     "modes; a passive monitor sends nothing",
-    "nic_forward_table": "bump-in-the-wire forwarding is not possible in "
-    "passive mode",
+    "nic_forward_table": "bump-in-the-wire forwarding is not possible in passive mode",
 }
 _BLOCKS = ("mos", "application", "netdev") + tuple(_TABLE_BLOCKS)
 
@@ -486,7 +484,7 @@ def _suggest(word: str, candidates: Iterable[str]) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str, filename: Optional[str]) -> None:
+    def __init__(self, text: str, filename: str | None) -> None:
         self.filename = filename
         self.toks, self.lines = _tokenize(text)
         self.pos = 0
@@ -500,13 +498,13 @@ class _Parser:
 
     # -- helpers ------------------------------------------------------------
 
-    def error(self, message: str, tok: _Tok, col: Optional[int] = None) -> ConfigError:
+    def error(self, message: str, tok: _Tok, col: int | None = None) -> ConfigError:
         return ConfigError(message, self.filename, tok.line, tok.col if col is None else col)
 
     def note(self, message: str, line: int, key: str) -> None:
         self.notes.append(Diagnostic("note", message, self.filename, line, key))
 
-    def warn(self, message: str, line: int, key: Optional[str]) -> None:
+    def warn(self, message: str, line: int, key: str | None) -> None:
         self.warnings.append(Diagnostic("warning", message, self.filename, line, key))
 
     def peek(self, k: int = 0) -> _Tok:
@@ -545,7 +543,7 @@ class _Parser:
     def parse(self) -> None:
         self.body("mos", None)
 
-    def body(self, scope: str, opener: Optional[tuple[_Tok, _Tok]]) -> None:
+    def body(self, scope: str, opener: tuple[_Tok, _Tok] | None) -> None:
         while True:
             tok = self.next_significant()
             if tok.kind == "eof":
@@ -586,8 +584,7 @@ class _Parser:
                 child = bname
             else:
                 self.warn(
-                    f"unknown block '{bname}' (its contents are ignored)"
-                    + _suggest(bname, _BLOCKS),
+                    f"unknown block '{bname}' (its contents are ignored)" + _suggest(bname, _BLOCKS),
                     name.line,
                     bname,
                 )
@@ -648,8 +645,7 @@ class _Parser:
         iface = words[0]
         if len(words) == 1:
             raise self.error(
-                f"missing core mask after '{iface.text}' in netdev "
-                f"(expected e.g. '{iface.text} 0x0001')",
+                f"missing core mask after '{iface.text}' in netdev (expected e.g. '{iface.text} 0x0001')",
                 iface,
                 iface.end,
             )
@@ -694,12 +690,8 @@ class _Parser:
             return
         if scope == "application":
             if name not in _APP_KEYS:
-                where = " (it belongs in the 'mos' block)" if name in _MOS_KEYS else _suggest(
-                    name, _APP_KEYS
-                )
-                self.warn(
-                    f"unknown key '{name}' in 'application' block{where}", key.line, name
-                )
+                where = " (it belongs in the 'mos' block)" if name in _MOS_KEYS else _suggest(name, _APP_KEYS)
+                self.warn(f"unknown key '{name}' in 'application' block{where}", key.line, name)
             return
 
         # mos scope
@@ -741,8 +733,7 @@ class _Parser:
             for n in names:
                 if n not in self.netdevs:
                     self.warn(
-                        f"stat_print names '{n}', which is not in netdev"
-                        + _suggest(n, self.netdevs),
+                        f"stat_print names '{n}', which is not in netdev" + _suggest(n, self.netdevs),
                         key.line,
                         "stat_print",
                     )
@@ -759,7 +750,7 @@ class _Parser:
 # entry points
 
 
-def parse_config(text: str, filename: Optional[str] = "mos.conf") -> MosConfig:
+def parse_config(text: str, filename: str | None = "mos.conf") -> MosConfig:
     """Parse mos.conf ``text``; ``filename`` is only used in messages.
 
     Raises :class:`ConfigError` on a syntax error or an invalid value.
@@ -770,7 +761,7 @@ def parse_config(text: str, filename: Optional[str] = "mos.conf") -> MosConfig:
     return parser.config()
 
 
-def load_config(path: "str | os.PathLike[str]") -> MosConfig:
+def load_config(path: str | os.PathLike[str]) -> MosConfig:
     """Read and parse the mos.conf at ``path`` (``source`` is set to it).
 
     Raises :class:`ConfigError` if the file cannot be read, is not UTF-8
@@ -792,7 +783,7 @@ def load_config(path: "str | os.PathLike[str]") -> MosConfig:
     return attrs.evolve(parse_config(text, name), source=name)
 
 
-def ensure_log_dir(cfg: MosConfig) -> Optional[pathlib.Path]:
+def ensure_log_dir(cfg: MosConfig) -> pathlib.Path | None:
     """Create ``cfg.mos_log`` (and its parents) if missing; return it.
 
     Returns None when no ``mos_log`` is configured. Raises
@@ -812,13 +803,11 @@ def ensure_log_dir(cfg: MosConfig) -> Optional[pathlib.Path]:
             f"cannot create log directory '{cfg.mos_log}' (mos_log): {reason}", cfg.source
         ) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"log directory '{cfg.mos_log}' (mos_log) is not writable", cfg.source
-        )
+        raise ConfigError(f"log directory '{cfg.mos_log}' (mos_log) is not writable", cfg.source)
     return path
 
 
-def emit_diagnostics(cfg: MosConfig, stream: Optional[IO[str]] = None) -> int:
+def emit_diagnostics(cfg: MosConfig, stream: IO[str] | None = None) -> int:
     """Write ``cfg``'s notes and warnings to ``stream`` (default stderr),
     one per line, in line order. Returns how many were written."""
     out = sys.stderr if stream is None else stream

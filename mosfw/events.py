@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import Any
 
 from mosfw._native import ffi, lib
 
@@ -31,7 +32,8 @@ class EventType(enum.IntFlag):
     @property
     def label(self) -> str:
         """Lower-case name as the eventlog prints it (``conn_start``)."""
-        return ffi.string(lib.mosfw_event_name(int(self))).decode()
+        name: bytes = ffi.string(lib.mosfw_event_name(int(self)))
+        return name.decode()
 
 
 class Side(enum.IntEnum):
@@ -45,7 +47,7 @@ class Side(enum.IntEnum):
         return self.name.lower()
 
     @property
-    def peer(self) -> "Side":
+    def peer(self) -> Side:
         return Side(1 - self)
 
 
@@ -105,7 +107,7 @@ ERRORS = {int(e): e for e in ErrorCode}
 TYPE_BY_BIT = {int(t): t for t in EventType}
 
 
-class Event(tuple):
+class Event(tuple[Any, ...]):
     """One event record, as the engine wrote it at event time.
 
     A tuple (cheap to build from the bulk-unpacked records) with named
@@ -120,21 +122,31 @@ class Event(tuple):
     ts = property(lambda self: self[0], doc="packet time (s) of the packet that caused it")
     flow_id = property(lambda self: self[1], doc="stable per-core flow id (0: no flow)")
     type = property(lambda self: TYPE_BY_BIT[self[3]], doc="the EventType")
-    seq = property(lambda self: self[4], doc="TCP sequence number (REXMIT: the segment's; NEW_DATA: first new byte)")
+    seq = property(
+        lambda self: self[4], doc="TCP sequence number (REXMIT: the segment's; NEW_DATA: first new byte)"
+    )
     ack = property(lambda self: self[5], doc="ack number of the packet")
     len = property(lambda self: self[6], doc="payload bytes (REXMIT: the segment; NEW_DATA: the new bytes)")
     window = property(lambda self: self[7], doc="raw window field of the packet")
     side = property(lambda self: SIDES[self[8]], doc="the Side the event is about")
     old_state = property(lambda self: STATES[self[9]], doc="TCP_STATE_CHANGE: state before")
-    new_state = property(lambda self: STATES[self[10]], doc="TCP_STATE_CHANGE: state after; CONN_START: state now")
+    new_state = property(
+        lambda self: STATES[self[10]], doc="TCP_STATE_CHANGE: state after; CONN_START: state now"
+    )
     reason = property(lambda self: REASONS.get(self[11]), doc="CONN_END: the EndReason")
     error = property(lambda self: ERRORS.get(self[11]), doc="ERROR: the ErrorCode")
-    midstream = property(lambda self: bool(self[12] & lib.MOSFW_EVF_MIDSTREAM), doc="CONN_START of a flow picked up mid-stream")
-    tcp_flags = property(lambda self: self[13], doc="TCP flags byte of the packet (0 for timer-driven events)")
+    midstream = property(
+        lambda self: bool(self[12] & lib.MOSFW_EVF_MIDSTREAM), doc="CONN_START of a flow picked up mid-stream"
+    )
+    tcp_flags = property(
+        lambda self: self[13], doc="TCP flags byte of the packet (0 for timer-driven events)"
+    )
     client_state = property(lambda self: STATES[self[14]], doc="client's state at event time")
     server_state = property(lambda self: STATES[self[15]], doc="server's state at event time")
     pkt_index = property(lambda self: self[17], doc="1-based index of the packet in the input")
 
     def __repr__(self) -> str:
         t = TYPE_BY_BIT.get(self[3])
-        return f"<Event {t.label if t else self[3]} side={SIDES[self[8]].label} ts={self[0]:.6f} flow={self[1]}>"
+        return (
+            f"<Event {t.label if t else self[3]} side={SIDES[self[8]].label} ts={self[0]:.6f} flow={self[1]}>"
+        )

@@ -224,18 +224,43 @@ def _load_path(spec: str, path: str) -> ModuleType:
     if os.path.isdir(path):
         for cand in ("app.py", "__init__.py", f"{os.path.basename(path)}.py"):
             if os.path.isfile(os.path.join(path, cand)):
-                return _load_file(os.path.join(path, cand))
+                return _load_file(os.path.join(path, cand), package_dir=path)
         raise PluginLoadError(f"plugin folder {spec} has no app.py or __init__.py")
     if os.path.isfile(path):
         return _load_file(path)
     raise PluginLoadError(f"plugin {spec!r}: no such file or folder")
 
 
-def _load_file(path: str) -> ModuleType:
-    modname = "mosfw_app_" + "".join(c if c.isalnum() else "_" for c in os.path.realpath(path))
+def _module_name(path: str) -> str:
+    return "mosfw_app_" + "".join(c if c.isalnum() else "_" for c in os.path.realpath(path))
+
+
+def _folder_package(folder: str) -> str:
+    """An app folder as a package of its own (``mosfw_app_<path>``) so that
+    the app's modules import each other relatively (``from .table import
+    ...``) without the folder on sys.path."""
+    name = _module_name(folder)
+    if name not in sys.modules:
+        package = ModuleType(name)
+        package.__path__ = [folder]
+        package.__package__ = name
+        sys.modules[name] = package
+    return name
+
+
+def _load_file(path: str, package_dir: str | None = None) -> ModuleType:
+    """Import a plugin file; inside an app folder, as a module of the
+    folder's package (the folder's ``__init__.py`` is that package itself)."""
+    locations = None
+    if package_dir is None:
+        modname = _module_name(path)
+    elif os.path.basename(path) == "__init__.py":
+        modname, locations = _module_name(package_dir), [package_dir]
+    else:
+        modname = _folder_package(package_dir) + "." + os.path.basename(path)[:-3]
     if modname in sys.modules:
         return sys.modules[modname]
-    spec = importlib.util.spec_from_file_location(modname, path)
+    spec = importlib.util.spec_from_file_location(modname, path, submodule_search_locations=locations)
     if spec is None or spec.loader is None:
         raise PluginLoadError(f"cannot load plugin file {path}")
     module = importlib.util.module_from_spec(spec)

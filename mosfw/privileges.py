@@ -59,7 +59,9 @@ def drop_privileges(user: str, group: str | None = None) -> tuple[int, int]:
     # modules imported only when needed (kept off start-up) must be
     # imported now: the user may not be able to read the interpreter's
     # library (a python under /root)
-    import json, pickle, traceback  # noqa: E401, F401
+    import json  # noqa: F401 - imported for the side effect above
+    import pickle  # noqa: F401 - likewise
+    import traceback  # noqa: F401 - likewise
 
     if os.geteuid() != 0:
         if os.getuid() == os.geteuid() == uid:

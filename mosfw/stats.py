@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from mosfw._native import ffi
@@ -45,11 +47,11 @@ class RunStats:
     plugin_errors: int = 0  #: exceptions raised by plugin hooks
 
     @classmethod
-    def from_c(cls, c, plugin_errors: int = 0) -> "RunStats":
+    def from_c(cls, c: Any, plugin_errors: int = 0) -> RunStats:
         return cls(**{f: getattr(c, f) for f in _FIELDS}, plugin_errors=plugin_errors)
 
-    def __add__(self, other: "RunStats") -> "RunStats":
-        vals = {}
+    def __add__(self, other: RunStats) -> RunStats:
+        vals: dict[str, Any] = {}
         for a in attrs.fields(RunStats):
             x, y = getattr(self, a.name), getattr(other, a.name)
             if a.name == "first_ts":
@@ -60,5 +62,5 @@ class RunStats:
                 vals[a.name] = x + y
         return RunStats(**vals)
 
-    def asdict(self) -> dict:
+    def asdict(self) -> dict[str, Any]:
         return attrs.asdict(self)

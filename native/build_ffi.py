@@ -20,8 +20,21 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["packet.c", "flow_table.c", "tcp_state.c", "conn_history.c", "source.c", "core_loop.c", "names.c",
-           "stream_buf.c", "pkt_arena.c", "timers.c", "filters.c", "core_ext.c", "shared_input.c"]
+SOURCES = [
+    "packet.c",
+    "flow_table.c",
+    "tcp_state.c",
+    "conn_history.c",
+    "source.c",
+    "core_loop.c",
+    "names.c",
+    "stream_buf.c",
+    "pkt_arena.c",
+    "timers.c",
+    "filters.c",
+    "core_ext.c",
+    "shared_input.c",
+]
 
 ffibuilder = FFI()
 ffibuilder.cdef((HERE / "mosfw_api.cdef").read_text())

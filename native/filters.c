@@ -6,10 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct mosfw_filters *mosfw_filters_new(void)
-{
-	return calloc(1, sizeof(struct mosfw_filters));
-}
+struct mosfw_filters *mosfw_filters_new(void) { return calloc(1, sizeof(struct mosfw_filters)); }
 
 static void bpf_clear(struct mosfw_bpf *b)
 {
@@ -78,7 +75,8 @@ int mosfw_filters_set(struct mosfw_filters *f, unsigned which, uint32_t event_ty
 		return -1;
 	}
 	if (pcap_compile(dead, &prog, expr, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "bad BPF filter '%s': %s", expr, pcap_geterr(dead));
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "bad BPF filter '%s': %s", expr,
+		         pcap_geterr(dead));
 		pcap_close(dead);
 		return -1;
 	}
@@ -120,7 +118,8 @@ uint32_t mosfw_filters_bits(struct mosfw_filters *f, uint32_t type, uint32_t pkt
 	if (!f->cache_valid || f->cache_index != pkt_index) {
 		uint32_t bits = 0;
 		for (i = 0; i < MOSFW_FILTER_EVENTS; i++)
-			if ((f->types && f->ev[i].set) && mosfw_bpf_match(&f->ev[i], frame, caplen, wirelen, ts))
+			if ((f->types && f->ev[i].set) &&
+			    mosfw_bpf_match(&f->ev[i], frame, caplen, wirelen, ts))
 				bits |= 1u << i;
 		f->cache_bits = bits;
 		f->cache_index = pkt_index;

@@ -6,8 +6,8 @@
 const char *mosfw_state_name(unsigned state)
 {
 	static const char *const n[] = {
-		"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
-		"FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT",
+		"CLOSED",     "LISTEN",     "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1",
+		"FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",  "LAST_ACK", "TIME_WAIT",
 	};
 	return state < sizeof(n) / sizeof(n[0]) ? n[state] : "UNKNOWN";
 }
@@ -31,13 +31,15 @@ const char *mosfw_event_name(unsigned type)
 
 const char *mosfw_end_reason_name(unsigned r)
 {
-	static const char *const n[] = { "none", "fin", "rst", "timeout", "evicted", "eof", "reused" };
+	static const char *const n[] = {
+		"none", "fin", "rst", "timeout", "evicted", "eof", "reused"
+	};
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
 }
 
 const char *mosfw_error_name(unsigned code)
 {
 	static const char *const n[] = { "none", "table_full", "bad_sequence", "bad_checksum",
-	                                     "buffer_overrun" };
+		                         "buffer_overrun" };
 	return code < sizeof(n) / sizeof(n[0]) ? n[code] : "unknown";
 }

@@ -40,9 +40,8 @@ void mosfw_arena_reset(struct mosfw_arena *a)
 	a->last_index = 0;
 }
 
-void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts,
-                      const uint8_t *frame, uint32_t caplen, uint32_t wirelen,
-                      const struct mosfw_pkt *p, int stable)
+void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts, const uint8_t *frame,
+                      uint32_t caplen, uint32_t wirelen, const struct mosfw_pkt *p, int stable)
 {
 	struct mosfw_packet *e;
 

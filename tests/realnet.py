@@ -44,9 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 # --------------------------------------------------------------------------
 # small process helpers
@@ -56,8 +56,9 @@ DEFAULT_TIMEOUT = 20.0
 _counter = itertools.count()
 
 
-def _run(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, check: bool = True,
-         **kw) -> subprocess.CompletedProcess:
+def _run(
+    argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
     """subprocess.run with captured text output and a timeout, always."""
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
@@ -69,7 +70,8 @@ def _run(argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, check: bool = Tr
     if check and cp.returncode != 0:
         raise RuntimeError(
             f"command failed (rc={cp.returncode}): {' '.join(map(str, argv))}\n"
-            f"stdout: {(cp.stdout or '')[-2000:]}\nstderr: {(cp.stderr or '')[-2000:]}")
+            f"stdout: {(cp.stdout or '')[-2000:]}\nstderr: {(cp.stderr or '')[-2000:]}"
+        )
     return cp
 
 
@@ -107,7 +109,7 @@ def can_use_netns(tools: Iterable[str] = REQUIRED_TOOLS) -> tuple[bool, str]:
     if not sys.platform.startswith("linux"):
         return False, f"network namespaces need Linux (platform is {sys.platform})"
     if os.geteuid() != 0:
-        return False, "network namespaces need root (euid is %d)" % os.geteuid()
+        return False, f"network namespaces need root (euid is {os.geteuid()})"
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         return False, "missing tools: " + ", ".join(missing)
@@ -116,8 +118,7 @@ def can_use_netns(tools: Iterable[str] = REQUIRED_TOOLS) -> tuple[bool, str]:
         cp = _run(["ip", "netns", "add", name], timeout=10, check=False)
         if cp.returncode != 0:
             return False, f"`ip netns add` failed: {cp.stderr.strip()}"
-        cp = _run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
-                  timeout=10, check=False)
+        cp = _run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], timeout=10, check=False)
         if cp.returncode != 0:
             return False, f"`ip netns exec` failed: {cp.stderr.strip()}"
     except (OSError, RuntimeError) as e:
@@ -190,10 +191,10 @@ class NetPair:
     def ifname(self, side: str) -> str:
         return {"server": self.srv_if, "client": self.cli_if}[side]
 
-    def run_in(self, side: str, argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT,
-               check: bool = True, **kw) -> subprocess.CompletedProcess:
-        return _run(["ip", "netns", "exec", self.ns(side), *argv], timeout=timeout,
-                    check=check, **kw)
+    def run_in(
+        self, side: str, argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT, check: bool = True, **kw
+    ) -> subprocess.CompletedProcess:
+        return _run(["ip", "netns", "exec", self.ns(side), *argv], timeout=timeout, check=check, **kw)
 
     def popen_in(self, side: str, argv: Sequence[str], **kw) -> subprocess.Popen:
         """Start a long-running process in a namespace; it is tracked and
@@ -211,25 +212,44 @@ class NetPair:
         both the lost original and its retransmission. Dropping at the
         client's ingress loses server data (data retransmissions); at the
         server's ingress, client ACKs/requests/SYNs/FINs."""
-        permille = int(round(percent * 10))
+        permille = round(percent * 10)
         if not 0 <= permille <= 1000:
             raise ValueError(f"percent out of range: {percent}")
         sides = ["server", "client"] if side == "both" else [side]
         for s in sides:
             rules = (
                 "table netdev mfloss {\n"
-                f"  chain in {{ type filter hook ingress device \"{self.ifname(s)}\" priority 0; "
+                f'  chain in {{ type filter hook ingress device "{self.ifname(s)}" priority 0; '
                 "policy accept;\n"
                 f"    meta l4proto tcp numgen random mod 1000 < {permille} drop\n"
-                "  }\n}\n")
+                "  }\n}\n"
+            )
             self.run_in(s, ["nft", "-f", "-"], input=rules, timeout=10)
 
-    def add_tbf(self, rate: str = "40mbit", burst: str = "12kb", limit: str = "24kb",
-                side: str = "server") -> None:
+    def add_tbf(
+        self, rate: str = "40mbit", burst: str = "12kb", limit: str = "24kb", side: str = "server"
+    ) -> None:
         """A token bucket on `side`'s veth egress: congestion drops
         happen before the tap on that interface."""
-        self.run_in(side, ["tc", "qdisc", "add", "dev", self.ifname(side), "root", "tbf",
-                           "rate", rate, "burst", burst, "limit", limit], timeout=10)
+        self.run_in(
+            side,
+            [
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                self.ifname(side),
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                burst,
+                "limit",
+                limit,
+            ],
+            timeout=10,
+        )
 
     # -- server ---------------------------------------------------------------
     def make_files(self, files: dict[str, int] | Iterable[int]) -> dict[str, int]:
@@ -239,7 +259,7 @@ class NetPair:
             files = {f"f{n}.bin": n for n in files}
         docroot = self.workdir / "www"
         docroot.mkdir(mode=0o755, exist_ok=True)
-        os.chmod(docroot, 0o755)
+        os.chmod(docroot, 0o755)  # noqa: S103 - nginx's workers (another user) read it
         for name, size in files.items():
             p = docroot / name
             if not p.exists() or p.stat().st_size != size:
@@ -247,8 +267,9 @@ class NetPair:
             os.chmod(p, 0o644)
         return dict(files)
 
-    def serve_files(self, files: dict[str, int] | Iterable[int], kind: str | None = None,
-                    timeout: float = 10.0) -> dict[str, int]:
+    def serve_files(
+        self, files: dict[str, int] | Iterable[int], kind: str | None = None, timeout: float = 10.0
+    ) -> dict[str, int]:
         """Make the files and start a server on srv4 and srv6, port
         self.port: nginx (worker user nobody) when installed, else
         `python -m http.server` (kind="python" forces it). Waits until
@@ -293,31 +314,57 @@ http {{
 }}
 """
         (w / "nginx.conf").write_text(conf)
-        self.run_in("server", ["nginx", "-t", "-q", "-p", str(w), "-c", str(w / "nginx.conf"),
-                               "-e", str(w / "nginx-error.log")], timeout=10)
-        log = open(w / "nginx-stderr.log", "wb")
-        self.popen_in("server", ["nginx", "-p", str(w), "-c", str(w / "nginx.conf"),
-                                 "-e", str(w / "nginx-error.log")],
-                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        self.run_in(
+            "server",
+            [
+                "nginx",
+                "-t",
+                "-q",
+                "-p",
+                str(w),
+                "-c",
+                str(w / "nginx.conf"),
+                "-e",
+                str(w / "nginx-error.log"),
+            ],
+            timeout=10,
+        )
+        with open(w / "nginx-stderr.log", "wb") as log:
+            self.popen_in(
+                "server",
+                ["nginx", "-p", str(w), "-c", str(w / "nginx.conf"), "-e", str(w / "nginx-error.log")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def _start_python_server(self) -> None:
         # "::" with IPV6_V6ONLY=0 (http.server's dual-stack default) serves both.
-        log = open(self.workdir / "httpserver.log", "wb")
-        self.popen_in("server", [sys.executable, "-m", "http.server", "--bind", "::",
-                                 "--directory", str(self.workdir / "www"), str(self.port)],
-                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(self.workdir / "httpserver.log", "wb") as log:
+            self.popen_in(
+                "server",
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "::",
+                    "--directory",
+                    str(self.workdir / "www"),
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def _wait_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for p in self._procs:
                 if p.poll() is not None:
-                    raise RuntimeError(f"server exited early (rc={p.returncode}); see "
-                                       f"{self.workdir}")
-            cp = self.run_in("server", ["ss", "-Hltn", f"sport = :{self.port}"], timeout=5,
-                             check=False)
+                    raise RuntimeError(f"server exited early (rc={p.returncode}); see {self.workdir}")
+            cp = self.run_in("server", ["ss", "-Hltn", f"sport = :{self.port}"], timeout=5, check=False)
             if cp.stdout.strip():
                 return
             time.sleep(0.05)
@@ -331,15 +378,25 @@ http {{
         return [self.url(n, family) for n in names]
 
     # -- clients --------------------------------------------------------------
-    def fetch(self, urls: Sequence[str], parallel: int = 1, timeout: float = 30.0,
-              connection_close: bool = False) -> list[FetchResult]:
+    def fetch(
+        self, urls: Sequence[str], parallel: int = 1, timeout: float = 30.0, connection_close: bool = False
+    ) -> list[FetchResult]:
         """One curl process (so one TCP connection) per URL, run in the
         client namespace, `parallel` at a time. Returns results in URL
         order; a failed fetch is ok=False, not an exception."""
 
         def one(u: str) -> FetchResult:
-            argv = ["curl", "-sS", "-g", "-o", "/dev/null", "--max-time", str(timeout),
-                    "-w", "%{http_code} %{size_download} %{time_total}"]
+            argv = [
+                "curl",
+                "-sS",
+                "-g",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                str(timeout),
+                "-w",
+                "%{http_code} %{size_download} %{time_total}",
+            ]
             if connection_close:
                 argv += ["-H", "Connection: close"]
             argv.append(u)
@@ -352,29 +409,38 @@ http {{
                 code, size, secs = int(code), int(size), float(secs)
             except ValueError:
                 code, size, secs = 0, 0, 0.0
-            return FetchResult(u, cp.returncode == 0 and code == 200, code, size, secs,
-                               cp.stderr.strip())
+            return FetchResult(u, cp.returncode == 0 and code == 200, code, size, secs, cp.stderr.strip())
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as ex:
             return list(ex.map(one, urls))
 
     # -- capture --------------------------------------------------------------
     @contextlib.contextmanager
-    def capture(self, pcap: str | os.PathLike, side: str = "server", linger: float = 1.0,
-                bpf: str | None = None) -> Iterator[CaptureStats]:
+    def capture(
+        self, pcap: str | os.PathLike, side: str = "server", linger: float = 1.0, bpf: str | None = None
+    ) -> Iterator[CaptureStats]:
         """tcpdump on `side`'s veth, started (and listening) before the
         body and stopped with SIGINT `linger` seconds after it. The yielded
         CaptureStats is filled in from tcpdump's summary on exit."""
         pcap = Path(pcap)
         errlog = self.workdir / f"tcpdump-{next(_counter)}.err"
-        errf = open(errlog, "wb")
-        argv = ["tcpdump", "-i", self.ifname(side), "--immediate-mode", "-B", "65536",
-                "-n", "-Z", "root", "-w", str(pcap)]
+        argv = [
+            "tcpdump",
+            "-i",
+            self.ifname(side),
+            "--immediate-mode",
+            "-B",
+            "65536",
+            "-n",
+            "-Z",
+            "root",
+            "-w",
+            str(pcap),
+        ]
         if bpf:
             argv.append(bpf)
-        proc = self.popen_in(side, argv, stdout=subprocess.DEVNULL, stderr=errf,
-                             stdin=subprocess.DEVNULL)
-        errf.close()
+        with open(errlog, "wb") as errf:
+            proc = self.popen_in(side, argv, stdout=subprocess.DEVNULL, stderr=errf, stdin=subprocess.DEVNULL)
         stats = CaptureStats(pcap)
         deadline = time.monotonic() + 10
         while b"listening on" not in errlog.read_bytes():
@@ -390,9 +456,11 @@ http {{
             _stop_pid(proc, signal.SIGINT, timeout=10)
             text = errlog.read_text(errors="replace")
             stats.stderr = text
-            for attr, pat in (("captured", r"(\d+) packets? captured"),
-                              ("received_by_filter", r"(\d+) packets? received by filter"),
-                              ("dropped_by_kernel", r"(\d+) packets? dropped by kernel")):
+            for attr, pat in (
+                ("captured", r"(\d+) packets? captured"),
+                ("received_by_filter", r"(\d+) packets? received by filter"),
+                ("dropped_by_kernel", r"(\d+) packets? dropped by kernel"),
+            ):
                 m = re.search(pat, text)
                 if m:
                     setattr(stats, attr, int(m.group(1)))
@@ -425,35 +493,78 @@ def netpair(offloads_off: bool = True) -> Iterator[NetPair]:
     tag = f"mf{pid}x{n}"
     octet = (pid * 7 + n) % 250 + 1
     workdir = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-    os.chmod(workdir, 0o755)
+    os.chmod(workdir, 0o755)  # noqa: S103 - the servers in the namespaces run as other users
     net = NetPair(
-        tag=tag, octet=octet,
-        srv_ns=f"{tag}s", cli_ns=f"{tag}c",
-        srv_if=f"{tag}s"[-15:], cli_if=f"{tag}c"[-15:],
-        srv4=f"10.77.{octet}.1", cli4=f"10.77.{octet}.2",
-        srv6=f"fd77:0:0:{octet}::1", cli6=f"fd77:0:0:{octet}::2",
-        workdir=workdir)
+        tag=tag,
+        octet=octet,
+        srv_ns=f"{tag}s",
+        cli_ns=f"{tag}c",
+        srv_if=f"{tag}s"[-15:],
+        cli_if=f"{tag}c"[-15:],
+        srv4=f"10.77.{octet}.1",
+        cli4=f"10.77.{octet}.2",
+        srv6=f"fd77:0:0:{octet}::1",
+        cli6=f"fd77:0:0:{octet}::2",
+        workdir=workdir,
+    )
     try:
         for ns in (net.srv_ns, net.cli_ns):
             _run(["ip", "netns", "add", ns], timeout=10)
             net._ns_made.append(ns)
         # Made directly inside the namespaces: no name ever lives in the root ns.
-        _run(["ip", "link", "add", net.srv_if, "netns", net.srv_ns, "type", "veth",
-              "peer", "name", net.cli_if, "netns", net.cli_ns], timeout=10)
+        _run(
+            [
+                "ip",
+                "link",
+                "add",
+                net.srv_if,
+                "netns",
+                net.srv_ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                net.cli_if,
+                "netns",
+                net.cli_ns,
+            ],
+            timeout=10,
+        )
         for side, a4, a6 in (("server", net.srv4, net.srv6), ("client", net.cli4, net.cli6)):
             ifc = net.ifname(side)
             net.run_in(side, ["ip", "link", "set", "lo", "up"], timeout=10)
             net.run_in(side, ["ip", "addr", "add", f"{a4}/24", "dev", ifc], timeout=10)
             net.run_in(side, ["ip", "addr", "add", f"{a6}/64", "dev", ifc, "nodad"], timeout=10)
             if offloads_off:
-                net.run_in(side, ["ethtool", "-K", ifc, "tso", "off", "gso", "off", "gro", "off",
-                                  "tx", "off", "rx", "off"], timeout=10, check=False)
+                net.run_in(
+                    side,
+                    [
+                        "ethtool",
+                        "-K",
+                        ifc,
+                        "tso",
+                        "off",
+                        "gso",
+                        "off",
+                        "gro",
+                        "off",
+                        "tx",
+                        "off",
+                        "rx",
+                        "off",
+                    ],
+                    timeout=10,
+                    check=False,
+                )
             net.run_in(side, ["ip", "link", "set", ifc, "up"], timeout=10)
         # Wait for the link (and IPv6 neighbour machinery) to come up.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            cp = net.run_in("client", ["ping", "-c", "1", "-W", "1", net.srv4], timeout=5,
-                            check=False) if shutil.which("ping") else None
+            cp = (
+                net.run_in("client", ["ping", "-c", "1", "-W", "1", net.srv4], timeout=5, check=False)
+                if shutil.which("ping")
+                else None
+            )
             if cp is None or cp.returncode == 0:
                 break
             time.sleep(0.05)
@@ -475,10 +586,16 @@ class Scenario:
     server_kind: str
 
 
-def run_http_scenario(pcap: str | os.PathLike, plan: Sequence[tuple[int, int]],
-                      drop_percent: float = 0.0, drop_side: str = "both",
-                      tbf: dict | None = None, parallel: int = 4,
-                      server: str | None = None, fetch_timeout: float = 30.0) -> Scenario:
+def run_http_scenario(
+    pcap: str | os.PathLike,
+    plan: Sequence[tuple[int, int]],
+    drop_percent: float = 0.0,
+    drop_side: str = "both",
+    tbf: dict | None = None,
+    parallel: int = 4,
+    server: str | None = None,
+    fetch_timeout: float = 30.0,
+) -> Scenario:
     """One capture of HTTP fetches: `plan` is a list of (size, family)
     pairs, one TCP connection each, run `parallel` at a time in that
     order. drop_percent>0 adds the nftables random drop on drop_side
@@ -503,8 +620,9 @@ def run_http_scenario(pcap: str | os.PathLike, plan: Sequence[tuple[int, int]],
 # oracles on a capture file (independent of mosfw)
 
 
-def _tshark_fields(pcap, display_filter: str, fields: Sequence[str],
-                   timeout: float = 60.0) -> list[list[str]]:
+def _tshark_fields(
+    pcap, display_filter: str, fields: Sequence[str], timeout: float = 60.0
+) -> list[list[str]]:
     argv = ["tshark", "-n", "-r", str(pcap), "-Y", display_filter, "-T", "fields"]
     for f in fields:
         argv += ["-e", f]
@@ -521,8 +639,7 @@ def tshark_syn_count(pcap) -> int:
 
 def tshark_rexmit_frames(pcap) -> list[int]:
     """Frame numbers tshark flags `retransmission || out_of_order`."""
-    rows = _tshark_fields(pcap, "tcp.analysis.retransmission || tcp.analysis.out_of_order",
-                          ["frame.number"])
+    rows = _tshark_fields(pcap, "tcp.analysis.retransmission || tcp.analysis.out_of_order", ["frame.number"])
     return [int(r[0]) for r in rows]
 
 
@@ -537,8 +654,11 @@ def tshark_rexmit_packets(pcap) -> list[tuple[float, str, int]]:
     """(time_epoch, sender "IP:PORT", tcp.len) of every packet tshark flags
     `retransmission || out_of_order`: for per-direction figures and for
     matching against another tool's list by timestamp."""
-    rows = _tshark_fields(pcap, "tcp.analysis.retransmission || tcp.analysis.out_of_order",
-                          ["frame.time_epoch", "ip.src", "ipv6.src", "tcp.srcport", "tcp.len"])
+    rows = _tshark_fields(
+        pcap,
+        "tcp.analysis.retransmission || tcp.analysis.out_of_order",
+        ["frame.time_epoch", "ip.src", "ipv6.src", "tcp.srcport", "tcp.len"],
+    )
     out = []
     for r in rows:
         r += [""] * (5 - len(r))
@@ -551,15 +671,21 @@ def tshark_rexmit_packets(pcap) -> list[tuple[float, str, int]]:
 def tshark_rexmit_breakdown(pcap) -> dict[str, int]:
     """Counts per tshark analysis flag, for diagnostics."""
     out = {}
-    for name in ("retransmission", "fast_retransmission", "spurious_retransmission",
-                 "out_of_order", "lost_segment", "keep_alive"):
+    for name in (
+        "retransmission",
+        "fast_retransmission",
+        "spurious_retransmission",
+        "out_of_order",
+        "lost_segment",
+        "keep_alive",
+    ):
         out[name] = len(_tshark_fields(pcap, f"tcp.analysis.{name}", ["frame.number"]))
     return out
 
 
 @dataclass
 class Conversation:
-    a: str          # "IP:PORT" as tshark prints it (the side it lists first)
+    a: str  # "IP:PORT" as tshark prints it (the side it lists first)
     b: str
     frames_b_to_a: int
     frames_a_to_b: int
@@ -582,16 +708,24 @@ def tshark_conversations(pcap, timeout: float = 60.0) -> list[Conversation]:
     cp = _run(["tshark", "-n", "-r", str(pcap), "-q", "-z", "conv,tcp"], timeout=timeout)
     convs = []
     num = r"(\d+)\s+(\d+(?:\.\d+)?\s*(?:bytes|[kKMGT]B)?)"
-    line_re = re.compile(r"^(\S+)\s+<->\s+(\S+)\s+" + num + r"\s+" + num + r"\s+" + num +
-                         r"\s+([\d.]+)\s+([\d.]+)\s*$")
+    line_re = re.compile(
+        r"^(\S+)\s+<->\s+(\S+)\s+" + num + r"\s+" + num + r"\s+" + num + r"\s+([\d.]+)\s+([\d.]+)\s*$"
+    )
     for line in cp.stdout.splitlines():
         m = line_re.match(line.strip())
         if not m:
             continue
-        convs.append(Conversation(
-            a=_split_endpoint(m.group(1)), b=_split_endpoint(m.group(2)),
-            frames_b_to_a=int(m.group(3)), frames_a_to_b=int(m.group(5)),
-            frames=int(m.group(7)), start=float(m.group(9)), duration=float(m.group(10))))
+        convs.append(
+            Conversation(
+                a=_split_endpoint(m.group(1)),
+                b=_split_endpoint(m.group(2)),
+                frames_b_to_a=int(m.group(3)),
+                frames_a_to_b=int(m.group(5)),
+                frames=int(m.group(7)),
+                start=float(m.group(9)),
+                duration=float(m.group(10)),
+            )
+        )
     return convs
 
 
@@ -623,21 +757,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def mosfw_available(timeout: float = 30.0) -> tuple[bool, str]:
     """(True, "") when `python -m mosfw run --help` works here."""
     try:
-        cp = _run([sys.executable, "-m", "mosfw", "run", "--help"], timeout=timeout,
-                  check=False, cwd=REPO_ROOT)
+        cp = _run(
+            [sys.executable, "-m", "mosfw", "run", "--help"], timeout=timeout, check=False, cwd=REPO_ROOT
+        )
     except RuntimeError as e:
         return False, str(e)
     if cp.returncode != 0:
-        return False, ("`python -m mosfw run --help` failed: " +
-                       (cp.stderr or cp.stdout).strip()[-500:])
+        return False, ("`python -m mosfw run --help` failed: " + (cp.stderr or cp.stdout).strip()[-500:])
     return True, ""
 
 
 def mosfw_eventlog(pcap, extra_args: Sequence[str] = (), timeout: float = 120.0) -> list[dict]:
     """Run `python -m mosfw run -r PCAP -p eventlog` and return its JSON
     lines as dicts (raises with stderr on failure or a bad line)."""
-    argv = [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", "eventlog",
-            *extra_args]
+    argv = [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", "eventlog", *extra_args]
     cp = _run(argv, timeout=timeout, check=True, cwd=REPO_ROOT)
     events = []
     for i, line in enumerate(cp.stdout.splitlines(), 1):
@@ -646,20 +779,20 @@ def mosfw_eventlog(pcap, extra_args: Sequence[str] = (), timeout: float = 120.0)
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError as e:
-            raise AssertionError(f"eventlog line {i} is not JSON: {line[:200]!r} ({e})")
+            raise AssertionError(f"eventlog line {i} is not JSON: {line[:200]!r} ({e})") from None
     return events
 
 
 @dataclass
 class EventSummary:
-    counts: collections.Counter          # event name -> count
-    client_starts: collections.Counter   # (client, server) -> conn_start side=client count
+    counts: collections.Counter  # event name -> count
+    client_starts: collections.Counter  # (client, server) -> conn_start side=client count
     midstream_client_starts: int
-    ends: collections.Counter            # (client, server) -> conn_end count
+    ends: collections.Counter  # (client, server) -> conn_end count
     end_reasons: collections.Counter
     rexmit: int
     rexmit_by_side: collections.Counter
-    any_starts: set                      # flows with a CONN_START on either side
+    any_starts: set  # flows with a CONN_START on either side
 
     @property
     def connections(self) -> int:
@@ -695,5 +828,6 @@ def summarize_events(events: Iterable[dict]) -> EventSummary:
             reasons[ev.get("reason")] += 1
         elif name == "rexmit":
             rex_side[ev.get("side")] += 1
-    return EventSummary(counts, client_starts, midstream, ends, reasons,
-                        counts["rexmit"], rex_side, any_starts)
+    return EventSummary(
+        counts, client_starts, midstream, ends, reasons, counts["rexmit"], rex_side, any_starts
+    )

@@ -38,8 +38,13 @@ def main(path: str) -> int:
     packets = tcp_packets = conns = n_closed = resets = rexmits = 0
     flows: dict[tuple, list] = {}
     closed: dict[tuple, bool] = {}  # tuples of closed connections (late packets are not new ones)
-    eth_cls, sll_cls, ip_cls, ip6_cls, tcp_cls = (dpkt.ethernet.Ethernet, dpkt.sll.SLL,
-                                                  dpkt.ip.IP, dpkt.ip6.IP6, dpkt.tcp.TCP)
+    eth_cls, sll_cls, ip_cls, ip6_cls, tcp_cls = (
+        dpkt.ethernet.Ethernet,
+        dpkt.sll.SLL,
+        dpkt.ip.IP,
+        dpkt.ip6.IP6,
+        dpkt.tcp.TCP,
+    )
     with open(path, "rb") as f:
         rd = open_reader(f)
         dlt = rd.datalink()
@@ -103,8 +108,10 @@ def main(path: str) -> int:
                 n_closed += 1
                 del flows[key]
                 closed[key] = True
-    print(f"packets={packets} tcp_packets={tcp_packets} connections={conns} closed={n_closed} "
-          f"reset={resets} open_at_end={len(flows)} rexmits={rexmits}")
+    print(
+        f"packets={packets} tcp_packets={tcp_packets} connections={conns} closed={n_closed} "
+        f"reset={resets} open_at_end={len(flows)} rexmits={rexmits}"
+    )
     return 0
 
 

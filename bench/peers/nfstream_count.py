@@ -34,9 +34,14 @@ def main(argv: list[str]) -> int:
     args = [a for a in argv if a != "--plugin"]
     if len(args) != 1:
         sys.exit("usage: nfstream_count.py [--plugin] FILE")
-    streamer = NFStreamer(source=args[0], n_meters=1, n_dissections=0,
-                          statistical_analysis=False, splt_analysis=0,
-                          udps=CountPackets() if plugin else None)
+    streamer = NFStreamer(
+        source=args[0],
+        n_meters=1,
+        n_dissections=0,
+        statistical_analysis=False,
+        splt_analysis=0,
+        udps=CountPackets() if plugin else None,
+    )
     flows = tcp_flows = packets = plugin_packets = 0
     for flow in streamer:
         flows += 1

@@ -1,10 +1,26 @@
-"""``mosfw hooks``: list every hook with the first line of its docs."""
+"""``mosfw hooks``: list every hook with the first sentence of its docs."""
 
 from __future__ import annotations
 
 import inspect
+import re
+import shutil
 
 import click
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")        # :func:`mosfw_merge` -> mosfw_merge()
+_LITERAL = re.compile(r"``([^`]+)``")             # ``MOS_ON_CONN_END`` -> MOS_ON_CONN_END
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)[.!?](?=\s|$)")
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring (which may wrap over several
+    lines), as plain text: reST roles and literals lose their markup."""
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    para = _ROLE.sub(lambda m: m.group(1) + ("()" if m.group(0).startswith((":func:", ":meth:")) else ""), para)
+    para = _LITERAL.sub(r"\1", para)
+    end = _SENTENCE_END.search(para)
+    return para[: end.end()] if end else para
 
 
 @click.command("hooks")
@@ -13,6 +29,7 @@ def hooks_command(verbose: bool) -> None:
     """List the hooks a plugin can implement."""
     from mosfw import hookspecs
 
+    width = min(shutil.get_terminal_size().columns, 100)
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if not name.startswith("mosfw_"):
             continue
@@ -22,5 +39,6 @@ def hooks_command(verbose: bool) -> None:
         click.echo(f"{name}({args})")
         if verbose:
             click.echo("    " + doc.replace("\n", "\n    ") + "\n")
-        else:
-            click.echo("    " + doc.splitlines()[0] if doc else "")
+        elif doc:
+            click.echo(click.wrap_text(first_sentence(doc), width, initial_indent="    ",
+                                       subsequent_indent="    "))

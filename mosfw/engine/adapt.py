@@ -46,21 +46,52 @@ def adapt(fn: Callable, offered: Sequence[str], declared: Sequence[str] | None =
         them for ``**kwargs`` or a callable without a signature.
     :param by_name: pass them as keywords (callbacks; hooks are called
         positionally, as pluggy calls them).
+
+    It runs for every ``settimer``/``register`` with a callback (often one
+    per flow), so its two costly steps are done once: reading the
+    signature (once per code object: a lambda made per flow has one) and
+    compiling the adapter (once per set of names).
     """
     offered = tuple(offered)
     if declared is None:
-        declared, by_name = _declared(fn, offered, what)
+        key = _signature_key(fn)
+        found = _DECLARED.get((key, offered)) if key is not None else None
+        if found is None:
+            found = _declared(fn, offered, what)
+            if key is not None:
+                _DECLARED[(key, offered)] = found
+        declared, by_name = found
     declared = tuple(declared)
     if declared == offered and not by_name:
         return fn
-    return eval(  # noqa: S307 - identifiers from a hookspec or CALLBACK_ARGS only
-        f"lambda {', '.join(offered)}: fn({call_text(declared, by_name=by_name)})", {"fn": fn})
+    make = _MAKERS.get((offered, declared, by_name))
+    if make is None:
+        make = eval(  # noqa: S307 - identifiers from a hookspec or CALLBACK_ARGS only
+            f"lambda fn: lambda {', '.join(offered)}: fn({call_text(declared, by_name=by_name)})", {})
+        _MAKERS[(offered, declared, by_name)] = make
+    return make(fn)
 
 
 def adapt_callback(fn: Callable) -> Callable[..., Any]:
     """``fn`` as a function of all :data:`CALLBACK_ARGS`, positionally
     (it may declare any subset by name, or ``**kwargs``)."""
     return adapt(fn, CALLBACK_ARGS, by_name=True)
+
+
+# (signature key, offered) -> (declared, by_name); (offered, declared,
+# by_name) -> a function making the adapter of a given fn
+_DECLARED: dict[Any, tuple[tuple[str, ...], bool]] = {}
+_MAKERS: dict[tuple[Any, ...], Callable[[Callable], Callable[..., Any]]] = {}
+
+
+def _signature_key(fn: Callable) -> Any:
+    """What a callable's parameters depend on, for plain and bound Python
+    functions (None: not cached)."""
+    bound = inspect.ismethod(fn)
+    f = fn.__func__ if bound else fn
+    if not inspect.isfunction(f) or hasattr(f, "__wrapped__") or hasattr(f, "__signature__"):
+        return None
+    return (f.__code__, bound, len(f.__defaults__ or ()), tuple(f.__kwdefaults__ or ()))
 
 
 def _declared(fn: Callable, offered: tuple, what: str) -> tuple[tuple, bool]:

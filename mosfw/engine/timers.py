@@ -32,8 +32,11 @@ class _Timers:
         hook. A per-flow timer (``flow=``, or :meth:`Flow.settimer
         <mosfw.flow.Flow.settimer>`) is dropped when its flow ends first.
         Timers still pending when the input ends do not fire. A deadline
-        that falls inside the batch already read fires at the start of the
-        next batch (its record still carries its deadline as ``ts``).
+        that falls inside the batch already read (the engine reads ahead
+        of dispatch) fires while that batch is dispatched, before its
+        first record at or after the deadline, or at the end of the batch
+        when no such record is left (its record carries its deadline as
+        ``ts``).
 
         :return: a :class:`~mosfw.api.Timer` (``timer.cancel()``).
         """

@@ -65,35 +65,70 @@ class EventLog:
             line(event, "conn_start", flow.core, _SIDE[event[8]], tail(flow), f', "midstream": {mid}')
 
         def tcp_state_change(flow, old, new, event):
-            line(event, "tcp_state_change", flow.core, _SIDE[event[8]], tail(flow),
-                 f', "old": "{old.name}", "new": "{new.name}"')
+            line(
+                event,
+                "tcp_state_change",
+                flow.core,
+                _SIDE[event[8]],
+                tail(flow),
+                f', "old": "{old.name}", "new": "{new.name}"',
+            )
 
         def conn_new_data(flow, event):
-            line(event, "conn_new_data", flow.core, _SIDE[event[8]], tail(flow), f', "seq": {event[4]}, "len": {event[6]}')
+            line(
+                event,
+                "conn_new_data",
+                flow.core,
+                _SIDE[event[8]],
+                tail(flow),
+                f', "seq": {event[4]}, "len": {event[6]}',
+            )
 
         def rexmit(flow, event):
-            line(event, "rexmit", flow.core, _SIDE[event[8]], tail(flow), f', "seq": {event[4]}, "len": {event[6]}')
+            line(
+                event,
+                "rexmit",
+                flow.core,
+                _SIDE[event[8]],
+                tail(flow),
+                f', "seq": {event[4]}, "len": {event[6]}',
+            )
 
         def conn_end(flow, reason, event):
-            line(event, "conn_end", flow.core, "client", heads.pop(flow.id, None) or tail(flow),
-                 f', "reason": "{reason.label}"')
+            line(
+                event,
+                "conn_end",
+                flow.core,
+                "client",
+                heads.pop(flow.id, "") or tail(flow),
+                f', "reason": "{reason.label}"',
+            )
             heads.pop(flow.id, None)
 
         def pkt_in(flow, event):
-            line(event, "pkt_in", flow.core, _SIDE[event[8]], tail(flow),
-                 f', "seq": {event[4]}, "ack": {event[5]}, "len": {event[6]}, "flags": {event[13]}')
+            line(
+                event,
+                "pkt_in",
+                flow.core,
+                _SIDE[event[8]],
+                tail(flow),
+                f', "seq": {event[4]}, "ack": {event[5]}, "len": {event[6]}, "flags": {event[13]}',
+            )
 
         def error(flow, code, event):
             label = code.label if code is not None else "unknown"
             if flow is None:
-                write(f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "error", "error": "{label}"}}\n')
+                write(
+                    f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "error", "error": "{label}"}}\n'
+                )
             else:
                 line(event, "error", flow.core, _SIDE[event[8]], tail(flow), f', "error": "{label}"')
 
         def orphan(event, src, dst):
             write(
                 f'{{"ts": {event[0]:.6f}, "core": {self.core}, "event": "orphan", '
-                f'"src": "{format_endpoint(*src)}", "dst": "{format_endpoint(*dst)}", "flags": {event[13]}}}\n'
+                f'"src": "{format_endpoint(*src)}", "dst": "{format_endpoint(*dst)}", '
+                f'"flags": {event[13]}}}\n'
             )
 
         self.core = 0

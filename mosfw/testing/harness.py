@@ -24,7 +24,8 @@ import io
 import itertools
 import os
 import tempfile
-from typing import Any, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -58,7 +59,17 @@ DEFAULT_EVENT_NAMES = tuple(e for e in ALL_EVENT_NAMES if e not in ("pkt_in", "t
 def _engine_option_names() -> tuple[str, ...]:
     from mosfw.options import Config
 
-    not_engine = {"read_file", "interface", "bpf", "cores", "options", "mos", "pluginmanager", "stdout", "stderr"}
+    not_engine = {
+        "read_file",
+        "interface",
+        "bpf",
+        "cores",
+        "options",
+        "mos",
+        "pluginmanager",
+        "stdout",
+        "stderr",
+    }
     return tuple(f.name for f in attrs.fields(Config) if f.name not in not_engine)
 
 
@@ -197,7 +208,8 @@ class RunRecord:
         reused)."""
         out: dict[str, list[str]] = {}
         for e in self.of("conn_end"):
-            out.setdefault(e.client, []).append(e.reason)
+            if e.client is not None and e.reason is not None:  # always, for conn_end
+                out.setdefault(e.client, []).append(e.reason)
         return out
 
     def plugin(self, which):
@@ -205,7 +217,7 @@ class RunRecord:
         the class ``which``, or, for a string, the one given as that ``-p``
         spec or whose name is that: module name (last dotted part too),
         file name without ``.py``, app folder name, class name."""
-        for p, spec in zip(self.plugins, self.specs or [None] * len(self.plugins)):
+        for p, spec in zip(self.plugins, self.specs or [None] * len(self.plugins), strict=True):
             if p is which or (isinstance(which, type) and isinstance(p, which)):
                 return p
             if isinstance(which, str) and which in _plugin_names(p, spec):
@@ -213,8 +225,9 @@ class RunRecord:
         raise LookupError(f"no plugin {which!r} in this run: {self.plugins!r}")
 
     def __repr__(self) -> str:
-        return (f"<RunRecord {len(self.events)} events, {self.stats.flows_created} flows, "
-                f"status={self.status}>")
+        return (
+            f"<RunRecord {len(self.events)} events, {self.stats.flows_created} flows, status={self.status}>"
+        )
 
 
 class _Recorder:
@@ -234,17 +247,27 @@ class _Recorder:
                 "pkt_index": event.pkt_index,
             }
             if flow is not None:
-                d.update(client=flow.client_str, server=flow.server_str, flow_id=flow.id,
-                         client_state=event.client_state.name, server_state=event.server_state.name)
+                d.update(
+                    client=flow.client_str,
+                    server=flow.server_str,
+                    flow_id=flow.id,
+                    client_state=event.client_state.name,
+                    server_state=event.server_state.name,
+                )
             return d
 
-        impls = {
+        impls: dict[str, Callable[..., None]] = {
             "pkt_in": lambda flow, side, event: rec(
                 Recorded("pkt_in", side.label, seq=event.seq, len=event.len, **common(event, flow))
             ),
             "conn_start": lambda flow, side, event: rec(
-                Recorded("conn_start", side.label, new=event.new_state.name, midstream=event.midstream,
-                         **common(event, flow))
+                Recorded(
+                    "conn_start",
+                    side.label,
+                    new=event.new_state.name,
+                    midstream=event.midstream,
+                    **common(event, flow),
+                )
             ),
             "tcp_state_change": lambda flow, side, old, new, event: rec(
                 Recorded("tcp_state_change", side.label, old=old.name, new=new.name, **common(event, flow))
@@ -259,13 +282,23 @@ class _Recorder:
                 Recorded("conn_end", "client", reason=reason.label, **common(event, flow))
             ),
             "orphan": lambda event, src, dst: rec(
-                Recorded("orphan", None, client=_client_key(src), server=_client_key(dst),
-                         seq=event.seq, len=event.len, **common(event))
+                Recorded(
+                    "orphan",
+                    None,
+                    client=_client_key(src),
+                    server=_client_key(dst),
+                    seq=event.seq,
+                    len=event.len,
+                    **common(event),
+                )
             ),
             "error": lambda flow, code, event: rec(
-                Recorded("error", event.side.label if flow else None,
-                         reason=code.label if code is not None else f"code_{event[11]}",
-                         **common(event, flow))
+                Recorded(
+                    "error",
+                    event.side.label if flow else None,
+                    reason=code.label if code is not None else f"code_{event[11]}",
+                    **common(event, flow),
+                )
             ),
             "tick": lambda ts: rec(Recorded("tick", ts=ts)),
         }
@@ -321,10 +354,12 @@ def _option_values(pm, given: Mapping[str, Any]) -> dict[str, Any]:
         values[opt.name] = opt.type_cast_value(ctx, default)  # as click does: None -> () if multiple
     declared = {opt.name: opt for opt in parser.options}
     for key, value in dict(given).items():
-        name = by_flag.get(key) or by_flag.get("--" + key.replace("_", "-")) or key.lstrip("-").replace("-", "_")
-        opt = declared.get(name)
-        if opt is not None and isinstance(value, str):
-            value = opt.type_cast_value(ctx, value)
+        name = (
+            by_flag.get(key) or by_flag.get("--" + key.replace("_", "-")) or key.lstrip("-").replace("-", "_")
+        )
+        decl = declared.get(name)
+        if decl is not None and isinstance(value, str):
+            value = decl.type_cast_value(ctx, value)
         values[name] = value
     return values
 
@@ -433,8 +468,15 @@ def run_capture(
         pm.register(recorder, name="mosfw-test-recorder")
         pm.check()
         out, err = io.StringIO(), io.StringIO()
-        config = Config(read_file=path, bpf=bpf, options=_option_values(pm, options or {}), mos=mos,
-                        pluginmanager=pm, stdout=out, stderr=err)
+        config = Config(
+            read_file=path,
+            bpf=bpf,
+            options=_option_values(pm, options or {}),
+            mos=mos,
+            pluginmanager=pm,
+            stdout=out,
+            stderr=err,
+        )
         if mos is not None:  # what mos.conf sets, unless given as a keyword
             for k in ENGINE_OPTIONS:
                 if hasattr(mos, k):
@@ -445,9 +487,18 @@ def run_capture(
         # as `mosfw run` runs one core: configure, the core's loop (ticks
         # merged as they come), mosfw_core_result -> mosfw_merge, report
         result = run_job(config, fail_fast=fail_fast)
-        return RunRecord(recorder.events, result.stats, result.status, result.error, loaded,
-                         out.getvalue(), err.getvalue(), config=config, pcap=None if tmp else path,
-                         specs=specs)
+        return RunRecord(
+            recorder.events,
+            result.stats,
+            result.status,
+            result.error,
+            loaded,
+            out.getvalue(),
+            err.getvalue(),
+            config=config,
+            pcap=None if tmp else path,
+            specs=specs,
+        )
     finally:
         if tmp:
             os.unlink(tmp)
@@ -473,7 +524,7 @@ class Runner:
         self.runs: list[RunRecord] = []  #: every RunRecord this runner returned
         self._n = itertools.count(1)
 
-    def configure(self, **defaults: Any) -> "Runner":
+    def configure(self, **defaults: Any) -> Runner:
         """Set keyword defaults for later calls; returns the runner."""
         self.defaults.update(defaults)
         return self

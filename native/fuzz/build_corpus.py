@@ -132,7 +132,9 @@ def synthetic(outdir: Path) -> list[Path]:
     for lt in ("ether", "raw", "sll", "sll2", "null", "loop"):
         for v6 in (False, True):
             tag = f"{lt}-{'v6' if v6 else 'v4'}"
-            cli, srv = (("fd00::1", 40000), ("fd00::2", 80)) if v6 else (("10.0.0.1", 40000), ("10.0.0.2", 80))
+            cli, srv = (
+                (("fd00::1", 40000), ("fd00::2", 80)) if v6 else (("10.0.0.1", 40000), ("10.0.0.2", 80))
+            )
             cap = Capture(linktype=lt, start=1_700_000_000.0)
             kw = {"vlan": [100, 200]} if lt == "ether" and not v6 else {}
             if v6 and lt == "ether":
@@ -204,7 +206,7 @@ def main(argv: list[str]) -> int:
         for k in range(0, min(len(recs), CHUNK * MAX_CHUNKS), CHUNK):
             for cfg1, cfg2, cfg3 in CONFIGS:
                 data = frame_input(linktype, recs[k : k + CHUNK], cfg1, cfg2, cfg3)
-                name = hashlib.sha1(data).hexdigest()[:16]
+                name = hashlib.sha1(data, usedforsecurity=False).hexdigest()[:16]
                 (pk / f"{src.stem}-{k // CHUNK}-{name}").write_bytes(data)
                 n_pk += 1
     print(f"build_corpus: {n_pk} packet-sequence inputs in {pk}, {n_pc} capture files in {pc}")

@@ -39,13 +39,13 @@
 
 #include "../mosfw_api.h"
 
-#define FZ_CHECK(cond, ...)                                             \
-	do {                                                                \
-		if (!(cond)) {                                                  \
+#define FZ_CHECK(cond, ...)                                                             \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
 			fprintf(stderr, "mosfw-fuzz: contract violated: " __VA_ARGS__); \
-			fputc('\n', stderr);                                        \
-			abort();                                                    \
-		}                                                               \
+			fputc('\n', stderr);                                            \
+			abort();                                                        \
+		}                                                                       \
 	} while (0)
 
 /* tests/hostile/test_fuzz.py builds a harness with this one check
@@ -103,12 +103,12 @@ static uint8_t *fz_flow(struct fz_flows *t, uint64_t id)
 }
 
 struct fz_opts {
-	uint32_t cap;          /* event array size (>= 64) */
-	uint32_t stop_at_run;  /* call mosfw_core_stop() before this run (0 = never) */
+	uint32_t cap;         /* event array size (>= 64) */
+	uint32_t stop_at_run; /* call mosfw_core_stop() before this run (0 = never) */
 	uint32_t max_conc;
-	int poke;              /* exercise the app-facing API on the records */
-	uint64_t rng;          /* PRNG state for poke (seeded from the input) */
-	uint64_t stop_id[64];  /* stop_monitor calls of this burst: flow ids */
+	int poke;             /* exercise the app-facing API on the records */
+	uint64_t rng;         /* PRNG state for poke (seeded from the input) */
+	uint64_t stop_id[64]; /* stop_monitor calls of this burst: flow ids */
 	uint8_t stop_sides[64];
 	uint32_t n_stops;
 };
@@ -158,7 +158,8 @@ static void fz_poke(struct mosfw_core *core, const struct mosfw_event *e, struct
 		FZ_CHECK(pk->pkt_index == e->pkt_index, "packet %u for record of packet %u",
 		         pk->pkt_index, e->pkt_index);
 		FZ_CHECK(pk->l3_off <= pk->caplen && pk->l4_off <= pk->caplen &&
-		         pk->payload_off <= pk->caplen && pk->payload_caplen <= pk->caplen - pk->payload_off,
+		                 pk->payload_off <= pk->caplen &&
+		                 pk->payload_caplen <= pk->caplen - pk->payload_off,
 		         "packet offsets past caplen");
 		fz_touch(pk->frame, pk->caplen);
 	}
@@ -185,48 +186,58 @@ static void fz_poke(struct mosfw_core *core, const struct mosfw_event *e, struct
 		/* stream_buf.h: [head, next) is the in-order data (given-up gaps
 		 * in it are holes, which may reach past the window); the bytes
 		 * held, in order or not, lie in the window [head, head + size) */
-		FZ_CHECK(info.head <= info.last_byte_read && info.last_byte_read <= info.next_byte_expected &&
-		         info.next_byte_expected <= info.last_byte_received,
+		FZ_CHECK(info.head <= info.last_byte_read &&
+		                 info.last_byte_read <= info.next_byte_expected &&
+		                 info.next_byte_expected <= info.last_byte_received,
 		         "stream info head %llu read %llu next %llu received %llu size %u",
 		         (unsigned long long)info.head, (unsigned long long)info.last_byte_read,
 		         (unsigned long long)info.next_byte_expected,
 		         (unsigned long long)info.last_byte_received, info.size);
-		FZ_CHECK(info.nfrags <= 16 && info.nholes <= 16, "%u fragments, %u holes", info.nfrags,
-		         info.nholes);
+		FZ_CHECK(info.nfrags <= 16 && info.nholes <= 16, "%u fragments, %u holes",
+		         info.nfrags, info.nholes);
 		r = mosfw_core_stream_frags(core, e->slot, e->flow_id, side, frags, 8);
 		FZ_CHECK(r >= 0, "stream_frags %lld with a buffer", (long long)r);
 		for (len = 0; len < (uint32_t)r && len < 8; len++) {
 			FZ_CHECK(frags[len].len > 0 && frags[len].offset >= info.head &&
-			         frags[len].offset + frags[len].len <= info.head + info.size &&
-			         (len == 0 || frags[len].offset > frags[len - 1].offset + frags[len - 1].len - 1),
-			         "held range %u [%llu, +%u) outside the window or out of order", len,
-			         (unsigned long long)frags[len].offset, frags[len].len);
+			                 frags[len].offset + frags[len].len <=
+			                         info.head + info.size &&
+			                 (len == 0 ||
+			                  frags[len].offset >
+			                          frags[len - 1].offset + frags[len - 1].len - 1),
+			         "held range %u [%llu, +%u) outside the window or out of order",
+			         len, (unsigned long long)frags[len].offset, frags[len].len);
 		}
 	}
 	switch (fz_rand(o) % 8) {
-	case 0: case 1: case 2:
+	case 0:
+	case 1:
+	case 2:
 		len = fz_rand(o) % 3 == 0 ? fz_rand(o) % sizeof(buf) : fz_rand(o) % 64;
 		r = mosfw_core_peek(core, e->slot, e->flow_id, side, buf, len, &lost);
 		FZ_CHECK(r <= (int64_t)len && r >= -2, "peek %lld of %u", (long long)r, len);
 		if (r > 0)
 			fz_touch(buf, (size_t)r);
 		break;
-	case 3: case 4:
+	case 3:
+	case 4:
 		len = fz_rand(o) % 2048;
-		off = have ? (int64_t)info.head + (int64_t)(fz_rand(o) % (info.size + 64)) - 32 : fz_rand(o);
-		r = mosfw_core_ppeek(core, e->slot, e->flow_id, side, off < 0 ? 0 : (uint64_t)off, buf, len);
+		off = have ? (int64_t)info.head + (int64_t)(fz_rand(o) % (info.size + 64)) - 32
+		           : fz_rand(o);
+		r = mosfw_core_ppeek(core, e->slot, e->flow_id, side, off < 0 ? 0 : (uint64_t)off,
+		                     buf, len);
 		FZ_CHECK(r <= (int64_t)len && r >= -2, "ppeek %lld of %u", (long long)r, len);
 		if (r > 0)
 			fz_touch(buf, (size_t)r);
 		break;
 	case 5:
-		mosfw_core_stream_offset(core, e->slot, e->flow_id, side, e->seq + fz_rand(o) % 3000, &off);
+		mosfw_core_stream_offset(core, e->slot, e->flow_id, side,
+		                         e->seq + fz_rand(o) % 3000, &off);
 		mosfw_core_set_overlap(core, e->slot, e->flow_id, side, fz_rand(o) & 1);
 		break;
 	case 6:
 		mosfw_core_timer_add(core, mosfw_core_now(core) + (fz_rand(o) % 4000) / 100.0,
-		                     fz_rand(o) & 1 ? e->slot : MOSFW_NO_SLOT,
-		                     e->flow_id, fz_rand(o));
+		                     fz_rand(o) & 1 ? e->slot : MOSFW_NO_SLOT, e->flow_id,
+		                     fz_rand(o));
 		break;
 	default:
 		if (fz_rand(o) % 16 == 0 && o->n_stops < 64) {
@@ -241,8 +252,7 @@ static void fz_poke(struct mosfw_core *core, const struct mosfw_event *e, struct
 }
 
 /* Run the core to its end; returns the final status. */
-static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o,
-                    uint64_t *n_records)
+static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o, uint64_t *n_records)
 {
 	static struct mosfw_event evs[4096];
 	struct fz_flows fl = { NULL, 0 };
@@ -268,41 +278,49 @@ static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o,
 			FZ_CHECK(t && !(t & (t - 1)) && (t & MOSFW_EV_ALL), "record type %#x", t);
 			FZ_CHECK(t & mask, "unsubscribed record type %s", mosfw_event_name(t));
 			FZ_CHECK(e->side <= 1 && e->cli_state <= 10 && e->srv_state <= 10 &&
-			         e->old_state <= 10 && e->new_state <= 10, "bad side/state in %s",
-			         mosfw_event_name(t));
+			                 e->old_state <= 10 && e->new_state <= 10,
+			         "bad side/state in %s", mosfw_event_name(t));
 			names_flow = t != MOSFW_EV_ORPHAN && t != MOSFW_EV_TICK &&
 			             e->slot != MOSFW_NO_SLOT;
 			if (t == MOSFW_EV_ORPHAN)
-				FZ_CHECK(mosfw_core_orphan_tuple(core, e->slot) != NULL, "orphan index %u", e->slot);
+				FZ_CHECK(mosfw_core_orphan_tuple(core, e->slot) != NULL,
+				         "orphan index %u", e->slot);
 			if (names_flow) {
 				const struct mosfw_flow *f = mosfw_core_flow(core, e->slot);
 				uint8_t *s;
-				FZ_CHECK(f && f->id && f->id == e->flow_id, "%s names stale slot %u",
-				         mosfw_event_name(t), e->slot);
+				FZ_CHECK(f && f->id && f->id == e->flow_id,
+				         "%s names stale slot %u", mosfw_event_name(t), e->slot);
 				s = fz_flow(&fl, e->flow_id);
-				FZ_CHECK(!(*s & 4), "%s for flow %llu after its CONN_END", mosfw_event_name(t),
-				         (unsigned long long)e->flow_id);
+				FZ_CHECK(!(*s & 4), "%s for flow %llu after its CONN_END",
+				         mosfw_event_name(t), (unsigned long long)e->flow_id);
 				if (*s & (8u << e->side))
-					FZ_CHECK(t == MOSFW_EV_CONN_END || t == MOSFW_EV_ERROR || t == MOSFW_EV_TIMEOUT,
-					         "%s for side %u of flow %llu after mosfw_core_stop_monitor",
-					         mosfw_event_name(t), e->side, (unsigned long long)e->flow_id);
+					FZ_CHECK(
+						t == MOSFW_EV_CONN_END || t == MOSFW_EV_ERROR ||
+							t == MOSFW_EV_TIMEOUT,
+						"%s for side %u of flow %llu after mosfw_core_stop_monitor",
+						mosfw_event_name(t), e->side,
+						(unsigned long long)e->flow_id);
 				if (t == MOSFW_EV_CONN_END)
-					FZ_CHECK((*s & 0x18) != 0x18, "CONN_END of flow %llu with both sides stopped",
+					FZ_CHECK((*s & 0x18) != 0x18,
+					         "CONN_END of flow %llu with both sides stopped",
 					         (unsigned long long)e->flow_id);
 				if (t == MOSFW_EV_CONN_START) {
-					FZ_CHECK(!(*s & (1u << e->side)), "second CONN_START for side %u of flow %llu",
+					FZ_CHECK(!(*s & (1u << e->side)),
+					         "second CONN_START for side %u of flow %llu",
 					         e->side, (unsigned long long)e->flow_id);
 					*s |= (uint8_t)(1u << e->side);
 				}
 				if (t == MOSFW_EV_CONN_END) {
-					FZ_CHECK(e->reason >= MOSFW_END_FIN && e->reason <= MOSFW_END_REUSED,
+					FZ_CHECK(e->reason >= MOSFW_END_FIN &&
+					                 e->reason <= MOSFW_END_REUSED,
 					         "CONN_END reason %u", e->reason);
 					*s |= 4;
 					ends++;
 				}
 			} else {
 				FZ_CHECK(t != MOSFW_EV_CONN_END && t != MOSFW_EV_CONN_START &&
-				         t != MOSFW_EV_TCP_STATE_CHANGE && t != MOSFW_EV_PKT_IN,
+				                 t != MOSFW_EV_TCP_STATE_CHANGE &&
+				                 t != MOSFW_EV_PKT_IN,
 				         "%s without a flow", mosfw_event_name(t));
 			}
 			if (o->poke)
@@ -318,22 +336,22 @@ static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o,
 			break;
 	}
 	FZ_CHECK(st.packets == st.tcp_packets + st.non_tcp + st.malformed + st.truncated +
-	                           st.unsupported_link + st.fragments + st.bad_checksum,
+	                               st.unsupported_link + st.fragments + st.bad_checksum,
 	         "packet counters do not add up");
 	FZ_CHECK(st.flows_active == 0, "%llu flows still active at the end",
 	         (unsigned long long)st.flows_active);
 	FZ_CHECK(st.flows_created == st.flows_ended_fin + st.flows_ended_rst +
-	                                 st.flows_ended_timeout + st.flows_evicted +
-	                                 st.flows_ended_eof + st.flows_reused,
+	                                     st.flows_ended_timeout + st.flows_evicted +
+	                                     st.flows_ended_eof + st.flows_reused,
 	         "flows created %llu != flows ended", (unsigned long long)st.flows_created);
 	/* a flow whose both sides stopped being monitored ends silently */
 	for (id = 1; id < fl.cap; id++)
 		if ((fl.st[id] & 0x1c) == 0x18)
 			silent++;
 	if (mask & MOSFW_EV_CONN_END)
-		FZ_CHECK(FZ_SAME(ends + silent, st.flows_created), "%llu CONN_END (+%llu silent) for %llu flows",
-		         (unsigned long long)ends, (unsigned long long)silent,
-		         (unsigned long long)st.flows_created);
+		FZ_CHECK(FZ_SAME(ends + silent, st.flows_created),
+		         "%llu CONN_END (+%llu silent) for %llu flows", (unsigned long long)ends,
+		         (unsigned long long)silent, (unsigned long long)st.flows_created);
 	free(fl.st);
 	return rc;
 }

@@ -157,11 +157,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* a filter may not compile for every link type ("tcp[13]" on
 		 * DLT_IPV6): that is libpcap's answer, not an engine fault */
 		if ((data[3] >> 5) & 1)
-			mosfw_core_set_filter(core, 0, MOSFW_EV_ALL, "tcp[13] & 2 != 0 or port 80", err);
+			mosfw_core_set_filter(core, 0, MOSFW_EV_ALL, "tcp[13] & 2 != 0 or port 80",
+			                      err);
 		if ((data[3] >> 6) & 1)
 			mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "not port 22", err);
 		if ((data[3] >> 7) & 1)
-			mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp[13] & 4 != 0", err);
+			mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp[13] & 4 != 0",
+			                      err);
 		fz_drive(core, cfg.event_mask, &o, &recs);
 	} else {
 		/* only the refused link types may fail to open */

@@ -68,8 +68,8 @@ static void shared_cores(const char *path, uint32_t cores)
 		FZ_CHECK(core[k] != NULL, "mosfw_core_new: %s", err);
 		mosfw_core_set_share(core[k], share);
 		if (mosfw_core_open_file(core[k], path, NULL, err) < 0) {
-			FZ_CHECK(rc1 == -1, "one core opened the file, core %u of %u did not: %s", k, cores,
-			         err);
+			FZ_CHECK(rc1 == -1, "one core opened the file, core %u of %u did not: %s",
+			         k, cores, err);
 			rc[k] = -1;
 			done[k] = 1;
 			left--;
@@ -87,12 +87,15 @@ static void shared_cores(const char *path, uint32_t cores)
 		}
 	for (k = 0; k < cores; k++) {
 		mosfw_core_stats(core[k], &st);
-		FZ_CHECK(rc[k] == rc1, "core %u of %u ended with %d, one core with %d", k, cores, rc[k], rc1);
+		FZ_CHECK(rc[k] == rc1, "core %u of %u ended with %d, one core with %d", k, cores,
+		         rc[k], rc1);
 		if (rc1 == MOSFW_RUN_ERROR)
-			FZ_CHECK(strcmp(mosfw_core_error(core[k]), "") != 0, "read error without a message");
+			FZ_CHECK(strcmp(mosfw_core_error(core[k]), "") != 0,
+			         "read error without a message");
 		FZ_CHECK(st.packets == one.packets && st.bytes == one.bytes &&
-		         st.tcp_packets == one.tcp_packets && st.malformed == one.malformed &&
-		         st.non_tcp == one.non_tcp && st.truncated == one.truncated,
+		                 st.tcp_packets == one.tcp_packets &&
+		                 st.malformed == one.malformed && st.non_tcp == one.non_tcp &&
+		                 st.truncated == one.truncated,
 		         "core %u of %u (%s): input counters %llu packets, one core %llu", k, cores,
 		         mosfw_core_input_shared(core[k]) ? "shared" : "whole",
 		         (unsigned long long)st.packets, (unsigned long long)one.packets);
@@ -102,7 +105,7 @@ static void shared_cores(const char *path, uint32_t cores)
 		mosfw_core_free(core[k]);
 	}
 	FZ_CHECK(sum.flows_created == one.flows_created && sum.rexmits == one.rexmits &&
-	         sum.orphans == one.orphans,
+	                 sum.orphans == one.orphans,
 	         "%u cores: %llu flows %llu rexmits %llu orphans; one core: %llu %llu %llu", cores,
 	         (unsigned long long)sum.flows_created, (unsigned long long)sum.rexmits,
 	         (unsigned long long)sum.orphans, (unsigned long long)one.flows_created,

@@ -56,12 +56,23 @@ static uint32_t csum_add(uint32_t s, const uint8_t *p, size_t n)
 	return s;
 }
 
-static void be16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
-static void be32(uint8_t *p, uint32_t v) { be16(p, v >> 16); be16(p + 2, v & 0xffff); }
+static void be16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+static void be32(uint8_t *p, uint32_t v)
+{
+	be16(p, v >> 16);
+	be16(p + 2, v & 0xffff);
+}
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-	p[0] = v & 0xff; p[1] = (v >> 8) & 0xff; p[2] = (v >> 16) & 0xff; p[3] = v >> 24;
+	p[0] = v & 0xff;
+	p[1] = (v >> 8) & 0xff;
+	p[2] = (v >> 16) & 0xff;
+	p[3] = v >> 24;
 }
 
 static void packet(struct ep src, struct ep dst, uint32_t seq, uint32_t ack, uint8_t flags,
@@ -119,7 +130,8 @@ int main(int argc, char **argv)
 	unsigned long n_syn, n_est, i, k = 0;
 	int ack_mode;
 
-	if (argc < 3 || argc > 5 || (argc == 5 && strcmp(argv[4], "syn") && strcmp(argv[4], "ack"))) {
+	if (argc < 3 || argc > 5 ||
+	    (argc == 5 && strcmp(argv[4], "syn") && strcmp(argv[4], "ack"))) {
 		fprintf(stderr, "usage: gen_synflood OUT.pcap N_SYNS [N_ESTABLISHED [syn|ack]]\n");
 		return 2;
 	}
@@ -127,7 +139,8 @@ int main(int argc, char **argv)
 	n_est = argc > 3 ? strtoul(argv[3], NULL, 0) : 1000;
 	ack_mode = argc > 4 && !strcmp(argv[4], "ack");
 	if (n_syn > 50000UL * 256 || n_est > 60000) {
-		fprintf(stderr, "gen_synflood: at most %lu SYNs and 60000 established\n", 50000UL * 256);
+		fprintf(stderr, "gen_synflood: at most %lu SYNs and 60000 established\n",
+		        50000UL * 256);
 		return 2;
 	}
 	out = fopen(argv[1], "wb");
@@ -138,14 +151,18 @@ int main(int argc, char **argv)
 	}
 	setvbuf(out, NULL, _IOFBF, 1 << 20);
 	put_le32(hdr, 0xa1b2c3d4);
-	hdr[4] = 2; hdr[5] = 0; hdr[6] = 4; hdr[7] = 0;
+	hdr[4] = 2;
+	hdr[5] = 0;
+	hdr[6] = 4;
+	hdr[7] = 0;
 	memset(hdr + 8, 0, 8);
 	put_le32(hdr + 16, 65535);
 	put_le32(hdr + 20, 1);
 	fwrite(hdr, 24, 1, out);
 
 	for (i = 0; i < n_est; i++) {
-		c[i].cli.addr = 0xc0a80000u | (uint32_t)(i / 250 + 1) << 8 | (uint32_t)(i % 250 + 1);
+		c[i].cli.addr =
+			0xc0a80000u | (uint32_t)(i / 250 + 1) << 8 | (uint32_t)(i % 250 + 1);
 		c[i].cli.port = (uint16_t)(40000 + i % 20000);
 		c[i].srv = server;
 		c[i].cseq = 1000u + (uint32_t)i * 7919u;
@@ -157,12 +174,14 @@ int main(int argc, char **argv)
 		packet(c[i].cli, c[i].srv, c[i].cseq, c[i].sseq, ACK, 0);
 	}
 	for (i = 0; i < n_syn; i++) {
-		struct ep src = { 0x0a000000u | (uint32_t)(i / 50000) << 16 | (uint32_t)(i % 50000) % 256,
-		                  (uint16_t)(10000 + i % 50000) };
+		struct ep src = { 0x0a000000u | (uint32_t)(i / 50000) << 16 |
+			                  (uint32_t)(i % 50000) % 256,
+			          (uint16_t)(10000 + i % 50000) };
 		/* vary the third octet too so addresses spread */
 		src.addr |= (uint32_t)((i % 50000) / 256) << 8;
 		if (ack_mode)
-			packet(src, server, (uint32_t)(i * 2654435761u), (uint32_t)(i * 40503u), PSH | ACK, 1);
+			packet(src, server, (uint32_t)(i * 2654435761u), (uint32_t)(i * 40503u),
+			       PSH | ACK, 1);
 		else
 			packet(src, server, (uint32_t)(i * 2654435761u), 0, SYN, 0);
 		if (n_est && i % 1000 == 999) {

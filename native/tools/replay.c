@@ -46,11 +46,13 @@ static void api_calls(struct mosfw_core *core, const struct mosfw_event *e)
 	if (e->type != MOSFW_EV_CONN_NEW_DATA)
 		return;
 	if (mosfw_core_stream_info(core, e->slot, e->flow_id, e->side, &info) == 0) {
-		if (info.next_byte_expected < info.head || info.last_byte_received < info.next_byte_expected) {
+		if (info.next_byte_expected < info.head ||
+		    info.last_byte_received < info.next_byte_expected) {
 			fprintf(stderr, "mosfw-replay: inconsistent buffer info\n");
 			abort();
 		}
-		(void)mosfw_core_ppeek(core, e->slot, e->flow_id, e->side, info.head, buf, sizeof(buf));
+		(void)mosfw_core_ppeek(core, e->slot, e->flow_id, e->side, info.head, buf,
+		                       sizeof(buf));
 		(void)mosfw_core_stream_frags(core, e->slot, e->flow_id, e->side, frags, 8);
 	}
 	while ((n = mosfw_core_peek(core, e->slot, e->flow_id, e->side, buf, 1500, &lost)) > 0)
@@ -81,8 +83,10 @@ static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
 		abort();
 	for (i = 0; i < n; i++) {
 		const struct mosfw_flow *f = mosfw_core_flow(core, slots[i]);
-		if (!f || f->end_reason != MOSFW_END_NONE || (i && f->id <= mosfw_core_flow(core, slots[i - 1])->id)) {
-			fprintf(stderr, "mosfw-replay: %s: bad flow table at the end of the input\n", path);
+		if (!f || f->end_reason != MOSFW_END_NONE ||
+		    (i && f->id <= mosfw_core_flow(core, slots[i - 1])->id)) {
+			fprintf(stderr,
+			        "mosfw-replay: %s: bad flow table at the end of the input\n", path);
 			abort();
 		}
 	}
@@ -92,7 +96,8 @@ static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
 
 /* The kept records of the last flows that ended: as many as ended before
  * the end of the input (up to RECENT_ENDS), none eof. */
-static void check_recent_ends(const char *path, struct mosfw_core *core, const struct mosfw_stats *st)
+static void check_recent_ends(const char *path, struct mosfw_core *core,
+                              const struct mosfw_stats *st)
 {
 	struct mosfw_ended r[RECENT_ENDS];
 	uint64_t ended = st->flows_ended_fin + st->flows_ended_rst + st->flows_ended_timeout +
@@ -132,8 +137,8 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 	mosfw_core_pause_at_input_end(core, 1);
 	if (mosfw_core_keep_recent_ends(core, RECENT_ENDS) < 0)
 		abort();
-	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA, "tcp[13] & 8 != 0",
-	                          err) < 0 ||
+	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA,
+	                          "tcp[13] & 8 != 0", err) < 0 ||
 	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or ip6", err) < 0 ||
 	    mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp", err) < 0) {
 		/* some link types cannot carry these (libpcap rejects them): go on
@@ -155,22 +160,26 @@ static void step(const char *path, struct rcore *rc, int verbose)
 		unsigned b = (unsigned)__builtin_ctz(e->type);
 		rc->by_type[b & 15]++;
 		/* touch what a consumer would read */
-		if (e->slot != MOSFW_NO_SLOT && e->type != MOSFW_EV_ORPHAN && e->type != MOSFW_EV_TICK) {
+		if (e->slot != MOSFW_NO_SLOT && e->type != MOSFW_EV_ORPHAN &&
+		    e->type != MOSFW_EV_TICK) {
 			const struct mosfw_flow *f = mosfw_core_flow(rc->core, e->slot);
 			if (!f || f->id != e->flow_id) {
-				fprintf(stderr, "mosfw-replay: %s: event %s names a stale flow slot\n", path,
-				        mosfw_event_name(e->type));
+				fprintf(stderr,
+				        "mosfw-replay: %s: event %s names a stale flow slot\n",
+				        path, mosfw_event_name(e->type));
 				abort();
 			}
 		}
 		api_calls(rc->core, e);
 		if (verbose)
-			printf("%.6f %s side=%u %s %s reason=%u\n", e->ts, mosfw_event_name(e->type), e->side,
-			       mosfw_state_name(e->old_state), mosfw_state_name(e->new_state), e->reason);
+			printf("%.6f %s side=%u %s %s reason=%u\n", e->ts,
+			       mosfw_event_name(e->type), e->side, mosfw_state_name(e->old_state),
+			       mosfw_state_name(e->new_state), e->reason);
 	}
 	if (rc->rc == MOSFW_RUN_INPUT_END)
 		rc->open_at_input_end = live_at_input_end(path, rc->core);
-	rc->done = !(rc->rc == MOSFW_RUN_MORE || rc->rc == MOSFW_RUN_IDLE || rc->rc == MOSFW_RUN_INPUT_END);
+	rc->done = !(rc->rc == MOSFW_RUN_MORE || rc->rc == MOSFW_RUN_IDLE ||
+	             rc->rc == MOSFW_RUN_INPUT_END);
 }
 
 /* Replay one file on `cores` cores (round robin in this process; with
@@ -211,23 +220,31 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 		mosfw_core_stats(rcs[k].core, &st);
 		printf("%s: %spackets=%llu tcp=%llu malformed=%llu flows=%llu rexmit=%llu orphans=%llu "
 		       "conn_start=%llu state_change=%llu conn_end=%llu status=%s%s%s\n",
-		       path, cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "shared " : "whole ") : "",
+		       path,
+		       cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "shared " : "whole ")
+		                 : "",
 		       (unsigned long long)st.packets, (unsigned long long)st.tcp_packets,
 		       (unsigned long long)st.malformed, (unsigned long long)st.flows_created,
 		       (unsigned long long)st.rexmits, (unsigned long long)st.orphans,
 		       (unsigned long long)by_type[1], (unsigned long long)by_type[2],
 		       (unsigned long long)by_type[5],
-		       rc == MOSFW_RUN_DONE ? "done" : rc == MOSFW_RUN_ERROR ? "read-error" : "stopped",
-		       rc == MOSFW_RUN_ERROR ? ": " : "", rc == MOSFW_RUN_ERROR ? mosfw_core_error(rcs[k].core) : "");
+		       rc == MOSFW_RUN_DONE    ? "done"
+		       : rc == MOSFW_RUN_ERROR ? "read-error"
+		                               : "stopped",
+		       rc == MOSFW_RUN_ERROR ? ": " : "",
+		       rc == MOSFW_RUN_ERROR ? mosfw_core_error(rcs[k].core) : "");
 		if (by_type[1] && st.flows_created && by_type[5] != st.flows_created) {
 			fprintf(stderr, "mosfw-replay: %s: %llu flows but %llu CONN_END\n", path,
-			        (unsigned long long)st.flows_created, (unsigned long long)by_type[5]);
+			        (unsigned long long)st.flows_created,
+			        (unsigned long long)by_type[5]);
 			abort();
 		}
 		/* (a flow stopped on both sides is not live, and still ends eof) */
 		if (rcs[k].open_at_input_end > st.flows_ended_eof) {
-			fprintf(stderr, "mosfw-replay: %s: %u flows open at the end of the input, %llu ended eof\n",
-			        path, rcs[k].open_at_input_end, (unsigned long long)st.flows_ended_eof);
+			fprintf(stderr,
+			        "mosfw-replay: %s: %u flows open at the end of the input, %llu ended eof\n",
+			        path, rcs[k].open_at_input_end,
+			        (unsigned long long)st.flows_ended_eof);
 			abort();
 		}
 		check_recent_ends(path, rcs[k].core, &st);
@@ -254,7 +271,8 @@ int main(int argc, char **argv)
 		case 's': /* INDEX/COUNT: keep one shard, as worker INDEX of -c COUNT */
 			if (sscanf(optarg, "%u/%u", &cfg.shard_index, &cfg.shard_count) != 2 ||
 			    cfg.shard_index >= cfg.shard_count) {
-				fprintf(stderr, "mosfw-replay: -s wants INDEX/COUNT, INDEX < COUNT\n");
+				fprintf(stderr,
+				        "mosfw-replay: -s wants INDEX/COUNT, INDEX < COUNT\n");
 				return 2;
 			}
 			break;
@@ -267,8 +285,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v': verbose = 1; break;
 		default:
-			fprintf(stderr, "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] "
-			                "[-s SHARD/COUNT] [-c CORES] [-v] FILE...\n");
+			fprintf(stderr,
+			        "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] "
+			        "[-s SHARD/COUNT] [-c CORES] [-v] FILE...\n");
 			return 2;
 		}
 	}

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import attrs
@@ -108,8 +107,11 @@ class Alerts:
             ev = define_event(EventType.PKT_IN, r.bpf, name=r.name)
             if r.contains is not None:
                 needle = r.contains
-                ev = define_event(ev, lambda flow, _n=needle: _n in (flow.last_packet().payload or b""),
-                                  name=f"{r.name}/contains")
+                ev = define_event(
+                    ev,
+                    lambda flow, _n=needle: _n in (flow.last_packet().payload or b""),
+                    name=f"{r.name}/contains",
+                )
             self.events.append((r, ev))
 
     @mosfw.hookimpl
@@ -130,14 +132,29 @@ class Alerts:
             seen.add(rule.name)
         pkt = flow.last_packet()
         side = pkt.side if pkt is not None else event.side
-        src, dst = (flow.client_str, flow.server_str) if side == mosfw.Side.CLIENT else (
-            flow.server_str, flow.client_str)
+        src, dst = (
+            (flow.client_str, flow.server_str)
+            if side == mosfw.Side.CLIENT
+            else (flow.server_str, flow.client_str)
+        )
         self.count += 1
-        self.out.write(json.dumps({
-            "ts": round(event.ts, 6), "rule": rule.name, "msg": rule.msg or rule.name,
-            "src": src, "dst": dst, "side": side.label, "flags": _flags(event.tcp_flags),
-            "len": event.len, "seq": event.seq, "flow": f"{flow.client_str} -> {flow.server_str}",
-        }) + "\n")
+        self.out.write(
+            json.dumps(
+                {
+                    "ts": round(event.ts, 6),
+                    "rule": rule.name,
+                    "msg": rule.msg or rule.name,
+                    "src": src,
+                    "dst": dst,
+                    "side": side.label,
+                    "flags": _flags(event.tcp_flags),
+                    "len": event.len,
+                    "seq": event.seq,
+                    "flow": f"{flow.client_str} -> {flow.server_str}",
+                }
+            )
+            + "\n"
+        )
 
     @mosfw.hookimpl
     def mosfw_core_finish(self, core) -> None:
@@ -146,10 +163,18 @@ class Alerts:
 
 @mosfw.hookimpl
 def mosfw_addoption(parser) -> None:
-    parser.addoption("--alert-rules", default=None, metavar="PATH",
-                     help="alerts: the rules file (default: samples/alerts/rules.txt).")
-    parser.addoption("--alert-log", default=None, metavar="PATH",
-                     help="alerts: write the JSON lines to PATH (default: stdout).")
+    parser.addoption(
+        "--alert-rules",
+        default=None,
+        metavar="PATH",
+        help="alerts: the rules file (default: samples/alerts/rules.txt).",
+    )
+    parser.addoption(
+        "--alert-log",
+        default=None,
+        metavar="PATH",
+        help="alerts: write the JSON lines to PATH (default: stdout).",
+    )
 
 
 @mosfw.hookimpl

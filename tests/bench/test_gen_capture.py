@@ -25,8 +25,9 @@ CAPINFOS = shutil.which("capinfos")
 
 pytestmark = [
     pytest.mark.skipif(CC is None, reason="no C compiler (cc/gcc) to build bench/gen_capture.c"),
-    pytest.mark.skipif(TSHARK is None or CAPINFOS is None,
-                       reason="tshark/capinfos (Wireshark CLI tools) not installed"),
+    pytest.mark.skipif(
+        TSHARK is None or CAPINFOS is None, reason="tshark/capinfos (Wireshark CLI tools) not installed"
+    ),
 ]
 
 PI_WARN = 0x00600000  # Wireshark expert severity "warning"
@@ -35,53 +36,85 @@ PI_WARN = 0x00600000  # Wireshark expert severity "warning"
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory) -> Path:
     exe = tmp_path_factory.mktemp("gen") / "gen_capture"
-    subprocess.run([CC, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(GEN_SRC)],
-                   check=True)
+    subprocess.run([CC, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(GEN_SRC)], check=True)
     return exe
 
 
 def generate(gen: Path, out: Path, *args: str) -> dict:
-    res = subprocess.run([str(gen), "-o", str(out), *args], capture_output=True, text=True,
-                         check=True)
+    res = subprocess.run([str(gen), "-o", str(out), *args], capture_output=True, text=True, check=True)
     summary = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)(?:\s|$)", res.stderr)}
     assert {"packets", "connections", "ipv6", "rexmits"} <= summary.keys(), res.stderr
     return summary
 
 
 def capinfos_packets(pcap: Path) -> int:
-    res = subprocess.run([CAPINFOS, "-c", "-M", "-T", "-r", str(pcap)], capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run(
+        [CAPINFOS, "-c", "-M", "-T", "-r", str(pcap)], capture_output=True, text=True, check=True
+    )
     return int(res.stdout.split()[-1])
 
 
 def tshark_conversations(pcap: Path) -> int:
-    res = subprocess.run([TSHARK, "-n", "-r", str(pcap), "-q", "-z", "conv,tcp"],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [TSHARK, "-n", "-r", str(pcap), "-q", "-z", "conv,tcp"], capture_output=True, text=True, check=True
+    )
     return sum(1 for line in res.stdout.splitlines() if "<->" in line)
 
 
 def tshark_packets(pcap: Path) -> list[dict]:
     """Per packet: IP version, TCP stream, SYN-only, retransmission, worst expert severity."""
     res = subprocess.run(
-        [TSHARK, "-n", "-r", str(pcap),
-         "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
-         "-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,",
-         "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.stream",
-         "-e", "tcp.flags.syn", "-e", "tcp.flags.ack",
-         "-e", "tcp.analysis.retransmission", "-e", "_ws.malformed",
-         "-e", "_ws.expert.severity"],
-        capture_output=True, text=True, check=True)
+        [
+            TSHARK,
+            "-n",
+            "-r",
+            str(pcap),
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.flags.syn",
+            "-e",
+            "tcp.flags.ack",
+            "-e",
+            "tcp.analysis.retransmission",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "_ws.expert.severity",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pkts = []
     for line in res.stdout.splitlines():
         v4, v6, stream, syn, ack, rex, malformed, sev = (line.split("\t") + [""] * 8)[:8]
-        pkts.append({
-            "v6": bool(v6) and not v4,
-            "stream": int(stream) if stream else None,
-            "syn_only": syn in ("1", "True") and ack in ("0", "False"),
-            "rexmit": bool(rex),
-            "malformed": bool(malformed),
-            "severity": max((int(s, 0) for s in sev.split(",") if s), default=0),
-        })
+        pkts.append(
+            {
+                "v6": bool(v6) and not v4,
+                "stream": int(stream) if stream else None,
+                "syn_only": syn in ("1", "True") and ack in ("0", "False"),
+                "rexmit": bool(rex),
+                "malformed": bool(malformed),
+                "severity": max((int(s, 0) for s in sev.split(",") if s), default=0),
+            }
+        )
     return pkts
 
 
@@ -90,19 +123,22 @@ def expected_packets(conns: int, segs: int, rexmits: int) -> int:
     return conns * (3 + 1 + segs + math.ceil(segs / 2) + 3) + rexmits
 
 
-@pytest.mark.parametrize("args, conns, segs", [
-    ((), 200, 8),                                          # the bench's defaults
-    (("-d", "3", "-r", "0.25", "-c", "17", "-s", "5"), 200, 3),
-])
+@pytest.mark.parametrize(
+    "args, conns, segs",
+    [
+        ((), 200, 8),  # the bench's defaults
+        (("-d", "3", "-r", "0.25", "-c", "17", "-s", "5"), 200, 3),
+    ],
+)
 def test_capture_matches_summary(gen, tmp_path, args, conns, segs):
     pcap = tmp_path / "c.pcap"
     s = generate(gen, pcap, "-n", str(conns), *args)
     assert s["connections"] == conns
     if "-r" not in args:
-        assert s["rexmits"] == conns                       # default: one per connection
+        assert s["rexmits"] == conns  # default: one per connection
     else:
         assert 0 < s["rexmits"] < conns
-    assert s["ipv6"] == conns // 8                         # every 8th connection
+    assert s["ipv6"] == conns // 8  # every 8th connection
 
     n = expected_packets(conns, segs, s["rexmits"])
     assert s["packets"] == n
@@ -133,8 +169,9 @@ def test_deterministic(gen, tmp_path):
 
 def test_bad_options(gen, tmp_path):
     for args in (["-d", "0"], ["-r", "2"], ["-n", "x"], ["-c", "0"], ["-m", "half"]):
-        res = subprocess.run([str(gen), "-o", str(tmp_path / "x.pcap"), *args],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [str(gen), "-o", str(tmp_path / "x.pcap"), *args], capture_output=True, text=True
+        )
         assert res.returncode == 2, args
         assert "gen_capture" in res.stderr or "usage" in res.stderr
 
@@ -160,5 +197,5 @@ def test_handshake_only_modes(gen, tmp_path, mode, per_conn):
     # the same connections as the full capture's first ones (same 5-tuples, ISNs)
     full = tmp_path / "full.pcap"
     generate(gen, full, "-n", str(conns), "-c", "1")
-    first_syn = full.read_bytes()[24:24 + 16 + 58]
-    assert pcap.read_bytes()[24 + 16:24 + 16 + 58] == first_syn[16:]
+    first_syn = full.read_bytes()[24 : 24 + 16 + 58]
+    assert pcap.read_bytes()[24 + 16 : 24 + 16 + 58] == first_syn[16:]

@@ -63,6 +63,7 @@ CONNECTIONS = 1000  # 20 packets each: 20,000 packets per capture
 # --------------------------------------------------------------------------
 # captures
 
+
 @pytest.fixture(scope="module")
 def captures(tmp_path_factory) -> dict[str, tuple[Path, int]]:
     if CC is None:
@@ -73,8 +74,12 @@ def captures(tmp_path_factory) -> dict[str, tuple[Path, int]]:
     out = {}
     for name, conc in (("tcp-10", 10), ("tcp-2000", 2000)):
         p = d / f"{name}.pcap"
-        res = subprocess.run([str(gen), "-o", str(p), "-n", str(CONNECTIONS), "-c", str(conc)],
-                             check=True, capture_output=True, text=True)
+        res = subprocess.run(
+            [str(gen), "-o", str(p), "-n", str(CONNECTIONS), "-c", str(conc)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         packets = int(res.stderr.split("packets=")[1].split()[0])
         out[name] = (p, packets)
     udp = d / "udp.pcap"
@@ -102,6 +107,7 @@ def _as_udp(data: bytes) -> bytes:
 
 # --------------------------------------------------------------------------
 # plugins
+
 
 class EmptyHooks:
     """Subscribes to the connection-level events and does nothing (counts)."""
@@ -141,8 +147,7 @@ class PktCounter:
 
 def _core(pcap: Path, plugins=()):
     pm = get_plugin_manager(list(plugins))
-    config = Config(read_file=str(pcap), pluginmanager=pm, stdout=io.StringIO(),
-                    stderr=io.StringIO())
+    config = Config(read_file=str(pcap), pluginmanager=pm, stdout=io.StringIO(), stderr=io.StringIO())
     pm.hook.mosfw_configure(config=config)
     core = Core(config, pm)
     core.open()
@@ -170,18 +175,20 @@ def _pedantic(benchmark, pcap: Path, plugins_factory):
         core, _ = _core(pcap, plugins_factory())
         return (core,), {}
 
-    return benchmark.pedantic(lambda core: core.run(), setup=setup, rounds=ROUNDS,
-                              iterations=1, warmup_rounds=1)
+    return benchmark.pedantic(
+        lambda core: core.run(), setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1
+    )
 
 
 # --------------------------------------------------------------------------
 # the engine, per packet
 
+
 @pytest.mark.parametrize("kind", ["udp", "tcp-10", "tcp-2000"])
 def test_engine_per_packet(benchmark, captures, kind):
     pcap, packets = captures[kind]
     benchmark.group = "engine per packet (no plugin)"
-    result = _pedantic(benchmark, pcap, lambda: [])
+    result = _pedantic(benchmark, pcap, list)
     st = result.stats
     assert st.packets == packets
     if kind == "udp":
@@ -275,6 +282,7 @@ def test_hook_call(benchmark, how):
 
 # --------------------------------------------------------------------------
 # the Python half of the drain: build each record as an Event, route by type
+
 
 def test_record_drain(benchmark):
     """mosfw._dispatch over 8192 records to a handler that counts: the

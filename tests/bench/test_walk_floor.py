@@ -47,25 +47,25 @@ def capture(tmp_path_factory) -> tuple[Path, int]:
     gen = build(GEN_SRC, d / "gen_capture")
     pcap = d / "walk.pcap"
     subprocess.run([str(gen), "-q", "-o", str(pcap), "-n", "3000", "-c", "200"], check=True)
-    res = subprocess.run([CAPINFOS, "-c", "-M", "-T", "-r", str(pcap)], capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run(
+        [CAPINFOS, "-c", "-M", "-T", "-r", str(pcap)], capture_output=True, text=True, check=True
+    )
     return pcap, int(res.stdout.split()[-1])
 
 
 def test_every_way_visits_every_record(walk, capture):
     pcap, packets = capture
     assert pcap.stat().st_size > 8 << 20  # more than two populate-ahead chunks
-    res = subprocess.run([str(walk), str(pcap), *WAYS], capture_output=True, text=True,
-                         check=True)
+    res = subprocess.run([str(walk), str(pcap), *WAYS], capture_output=True, text=True, check=True)
     counts = dict(re.findall(r"^(\w+)\s+[\d.]+ ms, (\d+) records", res.stdout, re.M))
     assert counts == {way: str(packets) for way in WAYS}, res.stdout
 
 
 def test_parts_prints_the_mapping_and_the_bandwidth(walk, capture):
-    res = subprocess.run([str(walk), str(capture[0]), "parts"], capture_output=True, text=True,
-                         check=True)
-    assert re.match(r"parts\s+map [\d.]+ ms, read every cache line [\d.]+ ms \([\d.]+ GB/s\)",
-                    res.stdout), res.stdout
+    res = subprocess.run([str(walk), str(capture[0]), "parts"], capture_output=True, text=True, check=True)
+    assert re.match(r"parts\s+map [\d.]+ ms, read every cache line [\d.]+ ms \([\d.]+ GB/s\)", res.stdout), (
+        res.stdout
+    )
 
 
 def test_a_file_that_is_not_a_classic_pcap_is_refused(walk, tmp_path):
@@ -77,7 +77,6 @@ def test_a_file_that_is_not_a_classic_pcap_is_refused(walk, tmp_path):
 
 
 def test_an_unknown_way_is_a_usage_error(walk, capture):
-    res = subprocess.run([str(walk), str(capture[0]), "sideways"], capture_output=True,
-                         text=True)
+    res = subprocess.run([str(walk), str(capture[0]), "sideways"], capture_output=True, text=True)
     assert res.returncode == 2
     assert "unknown way 'sideways'" in res.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,13 @@ DEMO = ROOT / "tests" / "data" / "http-loss.pcap"
 
 
 def mosfw(*args, cwd=ROOT, timeout=60):
-    return subprocess.run([sys.executable, "-m", "mosfw", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mosfw", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def small_pcap(tmp_path, mosfw_capture):
 
 
 def lines(out: str) -> list[dict]:
-    return [json.loads(l) for l in out.splitlines() if l.strip()]
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def test_eventlog_contract(small_pcap):
@@ -49,8 +55,13 @@ def test_eventlog_contract(small_pcap):
     for e in evs:
         assert isinstance(e["ts"], float) and e["core"] == 0
         assert e["side"] in ("client", "server")
-    sc = [e for e in evs if e["event"] == "tcp_state_change"][0]
-    assert (sc["old"], sc["new"], sc["client"], sc["server"]) == ("CLOSED", "SYN_SENT", "10.0.0.1:40000", "10.0.0.2:80")
+    sc = next(e for e in evs if e["event"] == "tcp_state_change")
+    assert (sc["old"], sc["new"], sc["client"], sc["server"]) == (
+        "CLOSED",
+        "SYN_SENT",
+        "10.0.0.1:40000",
+        "10.0.0.2:80",
+    )
     rx = [e for e in evs if e["event"] == "rexmit"]
     assert rx == [dict(rx[0], seq=5001, len=500, side="server")]
     ends = [(e["client"], e["reason"]) for e in evs if e["event"] == "conn_end"]
@@ -109,7 +120,12 @@ def test_misspelt_hook_is_an_error(tmp_path, small_pcap):
 
 def test_plugin_that_raises_is_reported_once_and_counted(tmp_path, small_pcap):
     app = tmp_path / "boom.py"
-    app.write_text("import mosfw\n@mosfw.hookimpl\ndef mosfw_tcp_state_change(flow, new):\n    raise ValueError('boom ' + new.name)\n")
+    app.write_text(
+        "import mosfw\n"
+        "@mosfw.hookimpl\n"
+        "def mosfw_tcp_state_change(flow, new):\n"
+        "    raise ValueError('boom ' + new.name)\n"
+    )
     r = mosfw("run", "-r", small_pcap, "-p", app, "-p", "eventlog", "--events", "conn_end")
     assert r.returncode == 4
     assert r.stderr.count("raised in mosfw_tcp_state_change") == 1
@@ -136,7 +152,10 @@ def test_unknown_plugin(small_pcap):
     ],
 )
 def test_bad_input_messages(args, code, message):
-    args = [str(ROOT / "tests/data/README.md") if a == "__README__" else str(DEMO) if a == "__DEMO__" else a for a in args]
+    args = [
+        str(ROOT / "tests/data/README.md") if a == "__README__" else str(DEMO) if a == "__DEMO__" else a
+        for a in args
+    ]
     r = mosfw("run", *args)
     assert r.returncode == code, (r.returncode, r.stderr)
     assert message in r.stderr
@@ -165,9 +184,38 @@ def test_hooks_command_lists_every_hook():
         assert n + "(" in r.stdout
 
 
+def test_hooks_command_prints_whole_first_sentences():
+    """Each hook's summary is its whole first sentence (docstrings wrap it
+    over several lines), without reST markup; nothing cut mid-sentence."""
+    r = subprocess.run([sys.executable, "-m", "mosfw", "hooks"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60, env={**os.environ, "COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    summary, name = {}, None
+    for line in r.stdout.splitlines():
+        if line.startswith("mosfw_"):
+            name = line.split("(")[0]
+            summary[name] = ""
+        else:
+            assert line.startswith("    ") and len(line) <= 80, line
+            summary[name] = (summary[name] + " " + line.strip()).strip()
+    assert summary["mosfw_core_result"] == ("Return this plugin's result of one core, to be merged by "
+                                            "mosfw_merge().")
+    assert summary["mosfw_input_end"] == ("The core's input ended (end of file, read error, Ctrl-C/SIGTERM) and "
+                                          "the flows still open have not ended yet.")
+    assert summary["mosfw_conn_end"] == "A connection is torn down (MOS_ON_CONN_END)."
+    for name, text in summary.items():
+        assert text.endswith("."), f"{name}: {text!r} is cut mid-sentence"
+
+
 def test_broken_pipe_is_quiet(small_pcap):
-    p = subprocess.run(f"{sys.executable} -m mosfw run -r {small_pcap} -p eventlog -q | head -1",
-                       shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    p = subprocess.run(  # noqa: S602 - the pipe into head is the test; the command line is ours
+        f"{sys.executable} -m mosfw run -r {small_pcap} -p eventlog -q | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert p.stdout.count("\n") == 1 and "Traceback" not in p.stderr
 
 
@@ -176,9 +224,18 @@ def test_reader_gone_mid_run_stops_quietly_with_exit_0():
     with EPIPE inside event hooks; that is the reader going away, not a
     plugin error: the run stops there, exit 0, nothing on stderr."""
     scan = ROOT / "tests" / "multicore" / "data" / "synscan.pcap"
-    p = subprocess.run(["bash", "-c", f"{sys.executable} -m mosfw run -r {scan} -p eventlog -q | head -1; "
-                        "echo rc=${PIPESTATUS[0]} >&2"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    p = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"{sys.executable} -m mosfw run -r {scan} -p eventlog -q | head -1; "
+            "echo rc=${PIPESTATUS[0]} >&2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert p.stdout.count("\n") == 1
     assert p.stderr == "rc=0\n", p.stderr
 

@@ -4,7 +4,6 @@ key and CLI command (datasette-style: a new one without docs fails)."""
 from __future__ import annotations
 
 import inspect
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,10 @@ def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
     r = subprocess.run(
         [sys.executable, "-m", "sphinx", "-q", "-W", "--keep-going", "-b", "html", str(DOCS), str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr[-4000:]
     return out
@@ -82,3 +84,41 @@ def test_every_sample_is_in_the_docs():
     for d in sorted((ROOT / "samples").iterdir()):
         if (d / "README.md").exists():
             assert f"../samples/{d.name}/README.md" in page, f"samples/{d.name} missing from docs/samples.md"
+
+
+def test_attribute_docs_are_prose_not_a_type_field(built):
+    """An attribute or property docstring with a colon in its first line
+    ("TCP sequence number (REXMIT: the segment's; ...)") must render as
+    written, not be split by napoleon into a bogus ``Type:`` field."""
+    import re
+
+    garbled = []
+    for page in built.glob("*.html"):
+        html = page.read_text()
+        for m in re.finditer(r'<dl class="py (?:attribute|property|data)">\s*<dt[^>]*id="([^"]+)"(.*?)</dd></dl>',
+                             html, re.S):
+            if '>Type<span class="colon">' in m.group(2):
+                garbled.append(f"{page.name}#{m.group(1)}")
+    assert not garbled, f"{len(garbled)} attribute docs rendered as a Type field: {garbled}"
+    # the text survives whole: Event.seq, Flow.last_ts
+    hooks = (built / "hooks.html").read_text()
+    assert "TCP sequence number (REXMIT: the segment’s; NEW_DATA: first new byte)" in hooks
+    assert "Time of the last packet (for ended flows: when it ended)" in hooks
+
+
+def test_demo_capture_named_in_the_docs_is_the_one_make_demo_uses():
+    """`make demo` runs midstat on the Makefile's DEMO_PCAP: the midstat
+    README and the quick start show that command on that file, and every
+    capture they name exists."""
+    import re
+
+    demo = re.search(r"^DEMO_PCAP := (\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert (ROOT / demo).is_file()
+    for page in (ROOT / "samples" / "midstat" / "README.md", DOCS / "quickstart.md"):
+        text = page.read_text()
+        assert f"samples/midstat/midstat -r {demo}" in text, f"{page.name}: make demo's command is not shown"
+        for line in text.splitlines():
+            if "make demo" in line and ".pcap" in line:
+                assert demo in line, f"{page.name}: make demo does not use the file named in {line.strip()!r}"
+        for named in re.findall(r"(?<![\w/.-])((?:tests|samples)/[\w/.-]+\.pcap(?:ng)?)\b", text):
+            assert (ROOT / named).is_file(), f"{page.name} names {named}, which does not exist"

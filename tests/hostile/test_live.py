@@ -26,6 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import realnet  # noqa: E402  (tests/realnet.py)
+from as_nobody import python_as_nobody  # noqa: E402  (tests/as_nobody.py)
 
 pytestmark = pytest.mark.realnet
 
@@ -211,12 +212,10 @@ def test_idle_capture_still_expires_flows_and_ticks(net, tmp_path):
 
 
 def test_permission_denied_as_nobody(net):
-    setpriv = shutil.which("setpriv")
-    if not setpriv:
-        pytest.skip("setpriv (util-linux) not installed")
-    r = net.run_in("server", [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                              sys.executable, "-m", "mosfw", "run", "-i", net.srv_if],
-                   check=False, timeout=30, cwd=ROOT)
+    # from a readable copy when nobody cannot read the checkout (tests/as_nobody.py)
+    with python_as_nobody() as (argv, env, cwd):
+        r = net.run_in("server", [*argv, "-m", "mosfw", "run", "-i", net.srv_if],
+                       check=False, timeout=30, cwd=cwd, env=env)
     assert r.returncode == 1, r.stderr
     assert f"permission denied capturing on '{net.srv_if}' (needs root or CAP_NET_RAW)" in r.stderr
     assert "Traceback" not in r.stderr

@@ -46,14 +46,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import realnet  # noqa: E402  (tests/realnet.py)
+import realnet
 
 pytestmark = pytest.mark.realnet
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "samples" / "midstat" / "midstat"
 HEADER_RE = re.compile(r"^Proto CPU Client Address +Client State Server Address +Server State$")
-STAT_RE_T = r"^\[CPU 0\] {iface} flows: +(\d+), RX: +(\d+)\(pps\) \(err: +(\d+)\), +(\d+\.\d\d)\(Gbps\), drops: +(\d+)$"
+STAT_RE_T = (
+    r"^\[CPU 0\] {iface} flows: +(\d+), RX: +(\d+)\(pps\) \(err: +(\d+)\), "
+    r"+(\d+\.\d\d)\(Gbps\), drops: +(\d+)$"
+)
 CLOSING = {"FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSED"}
 
 
@@ -118,7 +121,9 @@ def wait_for(what: str, pred, proc, timeout: float, out: Lines, err: Lines):
         time.sleep(0.05)
     pytest.fail(
         f"timed out waiting for {what} (midstat rc={proc.poll()})\n--- stdout:\n"
-        + "\n".join(out.snapshot()[-40:]) + "\n--- stderr:\n" + "\n".join(err.snapshot()[-20:])
+        + "\n".join(out.snapshot()[-40:])
+        + "\n--- stderr:\n"
+        + "\n".join(err.snapshot()[-20:])
     )
 
 
@@ -127,8 +132,10 @@ def nft(net, side: str, script: str) -> None:
 
 
 def drop_rule(table: str, ifname: str, match: str) -> str:
-    return (f"table netdev {table} {{\n  chain in {{ type filter hook ingress device \"{ifname}\" "
-            f"priority 0; policy accept;\n    {match} drop\n  }}\n}}\n")
+    return (
+        f'table netdev {table} {{\n  chain in {{ type filter hook ingress device "{ifname}" '
+        f"priority 0; policy accept;\n    {match} drop\n  }}\n}}\n"
+    )
 
 
 def test_midstat_live_on_veth(tmp_path):
@@ -137,16 +144,23 @@ def test_midstat_live_on_veth(tmp_path):
         net.serve_files({"a.bin": 50_000})
         conf = tmp_path / "mos.conf"
         conf.write_text(
-            "mos {\n\tforward = 0\n\tnetdev {\n\t\t%s 0x0001\n\t}\n\tstat_print = %s\n}\n" % (net.cli_if, net.cli_if)
+            f"mos {{\n\tforward = 0\n\tnetdev {{\n\t\t{net.cli_if} 0x0001\n\t}}\n"
+            f"\tstat_print = {net.cli_if}\n}}\n"
         )
         # drops, after the tap: SYNs at the server; the server's FINs at the client
         port = net.port
         nft(net, "server", drop_rule("mfsyn", net.srv_if, f"tcp dport {port} tcp flags & (syn | ack) == syn"))
         nft(net, "client", drop_rule("mffin", net.cli_if, f"tcp sport {port} tcp flags & fin == fin"))
 
-        proc = net.popen_in("client", [str(LAUNCHER), "-f", str(conf), "-i", net.cli_if, "-c", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True, bufsize=1)
+        proc = net.popen_in(
+            "client",
+            [str(LAUNCHER), "-f", str(conf), "-i", net.cli_if, "-c", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         out, err = Lines(proc.stdout), Lines(proc.stderr)
         stat_re = re.compile(STAT_RE_T.format(iface=re.escape(net.cli_if)))
 
@@ -158,25 +172,57 @@ def test_midstat_live_on_veth(tmp_path):
         while not stat_lines() and time.monotonic() < deadline and proc.poll() is None:
             net.run_in("client", ["ping", "-c", "1", "-W", "1", net.srv4], timeout=5, check=False)
             time.sleep(0.2)
-        wait_for("a stat_print line (nothing at all: does the engine's live loop return to Python "
-                 "while packets trickle in? see test_midstat_live_stops_on_sigterm_when_idle)",
-                 stat_lines, proc, 1, out, err)
+        wait_for(
+            "a stat_print line (nothing at all: does the engine's live loop return to Python "
+            "while packets trickle in? see test_midstat_live_stops_on_sigterm_when_idle)",
+            stat_lines,
+            proc,
+            1,
+            out,
+            err,
+        )
 
-        curl = net.popen_in("client", ["curl", "-sS", "-g", "-o", "/dev/null", "-o", "/dev/null", "-o",
-                                       "/dev/null", "--rate", "1/s", "--max-time", "40",
-                                       "-w", "%{http_code} %{num_connects}\\n",
-                                       *net.urls(["a.bin"] * 3)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        curl = net.popen_in(
+            "client",
+            [
+                "curl",
+                "-sS",
+                "-g",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "--rate",
+                "1/s",
+                "--max-time",
+                "40",
+                "-w",
+                "%{http_code} %{num_connects}\\n",
+                *net.urls(["a.bin"] * 3),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         cli_prefix = f"{net.cli4}:"
         srv = f"{net.srv4}:{port}"
 
         def rows_now(complete_only=True):
-            return [r for t in tables_of(out.snapshot(), complete_only)[-1:] for r in t
-                    if r[2].startswith(cli_prefix) and r[4] == srv]
+            return [
+                r
+                for t in tables_of(out.snapshot(), complete_only)[-1:]
+                for r in t
+                if r[2].startswith(cli_prefix) and r[4] == srv
+            ]
 
         def seen(cst, sst):
             def pred():
-                return [r for r in rows_now() if (cst is None or r[3] in cst) and (sst is None or r[5] in sst)]
+                return [
+                    r for r in rows_now() if (cst is None or r[3] in cst) and (sst is None or r[5] in sst)
+                ]
+
             return pred
 
         # 1. SYN seen, no answer: SYN_SENT / LISTEN
@@ -184,7 +230,11 @@ def test_midstat_live_on_veth(tmp_path):
         conn = row[2]
         assert row[0] == "tcp" and row[1] == "0"
         # 2. let SYNs through, drop the SYN/ACK after the tap: ESTABLISHED / SYN_RCVD
-        nft(net, "client", drop_rule("mfsynack", net.cli_if, f"tcp sport {port} tcp flags & (syn | ack) == syn | ack"))
+        nft(
+            net,
+            "client",
+            drop_rule("mfsynack", net.cli_if, f"tcp sport {port} tcp flags & (syn | ack) == syn | ack"),
+        )
         nft(net, "server", "delete table netdev mfsyn\n")
         row = wait_for("SYN_RCVD", seen(None, {"SYN_RCVD"}), proc, 10, out, err)[0]
         assert row[2] == conn and row[3] == "ESTABLISHED"
@@ -236,8 +286,12 @@ def test_midstat_live_on_veth(tmp_path):
         # after the last table: the final table, the ended connection, the summary
         summary = [x for x in lines if x.startswith("midstat: ") and " connection" in x and " in " in x]
         assert summary, lines[-10:]
-        m = re.match(r"midstat: (\d+) connections? \(\d+ picked up mid-stream\) in [\d.]+ s of capture on "
-                     + re.escape(net.cli_if) + r": \d+ closed \((\d+) by FIN", summary[-1])
+        m = re.match(
+            r"midstat: (\d+) connections? \(\d+ picked up mid-stream\) in [\d.]+ s of capture on "
+            + re.escape(net.cli_if)
+            + r": \d+ closed \((\d+) by FIN",
+            summary[-1],
+        )
         assert m and int(m.group(1)) >= 1 and int(m.group(2)) >= 1, summary[-1]
         last_header = max(i for i, x in enumerate(lines) if HEADER_RE.match(x))
         assert last_header < lines.index(summary[-1])
@@ -259,8 +313,14 @@ def test_midstat_live_stops_on_sigterm_when_idle():
     timeout.)"""
     need_netns()
     with realnet.netpair() as net:
-        proc = net.popen_in("client", [str(LAUNCHER), "-i", net.cli_if, "--once"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        proc = net.popen_in(
+            "client",
+            [str(LAUNCHER), "-i", net.cli_if, "--once"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         time.sleep(1.5)
         assert proc.poll() is None, proc.communicate()
         t0 = time.monotonic()
@@ -268,9 +328,11 @@ def test_midstat_live_stops_on_sigterm_when_idle():
         try:
             stdout, stderr = proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:
-            pytest.fail("midstat did not stop within 5 s of SIGTERM on an idle interface: the engine's "
-                        "live read blocks while no packet arrives (native/source.c: read non-blocking "
-                        "and poll with a timeout)")
+            pytest.fail(
+                "midstat did not stop within 5 s of SIGTERM on an idle interface: the engine's "
+                "live read blocks while no packet arrives (native/source.c: read non-blocking "
+                "and poll with a timeout)"
+            )
         took = time.monotonic() - t0
     assert proc.returncode == 0, stderr
     assert took < 2.0, took
@@ -295,8 +357,14 @@ def test_midstat_live_without_cap_net_raw():
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_RAW")
     with realnet.netpair() as net:
-        cp = net.run_in("client", ["setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw",
-                                   str(LAUNCHER), "-i", net.cli_if], timeout=30, check=False)
+        cp = net.run_in(
+            "client",
+            ["setpriv", "--inh-caps=-net_raw", "--bounding-set=-net_raw", str(LAUNCHER), "-i", net.cli_if],
+            timeout=30,
+            check=False,
+        )
     assert cp.returncode == 1, (cp.stdout, cp.stderr)
-    assert net.cli_if in cp.stderr and ("permission" in cp.stderr.lower() or "CAP_NET_RAW" in cp.stderr), cp.stderr
+    assert net.cli_if in cp.stderr and ("permission" in cp.stderr.lower() or "CAP_NET_RAW" in cp.stderr), (
+        cp.stderr
+    )
     assert cp.stdout == ""

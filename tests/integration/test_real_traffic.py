@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import realnet  # noqa: E402  (tests/realnet.py)
+import realnet
 
 pytestmark = pytest.mark.realnet
 
@@ -43,17 +43,41 @@ KB = 1000
 
 # (size, IP version), one TCP connection each, 4 in flight at a time.
 PLAN = [
-    (20 * KB, 4), (50 * KB, 6), (100 * KB, 4), (2000 * KB, 4), (300 * KB, 6),
-    (20 * KB, 4), (500 * KB, 4), (1000 * KB, 6), (50 * KB, 4), (200 * KB, 4),
-    (20 * KB, 6), (100 * KB, 4), (2000 * KB, 6), (30 * KB, 4), (700 * KB, 4),
-    (20 * KB, 4), (60 * KB, 6), (400 * KB, 4), (1500 * KB, 4), (20 * KB, 6),
-    (80 * KB, 4), (250 * KB, 4), (20 * KB, 6), (1000 * KB, 4), (40 * KB, 4),
-    (120 * KB, 6), (20 * KB, 4), (600 * KB, 4), (90 * KB, 6), (20 * KB, 4),
+    (20 * KB, 4),
+    (50 * KB, 6),
+    (100 * KB, 4),
+    (2000 * KB, 4),
+    (300 * KB, 6),
+    (20 * KB, 4),
+    (500 * KB, 4),
+    (1000 * KB, 6),
+    (50 * KB, 4),
+    (200 * KB, 4),
+    (20 * KB, 6),
+    (100 * KB, 4),
+    (2000 * KB, 6),
+    (30 * KB, 4),
+    (700 * KB, 4),
+    (20 * KB, 4),
+    (60 * KB, 6),
+    (400 * KB, 4),
+    (1500 * KB, 4),
+    (20 * KB, 6),
+    (80 * KB, 4),
+    (250 * KB, 4),
+    (20 * KB, 6),
+    (1000 * KB, 4),
+    (40 * KB, 4),
+    (120 * KB, 6),
+    (20 * KB, 4),
+    (600 * KB, 4),
+    (90 * KB, 6),
+    (20 * KB, 4),
 ]
 
 SCENARIOS = {
-    "loss": dict(drop_percent=4, drop_side="both"),
-    "tbf": dict(tbf=dict(rate="40mbit", burst="12kb", limit="24kb", side="server")),
+    "loss": {"drop_percent": 4, "drop_side": "both"},
+    "tbf": {"tbf": {"rate": "40mbit", "burst": "12kb", "limit": "24kb", "side": "server"}},
 }
 
 REXMIT_TOLERANCE = 0.02
@@ -66,7 +90,7 @@ class Run:
     packets: int
     tshark_connections: int
     tshark_conversations: list
-    tshark_rexmit: list          # (ts, sender, len) per flagged packet
+    tshark_rexmit: list  # (ts, sender, len) per flagged packet
     tshark_lost_segment: int
 
     @property
@@ -83,15 +107,20 @@ def run(request, tmp_path_factory) -> Run:
     pcap = tmp_path_factory.mktemp(f"realnet-{name}") / f"{name}.pcap"
     sc = realnet.run_http_scenario(pcap, PLAN, parallel=4, **SCENARIOS[name])
     lost = len(realnet._tshark_fields(pcap, "tcp.analysis.lost_segment", ["frame.number"]))
-    r = Run(name, sc,
-            packets=realnet.capinfos_count(pcap),
-            tshark_connections=realnet.tshark_syn_count(pcap),
-            tshark_conversations=realnet.tshark_conversations(pcap),
-            tshark_rexmit=realnet.tshark_rexmit_packets(pcap),
-            tshark_lost_segment=lost)
-    print(f"\n[{name}] {pcap}: {r.packets} packets, {r.tshark_connections} connections, "
-          f"{len(r.tshark_rexmit)} tshark rexmit, {lost} lost_segment, "
-          f"server={sc.server_kind}, made in {sc.wall_s:.1f}s")
+    r = Run(
+        name,
+        sc,
+        packets=realnet.capinfos_count(pcap),
+        tshark_connections=realnet.tshark_syn_count(pcap),
+        tshark_conversations=realnet.tshark_conversations(pcap),
+        tshark_rexmit=realnet.tshark_rexmit_packets(pcap),
+        tshark_lost_segment=lost,
+    )
+    print(
+        f"\n[{name}] {pcap}: {r.packets} packets, {r.tshark_connections} connections, "
+        f"{len(r.tshark_rexmit)} tshark rexmit, {lost} lost_segment, "
+        f"server={sc.server_kind}, made in {sc.wall_s:.1f}s"
+    )
     return r
 
 
@@ -116,8 +145,8 @@ def test_capture_is_sound(run):
     assert sc.capture.dropped_by_kernel == 0, sc.capture.stderr
     assert sc.capture.captured == run.packets, (sc.capture.captured, run.packets)
     assert run.tshark_connections == len(PLAN), (
-        f"tshark sees {run.tshark_connections} streams with a client SYN, "
-        f"{len(PLAN)} fetches were made")
+        f"tshark sees {run.tshark_connections} streams with a client SYN, {len(PLAN)} fetches were made"
+    )
     assert len(run.tshark_conversations) == len(PLAN)
     assert len(run.tshark_rexmit) > 0, "no retransmissions: the scenario lost nothing"
     if run.name == "tbf":
@@ -129,7 +158,8 @@ def test_connections_match_tshark(run, events):
     assert events.connections == run.tshark_connections, (
         f"mosfw conn_start side=client on {events.connections} flows "
         f"({events.midstream_client_starts} mid-stream), tshark client-SYN "
-        f"connections {run.tshark_connections}")
+        f"connections {run.tshark_connections}"
+    )
     repeated = {k: n for k, n in events.client_starts.items() if n != 1}
     assert not repeated, f"client CONN_START more than once: {repeated}"
 
@@ -139,16 +169,20 @@ def test_rexmit_matches_tshark(run, events):
     t = len(run.tshark_rexmit)
     m = events.rexmit
     t_side = collections.Counter(_side_of_sender(s) for _, s, _ in run.tshark_rexmit)
-    msg = (f"[{run.name}] mosfw rexmit {m} (client {events.rexmit_by_side['client']}, "
-           f"server {events.rexmit_by_side['server']}) vs tshark "
-           f"retransmission||out_of_order {t} (client {t_side['client']}, "
-           f"server {t_side['server']}); tolerance {REXMIT_TOLERANCE:.0%}")
+    msg = (
+        f"[{run.name}] mosfw rexmit {m} (client {events.rexmit_by_side['client']}, "
+        f"server {events.rexmit_by_side['server']}) vs tshark "
+        f"retransmission||out_of_order {t} (client {t_side['client']}, "
+        f"server {t_side['server']}); tolerance {REXMIT_TOLERANCE:.0%}"
+    )
     if abs(m - t) > max(1, REXMIT_TOLERANCE * t):
         # Show which packets differ, matched by (timestamp, sender).
         tk = collections.Counter((round(ts, 6), s) for ts, s, _ in run.tshark_rexmit)
         mk = collections.Counter(
             (round(float(e["ts"]), 6), e.get(e.get("side"), "?"))
-            for e in events.raw if e.get("event") == "rexmit")  # type: ignore[attr-defined]
+            for e in events.raw
+            if e.get("event") == "rexmit"
+        )  # type: ignore[attr-defined]
         only_t = sorted((tk - mk).elements())[:10]
         only_m = sorted((mk - tk).elements())[:10]
         msg += f"\n  only tshark (first 10): {only_t}\n  only mosfw (first 10): {only_m}"
@@ -160,7 +194,9 @@ def test_every_connection_ends_once(run, events):
     """Every flow with a CONN_START has exactly one CONN_END."""
     assert events.any_starts, "no CONN_START at all"
     bad = events.bad_ends()
-    assert not bad, (f"{len(bad)} of {len(events.any_starts)} started flows without exactly "
-                     f"one conn_end (flow -> count): {dict(list(bad.items())[:10])}")
+    assert not bad, (
+        f"{len(bad)} of {len(events.any_starts)} started flows without exactly "
+        f"one conn_end (flow -> count): {dict(list(bad.items())[:10])}"
+    )
     stray = set(events.ends) - events.any_starts
     assert not stray, f"conn_end for flows that never started: {sorted(stray)[:10]}"

@@ -28,14 +28,18 @@ pytestmark = pytest.mark.skipif(
 
 def replay(*files, args=()):
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
-    r = subprocess.run([str(REPLAY), *args, *map(str, files)], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [str(REPLAY), *args, *map(str, files)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-3000:]}"
     return r.stdout
 
 
 def data_captures():
-    return sorted(p for p in DATA.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap") or p.name.endswith(".pcap.gz"))
+    return sorted(
+        p for p in DATA.rglob("*") if p.suffix in (".pcap", ".pcapng", ".cap") or p.name.endswith(".pcap.gz")
+    )
 
 
 def synthetic(tmp_path: Path) -> list[Path]:
@@ -46,7 +50,9 @@ def synthetic(tmp_path: Path) -> list[Path]:
     for lt in ("ether", "raw", "sll", "sll2", "null", "loop"):
         for v6 in (False, True):
             cap = Capture(linktype=lt)
-            cli, srv = (("fd00::1", 40000), ("fd00::2", 80)) if v6 else (("10.0.0.1", 40000), ("10.0.0.2", 80))
+            cli, srv = (
+                (("fd00::1", 40000), ("fd00::2", 80)) if v6 else (("10.0.0.1", 40000), ("10.0.0.2", 80))
+            )
             c = cap.conversation(client=cli, server=srv, client_isn=2**32 - 30)
             c.handshake()
             lost = c.send("client", 100, emit=False)

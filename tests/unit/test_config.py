@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import pathlib
 import pickle
@@ -76,7 +77,7 @@ def test_every_field_has_a_docstring():
     cls = ast.parse(src).body[0]
     documented = set()
     body = cls.body
-    for stmt, nxt in zip(body, body[1:]):
+    for stmt, nxt in itertools.pairwise(body):
         if (
             isinstance(stmt, ast.AnnAssign)
             and isinstance(nxt, ast.Expr)
@@ -466,8 +467,7 @@ def test_emit_diagnostics_in_line_order():
     assert lines[0] == "x/mos.conf:2: warning: unknown key 'frobnicate'"
     assert lines[1].startswith("x/mos.conf:3: note: 'nb_mem_channels'")
     assert lines[2] == (
-        "x/mos.conf:4: warning: unknown key 'max_concurency' "
-        "(did you mean 'max_concurrency'?)"
+        "x/mos.conf:4: warning: unknown key 'max_concurency' (did you mean 'max_concurrency'?)"
     )
 
 
@@ -521,20 +521,28 @@ def test_load_config_sets_source(tmp_path):
 def test_load_config_errors_name_the_file(tmp_path):
     p = tmp_path / "mos.conf"
     p.write_text("mos {\n\tforward = 1\n}\n")
-    err = pytest.raises(ConfigError, load_config, p).value
+    with pytest.raises(ConfigError) as raised:
+        load_config(p)
+    err = raised.value
     assert str(err).startswith(f"{p}:2:12: error: forward = 1")
 
     missing = tmp_path / "nope.conf"
-    err = pytest.raises(ConfigError, load_config, missing).value
+    with pytest.raises(ConfigError) as raised:
+        load_config(missing)
+    err = raised.value
     assert err.filename == str(missing) and err.line is None
     assert str(err).startswith(f"{missing}: error: cannot read")
 
-    err = pytest.raises(ConfigError, load_config, tmp_path).value  # a directory
+    with pytest.raises(ConfigError) as raised:  # a directory
+        load_config(tmp_path)
+    err = raised.value
     assert err.filename == str(tmp_path)
 
     binary = tmp_path / "bin.conf"
     binary.write_bytes(b"mos {\n  rmem_size = \xff\n}\n")
-    err = pytest.raises(ConfigError, load_config, binary).value
+    with pytest.raises(ConfigError) as raised:
+        load_config(binary)
+    err = raised.value
     assert (err.line, err.column) == (2, 15)
 
 
@@ -561,21 +569,23 @@ def test_ensure_log_dir_none():
 
 def test_ensure_log_dir_failure_names_the_directory(tmp_path):
     cfg = parse_config(mos("mos_log = /dev/null/x"))
-    err = pytest.raises(ConfigError, ensure_log_dir, cfg).value
+    with pytest.raises(ConfigError) as raised:
+        ensure_log_dir(cfg)
+    err = raised.value
     assert "/dev/null/x" in str(err)
     assert "mos_log" in str(err)
 
     afile = tmp_path / "file"
     afile.write_text("")
     cfg = load_config(_write(tmp_path / "m.conf", mos(f"mos_log = {afile}")))
-    err = pytest.raises(ConfigError, ensure_log_dir, cfg).value
+    with pytest.raises(ConfigError) as raised:
+        ensure_log_dir(cfg)
+    err = raised.value
     assert str(afile) in str(err)
     assert err.filename == cfg.source
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere"
-)
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root can write anywhere")
 def test_ensure_log_dir_not_writable(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

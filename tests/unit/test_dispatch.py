@@ -13,12 +13,45 @@ def records(*recs) -> bytearray:
 
 
 def rec(ts=1.5, flow_id=7, slot=3, type_=int(EventType.TCP_STATE_CHANGE), **kw):
-    fields = dict(seq=10, ack=20, len=30, window=40, side=1, old=3, new=4, reason=0, flags=0, tcp=0x12,
-                  cli=4, srv=4, from_pkt=1, pkt_index=99, bits=5)
+    fields = {
+        "seq": 10,
+        "ack": 20,
+        "len": 30,
+        "window": 40,
+        "side": 1,
+        "old": 3,
+        "new": 4,
+        "reason": 0,
+        "flags": 0,
+        "tcp": 0x12,
+        "cli": 4,
+        "srv": 4,
+        "from_pkt": 1,
+        "pkt_index": 99,
+        "bits": 5,
+    }
     fields.update(kw)
-    return (ts, flow_id, slot, type_, fields["seq"], fields["ack"], fields["len"], fields["window"],
-            fields["side"], fields["old"], fields["new"], fields["reason"], fields["flags"], fields["tcp"],
-            fields["cli"], fields["srv"], fields["from_pkt"], fields["pkt_index"], fields["bits"])
+    return (
+        ts,
+        flow_id,
+        slot,
+        type_,
+        fields["seq"],
+        fields["ack"],
+        fields["len"],
+        fields["window"],
+        fields["side"],
+        fields["old"],
+        fields["new"],
+        fields["reason"],
+        fields["flags"],
+        fields["tcp"],
+        fields["cli"],
+        fields["srv"],
+        fields["from_pkt"],
+        fields["pkt_index"],
+        fields["bits"],
+    )
 
 
 def test_records_become_events_in_order_with_every_field():
@@ -33,8 +66,12 @@ def test_records_become_events_in_order_with_every_field():
     assert [tuple(r) for r in got] == want
     assert all(type(r) is Event for r in got)
     e = got[0]
-    assert (e.type, e.side, e.old_state, e.new_state) == (EventType.TCP_STATE_CHANGE, Side.SERVER,
-                                                          TcpState.SYN_RCVD, TcpState.ESTABLISHED)
+    assert (e.type, e.side, e.old_state, e.new_state) == (
+        EventType.TCP_STATE_CHANGE,
+        Side.SERVER,
+        TcpState.SYN_RCVD,
+        TcpState.ESTABLISHED,
+    )
     assert cur[0] is got[-1]
 
 
@@ -59,7 +96,9 @@ def test_handler_exception_stops_the_loop_and_propagates():
 
     cur = [None]
     with pytest.raises(RuntimeError, match="boom"):
-        dispatch(records(rec(), rec(ts=2.0), rec(ts=3.0)), 3, Event, {int(EventType.TCP_STATE_CHANGE): h}, cur)
+        dispatch(
+            records(rec(), rec(ts=2.0), rec(ts=3.0)), 3, Event, {int(EventType.TCP_STATE_CHANGE): h}, cur
+        )
     assert len(calls) == 2 and cur[0][0] == 2.0
 
 
@@ -84,11 +123,14 @@ def test_handlers_may_change_while_dispatching():
     assert seen == [("first", 1.0), ("second", 2.0)]
 
 
-@pytest.mark.parametrize("args, message", [
-    ((b"", 0, dict, {}, [None]), "tuple subclass"),
-    ((b"", 0, Event, [], [None]), "dict"),
-    ((b"", 0, Event, {}, []), "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((b"", 0, dict, {}, [None]), "tuple subclass"),
+        ((b"", 0, Event, [], [None]), "dict"),
+        ((b"", 0, Event, {}, []), "non-empty list"),
+    ],
+)
 def test_bad_arguments(args, message):
     with pytest.raises(TypeError, match=message):
         dispatch(*args)
@@ -102,10 +144,10 @@ def _flow_pool(*flows):
     from mosfw._native import ffi
 
     pool = ffi.new("struct mosfw_flow[]", len(flows))
-    for f, (fam, ca, cp, sa, sp, cst, sst, first, fid) in zip(pool, flows):
+    for f, (fam, ca, cp, sa, sp, cst, sst, first, fid) in zip(pool, flows, strict=True):
         f.tuple.family = fam
-        f.tuple.cli_addr[0:len(ca)] = list(ca)
-        f.tuple.srv_addr[0:len(sa)] = list(sa)
+        f.tuple.cli_addr[0 : len(ca)] = list(ca)
+        f.tuple.srv_addr[0 : len(sa)] = list(sa)
         f.tuple.cli_port, f.tuple.srv_port = cp, sp
         f.side[0].state, f.side[1].state = cst, sst
         f.first_ts, f.id = first, fid
@@ -116,13 +158,17 @@ def test_endpoints_and_flow_rows_format_both_families():
     from mosfw._dispatch import endpoints, flow_rows
 
     v6 = bytes.fromhex("fd000000000000000000000000000001")
-    ffi, pool = _flow_pool((4, b"\x0a\x00\x00\x01", 40000, b"\xc0\xa8\x01\x02", 80, 4, 10, 1.5, 7),
-                           (6, v6, 1, v6[:15] + b"\x02", 65535, 1, 0, 2.25, 2**40))
+    ffi, pool = _flow_pool(
+        (4, b"\x0a\x00\x00\x01", 40000, b"\xc0\xa8\x01\x02", 80, 4, 10, 1.5, 7),
+        (6, v6, 1, v6[:15] + b"\x02", 65535, 1, 0, 2.25, 2**40),
+    )
     assert endpoints(ffi.buffer(pool, ffi.sizeof(pool[0]))) == ("10.0.0.1:40000", "192.168.1.2:80")
     slots = ffi.new("uint32_t[]", [1, 0])
     rows = flow_rows(ffi.buffer(pool), ffi.buffer(slots), 2)
-    assert rows == [("[fd00::1]:1", "[fd00::2]:65535", 1, 0, 2.25, 2**40),
-                    ("10.0.0.1:40000", "192.168.1.2:80", 4, 10, 1.5, 7)]
+    assert rows == [
+        ("[fd00::1]:1", "[fd00::2]:65535", 1, 0, 2.25, 2**40),
+        ("10.0.0.1:40000", "192.168.1.2:80", 4, 10, 1.5, 7),
+    ]
     assert flow_rows(ffi.buffer(pool), ffi.buffer(slots), 0) == []
 
 

@@ -27,12 +27,29 @@ GOOD = "1"  # tcp/ip/udp.checksum.status: 0 Bad, 1 Good, 2 Unverified (tshark 4.
 
 def tshark(path, fields, *, display_filter=None, opts=()):
     """Rows of the given fields, one list per frame."""
-    cmd = [TSHARK, "-n", "-r", str(path),
-           "-o", "tcp.relative_sequence_numbers:FALSE",
-           "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
-           "-o", "udp.check_checksum:TRUE",
-           *opts, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a",
-           "-E", "aggregator=,"]
+    cmd = [
+        TSHARK,
+        "-n",
+        "-r",
+        str(path),
+        "-o",
+        "tcp.relative_sequence_numbers:FALSE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+        *opts,
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
     if display_filter:
         cmd += ["-Y", display_filter]
     for f in fields:
@@ -59,13 +76,33 @@ def expected_rows(conv_segments, conv):
     rows = []
     for seg in conv_segments:
         (sip, sport), (dip, dport) = conv.endpoints(seg.side)
-        rows.append([sip, dip, str(sport), str(dport), str(seg.seq), str(seg.ack),
-                     f"0x{seg.flags:04x}", str(len(seg.payload)), str(seg.window)])
+        rows.append(
+            [
+                sip,
+                dip,
+                str(sport),
+                str(dport),
+                str(seg.seq),
+                str(seg.ack),
+                f"0x{seg.flags:04x}",
+                str(len(seg.payload)),
+                str(seg.window),
+            ]
+        )
     return rows
 
 
-TCP_FIELDS_V4 = ["ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "tcp.seq", "tcp.ack",
-                 "tcp.flags", "tcp.len", "tcp.window_size_value"]
+TCP_FIELDS_V4 = [
+    "ip.src",
+    "ip.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tcp.seq",
+    "tcp.ack",
+    "tcp.flags",
+    "tcp.len",
+    "tcp.window_size_value",
+]
 TCP_FIELDS_V6 = ["ipv6.src", "ipv6.dst"] + TCP_FIELDS_V4[2:]
 
 
@@ -81,8 +118,7 @@ def test_checksum_rfc1071_example():
 
 def test_ipv4_header_matches_known_bytes():
     # classic example header: 4500 0073 0000 4000 4011 b861 c0a8 0001 c0a8 00c7
-    pkt = P.ipv4("192.168.0.1", "192.168.0.199", P.IPPROTO_UDP, b"\0" * (0x73 - 20),
-                 ident=0, ttl=64, df=True)
+    pkt = P.ipv4("192.168.0.1", "192.168.0.199", P.IPPROTO_UDP, b"\0" * (0x73 - 20), ident=0, ttl=64, df=True)
     assert pkt[:20] == bytes.fromhex("450000730000400040 11b861c0a80001c0a800c7".replace(" ", ""))
     no_df = P.ipv4("1.2.3.4", "5.6.7.8", 6, b"", ident=0xBEEF, ttl=3, df=False)
     assert no_df[4:9] == bytes.fromhex("beef000003") and ones_sum_ok(no_df[:20])
@@ -90,6 +126,7 @@ def test_ipv4_header_matches_known_bytes():
 
 def _pseudo(src, dst, proto, length):
     import ipaddress
+
     s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     if s.version == 4:
         return s.packed + d.packed + bytes([0, proto]) + length.to_bytes(2, "big")
@@ -97,9 +134,15 @@ def _pseudo(src, dst, proto, length):
 
 
 @settings(max_examples=60, deadline=None)
-@given(v6=st.booleans(), seq=st.integers(-2**33, 2**34), ack=st.integers(0, 2**33),
-       flags=st.integers(0, 255), window=st.integers(0, 65535),
-       payload=st.binary(max_size=300), mss=st.none() | st.integers(1, 65535))
+@given(
+    v6=st.booleans(),
+    seq=st.integers(-(2**33), 2**34),
+    ack=st.integers(0, 2**33),
+    flags=st.integers(0, 255),
+    window=st.integers(0, 65535),
+    payload=st.binary(max_size=300),
+    mss=st.none() | st.integers(1, 65535),
+)
 def test_tcp_checksum_and_fields_property(v6, seq, ack, flags, window, payload, mss):
     src, dst = ("2001:db8::1", "2001:db8::2") if v6 else ("192.0.2.1", "198.51.100.7")
     opts = P.tcp_options(P.opt_mss(mss), P.opt_wscale(7)) if mss else b""
@@ -108,7 +151,7 @@ def test_tcp_checksum_and_fields_property(v6, seq, ack, flags, window, payload, 
     sport, dport, s, a, off, fl, win = struct.unpack("!HHIIBBH", seg[:16])
     assert (sport, dport, fl, win) == (1234, 80, flags, window)
     assert s == seq % 2**32 and a == ack % 2**32
-    assert off >> 4 == (20 + len(opts)) // 4 and seg[(off >> 4) * 4:] == payload
+    assert off >> 4 == (20 + len(opts)) // 4 and seg[(off >> 4) * 4 :] == payload
 
 
 def test_tcp_options_padding_and_limits():
@@ -140,8 +183,13 @@ def test_vlan_tags_single_and_qinq():
 
 
 def test_ipv6_extension_header_chain():
-    pkt = P.ipv6("2001:db8::1", "2001:db8::2", P.IPPROTO_TCP, b"T" * 20,
-                 ext_headers=["hbh", "dstopts", "routing", "fragment"])
+    pkt = P.ipv6(
+        "2001:db8::1",
+        "2001:db8::2",
+        P.IPPROTO_TCP,
+        b"T" * 20,
+        ext_headers=["hbh", "dstopts", "routing", "fragment"],
+    )
     assert pkt[6] == P.IPPROTO_HOPOPTS
     assert int.from_bytes(pkt[4:6], "big") == len(pkt) - 40
     off, nxt, chain = 40, pkt[6], []
@@ -167,7 +215,13 @@ def test_linktype_headers():
     s2 = P.link(v6, "sll2")
     assert len(s2) - len(v6) == 20 and s2[:2] == b"\x86\xdd"
     assert {k: P.linktype_number(k) for k in P.LINKTYPES} == {
-        "null": 0, "ether": 1, "raw": 101, "loop": 108, "sll": 113, "sll2": 276}
+        "null": 0,
+        "ether": 1,
+        "raw": 101,
+        "loop": 108,
+        "sll": 113,
+        "sll2": 276,
+    }
     with pytest.raises(ValueError):
         P.linktype_number("token-ring")
 
@@ -192,7 +246,7 @@ def _pcapng_blocks(raw):
     while off < len(raw):
         btype, blen = struct.unpack_from("<II", raw, off)
         assert blen % 4 == 0 and struct.unpack_from("<I", raw, off + blen - 4)[0] == blen
-        out.append((btype, raw[off + 8:off + blen - 4]))
+        out.append((btype, raw[off + 8 : off + blen - 4]))
         off += blen
     assert off == len(raw)
     return out
@@ -206,7 +260,7 @@ def test_pcapng_writer_blocks():
     lt, _, snap = struct.unpack_from("<HHI", blocks[1][1])
     assert (lt, snap) == (276, 50)
     assert b"\x09\x00\x01\x00\x09" in blocks[1][1]  # if_tsresol = 9
-    iface, hi, lo, caplen, wirelen = struct.unpack_from("<IIIII", blocks[2][1])
+    _iface, hi, lo, caplen, wirelen = struct.unpack_from("<IIIII", blocks[2][1])
     assert ((hi << 32) | lo, caplen, wirelen) == (7_000_000_123, 50, 61)
     us = _pcapng_blocks(P.pcapng_bytes(frames))
     assert b"\x09\x00\x01\x00" not in us[1][1]
@@ -220,8 +274,9 @@ def test_pcapng_writer_blocks():
 
 def test_sequence_tracking_and_segments():
     cap = Capture(start=10.0, step=0.5)
-    c = cap.conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80),
-                         client_isn=1000, server_isn=5000)
+    c = cap.conversation(
+        client=("10.0.0.1", 40000), server=("10.0.0.2", 80), client_isn=1000, server_isn=5000
+    )
     syn, synack, ack = c.handshake()
     assert (syn.seq, syn.ack, syn.flag_str) == (1000, 0, "S")
     assert (synack.seq, synack.ack, synack.flag_str) == (5000, 1001, "SA")
@@ -321,21 +376,30 @@ def _script(cap, **kw):
 @pytest.mark.parametrize("fmt", ["pcap", "pcap-ns", "pcapng", "pcapng-ns", "pcap-swapped"])
 def test_tshark_reads_each_file_format(tmp_path, fmt):
     cap = Capture(start=1_700_000_000.123456, step=Decimal("0.000001001"))
-    c, segs = _script(cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 80),
-                      client_isn=1000, server_isn=5000)
+    c, segs = _script(
+        cap, client=("10.0.0.1", 40000), server=("10.0.0.2", 80), client_isn=1000, server_isn=5000
+    )
     path = tmp_path / f"x.{fmt}"
     ns = fmt.endswith("-ns")
     if fmt.startswith("pcapng"):
         cap.write_pcapng(path, nanosecond=ns)
     else:
         cap.write_pcap(path, nanosecond=ns, endian=">" if fmt == "pcap-swapped" else "<")
-    rows = tshark(path, TCP_FIELDS_V4 + ["frame.time_epoch", "tcp.checksum.status",
-                                         "ip.checksum.status", "tcp.options.mss_val",
-                                         "tcp.options.wscale.shift"])
+    rows = tshark(
+        path,
+        TCP_FIELDS_V4
+        + [
+            "frame.time_epoch",
+            "tcp.checksum.status",
+            "ip.checksum.status",
+            "tcp.options.mss_val",
+            "tcp.options.wscale.shift",
+        ],
+    )
     assert [r[:9] for r in rows] == expected_rows(segs, c)
     assert {(r[10], r[11]) for r in rows} == {(GOOD, GOOD)}
     assert rows[0][12:14] == ["1460", "7"] and rows[1][12:14] == ["1460", "7"]
-    for (ns_ts, _), r in zip(cap.records, rows):
+    for (ns_ts, _), r in zip(cap.records, rows, strict=True):
         want = Decimal(ns_ts) / 10**9
         if not ns:
             want = Decimal(ns_ts // 1000) / 10**6
@@ -343,24 +407,43 @@ def test_tshark_reads_each_file_format(tmp_path, fmt):
 
 
 @needs_tshark
-@pytest.mark.parametrize("linktype,encap,proto0", [
-    ("ether", "1", "eth"), ("raw", "7", "raw"), ("sll", "25", "sll"),
-    ("sll2", "210", "sll"), ("null", "15", "null"), ("loop", "174", "null")])
+@pytest.mark.parametrize(
+    "linktype,encap,proto0",
+    [
+        ("ether", "1", "eth"),
+        ("raw", "7", "raw"),
+        ("sll", "25", "sll"),
+        ("sll2", "210", "sll"),
+        ("null", "15", "null"),
+        ("loop", "174", "null"),
+    ],
+)
 def test_tshark_reads_each_linktype(tmp_path, linktype, encap, proto0):
     cap = Capture(linktype=linktype)
     c4, s4 = _script(cap, client=("10.1.0.1", 40000), server=("10.1.0.2", 8080))
-    c6, s6 = _script(cap, client=("2001:db8::1", 40001), server=("2001:db8::2", 443),
-                     client_isn=77, server_isn=2**31)
+    c6, s6 = _script(
+        cap, client=("2001:db8::1", 40001), server=("2001:db8::2", 443), client_isn=77, server_isn=2**31
+    )
     path = tmp_path / f"{linktype}.pcapng"
     cap.write_pcapng(path)
-    rows = tshark(path, ["frame.encap_type", "frame.protocols", "tcp.checksum.status",
-                         "ip.checksum.status", "sll.pkttype", "null.family"]
-                  + TCP_FIELDS_V4 + TCP_FIELDS_V6[:2])
+    rows = tshark(
+        path,
+        [
+            "frame.encap_type",
+            "frame.protocols",
+            "tcp.checksum.status",
+            "ip.checksum.status",
+            "sll.pkttype",
+            "null.family",
+        ]
+        + TCP_FIELDS_V4
+        + TCP_FIELDS_V6[:2],
+    )
     assert len(rows) == len(s4) + len(s6)
     assert {r[0] for r in rows} == {encap}
     assert all(r[1].startswith(proto0 + ":") and ":tcp" in r[1] for r in rows)
     assert {r[2] for r in rows} == {GOOD}
-    v4, v6 = rows[:len(s4)], rows[len(s4):]
+    v4, v6 = rows[: len(s4)], rows[len(s4) :]
     assert [r[6:15] for r in v4] == expected_rows(s4, c4)
     assert [r[15:17] + r[8:15] for r in v6] == expected_rows(s6, c6)
     if linktype.startswith("sll"):
@@ -373,25 +456,36 @@ def test_tshark_reads_each_linktype(tmp_path, linktype, encap, proto0):
 @needs_tshark
 def test_tshark_vlan_and_qinq(tmp_path):
     cap = Capture()
-    c1, s1 = _script(cap, client=("10.0.0.1", 1111), server=("10.0.0.2", 80), vlan=100)
-    c2, s2 = _script(cap, client=("10.0.0.1", 2222), server=("10.0.0.2", 80), vlan=[300, 42])
-    c3, s3 = _script(cap, client=("fd00::1", 3333), server=("fd00::2", 80), vlan=[7, 8])
+    _c1, s1 = _script(cap, client=("10.0.0.1", 1111), server=("10.0.0.2", 80), vlan=100)
+    _c2, s2 = _script(cap, client=("10.0.0.1", 2222), server=("10.0.0.2", 80), vlan=[300, 42])
+    _c3, s3 = _script(cap, client=("fd00::1", 3333), server=("fd00::2", 80), vlan=[7, 8])
     path = tmp_path / "vlan.pcap"
     cap.write_pcap(path)
     # tshark: the outer 802.1ad tag is ieee8021ad.*, the inner 802.1Q tag vlan.*
-    rows = tshark(path, ["eth.type", "ieee8021ad.id", "frame.protocols", "vlan.id",
-                         "vlan.etype", "tcp.checksum.status", "tcp.seq"])
+    rows = tshark(
+        path,
+        [
+            "eth.type",
+            "ieee8021ad.id",
+            "frame.protocols",
+            "vlan.id",
+            "vlan.etype",
+            "tcp.checksum.status",
+            "tcp.seq",
+        ],
+    )
     n1, n2 = len(s1), len(s2)
     for r in rows:
         r[2] = r[2].removesuffix(":http")
     assert {tuple(r[:5]) for r in rows[:n1]} == {
-        ("0x8100", "", "eth:ethertype:vlan:ethertype:ip:tcp", "100", "0x0800")}
-    assert {tuple(r[:5]) for r in rows[n1:n1 + n2]} == {
-        ("0x88a8", "300", "eth:ethertype:ieee8021ad:ethertype:vlan:ethertype:ip:tcp",
-         "42", "0x0800")}
-    assert {tuple(r[:5]) for r in rows[n1 + n2:]} == {
-        ("0x88a8", "7", "eth:ethertype:ieee8021ad:ethertype:vlan:ethertype:ipv6:tcp",
-         "8", "0x86dd")}
+        ("0x8100", "", "eth:ethertype:vlan:ethertype:ip:tcp", "100", "0x0800")
+    }
+    assert {tuple(r[:5]) for r in rows[n1 : n1 + n2]} == {
+        ("0x88a8", "300", "eth:ethertype:ieee8021ad:ethertype:vlan:ethertype:ip:tcp", "42", "0x0800")
+    }
+    assert {tuple(r[:5]) for r in rows[n1 + n2 :]} == {
+        ("0x88a8", "7", "eth:ethertype:ieee8021ad:ethertype:vlan:ethertype:ipv6:tcp", "8", "0x86dd")
+    }
     assert {r[5] for r in rows} == {GOOD}
     assert [r[6] for r in rows] == [str(s.seq) for s in s1 + s2 + s3]
 
@@ -399,40 +493,57 @@ def test_tshark_vlan_and_qinq(tmp_path):
 @needs_tshark
 def test_tshark_ipv6_extension_headers(tmp_path):
     cap = Capture(linktype="raw")
-    c1, s1 = _script(cap, client=("2001:db8::1", 40000), server=("2001:db8::2", 80),
-                     ext_headers=[P.hop_by_hop(bytes([5, 2, 0, 0])), "dstopts", "routing"])
+    c1, s1 = _script(
+        cap,
+        client=("2001:db8::1", 40000),
+        server=("2001:db8::2", 80),
+        ext_headers=[P.hop_by_hop(bytes([5, 2, 0, 0])), "dstopts", "routing"],
+    )
     # a routing header with segments left: the checksum uses the final destination
-    c2, s2 = _script(cap, client=("2001:db8::1", 40001), server=("2001:db8::2", 80),
-                     ext_headers=[P.routing(["2001:db8::99", "2001:db8::98"], segments_left=1)])
-    c3, s3 = _script(cap, client=("2001:db8::1", 40002), server=("2001:db8::2", 80),
-                     ext_headers=["fragment"])
+    c2, s2 = _script(
+        cap,
+        client=("2001:db8::1", 40001),
+        server=("2001:db8::2", 80),
+        ext_headers=[P.routing(["2001:db8::99", "2001:db8::98"], segments_left=1)],
+    )
+    c3, s3 = _script(cap, client=("2001:db8::1", 40002), server=("2001:db8::2", 80), ext_headers=["fragment"])
     path = tmp_path / "ext.pcap"
     cap.write_pcap(path)
-    rows = tshark(path, TCP_FIELDS_V6 + ["tcp.checksum.status", "frame.protocols",
-                                         "ipv6.nxt", "ipv6.hopopts.nxt", "ipv6.dstopts.nxt",
-                                         "ipv6.routing.nxt", "ipv6.routing.segleft",
-                                         "ipv6.fraghdr.nxt", "ipv6.plen"])
+    rows = tshark(
+        path,
+        TCP_FIELDS_V6
+        + [
+            "tcp.checksum.status",
+            "frame.protocols",
+            "ipv6.nxt",
+            "ipv6.hopopts.nxt",
+            "ipv6.dstopts.nxt",
+            "ipv6.routing.nxt",
+            "ipv6.routing.segleft",
+            "ipv6.fraghdr.nxt",
+            "ipv6.plen",
+        ],
+    )
     n1, n2 = len(s1), len(s2)
-    assert [r[:9] for r in rows] == (expected_rows(s1, c1) + expected_rows(s2, c2)
-                                     + expected_rows(s3, c3))
+    assert [r[:9] for r in rows] == (expected_rows(s1, c1) + expected_rows(s2, c2) + expected_rows(s3, c3))
     assert {r[9] for r in rows} == {GOOD}
     for r in rows:
         r[10] = r[10].removesuffix(":http")
     assert {tuple(r[10:16]) for r in rows[:n1]} == {
-        ("raw:ipv6:ipv6.hopopts:ipv6.dstopts:ipv6.routing:tcp", "0", "60", "43", "6", "0")}
-    assert {tuple(r[10:16]) for r in rows[n1:n1 + n2]} == {
-        ("raw:ipv6:ipv6.routing:tcp", "43", "", "", "6", "1")}
-    assert {tuple(r[10:12] + r[16:17]) for r in rows[n1 + n2:]} == {
-        ("raw:ipv6:ipv6.fraghdr:tcp", "44", "6")}
-    for (_, frame), r in zip(cap.records, rows):
+        ("raw:ipv6:ipv6.hopopts:ipv6.dstopts:ipv6.routing:tcp", "0", "60", "43", "6", "0")
+    }
+    assert {tuple(r[10:16]) for r in rows[n1 : n1 + n2]} == {
+        ("raw:ipv6:ipv6.routing:tcp", "43", "", "", "6", "1")
+    }
+    assert {tuple(r[10:12] + r[16:17]) for r in rows[n1 + n2 :]} == {("raw:ipv6:ipv6.fraghdr:tcp", "44", "6")}
+    for (_, frame), r in zip(cap.records, rows, strict=True):
         assert int(r[17]) == len(frame) - 40
 
 
 @needs_tshark
 def test_tshark_sequence_wrap(tmp_path):
     cap = Capture()
-    c = cap.conversation(("10.0.0.1", 40000), ("10.0.0.2", 80), client_isn=2**32 - 50,
-                         server_isn=2**32 - 2)
+    c = cap.conversation(("10.0.0.1", 40000), ("10.0.0.2", 80), client_isn=2**32 - 50, server_isn=2**32 - 2)
     segs = list(c.handshake())
     segs.append(c.send("client", 100))
     segs.append(c.send("server", 10))
@@ -440,11 +551,17 @@ def test_tshark_sequence_wrap(tmp_path):
     segs.append(c.ack("server"))
     path = tmp_path / "wrap.pcap"
     cap.write_pcap(path)
-    rows = tshark(path, TCP_FIELDS_V4 + ["tcp.nxtseq", "tcp.analysis.flags",
-                                         "tcp.checksum.status"])
+    rows = tshark(path, TCP_FIELDS_V4 + ["tcp.nxtseq", "tcp.analysis.flags", "tcp.checksum.status"])
     assert [r[:9] for r in rows] == expected_rows(segs, c)
-    assert [r[4] for r in rows] == ["4294967246", "4294967294", "4294967247", "4294967247",
-                                    "4294967295", "51", "9"]
+    assert [r[4] for r in rows] == [
+        "4294967246",
+        "4294967294",
+        "4294967247",
+        "4294967247",
+        "4294967295",
+        "51",
+        "9",
+    ]
     assert [r[9] for r in rows[3:6]] == ["51", "9", "151"]  # next seq wrapped
     assert [r[10] for r in rows] == [""] * len(rows)  # no spurious lost/rexmit warnings
     assert {r[11] for r in rows} == {GOOD}
@@ -454,24 +571,39 @@ def test_tshark_sequence_wrap(tmp_path):
 def test_tshark_gap_rexmit_keepalive_zero_window(tmp_path):
     cap = Capture()
     c = cap.conversation(("10.0.0.1", 40000), ("10.0.0.2", 80))
-    c.handshake()                        # frames 1-3
-    c.send("client", 100)                # 4
+    c.handshake()  # frames 1-3
+    c.send("client", 100)  # 4
     lost = c.send("client", 100, emit=False)
-    c.send("client", 100)                # 5: after a hole
-    c.rexmit(lost)                       # 6: hole filled late
-    dup = c.send("server", 50)           # 7
-    c.rexmit(dup)                        # 8: plain retransmission
-    c.keepalive("client")                # 9
-    c.zero_window("server")              # 10
-    c.rst("client")                      # 11
+    c.send("client", 100)  # 5: after a hole
+    c.rexmit(lost)  # 6: hole filled late
+    dup = c.send("server", 50)  # 7
+    c.rexmit(dup)  # 8: plain retransmission
+    c.keepalive("client")  # 9
+    c.zero_window("server")  # 10
+    c.rst("client")  # 11
     path = tmp_path / "gap.pcap"
     cap.write_pcap(path)
-    rows = tshark(path, ["frame.number", "tcp.seq", "tcp.analysis.lost_segment",
-                         "tcp.analysis.retransmission", "tcp.analysis.out_of_order",
-                         "tcp.analysis.keep_alive", "tcp.analysis.zero_window",
-                         "tcp.flags.reset"])
-    flagged = {r[0]: [name for name, v in zip(
-        ["lost", "rexmit", "ooo", "keepalive", "zerowin"], r[2:7]) if v] for r in rows}
+    rows = tshark(
+        path,
+        [
+            "frame.number",
+            "tcp.seq",
+            "tcp.analysis.lost_segment",
+            "tcp.analysis.retransmission",
+            "tcp.analysis.out_of_order",
+            "tcp.analysis.keep_alive",
+            "tcp.analysis.zero_window",
+            "tcp.flags.reset",
+        ],
+    )
+    flagged = {
+        r[0]: [
+            name
+            for name, v in zip(["lost", "rexmit", "ooo", "keepalive", "zerowin"], r[2:7], strict=True)
+            if v
+        ]
+        for r in rows
+    }
     assert rows[4][1] == "1201" and rows[5][1] == "1101"
     assert flagged["5"] == ["lost"]
     assert flagged["6"] in (["rexmit"], ["ooo"])
@@ -504,8 +636,11 @@ def test_tshark_sees_a_bad_checksum(tmp_path):
     bad_ip = good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]
     v6 = P.tcp_packet("::1", 1, "::2", 2, 5, 6, "PA", b"data", linktype=None)
     path = tmp_path / "bad.pcap"
-    P.write_pcap(path, [(1.0, good), (2.0, bad), (3.0, bad_ip), (4.0, v6),
-                        (5.0, P.corrupt_l4_checksum(v6))], linktype="raw")
+    P.write_pcap(
+        path,
+        [(1.0, good), (2.0, bad), (3.0, bad_ip), (4.0, v6), (5.0, P.corrupt_l4_checksum(v6))],
+        linktype="raw",
+    )
     rows = tshark(path, ["tcp.checksum.status", "ip.checksum.status"])
     assert [r[0] for r in rows] == ["1", "0", "1", "1", "0"]
     assert [r[1] for r in rows] == ["1", "1", "0", "", ""]
@@ -520,9 +655,20 @@ def test_tshark_udp_icmp(tmp_path):
     cap.icmp("fd00::1", "fd00::2", payload=b"ping")
     path = tmp_path / "udp.pcapng"
     cap.write_pcapng(path)
-    rows = tshark(path, ["udp.srcport", "udp.dstport", "udp.length", "udp.checksum.status",
-                         "icmp.type", "icmp.checksum.status", "icmpv6.type",
-                         "icmpv6.checksum.status", "vlan.id"])
+    rows = tshark(
+        path,
+        [
+            "udp.srcport",
+            "udp.dstport",
+            "udp.length",
+            "udp.checksum.status",
+            "icmp.type",
+            "icmp.checksum.status",
+            "icmpv6.type",
+            "icmpv6.checksum.status",
+            "vlan.id",
+        ],
+    )
     assert rows[0][:4] == ["5353", "53", "20", GOOD] and rows[0][8] == "9"
     assert rows[1][:4] == ["5353", "9999", "15", GOOD]
     assert rows[2][4:6] == ["8", GOOD]
@@ -536,8 +682,9 @@ def test_tshark_many_interleaved_conversations(tmp_path):
     cap.interleave(convs, lambda c: c.send("client", 10), lambda c: c.fin("client"))
     path = tmp_path / "many.pcap"
     cap.write_pcap(path)
-    rows = tshark(path, ["tcp.stream", "tcp.srcport", "tcp.flags.str", "tcp.checksum.status",
-                         "tcp.analysis.flags"])
+    rows = tshark(
+        path, ["tcp.stream", "tcp.srcport", "tcp.flags.str", "tcp.checksum.status", "tcp.analysis.flags"]
+    )
     assert len(rows) == 5 * 50
     assert {r[0] for r in rows} == {str(i) for i in range(50)}
     assert [r[1] for r in rows[:50]] == [str(40000 + i) for i in range(50)]  # all SYNs first
