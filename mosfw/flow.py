@@ -67,7 +67,9 @@ class Flow:
     __slots__ = ("id", "core", "uctx", "_rec", "_conn", "_ended", "_client", "_server", "_client_str", "_server_str",
                  "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
-    def __init__(self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF) -> None:
+    def __init__(
+        self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF
+    ) -> None:
         self._rec = rec
         self._conn = None  # the conn.log view once frozen (else read from the table)
         self.id = flow_id
@@ -76,8 +78,8 @@ class Flow:
         self._ended = False
         self._eng: FlowHost | None = engine  # its core (None: a detached view)
         self._slot = slot
-        self._cbs = None  # per-flow callbacks: {event key: [(fn, adapted)]}
-        self._timers = None  # per-flow timers pending: {handle: Timer}
+        self._cbs: dict[Any, list[Any]] | None = None  # per-flow callbacks: {event key: [(fn, adapted)]}
+        self._timers: dict[int, Any] | None = None  # per-flow timers pending: {handle: Timer}
         self._stopped = 0  # MOS_STOP_MON bits (1 client, 2 server)
         self._client = None
         self._server = None

@@ -28,44 +28,52 @@ class FlowHost(Protocol):
     state answers.
     """
 
-    def flow_peek(self, flow: "Flow", side: int, n: int | None, with_lost: bool) -> Any:
+    def flow_peek(self, flow: Flow, side: int, n: int | None, with_lost: bool) -> Any:
         """:meth:`Flow.peek`: ``bytes``, or ``(lost, bytes)`` with ``with_lost``."""
 
-    def flow_ppeek(self, flow: "Flow", side: int, offset: int, n: int) -> bytes:
+    def flow_ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
         """:meth:`Flow.ppeek`."""
 
-    def flow_stream_info(self, flow: "Flow", side: int) -> "StreamInfo | None":
+    def flow_stream_info(self, flow: Flow, side: int) -> StreamInfo | None:
         """:meth:`Flow.stream_info`."""
 
-    def flow_fragments(self, flow: "Flow", side: int) -> list[tuple[int, int]]:
+    def flow_fragments(self, flow: Flow, side: int) -> list[tuple[int, int]]:
         """:meth:`Flow.fragments`."""
 
-    def flow_stream_offset(self, flow: "Flow", side: int, seq: int) -> int | None:
+    def flow_stream_offset(self, flow: Flow, side: int, seq: int) -> int | None:
         """:meth:`Flow.stream_offset`."""
 
-    def flow_set_overlap(self, flow: "Flow", side: int, policy: int) -> None:
+    def flow_set_overlap(self, flow: Flow, side: int, policy: int) -> None:
         """:meth:`Flow.set_overlap_policy` (``policy``: an OverlapPolicy value)."""
 
-    def flow_last_packet(self, flow: "Flow") -> "Packet | None":
+    def flow_last_packet(self, flow: Flow) -> Packet | None:
         """:meth:`Flow.last_packet`: the packet of the event being
         dispatched when it is about ``flow``."""
 
-    def flow_register(self, flow: "Flow", event: Any, callback: Any) -> None:
+    def flow_register(self, flow: Flow, event: Any, callback: Any) -> None:
         """:meth:`Flow.register`."""
 
-    def flow_unregister(self, flow: "Flow", event: Any, callback: Any) -> None:
+    def flow_unregister(self, flow: Flow, event: Any, callback: Any) -> None:
         """:meth:`Flow.unregister`."""
 
-    def flow_stop_monitoring(self, flow: "Flow", sides: int) -> None:
+    def flow_stop_monitoring(self, flow: Flow, sides: int) -> None:
         """:meth:`Flow.stop_monitoring` (``sides``: bit 1 client, bit 2 server)."""
 
-    def flow_conn(self, flow: "Flow") -> Any:
+    def flow_conn(self, flow: Flow) -> Any:
         """The flow's conn.log view (``struct mosfw_conn *``), read in place."""
 
-    def settimer(self, seconds: float, callback: Any = None, *, data: Any = None,
-                 flow: "Flow | None" = None, timer_id: Any = None) -> "Timer":
+    def settimer(
+        self,
+        seconds: float,
+        callback: Any = None,
+        *,
+        data: Any = None,
+        flow: Flow | None = None,
+        timer_id: Any = None,
+    ) -> Timer:
         """:meth:`Flow.settimer` (with ``flow``)."""
 
-    def raise_event(self, event: Any, flow: "Flow | None" = None, side: Side | None = None,
-                    data: Any = None) -> None:
+    def raise_event(
+        self, event: Any, flow: Flow | None = None, side: Side | None = None, data: Any = None
+    ) -> None:
         """:meth:`Flow.raise_event` (with ``flow``)."""

@@ -22,7 +22,14 @@ from mosfw import hookspecs
 from mosfw.engine.adapt import adapt
 from mosfw.events import EventType
 
-__all__ = ["MosfwPluginManager", "PluginLoadError", "get_plugin_manager", "EVENT_HOOKS", "PER_PLUGIN_HOOKS", "raised_by"]
+__all__ = [
+    "MosfwPluginManager",
+    "PluginLoadError",
+    "get_plugin_manager",
+    "EVENT_HOOKS",
+    "PER_PLUGIN_HOOKS",
+    "raised_by",
+]
 
 ENTRY_POINT_GROUP = "mosfw.plugins"
 
@@ -124,7 +131,8 @@ class MosfwPluginManager(pluggy.PluginManager):
         caller = getattr(self.hook, hook_name)
         spec_args = list(caller.spec.argnames) if caller.spec else []
         if not self.through_pluggy(hook_name):
-            return [(name, adapt(fn, spec_args, argnames)) for name, fn, argnames in self.direct_impls(hook_name)]
+            impls = self.direct_impls(hook_name)
+            return [(name, adapt(fn, spec_args, argnames)) for name, fn, argnames in impls]
         impls = caller.get_hookimpls()
         wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
         if hook_name in PER_PLUGIN_HOOKS:
@@ -155,13 +163,13 @@ class MosfwPluginManager(pluggy.PluginManager):
             return True
         return any(i.hookwrapper or i.wrapper for i in getattr(self.hook, hook_name).get_hookimpls())
 
-    def add_hookcall_monitoring(self, before, after):  # type: ignore[no-untyped-def]
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
         """pluggy's, counted: while any monitor is on, every hook goes
         :meth:`through_pluggy` (the engine resolves its dispatch table when
         a core is made: add monitors before)."""
         undo = super().add_hookcall_monitoring(before, after)
         self._monitors += 1
-        done = []
+        done: list[bool] = []
 
         def undo_counted() -> None:
             undo()
@@ -183,7 +191,7 @@ class MosfwPluginManager(pluggy.PluginManager):
             try:
                 if only is None:
                     return hookexec(hook_name, impls, kwargs, firstresult)
-                out = hookexec(hook_name, only, kwargs, False)
+                out: Any = hookexec(hook_name, only, kwargs, False)
                 return out[0] if out else None
             except Exception as e:
                 _blame(e, codes)

@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from mosfw.engine.errors import EngineError, InputError, PluginError, raised_at
     from mosfw.engine.view import CoreView
 
-__all__ = ["Core", "CoreView", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings", "raised_at"]
+__all__ = [
+    "Core",
+    "CoreView",
+    "EngineError",
+    "InputError",
+    "PluginError",
+    "RunResult",
+    "buffer_settings",
+    "raised_at",
+]
 
 _LAZY = {
     "Core": "mosfw.engine.core",

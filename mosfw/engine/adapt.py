@@ -17,7 +17,8 @@ by pluggy or here), never from event data.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 __all__ = ["CALLBACK_ARGS", "adapt", "adapt_callback", "call_text"]
 
@@ -25,18 +26,26 @@ __all__ = ["CALLBACK_ARGS", "adapt", "adapt_callback", "call_text"]
 CALLBACK_ARGS = ("flow", "side", "event", "uevent", "data", "core", "timer")
 
 
-def call_text(declared: Sequence[str], exprs: Mapping[str, str] | None = None, *, by_name: bool = False) -> str:
+def call_text(
+    declared: Sequence[str], exprs: Mapping[str, str] | None = None, *, by_name: bool = False
+) -> str:
     """The argument list of a call passing ``declared``: each name, or
     the expression ``exprs[name]`` for it; ``by_name`` passes them as
     keywords (``flow=flow``) instead of positionally."""
     vals = [exprs[n] if exprs is not None else n for n in declared]
     if by_name:
-        return ", ".join(f"{n}={v}" for n, v in zip(declared, vals))
+        return ", ".join(f"{n}={v}" for n, v in zip(declared, vals, strict=True))
     return ", ".join(vals)
 
 
-def adapt(fn: Callable, offered: Sequence[str], declared: Sequence[str] | None = None, *,
-          by_name: bool = False, what: str = "callback") -> Callable[..., Any]:
+def adapt(
+    fn: Callable,
+    offered: Sequence[str],
+    declared: Sequence[str] | None = None,
+    *,
+    by_name: bool = False,
+    what: str = "callback",
+) -> Callable[..., Any]:
     """``fn`` as a function of all of ``offered``, positionally.
 
     :param declared: the names ``fn`` takes, a subset of ``offered``
@@ -67,7 +76,8 @@ def adapt(fn: Callable, offered: Sequence[str], declared: Sequence[str] | None =
     make = _MAKERS.get((offered, declared, by_name))
     if make is None:
         make = eval(  # noqa: S307 - identifiers from a hookspec or CALLBACK_ARGS only
-            f"lambda fn: lambda {', '.join(offered)}: fn({call_text(declared, by_name=by_name)})", {})
+            f"lambda fn: lambda {', '.join(offered)}: fn({call_text(declared, by_name=by_name)})", {}
+        )
         _MAKERS[(offered, declared, by_name)] = make
     return make(fn)
 
@@ -88,7 +98,7 @@ def _signature_key(fn: Callable) -> Any:
     """What a callable's parameters depend on, for plain and bound Python
     functions (None: not cached)."""
     bound = inspect.ismethod(fn)
-    f = fn.__func__ if bound else fn
+    f = fn.__func__ if inspect.ismethod(fn) else fn
     if not inspect.isfunction(f) or hasattr(f, "__wrapped__") or hasattr(f, "__signature__"):
         return None
     return (f.__code__, bound, len(f.__defaults__ or ()), tuple(f.__kwdefaults__ or ()))

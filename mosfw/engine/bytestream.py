@@ -4,6 +4,7 @@ and the packet of the event being dispatched (``mtcp_getlastpkt``)."""
 from __future__ import annotations
 
 from mosfw._native import ffi, lib
+from mosfw.engine.state import CoreState
 from mosfw.events import EventType, Side
 from mosfw.flow import Flow
 
@@ -11,7 +12,7 @@ _peek = lib.mosfw_core_peek
 _unpack = ffi.unpack
 
 
-class _Bytestream:
+class _Bytestream(CoreState):
     """Bytestream and packet access (a part of :class:`~mosfw.engine.Core`)."""
 
     # -- bytestream ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from mosfw._native import ffi, lib
 from mosfw.engine.adapt import adapt_callback
 from mosfw.engine.dispatch import _NO_SLOT, _unmonitored
 from mosfw.engine.errors import EngineError
+from mosfw.engine.state import CoreState
 from mosfw.events import SIDES, Event, EventType, Side
 from mosfw.flow import Flow
 
@@ -26,7 +27,7 @@ def _key(event) -> Any:
 
 
 
-class _Callbacks:
+class _Callbacks(CoreState):
     """Callbacks and user-defined events (a part of :class:`~mosfw.engine.Core`)."""
 
     # -- callbacks and user-defined events -----------------------------------------
@@ -94,6 +95,8 @@ class _Callbacks:
 
     def flow_unregister(self, flow: Flow, event, callback) -> None:
         key = _key(event)
+        if not flow._cbs:
+            return
         lst = flow._cbs.get(key)
         if not lst:
             return

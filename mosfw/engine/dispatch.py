@@ -7,14 +7,18 @@ plugin error reports.
 from __future__ import annotations
 
 from sys import getrefcount
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mosfw._native import lib
 from mosfw.engine.adapt import call_text
 from mosfw.engine.errors import PluginError, output_closed, raised_at
+from mosfw.engine.state import CoreState
 from mosfw.events import ERRORS, REASONS, SIDES, STATES, EventType
 from mosfw.flow import Flow, _addr
 from mosfw.manager import raised_by
+
+if TYPE_CHECKING:
+    from mosfw.flowhost import FlowHost
 
 _NO_SLOT = 0xFFFFFFFF
 #: events whose records name a flow (subscribing to any needs CONN_END)
@@ -61,7 +65,7 @@ def _unmonitored(flow: Flow, side) -> bool:
     return flow._stopped == 3 or bool(flow._stopped >> int(side) & 1)
 
 
-class _DispatchTable:
+class _DispatchTable(CoreState):
     """Building the dispatch table (a part of :class:`~mosfw.engine.Core`)."""
 
     # -- dispatch ---------------------------------------------------------------
@@ -171,13 +175,14 @@ class _DispatchTable:
         handlers: dict[int, Callable] = {}
 
         stopped = self._stopped_ids
+        host: FlowHost = self  # type: ignore[assignment]  # Core is one (with the other parts)
 
         def get_flow(rec) -> Flow | None:
             f = flows.get(rec[1])
             if f is None:
                 if stopped and rec[1] in stopped:
                     return None  # not monitored any more: this batch's records are skipped
-                f = Flow(flow_rec(c, rec[2]), rec[1], core_id, self, rec[2])
+                f = Flow(flow_rec(c, rec[2]), rec[1], core_id, host, rec[2])
                 flows[rec[1]] = f
             return f
 
@@ -249,7 +254,7 @@ class _DispatchTable:
             if flow is None:
                 if stopped and rec[1] in stopped:
                     return
-                flow = Flow(flow_rec(c, rec[2]), rec[1], core_id, self, rec[2])
+                flow = Flow(flow_rec(c, rec[2]), rec[1], core_id, host, rec[2])
             if calls_end or extra_end:
                 reason = REASONS[rec[11]]
                 for name, fn in calls_end:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from mosfw._native import ffi, lib
 from mosfw.engine.errors import EngineError
+from mosfw.engine.state import CoreState
 
 
-class _MonitorFilters:
+class _MonitorFilters(CoreState):
     """Monitor filters (a part of :class:`~mosfw.engine.Core`)."""
 
     # -- monitor filters (mtcp_bind_monitor_filter) ----------------------------

@@ -9,11 +9,12 @@ from typing import Any, Callable
 from mosfw._native import lib
 from mosfw.engine.adapt import adapt_callback
 from mosfw.engine.dispatch import _NO_SLOT
+from mosfw.engine.state import CoreState
 from mosfw.events import Event, EventType
 from mosfw.flow import Flow
 
 
-class _Timers:
+class _Timers(CoreState):
     """Timers (a part of :class:`~mosfw.engine.Core`)."""
 
     # -- timers ------------------------------------------------------------------

@@ -11,7 +11,8 @@ driver's, documented there.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mosfw.api import Packet, Timer
@@ -34,10 +35,10 @@ class CoreView:
 
     __slots__ = ("_core", "id", "config")
 
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         self._core = core
         self.id: int = core.id
-        self.config: "Config" = core.config
+        self.config: Config = core.config
 
     def __repr__(self) -> str:
         return f"<mosfw core {self.id}>"
@@ -49,7 +50,7 @@ class CoreView:
         """See :attr:`Core.now <mosfw.engine.Core.now>`."""
         return self._core.now
 
-    def stats(self) -> "RunStats":
+    def stats(self) -> RunStats:
         """See :meth:`Core.stats <mosfw.engine.Core.stats>`."""
         return self._core.stats()
 
@@ -83,11 +84,11 @@ class CoreView:
     # -- flows ------------------------------------------------------------------
 
     @property
-    def flows(self) -> "dict[int, Flow]":
+    def flows(self) -> dict[int, Flow]:
         """See :attr:`Core.flows <mosfw.engine.Core.flows>`."""
         return self._core.flows
 
-    def live_flows(self) -> "list[Flow]":
+    def live_flows(self) -> list[Flow]:
         """See :meth:`Core.live_flows <mosfw.engine.Core.live_flows>`."""
         return self._core.live_flows()
 
@@ -99,7 +100,7 @@ class CoreView:
         """See :meth:`Core.keep_recent_ends <mosfw.engine.Core.keep_recent_ends>`."""
         self._core.keep_recent_ends(n)
 
-    def recent_ends(self) -> "list[tuple[float, Flow]]":
+    def recent_ends(self) -> list[tuple[float, Flow]]:
         """See :meth:`Core.recent_ends <mosfw.engine.Core.recent_ends>`."""
         return self._core.recent_ends()
 
@@ -117,7 +118,7 @@ class CoreView:
         """See :meth:`Core.set_monitor_filter <mosfw.engine.Core.set_monitor_filter>`."""
         self._core.set_monitor_filter(syn=syn, orphan=orphan)
 
-    def last_packet(self) -> "Packet | None":
+    def last_packet(self) -> Packet | None:
         """See :meth:`Core.last_packet <mosfw.engine.Core.last_packet>`."""
         return self._core.last_packet()
 
@@ -133,12 +134,20 @@ class CoreView:
         """See :meth:`Core.subscribe <mosfw.engine.Core.subscribe>`."""
         self._core.subscribe(*events)
 
-    def raise_event(self, event: Any, flow: "Flow | None" = None, side: "Side | None" = None,
-                    data: Any = None) -> None:
+    def raise_event(
+        self, event: Any, flow: Flow | None = None, side: Side | None = None, data: Any = None
+    ) -> None:
         """See :meth:`Core.raise_event <mosfw.engine.Core.raise_event>`."""
         self._core.raise_event(event, flow=flow, side=side, data=data)
 
-    def settimer(self, seconds: float, callback: Callable | None = None, *, data: Any = None,
-                 flow: "Flow | None" = None, timer_id: Any = None) -> "Timer":
+    def settimer(
+        self,
+        seconds: float,
+        callback: Callable | None = None,
+        *,
+        data: Any = None,
+        flow: Flow | None = None,
+        timer_id: Any = None,
+    ) -> Timer:
         """See :meth:`Core.settimer <mosfw.engine.Core.settimer>`."""
         return self._core.settimer(seconds, callback, data=data, flow=flow, timer_id=timer_id)

@@ -71,8 +71,12 @@ def test_new_style_wrapper_runs_on_an_event_hook_and_sees_the_result(capture, mo
     rec = mosfw_run(capture, plugins=[Ends(log), Wrapper()], events=None)
     assert rec.stats.plugin_errors == 0
     assert log == [
-        ("before", 40000), ("plain", 40000), ("after", 40000, [EndReason.FIN]),
-        ("before", 40001), ("plain", 40001), ("after", 40001, [EndReason.FIN]),
+        ("before", 40000),
+        ("plain", 40000),
+        ("after", 40000, [EndReason.FIN]),
+        ("before", 40001),
+        ("plain", 40001),
+        ("after", 40001, [EndReason.FIN]),
     ]
 
 
@@ -127,7 +131,9 @@ def test_an_exception_a_wrapper_lets_through_is_reported_with_the_raising_plugin
     assert "ValueError: boom failed" in rec.stderr and str(id(watch)) not in rec.stderr
 
 
-@pytest.mark.parametrize("hook,bit", [("mosfw_pkt_in", EventType.PKT_IN), ("mosfw_conn_end", EventType.CONN_END)])
+@pytest.mark.parametrize(
+    "hook,bit", [("mosfw_pkt_in", EventType.PKT_IN), ("mosfw_conn_end", EventType.CONN_END)]
+)
 @pytest.mark.parametrize("with_wrapper", [False, True])
 def test_tryfirst_and_trylast_order_event_hooks(capture, mosfw_run, hook, bit, with_wrapper):
     order: list = []
@@ -136,6 +142,7 @@ def test_tryfirst_and_trylast_order_event_hooks(capture, mosfw_run, hook, bit, w
         def impl(event):
             if event.type == bit:
                 order.append(tag)
+
         return type(f"P_{tag}", (), {hook: staticmethod(mosfw.hookimpl(**opts)(impl))})()
 
     def wrapper_impl(event):
@@ -290,8 +297,14 @@ def test_merge_gets_each_plugins_own_values_while_traced(capture, mosfw_run, mon
         def mosfw_merge(results):
             merged[tag] = results
 
-        return type(f"P_{tag}", (), {"mosfw_core_result": staticmethod(mosfw.hookimpl(mosfw_core_result)),
-                                     "mosfw_merge": staticmethod(mosfw.hookimpl(mosfw_merge))})()
+        return type(
+            f"P_{tag}",
+            (),
+            {
+                "mosfw_core_result": staticmethod(mosfw.hookimpl(mosfw_core_result)),
+                "mosfw_merge": staticmethod(mosfw.hookimpl(mosfw_merge)),
+            },
+        )()
 
     mosfw_run(capture, plugins=[plugin("a"), plugin("b")], events=None)
     assert merged == {"a": ["a"], "b": ["b"]}
