@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "Flow",
     "Core",
+    "CoreView",
     "RunStats",
     "get_plugin_manager",
 ]
@@ -51,6 +52,7 @@ _LAZY = {
     "Event": "mosfw.events",
     "Flow": "mosfw.flow",
     "Core": "mosfw.engine",
+    "CoreView": "mosfw.engine",
     "RunStats": "mosfw.stats",
     "get_plugin_manager": "mosfw.manager",
 }

@@ -24,7 +24,8 @@ Callbacks and filters take their arguments by name, like hooks: declare
 any of ``flow``, ``side``, ``event`` (the record of the built-in event it
 came from), ``uevent`` (the :class:`UserEvent` or ``EventType`` that
 fired), ``data`` (what :meth:`~mosfw.engine.Core.raise_event` passed, or a
-timer's data), ``core`` and ``timer`` (the :class:`Timer` that fired, for
+timer's data), ``core`` (the :class:`~mosfw.engine.CoreView`) and
+``timer`` (the :class:`Timer` that fired, for
 timer callbacks). Arguments that do not apply are None.
 
 User-defined events are plain objects: define them at import time, as mOS
@@ -38,11 +39,13 @@ ones.
 from __future__ import annotations
 
 import enum
-import inspect
 import itertools
 from typing import Any, Callable, Iterable, Optional, Union
 
 import attrs
+
+# the one argument adapter, shared with hooks and timers (re-exported here)
+from mosfw.engine.adapt import CALLBACK_ARGS, adapt_callback
 
 __all__ = [
     "UserEvent",
@@ -57,8 +60,6 @@ __all__ = [
     "adapt_callback",
 ]
 
-#: the names a callback or filter may declare
-CALLBACK_ARGS = ("flow", "side", "event", "uevent", "data", "core", "timer")
 
 _ids = itertools.count(1)
 
@@ -191,71 +192,6 @@ def on(*events) -> Callable[[Callable], Callable]:
         return fn
 
     return mark
-
-
-def _by_name(fn: Callable) -> Callable[..., Any]:
-    return lambda flow, side, event, uevent, data, core, timer: fn(
-        flow=flow, side=side, event=event, uevent=uevent, data=data, core=core, timer=timer)
-
-
-# adapt_callback runs for every settimer/register with a callback (often
-# one per flow), so its two costly steps are done once: reading the
-# signature (once per code object: a lambda made per flow has one) and
-# compiling the adapter (once per tuple of names taken)
-_NAMES: dict[Any, Optional[tuple[str, ...]]] = {}
-_MAKERS: dict[tuple[str, ...], Callable[[Callable], Callable[..., Any]]] = {}
-
-
-def _signature_key(fn: Callable) -> Any:
-    """What a callable's parameters depend on, for plain and bound Python
-    functions (None: not cached)."""
-    bound = inspect.ismethod(fn)
-    f = fn.__func__ if bound else fn
-    if not inspect.isfunction(f) or hasattr(f, "__wrapped__") or hasattr(f, "__signature__"):
-        return None
-    return (f.__code__, bound, len(f.__defaults__ or ()), tuple(f.__kwdefaults__ or ()))
-
-
-def _taken_names(fn: Callable) -> Optional[tuple[str, ...]]:
-    """The CALLBACK_ARGS ``fn`` declares, in its order; None: pass all by
-    name (``**kwargs``, or no signature)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins: pass everything by name
-        return None
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return None
-    names = []
-    for n, p in params.items():
-        if n in CALLBACK_ARGS:
-            names.append(n)
-        elif p.default is p.empty and p.kind not in (p.VAR_POSITIONAL,):
-            raise TypeError(
-                f"callback {getattr(fn, '__qualname__', fn)!r} takes an argument {n!r}; "
-                f"callbacks take any of {', '.join(CALLBACK_ARGS)} by name"
-            )
-    return tuple(names)
-
-
-def adapt_callback(fn: Callable) -> Callable[..., Any]:
-    """``fn`` as a function of all :data:`CALLBACK_ARGS`, positionally
-    (it may declare any subset by name, or ``**kwargs``)."""
-    key = _signature_key(fn)
-    if key is not None and key in _NAMES:
-        names = _NAMES[key]
-    else:
-        names = _taken_names(fn)
-        if key is not None:
-            _NAMES[key] = names
-    if names is None:
-        return _by_name(fn)
-    make = _MAKERS.get(names)
-    if make is None:
-        args = ", ".join(f"{n}={n}" for n in names)
-        make = eval(  # noqa: S307 - names from CALLBACK_ARGS only
-            f"lambda fn: lambda flow, side, event, uevent, data, core, timer: fn({args})", {})
-        _MAKERS[names] = make
-    return make(fn)
 
 
 def plugin_callbacks(plugin) -> Iterable[tuple[Any, Callable]]:

@@ -27,16 +27,17 @@ and the overlap policy (:meth:`Flow.set_overlap_policy`).
 from __future__ import annotations
 
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi, lib
 from mosfw.events import STATES, EndReason, Side, TcpState
 
+if TYPE_CHECKING:
+    from mosfw.flowhost import FlowHost
+
 __all__ = ["Flow", "format_endpoint"]
 
-_peek = lib.mosfw_core_peek
-_unpack = ffi.unpack
 _new, _memmove, _buffer = ffi.new, ffi.memmove, ffi.buffer
 _FLOW_PTR = ffi.typeof("struct mosfw_flow *")
 _FLOW_SIZE = ffi.sizeof("struct mosfw_flow")
@@ -66,16 +67,18 @@ class Flow:
     __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "_client_str", "_server_str",
                  "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
-    def __init__(self, rec, flow_id: int, core: int, engine=None, slot: int = 0xFFFFFFFF) -> None:
+    def __init__(
+        self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF
+    ) -> None:
         self._rec = rec
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
         self._ended = False
-        self._eng = engine  # the mosfw.engine.Core (None: a detached view)
+        self._eng: FlowHost | None = engine  # its core (None: a detached view)
         self._slot = slot
-        self._cbs = None  # per-flow callbacks: {event key: [(fn, adapted)]}
-        self._timers = None  # per-flow timers pending: {handle: Timer}
+        self._cbs: dict[Any, list[Any]] | None = None  # per-flow callbacks: {event key: [(fn, adapted)]}
+        self._timers: dict[int, Any] | None = None  # per-flow timers pending: {handle: Timer}
         self._stopped = 0  # MOS_STOP_MON bits (1 client, 2 server)
         self._client = None
         self._server = None
@@ -237,17 +240,7 @@ class Flow:
         eng = self._eng
         if eng is None or self._ended:
             return (0, b"") if with_lost else b""
-        want = eng._pbuf_len if n is None or n > eng._pbuf_len else (n if n > 0 else 0)
-        r = _peek(eng._c, self._slot, self.id, side, eng._pbuf, want, eng._lost)
-        if r > 0:
-            out = _unpack(eng._pbuf, r)
-        else:
-            out = b""
-            if r == -2 and not eng._bytestream_asked:
-                eng.enable_bytestream()  # a first peek asks for buffers from now on
-        if with_lost:
-            return (eng._lost[0] if r >= 0 else 0), out
-        return out
+        return eng.flow_peek(self, side, n, with_lost)
 
     def ppeek(self, side: Side, offset: int, n: int) -> bytes:
         """Read up to ``n`` bytes of ``side``'s stream at ``offset``
@@ -258,7 +251,7 @@ class Flow:
         up, or overwritten)."""
         if not self._live() or n <= 0 or offset < 0:
             return b""
-        return self._eng._ppeek(self, int(side), int(offset), int(n))
+        return self._eng.flow_ppeek(self, int(side), int(offset), int(n))
 
     def lost_bytes(self, side: Side) -> int:
         """Bytes of ``side``'s stream the consuming read (:meth:`peek`)
@@ -275,7 +268,7 @@ class Flow:
         no buffer."""
         if not self._live():
             return None
-        return self._eng._stream_info(self, int(side))
+        return self._eng.flow_stream_info(self, int(side))
 
     def fragments(self, side: Side) -> list[tuple[int, int]]:
         """Contiguous ranges of ``side``'s stream held in its buffer, as
@@ -284,14 +277,14 @@ class Flow:
         out-of-order fragments waiting for a gap to fill."""
         if not self._live():
             return []
-        return self._eng._fragments(self, int(side))
+        return self._eng.flow_fragments(self, int(side))
 
     def stream_offset(self, side: Side, seq: int) -> int | None:
         """The stream offset of sequence number ``seq`` of ``side`` (None
         without a buffer)."""
         if not self._live():
             return None
-        return self._eng._stream_offset(self, int(side), seq)
+        return self._eng.flow_stream_offset(self, int(side), seq)
 
     def set_overlap_policy(self, side: Side, policy) -> None:
         """Which bytes ``side``'s buffer keeps where a retransmission
@@ -308,7 +301,7 @@ class Flow:
                 raise ValueError(f"overlap policy must be 'first' or 'last', not {policy!r}") from None
         policy = OverlapPolicy(policy)
         if self._live():
-            self._eng._set_overlap(self, int(side), int(policy))
+            self._eng.flow_set_overlap(self, int(side), int(policy))
 
     # -- the packet of the event (mtcp_getlastpkt) -----------------------------
 
@@ -325,7 +318,7 @@ class Flow:
         """
         if self._eng is None:
             return None
-        return self._eng._last_packet(self)
+        return self._eng.flow_last_packet(self)
 
     # -- callbacks, timers, user events, monitoring ------------------------------
 
@@ -337,13 +330,13 @@ class Flow:
         for an event is a no-op. Dropped at CONN_END."""
         if self._eng is None or self._ended:
             raise RuntimeError("register() needs a live flow (inside an event handler)")
-        self._eng._flow_register(self, event, callback)
+        self._eng.flow_register(self, event, callback)
 
     def unregister(self, event, callback=None) -> None:
         """Undo :meth:`register` (every callback of ``event`` when
         ``callback`` is None)."""
         if self._eng is not None and self._cbs:
-            self._eng._flow_unregister(self, event, callback)
+            self._eng.flow_unregister(self, event, callback)
 
     def settimer(self, seconds: float, callback=None, *, data: Any = None, timer_id: Any = None):
         """A one-shot timer for this flow (``mtcp_settimer``): fires
@@ -372,7 +365,7 @@ class Flow:
         are still delivered."""
         sides = 3 if side is None else (1 << int(side))
         if self._eng is not None and not self._ended and (self._stopped | sides) != self._stopped:
-            self._eng._stop_monitoring(self, sides)
+            self._eng.flow_stop_monitoring(self, sides)
 
     @property
     def monitored(self) -> bool:

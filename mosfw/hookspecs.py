@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from mosfw.engine import Core
+    from mosfw.engine import CoreView
     from mosfw.events import EndReason, Event, Side, TcpState
     from mosfw.flow import Flow
     from mosfw.options import Config, OptionParser
@@ -79,19 +79,20 @@ def mosfw_configure(config: "Config") -> None:
 
 
 @hookspec
-def mosfw_core_start(core: "Core") -> None:
+def mosfw_core_start(core: "CoreView") -> None:
     """A core's event loop is about to read its first packet.
 
     Called once per core, after its input is open and before the first
     event of that core is dispatched.
 
-    :param core: the :class:`~mosfw.engine.Core` (``core.id``,
+    :param core: the core, as plugins see it: a
+        :class:`~mosfw.engine.CoreView` (``core.id``,
         ``core.config``, ``core.stats()``).
     """
 
 
 @hookspec
-def mosfw_tick(core: "Core", ts: float) -> None:
+def mosfw_tick(core: "CoreView", ts: float) -> None:
     """Input time reached a new whole second.
 
     Called in order with the events: after every event of packets
@@ -103,7 +104,7 @@ def mosfw_tick(core: "Core", ts: float) -> None:
 
     The engine ends its burst at the tick (the packet that crossed the
     second is processed after the hook returns), so every flow's *state
-    now* read here, :meth:`core.live_flows() <mosfw.engine.Core.live_flows>`
+    now* read here, :meth:`core.live_flows() <mosfw.engine.CoreView.live_flows>`
     included, is the state at the tick: the way ``samples/midstat`` reads
     its table.
 
@@ -113,14 +114,14 @@ def mosfw_tick(core: "Core", ts: float) -> None:
 
 
 @hookspec
-def mosfw_tick_result(core: "Core", ts: float) -> Any:
+def mosfw_tick_result(core: "CoreView", ts: float) -> Any:
     """Return this plugin's result of one core for the second ``ts``, to
     be merged with the other cores' by :func:`mosfw_tick_merge`.
 
     Called on each core at every tick, right after the
     :func:`mosfw_tick` implementations of that tick (same moment: the
     engine ends its burst there, so
-    :meth:`core.live_flows() <mosfw.engine.Core.live_flows>` is the flow
+    :meth:`core.live_flows() <mosfw.engine.CoreView.live_flows>` is the flow
     table at the second boundary). Implementing it subscribes to ticks.
     Every plugin implementing it is called; each value is kept under the
     plugin's registered name. With ``-c N`` the value is pickled and sent
@@ -167,13 +168,13 @@ def mosfw_tick_merge(config: "Config", ts: float, results: list) -> None:
 
 
 @hookspec
-def mosfw_input_end(core: "Core") -> None:
+def mosfw_input_end(core: "CoreView") -> None:
     """The core's input ended (end of file, read error, Ctrl-C/SIGTERM)
     and the flows still open have not ended yet.
 
     Called once per core, after the events of the last packet and before
     the CONN_END events (reason eof) of the flows still open:
-    :meth:`core.live_flows() <mosfw.engine.Core.live_flows>` is the flow
+    :meth:`core.live_flows() <mosfw.engine.CoreView.live_flows>` is the flow
     table at the end of the input, the connections the next CONN_END
     events will end (``samples/midstat``'s final table). Then come those
     events and :func:`mosfw_core_finish`.
@@ -183,7 +184,7 @@ def mosfw_input_end(core: "Core") -> None:
 
 
 @hookspec
-def mosfw_core_finish(core: "Core") -> None:
+def mosfw_core_finish(core: "CoreView") -> None:
     """A core's input ended and every flow got its CONN_END.
 
     Called once per core after the last event of that core, also when
@@ -194,7 +195,7 @@ def mosfw_core_finish(core: "Core") -> None:
 
 
 @hookspec
-def mosfw_core_result(core: "Core") -> Any:
+def mosfw_core_result(core: "CoreView") -> Any:
     """Return this plugin's result of one core, to be merged by
     :func:`mosfw_merge`.
 

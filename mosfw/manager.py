@@ -1,4 +1,5 @@
-"""The plugin manager: pluggy is the registry; hot events bypass pm.hook.
+"""The plugin manager: pluggy is the registry; hot events bypass pm.hook
+unless a hook has a wrapper or hook calls are traced.
 
 ``-p SPEC`` accepts, in this order: a name from the ``mosfw.plugins``
 entry-point group (``eventlog``), a path to a ``.py`` file, a path to a
@@ -18,9 +19,17 @@ from typing import Any, Callable
 import pluggy
 
 from mosfw import hookspecs
+from mosfw.engine.adapt import adapt
 from mosfw.events import EventType
 
-__all__ = ["MosfwPluginManager", "PluginLoadError", "get_plugin_manager", "EVENT_HOOKS"]
+__all__ = [
+    "MosfwPluginManager",
+    "PluginLoadError",
+    "get_plugin_manager",
+    "EVENT_HOOKS",
+    "PER_PLUGIN_HOOKS",
+    "raised_by",
+]
 
 ENTRY_POINT_GROUP = "mosfw.plugins"
 
@@ -62,6 +71,7 @@ class MosfwPluginManager(pluggy.PluginManager):
 
     def __init__(self) -> None:
         super().__init__("mosfw")
+        self._monitors = 0  # add_hookcall_monitoring() in force
         self.add_hookspecs(hookspecs)
         if os.environ.get("MOSFW_TRACE_HOOKS"):
             self.trace.root.setwriter(sys.stderr.write)
@@ -108,29 +118,111 @@ class MosfwPluginManager(pluggy.PluginManager):
         """The hook's implementations as plain callables taking the spec's
         arguments positionally, in pluggy's call order (last registered
         first, tryfirst/trylast honoured). Each adapts to the subset of
-        arguments the implementation declared."""
+        arguments the implementation declared.
+
+        When the hook goes through pluggy (:meth:`through_pluggy`: it has
+        a wrapper, or hook calls are monitored) the list holds one
+        callable that makes the hook call through pluggy instead, named
+        after the hook's plugins; an exception it lets through carries the
+        name of the plugin that raised it (:func:`raised_by`). Hooks whose
+        values are kept per plugin (:data:`PER_PLUGIN_HOOKS`) then get one
+        such callable per plain implementation, each a hook call of its
+        own that the wrappers wrap and tracing sees."""
         caller = getattr(self.hook, hook_name)
         spec_args = list(caller.spec.argnames) if caller.spec else []
-        return [(name, _adapt(fn, argnames, spec_args)) for name, fn, argnames in self.direct_impls(hook_name)]
+        if not self.through_pluggy(hook_name):
+            impls = self.direct_impls(hook_name)
+            return [(name, adapt(fn, spec_args, argnames)) for name, fn, argnames in impls]
+        impls = caller.get_hookimpls()
+        wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
+        if hook_name in PER_PLUGIN_HOOKS:
+            return [(i.plugin_name, self._pluggy_call(hook_name, spec_args, impls, wrappers + [i]))
+                    for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+        names = ", ".join(dict.fromkeys(i.plugin_name for i in reversed(impls)))
+        return [(names, self._pluggy_call(hook_name, spec_args, impls, None))]
 
     def direct_impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
         """``(plugin name, function, the argument names it declared)`` of
-        each implementation, in :meth:`direct_callers`' order: for a caller
-        that builds its own call to one implementation."""
+        each plain (not wrapper) implementation, in :meth:`direct_callers`'
+        order: for a caller that builds its own call to one implementation
+        of a hook that does not go :meth:`through_pluggy`."""
         caller = getattr(self.hook, hook_name)
         return [(impl.plugin_name, impl.function, tuple(impl.argnames))
-                for impl in reversed(caller.get_hookimpls())]
+                for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+
+    # -- pluggy semantics ---------------------------------------------------
+
+    def through_pluggy(self, hook_name: str) -> bool:
+        """True when calls of this hook must go through pluggy's own call
+        loop rather than straight to the implementations: the hook has a
+        wrapper (``wrapper=True`` or ``hookwrapper=True``), or hook calls
+        are monitored (``MOSFW_TRACE_HOOKS``, :meth:`add_hookcall_monitoring`).
+        Plain implementations are otherwise called directly: the same
+        order and arguments as pluggy, without its per-call cost."""
+        if self._monitors:
+            return True
+        return any(i.hookwrapper or i.wrapper for i in getattr(self.hook, hook_name).get_hookimpls())
+
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
+        """pluggy's, counted: while any monitor is on, every hook goes
+        :meth:`through_pluggy` (the engine resolves its dispatch table when
+        a core is made: add monitors before)."""
+        undo = super().add_hookcall_monitoring(before, after)
+        self._monitors += 1
+        done: list[bool] = []
+
+        def undo_counted() -> None:
+            undo()
+            if not done:
+                done.append(True)
+                self._monitors -= 1
+
+        return undo_counted
+
+    def _pluggy_call(self, hook_name: str, spec_args: list[str], impls: list, only: list | None) -> Callable:
+        """A callable of the spec's arguments, positionally, that calls the
+        hook through pluggy (``only``: just these implementations, one
+        value back instead of the list)."""
+        hookexec = self._hookexec
+        codes = {getattr(i.function, "__code__", None): i.plugin_name for i in impls}
+        firstresult = bool(getattr(self.hook, hook_name).spec.opts.get("firstresult"))
+
+        def call(**kwargs: Any) -> Any:
+            try:
+                if only is None:
+                    return hookexec(hook_name, impls, kwargs, firstresult)
+                out: Any = hookexec(hook_name, only, kwargs, False)
+                return out[0] if out else None
+            except Exception as e:
+                _blame(e, codes)
+                raise
+
+        return adapt(call, spec_args, spec_args, by_name=True)
 
 
-def _adapt(fn: Callable, argnames: tuple, spec_args: list[str]) -> Callable:
-    """Wrap fn (which declared a subset of the spec's arguments) into a
-    function taking all of them positionally: one extra call, no list
-    building per event. Names come from the hookspec (identifiers)."""
-    if list(argnames) == spec_args:
-        return fn
-    params = ", ".join(spec_args)
-    args = ", ".join(argnames)
-    return eval(f"lambda {params}: fn({args})", {"fn": fn})  # noqa: S307 - spec names only
+#: hooks whose values are kept, or whose arguments are given, per plugin
+#: name (each plugin merges its own values): through pluggy, each
+#: plugin's implementation is a hook call of its own
+PER_PLUGIN_HOOKS = frozenset({"mosfw_tick_result", "mosfw_core_result", "mosfw_tick_merge", "mosfw_merge"})
+
+
+def raised_by(exc: BaseException, default: str) -> str:
+    """The plugin an exception from a hook call made through pluggy came
+    from (the innermost implementation in its traceback), else
+    ``default``."""
+    return getattr(exc, "_mosfw_plugin", None) or default
+
+
+def _blame(exc: BaseException, codes: dict) -> None:
+    tb, name = exc.__traceback__, None
+    while tb is not None:
+        name = codes.get(tb.tb_frame.f_code, name)
+        tb = tb.tb_next
+    if name is not None:
+        try:
+            exc._mosfw_plugin = name  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type without a __dict__
+            pass
 
 
 def _load_path(spec: str, path: str) -> ModuleType:

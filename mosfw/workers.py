@@ -186,7 +186,7 @@ def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, fn in core.pm.direct_callers("mosfw_core_result"):
         try:
-            value = fn(core)
+            value = fn(core.view)
         except PluginError:
             raise
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
@@ -204,6 +204,7 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
     counted, and the others still run; ``UsageError`` stops the run, and
     with ``fail_fast`` so does any exception. Returns the count."""
     from mosfw.engine import PluginError
+    from mosfw.manager import raised_by
     from mosfw.options import UsageError
 
     errors = 0
@@ -213,6 +214,7 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
         except UsageError:
             raise
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            name = raised_by(e, name)  # through pluggy: the plugin that raised
             if fail_fast:
                 raise PluginError(f"plugin {name!r} raised in {hook}: {type(e).__name__}: {e}") from e
             errors += 1
