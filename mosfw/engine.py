@@ -37,6 +37,7 @@ from mosfw.events import (
 )
 from mosfw.flow import _FLOW_SIZE, Flow, _addr
 from mosfw.options import Config
+from mosfw.plugin_faults import check_interrupt, describe, raised_at  # raised_at: also from here
 from mosfw.stats import RunStats
 
 __all__ = ["Core", "EngineError", "InputError", "PluginError", "RunResult", "buffer_settings", "raised_at"]
@@ -63,7 +64,7 @@ def handle(rec):
             return
     try:
         fn({args})
-    except Exception as e:  # reported, the engine goes on
+    except BaseException as e:  # reported, the engine goes on
         report(name, hook, flow, e)
 """
 
@@ -81,15 +82,6 @@ def _one_side_handler(name, hook, fn, argnames, get, get_flow, report) -> Callab
           "SIDES": SIDES}
     exec(compile(src, f"<mosfw {hook} handler>", "exec"), ns)  # noqa: S102 - the text above, hookspec names
     return ns["handle"]
-
-
-def raised_at(exc: BaseException) -> str:
-    """`` at FILE:LINE`` of the innermost frame an exception was raised
-    in, for the one-line reports of plugin errors ("" when unknown)."""
-    import traceback  # only when something raised: kept off start-up
-
-    tb = traceback.extract_tb(exc.__traceback__)
-    return f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
 
 
 def output_closed(stream) -> bool:
@@ -696,7 +688,7 @@ class Core:
     def _call(self, name: str, what: str, adapted, flow, side, ev, uevent, data, timer=None) -> None:
         try:
             adapted(flow, side, ev, uevent, data, self, timer)
-        except Exception as e:  # noqa: BLE001 - reported, engine goes on
+        except BaseException as e:  # noqa: BLE001 - reported, engine goes on
             self._report(name, what, flow, e)
 
     def _fire_ude(self, u, rec, flow, side, data) -> None:
@@ -709,7 +701,7 @@ class Core:
         for name, fn in self._ude_hook:
             try:
                 fn(flow, side, rec, u, data)
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 self._report(name, "mosfw_user_event", flow, e)
         for child in self._ude_children.get(u, ()):
             self._eval_ude(child, rec, flow, side, data)
@@ -724,7 +716,7 @@ class Core:
             try:
                 if not u._fn(flow, side, rec, u, data, self, None):
                     return
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 self._report(getattr(u.filter, "__module__", None) or u.name, f"filter of {u.name}", flow, e)
                 return
         self._fire_ude(u, rec, flow, side, data)
@@ -830,6 +822,7 @@ class Core:
     # -- dispatch ---------------------------------------------------------------
 
     def _report(self, plugin: str, hook: str, flow, exc: BaseException) -> None:
+        check_interrupt(exc)  # a real Ctrl-C is not the plugin's: it goes on up
         if isinstance(exc, BrokenPipeError) and output_closed(self.config.stdout):
             # the reader of stdout went away (`mosfw run ... | head`): not
             # a plugin error; the run finishes (the runner says so)
@@ -838,7 +831,7 @@ class Core:
             return
         self._plugin_errors += 1
         if self.fail_fast:
-            raise PluginError(f"plugin {plugin!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"plugin {plugin!r} raised in {hook}: {describe(exc)}") from exc
         key = (plugin, hook)
         if key in self._reported:
             return
@@ -848,7 +841,7 @@ class Core:
             where = f" for flow {flow.client_str} -> {flow.server_str}"
         print(
             f"mosfw: core {self.id}: plugin {plugin!r} raised in {hook}{where}: "
-            f"{type(exc).__name__}: {exc}{raised_at(exc)} (further errors from it in {hook} are only counted)",
+            f"{describe(exc)}{raised_at(exc)} (further errors from it in {hook} are only counted)",
             file=self.config.stderr,
         )
 
@@ -965,7 +958,7 @@ class Core:
                 for name, fn in calls:
                     try:
                         fn(flow, side, rec)
-                    except Exception as e:  # noqa: BLE001 - reported, engine goes on
+                    except BaseException as e:  # noqa: BLE001 - reported, engine goes on
                         report(name, hook, flow, e)
                 if extra is not None:  # callbacks, user-defined events
                     extra(rec, flow)
@@ -994,7 +987,7 @@ class Core:
                 for name, fn in calls_sc:
                     try:
                         fn(flow, side, old, new, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_tcp_state_change", flow, e)
                 if extra_sc:
                     extra_sc(rec, flow)
@@ -1017,7 +1010,7 @@ class Core:
                 for name, fn in calls_end:
                     try:
                         fn(flow, reason, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_conn_end", flow, e)
                 if extra_end:
                     extra_end(rec, flow)
@@ -1041,7 +1034,7 @@ class Core:
                 for name, fn in calls_orphan:
                     try:
                         fn(rec, src, dst)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_orphan", None, e)
                 if extra_orphan:
                     extra_orphan(rec, None)
@@ -1060,7 +1053,7 @@ class Core:
                 for name, fn in calls_err:
                     try:
                         fn(flow, code, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_error", flow, e)
                 if extra_err:
                     extra_err(rec, flow)
@@ -1076,14 +1069,14 @@ class Core:
                 for name, fn in calls_tick:
                     try:
                         fn(self, rec[0])
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
                 if calls_tick_result:
                     values = {}
                     for name, fn in calls_tick_result:
                         try:
                             value = fn(self, rec[0])
-                        except Exception as e:  # noqa: BLE001
+                        except BaseException as e:  # noqa: BLE001
                             report(name, "mosfw_tick_result", None, e)
                             continue
                         if value is not None:
@@ -1114,7 +1107,7 @@ class Core:
                 for name, fn in timeout_hook:
                     try:
                         fn(flow, t, t.data, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_timeout", flow, e)
             if extra_timeout:
                 extra_timeout(rec, flow)
@@ -1151,7 +1144,7 @@ class Core:
         for name, fn in self.pm.direct_callers(hook):
             try:
                 fn(*args)
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 self._report(name, hook, None, e)
 
     # -- the loop ---------------------------------------------------------------

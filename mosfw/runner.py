@@ -44,6 +44,7 @@ import attrs
 from mosfw._native import ffi, lib
 from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult, raised_at
 from mosfw.options import Config, UsageError
+from mosfw.plugin_faults import Interrupted, check_interrupt, describe
 from mosfw.privileges import drop_privileges
 from mosfw.stats import RunStats
 from mosfw.workers import (
@@ -128,7 +129,7 @@ def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, 
     for name, fn in pm.direct_callers("mosfw_merge"):
         try:
             fn(config, [c.values.get(name) for c in cores], cores)
-        except Exception as e:  # noqa: BLE001 - reported, the report still runs
+        except BaseException as e:  # noqa: BLE001 - reported, the report still runs
             errors += 1
             _report_merge_error(config, name, "mosfw_merge", e)
     if errors:
@@ -140,7 +141,8 @@ def _merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, 
 
 
 def _report_merge_error(config: Config, name: str, hook: str, e: BaseException) -> None:
-    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}", file=config.stderr)
+    check_interrupt(e)  # a real Ctrl-C goes on up
+    print(f"mosfw: plugin {name!r} raised in {hook}: {describe(e)}{raised_at(e)}", file=config.stderr)
 
 
 def _tick_merge_here(config: Config) -> Callable:
@@ -159,7 +161,7 @@ def _tick_merge_here(config: Config) -> Callable:
             except BrokenPipeError:  # the output was closed: finish the run
                 core.stdout_closed = True
                 core.request_stop()
-            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            except BaseException as e:  # noqa: BLE001 - reported, the run goes on
                 core._report(name, "mosfw_tick_merge", None, e)
 
     return sink
@@ -234,7 +236,7 @@ class _TickMerger:
                 fn(self.config, ts, results)
             except BrokenPipeError:
                 self.broken = True
-            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            except BaseException as e:  # noqa: BLE001 - reported, the run goes on
                 self.errors += 1
                 _report_merge_error(self.config, name, "mosfw_tick_merge", e)
 
@@ -259,7 +261,7 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
 
     def handler(signum, frame):
         if seen:
-            raise KeyboardInterrupt
+            raise Interrupted  # a KeyboardInterrupt no plugin error check swallows
         seen.append(signum)
         core.request_stop()
 
@@ -348,7 +350,7 @@ class _Supervisor:
     def on_signal(self, signum, frame) -> None:
         if self.signalled:
             self.kill_all("interrupted twice")
-            raise KeyboardInterrupt
+            raise Interrupted  # a KeyboardInterrupt no plugin error check swallows
         self.signalled = signum
         self.stop_all()
 

@@ -165,3 +165,214 @@ def test_httplog_next_to_an_app_that_stores_per_flow_state(tmp_path):
     assert len(both.read_text().splitlines()) == n
     assert [json.loads(x) for x in both.read_text().splitlines()] == [
         json.loads(x) for x in alone.read_text().splitlines()]
+
+
+# -- a plugin cannot end the run: SystemExit and KeyboardInterrupt are plugin errors -------
+
+
+@pytest.fixture(scope="module")
+def many_flows(tmp_path_factory):
+    """300 complete connections, one after the other, over 4 s of packet time."""
+    from mosfw.testing.flows import Capture
+
+    cap = Capture(start=1000.0, step=0.002)
+    for i in range(300):
+        c = cap.conversation(client=("10.0.0.1", 10000 + i), server=("10.0.0.2", 80))
+        c.handshake()
+        c.send("client", 10)
+        c.close()
+    p = tmp_path_factory.mktemp("exits") / "many.pcap"
+    cap.write_pcap(p)
+    return p
+
+
+EXITING = '''\
+import sys
+import mosfw
+
+SEEN = [0]
+
+
+@mosfw.hookimpl
+def {hook}({args}):
+    SEEN[0] += 1
+    if SEEN[0] == {after}:
+        {stmt}
+'''
+
+#: hook -> (arguments, how many calls before it raises)
+EXIT_HOOKS = {
+    "mosfw_conn_end": ("flow", 50),
+    "mosfw_conn_start": ("flow, side", 7),
+    "mosfw_tick": ("core, ts", 2),
+    "mosfw_configure": ("config", 1),
+    "mosfw_core_start": ("core", 1),
+    "mosfw_core_finish": ("core", 1),
+    "mosfw_core_result": ("core", 1),
+    "mosfw_merge": ("config, results, cores", 1),
+    "mosfw_report": ("config, stats", 1),
+}
+
+
+def _exiting_plugin(tmp_path: Path, hook: str, stmt: str) -> Path:
+    args, after = EXIT_HOOKS[hook]
+    p = tmp_path / "quitter.py"
+    p.write_text(EXITING.format(hook=hook, args=args, after=after, stmt=stmt))
+    return p
+
+
+@pytest.mark.parametrize("stmt", ["sys.exit(0)", "sys.exit(7)", "sys.exit()", "raise KeyboardInterrupt",
+                                  "raise SystemExit('bye')"])
+@pytest.mark.parametrize("hook", list(EXIT_HOOKS))
+def test_exit_or_interrupt_in_a_hook_is_a_plugin_error(tmp_path, many_flows, hook, stmt):
+    plugin = _exiting_plugin(tmp_path, hook, stmt)
+    log = tmp_path / "conn.log"
+    stats = tmp_path / "stats.json"
+    r = mosfw("-r", many_flows, "-p", plugin, "-p", "samples/tracker", "--conn-log", log, "--stats-json", stats)
+    kind = "KeyboardInterrupt" if "Keyboard" in stmt else "SystemExit"
+    assert r.returncode == 4, r.stderr
+    assert re.search(rf"plugin '[^']*quitter[^']*' raised in {hook}\b.*: {kind}\b", r.stderr), r.stderr
+    assert "Traceback" not in r.stderr
+    # the run went on to its end: every record, the summary, the stats file
+    assert len(log.read_text().splitlines()) == 300
+    assert "mosfw: 1 exceptions raised by plugins" in r.stderr
+    doc = json.loads(stats.read_text())
+    assert doc["plugin_errors"] == 1 and doc["flows_ended_fin"] == 300 and doc["status"] == "done"
+
+
+@pytest.mark.parametrize("hook", ["mosfw_conn_end", "mosfw_configure", "mosfw_report"])
+def test_exit_in_a_hook_with_fail_fast_stops_with_4(tmp_path, many_flows, hook):
+    plugin = _exiting_plugin(tmp_path, hook, "sys.exit(0)")
+    r = mosfw("-r", many_flows, "-p", plugin, "--fail-fast")
+    assert r.returncode == 4, r.stderr
+    assert f"raised in {hook}" in r.stderr and "SystemExit" in r.stderr and "(--fail-fast)" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_exit_in_a_hook_of_a_worker_is_a_plugin_error(tmp_path, many_flows):
+    plugin = _exiting_plugin(tmp_path, "mosfw_conn_end", "sys.exit(3)")
+    log = tmp_path / "conn.log"
+    r = mosfw("-r", many_flows, "-c", "2", "-p", plugin, "-p", "samples/tracker", "--conn-log", log)
+    assert r.returncode == 4, r.stderr
+    assert "SystemExit" in r.stderr and "raised in mosfw_conn_end" in r.stderr
+    assert len(log.read_text().splitlines()) == 300
+
+
+CALLBACKS = '''\
+import sys
+from mosfw import EventType, Side
+from mosfw.api import on
+
+
+@on(EventType.CONN_START)
+def started(flow, side):
+    if side != Side.CLIENT:
+        return
+    flow.settimer(0.001, ticked)
+    if flow.client[1] == 10005:
+        raise KeyboardInterrupt
+
+
+def ticked(flow):
+    if flow.client[1] == 10009:
+        sys.exit(1)
+'''
+
+
+def test_exit_or_interrupt_in_callbacks_and_timers_is_a_plugin_error(tmp_path, many_flows):
+    p = tmp_path / "cbs.py"
+    p.write_text(CALLBACKS)
+    log = tmp_path / "conn.log"
+    r = mosfw("-r", many_flows, "-p", p, "-p", "samples/tracker", "--conn-log", log)
+    assert r.returncode == 4, r.stderr
+    assert "KeyboardInterrupt" in r.stderr and "SystemExit" in r.stderr, r.stderr
+    assert "mosfw: 2 exceptions raised by plugins" in r.stderr
+    assert len(log.read_text().splitlines()) == 300
+
+
+def test_exit_in_a_harness_run_is_reported(mosfw_flows, mosfw_run):
+    import mosfw as m
+
+    class Quitter:
+        @m.hookimpl
+        def mosfw_conn_start(self):
+            sys.exit(0)
+
+    c = mosfw_flows
+    c.handshake()
+    c.close()
+    rec = mosfw_run(c, plugins=[Quitter()], fail_fast=False)
+    assert rec.stats.plugin_errors == 2 and "SystemExit" in rec.stderr
+    assert rec.ends() == {"10.0.0.1:40000": ["fin"]}
+    with pytest.raises(m.engine.PluginError):
+        mosfw_run(c, plugins=[Quitter()])
+
+
+SLOW = '''\
+import time
+from pathlib import Path
+
+import mosfw
+
+MARK = Path({mark!r})
+
+
+@mosfw.hookimpl
+def mosfw_conn_end(flow):
+    MARK.touch()
+    time.sleep({sleep})
+'''
+
+
+def _start_slow(tmp_path: Path, capture: Path, sleep: float):
+    mark = tmp_path / "started"
+    p = tmp_path / "slow.py"
+    p.write_text(SLOW.format(mark=str(mark), sleep=sleep))
+    proc = subprocess.Popen([sys.executable, "-m", "mosfw", "run", "-r", str(capture), "-p", str(p)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+
+    deadline = time.monotonic() + 30
+    while not mark.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def more_flows(tmp_path_factory):
+    """1500 connections: 10,500 packets, more than one burst of the engine (4096)."""
+    from mosfw.testing.flows import Capture
+
+    cap = Capture(start=1000.0, step=0.001)
+    for i in range(1500):
+        c = cap.conversation(client=("10.0.0.1", 10000 + i), server=("10.0.0.2", 80))
+        c.handshake()
+        c.close()
+    p = tmp_path_factory.mktemp("exits") / "more.pcap"
+    cap.write_pcap(p)
+    return p
+
+
+def test_a_real_ctrl_c_still_stops_the_run(tmp_path, more_flows):
+    import signal
+
+    proc = _start_slow(tmp_path, more_flows, 0.002)  # the first burst's flows: about 1 s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "stopped on request (SIGINT/SIGTERM)" in err and "raised" not in err
+
+
+def test_a_second_ctrl_c_interrupts_a_blocked_plugin_at_once(tmp_path, many_flows):
+    import signal
+    import time
+
+    proc = _start_slow(tmp_path, many_flows, 120)  # blocks in its first mosfw_conn_end
+    proc.send_signal(signal.SIGINT)  # asks the run to finish: the plugin still blocks
+    time.sleep(0.3)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)  # the second one interrupts the plugin, not counted as its error
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "Aborted!" in err and "raised" not in err
