@@ -20,7 +20,7 @@ import pluggy
 from mosfw import hookspecs
 from mosfw.events import EventType
 
-__all__ = ["MosfwPluginManager", "PluginLoadError", "get_plugin_manager", "EVENT_HOOKS"]
+__all__ = ["MosfwPluginManager", "PluginLoadError", "PluginNotFound", "get_plugin_manager", "EVENT_HOOKS"]
 
 ENTRY_POINT_GROUP = "mosfw.plugins"
 
@@ -54,7 +54,14 @@ FLOW_EVENTS = (
 
 
 class PluginLoadError(Exception):
-    """A ``-p`` spec could not be loaded; the message says why."""
+    """A plugin could not be loaded or set up (import error, a misspelt
+    hook or argument, ``mosfw_addoption`` raising); the message, one
+    line, names it and says why (``mosfw run`` exits 1)."""
+
+
+class PluginNotFound(PluginLoadError):
+    """A ``-p`` spec names nothing: no such file, folder or registered
+    plugin (``mosfw run``: a bad command line, exit 2)."""
 
 
 class MosfwPluginManager(pluggy.PluginManager):
@@ -80,17 +87,48 @@ class MosfwPluginManager(pluggy.PluginManager):
         try:
             self.register(plugin, name=name)
         except pluggy.PluginValidationError as e:
-            raise PluginLoadError(f"plugin {spec!r}: {e}") from None
+            raise PluginLoadError(f"plugin {spec!r}: {_one_line(e)}") from None
         return plugin
 
+    def register(self, plugin, name=None):
+        try:
+            return super().register(plugin, name)
+        except pluggy.PluginValidationError as e:  # pluggy's message spans lines
+            raise pluggy.PluginValidationError(e.plugin, _one_line(e)) from None
+
+    def add_options(self, parser) -> None:
+        """Call every ``mosfw_addoption``; one that raises (``SystemExit``
+        too) is a :class:`PluginLoadError` naming the plugin and where."""
+        from mosfw.plugin_faults import check_interrupt, describe, raised_in
+
+        impls = self.direct_impls("mosfw_addoption")
+        for (name, fn), (_, impl, _) in zip(self.direct_callers("mosfw_addoption"), impls):
+            try:
+                fn(parser)
+            except BaseException as e:  # noqa: BLE001 - a plugin that cannot be set up
+                check_interrupt(e)
+                raise PluginLoadError(
+                    f"plugin {name!r} raised in mosfw_addoption: {describe(e)}{raised_in(e, impl)}") from None
+
     def check(self) -> None:
-        """Fail on hook implementations that match no hook (typos)."""
+        """Fail on hook implementations that match no hook, and on
+        :func:`mosfw.api.on` callbacks that take an argument no callback
+        gets (typos)."""
         try:
             self.check_pending()
         except pluggy.PluginValidationError as e:
             raise PluginLoadError(
-                f"{e} (a misspelt hook name? mosfw hooks are listed in `mosfw hooks`)"
+                f"{_one_line(e)} (a misspelt hook name? mosfw hooks are listed in `mosfw hooks`)"
             ) from None
+        from mosfw.api import adapt_callback, plugin_callbacks
+        from mosfw.plugin_faults import where
+
+        for plugin in self.get_plugins():
+            for _ev, fn in plugin_callbacks(plugin):
+                try:
+                    adapt_callback(fn)
+                except TypeError as e:
+                    raise PluginLoadError(f"plugin {self.get_name(plugin)!r}: {e}{where(fn)}") from None
 
     # -- dispatch tables ----------------------------------------------------
 
@@ -122,6 +160,10 @@ class MosfwPluginManager(pluggy.PluginManager):
                 for impl in reversed(caller.get_hookimpls())]
 
 
+def _one_line(e: BaseException) -> str:
+    return "; ".join(x.strip() for x in str(e).splitlines() if x.strip())
+
+
 def _adapt(fn: Callable, argnames: tuple, spec_args: list[str]) -> Callable:
     """Wrap fn (which declared a subset of the spec's arguments) into a
     function taking all of them positionally: one extra call, no list
@@ -141,10 +183,10 @@ def _load_path(spec: str, path: str) -> ModuleType:
         for cand in ("app.py", "__init__.py", f"{os.path.basename(path)}.py"):
             if os.path.isfile(os.path.join(path, cand)):
                 return _load_file(os.path.join(path, cand), package_dir=path)
-        raise PluginLoadError(f"plugin folder {spec} has no app.py or __init__.py")
+        raise PluginNotFound(f"plugin folder {spec} has no app.py or __init__.py")
     if os.path.isfile(path):
         return _load_file(path)
-    raise PluginLoadError(f"plugin {spec!r}: no such file or folder")
+    raise PluginNotFound(f"plugin {spec!r}: no such file or folder")
 
 
 def _module_name(path: str) -> str:
@@ -183,10 +225,27 @@ def _load_file(path: str, package_dir: str | None = None) -> ModuleType:
     sys.modules[modname] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except BaseException as e:  # noqa: BLE001 - sys.exit() at import too: the plugin does not load
         del sys.modules[modname]
-        raise PluginLoadError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from e
+        from mosfw.plugin_faults import check_interrupt, describe
+
+        check_interrupt(e)
+        raise PluginLoadError(f"plugin {path} failed to import: {describe(e)}{_line_in(e, path)}") from None
     return module
+
+
+def _line_in(e: BaseException, path: str) -> str:
+    """`` at PATH:LINE``: the last line of the plugin's file the exception
+    went through ("" for a SyntaxError, whose message says where)."""
+    if isinstance(e, SyntaxError):
+        return ""
+    import traceback
+
+    path = os.path.realpath(path)
+    for fr in reversed(traceback.extract_tb(e.__traceback__)):
+        if os.path.realpath(fr.filename) == path:
+            return f" at {fr.filename}:{fr.lineno}"
+    return ""
 
 
 def resolve_plugin(spec: str | object) -> object:
@@ -216,7 +275,7 @@ def resolve_plugin(spec: str | object) -> object:
                 set(BUILTIN_PLUGINS)
                 | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
             )
-            raise PluginLoadError(
+            raise PluginNotFound(
                 f"unknown plugin {spec!r}: not a registered plugin ({', '.join(names) or 'none'}), "
                 "a .py file, an app folder or an importable module"
             ) from None

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["Interrupted", "check_interrupt", "describe", "install_interrupt_handler", "raised_at", "where"]
+__all__ = ["Interrupted", "check_interrupt", "describe", "install_interrupt_handler", "raised_at", "raised_in",
+           "where"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -58,10 +59,33 @@ def raised_at(exc: BaseException) -> str:
     return f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
 
 
+def raised_in(exc: BaseException, fn) -> str:
+    """`` at FILE:LINE`` of the last line of ``fn``'s file the exception
+    went through (the plugin's own line, not the library's it called);
+    else :func:`raised_at`."""
+    import traceback
+
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is not None:
+        for fr in reversed(traceback.extract_tb(exc.__traceback__)):
+            if fr.filename == code.co_filename:
+                return f" at {fr.filename}:{fr.lineno}"
+    return raised_at(exc)
+
+
 def where(fn) -> str:
     """`` (FILE:LINE)`` where a plugin function is defined ("" if unknown)."""
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    return f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    if code is None:
+        return ""
+    import linecache
+
+    line = code.co_firstlineno  # the first decorator's line: show the def's
+    for i in range(line, line + 40):
+        if linecache.getline(code.co_filename, i).lstrip().startswith(("def ", "async def ")):
+            line = i
+            break
+    return f" ({code.co_filename}:{line})"
 
 
 def _on_sigint(signum, frame) -> None:

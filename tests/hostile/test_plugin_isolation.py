@@ -376,3 +376,115 @@ def test_a_second_ctrl_c_interrupts_a_blocked_plugin_at_once(tmp_path, many_flow
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
     assert "Aborted!" in err and "raised" not in err
+
+
+# -- a plugin that fails while it is set up: one line naming it, exit 1 ------------------
+
+
+def _one_line_error(r, *parts):
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and "Usage:" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    for p in parts:
+        assert p in lines[0], (p, lines[0])
+    return lines[0]
+
+
+ADDOPTION = '''\
+import mosfw
+
+
+@mosfw.hookimpl
+def mosfw_addoption(parser):
+    {stmt}
+'''
+
+
+@pytest.mark.parametrize("stmt, what", [("raise ValueError('no options today')", "ValueError: no options today"),
+                                        ("parser.addoption(42)", "Error: "),
+                                        ("raise SystemExit(5)", "SystemExit")])
+@pytest.mark.parametrize("help_", [False, True], ids=["run", "help"])
+def test_addoption_that_raises_is_one_line_exit_1(tmp_path, many_flows, stmt, what, help_):
+    p = tmp_path / "opts.py"
+    p.write_text(ADDOPTION.format(stmt=stmt))
+    r = mosfw("-p", p, "--help") if help_ else mosfw("-r", many_flows, "-p", p)
+    line = _one_line_error(r, "mosfw: plugin", "opts", "raised in mosfw_addoption", what)
+    if "SystemExit" not in what:
+        assert f"{p}:" in line  # where it raised
+
+
+MISSPELT_CALLBACK = '''\
+from mosfw import EventType
+from mosfw.api import on
+
+
+@on(EventType.CONN_END)
+def ended(flow, reson):
+    pass
+'''
+
+def test_callback_with_a_misspelt_argument_is_one_line_exit_1(tmp_path, many_flows):
+    p = tmp_path / "cb.py"
+    p.write_text(MISSPELT_CALLBACK)
+    _one_line_error(mosfw("-r", many_flows, "-p", p), "mosfw: plugin", "cb", "'reson'", f"{p}:6")
+
+
+def test_method_callback_with_a_misspelt_argument_fails_to_load():
+    from mosfw import EventType
+    from mosfw.api import on
+    from mosfw.manager import PluginLoadError, get_plugin_manager
+
+    class App:
+        @on(EventType.CONN_END)
+        def ended(self, flow, sied):
+            pass
+
+        @on(EventType.CONN_START)
+        def fine(self, flow, side):
+            pass
+
+    with pytest.raises(PluginLoadError, match=r"'sied'.*test_plugin_isolation.py:\d+") as e:
+        get_plugin_manager([App()])
+    assert "\n" not in str(e.value)
+
+
+def test_hookimpl_with_a_misspelt_argument_is_one_line_exit_1(tmp_path, many_flows):
+    p = tmp_path / "hk.py"
+    p.write_text("import mosfw\n\n\n@mosfw.hookimpl\ndef mosfw_conn_end(flw):\n    pass\n")
+    _one_line_error(mosfw("-r", many_flows, "-p", p), "mosfw: plugin", "hk", "flw", "mosfw_conn_end")
+
+
+@pytest.mark.parametrize("src, parts", [
+    ("import mosfw\n\ndef broken(:\n    pass\n", ["SyntaxError", "line 3"]),
+    ("import mosfw\nimport no_such_module_xyz\n", ["ModuleNotFoundError", "no_such_module_xyz", ":2"]),
+    ("import mosfw\n\n\nraise RuntimeError('not today')\n", ["RuntimeError: not today", ":4"]),
+    ("import sys\nsys.exit(3)\n", ["SystemExit"]),
+], ids=["syntax", "missing-import", "raises", "exits"])
+def test_plugin_that_does_not_import_is_one_line_exit_1(tmp_path, many_flows, src, parts):
+    p = tmp_path / "bad.py"
+    p.write_text(src)
+    line = _one_line_error(mosfw("-r", many_flows, "-p", p), "mosfw: plugin", str(p), "failed to import", *parts)
+    assert line.startswith("mosfw: ")
+    # and with --help, where -p's options would be listed
+    _one_line_error(mosfw("-p", p, "--help"), "failed to import")
+
+
+def test_a_plugin_that_is_not_there_is_still_a_bad_command_line(tmp_path, many_flows):
+    r = mosfw("-r", many_flows, "-p", tmp_path / "nothing.py")
+    assert r.returncode == 2 and "no such file or folder" in r.stderr
+
+
+def test_addoption_that_raises_in_the_harness_names_the_plugin(mosfw_flows, mosfw_run):
+    import mosfw as m
+    from mosfw.manager import PluginLoadError
+
+    class Opts:
+        @m.hookimpl
+        def mosfw_addoption(self, parser):
+            raise ValueError("no options today")
+
+    mosfw_flows.handshake()
+    with pytest.raises(PluginLoadError, match=r"raised in mosfw_addoption: ValueError: no options today at .*"
+                                              r"test_plugin_isolation.py:\d+"):
+        mosfw_run(mosfw_flows, plugins=[Opts()])
