@@ -27,7 +27,8 @@ and the overlap policy (:meth:`Flow.set_overlap_policy`).
 from __future__ import annotations
 
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi, lib
@@ -66,9 +67,8 @@ class Flow:
             in :meth:`store`, which is its own.
     """
 
-    __slots__ = ("id", "core", "uctx", "_store", "_rec", "_conn", "_ended", "_client", "_server", "_client_str",
-                 "_server_str",
-                 "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
+    __slots__ = ("id", "core", "uctx", "_store", "_rec", "_conn", "_ended", "_client", "_server",
+                 "_client_str", "_server_str", "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
     def __init__(self, rec, flow_id: int, core: int, engine=None, slot: int = 0xFFFFFFFF) -> None:
         self._rec = rec
@@ -76,7 +76,7 @@ class Flow:
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
-        self._store = None  # per-plugin storage: {owner: value}, made on first use
+        self._store: dict[Any, Any] | None = None  # per-plugin storage {owner: value}, made on first use
         self._ended = False
         self._eng = engine  # the mosfw.engine.Core (None: a detached view)
         self._slot = slot

@@ -102,7 +102,7 @@ class MosfwPluginManager(pluggy.PluginManager):
         from mosfw.plugin_faults import check_interrupt, describe, raised_in
 
         impls = self.direct_impls("mosfw_addoption")
-        for (name, fn), (_, impl, _) in zip(self.direct_callers("mosfw_addoption"), impls):
+        for (name, fn), (_, impl, _) in zip(self.direct_callers("mosfw_addoption"), impls, strict=True):
             try:
                 fn(parser)
             except BaseException as e:  # noqa: BLE001 - a plugin that cannot be set up

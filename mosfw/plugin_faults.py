@@ -23,8 +23,15 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["Interrupted", "check_interrupt", "describe", "install_interrupt_handler", "raised_at", "raised_in",
-           "where"]
+__all__ = [
+    "Interrupted",
+    "check_interrupt",
+    "describe",
+    "install_interrupt_handler",
+    "raised_at",
+    "raised_in",
+    "where",
+]
 
 
 class Interrupted(KeyboardInterrupt):

@@ -26,8 +26,13 @@ MULTI = ROOT / "tests" / "multicore" / "data"
 
 
 def mosfw(*args, timeout=120, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "mosfw", "run", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def _doc_app(page: str, first_line: str) -> str:
@@ -97,13 +102,14 @@ def test_store_factory_lookup_and_drop_after_conn_end(mosfw_flows, mosfw_run):
     c.handshake()
     c.close()
     mosfw_run(c, plugins=[App()])
-    (flow, events, other), = kept
+    ((flow, events, other),) = kept
     assert events == 2 and other is None  # one CONN_START per side, one Conn per flow
     assert flow.ended and flow.store(App, None) is None and flow.store(App) is None  # dropped, not remade
 
 
 def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
     """Each app alone, then all four together: {app: output}, and the runs."""
+
     def args(app, tag):
         out = tmp_path / f"{tag}-{app}.out"
         return out, {
@@ -131,9 +137,11 @@ def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
     return alone, runs, together, r
 
 
-@pytest.mark.parametrize("capture", [HTTP_LOSS, MULTI / "WebattackRCE.pcap", MULTI / "ocsp.pcapng",
-                                     MULTI / "fuzz-2006-09-29-28586.pcap"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "capture",
+    [HTTP_LOSS, MULTI / "WebattackRCE.pcap", MULTI / "ocsp.pcapng", MULTI / "fuzz-2006-09-29-28586.pcap"],
+    ids=lambda p: p.name,
+)
 def test_four_apps_together_give_what_each_gives_alone(tmp_path, capture):
     # the example app of docs/testing-apps.md, as an app writer copies it
     rexmon = tmp_path / "rexmon.py"
@@ -164,7 +172,8 @@ def test_httplog_next_to_an_app_that_stores_per_flow_state(tmp_path):
     assert n > 0
     assert len(both.read_text().splitlines()) == n
     assert [json.loads(x) for x in both.read_text().splitlines()] == [
-        json.loads(x) for x in alone.read_text().splitlines()]
+        json.loads(x) for x in alone.read_text().splitlines()
+    ]
 
 
 # -- a plugin cannot end the run: SystemExit and KeyboardInterrupt are plugin errors -------
@@ -186,7 +195,7 @@ def many_flows(tmp_path_factory):
     return p
 
 
-EXITING = '''\
+EXITING = """\
 import sys
 import mosfw
 
@@ -198,7 +207,7 @@ def {hook}({args}):
     SEEN[0] += 1
     if SEEN[0] == {after}:
         {stmt}
-'''
+"""
 
 #: hook -> (arguments, how many calls before it raises)
 EXIT_HOOKS = {
@@ -221,14 +230,17 @@ def _exiting_plugin(tmp_path: Path, hook: str, stmt: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("stmt", ["sys.exit(0)", "sys.exit(7)", "sys.exit()", "raise KeyboardInterrupt",
-                                  "raise SystemExit('bye')"])
+@pytest.mark.parametrize(
+    "stmt", ["sys.exit(0)", "sys.exit(7)", "sys.exit()", "raise KeyboardInterrupt", "raise SystemExit('bye')"]
+)
 @pytest.mark.parametrize("hook", list(EXIT_HOOKS))
 def test_exit_or_interrupt_in_a_hook_is_a_plugin_error(tmp_path, many_flows, hook, stmt):
     plugin = _exiting_plugin(tmp_path, hook, stmt)
     log = tmp_path / "conn.log"
     stats = tmp_path / "stats.json"
-    r = mosfw("-r", many_flows, "-p", plugin, "-p", "samples/tracker", "--conn-log", log, "--stats-json", stats)
+    r = mosfw(
+        "-r", many_flows, "-p", plugin, "-p", "samples/tracker", "--conn-log", log, "--stats-json", stats
+    )
     kind = "KeyboardInterrupt" if "Keyboard" in stmt else "SystemExit"
     assert r.returncode == 4, r.stderr
     assert re.search(rf"plugin '[^']*quitter[^']*' raised in {hook}\b.*: {kind}\b", r.stderr), r.stderr
@@ -258,7 +270,7 @@ def test_exit_in_a_hook_of_a_worker_is_a_plugin_error(tmp_path, many_flows):
     assert len(log.read_text().splitlines()) == 300
 
 
-CALLBACKS = '''\
+CALLBACKS = """\
 import sys
 from mosfw import EventType, Side
 from mosfw.api import on
@@ -276,7 +288,7 @@ def started(flow, side):
 def ticked(flow):
     if flow.client[1] == 10009:
         sys.exit(1)
-'''
+"""
 
 
 def test_exit_or_interrupt_in_callbacks_and_timers_is_a_plugin_error(tmp_path, many_flows):
@@ -308,7 +320,7 @@ def test_exit_in_a_harness_run_is_reported(mosfw_flows, mosfw_run):
         mosfw_run(c, plugins=[Quitter()])
 
 
-SLOW = '''\
+SLOW = """\
 import time
 from pathlib import Path
 
@@ -321,15 +333,20 @@ MARK = Path({mark!r})
 def mosfw_conn_end(flow):
     MARK.touch()
     time.sleep({sleep})
-'''
+"""
 
 
 def _start_slow(tmp_path: Path, capture: Path, sleep: float):
     mark = tmp_path / "started"
     p = tmp_path / "slow.py"
     p.write_text(SLOW.format(mark=str(mark), sleep=sleep))
-    proc = subprocess.Popen([sys.executable, "-m", "mosfw", "run", "-r", str(capture), "-p", str(p)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(capture), "-p", str(p)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     import time
 
     deadline = time.monotonic() + 30
@@ -359,7 +376,7 @@ def test_a_real_ctrl_c_still_stops_the_run(tmp_path, more_flows):
 
     proc = _start_slow(tmp_path, more_flows, 0.002)  # the first burst's flows: about 1 s
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "stopped on request (SIGINT/SIGTERM)" in err and "raised" not in err
 
@@ -373,7 +390,7 @@ def test_a_second_ctrl_c_interrupts_a_blocked_plugin_at_once(tmp_path, many_flow
     time.sleep(0.3)
     assert proc.poll() is None
     proc.send_signal(signal.SIGINT)  # the second one interrupts the plugin, not counted as its error
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1, err
     assert "Aborted!" in err and "raised" not in err
 
@@ -391,19 +408,24 @@ def _one_line_error(r, *parts):
     return lines[0]
 
 
-ADDOPTION = '''\
+ADDOPTION = """\
 import mosfw
 
 
 @mosfw.hookimpl
 def mosfw_addoption(parser):
     {stmt}
-'''
+"""
 
 
-@pytest.mark.parametrize("stmt, what", [("raise ValueError('no options today')", "ValueError: no options today"),
-                                        ("parser.addoption(42)", "Error: "),
-                                        ("raise SystemExit(5)", "SystemExit")])
+@pytest.mark.parametrize(
+    "stmt, what",
+    [
+        ("raise ValueError('no options today')", "ValueError: no options today"),
+        ("parser.addoption(42)", "Error: "),
+        ("raise SystemExit(5)", "SystemExit"),
+    ],
+)
 @pytest.mark.parametrize("help_", [False, True], ids=["run", "help"])
 def test_addoption_that_raises_is_one_line_exit_1(tmp_path, many_flows, stmt, what, help_):
     p = tmp_path / "opts.py"
@@ -414,7 +436,7 @@ def test_addoption_that_raises_is_one_line_exit_1(tmp_path, many_flows, stmt, wh
         assert f"{p}:" in line  # where it raised
 
 
-MISSPELT_CALLBACK = '''\
+MISSPELT_CALLBACK = """\
 from mosfw import EventType
 from mosfw.api import on
 
@@ -422,7 +444,8 @@ from mosfw.api import on
 @on(EventType.CONN_END)
 def ended(flow, reson):
     pass
-'''
+"""
+
 
 def test_callback_with_a_misspelt_argument_is_one_line_exit_1(tmp_path, many_flows):
     p = tmp_path / "cb.py"
@@ -455,16 +478,22 @@ def test_hookimpl_with_a_misspelt_argument_is_one_line_exit_1(tmp_path, many_flo
     _one_line_error(mosfw("-r", many_flows, "-p", p), "mosfw: plugin", "hk", "flw", "mosfw_conn_end")
 
 
-@pytest.mark.parametrize("src, parts", [
-    ("import mosfw\n\ndef broken(:\n    pass\n", ["SyntaxError", "line 3"]),
-    ("import mosfw\nimport no_such_module_xyz\n", ["ModuleNotFoundError", "no_such_module_xyz", ":2"]),
-    ("import mosfw\n\n\nraise RuntimeError('not today')\n", ["RuntimeError: not today", ":4"]),
-    ("import sys\nsys.exit(3)\n", ["SystemExit"]),
-], ids=["syntax", "missing-import", "raises", "exits"])
+@pytest.mark.parametrize(
+    "src, parts",
+    [
+        ("import mosfw\n\ndef broken(:\n    pass\n", ["SyntaxError", "line 3"]),
+        ("import mosfw\nimport no_such_module_xyz\n", ["ModuleNotFoundError", "no_such_module_xyz", ":2"]),
+        ("import mosfw\n\n\nraise RuntimeError('not today')\n", ["RuntimeError: not today", ":4"]),
+        ("import sys\nsys.exit(3)\n", ["SystemExit"]),
+    ],
+    ids=["syntax", "missing-import", "raises", "exits"],
+)
 def test_plugin_that_does_not_import_is_one_line_exit_1(tmp_path, many_flows, src, parts):
     p = tmp_path / "bad.py"
     p.write_text(src)
-    line = _one_line_error(mosfw("-r", many_flows, "-p", p), "mosfw: plugin", str(p), "failed to import", *parts)
+    line = _one_line_error(
+        mosfw("-r", many_flows, "-p", p), "mosfw: plugin", str(p), "failed to import", *parts
+    )
     assert line.startswith("mosfw: ")
     # and with --help, where -p's options would be listed
     _one_line_error(mosfw("-p", p, "--help"), "failed to import")
@@ -485,6 +514,9 @@ def test_addoption_that_raises_in_the_harness_names_the_plugin(mosfw_flows, mosf
             raise ValueError("no options today")
 
     mosfw_flows.handshake()
-    with pytest.raises(PluginLoadError, match=r"raised in mosfw_addoption: ValueError: no options today at .*"
-                                              r"test_plugin_isolation.py:\d+"):
+    with pytest.raises(
+        PluginLoadError,
+        match=r"raised in mosfw_addoption: ValueError: no options today at .*"
+        r"test_plugin_isolation.py:\d+",
+    ):
         mosfw_run(mosfw_flows, plugins=[Opts()])
