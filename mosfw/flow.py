@@ -27,6 +27,7 @@ and the overlap policy (:meth:`Flow.set_overlap_policy`).
 from __future__ import annotations
 
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mosfw._dispatch import endpoints as _endpoints
@@ -60,12 +61,15 @@ class Flow:
     Attributes:
         id: stable per-core flow id.
         core: the core that owns the flow.
-        uctx: per-flow user context (mOS ``mtcp_set_uctx``): any object,
-            ``None`` until an app sets it; dropped after CONN_END.
+        uctx: mOS's ``mtcp_set_uctx`` slot: any object, ``None`` until set;
+            dropped after CONN_END. **One slot shared by every plugin**: two
+            plugins that both use it overwrite each other. It is there for
+            single-app ports of mOS code; a plugin keeps its per-flow state
+            in :meth:`store`, which is its own.
     """
 
-    __slots__ = ("id", "core", "uctx", "_rec", "_ended", "_client", "_server", "_client_str", "_server_str",
-                 "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
+    __slots__ = ("id", "core", "uctx", "_store", "_rec", "_ended", "_client", "_server", "_client_str",
+                 "_server_str", "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
 
     def __init__(
         self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF
@@ -74,6 +78,7 @@ class Flow:
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
+        self._store: dict[Any, Any] | None = None  # per-plugin storage {owner: value}, made on first use
         self._ended = False
         self._eng: FlowHost | None = engine  # its core (None: a detached view)
         self._slot = slot
@@ -126,6 +131,39 @@ class Flow:
         if self._server_str is None:
             self._client_str, self._server_str = _endpoints(_buffer(self._rec))
         return self._server_str
+
+    # -- per-plugin storage -------------------------------------------------------
+
+    def store(self, owner: Any, factory: Callable[[], Any] | None = dict) -> Any:
+        """This flow's storage for one plugin (Zeek's per-script connection
+        fields, NFStream's ``udps``, mOS's ``uctx`` -- but one per plugin).
+
+        ``owner`` names the plugin whose storage it is: ``__name__`` in a
+        module plugin, ``self`` in a class plugin (any hashable object;
+        use the same one in all of a plugin's hooks and callbacks). The
+        first call for an owner makes the value with ``factory()`` (a new
+        ``dict`` by default: ``flow.store(__name__)["n"] = 1``; pass your
+        own class for a per-flow object) and later calls return that same
+        object; ``factory=None`` only looks: ``None`` when nothing is stored.
+        Plugins with different owners never see each other's values.
+
+        Dropped with the rest of the flow's Python state after its
+        CONN_END (still there in CONN_END's hooks); returns ``None``
+        afterwards. Nothing is made, and nothing costs, for a plugin that
+        does not call it.
+        """
+        s = self._store
+        if s is None:
+            if factory is None or self._ended:
+                return None
+            s = self._store = {}
+        try:
+            return s[owner]
+        except KeyError:
+            if factory is None or self._ended:
+                return None
+            v = s[owner] = factory()
+            return v
 
     # -- state (now) --------------------------------------------------------
 
@@ -360,7 +398,7 @@ class Flow:
         state (so it ends and is not picked up again), but produces no
         more events about a stopped side and drops its reassembly buffer.
         With both sides stopped there are no more events at all, not even
-        CONN_END: the flow's Python state (``uctx``, callbacks, timers) is
+        CONN_END: the flow's Python state (``store``, ``uctx``, callbacks, timers) is
         dropped at the end of the current batch, whose remaining records
         are still delivered."""
         sides = 3 if side is None else (1 << int(side))
@@ -399,6 +437,7 @@ class Flow:
 
     def _drop_context(self) -> None:
         self.uctx = None
+        self._store = None
         self._cbs = None
         if self._timers:
             for t in list(self._timers.values()):

@@ -25,6 +25,7 @@ from mosfw.events import EventType
 __all__ = [
     "MosfwPluginManager",
     "PluginLoadError",
+    "PluginNotFound",
     "get_plugin_manager",
     "EVENT_HOOKS",
     "PER_PLUGIN_HOOKS",
@@ -63,7 +64,14 @@ FLOW_EVENTS = (
 
 
 class PluginLoadError(Exception):
-    """A ``-p`` spec could not be loaded; the message says why."""
+    """A plugin could not be loaded or set up (import error, a misspelt
+    hook or argument, ``mosfw_addoption`` raising); the message, one
+    line, names it and says why (``mosfw run`` exits 1)."""
+
+
+class PluginNotFound(PluginLoadError):
+    """A ``-p`` spec names nothing: no such file, folder or registered
+    plugin (``mosfw run``: a bad command line, exit 2)."""
 
 
 class MosfwPluginManager(pluggy.PluginManager):
@@ -90,17 +98,52 @@ class MosfwPluginManager(pluggy.PluginManager):
         try:
             self.register(plugin, name=name)
         except pluggy.PluginValidationError as e:
-            raise PluginLoadError(f"plugin {spec!r}: {e}") from None
+            raise PluginLoadError(f"plugin {spec!r}: {_one_line(e)}") from None
         return plugin
 
+    def register(self, plugin, name=None):
+        try:
+            return super().register(plugin, name)
+        except pluggy.PluginValidationError as e:  # pluggy's message spans lines
+            raise pluggy.PluginValidationError(e.plugin, _one_line(e)) from None
+
+    def add_options(self, parser) -> None:
+        """Call every ``mosfw_addoption``; one that raises (``SystemExit``
+        too) is a :class:`PluginLoadError` naming the plugin and where."""
+        from mosfw.plugin_faults import check_interrupt, describe, raised_at, raised_in
+
+        callers = self.direct_callers("mosfw_addoption")
+        # the functions themselves, to name the plugin's line (through
+        # pluggy, one caller runs them all: the innermost frame then)
+        impls = [] if self.through_pluggy("mosfw_addoption") else self.direct_impls("mosfw_addoption")
+        for i, (name, fn) in enumerate(callers):
+            try:
+                fn(parser)
+            except BaseException as e:  # noqa: BLE001 - a plugin that cannot be set up
+                check_interrupt(e)
+                name = raised_by(e, name)
+                at = raised_in(e, impls[i][1]) if impls else raised_at(e)
+                raise PluginLoadError(f"plugin {name!r} raised in mosfw_addoption: {describe(e)}{at}") from None
+
     def check(self) -> None:
-        """Fail on hook implementations that match no hook (typos)."""
+        """Fail on hook implementations that match no hook, and on
+        :func:`mosfw.api.on` callbacks that take an argument no callback
+        gets (typos)."""
         try:
             self.check_pending()
         except pluggy.PluginValidationError as e:
             raise PluginLoadError(
-                f"{e} (a misspelt hook name? mosfw hooks are listed in `mosfw hooks`)"
+                f"{_one_line(e)} (a misspelt hook name? mosfw hooks are listed in `mosfw hooks`)"
             ) from None
+        from mosfw.api import adapt_callback, plugin_callbacks
+        from mosfw.plugin_faults import where
+
+        for plugin in self.get_plugins():
+            for _ev, fn in plugin_callbacks(plugin):
+                try:
+                    adapt_callback(fn)
+                except TypeError as e:
+                    raise PluginLoadError(f"plugin {self.get_name(plugin)!r}: {e}{where(fn)}") from None
 
     # -- dispatch tables ----------------------------------------------------
 
@@ -225,6 +268,10 @@ def _blame(exc: BaseException, codes: dict) -> None:
             pass
 
 
+def _one_line(e: BaseException) -> str:
+    return "; ".join(x.strip() for x in str(e).splitlines() if x.strip())
+
+
 def _load_path(spec: str, path: str) -> ModuleType:
     """A plugin given as a .py file or an app folder (os.path, not
     pathlib: with urllib.parse and ipaddress that is 5 ms of start-up)."""
@@ -233,10 +280,10 @@ def _load_path(spec: str, path: str) -> ModuleType:
         for cand in ("app.py", "__init__.py", f"{os.path.basename(path)}.py"):
             if os.path.isfile(os.path.join(path, cand)):
                 return _load_file(os.path.join(path, cand), package_dir=path)
-        raise PluginLoadError(f"plugin folder {spec} has no app.py or __init__.py")
+        raise PluginNotFound(f"plugin folder {spec} has no app.py or __init__.py")
     if os.path.isfile(path):
         return _load_file(path)
-    raise PluginLoadError(f"plugin {spec!r}: no such file or folder")
+    raise PluginNotFound(f"plugin {spec!r}: no such file or folder")
 
 
 def _module_name(path: str) -> str:
@@ -275,10 +322,27 @@ def _load_file(path: str, package_dir: str | None = None) -> ModuleType:
     sys.modules[modname] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except BaseException as e:  # noqa: BLE001 - sys.exit() at import too: the plugin does not load
         del sys.modules[modname]
-        raise PluginLoadError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from e
+        from mosfw.plugin_faults import check_interrupt, describe
+
+        check_interrupt(e)
+        raise PluginLoadError(f"plugin {path} failed to import: {describe(e)}{_line_in(e, path)}") from None
     return module
+
+
+def _line_in(e: BaseException, path: str) -> str:
+    """`` at PATH:LINE``: the last line of the plugin's file the exception
+    went through ("" for a SyntaxError, whose message says where)."""
+    if isinstance(e, SyntaxError):
+        return ""
+    import traceback
+
+    path = os.path.realpath(path)
+    for fr in reversed(traceback.extract_tb(e.__traceback__)):
+        if os.path.realpath(fr.filename) == path:
+            return f" at {fr.filename}:{fr.lineno}"
+    return ""
 
 
 def resolve_plugin(spec: str | object) -> object:
@@ -308,7 +372,7 @@ def resolve_plugin(spec: str | object) -> object:
                 set(BUILTIN_PLUGINS)
                 | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
             )
-            raise PluginLoadError(
+            raise PluginNotFound(
                 f"unknown plugin {spec!r}: not a registered plugin ({', '.join(names) or 'none'}), "
                 "a .py file, an app folder or an importable module"
             ) from None

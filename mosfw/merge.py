@@ -15,6 +15,7 @@ import attrs
 
 from mosfw.engine import Core, raised_at
 from mosfw.options import Config
+from mosfw.plugin_faults import check_interrupt, describe
 from mosfw.stats import RunStats
 from mosfw.workers import call_lifecycle
 
@@ -67,7 +68,7 @@ def merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, f
     for name, fn in pm.direct_callers("mosfw_merge"):
         try:
             fn(config, [c.values.get(name) for c in cores], cores)
-        except Exception as e:  # noqa: BLE001 - reported, the report still runs
+        except BaseException as e:  # noqa: BLE001 - reported, the report still runs
             errors += 1
             _report_merge_error(config, name, "mosfw_merge", e)
     if errors:
@@ -79,7 +80,8 @@ def merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, f
 
 
 def _report_merge_error(config: Config, name: str, hook: str, e: BaseException) -> None:
-    print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}", file=config.stderr)
+    check_interrupt(e)  # a real Ctrl-C goes on up
+    print(f"mosfw: plugin {name!r} raised in {hook}: {describe(e)}{raised_at(e)}", file=config.stderr)
 
 
 def tick_merge_here(config: Config) -> Callable:
@@ -98,7 +100,7 @@ def tick_merge_here(config: Config) -> Callable:
             except BrokenPipeError:  # the output was closed: finish the run
                 core.stdout_closed = True
                 core.request_stop()
-            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            except BaseException as e:  # noqa: BLE001 - reported, the run goes on
                 core._report(name, "mosfw_tick_merge", None, e)
 
     return sink
@@ -173,6 +175,6 @@ class TickMerger:
                 fn(self.config, ts, results)
             except BrokenPipeError:
                 self.broken = True
-            except Exception as e:  # noqa: BLE001 - reported, the run goes on
+            except BaseException as e:  # noqa: BLE001 - reported, the run goes on
                 self.errors += 1
                 _report_merge_error(self.config, name, "mosfw_tick_merge", e)

@@ -59,6 +59,7 @@ from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: docum
     tick_merge_here,
 )
 from mosfw.options import Config, UsageError
+from mosfw.plugin_faults import Interrupted
 from mosfw.privileges import drop_privileges
 from mosfw.stats import RunStats
 from mosfw.stopsignals import STOP_SIGNALS, StopSignals
@@ -130,7 +131,7 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
     (:mod:`mosfw.stopsignals`)."""
 
     def abort(signum: int) -> None:
-        raise KeyboardInterrupt
+        raise Interrupted  # a KeyboardInterrupt no plugin error check swallows
 
     stops = StopSignals(lambda signum: core.request_stop(), abort)
     stops.install()
@@ -218,7 +219,7 @@ class _Supervisor:
 
     def _abort(self, signum: int) -> None:  # a second signal, past the grace
         self.kill_all("interrupted twice")
-        raise KeyboardInterrupt
+        raise Interrupted  # a KeyboardInterrupt no plugin error check swallows
 
     def failed(self, w: Worker) -> None:
         if self.first_failure is None:

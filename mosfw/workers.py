@@ -189,7 +189,7 @@ def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
             value = fn(core.view)
         except PluginError:
             raise
-        except Exception as e:  # noqa: BLE001 - reported, the run goes on
+        except BaseException as e:  # noqa: BLE001 - reported, the run goes on
             core._report(name, "mosfw_core_result", None, e)
             continue
         if value is not None:
@@ -206,6 +206,7 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
     from mosfw.engine import PluginError
     from mosfw.manager import raised_by
     from mosfw.options import UsageError
+    from mosfw.plugin_faults import check_interrupt, describe
 
     errors = 0
     for name, fn in config.pluginmanager.direct_callers(hook):
@@ -213,12 +214,13 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
             fn(*args)
         except UsageError:
             raise
-        except Exception as e:  # noqa: BLE001 - reported, the run goes on
+        except BaseException as e:  # noqa: BLE001 - reported, the run goes on (sys.exit() too)
+            check_interrupt(e)  # a real Ctrl-C goes on up
             name = raised_by(e, name)  # through pluggy: the plugin that raised
             if fail_fast:
-                raise PluginError(f"plugin {name!r} raised in {hook}: {type(e).__name__}: {e}") from e
+                raise PluginError(f"plugin {name!r} raised in {hook}: {describe(e)}") from e
             errors += 1
-            print(f"mosfw: plugin {name!r} raised in {hook}: {type(e).__name__}: {e}{raised_at(e)}",
+            print(f"mosfw: plugin {name!r} raised in {hook}: {describe(e)}{raised_at(e)}",
                   file=config.stderr)
     return errors
 

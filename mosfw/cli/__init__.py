@@ -38,6 +38,9 @@ cli.add_command(hooks_command)
 def main() -> None:
     """Console entry point."""
     startup.hold()  # until plugins load (cli/startup.py)
+    from mosfw.plugin_faults import install_interrupt_handler
+
+    install_interrupt_handler()  # Ctrl-C: Interrupted, told from a plugin's KeyboardInterrupt
     try:
         cli(prog_name="mosfw")
     finally:

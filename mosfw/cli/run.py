@@ -26,14 +26,16 @@ options; they are listed here when -p comes first:
 Exit codes:
   0    the input was read to its end (or a live capture was stopped)
   1    could not start: unreadable input, bad filter, bad mos.conf, a
-       plugin that does not load, a missing interface, no permission,
-       a --stats-json path that cannot be written
-  2    bad command line (also -r - with more than one core)
+       plugin that does not load (import error, misspelt hook or callback
+       argument, mosfw_addoption raising), a missing interface, no
+       permission, a --stats-json path that cannot be written
+  2    bad command line (a -p naming no file, folder or plugin included;
+       also -r - with more than one core)
   3    the input ended with a read error (a truncated or corrupt file,
        or a live interface that went down or disappeared): everything
        before it was processed and reported
-  4    plugin hooks raised (each reported once, all counted); with
-       --fail-fast the run stopped at the first one
+  4    plugin hooks raised (each reported once, all counted; sys.exit()
+       in a plugin too); with --fail-fast the run stopped at the first one
   5    with -c N, a core was lost: its worker died (SIGKILL, SIGSEGV), or
        was stopped by a signal sent to it alone; the other cores'
        results were reported, and the lost core is named
@@ -73,19 +75,22 @@ class PluginOptionsCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         from mosfw.cli import startup
         from mosfw.engine import Core  # noqa: F401 - imported before the freeze below
-        from mosfw.manager import MosfwPluginManager, PluginLoadError
+        from mosfw.manager import MosfwPluginManager, PluginLoadError, PluginNotFound
         from mosfw.options import OptionParser
         from mosfw.runner import run_job  # noqa: F401 - likewise
 
         startup.release()  # plugin code runs with the collector on
         pm = MosfwPluginManager()
+        parser = OptionParser()
         try:
             for spec in _prescan_plugins(args):
                 pm.load(spec)
-        except PluginLoadError as e:
+            pm.add_options(parser)  # mosfw_addoption, each plugin's guarded
+        except PluginNotFound as e:  # -p names nothing: a bad command line
             raise click.UsageError(str(e), ctx) from None
-        parser = OptionParser()
-        pm.hook.mosfw_addoption(parser=parser)
+        except PluginLoadError as e:  # found, but does not load: could not start
+            click.echo(f"mosfw: {e}", err=True)
+            ctx.exit(EXIT_SETUP)
         # start from the command's own options on every invocation
         if not hasattr(self, "_base_params"):
             self._base_params = list(self.params)

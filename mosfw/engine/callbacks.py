@@ -159,7 +159,7 @@ class _Callbacks(CoreState):
     def _call(self, name: str, what: str, adapted, flow, side, ev, uevent, data, timer=None) -> None:
         try:
             adapted(flow, side, ev, uevent, data, self.view, timer)
-        except Exception as e:  # noqa: BLE001 - reported, engine goes on
+        except BaseException as e:  # noqa: BLE001 - reported, engine goes on
             self._report(name, what, flow, e)
 
     def _fire_ude(self, u, rec, flow, side, data) -> None:
@@ -172,7 +172,7 @@ class _Callbacks(CoreState):
         for name, fn in self._ude_hook:
             try:
                 fn(flow, side, rec, u, data)
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 self._report(name, "mosfw_user_event", flow, e)
         for child in self._ude_children.get(u, ()):
             self._eval_ude(child, rec, flow, side, data)
@@ -187,7 +187,7 @@ class _Callbacks(CoreState):
             try:
                 if not u._fn(flow, side, rec, u, data, self.view, None):
                     return
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 self._report(getattr(u.filter, "__module__", None) or u.name, f"filter of {u.name}", flow, e)
                 return
         self._fire_ude(u, rec, flow, side, data)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 from mosfw._native import lib
 from mosfw.engine.adapt import call_text
 from mosfw.engine.errors import PluginError, output_closed, raised_at
+from mosfw.plugin_faults import check_interrupt, describe
 from mosfw.engine.state import CoreState
 from mosfw.events import ERRORS, REASONS, SIDES, STATES, EventType
 from mosfw.flow import Flow, _addr
@@ -40,7 +41,7 @@ def handle(rec):
             return
     try:
         fn({call})
-    except Exception as e:  # reported, the engine goes on
+    except BaseException as e:  # reported, the engine goes on
         report(name, hook, flow, e)
 """
 
@@ -71,6 +72,7 @@ class _DispatchTable(CoreState):
     # -- dispatch ---------------------------------------------------------------
 
     def _report(self, plugin: str, hook: str, flow, exc: BaseException) -> None:
+        check_interrupt(exc)  # a real Ctrl-C is not the plugin's: it goes on up
         if isinstance(exc, BrokenPipeError) and output_closed(self.config.stdout):
             # the reader of stdout went away (`mosfw run ... | head`): not
             # a plugin error; the run finishes (the runner says so)
@@ -80,7 +82,7 @@ class _DispatchTable(CoreState):
         plugin = raised_by(exc, plugin)
         self._plugin_errors += 1
         if self.fail_fast:
-            raise PluginError(f"plugin {plugin!r} raised in {hook}: {type(exc).__name__}: {exc}") from exc
+            raise PluginError(f"plugin {plugin!r} raised in {hook}: {describe(exc)}") from exc
         key = (plugin, hook)
         if key in self._reported:
             return
@@ -90,7 +92,7 @@ class _DispatchTable(CoreState):
             where = f" for flow {flow.client_str} -> {flow.server_str}"
         print(
             f"mosfw: core {self.id}: plugin {plugin!r} raised in {hook}{where}: "
-            f"{type(exc).__name__}: {exc}{raised_at(exc)} (further errors from it in {hook} are only counted)",
+            f"{describe(exc)}{raised_at(exc)} (further errors from it in {hook} are only counted)",
             file=self.config.stderr,
         )
 
@@ -208,7 +210,7 @@ class _DispatchTable(CoreState):
                 for name, fn in calls:
                     try:
                         fn(flow, side, rec)
-                    except Exception as e:  # noqa: BLE001 - reported, engine goes on
+                    except BaseException as e:  # noqa: BLE001 - reported, engine goes on
                         report(name, hook, flow, e)
                 if extra is not None:  # callbacks, user-defined events
                     extra(rec, flow)
@@ -237,7 +239,7 @@ class _DispatchTable(CoreState):
                 for name, fn in calls_sc:
                     try:
                         fn(flow, side, old, new, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_tcp_state_change", flow, e)
                 if extra_sc:
                     extra_sc(rec, flow)
@@ -260,7 +262,7 @@ class _DispatchTable(CoreState):
                 for name, fn in calls_end:
                     try:
                         fn(flow, reason, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_conn_end", flow, e)
                 if extra_end:
                     extra_end(rec, flow)
@@ -284,7 +286,7 @@ class _DispatchTable(CoreState):
                 for name, fn in calls_orphan:
                     try:
                         fn(rec, src, dst)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_orphan", None, e)
                 if extra_orphan:
                     extra_orphan(rec, None)
@@ -303,7 +305,7 @@ class _DispatchTable(CoreState):
                 for name, fn in calls_err:
                     try:
                         fn(flow, code, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_error", flow, e)
                 if extra_err:
                     extra_err(rec, flow)
@@ -320,14 +322,14 @@ class _DispatchTable(CoreState):
                 for name, fn in calls_tick:
                     try:
                         fn(view, rec[0])
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_tick", None, e)
                 if calls_tick_result:
                     values = {}
                     for name, fn in calls_tick_result:
                         try:
                             value = fn(view, rec[0])
-                        except Exception as e:  # noqa: BLE001
+                        except BaseException as e:  # noqa: BLE001
                             report(name, "mosfw_tick_result", None, e)
                             continue
                         if value is not None:
@@ -358,7 +360,7 @@ class _DispatchTable(CoreState):
                 for name, fn in timeout_hook:
                     try:
                         fn(flow, t, t.data, rec)
-                    except Exception as e:  # noqa: BLE001
+                    except BaseException as e:  # noqa: BLE001
                         report(name, "mosfw_timeout", flow, e)
             if extra_timeout:
                 extra_timeout(rec, flow)
@@ -395,5 +397,5 @@ class _DispatchTable(CoreState):
         for name, fn in self.pm.direct_callers(hook):
             try:
                 fn(*args)
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 self._report(name, hook, None, e)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
+from mosfw.plugin_faults import raised_at  # one helper for every report; also exported from here
+
 __all__ = ["EngineError", "InputError", "PluginError", "raised_at", "output_closed"]
-
-
-def raised_at(exc: BaseException) -> str:
-    """`` at FILE:LINE`` of the innermost frame an exception was raised
-    in, for the one-line reports of plugin errors ("" when unknown)."""
-    import traceback  # only when something raised: kept off start-up
-
-    tb = traceback.extract_tb(exc.__traceback__)
-    return f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
 
 
 def output_closed(stream) -> bool:

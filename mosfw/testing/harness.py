@@ -340,7 +340,7 @@ def _option_values(pm, given: Mapping[str, Any]) -> dict[str, Any]:
     from mosfw.options import OptionParser
 
     parser = OptionParser()
-    pm.hook.mosfw_addoption(parser=parser)
+    pm.add_options(parser)  # one that raises: a PluginLoadError naming it
     ctx = click.Context(click.Command("mosfw-test"))
     by_flag = {}
     values: dict[str, Any] = {}

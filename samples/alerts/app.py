@@ -124,9 +124,7 @@ class Alerts:
 
     def _alert(self, rule: Rule, flow, event) -> None:
         if rule.once:
-            seen = flow.uctx if isinstance(flow.uctx, set) else None
-            if seen is None:
-                seen = flow.uctx = set()
+            seen = flow.store(self, set)  # this app's own per-flow set of rules that fired
             if rule.name in seen:
                 return
             seen.add(rule.name)

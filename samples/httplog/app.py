@@ -318,7 +318,7 @@ class HttpParser:
 
 
 class _Conn:
-    """Per-flow state (the flow's uctx)."""
+    """Per-flow state (this plugin's ``flow.store``)."""
 
     __slots__ = ("req", "resp", "pending", "unanswered")
 
@@ -393,9 +393,7 @@ class HttpLog:
 
     @mosfw.hookimpl
     def mosfw_conn_new_data(self, flow, side, event) -> None:
-        conn = flow.uctx
-        if conn is None:
-            conn = flow.uctx = _Conn()
+        conn = flow.store(self, _Conn)  # this plugin's own: made on the flow's first data
         parser = conn.req if side == C else conn.resp
         ts = event.ts
         while True:
@@ -410,7 +408,7 @@ class HttpLog:
 
     @mosfw.hookimpl
     def mosfw_conn_end(self, flow) -> None:
-        conn = flow.uctx
+        conn = flow.store(self, None)
         if conn is None:
             return
         # what is still readable (the last segments of this batch)
