@@ -103,7 +103,7 @@ def test_attribute_docs_are_prose_not_a_type_field(built):
     # the text survives whole: Event.seq, Flow.last_ts
     hooks = (built / "hooks.html").read_text()
     assert "TCP sequence number (REXMIT: the segment’s; NEW_DATA: first new byte)" in hooks
-    assert "Time of the last packet (for ended flows: when it ended)" in hooks
+    assert "Input time of the last packet (for ended flows: when it ended)" in hooks
 
 
 def test_demo_capture_named_in_the_docs_is_the_one_make_demo_uses():

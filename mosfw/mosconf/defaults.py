@@ -1,0 +1,28 @@
+"""mos.conf defaults and the limits of its values (part of :mod:`mosfw.config`)."""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------
+# defaults
+
+DEFAULT_MAX_CONCURRENCY = 1_000_000
+"""Flow-table capacity per core (mOS: 100000, a DPDK preallocation)."""
+DEFAULT_RMEM_SIZE = 8192
+"""Per-side stream buffer, bytes (same as mOS)."""
+DEFAULT_RMEM_MEMCAP = 1 << 30
+"""Bytes all stream buffers of a core may take together (mosfw's own)."""
+DEFAULT_TCP_TIMEOUT = 30
+"""Idle seconds before a flow ends with reason timeout (same as mOS)."""
+DEFAULT_TCP_TW_INTERVAL = 5
+"""Seconds a flow is kept in TIME_WAIT (mOS: 0, drop at once)."""
+DEFAULT_NO_RING_BUFFERS = 0
+"""0 = keep per-side stream buffers (same as mOS)."""
+
+_U32_MAX = 2**32 - 1
+_I32_MAX = 2**31 - 1
+
+FORWARD_ERROR = (
+    "forward = {value} is not supported: mosfw runs in passive mode only "
+    "(it watches traffic and never forwards a packet); set forward = 0 "
+    "or remove the line"
+)
