@@ -3,6 +3,7 @@ the cffi engine module ``mosfw._native``, the C-API dispatch loop
 ``mosfw._dispatch`` (native/python/dispatch.c) and the tracker sample's own
 C part, ``samples/tracker/_zeek`` (an observer of the engine, built on its
 public header only)."""
+
 from setuptools import Extension, setup
 
 setup(

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import enum
 import itertools
-from typing import Any, Callable, Iterable, Optional, Union
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 
@@ -118,7 +119,7 @@ class UserEvent:
         return f"<UserEvent {self.name} on {base} ({how})>"
 
 
-def define_event(base, filter: Union[Callable[..., bool], str], *, name: str | None = None) -> UserEvent:
+def define_event(base, filter: Callable[..., bool] | str, *, name: str | None = None) -> UserEvent:
     """A new event derived from ``base`` (``mtcp_define_event``): it fires
     whenever ``base`` fires and ``filter`` accepts it.
 
@@ -202,7 +203,7 @@ def plugin_callbacks(plugin) -> Iterable[tuple[Any, Callable]]:
             continue
         try:
             obj = getattr(plugin, name)
-        except Exception:  # noqa: BLE001 - a property that raises is no callback
+        except Exception:  # noqa: BLE001, S112 - a property that raises is no callback
             continue
         marks = getattr(obj, "_mosfw_on", None)
         if marks and callable(obj):
@@ -224,7 +225,7 @@ class Timer:
     handle: int  #: the engine's handle (unique per core)
     deadline: float  #: input time at which it fires
     flow: Any = None  #: the Flow of a per-flow timer, None for a global one
-    callback: Optional[Callable] = None  #: called when it fires
+    callback: Callable | None = None  #: called when it fires
     data: Any = None  #: passed to the callback / hook
     timer_id: Any = None  #: the app's own id (mOS's ``id`` argument)
     cancelled: bool = False  #: set by :meth:`cancel`
@@ -252,11 +253,28 @@ class Packet:
     is what was captured of the TCP payload).
     """
 
-    __slots__ = ("ts", "pkt_index", "caplen", "wirelen", "ip_len", "payload_len", "payload_caplen",
-                 "seq", "ack", "window", "tcp_flags", "family", "frame", "_l3", "_l4", "_pl", "side",
-                 "offset")
+    __slots__ = (
+        "ts",
+        "pkt_index",
+        "caplen",
+        "wirelen",
+        "ip_len",
+        "payload_len",
+        "payload_caplen",
+        "seq",
+        "ack",
+        "window",
+        "tcp_flags",
+        "family",
+        "frame",
+        "_l3",
+        "_l4",
+        "_pl",
+        "side",
+        "offset",
+    )
 
-    def __init__(self, c, frame: bytes, side, offset: Optional[int]) -> None:
+    def __init__(self, c, frame: bytes, side, offset: int | None) -> None:
         self.ts = c.ts  #: capture timestamp (mOS ``cur_ts``)
         self.pkt_index = c.pkt_index  #: 1-based index in the input
         self.caplen = c.caplen  #: captured frame length
@@ -285,26 +303,28 @@ class Packet:
     @property
     def ip(self) -> bytes:
         """The IP header and what follows (mOS ``iph``)."""
-        return self.frame[self._l3:]
+        return self.frame[self._l3 :]
 
     @property
     def ip_header(self) -> bytes:
         """The IP header(s) alone (IPv6: extension headers included)."""
-        return self.frame[self._l3:self._l4]
+        return self.frame[self._l3 : self._l4]
 
     @property
     def tcp(self) -> bytes:
         """The TCP header, options included (mOS ``tcph``)."""
-        return self.frame[self._l4:self._pl]
+        return self.frame[self._l4 : self._pl]
 
     @property
     def payload(self) -> bytes:
         """The captured TCP payload (mOS ``payload``)."""
-        return self.frame[self._pl:self._pl + self.payload_caplen]
+        return self.frame[self._pl : self._pl + self.payload_caplen]
 
     def __repr__(self) -> str:
-        return (f"<Packet #{self.pkt_index} ts={self.ts:.6f} seq={self.seq} ack={self.ack} "
-                f"len={self.payload_len} flags=0x{self.tcp_flags:02x}>")
+        return (
+            f"<Packet #{self.pkt_index} ts={self.ts:.6f} seq={self.seq} ack={self.ack} "
+            f"len={self.payload_len} flags=0x{self.tcp_flags:02x}>"
+        )
 
 
 @attrs.frozen
@@ -335,9 +355,18 @@ class StreamInfo:
         return max(0, self.next_byte_expected - self.last_byte_read)
 
     @classmethod
-    def from_c(cls, i) -> "StreamInfo":
-        return cls(init_seq=i.init_seq, last_byte_read=i.last_byte_read,
-                   next_byte_expected=i.next_byte_expected, last_byte_received=i.last_byte_received,
-                   head=i.head, size=i.size, lost_bytes=i.lost_read, gap_bytes=i.lost_gap,
-                   overrun_bytes=i.lost_overrun, fragments=i.nfrags, holes=i.nholes,
-                   policy=OverlapPolicy(i.policy))
+    def from_c(cls, i) -> StreamInfo:
+        return cls(
+            init_seq=i.init_seq,
+            last_byte_read=i.last_byte_read,
+            next_byte_expected=i.next_byte_expected,
+            last_byte_received=i.last_byte_received,
+            head=i.head,
+            size=i.size,
+            lost_bytes=i.lost_read,
+            gap_bytes=i.lost_gap,
+            overrun_bytes=i.lost_overrun,
+            fragments=i.nfrags,
+            holes=i.nholes,
+            policy=OverlapPolicy(i.policy),
+        )

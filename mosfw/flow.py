@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mosfw._dispatch import endpoints as _endpoints
-from mosfw._native import ffi, lib
+from mosfw._native import ffi
 from mosfw.events import STATES, EndReason, Side, TcpState
 
 if TYPE_CHECKING:
@@ -68,8 +68,24 @@ class Flow:
             in :meth:`store`, which is its own.
     """
 
-    __slots__ = ("id", "core", "uctx", "_store", "_rec", "_ended", "_client", "_server", "_client_str",
-                 "_server_str", "_eng", "_slot", "_cbs", "_timers", "_stopped", "__weakref__")
+    __slots__ = (
+        "id",
+        "core",
+        "uctx",
+        "_store",
+        "_rec",
+        "_ended",
+        "_client",
+        "_server",
+        "_client_str",
+        "_server_str",
+        "_eng",
+        "_slot",
+        "_cbs",
+        "_timers",
+        "_stopped",
+        "__weakref__",
+    )
 
     def __init__(
         self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF
@@ -413,7 +429,7 @@ class Flow:
     # -- engine side ----------------------------------------------------------
 
     @classmethod
-    def frozen_copy(cls, rec, core: int) -> "Flow":
+    def frozen_copy(cls, rec, core: int) -> Flow:
         """A frozen view of a copy of ``rec`` (a ``struct mosfw_flow *``):
         a flow that ended, detached from any engine; its conn.log view is
         empty."""

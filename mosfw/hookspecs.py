@@ -40,7 +40,7 @@ hookspec = pluggy.HookspecMarker("mosfw")
 
 
 @hookspec
-def mosfw_addoption(parser: "OptionParser") -> None:
+def mosfw_addoption(parser: OptionParser) -> None:
     """Register command-line options for this plugin.
 
     Called once, right after the plugin is loaded and before the command
@@ -54,7 +54,7 @@ def mosfw_addoption(parser: "OptionParser") -> None:
 
 
 @hookspec
-def mosfw_configure(config: "Config") -> None:
+def mosfw_configure(config: Config) -> None:
     """Configure the plugin before any packet is read.
 
     Called once per run after the command line and mos.conf are parsed,
@@ -79,7 +79,7 @@ def mosfw_configure(config: "Config") -> None:
 
 
 @hookspec
-def mosfw_core_start(core: "CoreView") -> None:
+def mosfw_core_start(core: CoreView) -> None:
     """A core's event loop is about to read its first packet.
 
     Called once per core, after its input is open and before the first
@@ -92,7 +92,7 @@ def mosfw_core_start(core: "CoreView") -> None:
 
 
 @hookspec
-def mosfw_tick(core: "CoreView", ts: float) -> None:
+def mosfw_tick(core: CoreView, ts: float) -> None:
     """Input time reached a new whole second.
 
     Called in order with the events: after every event of packets
@@ -114,7 +114,7 @@ def mosfw_tick(core: "CoreView", ts: float) -> None:
 
 
 @hookspec
-def mosfw_tick_result(core: "CoreView", ts: float) -> Any:
+def mosfw_tick_result(core: CoreView, ts: float) -> Any:
     """Return this plugin's result of one core for the second ``ts``, to
     be merged with the other cores' by :func:`mosfw_tick_merge`.
 
@@ -136,7 +136,7 @@ def mosfw_tick_result(core: "CoreView", ts: float) -> Any:
 
 
 @hookspec
-def mosfw_tick_merge(config: "Config", ts: float, results: list) -> None:
+def mosfw_tick_merge(config: Config, ts: float, results: list) -> None:
     """Combine what this plugin's cores returned from
     :func:`mosfw_tick_result` for the second ``ts``: how an app prints
     one per-second report for all cores (``samples/midstat``'s table).
@@ -168,7 +168,7 @@ def mosfw_tick_merge(config: "Config", ts: float, results: list) -> None:
 
 
 @hookspec
-def mosfw_input_end(core: "CoreView") -> None:
+def mosfw_input_end(core: CoreView) -> None:
     """The core's input ended (end of file, read error, Ctrl-C/SIGTERM)
     and the flows still open have not ended yet.
 
@@ -184,7 +184,7 @@ def mosfw_input_end(core: "CoreView") -> None:
 
 
 @hookspec
-def mosfw_core_finish(core: "CoreView") -> None:
+def mosfw_core_finish(core: CoreView) -> None:
     """A core's input ended and every flow got its CONN_END.
 
     Called once per core after the last event of that core, also when
@@ -195,7 +195,7 @@ def mosfw_core_finish(core: "CoreView") -> None:
 
 
 @hookspec
-def mosfw_core_result(core: "CoreView") -> Any:
+def mosfw_core_result(core: CoreView) -> Any:
     """Return this plugin's result of one core, to be merged by
     :func:`mosfw_merge`.
 
@@ -213,7 +213,7 @@ def mosfw_core_result(core: "CoreView") -> Any:
 
 
 @hookspec
-def mosfw_merge(config: "Config", results: list, cores: list) -> None:
+def mosfw_merge(config: Config, results: list, cores: list) -> None:
     """Combine what this plugin's cores returned from
     :func:`mosfw_core_result`.
 
@@ -241,7 +241,7 @@ def mosfw_merge(config: "Config", results: list, cores: list) -> None:
 
 
 @hookspec
-def mosfw_report(config: "Config", stats: "RunStats") -> None:
+def mosfw_report(config: Config, stats: RunStats) -> None:
     """The run is over: print or write final results.
 
     Called once per run, in the parent process, after every core
@@ -258,7 +258,7 @@ def mosfw_report(config: "Config", stats: "RunStats") -> None:
 
 
 @hookspec
-def mosfw_pkt_in(flow: "Flow", side: "Side", event: "Event") -> None:
+def mosfw_pkt_in(flow: Flow, side: Side, event: Event) -> None:
     """A packet of a tracked flow was seen (``MOS_ON_PKT_IN``).
 
     Fires for every TCP packet that belongs to a tracked flow, before any
@@ -273,7 +273,7 @@ def mosfw_pkt_in(flow: "Flow", side: "Side", event: "Event") -> None:
 
 
 @hookspec
-def mosfw_conn_start(flow: "Flow", side: "Side", event: "Event") -> None:
+def mosfw_conn_start(flow: Flow, side: Side, event: Event) -> None:
     """An endpoint of a connection starts (``MOS_ON_CONN_START``).
 
     Client side: the client's first SYN (its state becomes SYN_SENT).
@@ -289,9 +289,7 @@ def mosfw_conn_start(flow: "Flow", side: "Side", event: "Event") -> None:
 
 
 @hookspec
-def mosfw_tcp_state_change(
-    flow: "Flow", side: "Side", old: "TcpState", new: "TcpState", event: "Event"
-) -> None:
+def mosfw_tcp_state_change(flow: Flow, side: Side, old: TcpState, new: TcpState, event: Event) -> None:
     """An emulated endpoint changed TCP state (``MOS_ON_TCP_STATE_CHANGE``).
 
     Fires once per transition, for the endpoint whose state changed; a
@@ -307,7 +305,7 @@ def mosfw_tcp_state_change(
 
 
 @hookspec
-def mosfw_conn_new_data(flow: "Flow", side: "Side", event: "Event") -> None:
+def mosfw_conn_new_data(flow: Flow, side: Side, event: Event) -> None:
     """New bytes of a side's stream are readable (``MOS_ON_CONN_NEW_DATA``).
 
     With reassembly buffers (the default: implementing this hook turns
@@ -331,7 +329,7 @@ def mosfw_conn_new_data(flow: "Flow", side: "Side", event: "Event") -> None:
 
 
 @hookspec
-def mosfw_rexmit(flow: "Flow", side: "Side", event: "Event") -> None:
+def mosfw_rexmit(flow: Flow, side: Side, event: Event) -> None:
     """A retransmission was seen (``MOS_ON_REXMIT``).
 
     Fires for a segment (payload, SYN or FIN) that starts before the
@@ -347,7 +345,7 @@ def mosfw_rexmit(flow: "Flow", side: "Side", event: "Event") -> None:
 
 
 @hookspec
-def mosfw_conn_end(flow: "Flow", reason: "EndReason", event: "Event") -> None:
+def mosfw_conn_end(flow: Flow, reason: EndReason, event: Event) -> None:
     """A connection is torn down (``MOS_ON_CONN_END``).
 
     Fires exactly once per flow that started: after both FINs are seen
@@ -364,7 +362,7 @@ def mosfw_conn_end(flow: "Flow", reason: "EndReason", event: "Event") -> None:
 
 
 @hookspec
-def mosfw_orphan(event: "Event", src: tuple, dst: tuple) -> None:
+def mosfw_orphan(event: Event, src: tuple, dst: tuple) -> None:
     """A TCP packet that belongs to no tracked flow (``MOS_ON_ORPHAN``).
 
     Fires for a packet that neither matches a tracked flow nor can start
@@ -379,7 +377,7 @@ def mosfw_orphan(event: "Event", src: tuple, dst: tuple) -> None:
 
 
 @hookspec
-def mosfw_error(flow: "Flow | None", code: Any, event: "Event") -> None:
+def mosfw_error(flow: Flow | None, code: Any, event: Event) -> None:
     """A protocol or resource error (``MOS_ON_ERROR``).
 
     Fires for a segment whose sequence number jumps more than 2**30 from
@@ -402,7 +400,7 @@ def mosfw_error(flow: "Flow | None", code: Any, event: "Event") -> None:
 
 
 @hookspec
-def mosfw_timeout(flow: "Flow | None", timer: Any, data: Any, event: "Event") -> None:
+def mosfw_timeout(flow: Flow | None, timer: Any, data: Any, event: Event) -> None:
     """A timer set without a callback fired (``MOS_ON_TIMEOUT``).
 
     Fires once per timer set with :meth:`mosfw.engine.Core.settimer` or
@@ -421,7 +419,7 @@ def mosfw_timeout(flow: "Flow | None", timer: Any, data: Any, event: "Event") ->
 
 
 @hookspec
-def mosfw_user_event(flow: "Flow | None", side: "Side", event: "Event", uevent: Any, data: Any) -> None:
+def mosfw_user_event(flow: Flow | None, side: Side, event: Event, uevent: Any, data: Any) -> None:
     """A user-defined event fired (``mtcp_define_event``/``mtcp_raise_event``).
 
     Fires for every occurrence of an *active* user-defined event (see

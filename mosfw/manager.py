@@ -13,8 +13,9 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -123,7 +124,9 @@ class MosfwPluginManager(pluggy.PluginManager):
                 check_interrupt(e)
                 name = raised_by(e, name)
                 at = raised_in(e, impls[i][1]) if impls else raised_at(e)
-                raise PluginLoadError(f"plugin {name!r} raised in mosfw_addoption: {describe(e)}{at}") from None
+                raise PluginLoadError(
+                    f"plugin {name!r} raised in mosfw_addoption: {describe(e)}{at}"
+                ) from None
 
     def check(self) -> None:
         """Fail on hook implementations that match no hook, and on
@@ -179,8 +182,11 @@ class MosfwPluginManager(pluggy.PluginManager):
         impls = caller.get_hookimpls()
         wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
         if hook_name in PER_PLUGIN_HOOKS:
-            return [(i.plugin_name, self._pluggy_call(hook_name, spec_args, impls, wrappers + [i]))
-                    for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+            return [
+                (i.plugin_name, self._pluggy_call(hook_name, spec_args, impls, wrappers + [i]))
+                for i in reversed(impls)
+                if not (i.hookwrapper or i.wrapper)
+            ]
         names = ", ".join(dict.fromkeys(i.plugin_name for i in reversed(impls)))
         return [(names, self._pluggy_call(hook_name, spec_args, impls, None))]
 
@@ -190,8 +196,11 @@ class MosfwPluginManager(pluggy.PluginManager):
         order: for a caller that builds its own call to one implementation
         of a hook that does not go :meth:`through_pluggy`."""
         caller = getattr(self.hook, hook_name)
-        return [(impl.plugin_name, impl.function, tuple(impl.argnames))
-                for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+        return [
+            (impl.plugin_name, impl.function, tuple(impl.argnames))
+            for impl in reversed(caller.get_hookimpls())
+            if not (impl.hookwrapper or impl.wrapper)
+        ]
 
     # -- pluggy semantics ---------------------------------------------------
 
@@ -369,8 +378,7 @@ def resolve_plugin(spec: str | object) -> object:
     except ModuleNotFoundError as e:
         if e.name and spec.startswith(e.name):
             names = sorted(
-                set(BUILTIN_PLUGINS)
-                | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+                set(BUILTIN_PLUGINS) | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
             )
             raise PluginNotFound(
                 f"unknown plugin {spec!r}: not a registered plugin ({', '.join(names) or 'none'}), "
@@ -389,4 +397,3 @@ def get_plugin_manager(plugins: list | tuple = ()) -> MosfwPluginManager:
         pm.load(p) if isinstance(p, (str, os.PathLike)) else pm.register(p)
     pm.check()
     return pm
-

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -22,8 +23,15 @@ from mosfw.workers import call_lifecycle
 if TYPE_CHECKING:
     from mosfw.runner import CoreResult
 
-__all__ = ["INPUT_COUNTERS", "TICK_MERGE_WAIT", "TickMerger", "merge_and_report", "merge_stats",
-           "overall_status", "tick_merge_here"]
+__all__ = [
+    "INPUT_COUNTERS",
+    "TICK_MERGE_WAIT",
+    "TickMerger",
+    "merge_and_report",
+    "merge_stats",
+    "overall_status",
+    "tick_merge_here",
+]
 
 #: live with -c N: seconds a second's per-core results (mosfw_tick_result)
 #: wait for the cores that have not reported it yet before it is merged
@@ -34,9 +42,20 @@ TICK_MERGE_WAIT = 1.5
 #: file's (from the shared index, or by reading it all), so the merged
 #: value is one reading's
 INPUT_COUNTERS = tuple(
-    f for f in ("packets", "bytes", "tcp_packets", "non_tcp", "malformed", "truncated",
-                "unsupported_link", "fragments", "bad_checksum")
-    if f in attrs.fields_dict(RunStats))
+    f
+    for f in (
+        "packets",
+        "bytes",
+        "tcp_packets",
+        "non_tcp",
+        "malformed",
+        "truncated",
+        "unsupported_link",
+        "fragments",
+        "bad_checksum",
+    )
+    if f in attrs.fields_dict(RunStats)
+)
 
 
 def merge_stats(per_core: list[RunStats], same_input: bool) -> RunStats:
@@ -60,7 +79,9 @@ def overall_status(results: list[CoreResult]) -> tuple[str, str]:
     return "done", ""
 
 
-def merge_and_report(config: Config, cores: list[CoreResult], stats: RunStats, fail_fast: bool = False) -> RunStats:
+def merge_and_report(
+    config: Config, cores: list[CoreResult], stats: RunStats, fail_fast: bool = False
+) -> RunStats:
     """Call every ``mosfw_merge`` implementation with its own values, then
     ``mosfw_report``; returns stats with merge errors counted."""
     pm = config.pluginmanager
@@ -145,10 +166,14 @@ class TickMerger:
         while self.pending:
             ts = min(self.pending)
             got = self.pending[ts]
-            complete = all(c in got or c in self.done or self.latest.get(c, ts) > ts
-                           # live, a core that has seen no packet yet does not tick
-                           or (self.wait is not None and c not in self.latest)
-                           for c in range(self.n))
+            complete = all(
+                c in got
+                or c in self.done
+                or self.latest.get(c, ts) > ts
+                # live, a core that has seen no packet yet does not tick
+                or (self.wait is not None and c not in self.latest)
+                for c in range(self.n)
+            )
             if not (complete or final or (self.wait is not None and now - self.first_seen[ts] > self.wait)):
                 return
             del self.pending[ts], self.first_seen[ts]
@@ -165,12 +190,15 @@ class TickMerger:
             for c in range(self.n):
                 blob = got.get(c, {}).get(name)
                 try:
-                    results.append(None if blob is None else pickle.loads(blob))
+                    results.append(None if blob is None else pickle.loads(blob))  # noqa: S301 - our own worker's value, through its pipe
                 except Exception as e:  # noqa: BLE001
                     self.errors += 1
                     results.append(None)
-                    print(f"mosfw: core {c}: plugin {name!r}: the value of mosfw_tick_result could not "
-                          f"be read back: {type(e).__name__}: {e}", file=self.config.stderr)
+                    print(
+                        f"mosfw: core {c}: plugin {name!r}: the value of mosfw_tick_result could not "
+                        f"be read back: {type(e).__name__}: {e}",
+                        file=self.config.stderr,
+                    )
             try:
                 fn(self.config, ts, results)
             except BrokenPipeError:

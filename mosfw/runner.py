@@ -42,8 +42,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import attrs
 
@@ -103,12 +103,17 @@ class JobResult(RunResult):
     ``incomplete`` when there is one and the run was neither stopped on
     request nor ended by a read error."""
 
-    def __init__(self, status: str, error: str, stats: RunStats, cores: list[CoreResult],
-                 lost: list[CoreLoss] | None = None) -> None:
+    def __init__(
+        self,
+        status: str,
+        error: str,
+        stats: RunStats,
+        cores: list[CoreResult],
+        lost: list[CoreLoss] | None = None,
+    ) -> None:
         super().__init__(status, error, stats)
         self.cores = cores
         self.lost = lost or []
-
 
 
 def _flush(*streams) -> None:
@@ -190,8 +195,9 @@ class _Supervisor:
     reading through the shared index, where they may wait for it); else
     they read the file to its end."""
 
-    def __init__(self, workers: list[Worker], stop_timeout: float, ticks: TickMerger,
-                 stop_on_loss: bool) -> None:
+    def __init__(
+        self, workers: list[Worker], stop_timeout: float, ticks: TickMerger, stop_on_loss: bool
+    ) -> None:
         self.workers = workers
         self.ticks = ticks
         self.stop_timeout = stop_timeout
@@ -276,7 +282,7 @@ class _Supervisor:
 
     def _reap(self, w: Worker) -> None:
         # the pipe closed: the worker is exiting; give it up to 2 s
-        if w.reap(block=False) or _wait_exit(w.pid, 2.0) and w.reap(block=False):
+        if w.reap(block=False) or (_wait_exit(w.pid, 2.0) and w.reap(block=False)):
             return
         for _ in range(20):
             if w.reap(block=False):
@@ -342,13 +348,15 @@ def _worker_error(w: Worker) -> Exception:
         if kind == "engine":
             return EngineError(msg)
         first, _, rest = msg.partition("\n")
-        return WorkerError(f"core {w.core} (worker pid {w.pid}) failed: {first}"
-                           + (f"\n{rest}" if rest else ""))
+        return WorkerError(
+            f"core {w.core} (worker pid {w.pid}) failed: {first}" + (f"\n{rest}" if rest else "")
+        )
     how = w.describe_exit()
     if w.kill_reason:
         how = f"{how}: it {w.kill_reason}"
-    return WorkerError(f"core {w.core} (worker pid {w.pid}) died ({how}) before reporting; "
-                       "the run's results are incomplete")
+    return WorkerError(
+        f"core {w.core} (worker pid {w.pid}) died ({how}) before reporting; the run's results are incomplete"
+    )
 
 
 def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -> JobResult:
@@ -366,8 +374,18 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
     try:
         sup.stops.install()
         for k in range(n):  # progress always: it says how far a core that dies got
-            workers.append(start_worker(config, k, n, fail_fast, fanout_group=group, progress=True,
-                                        close_in_child=[w.conn for w in workers], share=share))
+            workers.append(
+                start_worker(
+                    config,
+                    k,
+                    n,
+                    fail_fast,
+                    fanout_group=group,
+                    progress=True,
+                    close_in_child=[w.conn for w in workers],
+                    share=share,
+                )
+            )
     except BaseException:
         sup.kill_all("the run could not start")
         for w in workers:
@@ -405,8 +423,9 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
     return _finish_multi(config, workers, sup, same_input, fail_fast)
 
 
-def _finish_multi(config: Config, workers: list[Worker], sup: _Supervisor, same_input: bool,
-                  fail_fast: bool) -> JobResult:
+def _finish_multi(
+    config: Config, workers: list[Worker], sup: _Supervisor, same_input: bool, fail_fast: bool
+) -> JobResult:
     """Merge what the workers reported (those that died: left out, and
     named in ``JobResult.lost``), call the merge hooks and the report."""
     import pickle
@@ -426,11 +445,14 @@ def _finish_multi(config: Config, workers: list[Worker], sup: _Supervisor, same_
         errors = 0
         for name, blob in blobs.items():
             try:
-                values[name] = pickle.loads(blob)
+                values[name] = pickle.loads(blob)  # noqa: S301 - our own worker's value, through its pipe
             except Exception as e:  # noqa: BLE001
                 errors += 1
-                print(f"mosfw: core {w.core}: plugin {name!r}: the value of mosfw_core_result "
-                      f"could not be read back: {type(e).__name__}: {e}", file=config.stderr)
+                print(
+                    f"mosfw: core {w.core}: plugin {name!r}: the value of mosfw_core_result "
+                    f"could not be read back: {type(e).__name__}: {e}",
+                    file=config.stderr,
+                )
         stats = result.stats
         if errors:
             stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + errors)
@@ -438,8 +460,11 @@ def _finish_multi(config: Config, workers: list[Worker], sup: _Supervisor, same_
     ticks = sup.ticks
     ticks.flush(final=True)
     if ticks.late:
-        print(f"mosfw: {ticks.late} per-second result(s) of a core came more than {TICK_MERGE_WAIT:g} s "
-              "after the other cores' and were left out of their second's merge", file=config.stderr)
+        print(
+            f"mosfw: {ticks.late} per-second result(s) of a core came more than {TICK_MERGE_WAIT:g} s "
+            "after the other cores' and were left out of their second's merge",
+            file=config.stderr,
+        )
     reported = [c for c in cores if c.status != "lost"]
     stats = merge_stats([c.stats for c in reported], same_input)
     if ticks.errors:
@@ -481,8 +506,10 @@ def run_job(
     if config.cores < 1:
         raise UsageError(f"-c {config.cores}: the number of cores must be at least 1")
     if config.cores > 1 and config.read_file == "-":
-        raise UsageError(f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
-                         "reads the input itself; use -c 1, or write the capture to a file first")
+        raise UsageError(
+            f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
+            "reads the input itself; use -c 1, or write the capture to a file first"
+        )
     if config.cores == 1:
         result = _run_single(config, fail_fast, progress)
     else:

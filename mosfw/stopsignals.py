@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["SIGNAL_GRACE", "STOP_SIGNALS", "StopSignals"]
 
@@ -39,8 +39,9 @@ class StopSignals:
     nothing), :meth:`restore` puts the old ones back.
     """
 
-    def __init__(self, on_stop: Callable[[int], None], on_abort: Callable[[int], None],
-                 grace: float = SIGNAL_GRACE) -> None:
+    def __init__(
+        self, on_stop: Callable[[int], None], on_abort: Callable[[int], None], grace: float = SIGNAL_GRACE
+    ) -> None:
         self.on_stop = on_stop
         self.on_abort = on_abort
         self.grace = grace

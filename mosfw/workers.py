@@ -48,10 +48,12 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
 from mosfw._native import lib
 from mosfw.engine import Core, EngineError, InputError, PluginError, raised_at
 from mosfw.options import Config, UsageError
@@ -118,7 +120,7 @@ class _LineAlignedRaw(io.RawIOBase):
                     stop = k + 1 if k >= 0 else end
                 chunk = view[pos:stop]
                 while chunk:
-                    chunk = chunk[os.write(self._fd, chunk):]
+                    chunk = chunk[os.write(self._fd, chunk) :]
                 pos = stop
         except BrokenPipeError:
             self.broken = True
@@ -132,8 +134,9 @@ class _LineAlignedRaw(io.RawIOBase):
         super().close()
 
 
-def line_stream(fd: int, like=None, line_buffering: bool = False,
-                on_broken: Callable[[], None] | None = None) -> io.TextIOWrapper:
+def line_stream(
+    fd: int, like=None, line_buffering: bool = False, on_broken: Callable[[], None] | None = None
+) -> io.TextIOWrapper:
     """A buffered text stream on ``fd`` whose write(2) calls hold whole
     lines only (see the module docstring); encoding and errors are taken
     from the stream ``like`` when given. Close it to write the rest."""
@@ -171,8 +174,9 @@ def pickle_values(core: Core, hook: str, values: dict[str, Any]) -> dict[str, by
         try:
             out[name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:  # noqa: BLE001
-            err = TypeError(f"its value cannot be sent to the parent process (not picklable): "
-                            f"{type(e).__name__}: {e}")
+            err = TypeError(
+                f"its value cannot be sent to the parent process (not picklable): {type(e).__name__}: {e}"
+            )
             core._report(name, hook, None, err)
     return out
 
@@ -214,23 +218,23 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
             fn(*args)
         except UsageError:
             raise
-        except BaseException as e:  # noqa: BLE001 - reported, the run goes on (sys.exit() too)
+        except BaseException as e:
             check_interrupt(e)  # a real Ctrl-C goes on up
             name = raised_by(e, name)  # through pluggy: the plugin that raised
             if fail_fast:
                 raise PluginError(f"plugin {name!r} raised in {hook}: {describe(e)}") from e
             errors += 1
-            print(f"mosfw: plugin {name!r} raised in {hook}: {describe(e)}{raised_at(e)}",
-                  file=config.stderr)
+            print(f"mosfw: plugin {name!r} raised in {hook}: {describe(e)}{raised_at(e)}", file=config.stderr)
     return errors
 
 
-def _new_core(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int,
-              share=None) -> Core:
+def _new_core(
+    config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int, share=None
+) -> Core:
     """``Core(...)`` for one worker, joining an AF_PACKET fanout group when
     ``fanout_group`` is set (live input), reading through the shared index
     ``share`` when there is one (offline)."""
-    kwargs = dict(core_id=core_id, shard_count=cores, fail_fast=fail_fast)
+    kwargs = {"core_id": core_id, "shard_count": cores, "fail_fast": fail_fast}
     if share is not None:
         kwargs["share"] = share
     if not fanout_group:
@@ -401,15 +405,24 @@ class Worker:
         """What is lost of this worker's core: ``stopped_by`` a signal
         sent to it alone (it reported ``packets``), or it died."""
         if stopped_by:
-            return CoreLoss(self.core, self.pid, f"stopped by {signal.Signals(stopped_by).name}", packets,
-                            partial=True)
+            return CoreLoss(
+                self.core, self.pid, f"stopped by {signal.Signals(stopped_by).name}", packets, partial=True
+            )
         ago = None
         if self.progress is not None:
             packets = self.progress[0].packets
             if self.progress_at is not None:
                 ago = round(max(0.0, time.monotonic() - self.progress_at), 3)
-        return CoreLoss(self.core, self.pid, self.describe_exit(), packets, partial=False,
-                        kill_reason=self.kill_reason, report_age=ago, others_stopped=others_stopped)
+        return CoreLoss(
+            self.core,
+            self.pid,
+            self.describe_exit(),
+            packets,
+            partial=False,
+            kill_reason=self.kill_reason,
+            report_age=ago,
+            others_stopped=others_stopped,
+        )
 
 
 @attrs.frozen
@@ -430,25 +443,43 @@ class CoreLoss:
     def message(self) -> str:
         who = f"core {self.core} (worker pid {self.pid})"
         if self.partial:
-            return (f"{who} was {self.how} sent to it alone after {self.packets} packets: its results "
-                    "above cover those packets only (its open flows were ended, reason eof)")
+            return (
+                f"{who} was {self.how} sent to it alone after {self.packets} packets: its results "
+                "above cover those packets only (its open flows were ended, reason eof)"
+            )
         how = f"{self.how}: it {self.kill_reason}" if self.kill_reason else self.how
         if self.report_age is None:
             when = f"before its first progress report ({PROGRESS_EVERY:g} s)"
         else:
             when = f"after {self.packets} packets (its last progress report, {self.report_age:.1f} s before)"
-        rest = ("the other cores were stopped (open flows ended, reason eof)" if self.others_stopped
-                else "the other cores read the input to its end")
+        rest = (
+            "the other cores were stopped (open flows ended, reason eof)"
+            if self.others_stopped
+            else "the other cores read the input to its end"
+        )
         return f"{who} died ({how}) {when}: its results are missing from those above; {rest}"
 
     def asdict(self) -> dict:
-        return {"core": self.core, "pid": self.pid, "how": self.how, "packets": self.packets,
-                "partial": self.partial}
+        return {
+            "core": self.core,
+            "pid": self.pid,
+            "how": self.how,
+            "packets": self.packets,
+            "partial": self.partial,
+        }
 
 
-def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
-                 fanout_group: int = 0, progress: bool = False,
-                 close_in_child: list[Connection] = (), share=None) -> Worker:
+def start_worker(
+    config: Config,
+    core_id: int,
+    cores: int,
+    fail_fast: bool,
+    *,
+    fanout_group: int = 0,
+    progress: bool = False,
+    close_in_child: list[Connection] = (),
+    share=None,
+) -> Worker:
     """Fork the worker of core ``core_id`` (of ``cores``). Call with
     SIGINT/SIGTERM blocked: the child installs its own handlers first.
     ``close_in_child``: the parent's ends of earlier workers' pipes.
@@ -464,14 +495,15 @@ def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
             recv_end.close()
             for c in close_in_child:
                 c.close()
-            code = _worker_main(config, core_id, cores, fail_fast, fanout_group, progress, send_end,
-                                parent, share)
+            code = _worker_main(
+                config, core_id, cores, fail_fast, fanout_group, progress, send_end, parent, share
+            )
         except BaseException:  # noqa: BLE001 - never return into the parent's code
             try:
                 import traceback
 
                 traceback.print_exc()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - stderr itself is gone: nothing left to tell
                 pass
         finally:
             os._exit(code)
@@ -479,8 +511,17 @@ def start_worker(config: Config, core_id: int, cores: int, fail_fast: bool, *,
     return Worker(core_id, pid, recv_end)
 
 
-def _worker_main(config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int,
-                 progress: bool, conn: Connection, parent: int, share=None) -> int:
+def _worker_main(
+    config: Config,
+    core_id: int,
+    cores: int,
+    fail_fast: bool,
+    fanout_group: int,
+    progress: bool,
+    conn: Connection,
+    parent: int,
+    share=None,
+) -> int:
     core_box: list[Core] = []
     stop_asked: list[int] = []
 

@@ -20,13 +20,29 @@
 static int likely_server_port(uint16_t port)
 {
 	switch (port) {
-	case 1080: case 1433: case 1521: case 2049: case 3128: case 3306: case 3389:
-	case 5201: case 5432: case 5672: case 5900: case 6379: case 8000: case 8008:
-	case 8080: case 8443: case 8888: case 9000: case 9092: case 9200: case 11211:
-	case 27017:
-		return 1;
-	default:
-		return port < 1024;
+	case 1080:
+	case 1433:
+	case 1521:
+	case 2049:
+	case 3128:
+	case 3306:
+	case 3389:
+	case 5201:
+	case 5432:
+	case 5672:
+	case 5900:
+	case 6379:
+	case 8000:
+	case 8008:
+	case 8080:
+	case 8443:
+	case 8888:
+	case 9000:
+	case 9092:
+	case 9200:
+	case 11211:
+	case 27017: return 1;
+	default: return port < 1024;
 	}
 }
 
@@ -69,7 +85,8 @@ static int tick(struct mosfw_core *c, double ts)
 	}
 	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK)) {
 		struct mosfw_pkt_ctx ctx = { NULL, sec, c->pkt_index };
-		pushed = mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0) != NULL;
+		pushed = mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0) !=
+		         NULL;
 	}
 	if (sec > c->last_tick)
 		c->last_tick = sec;
@@ -78,8 +95,8 @@ static int tick(struct mosfw_core *c, double ts)
 
 /* Keep the frame being read for the next burst (processed first there)
  * and end this burst. 0 when there is no memory to hold it. */
-static int hold_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
-                      uint32_t wirelen, double ts)
+static int hold_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, uint32_t wirelen,
+                      double ts)
 {
 	uint32_t keep = caplen > 262144 ? 262144 : caplen;
 
@@ -151,7 +168,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		           ((f->side[0].flags | f->side[1].flags) &
 		            (MOSFW_HF_FIN_SEEN | MOSFW_HF_RST_SEEN))) {
 			/* port reuse while the old connection was closing */
-			mosfw_core_end_flow(c, slot, MOSFW_END_REUSED, ts, p); /* not kept as a zombie */
+			mosfw_core_end_flow(c, slot, MOSFW_END_REUSED, ts,
+			                    p); /* not kept as a zombie */
 			slot = MOSFW_NO_SLOT;
 		}
 	}
@@ -166,7 +184,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			sender_is_client = 0;
 		} else if ((fl & MOSFW_TH_ACK) && !(fl & (MOSFW_TH_RST | MOSFW_TH_SYN))) {
 			how = MOSFW_TCP_OPEN_MIDSTREAM;
-			sender_is_client = !(likely_server_port(p->sport) && !likely_server_port(p->dport));
+			sender_is_client =
+				!(likely_server_port(p->sport) && !likely_server_port(p->dport));
 		} else {
 			orphan(c, &ctx);
 			return;
@@ -203,7 +222,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 	else if (verdict == MOSFW_TCP_ENDED_RST)
 		mosfw_core_end_flow(c, slot, MOSFW_END_RST, ts, p);
 	else
-		mosfw_ft_touch(&c->ft, slot, mosfw_core_confirmed(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
+		mosfw_ft_touch(&c->ft, slot,
+		               mosfw_core_confirmed(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);
 	if (c->ring.n != n0) /* its buffers stay put until these are dispatched */
 		mosfw_feat_records(&c->x, slot);
 }
@@ -252,14 +272,15 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		return;
 	}
 	mosfw_feat_frame(&c->x, frame, caplen, wirelen,
-	                     frame != c->held && mosfw_source_frames_stable(c->src));
+	                 frame != c->held && mosfw_source_frames_stable(c->src));
 	if (done->frame == frame) { /* parsed by read_ahead(), without the wire length */
 		r = mosfw_parse_wire(done->r, &done->p, caplen, wirelen);
 		pp = &done->p;
 		hash = done->hash;
 	} else {
 		r = mosfw_parse_wire(mosfw_parse(mosfw_source_linktype(c->src), frame, caplen,
-		                                 c->cfg.verify_checksums, &p), &p, caplen, wirelen);
+		                                 c->cfg.verify_checksums, &p),
+		                     &p, caplen, wirelen);
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
@@ -324,8 +345,7 @@ static double wall_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
-                   uint32_t *n_events)
+int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, uint32_t *n_events)
 {
 	uint32_t i;
 	int idle = 0;
@@ -336,7 +356,8 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		return MOSFW_RUN_ERROR;
 	}
 	if (cap < MIN_RING_CAP) {
-		snprintf(c->err, sizeof(c->err), "event array too small (%u < %u)", cap, MIN_RING_CAP);
+		snprintf(c->err, sizeof(c->err), "event array too small (%u < %u)", cap,
+		         MIN_RING_CAP);
 		return MOSFW_RUN_ERROR;
 	}
 	if (c->orphans_cap < cap) {
@@ -367,8 +388,9 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap,
 		c->have_held_time = 0;
 		handle_time(c, c->held_time_ts, c->held_time_index);
 	}
-	for (i = 0; !c->input_done && !c->expiry_unfinished && !c->x.cut &&
-	            i < c->cfg.burst_packets; i++) {
+	for (i = 0;
+	     !c->input_done && !c->expiry_unfinished && !c->x.cut && i < c->cfg.burst_packets;
+	     i++) {
 		/* (set by mosfw_source_next() when it returns a packet or a time
 		 * mark; initialised for the compiler, which cannot see that
 		 * across files with link-time optimisation) */

@@ -23,7 +23,7 @@ struct mosfw_ring {
 	uint64_t total;          /* records written since the start */
 	/* what features hang on a push (set by feature_set.c; the ring never
 	 * calls a feature by name) */
-	uint8_t *const *stopmon;  /* *stopmon: per slot, 1 << side not monitored; NULL = none */
+	uint8_t *const *stopmon; /* *stopmon: per slot, 1 << side not monitored; NULL = none */
 	/* a record about a packet was written: 0 takes it back; NULL = none */
 	int (*on_push)(void *self, struct mosfw_event *e, const struct mosfw_pkt_ctx *c);
 	void *push_self;
@@ -42,10 +42,7 @@ static inline int mosfw_ring_wants(const struct mosfw_ring *r, uint32_t type)
 	return (r->mask & type) != 0;
 }
 
-static inline uint32_t mosfw_ring_room(const struct mosfw_ring *r)
-{
-	return r->cap - r->n;
-}
+static inline uint32_t mosfw_ring_room(const struct mosfw_ring *r) { return r->cap - r->n; }
 
 /* Is a record of `type` about `side` of the flow in slot suppressed by
  * stop-monitoring (MOS_STOP_MON)? CONN_END always goes through unless
@@ -65,9 +62,10 @@ static inline int mosfw_ring_suppressed(const uint8_t *stopmon, uint32_t slot, u
 /* Append a record for `type` about flow f (may be NULL). Returns NULL when
  * the event is not subscribed (or, defensively, when the ring is full:
  * the core loop keeps enough room for one packet's worst case). */
-static inline struct mosfw_event *
-mosfw_ring_push(struct mosfw_ring *r, uint32_t type, const struct mosfw_pkt_ctx *c,
-                const struct mosfw_flow *f, uint32_t slot, unsigned side)
+static inline struct mosfw_event *mosfw_ring_push(struct mosfw_ring *r, uint32_t type,
+                                                  const struct mosfw_pkt_ctx *c,
+                                                  const struct mosfw_flow *f, uint32_t slot,
+                                                  unsigned side)
 {
 	struct mosfw_event *e;
 

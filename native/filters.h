@@ -23,8 +23,8 @@ struct mosfw_bpf {
 struct mosfw_filters {
 	struct mosfw_bpf ev[MOSFW_FILTER_EVENTS]; /* event filters, by bit */
 	uint32_t ev_types[MOSFW_FILTER_EVENTS];   /* records each applies to */
-	uint32_t by_type[16];     /* per event bit (ctz of the type): filters that apply */
-	uint32_t types;           /* union of ev_types */
+	uint32_t by_type[16]; /* per event bit (ctz of the type): filters that apply */
+	uint32_t types;       /* union of ev_types */
 	struct mosfw_bpf syn, orphan;
 	/* results of the event filters for one packet */
 	uint32_t cache_index, cache_bits;

@@ -48,8 +48,7 @@ static uint32_t next_pow2(uint64_t v)
  * of being spread over an index sized for max_concurrency. */
 #define INDEX_MIN 4096u
 
-static void index_place(struct mosfw_idx_entry *index, uint32_t mask, uint32_t hash,
-                        uint32_t slot1)
+static void index_place(struct mosfw_idx_entry *index, uint32_t mask, uint32_t hash, uint32_t slot1)
 {
 	uint32_t i = hash & mask;
 
@@ -126,8 +125,7 @@ static inline int addr_eq(const uint8_t *a, const uint8_t *b)
 	return ((a0 ^ b0) | (a1 ^ b1)) == 0;
 }
 
-static inline int tuple_match(const struct mosfw_flow *f, const struct mosfw_pkt *p,
-                              unsigned *dir)
+static inline int tuple_match(const struct mosfw_flow *f, const struct mosfw_pkt *p, unsigned *dir)
 {
 	const struct mosfw_tuple *k = &f->tuple;
 
@@ -146,8 +144,8 @@ static inline int tuple_match(const struct mosfw_flow *f, const struct mosfw_pkt
 	return 0;
 }
 
-uint32_t mosfw_ft_lookup(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
-                         uint32_t hash, unsigned *dir)
+uint32_t mosfw_ft_lookup(struct mosfw_flow_table *t, const struct mosfw_pkt *p, uint32_t hash,
+                         unsigned *dir)
 {
 	uint32_t i = hash & t->index_mask;
 
@@ -219,8 +217,8 @@ void mosfw_ft_touch(struct mosfw_flow_table *t, uint32_t slot, unsigned list)
 	t->count[list]++;
 }
 
-uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
-                         uint32_t hash, int sender_is_client)
+uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p, uint32_t hash,
+                         int sender_is_client)
 {
 	uint32_t slot;
 	struct mosfw_flow *f;

@@ -16,9 +16,9 @@
 
 /* Idle lists, in eviction preference order. */
 enum mosfw_lru_list {
-	MOSFW_LRU_ZOMBIE = 0,   /* ended; tuple remembered for tcp_tw_interval */
-	MOSFW_LRU_HALF_OPEN = 1,/* no side established yet */
-	MOSFW_LRU_ESTAB = 2,    /* at least one side established */
+	MOSFW_LRU_ZOMBIE = 0,    /* ended; tuple remembered for tcp_tw_interval */
+	MOSFW_LRU_HALF_OPEN = 1, /* no side established yet */
+	MOSFW_LRU_ESTAB = 2,     /* at least one side established */
 	MOSFW_LRU_COUNT = 3,
 	MOSFW_LRU_NONE = 0xff,
 };
@@ -27,22 +27,22 @@ enum mosfw_lru_list {
 
 struct mosfw_idx_entry {
 	uint32_t hash;
-	uint32_t slot1;  /* slot + 1; 0 = empty */
+	uint32_t slot1; /* slot + 1; 0 = empty */
 };
 
 struct mosfw_flow_table {
-	struct mosfw_flow *flows;     /* pool */
-	uint32_t pool_cap;            /* max_live + MOSFW_PENDING_MAX */
-	uint32_t max_live;            /* max_concurrency: tracked + zombie */
-	uint32_t live;                /* in the index (tracked + zombies) */
-	uint32_t bump;                /* slots never used start here */
+	struct mosfw_flow *flows; /* pool */
+	uint32_t pool_cap;        /* max_live + MOSFW_PENDING_MAX */
+	uint32_t max_live;        /* max_concurrency: tracked + zombie */
+	uint32_t live;            /* in the index (tracked + zombies) */
+	uint32_t bump;            /* slots never used start here */
 	uint32_t *free_stack;
 	uint32_t n_free;
-	uint32_t *pending;            /* ended this burst, reusable next burst */
+	uint32_t *pending; /* ended this burst, reusable next burst */
 	uint32_t n_pending;
 	struct mosfw_idx_entry *index;
-	uint32_t index_mask;          /* index size - 1 (grows with live flows) */
-	uint32_t index_max;           /* the most it grows to: 2 x pool_cap, a power of 2 */
+	uint32_t index_mask; /* index size - 1 (grows with live flows) */
+	uint32_t index_max;  /* the most it grows to: 2 x pool_cap, a power of 2 */
 	/* the index could not grow (out of memory): failed tries, and when
 	 * (in inserts) the next one is made */
 	uint64_t grow_failed, inserts, grow_retry_at;
@@ -73,15 +73,15 @@ static inline void mosfw_ft_prefetch(const struct mosfw_flow_table *t, uint32_t 
 
 /* Find the flow of packet p. Returns the slot or MOSFW_NO_SLOT; *dir gets
  * the sender's side (MOSFW_SIDE_CLIENT when p goes client->server). */
-uint32_t mosfw_ft_lookup(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
-                         uint32_t hash, unsigned *dir);
+uint32_t mosfw_ft_lookup(struct mosfw_flow_table *t, const struct mosfw_pkt *p, uint32_t hash,
+                         unsigned *dir);
 
 /* Allocate a slot for a new flow (caller checks t->live < t->max_live
  * first) and index it. sender_is_client says which way p goes.
  * MOSFW_NO_SLOT when the index is 3/4 full and could not grow (out of
  * memory: grow_failed counts the tries): the newcomer is refused. */
-uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p,
-                         uint32_t hash, int sender_is_client);
+uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p, uint32_t hash,
+                         int sender_is_client);
 
 /* Remove from the index and idle list; park the slot until the next
  * burst. The caller checks t->n_pending < MOSFW_PENDING_MAX first. */

@@ -116,9 +116,9 @@ enum mosfw_end_reason {
 
 enum mosfw_error_code {
 	MOSFW_ERR_NONE = 0,
-	MOSFW_ERR_TABLE_FULL = 1,   /* a flow was evicted or refused */
-	MOSFW_ERR_BAD_SEQUENCE = 2, /* a segment far outside the window */
-	MOSFW_ERR_BAD_CHECKSUM = 3, /* checksum verification on and it failed */
+	MOSFW_ERR_TABLE_FULL = 1,     /* a flow was evicted or refused */
+	MOSFW_ERR_BAD_SEQUENCE = 2,   /* a segment far outside the window */
+	MOSFW_ERR_BAD_CHECKSUM = 3,   /* checksum verification on and it failed */
 	MOSFW_ERR_BUFFER_OVERRUN = 4, /* a reassembly buffer overflowed: a gap was
 	                                 given up, or bytes not yet peeked were
 	                                 overwritten */
@@ -140,25 +140,25 @@ enum mosfw_error_code {
 /* One event. 56 bytes, no padding holes; Python unpacks the array in
  * bulk (struct.iter_unpack), so the field order is part of the ABI. */
 struct mosfw_event {
-	double ts;          /* packet time (seconds) of the packet that caused it */
-	uint64_t flow_id;   /* stable per-core flow id (0 for orphans/ticks) */
-	uint32_t slot;      /* flow slot (mosfw_core_flow) or orphan index */
-	uint32_t type;      /* one enum mosfw_event_type bit */
-	uint32_t seq;       /* segment (or new bytes) sequence number */
-	uint32_t ack;       /* ack number of the packet */
-	uint32_t len;       /* payload length (REXMIT/NEW_DATA/PKT_IN) */
-	uint16_t window;    /* raw window field of the packet */
-	uint8_t side;       /* enum mosfw_side the event is about */
-	uint8_t old_state;  /* TCP_STATE_CHANGE: from */
-	uint8_t new_state;  /* TCP_STATE_CHANGE: to; CONN_START: state now */
-	uint8_t reason;     /* CONN_END: mosfw_end_reason; ERROR: error code */
-	uint8_t flags;      /* MOSFW_EVF_* */
-	uint8_t tcp_flags;  /* MOSFW_TH_* of the packet */
-	uint8_t cli_state;  /* client state at event time */
-	uint8_t srv_state;  /* server state at event time */
-	uint16_t from_pkt;  /* 1: caused by the packet pkt_index names (0: by a
+	double ts;            /* packet time (seconds) of the packet that caused it */
+	uint64_t flow_id;     /* stable per-core flow id (0 for orphans/ticks) */
+	uint32_t slot;        /* flow slot (mosfw_core_flow) or orphan index */
+	uint32_t type;        /* one enum mosfw_event_type bit */
+	uint32_t seq;         /* segment (or new bytes) sequence number */
+	uint32_t ack;         /* ack number of the packet */
+	uint32_t len;         /* payload length (REXMIT/NEW_DATA/PKT_IN) */
+	uint16_t window;      /* raw window field of the packet */
+	uint8_t side;         /* enum mosfw_side the event is about */
+	uint8_t old_state;    /* TCP_STATE_CHANGE: from */
+	uint8_t new_state;    /* TCP_STATE_CHANGE: to; CONN_START: state now */
+	uint8_t reason;       /* CONN_END: mosfw_end_reason; ERROR: error code */
+	uint8_t flags;        /* MOSFW_EVF_* */
+	uint8_t tcp_flags;    /* MOSFW_TH_* of the packet */
+	uint8_t cli_state;    /* client state at event time */
+	uint8_t srv_state;    /* server state at event time */
+	uint16_t from_pkt;    /* 1: caused by the packet pkt_index names (0: by a
 	                       timer, a timeout or the end of input) */
-	uint32_t pkt_index; /* 1-based index of the packet in the input */
+	uint32_t pkt_index;   /* 1-based index of the packet in the input */
 	uint32_t filter_bits; /* event filters (mosfw_core_set_filter 0..31) that
 	                         matched the packet; 0 without a packet */
 };
@@ -179,19 +179,19 @@ struct mosfw_tuple {
 
 /* One endpoint's emulated TCP stack and counters. */
 struct mosfw_half {
-	uint32_t isn;         /* initial sequence number (SYN seq) */
-	uint32_t seq_hi;      /* highest sequence end sent (incl. SYN/FIN) */
-	uint32_t fin_seq;     /* sequence number of its FIN */
-	uint32_t last_ack;    /* last ack number it sent */
-	uint64_t pkts;        /* packets sent */
-	uint64_t ip_bytes;    /* IP bytes sent (header + payload) */
-	uint64_t payload_bytes;  /* TCP payload bytes sent, retransmissions included */
-	uint32_t rexmit_pkts;    /* REXMIT-classified segments sent */
-	uint32_t rexmit_bytes;   /* payload bytes in those segments */
-	uint16_t window;      /* last raw window it advertised */
-	uint8_t state;        /* enum mosfw_tcp_state */
-	uint8_t flags;        /* MOSFW_HF_* */
-	uint16_t hist;        /* MOSFW_HIST_* bits seen (SYN, SYN/ACK, FIN, RST, data, ...) */
+	uint32_t isn;           /* initial sequence number (SYN seq) */
+	uint32_t seq_hi;        /* highest sequence end sent (incl. SYN/FIN) */
+	uint32_t fin_seq;       /* sequence number of its FIN */
+	uint32_t last_ack;      /* last ack number it sent */
+	uint64_t pkts;          /* packets sent */
+	uint64_t ip_bytes;      /* IP bytes sent (header + payload) */
+	uint64_t payload_bytes; /* TCP payload bytes sent, retransmissions included */
+	uint32_t rexmit_pkts;   /* REXMIT-classified segments sent */
+	uint32_t rexmit_bytes;  /* payload bytes in those segments */
+	uint16_t window;        /* last raw window it advertised */
+	uint8_t state;          /* enum mosfw_tcp_state */
+	uint8_t flags;          /* MOSFW_HF_* */
+	uint16_t hist;          /* MOSFW_HIST_* bits seen (SYN, SYN/ACK, FIN, RST, data, ...) */
 	uint16_t pad;
 };
 
@@ -201,23 +201,23 @@ struct mosfw_half {
 #define MOSFW_HF_RST_SEEN 0x08
 #define MOSFW_HF_SYNACK_SEEN 0x10
 #define MOSFW_HF_DATA_SEEN 0x20
-#define MOSFW_HF_STARTED 0x40   /* CONN_START raised for this side */
+#define MOSFW_HF_STARTED 0x40 /* CONN_START raised for this side */
 
 struct mosfw_flow {
 	struct mosfw_tuple tuple;
-	uint64_t id;          /* stable id; 0 = slot free */
-	double first_ts;      /* first packet */
-	double last_ts;       /* input time of its last packet (never before the
+	uint64_t id;                 /* stable id; 0 = slot free */
+	double first_ts;             /* first packet */
+	double last_ts;              /* input time of its last packet (never before the
 	                         latest packet time read: a capture's time may
 	                         go back); idle timeouts count from it */
-	struct mosfw_half side[2]; /* [MOSFW_SIDE_CLIENT], [MOSFW_SIDE_SERVER] */
-	uint32_t hash;        /* symmetric hash of the tuple */
-	uint32_t lru_prev, lru_next;  /* idle list links (slots) */
-	uint8_t lru_list;     /* which idle list (internal) */
-	uint8_t end_reason;   /* enum mosfw_end_reason once ended */
-	uint8_t midstream;    /* 1 = picked up without handshake */
-	uint8_t first_dir;    /* side that sent the first packet seen */
-	uint32_t core;        /* core id that owns it */
+	struct mosfw_half side[2];   /* [MOSFW_SIDE_CLIENT], [MOSFW_SIDE_SERVER] */
+	uint32_t hash;               /* symmetric hash of the tuple */
+	uint32_t lru_prev, lru_next; /* idle list links (slots) */
+	uint8_t lru_list;            /* which idle list (internal) */
+	uint8_t end_reason;          /* enum mosfw_end_reason once ended */
+	uint8_t midstream;           /* 1 = picked up without handshake */
+	uint8_t first_dir;           /* side that sent the first packet seen */
+	uint32_t core;               /* core id that owns it */
 };
 
 /* ---- configuration and statistics ------------------------------------ */
@@ -247,7 +247,7 @@ struct mosfw_config {
 	 * peek/ppeek; they exist only while CONN_NEW_DATA is subscribed or
 	 * mosfw_core_set_bytestream() asked for them. */
 	uint32_t rmem_size;
-	int no_ring_buffers;      /* 1 = never keep reassembly buffers */
+	int no_ring_buffers; /* 1 = never keep reassembly buffers */
 	/* the most bytes one core's reassembly buffers take together (each
 	 * is rmem_size + a header): a side whose buffer would go past it
 	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
@@ -256,46 +256,46 @@ struct mosfw_config {
 };
 
 struct mosfw_stats {
-	uint64_t packets;        /* packets read from the source */
-	uint64_t bytes;          /* wire bytes read */
-	uint64_t tcp_packets;    /* parsed TCP packets (before sharding) */
-	uint64_t non_tcp;        /* parsed, but not TCP (UDP, ICMP, ARP...) */
-	uint64_t malformed;      /* could not be parsed (bad header, runt frame) */
-	uint64_t truncated;      /* headers cut by the capture's snaplen before the
+	uint64_t packets;          /* packets read from the source */
+	uint64_t bytes;            /* wire bytes read */
+	uint64_t tcp_packets;      /* parsed TCP packets (before sharding) */
+	uint64_t non_tcp;          /* parsed, but not TCP (UDP, ICMP, ARP...) */
+	uint64_t malformed;        /* could not be parsed (bad header, runt frame) */
+	uint64_t truncated;        /* headers cut by the capture's snaplen before the
 	                            end of the TCP header (caplen < wire length):
 	                            not tracked */
-	uint64_t unsupported_link;  /* link type not understood */
-	uint64_t fragments;      /* IP fragments (not reassembled, skipped) */
-	uint64_t bad_checksum;   /* failed verification (when enabled) */
-	uint64_t other_shard;    /* TCP packets left to other cores */
+	uint64_t unsupported_link; /* link type not understood */
+	uint64_t fragments;        /* IP fragments (not reassembled, skipped) */
+	uint64_t bad_checksum;     /* failed verification (when enabled) */
+	uint64_t other_shard;      /* TCP packets left to other cores */
 	uint64_t flows_created;
-	uint64_t flows_midstream;  /* of which picked up mid-stream */
+	uint64_t flows_midstream; /* of which picked up mid-stream */
 	uint64_t flows_active;
 	uint64_t flows_ended_fin, flows_ended_rst, flows_ended_timeout;
 	uint64_t flows_evicted, flows_ended_eof, flows_reused;
-	uint64_t flows_refused;  /* new flows not tracked: table full */
+	uint64_t flows_refused; /* new flows not tracked: table full */
 	uint64_t orphans;
 	uint64_t rexmits;
-	uint64_t events;         /* events written to records */
-	uint64_t kernel_drops;   /* live: dropped by the kernel (pcap_stats) */
-	uint64_t iface_drops;    /* live: dropped by the interface */
+	uint64_t events;       /* events written to records */
+	uint64_t kernel_drops; /* live: dropped by the kernel (pcap_stats) */
+	uint64_t iface_drops;  /* live: dropped by the interface */
 	/* allocations on the packet path that failed (out of memory): the
 	 * flow index could not grow (new flows are then refused once it is
 	 * 3/4 full: flows_refused), a reassembly buffer (that side's payload
 	 * is not kept) */
 	uint64_t nomem;
 	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
-	double first_ts, last_ts;  /* input time span */
+	double first_ts, last_ts;   /* input time span */
 };
 
 /* mosfw_core_run() results. */
 enum mosfw_run_status {
-	MOSFW_RUN_MORE = 0,  /* burst done, more input may follow */
-	MOSFW_RUN_IDLE = 1,  /* live: no packet within the poll timeout */
-	MOSFW_RUN_DONE = 2,  /* input ended and every flow got CONN_END */
-	MOSFW_RUN_ERROR = 3, /* source error: see mosfw_core_error(); flows
+	MOSFW_RUN_MORE = 0,      /* burst done, more input may follow */
+	MOSFW_RUN_IDLE = 1,      /* live: no packet within the poll timeout */
+	MOSFW_RUN_DONE = 2,      /* input ended and every flow got CONN_END */
+	MOSFW_RUN_ERROR = 3,     /* source error: see mosfw_core_error(); flows
 	                        were still ended (reason eof) */
-	MOSFW_RUN_STOPPED = 4, /* mosfw_core_stop() was called; flows ended */
+	MOSFW_RUN_STOPPED = 4,   /* mosfw_core_stop() was called; flows ended */
 	MOSFW_RUN_INPUT_END = 5, /* the input ended (end of file, read error or
 	                            stop) and the flows still open are not ended
 	                            yet: only with mosfw_core_pause_at_input_end;
@@ -315,10 +315,8 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf);
 void mosfw_core_free(struct mosfw_core *core);
 
 /* Open an input. bpf may be NULL or "". 0 on success, -1 with a message. */
-int mosfw_core_open_file(struct mosfw_core *core, const char *path,
-                         const char *bpf, char *errbuf);
-int mosfw_core_open_live(struct mosfw_core *core, const char *iface,
-                         const char *bpf, char *errbuf);
+int mosfw_core_open_file(struct mosfw_core *core, const char *path, const char *bpf, char *errbuf);
+int mosfw_core_open_live(struct mosfw_core *core, const char *iface, const char *bpf, char *errbuf);
 
 /* Change the subscription mask (takes effect for the next packet). */
 void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
@@ -327,8 +325,8 @@ void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
  * at most `cap` events into evs (cap must be >= 64). *n_events gets the
  * count. Flow slots named by these events stay valid until the next call.
  * Thread-safe with respect to other cores; call without holding the GIL. */
-int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs,
-                   uint32_t cap, uint32_t *n_events);
+int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t cap,
+                   uint32_t *n_events);
 
 /* ---- observers: features attached at the core loop's fixed points -----
  *
@@ -349,12 +347,12 @@ struct mosfw_seg {
 	uint32_t payload_caplen; /* of which captured */
 	uint16_t window;
 	uint8_t tcp_flags;
-	uint8_t dir;             /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+	uint8_t dir; /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
 };
 
 struct mosfw_observer {
 	const char *name;
-	void *self;              /* passed back to every callback */
+	void *self; /* passed back to every callback */
 	/* A TCP packet was parsed (before its flow is looked up). */
 	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
 	/* A flow was created in slot (before its first packet's TCP update). */
@@ -411,8 +409,7 @@ void mosfw_core_stop(struct mosfw_core *core);
 
 /* Flow in a slot (NULL if out of range). Check ->id against the event's
  * flow_id: a slot is reused after the flow ended. */
-const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *core,
-                                         uint32_t slot);
+const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *core, uint32_t slot);
 /* The slots of the flows tracked now (not ended, not stopped on both
  * sides with mosfw_core_stop_monitor), in the order they started (flow
  * id order). Returns how many there are; when that is more
@@ -435,11 +432,11 @@ struct mosfw_ended {
 int mosfw_core_keep_recent_ends(struct mosfw_core *core, uint32_t n);
 /* Copy the kept records, oldest first, into out (room for cap); returns
  * how many are kept (at most the n asked for). */
-uint32_t mosfw_core_recent_ends(const struct mosfw_core *core, struct mosfw_ended *out, uint32_t cap);
+uint32_t mosfw_core_recent_ends(const struct mosfw_core *core, struct mosfw_ended *out,
+                                uint32_t cap);
 /* Tuple of an ORPHAN event's packet (client = sender), valid until the
  * next run(). */
-const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *core,
-                                                  uint32_t index);
+const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *core, uint32_t index);
 void mosfw_core_stats(struct mosfw_core *core, struct mosfw_stats *out);
 /* Bytes of the input file consumed so far (-1 for live sources): for
  * progress reports. */
@@ -487,13 +484,13 @@ struct mosfw_stream_frag {
 /* A packet that caused a record of this burst (mOS struct pkt_info). */
 struct mosfw_packet {
 	double ts;
-	const uint8_t *frame;     /* caplen bytes from the link-layer header on */
-	uint32_t pkt_index;       /* as in the records */
-	uint32_t caplen, wirelen; /* captured / on-the-wire frame length */
+	const uint8_t *frame;                 /* caplen bytes from the link-layer header on */
+	uint32_t pkt_index;                   /* as in the records */
+	uint32_t caplen, wirelen;             /* captured / on-the-wire frame length */
 	uint32_t l3_off, l4_off, payload_off; /* header offsets in frame */
-	uint32_t ip_len;          /* IP length as the header says */
-	uint32_t payload_len;     /* TCP payload length as the headers say */
-	uint32_t payload_caplen;  /* of which captured */
+	uint32_t ip_len;                      /* IP length as the header says */
+	uint32_t payload_len;                 /* TCP payload length as the headers say */
+	uint32_t payload_caplen;              /* of which captured */
 	uint32_t seq, ack;
 	uint16_t window;
 	uint8_t tcp_flags, family;
@@ -511,14 +508,14 @@ struct mosfw_ext_stats {
 	uint64_t syn_filtered;       /* new flows the SYN filter kept out */
 	uint64_t orphan_filtered;    /* orphans the orphan filter kept out */
 	uint64_t timers_fired;
-	uint64_t timers_dropped;     /* per-flow timers whose flow had ended */
+	uint64_t timers_dropped; /* per-flow timers whose flow had ended */
 };
 
 /* Which filter mosfw_core_set_filter() sets: 0..31 are event filters
  * (their bit in the records' filter_bits), or one of these. */
 #define MOSFW_FILTER_EVENTS 32
-#define MOSFW_FILTER_SYN 32     /* stream_syn_filter: which new flows are tracked */
-#define MOSFW_FILTER_ORPHAN 33  /* stream_orphan_filter: which orphans are reported */
+#define MOSFW_FILTER_SYN 32    /* stream_syn_filter: which new flows are tracked */
+#define MOSFW_FILTER_ORPHAN 33 /* stream_orphan_filter: which orphans are reported */
 
 /* Reassembly buffers on for flows' next payload (when rmem_size > 0 and
  * no_ring_buffers is 0); returns 1 when they are on. */
@@ -530,22 +527,22 @@ void mosfw_core_set_packets(struct mosfw_core *core, int on);
  * position, which advances; never across a hole. *lost gets the bytes
  * skipped first (overwritten or given up). -1: no such flow, -2: no
  * buffer for that side. */
-int64_t mosfw_core_peek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                        unsigned side, uint8_t *buf, uint32_t len, uint64_t *lost);
+int64_t mosfw_core_peek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                        uint8_t *buf, uint32_t len, uint64_t *lost);
 /* mtcp_ppeek: up to len bytes from stream offset `offset` (in-order data
  * or an out-of-order fragment), contiguous; 0 when that byte is not held. */
-int64_t mosfw_core_ppeek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                         unsigned side, uint64_t offset, uint8_t *buf, uint32_t len);
-int mosfw_core_stream_info(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                           unsigned side, struct mosfw_stream_info *out);
+int64_t mosfw_core_ppeek(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                         uint64_t offset, uint8_t *buf, uint32_t len);
+int mosfw_core_stream_info(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                           struct mosfw_stream_info *out);
 /* Held ranges in offset order; returns how many there are (may exceed max). */
 int64_t mosfw_core_stream_frags(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
                                 unsigned side, struct mosfw_stream_frag *out, uint32_t max);
 /* Stream offset of a sequence number of `side` (-2: no buffer). */
 int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
                              unsigned side, uint32_t seq, int64_t *out);
-int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
-                           unsigned side, int policy);
+int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
+                           int policy);
 /* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
  * side raises no more events (CONN_END still comes unless both are
  * stopped) and its buffer is dropped; the flow is still tracked so it
@@ -556,8 +553,8 @@ int mosfw_core_stop_monitor(struct mosfw_core *core, uint32_t slot, uint64_t flo
 const struct mosfw_packet *mosfw_core_packet(struct mosfw_core *core, uint32_t pkt_index);
 /* A one-shot timer: a TIMEOUT record at `deadline` (input time), about
  * the flow (slot, flow_id) or global (MOSFW_NO_SLOT, 0). */
-int mosfw_core_timer_add(struct mosfw_core *core, double deadline, uint32_t slot,
-                         uint64_t flow_id, uint32_t handle);
+int mosfw_core_timer_add(struct mosfw_core *core, double deadline, uint32_t slot, uint64_t flow_id,
+                         uint32_t handle);
 /* Input time now (packet time offline; wall time live when idle). */
 double mosfw_core_now(const struct mosfw_core *core);
 /* Compile a BPF filter for the open input's link type. which < 32: an
@@ -574,9 +571,9 @@ void mosfw_core_ext_stats(struct mosfw_core *core, struct mosfw_ext_stats *out);
 
 /* ---- names ----------------------------------------------------------- */
 
-const char *mosfw_state_name(unsigned state);   /* "ESTABLISHED" */
-const char *mosfw_event_name(unsigned type);    /* "conn_start" */
-const char *mosfw_end_reason_name(unsigned r);  /* "fin" */
-const char *mosfw_error_name(unsigned code);    /* "table_full" */
+const char *mosfw_state_name(unsigned state);  /* "ESTABLISHED" */
+const char *mosfw_event_name(unsigned type);   /* "conn_start" */
+const char *mosfw_end_reason_name(unsigned r); /* "fin" */
+const char *mosfw_error_name(unsigned code);   /* "table_full" */
 
 #endif /* MOSFW_API_H */

@@ -24,13 +24,17 @@ static inline uint32_t rd32(const uint8_t *p)
 int mosfw_linktype_supported(int linktype)
 {
 	switch (linktype) {
-	case MOSFW_LINK_NULL: case MOSFW_LINK_EN10MB: case MOSFW_LINK_RAW:
-	case MOSFW_LINK_RAW_OLD: case MOSFW_LINK_RAW_OLD2: case MOSFW_LINK_LOOP:
-	case MOSFW_LINK_LINUX_SLL: case MOSFW_LINK_IPV4: case MOSFW_LINK_IPV6:
-	case MOSFW_LINK_LINUX_SLL2:
-		return 1;
-	default:
-		return 0;
+	case MOSFW_LINK_NULL:
+	case MOSFW_LINK_EN10MB:
+	case MOSFW_LINK_RAW:
+	case MOSFW_LINK_RAW_OLD:
+	case MOSFW_LINK_RAW_OLD2:
+	case MOSFW_LINK_LOOP:
+	case MOSFW_LINK_LINUX_SLL:
+	case MOSFW_LINK_IPV4:
+	case MOSFW_LINK_IPV6:
+	case MOSFW_LINK_LINUX_SLL2: return 1;
+	default: return 0;
 	}
 }
 
@@ -55,8 +59,8 @@ static uint16_t csum_fold(uint32_t sum)
 }
 
 /* Find the L3 start and its ethertype-like protocol (ETH_P_IP/IPV6). */
-static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
-                      uint32_t *off, uint16_t *proto)
+static int parse_link(int linktype, const uint8_t *f, uint32_t caplen, uint32_t *off,
+                      uint16_t *proto)
 {
 	uint32_t o = 0;
 	uint16_t type;
@@ -114,8 +118,8 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
 			fam = rd32(f);
 		else {
 			/* host byte order of the capturing machine: accept both */
-			fam = (uint32_t)f[0] | ((uint32_t)f[1] << 8) |
-			      ((uint32_t)f[2] << 16) | ((uint32_t)f[3] << 24);
+			fam = (uint32_t)f[0] | ((uint32_t)f[1] << 8) | ((uint32_t)f[2] << 16) |
+			      ((uint32_t)f[3] << 24);
 			if (fam > 0xffff)
 				fam = rd32(f);
 		}
@@ -139,8 +143,7 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
 		if (!type)
 			return MOSFW_PARSE_MALFORMED;
 		break;
-	default:
-		return MOSFW_PARSE_BAD_LINK;
+	default: return MOSFW_PARSE_BAD_LINK;
 	}
 	*off = o;
 	*proto = type;
@@ -149,8 +152,7 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen,
 
 /* Parse the TCP header at l4 (avail = captured bytes from l4, seglen = TCP
  * header + payload bytes according to the IP header). */
-static int parse_tcp(const uint8_t *l4, uint32_t avail, uint32_t seglen,
-                     struct mosfw_pkt *p)
+static int parse_tcp(const uint8_t *l4, uint32_t avail, uint32_t seglen, struct mosfw_pkt *p)
 {
 	uint32_t hlen;
 
@@ -216,7 +218,7 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	if (avail < ihl)
 		return MOSFW_PARSE_TRUNCATED;
 	if (total == 0 && avail > ihl)
-		total = avail;	/* TSO frames captured with total length 0 */
+		total = avail; /* TSO frames captured with total length 0 */
 	if (total < ihl)
 		return MOSFW_PARSE_MALFORMED;
 	p->ip_end = total;
@@ -229,7 +231,7 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	frag = rd16(ip + 6);
 	if (ip[9] != IPPROTO_TCP_)
 		return MOSFW_PARSE_NON_TCP;
-	if (frag & 0x3fff)	/* MF set or offset != 0 */
+	if (frag & 0x3fff) /* MF set or offset != 0 */
 		return MOSFW_PARSE_FRAGMENT;
 	if (verify && csum_fold(csum_add(0, ip, ihl)) != 0)
 		return MOSFW_PARSE_BAD_CSUM;
@@ -237,7 +239,7 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 		uint32_t l4avail = avail - ihl;
 		int r;
 		if (l4avail > total - ihl)
-			l4avail = total - ihl;	/* ignore Ethernet padding */
+			l4avail = total - ihl; /* ignore Ethernet padding */
 		r = parse_tcp(ip + ihl, l4avail, total - ihl, p);
 		if (r != MOSFW_PARSE_TCP)
 			return r;
@@ -264,7 +266,7 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 		return MOSFW_PARSE_TRUNCATED;
 	plen = rd16(ip + 4);
 	if (plen == 0)
-		plen = avail - 40;	/* jumbogram or TSO: trust the capture */
+		plen = avail - 40; /* jumbogram or TSO: trust the capture */
 	p->ip_end = 40 + plen;
 	p->family = 6;
 	memcpy(p->src, ip + 8, 16);
@@ -286,7 +288,7 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 			nh = ip[o];
 			o += ((uint32_t)ip[o + 1] + 1) * 8;
 			continue;
-		case 51:  /* AH: length in 4-byte units minus 2 */
+		case 51: /* AH: length in 4-byte units minus 2 */
 			if (end < o + 8)
 				return MOSFW_PARSE_MALFORMED;
 			if (avail < o + 2)
@@ -294,18 +296,17 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 			nh = ip[o];
 			o += ((uint32_t)ip[o + 1] + 2) * 4;
 			continue;
-		case 44:  /* fragment */
+		case 44: /* fragment */
 			if (end < o + 8)
 				return MOSFW_PARSE_MALFORMED;
 			if (avail < o + 8)
 				return MOSFW_PARSE_TRUNCATED;
 			if ((rd16(ip + o + 2) & 0xfff9) != 0)
-				return MOSFW_PARSE_FRAGMENT;	/* offset != 0 or M set */
+				return MOSFW_PARSE_FRAGMENT; /* offset != 0 or M set */
 			nh = ip[o];
 			o += 8;
 			continue;
-		default:
-			break;
+		default: break;
 		}
 		break;
 	}
@@ -332,8 +333,8 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	return MOSFW_PARSE_TCP;
 }
 
-int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen,
-                int verify_csum, struct mosfw_pkt *out)
+int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen, int verify_csum,
+                struct mosfw_pkt *out)
 {
 	uint32_t off;
 	uint16_t proto;

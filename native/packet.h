@@ -13,13 +13,13 @@
 #include "mosfw_api.h"
 
 enum mosfw_parse_result {
-	MOSFW_PARSE_TCP = 0,        /* a TCP segment: all fields valid */
-	MOSFW_PARSE_NON_TCP = 1,    /* well-formed, not TCP (UDP, ICMP, ARP...) */
-	MOSFW_PARSE_MALFORMED = 2,  /* truncated or inconsistent headers */
-	MOSFW_PARSE_FRAGMENT = 3,   /* IP fragment: not reassembled */
-	MOSFW_PARSE_BAD_LINK = 4,   /* link type not supported */
-	MOSFW_PARSE_BAD_CSUM = 5,   /* checksum verification failed */
-	MOSFW_PARSE_TRUNCATED = 6,  /* the headers run past the captured bytes:
+	MOSFW_PARSE_TCP = 0,       /* a TCP segment: all fields valid */
+	MOSFW_PARSE_NON_TCP = 1,   /* well-formed, not TCP (UDP, ICMP, ARP...) */
+	MOSFW_PARSE_MALFORMED = 2, /* truncated or inconsistent headers */
+	MOSFW_PARSE_FRAGMENT = 3,  /* IP fragment: not reassembled */
+	MOSFW_PARSE_BAD_LINK = 4,  /* link type not supported */
+	MOSFW_PARSE_BAD_CSUM = 5,  /* checksum verification failed */
+	MOSFW_PARSE_TRUNCATED = 6, /* the headers run past the captured bytes:
 	                               cut by a snaplen when caplen < wire length,
 	                               else a runt frame (malformed) */
 };
@@ -28,8 +28,8 @@ enum mosfw_parse_result {
 #define MOSFW_LINK_NULL 0
 #define MOSFW_LINK_EN10MB 1
 #define MOSFW_LINK_RAW 101
-#define MOSFW_LINK_RAW_OLD 12    /* DLT_RAW on most BSD-derived systems */
-#define MOSFW_LINK_RAW_OLD2 14   /* DLT_RAW on OpenBSD */
+#define MOSFW_LINK_RAW_OLD 12  /* DLT_RAW on most BSD-derived systems */
+#define MOSFW_LINK_RAW_OLD2 14 /* DLT_RAW on OpenBSD */
 #define MOSFW_LINK_LOOP 108
 #define MOSFW_LINK_LINUX_SLL 113
 #define MOSFW_LINK_IPV4 228
@@ -37,28 +37,28 @@ enum mosfw_parse_result {
 #define MOSFW_LINK_LINUX_SLL2 276
 
 struct mosfw_pkt {
-	uint8_t src[16], dst[16];   /* addresses (IPv4 in the first 4 bytes) */
-	uint16_t sport, dport;      /* host order */
-	uint32_t seq, ack;          /* host order */
-	uint16_t window;            /* raw, host order */
-	uint8_t family;             /* 4 or 6 */
-	uint8_t tcp_flags;          /* MOSFW_TH_* */
-	uint32_t ip_len;            /* IP bytes as the header says (header+payload) */
-	uint32_t ip_end;            /* frame offset where the IP packet ends by its
+	uint8_t src[16], dst[16]; /* addresses (IPv4 in the first 4 bytes) */
+	uint16_t sport, dport;    /* host order */
+	uint32_t seq, ack;        /* host order */
+	uint16_t window;          /* raw, host order */
+	uint8_t family;           /* 4 or 6 */
+	uint8_t tcp_flags;        /* MOSFW_TH_* */
+	uint32_t ip_len;          /* IP bytes as the header says (header+payload) */
+	uint32_t ip_end;          /* frame offset where the IP packet ends by its
 	                               length field; 0 before an IP header is read */
-	uint32_t payload_len;       /* TCP payload bytes as the headers say */
-	uint32_t payload_caplen;    /* of which present in the capture */
-	const uint8_t *payload;     /* first payload byte (may be truncated) */
-	const uint8_t *l3;          /* IP header */
-	const uint8_t *l4;          /* TCP header */
-	uint8_t tcp_hlen;           /* TCP header length, bytes */
-	uint8_t wscale;             /* window scale option on SYNs (0xff = none) */
+	uint32_t payload_len;     /* TCP payload bytes as the headers say */
+	uint32_t payload_caplen;  /* of which present in the capture */
+	const uint8_t *payload;   /* first payload byte (may be truncated) */
+	const uint8_t *l3;        /* IP header */
+	const uint8_t *l4;        /* TCP header */
+	uint8_t tcp_hlen;         /* TCP header length, bytes */
+	uint8_t wscale;           /* window scale option on SYNs (0xff = none) */
 };
 
 /* Parse one frame. verify_csum: verify IPv4 header and TCP checksums
  * (only when the whole packet was captured). */
-int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen,
-                int verify_csum, struct mosfw_pkt *out);
+int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen, int verify_csum,
+                struct mosfw_pkt *out);
 
 int mosfw_linktype_supported(int linktype);
 

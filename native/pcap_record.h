@@ -14,11 +14,15 @@
 
 #define PCAP_MAX_CAPLEN 262144u /* libpcap's max_snaplen_for_dlt() for our link types */
 
-enum { PCAP_REC_OK = 0, PCAP_REC_EOF = 1, PCAP_REC_ERROR = -1 };
+enum {
+	PCAP_REC_OK = 0,
+	PCAP_REC_EOF = 1,
+	PCAP_REC_ERROR = -1
+};
 
 struct pcap_rec {
-	uint32_t caplen;  /* bytes handed out (cut to the snapshot length) */
-	uint32_t body;    /* bytes the record holds in the file */
+	uint32_t caplen; /* bytes handed out (cut to the snapshot length) */
+	uint32_t body;   /* bytes the record holds in the file */
 	uint32_t wirelen;
 	int32_t sec, frac;
 };
@@ -33,8 +37,8 @@ static inline int pcap_rec_read(const uint8_t *base, size_t len, size_t pos, uin
 	if (left == 0)
 		return PCAP_REC_EOF;
 	if (left < 16) {
-		snprintf(err, errlen, "truncated dump file; tried to read 16 header bytes, only got %zu",
-		         left);
+		snprintf(err, errlen,
+		         "truncated dump file; tried to read 16 header bytes, only got %zu", left);
 		return PCAP_REC_ERROR;
 	}
 	memcpy(h, base + pos, 16);
@@ -44,18 +48,22 @@ static inline int pcap_rec_read(const uint8_t *base, size_t len, size_t pos, uin
 	r->frac = (int32_t)h[1];
 	if (r->body > PCAP_MAX_CAPLEN) {
 		if (r->body > snapshot)
-			snprintf(err, errlen, "invalid packet capture length %u, bigger than snaplen of %u",
+			snprintf(err, errlen,
+			         "invalid packet capture length %u, bigger than snaplen of %u",
 			         r->body, snapshot);
 		else
-			snprintf(err, errlen, "invalid packet capture length %u, bigger than maximum of %u",
+			snprintf(err, errlen,
+			         "invalid packet capture length %u, bigger than maximum of %u",
 			         r->body, PCAP_MAX_CAPLEN);
 		return PCAP_REC_ERROR;
 	}
 	if (r->caplen > snapshot)
 		r->caplen = snapshot; /* libpcap cuts it to the snapshot length */
 	if (left - 16 < r->body) {
-		snprintf(err, errlen, "truncated dump file; tried to read %u captured bytes, only got %zu",
-		         r->body > r->caplen && left - 16 >= r->caplen ? r->body : r->caplen, left - 16);
+		snprintf(err, errlen,
+		         "truncated dump file; tried to read %u captured bytes, only got %zu",
+		         r->body > r->caplen && left - 16 >= r->caplen ? r->body : r->caplen,
+		         left - 16);
 		return PCAP_REC_ERROR;
 	}
 	return PCAP_REC_OK;

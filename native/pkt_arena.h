@@ -21,11 +21,11 @@ struct mosfw_pkt;
 #define MOSFW_ARENA_MAX_FRAME 262144u /* the largest frame one packet can add */
 
 struct mosfw_arena {
-	uint8_t *buf;               /* frames, back to back */
+	uint8_t *buf; /* frames, back to back */
 	size_t used;
-	struct mosfw_packet *pkts;  /* entries, in pkt_index order */
+	struct mosfw_packet *pkts; /* entries, in pkt_index order */
 	uint32_t n, cap;
-	uint32_t last_index;        /* pkt_index of the last copy (dedup) */
+	uint32_t last_index; /* pkt_index of the last copy (dedup) */
 };
 
 struct mosfw_arena *mosfw_arena_new(uint32_t burst_packets);
@@ -39,9 +39,8 @@ static inline int mosfw_arena_room(const struct mosfw_arena *a)
 /* Note the packet being processed (once per pkt_index): a copy of its
  * frame, or with `stable` (the source keeps it readable until the next
  * burst: the mapped file reader) the frame where it is. */
-void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts,
-                      const uint8_t *frame, uint32_t caplen, uint32_t wirelen,
-                      const struct mosfw_pkt *p, int stable);
+void mosfw_arena_note(struct mosfw_arena *a, uint32_t pkt_index, double ts, const uint8_t *frame,
+                      uint32_t caplen, uint32_t wirelen, const struct mosfw_pkt *p, int stable);
 const struct mosfw_packet *mosfw_arena_find(const struct mosfw_arena *a, uint32_t pkt_index);
 
 #endif /* MOSFW_PKT_ARENA_H */

@@ -21,7 +21,7 @@
 #define SHARE_MAGIC 0x6d736878u
 #define SHARE_MAX_WORKERS 4096u
 #define NO_START UINT64_MAX
-#define CHAIN_CHECK 6        /* records a found start must chain through */
+#define CHAIN_CHECK 6         /* records a found start must chain through */
 #define SCAN_CHUNK (4u << 20) /* populate/drop granularity while indexing */
 #define PREFETCH_AHEAD 8      /* records looked ahead for a worker's next own one */
 #define WAIT_SLICE_NS 2000000 /* a WAIT returns after ~2 ms (signals, stop) */
@@ -36,31 +36,41 @@
 #define E_NEW_SECOND (1ull << 60)
 #define E_TCP (1ull << 61)
 
-enum { SCAN_OK = 0, SCAN_ERROR = 1, SCAN_EOF = 2 };
+enum {
+	SCAN_OK = 0,
+	SCAN_ERROR = 1,
+	SCAN_EOF = 2
+};
 
 struct share_scan {
-	uint64_t start;   /* first record start in the range (NO_START: none) */
-	uint64_t end;     /* where the walk stopped (next record, or the bad one) */
-	uint64_t n;       /* entries written */
+	uint64_t start; /* first record start in the range (NO_START: none) */
+	uint64_t end;   /* where the walk stopped (next record, or the bad one) */
+	uint64_t n;     /* entries written */
 	uint32_t status;
 	uint32_t pad;
 	char err[256];
-	struct mosfw_stats in;   /* input counters of the range */
+	struct mosfw_stats in; /* input counters of the range */
 };
 
 struct mosfw_share {
 	uint32_t magic, n;
 	uint64_t file_len, dev, ino;
 	int64_t mtime_ns;
-	uint64_t cap;              /* entries per range */
+	uint64_t cap; /* entries per range */
 	size_t map_len;
 	size_t entries_off;
-	uint32_t scanned;          /* ranges indexed (atomic) */
-	uint32_t abandoned;        /* a worker left or read alone: don't wait (atomic) */
-	struct share_scan scan[];  /* n of them; entries follow at entries_off */
+	uint32_t scanned;         /* ranges indexed (atomic) */
+	uint32_t abandoned;       /* a worker left or read alone: don't wait (atomic) */
+	struct share_scan scan[]; /* n of them; entries follow at entries_off */
 };
 
-enum { R_INDEX = 0, R_WAIT, R_VERIFY, R_READ, R_END };
+enum {
+	R_INDEX = 0,
+	R_WAIT,
+	R_VERIFY,
+	R_READ,
+	R_END
+};
 
 struct mosfw_shared_reader {
 	struct mosfw_share *sh;
@@ -70,10 +80,10 @@ struct mosfw_shared_reader {
 	uint32_t range, last_range; /* reading: range i of [0, last_range] */
 	uint64_t k;                 /* next entry of the range */
 	uint32_t gidx;
-	int final;                  /* MOSFW_SHARED_EOF or _ERROR after the last range */
+	int final; /* MOSFW_SHARED_EOF or _ERROR after the last range */
 	char err[256];
-	uint64_t other_shard;       /* other workers' TCP packets walked past */
-	uint64_t own;               /* own packets handed out */
+	uint64_t other_shard; /* other workers' TCP packets walked past */
+	uint64_t own;         /* own packets handed out */
 };
 
 static uint64_t *entries(struct mosfw_share *sh, uint32_t i)
@@ -103,9 +113,10 @@ struct mosfw_share *mosfw_share_new(uint32_t n, const char *path, char *errbuf)
 	if (!fp || fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode) ||
 	    fread(hdr, 1, sizeof(hdr), fp) != sizeof(hdr) ||
 	    (hdr[0] != 0xa1b2c3d4u && hdr[0] != 0xa1b23c4du) || hdr[1] != (2u | 4u << 16)) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
-		         "'%s' is not a classic pcap file of this byte order: every core reads it all",
-		         path);
+		snprintf(
+			errbuf, MOSFW_ERRBUF_SIZE,
+			"'%s' is not a classic pcap file of this byte order: every core reads it all",
+			path);
 		if (fp)
 			fclose(fp);
 		return NULL;
@@ -188,9 +199,10 @@ static int shrank(const struct mosfw_shared_file *f, size_t off, const struct pc
 		return 0;
 	if (!(f->fault && f->fault->hit) && (fstat(f->fd, &st) < 0 || (size_t)st.st_size >= end))
 		return 0; /* a real record of wire length 0 */
-	snprintf(err, errlen,
-	         "truncated dump file; the file shrank while it was read (record at offset %zu cut)",
-	         off);
+	snprintf(
+		err, errlen,
+		"truncated dump file; the file shrank while it was read (record at offset %zu cut)",
+		off);
 	return 1;
 }
 
@@ -265,7 +277,8 @@ static void index_range(struct mosfw_shared_reader *r)
 			madvise((void *)(f->base + dropped), upto - dropped, MADV_DONTNEED);
 			dropped = upto;
 		}
-		res = pcap_rec_read(f->base, f->len, pos, f->snapshot, &rec, s->err, sizeof(s->err));
+		res = pcap_rec_read(f->base, f->len, pos, f->snapshot, &rec, s->err,
+		                    sizeof(s->err));
 		if (res == PCAP_REC_EOF) {
 			s->status = SCAN_EOF;
 			break;
@@ -286,7 +299,8 @@ static void index_range(struct mosfw_shared_reader *r)
 			}
 		}
 		ts = pcap_rec_ts(&rec, f->nano);
-		res = mosfw_parse(f->linktype, f->base + pos + 16, rec.caplen, f->verify_checksums, &p);
+		res = mosfw_parse(f->linktype, f->base + pos + 16, rec.caplen, f->verify_checksums,
+		                  &p);
 		res = mosfw_parse_wire(res, &p, rec.caplen, rec.wirelen);
 		mosfw_count_input(&s->in, res, rec.caplen, rec.wirelen, ts);
 		e = (uint64_t)pos;
@@ -351,7 +365,8 @@ static int wait_indexed(struct mosfw_shared_reader *r)
 		if (__atomic_load_n(&r->sh->abandoned, __ATOMIC_ACQUIRE))
 			return -1;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000000000L + (now.tv_nsec - t0.tv_nsec) > WAIT_SLICE_NS)
+		if ((now.tv_sec - t0.tv_sec) * 1000000000L + (now.tv_nsec - t0.tv_nsec) >
+		    WAIT_SLICE_NS)
 			return 0;
 		sched_yield();
 	}
@@ -411,8 +426,9 @@ int mosfw_shared_next(struct mosfw_shared_reader *r, const uint8_t **frame, uint
 				continue;
 			}
 			r->other_shard += !own && (e & E_TCP);
-			if (pcap_rec_read(r->f.base, r->f.len, off, r->f.snapshot, &rec, err, errlen) !=
-			        PCAP_REC_OK || /* (cannot be: checked when indexed) */
+			if (pcap_rec_read(r->f.base, r->f.len, off, r->f.snapshot, &rec, err,
+			                  errlen) !=
+			            PCAP_REC_OK || /* (cannot be: checked when indexed) */
 			    shrank(&r->f, off, &rec, err, errlen)) {
 				r->phase = R_END;
 				r->final = MOSFW_SHARED_ERROR;

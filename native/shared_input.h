@@ -59,9 +59,9 @@ struct mosfw_shared_file {
 };
 
 enum mosfw_shared_result {
-	MOSFW_SHARED_PACKET = 0,   /* an own packet: frame etc. set */
-	MOSFW_SHARED_TIME = 1,     /* another worker's packet opening a second: ts set */
-	MOSFW_SHARED_WAIT = 2,     /* the index is not complete yet: call again */
+	MOSFW_SHARED_PACKET = 0, /* an own packet: frame etc. set */
+	MOSFW_SHARED_TIME = 1,   /* another worker's packet opening a second: ts set */
+	MOSFW_SHARED_WAIT = 2,   /* the index is not complete yet: call again */
 	MOSFW_SHARED_EOF = 3,
 	MOSFW_SHARED_ERROR = 4,    /* read error: message set */
 	MOSFW_SHARED_FALLBACK = 5, /* not usable: read the whole file instead */

@@ -39,24 +39,24 @@
 struct mosfw_map {
 	int fd;
 	const uint8_t *base;
-	size_t len;          /* bytes to read (the file's size when mapped) */
-	size_t maplen;       /* mapped bytes */
+	size_t len;    /* bytes to read (the file's size when mapped) */
+	size_t maplen; /* mapped bytes */
 	/* the file shrank while it was read (map_shrink): from `was` to
 	 * `shrunk_to` bytes; len stops at what is still there */
 	size_t was, shrunk_to;
 	int shrunk;
-	int guard;           /* map_guard.h handle (-1: unguarded) */
+	int guard; /* map_guard.h handle (-1: unguarded) */
 	struct mosfw_map_fault fault;
-	size_t pos;          /* next record header */
-	size_t released;     /* [0, released) dropped from the mapping */
-	size_t populated;    /* [0, populated) asked to be mapped in */
-	size_t burst_start;  /* pos when the burst began: nothing from it is released */
-	size_t prefetched;   /* [pos, prefetched) asked into the caches */
-	uint32_t gidx;       /* 1-based index of the last packet handed out */
+	size_t pos;         /* next record header */
+	size_t released;    /* [0, released) dropped from the mapping */
+	size_t populated;   /* [0, populated) asked to be mapped in */
+	size_t burst_start; /* pos when the burst began: nothing from it is released */
+	size_t prefetched;  /* [pos, prefetched) asked into the caches */
+	uint32_t gidx;      /* 1-based index of the last packet handed out */
 	struct mosfw_shared_reader *shared; /* -c N: the shared index (shared_input.h) */
-	int shared_on;       /* reading through it (0 once it fell back) */
-	uint32_t snapshot;   /* libpcap's snapshot length for the file */
-	int nano;            /* nanosecond timestamps */
+	int shared_on;                      /* reading through it (0 once it fell back) */
+	uint32_t snapshot;                  /* libpcap's snapshot length for the file */
+	int nano;                           /* nanosecond timestamps */
 	struct bpf_program prog;
 	int have_prog;
 };
@@ -67,7 +67,7 @@ struct mosfw_source {
 	int linktype;
 	int live;
 	int nano;
-	char iface[64];  /* live: the interface name */
+	char iface[64]; /* live: the interface name */
 	char err[MOSFW_ERRBUF_SIZE];
 };
 
@@ -243,7 +243,8 @@ static void map_advance(struct mosfw_map *m)
 		/* (one fstat per window: did the file shrink?) map the next
 		 * pages in one call rather than a page fault per 64 kB (old
 		 * kernels refuse it: faults then do it) */
-		size_t n = m->len - m->populated < MAP_RELEASE ? m->len - m->populated : MAP_RELEASE;
+		size_t n =
+			m->len - m->populated < MAP_RELEASE ? m->len - m->populated : MAP_RELEASE;
 		madvise((void *)(m->base + m->populated), n, MADV_POPULATE_READ);
 		m->populated += n;
 	}
@@ -309,7 +310,8 @@ static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *cap
 			r = pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, s->err,
 			                  sizeof(s->err));
 		if (r == PCAP_REC_OK &&
-		    (!rec.wirelen || !pcap_rec_next_wirelen(m->base, m->len, m->pos + 16 + rec.body) ||
+		    (!rec.wirelen ||
+		     !pcap_rec_next_wirelen(m->base, m->len, m->pos + 16 + rec.body) ||
 		     m->fault.hit)) {
 			/* zeros or a vanished page (pcap_record.h): did the file
 			 * shrink under this record? (one fstat, only then) */
@@ -319,9 +321,11 @@ static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *cap
 				r = PCAP_REC_ERROR;
 		}
 		if (r != PCAP_REC_OK && m->shrunk) {
-			snprintf(s->err, sizeof(s->err),
-			         "truncated dump file; the file shrank from %zu to %zu bytes while it was "
-			         "read (next record at offset %zu)", m->was, m->shrunk_to, m->pos);
+			snprintf(
+				s->err, sizeof(s->err),
+				"truncated dump file; the file shrank from %zu to %zu bytes while it was "
+				"read (next record at offset %zu)",
+				m->was, m->shrunk_to, m->pos);
 			return MOSFW_SRC_ERROR;
 		}
 		if (r == PCAP_REC_EOF)
@@ -401,11 +405,13 @@ struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf, 
 	if (rc < 0) {
 		const char *why = pcap_geterr(s->pcap);
 		if (rc == PCAP_ERROR_NO_SUCH_DEVICE)
-			snprintf(errbuf, MOSFW_ERRBUF_SIZE, "no such interface '%s': %s", iface, why);
+			snprintf(errbuf, MOSFW_ERRBUF_SIZE, "no such interface '%s': %s", iface,
+			         why);
 		else if (rc == PCAP_ERROR_PERM_DENIED)
-			snprintf(errbuf, MOSFW_ERRBUF_SIZE,
-			         "permission denied capturing on '%s' (needs root or CAP_NET_RAW): %s",
-			         iface, why);
+			snprintf(
+				errbuf, MOSFW_ERRBUF_SIZE,
+				"permission denied capturing on '%s' (needs root or CAP_NET_RAW): %s",
+				iface, why);
 		else if (rc == PCAP_ERROR_IFACE_NOT_UP)
 			snprintf(errbuf, MOSFW_ERRBUF_SIZE, "interface '%s' is not up", iface);
 		else
@@ -532,7 +538,8 @@ const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
 	char err[MOSFW_ERRBUF_SIZE]; /* (a bad record is told when it is read) */
 
 	if (!m || m->shared_on || m->have_prog ||
-	    pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, err, sizeof(err)) != PCAP_REC_OK)
+	    pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, err, sizeof(err)) !=
+	            PCAP_REC_OK)
 		return NULL;
 	*caplen = rec.caplen;
 	return m->base + m->pos + 16;

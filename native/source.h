@@ -24,17 +24,15 @@ enum mosfw_source_result {
 	MOSFW_SRC_WAIT = 6,    /* -c N shared index: not complete yet, call again */
 };
 
-struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf,
-                                            char *errbuf);
-struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf,
-                                            int snaplen, int promisc, int buffer_mb,
-                                            char *errbuf);
+struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf, char *errbuf);
+struct mosfw_source *mosfw_source_open_live(const char *iface, const char *bpf, int snaplen,
+                                            int promisc, int buffer_mb, char *errbuf);
 /* Live only: join AF_PACKET fanout group `group` (1..65535) in hash mode
  * with defragmentation, so the kernel splits flows between the group's
  * sockets (Linux). 0 on success, -1 with a message. */
 int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbuf);
-int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame,
-                      uint32_t *caplen, uint32_t *wirelen, double *ts);
+int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
+                      uint32_t *wirelen, double *ts);
 /* The frame mosfw_source_next() will most likely return next, without
  * moving on (the mapped file reader only, no BPF filter; else NULL): the
  * caller may parse it early and prefetch what it needs. */

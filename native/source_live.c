@@ -44,9 +44,10 @@ int mosfw_live_join_fanout(pcap_t *p, int live, unsigned group, char *errbuf)
 	int val;
 
 	if (!live || group == 0 || group > 0xffffu) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
-		         "AF_PACKET fanout needs a live capture and a group id in 1..65535 (got %u)",
-		         group);
+		snprintf(
+			errbuf, MOSFW_ERRBUF_SIZE,
+			"AF_PACKET fanout needs a live capture and a group id in 1..65535 (got %u)",
+			group);
 		return -1;
 	}
 	/* hash mode is symmetric for TCP/IP: both directions of a flow reach

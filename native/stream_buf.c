@@ -183,7 +183,8 @@ static void add_frag(struct mosfw_streams *s, struct mosfw_sb *b, uint64_t st, u
  * into the ring where the policy allows: holes are never written; with
  * policy FIRST neither are bytes already held (in-order data and
  * fragments), with LAST they are overwritten. */
-static void store(struct mosfw_sb *b, uint64_t st, uint64_t en, const uint8_t *seg, uint64_t seg_off)
+static void store(struct mosfw_sb *b, uint64_t st, uint64_t en, const uint8_t *seg,
+                  uint64_t seg_off)
 {
 	uint64_t pos = st;
 	unsigned i;
@@ -237,8 +238,8 @@ static void new_data(struct mosfw_sb *b, struct mosfw_flow *f, uint32_t slot, un
 	}
 }
 
-void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot,
-                        unsigned dir, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot, unsigned dir,
+                        const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
 {
 	const struct mosfw_pkt *p = c->pkt;
 	uint32_t seq = p->seq + ((p->tcp_flags & MOSFW_TH_SYN) ? 1 : 0);
@@ -291,7 +292,8 @@ void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t 
 				overrun |= b->lost_gap != lost0;
 			}
 			if (overrun) {
-				struct mosfw_event *e = mosfw_ring_push(r, MOSFW_EV_ERROR, c, f, slot, dir);
+				struct mosfw_event *e =
+					mosfw_ring_push(r, MOSFW_EV_ERROR, c, f, slot, dir);
 				if (e)
 					e->reason = MOSFW_ERR_BUFFER_OVERRUN;
 			}
@@ -325,8 +327,8 @@ void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t 
 		new_data(b, f, slot, dir, old_next, c, r);
 }
 
-void mosfw_streams_ack(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot,
-                       unsigned dir, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+void mosfw_streams_ack(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot, unsigned dir,
+                       const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
 {
 	unsigned peer = dir ^ 1;
 	struct mosfw_sb *b = s->sb[(size_t)slot * 2 + peer];
@@ -351,8 +353,8 @@ void mosfw_streams_ack(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t s
 		new_data(b, f, slot, peer, old_next, c, r);
 }
 
-int mosfw_streams_must_cut(const struct mosfw_streams *s, const struct mosfw_flow *f,
-                           uint32_t slot, unsigned dir, const struct mosfw_pkt *p)
+int mosfw_streams_must_cut(const struct mosfw_streams *s, const struct mosfw_flow *f, uint32_t slot,
+                           unsigned dir, const struct mosfw_pkt *p)
 {
 	const struct mosfw_sb *peer;
 

@@ -44,37 +44,37 @@ struct mosfw_range {
 /* One side's buffer. Written by tcp_state.c (through mosfw_sb_*), read
  * by the peek functions between bursts. */
 struct mosfw_sb {
-	uint64_t head;      /* oldest offset still held */
-	uint64_t next;      /* next_byte_expected: end of the in-order data */
-	uint64_t read;      /* consuming read position (peek) */
-	uint64_t hi;        /* one past the highest byte received */
+	uint64_t head;         /* oldest offset still held */
+	uint64_t next;         /* next_byte_expected: end of the in-order data */
+	uint64_t read;         /* consuming read position (peek) */
+	uint64_t hi;           /* one past the highest byte received */
 	uint64_t lost_read;    /* bytes the consuming read skipped */
 	uint64_t lost_gap;     /* bytes given up in gaps (never seen) */
 	uint64_t lost_overrun; /* bytes evicted before the consuming read got them */
-	uint32_t base_seq;  /* sequence number of offset 0 */
-	uint32_t cap;       /* bytes of data[] */
-	uint8_t policy;     /* MOSFW_OVERLAP_* */
+	uint32_t base_seq;     /* sequence number of offset 0 */
+	uint32_t cap;          /* bytes of data[] */
+	uint8_t policy;        /* MOSFW_OVERLAP_* */
 	uint8_t nfrag, nhole;
-	uint8_t peeked;     /* the consuming read was used on this side */
+	uint8_t peeked;                              /* the consuming read was used on this side */
 	struct mosfw_range frag[MOSFW_SB_MAX_FRAGS]; /* beyond next, sorted, disjoint */
 	struct mosfw_range hole[MOSFW_SB_MAX_HOLES]; /* in [head, next), sorted */
-	uint8_t data[];     /* the ring: offset o lives at data[o % cap] */
+	uint8_t data[];                              /* the ring: offset o lives at data[o % cap] */
 };
 
 /* Per-core state: a buffer pointer per slot and side, monitor bits per
  * slot, release list. Only exists when buffers are enabled. */
 struct mosfw_streams {
 	uint32_t pool_cap;
-	uint32_t cap;           /* rmem_size */
+	uint32_t cap; /* rmem_size */
 	uint8_t default_policy;
-	struct mosfw_sb **sb;   /* [slot * 2 + side] */
-	uint32_t *rec_burst;    /* burst id of the slot's last record */
-	uint32_t burst;         /* current burst id (from 1) */
+	struct mosfw_sb **sb; /* [slot * 2 + side] */
+	uint32_t *rec_burst;  /* burst id of the slot's last record */
+	uint32_t burst;       /* current burst id (from 1) */
 	/* flows marked in this burst, by hash: most packets are cleared by it
 	 * without a flow-table lookup */
 	uint64_t marked[MOSFW_SB_MARK_WORDS];
 	uint32_t n_marked;
-	uint32_t *release;      /* slots whose buffers go at the next burst */
+	uint32_t *release; /* slots whose buffers go at the next burst */
 	uint32_t n_release, release_cap;
 	/* the most bytes the buffers take together (0: no cap); payload
 	 * bytes not kept because a new buffer would have gone past it */
@@ -95,7 +95,7 @@ static inline int mosfw_streams_over_memcap(const struct mosfw_streams *s)
 /* A side's buffer, allocated now: NULL when out of memory (counted:
  * alloc_failed) or over the cap. */
 struct mosfw_sb *mosfw_sb_alloc(struct mosfw_streams *s, const struct mosfw_flow *f, unsigned side,
-                               uint32_t first_payload_seq);
+                                uint32_t first_payload_seq);
 /* The memory counters of struct mosfw_stats (nomem, rmem_memcap_bytes). */
 void mosfw_memory_stats(const struct mosfw_flow_table *ft, const struct mosfw_streams *s,
                         struct mosfw_stats *out);
@@ -125,20 +125,20 @@ static inline int mosfw_streams_maybe_marked(const struct mosfw_streams *s, uint
  * buffer of that flow while records about it wait for dispatch? Then the
  * burst is cut before p, so every handler reads the stream as it was
  * after the packet its event came from. */
-int mosfw_streams_must_cut(const struct mosfw_streams *s, const struct mosfw_flow *f,
-                           uint32_t slot, unsigned dir, const struct mosfw_pkt *p);
+int mosfw_streams_must_cut(const struct mosfw_streams *s, const struct mosfw_flow *f, uint32_t slot,
+                           unsigned dir, const struct mosfw_pkt *p);
 
 /* From tcp_state.c: p (sent by side dir) carries payload: store it and
  * raise CONN_NEW_DATA when in-order bytes became readable. */
-void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot,
-                        unsigned dir, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r);
+void mosfw_streams_data(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot, unsigned dir,
+                        const struct mosfw_pkt_ctx *c, struct mosfw_ring *r);
 /* From tcp_state.c: p (sent by side dir) acknowledges the peer's stream
  * up to p->ack: gaps the peer's receiver acknowledged are given up. */
-void mosfw_streams_ack(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot,
-                       unsigned dir, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r);
+void mosfw_streams_ack(struct mosfw_streams *s, struct mosfw_flow *f, uint32_t slot, unsigned dir,
+                       const struct mosfw_pkt_ctx *c, struct mosfw_ring *r);
 
-static inline struct mosfw_sb *mosfw_streams_get(const struct mosfw_streams *s,
-                                                 uint32_t slot, unsigned side)
+static inline struct mosfw_sb *mosfw_streams_get(const struct mosfw_streams *s, uint32_t slot,
+                                                 unsigned side)
 {
 	return s->sb[(size_t)slot * 2 + (side & 1)];
 }

@@ -104,7 +104,7 @@ void mosfw_streams_flow_ended(struct mosfw_streams *s, uint32_t slot)
 /* ---- buffers ---------------------------------------------------------- */
 
 struct mosfw_sb *mosfw_sb_alloc(struct mosfw_streams *s, const struct mosfw_flow *f, unsigned side,
-                               uint32_t first_payload_seq)
+                                uint32_t first_payload_seq)
 {
 	const struct mosfw_half *h = &f->side[side];
 	struct mosfw_sb *b;
@@ -138,7 +138,7 @@ struct mosfw_sb *mosfw_streams_ensure(struct mosfw_streams *s, const struct mosf
 
 	if (!*pb)
 		*pb = mosfw_sb_alloc(s, f, side & 1,
-		               (h->flags & MOSFW_HF_SEQ_KNOWN) ? h->seq_hi : h->isn + 1);
+		                     (h->flags & MOSFW_HF_SEQ_KNOWN) ? h->seq_hi : h->isn + 1);
 	return *pb;
 }
 

@@ -17,8 +17,8 @@
 
 #define SEQ_SANE_WINDOW 0x40000000 /* |jump| beyond this is not believed */
 
-static void set_state(struct mosfw_flow *f, uint32_t slot, unsigned side,
-                      unsigned st, const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+static void set_state(struct mosfw_flow *f, uint32_t slot, unsigned side, unsigned st,
+                      const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
 {
 	unsigned old = f->side[side].state;
 	struct mosfw_event *e;
@@ -64,8 +64,8 @@ static void start_side(struct mosfw_flow *f, uint32_t slot, unsigned side, unsig
 	}
 }
 
-void mosfw_tcp_open(struct mosfw_flow *f, uint32_t slot, int how,
-                    const struct mosfw_pkt_ctx *c, struct mosfw_ring *r)
+void mosfw_tcp_open(struct mosfw_flow *f, uint32_t slot, int how, const struct mosfw_pkt_ctx *c,
+                    struct mosfw_ring *r)
 {
 	f->first_ts = f->last_ts = c->ts;
 	switch (how) {
@@ -134,7 +134,8 @@ static int classify_segment(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 	/* with reassembly buffers the stream raises CONN_NEW_DATA (in-order
 	 * bytes readable); without, new bytes beyond seq_hi do */
 	if (p->payload_len &&
-	    !(r->obs->stream.data && r->obs->stream.data(r->obs->stream.self, f, slot, dir, c, r)) &&
+	    !(r->obs->stream.data &&
+	      r->obs->stream.data(r->obs->stream.self, f, slot, dir, c, r)) &&
 	    MOSFW_SEQ_GT(data_end, x->seq_hi)) {
 		uint32_t from = MOSFW_SEQ_GT(p->seq + syn, x->seq_hi) ? p->seq + syn : x->seq_hi;
 		struct mosfw_event *e = mosfw_ring_push(r, MOSFW_EV_CONN_NEW_DATA, c, f, slot, dir);
@@ -237,9 +238,7 @@ static void receiver_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 		int acks_fin = (y->flags & MOSFW_HF_FIN_SEEN) && MOSFW_SEQ_GT(p->ack, y->fin_seq);
 		switch (s) {
 		case MOSFW_TCP_SYN_SENT: /* its SYN/ACK went unseen */
-		case MOSFW_TCP_SYN_RCVD:
-			set_state(f, slot, rs, MOSFW_TCP_ESTABLISHED, c, r);
-			break;
+		case MOSFW_TCP_SYN_RCVD: set_state(f, slot, rs, MOSFW_TCP_ESTABLISHED, c, r); break;
 		case MOSFW_TCP_FIN_WAIT_1:
 			if (acks_fin)
 				set_state(f, slot, rs, MOSFW_TCP_FIN_WAIT_2, c, r);
@@ -252,8 +251,7 @@ static void receiver_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
 			if (acks_fin)
 				set_state(f, slot, rs, MOSFW_TCP_CLOSED, c, r);
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	if (fl & MOSFW_TH_FIN) {

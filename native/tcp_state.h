@@ -15,9 +15,9 @@
 
 /* What the update decided about the flow's life. */
 enum mosfw_tcp_verdict {
-	MOSFW_TCP_GOING = 0,   /* flow continues */
-	MOSFW_TCP_ENDED_FIN,   /* both sides closed after FINs */
-	MOSFW_TCP_ENDED_RST,   /* reset */
+	MOSFW_TCP_GOING = 0, /* flow continues */
+	MOSFW_TCP_ENDED_FIN, /* both sides closed after FINs */
+	MOSFW_TCP_ENDED_RST, /* reset */
 };
 
 /* Update flow f (in slot) for packet p sent by side `dir`. Raises
@@ -26,17 +26,20 @@ enum mosfw_tcp_verdict {
  * verdict; the caller raises CONN_END. *rexmit is set to 1 when the
  * segment was classified as a retransmission. */
 int mosfw_tcp_update(struct mosfw_flow *f, uint32_t slot, unsigned dir,
-                     const struct mosfw_pkt_ctx *c, struct mosfw_ring *r,
-                     int *rexmit);
+                     const struct mosfw_pkt_ctx *c, struct mosfw_ring *r, int *rexmit);
 
 /* Initialise a new flow's endpoints. how: MOSFW_TCP_OPEN_SYN (client sent
  * a SYN: both start CLOSED/LISTEN), MOSFW_TCP_OPEN_SYNACK (server's SYN/ACK
  * seen first: client assumed SYN_SENT, mid-stream start), or
  * MOSFW_TCP_OPEN_MIDSTREAM (both ESTABLISHED). Raises the mid-stream
  * CONN_STARTs. */
-enum { MOSFW_TCP_OPEN_SYN, MOSFW_TCP_OPEN_SYNACK, MOSFW_TCP_OPEN_MIDSTREAM };
-void mosfw_tcp_open(struct mosfw_flow *f, uint32_t slot, int how,
-                    const struct mosfw_pkt_ctx *c, struct mosfw_ring *r);
+enum {
+	MOSFW_TCP_OPEN_SYN,
+	MOSFW_TCP_OPEN_SYNACK,
+	MOSFW_TCP_OPEN_MIDSTREAM
+};
+void mosfw_tcp_open(struct mosfw_flow *f, uint32_t slot, int how, const struct mosfw_pkt_ctx *c,
+                    struct mosfw_ring *r);
 
 /* Is the flow past its handshake (for idle-list choice)? */
 static inline int mosfw_tcp_established(const struct mosfw_flow *f)
@@ -54,7 +57,7 @@ static inline int mosfw_tcp_established(const struct mosfw_flow *f)
 /* History bits: what a side sent (Flow.history_bits). */
 #define MOSFW_HIST_SYN 0x001
 #define MOSFW_HIST_SYNACK 0x002
-#define MOSFW_HIST_ACK 0x004      /* pure ACK */
+#define MOSFW_HIST_ACK 0x004 /* pure ACK */
 #define MOSFW_HIST_DATA 0x008
 #define MOSFW_HIST_FIN 0x010
 #define MOSFW_HIST_RST 0x020

@@ -4,10 +4,7 @@
 
 #include <stdlib.h>
 
-struct mosfw_timers *mosfw_timers_new(void)
-{
-	return calloc(1, sizeof(struct mosfw_timers));
-}
+struct mosfw_timers *mosfw_timers_new(void) { return calloc(1, sizeof(struct mosfw_timers)); }
 
 void mosfw_timers_free(struct mosfw_timers *t)
 {

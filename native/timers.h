@@ -14,10 +14,10 @@
 
 struct mosfw_timer {
 	double deadline;
-	uint64_t order;    /* insertion order: ties fire first-set first */
-	uint64_t flow_id;  /* 0: a global timer */
-	uint32_t slot;     /* MOSFW_NO_SLOT: a global timer */
-	uint32_t handle;   /* the app's handle, returned in the record's seq */
+	uint64_t order;   /* insertion order: ties fire first-set first */
+	uint64_t flow_id; /* 0: a global timer */
+	uint32_t slot;    /* MOSFW_NO_SLOT: a global timer */
+	uint32_t handle;  /* the app's handle, returned in the record's seq */
 };
 
 struct mosfw_timers {

@@ -31,8 +31,14 @@ PROBE = "import mosfw.privileges, mosfw.cli, mosfw.engine"
 
 
 def _probe(setpriv: str, python: list[str], env: dict | None, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([setpriv, *AS_NOBODY, *python, "-c", PROBE], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=60)
+    return subprocess.run(
+        [setpriv, *AS_NOBODY, *python, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+    )
 
 
 def _copy_readable(dest: Path) -> None:
@@ -43,7 +49,7 @@ def _copy_readable(dest: Path) -> None:
             shutil.copytree(origin.parent, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(origin, dest / origin.name)
-    for d, dirs, files in os.walk(dest):
+    for d, _dirs, files in os.walk(dest):
         os.chmod(d, 0o755)
         for f in files:
             os.chmod(os.path.join(d, f), 0o755 if f.endswith(".so") else 0o644)
@@ -73,8 +79,10 @@ def python_as_nobody():
         env.update(PYTHONPATH=str(tmp), PYTHONDONTWRITEBYTECODE="1")
         r = _probe(setpriv, python, env, tmp)
         if r.returncode != 0:
-            pytest.skip(f"user nobody cannot read this checkout ({ROOT}) nor run {python[0]} "
-                        f"with a readable copy of mosfw: {r.stderr.strip().splitlines()[-1:]}")
+            pytest.skip(
+                f"user nobody cannot read this checkout ({ROOT}) nor run {python[0]} "
+                f"with a readable copy of mosfw: {r.stderr.strip().splitlines()[-1:]}"
+            )
         yield [setpriv, *AS_NOBODY, *python], env, tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

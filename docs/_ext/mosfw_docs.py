@@ -53,11 +53,17 @@ def setup(app):
 
     app.add_directive("mosfw-cli", CliHelp)
     app.setup_extension("sphinx.ext.napoleon")
-    ours = [l for l in app.events.listeners["autodoc-process-docstring"]
-            if l.handler is napoleon._process_docstring]
+    ours = [
+        listener
+        for listener in app.events.listeners["autodoc-process-docstring"]
+        if listener.handler is napoleon._process_docstring
+    ]
     if len(ours) != 1:  # a Sphinx that wires napoleon differently: fail the build, not garble the docs
         raise ExtensionError("mosfw_docs: cannot find napoleon's autodoc-process-docstring listener")
     app.disconnect(ours[0].id)
-    app.connect("autodoc-process-docstring", _napoleon_except_attributes(napoleon._process_docstring),
-                priority=ours[0].priority)
+    app.connect(
+        "autodoc-process-docstring",
+        _napoleon_except_attributes(napoleon._process_docstring),
+        priority=ours[0].priority,
+    )
     return {"parallel_read_safe": True}

@@ -8,8 +8,8 @@ import shutil
 
 import click
 
-_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")        # :func:`mosfw_merge` -> mosfw_merge()
-_LITERAL = re.compile(r"``([^`]+)``")             # ``MOS_ON_CONN_END`` -> MOS_ON_CONN_END
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :func:`mosfw_merge` -> mosfw_merge()
+_LITERAL = re.compile(r"``([^`]+)``")  # ``MOS_ON_CONN_END`` -> MOS_ON_CONN_END
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)[.!?](?=\s|$)")
 
 
@@ -17,7 +17,9 @@ def first_sentence(doc: str) -> str:
     """The first sentence of a docstring (which may wrap over several
     lines), as plain text: reST roles and literals lose their markup."""
     para = " ".join(doc.strip().split("\n\n")[0].split())
-    para = _ROLE.sub(lambda m: m.group(1) + ("()" if m.group(0).startswith((":func:", ":meth:")) else ""), para)
+    para = _ROLE.sub(
+        lambda m: m.group(1) + ("()" if m.group(0).startswith((":func:", ":meth:")) else ""), para
+    )
     para = _LITERAL.sub(r"\1", para)
     end = _SENTENCE_END.search(para)
     return para[: end.end()] if end else para
@@ -40,5 +42,6 @@ def hooks_command(verbose: bool) -> None:
         if verbose:
             click.echo("    " + doc.replace("\n", "\n    ") + "\n")
         elif doc:
-            click.echo(click.wrap_text(first_sentence(doc), width, initial_indent="    ",
-                                       subsequent_indent="    "))
+            click.echo(
+                click.wrap_text(first_sentence(doc), width, initial_indent="    ", subsequent_indent="    ")
+            )

@@ -99,7 +99,9 @@ class PluginOptionsCommand(click.Command):
         for opt in parser.options:
             clash = [o for o in opt.opts if o in known]
             if clash:
-                raise click.UsageError(f"a plugin option clashes with an existing one: {', '.join(clash)}", ctx)
+                raise click.UsageError(
+                    f"a plugin option clashes with an existing one: {', '.join(clash)}", ctx
+                )
             self.params.append(opt)
         ctx.meta["mosfw.pm"] = pm
         ctx.meta["mosfw.plugin_opts"] = [o.name for o in parser.options]
@@ -152,16 +154,24 @@ def _summary(stats, elapsed: float) -> str:
     if s.unsupported_link:
         lines.append(f"mosfw: {s.unsupported_link} packets of an unsupported link type")
     if getattr(s, "truncated", 0):
-        lines.append(f"mosfw: {s.truncated} packets cut by the capture's snaplen before the end of "
-                     "their TCP header (not tracked)")
+        lines.append(
+            f"mosfw: {s.truncated} packets cut by the capture's snaplen before the end of "
+            "their TCP header (not tracked)"
+        )
     if s.kernel_drops or s.iface_drops:
-        lines.append(f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface")
+        lines.append(
+            f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface"
+        )
     if getattr(s, "nomem", 0):
-        lines.append(f"mosfw: out of memory {s.nomem} times: new flows refused once the flow index could not "
-                     "grow, or payload not kept (no reassembly buffer)")
+        lines.append(
+            f"mosfw: out of memory {s.nomem} times: new flows refused once the flow index could not "
+            "grow, or payload not kept (no reassembly buffer)"
+        )
     if getattr(s, "rmem_memcap_bytes", 0):
-        lines.append(f"mosfw: {s.rmem_memcap_bytes} payload bytes not kept: the reassembly memory cap "
-                     "(rmem_memcap) was reached")
+        lines.append(
+            f"mosfw: {s.rmem_memcap_bytes} payload bytes not kept: the reassembly memory cap "
+            "(rmem_memcap) was reached"
+        )
     if s.plugin_errors:
         lines.append(f"mosfw: {s.plugin_errors} exceptions raised by plugins")
     return "\n".join(lines)
@@ -173,32 +183,93 @@ def _summary(stats, elapsed: float) -> str:
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.option("-r", "--read", "read_file", metavar="FILE", envvar="MOSFW_READ",
-              help="Read packets from a pcap or pcapng file (packet time drives timeouts).")
-@click.option("-i", "--interface", metavar="IFACE", help="Capture live from an interface (needs root or CAP_NET_RAW).")
-@click.option("-p", "--plugin", "plugins", metavar="PLUGIN", multiple=True,
-              help="Load a plugin (repeatable). See below.")
+@click.option(
+    "-r",
+    "--read",
+    "read_file",
+    metavar="FILE",
+    envvar="MOSFW_READ",
+    help="Read packets from a pcap or pcapng file (packet time drives timeouts).",
+)
+@click.option(
+    "-i", "--interface", metavar="IFACE", help="Capture live from an interface (needs root or CAP_NET_RAW)."
+)
+@click.option(
+    "-p",
+    "--plugin",
+    "plugins",
+    metavar="PLUGIN",
+    multiple=True,
+    help="Load a plugin (repeatable). See below.",
+)
 @click.option("--bpf", metavar="EXPR", help="Global BPF filter, compiled by libpcap (e.g. 'tcp port 80').")
-@click.option("-f", "--conf", "conf", metavar="MOS.CONF", type=click.Path(dir_okay=False),
-              help="mOS configuration file; command-line options override it.")
-@click.option("-c", "--cores", type=click.IntRange(min=1), default=None, help="Number of cores (default 1, or mos.conf's netdev mask).")
-@click.option("--max-concurrency", type=click.IntRange(min=1), default=None,
-              help="Flow table capacity per core (default 1000000).")
-@click.option("--tcp-timeout", type=click.FloatRange(min=0), default=None,
-              help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30).")
-@click.option("--tcp-tw-interval", type=click.FloatRange(min=0), default=None,
-              help="Seconds an ended flow is remembered so late packets are orphans (default 5).")
-@click.option("--user", metavar="NAME",
-              help="Drop root and run as NAME once the capture is open (live capture as a service).")
+@click.option(
+    "-f",
+    "--conf",
+    "conf",
+    metavar="MOS.CONF",
+    type=click.Path(dir_okay=False),
+    help="mOS configuration file; command-line options override it.",
+)
+@click.option(
+    "-c",
+    "--cores",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of cores (default 1, or mos.conf's netdev mask).",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Flow table capacity per core (default 1000000).",
+)
+@click.option(
+    "--tcp-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30).",
+)
+@click.option(
+    "--tcp-tw-interval",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds an ended flow is remembered so late packets are orphans (default 5).",
+)
+@click.option(
+    "--user",
+    metavar="NAME",
+    help="Drop root and run as NAME once the capture is open (live capture as a service).",
+)
 @click.option("--verify-checksums", is_flag=True, help="Verify IPv4/TCP checksums (off by default: offload).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first exception raised by a plugin.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress line on stderr (default: only when stderr is a terminal).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress line on stderr (default: only when stderr is a terminal).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @click.option("--stats-json", metavar="PATH", help="Write the final counters as JSON to PATH ('-' = stderr).")
 @click.pass_context
-def run_command(ctx: click.Context, read_file, interface, plugins, bpf, conf, cores, max_concurrency,
-                tcp_timeout, tcp_tw_interval, user, verify_checksums, fail_fast, progress, quiet, stats_json, **plugin_opts):
+def run_command(
+    ctx: click.Context,
+    read_file,
+    interface,
+    plugins,
+    bpf,
+    conf,
+    cores,
+    max_concurrency,
+    tcp_timeout,
+    tcp_tw_interval,
+    user,
+    verify_checksums,
+    fail_fast,
+    progress,
+    quiet,
+    stats_json,
+    **plugin_opts,
+):
     """Run plugins over a capture file (-r) or a live interface (-i).
 
     With no plugin the engine still tracks every connection and prints
@@ -297,8 +368,9 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-def _run_and_report(ctx: click.Context, config, read_file, interface, fail_fast, progress, quiet,
-                    stats_json, stats_fh) -> None:
+def _run_and_report(
+    ctx: click.Context, config, read_file, interface, fail_fast, progress, quiet, stats_json, stats_fh
+) -> None:
     """Run the job, print the summary and what went wrong, exit with the
     documented code."""
     from mosfw.engine import EngineError, PluginError
@@ -342,8 +414,13 @@ def _run_and_report(ctx: click.Context, config, read_file, interface, fail_fast,
     for loss in lost:
         click.echo(f"mosfw: {loss.message()}", err=True)
     if stats_json:
-        doc = dict(stats.asdict(), status=result.status, error=result.error, seconds=round(elapsed, 6),
-                   cores_lost=[loss.asdict() for loss in lost])
+        doc = dict(
+            stats.asdict(),
+            status=result.status,
+            error=result.error,
+            seconds=round(elapsed, 6),
+            cores_lost=[loss.asdict() for loss in lost],
+        )
         import json  # only for --stats-json
 
         text = json.dumps(doc, sort_keys=True)
@@ -368,8 +445,11 @@ def _run_and_report(ctx: click.Context, config, read_file, interface, fail_fast,
         )
         ctx.exit(EXIT_INPUT_DAMAGED)
     if result.status == "stopped":
-        click.echo(f"mosfw: stopped on request (SIGINT/SIGTERM) after {stats.packets} packets: "
-                   "open flows were ended (reason eof) and reported", err=True)
+        click.echo(
+            f"mosfw: stopped on request (SIGINT/SIGTERM) after {stats.packets} packets: "
+            "open flows were ended (reason eof) and reported",
+            err=True,
+        )
     if lost:
         ctx.exit(EXIT_CORE_LOST)
     if stats.plugin_errors:

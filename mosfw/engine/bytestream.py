@@ -42,8 +42,9 @@ class _Bytestream(CoreState):
         return out
 
     def flow_ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
-        r = lib.mosfw_core_ppeek(self._c, flow._slot, flow.id, side, offset, self._pbuf,
-                                 min(n, self._pbuf_len))
+        r = lib.mosfw_core_ppeek(
+            self._c, flow._slot, flow.id, side, offset, self._pbuf, min(n, self._pbuf_len)
+        )
         if r == -2 and not self._bytestream_asked:
             self.enable_bytestream()
         return ffi.unpack(self._pbuf, r) if r > 0 else b""
@@ -105,12 +106,12 @@ class _Bytestream(CoreState):
         t = flow._rec.tuple
         # the sender: compare the source port and address with the client's
         l3, l4 = p.l3_off, p.l4_off
-        sport = int.from_bytes(frame[l4:l4 + 2], "big") if len(frame) >= l4 + 2 else 0
+        sport = int.from_bytes(frame[l4 : l4 + 2], "big") if len(frame) >= l4 + 2 else 0
         if p.family == 4:
-            src = frame[l3 + 12:l3 + 16]
+            src = frame[l3 + 12 : l3 + 16]
             cli = bytes(t.cli_addr[0:4])
         else:
-            src = frame[l3 + 8:l3 + 24]
+            src = frame[l3 + 8 : l3 + 24]
             cli = bytes(t.cli_addr[0:16])
         side = Side.CLIENT if (sport == t.cli_port and src == cli) else Side.SERVER
         offset = None

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mosfw._native import ffi, lib
 from mosfw.engine.adapt import adapt_callback
@@ -24,7 +25,6 @@ def _key(event) -> Any:
     if isinstance(event, EventType) and bin(int(event)).count("1") == 1:
         return int(event)
     raise TypeError(f"not a single EventType or a UserEvent: {event!r}")
-
 
 
 class _Callbacks(CoreState):
@@ -134,7 +134,9 @@ class _Callbacks(CoreState):
         if lib.mosfw_core_set_filter(self._c, bit, int(u.root), u.bpf.encode(), err) < 0:
             raise EngineError(f"user event {u.name}: {ffi.string(err).decode(errors='replace')}")
 
-    def raise_event(self, event, flow: Flow | None = None, side: Side | None = None, data: Any = None) -> None:
+    def raise_event(
+        self, event, flow: Flow | None = None, side: Side | None = None, data: Any = None
+    ) -> None:
         """Raise a user event now (``mtcp_raise_event``): its callbacks run
         at once (before this call returns), with ``flow``, ``side`` and
         ``data``; events derived from it are then evaluated (their filters
@@ -150,8 +152,9 @@ class _Callbacks(CoreState):
         self._activate(event)
         rec = self._cur[0]
         if rec is None:
-            rec = Event((self.now, 0, _NO_SLOT, int(EventType.TICK), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                         0))
+            rec = Event(
+                (self.now, 0, _NO_SLOT, int(EventType.TICK), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            )
         if side is None:
             side = SIDES[rec[8]]
         self._fire_ude(event, rec, flow, side, data)

@@ -20,8 +20,9 @@ path.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from sys import getrefcount
-from typing import Any, Callable
+from typing import Any
 
 from mosfw._dispatch import dispatch, flow_rows
 from mosfw._native import ffi, lib
@@ -72,7 +73,6 @@ def buffer_settings(config: Config) -> tuple[int, bool]:
     if not 0 < rmem < 2**31:
         raise EngineError(f"rmem_size must be between 1 and 2^31-1 bytes, not {rmem}")
     return rmem, bool(off)
-
 
 
 class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
@@ -143,7 +143,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         #: ``tick_sink(core, ts, {plugin name: value})`` at each tick: set
         #: by the runner (``mosfw_tick_merge`` in this process, or a
         #: message to the parent from a worker); None drops them
-        self.tick_sink: Callable[["Core", float, dict], None] | None = None
+        self.tick_sink: Callable[[Core, float, dict], None] | None = None
         self._ude_hook = pm.direct_callers("mosfw_user_event")
         self._timeout_hook = pm.direct_callers("mosfw_timeout")
 
@@ -359,7 +359,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
 
     # -- the loop ---------------------------------------------------------------
 
-    def run(self, progress: Callable[["Core"], None] | None = None, progress_every: float = 0.0) -> RunResult:
+    def run(self, progress: Callable[[Core], None] | None = None, progress_every: float = 0.0) -> RunResult:
         """Run until the input ends (or :meth:`request_stop`), dispatching
         every event; returns how it ended. ``progress(core)`` is called
         after bursts, at most every ``progress_every`` seconds."""
@@ -409,6 +409,8 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
             if self._stop_requested and not stop_sent:
                 lib.mosfw_core_stop(c)
                 stop_sent = True
-        error = ffi.string(lib.mosfw_core_error(c)).decode(errors="replace") if st == lib.MOSFW_RUN_ERROR else ""
+        error = (
+            ffi.string(lib.mosfw_core_error(c)).decode(errors="replace") if st == lib.MOSFW_RUN_ERROR else ""
+        )
         self._call_lifecycle("mosfw_core_finish", self.view)
         return RunResult(_FINAL[st], error, self.stats())

@@ -6,27 +6,34 @@ plugin error reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from sys import getrefcount
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from mosfw._native import lib
 from mosfw.engine.adapt import call_text
 from mosfw.engine.errors import PluginError, output_closed, raised_at
-from mosfw.plugin_faults import check_interrupt, describe
 from mosfw.engine.state import CoreState
 from mosfw.events import ERRORS, REASONS, SIDES, STATES, EventType
 from mosfw.flow import Flow, _addr
 from mosfw.manager import raised_by
+from mosfw.plugin_faults import check_interrupt, describe
 
 if TYPE_CHECKING:
     from mosfw.flowhost import FlowHost
 
 _NO_SLOT = 0xFFFFFFFF
 #: events whose records name a flow (subscribing to any needs CONN_END)
-_FLOW_BITS = int(EventType.PKT_IN | EventType.CONN_START | EventType.TCP_STATE_CHANGE
-                 | EventType.CONN_NEW_DATA | EventType.REXMIT | EventType.CONN_END | EventType.ERROR)
+_FLOW_BITS = int(
+    EventType.PKT_IN
+    | EventType.CONN_START
+    | EventType.TCP_STATE_CHANGE
+    | EventType.CONN_NEW_DATA
+    | EventType.REXMIT
+    | EventType.CONN_END
+    | EventType.ERROR
+)
 #: default reassembly buffer size (mOS's rmem_size default)
-
 
 
 #: what each argument of the side hooks (flow, side, event) is, in a
@@ -55,8 +62,15 @@ def _one_side_handler(name, hook, fn, argnames, get, get_flow, report) -> Callab
     if not all(a in _SIDE_ARGS for a in argnames):
         raise ValueError(f"{hook}: unexpected argument names {argnames!r}")
     src = _ONE_SIDE_HANDLER.format(call=call_text(argnames, _SIDE_ARGS))
-    ns = {"get": get, "get_flow": get_flow, "report": report, "fn": fn, "name": name, "hook": hook,
-          "SIDES": SIDES}
+    ns = {
+        "get": get,
+        "get_flow": get_flow,
+        "report": report,
+        "fn": fn,
+        "name": name,
+        "hook": hook,
+        "SIDES": SIDES,
+    }
     exec(compile(src, f"<mosfw {hook} handler>", "exec"), ns)  # noqa: S102 - the text above, hookspec names
     return ns["handle"]
 
@@ -115,9 +129,16 @@ class _DispatchTable(CoreState):
         sees the others)."""
         bits = 0
         for bit, roots in self._ude_roots.items():
-            if roots and all(u in self._bpf_bits for u in roots) and not (
-                    (self._pm_mask | self._extra_bits) & bit or bit in self._core_cbs
-                    or bit in self._flow_cb_keys or bit == int(EventType.CONN_END)):
+            if (
+                roots
+                and all(u in self._bpf_bits for u in roots)
+                and not (
+                    (self._pm_mask | self._extra_bits) & bit
+                    or bit in self._core_cbs
+                    or bit in self._flow_cb_keys
+                    or bit == int(EventType.CONN_END)
+                )
+            ):
                 bits |= bit
         return bits
 
@@ -197,7 +218,7 @@ class _DispatchTable(CoreState):
             if len(calls) == 1 and extra is None and not pm.through_pluggy(hook):
                 # the common case, one subscriber: no loop, and the
                 # implementation called with just the arguments it declared
-                (name, fn, argnames), = pm.direct_impls(hook)
+                ((name, fn, argnames),) = pm.direct_impls(hook)
                 return _one_side_handler(name, hook, fn, argnames, get, get_flow, report)
 
             def handle(rec) -> None:
@@ -354,8 +375,17 @@ class _DispatchTable(CoreState):
             if flow is not None and flow._timers:
                 flow._timers.pop(t.handle, None)
             if t.callback is not None:
-                call(getattr(t.callback, "__qualname__", "timer"), "timer callback", t._adapted,
-                     flow, None, rec, EventType.TIMEOUT, t.data, t)
+                call(
+                    getattr(t.callback, "__qualname__", "timer"),
+                    "timer callback",
+                    t._adapted,
+                    flow,
+                    None,
+                    rec,
+                    EventType.TIMEOUT,
+                    t.data,
+                    t,
+                )
             else:
                 for name, fn in timeout_hook:
                     try:

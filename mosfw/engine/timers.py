@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import heapq
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mosfw._native import lib
 from mosfw.engine.adapt import adapt_callback
@@ -19,8 +20,15 @@ class _Timers(CoreState):
 
     # -- timers ------------------------------------------------------------------
 
-    def settimer(self, seconds: float, callback: Callable | None = None, *, data: Any = None,
-                 flow: Flow | None = None, timer_id: Any = None):
+    def settimer(
+        self,
+        seconds: float,
+        callback: Callable | None = None,
+        *,
+        data: Any = None,
+        flow: Flow | None = None,
+        timer_id: Any = None,
+    ):
         """A one-shot timer (``mtcp_settimer``): fires ``seconds`` after
         now -- the time of the event being dispatched, on input time
         (packet time when reading a file, wall time live). Set before the
@@ -106,8 +114,29 @@ class _Timers(CoreState):
                 self._timers.pop(handle, None)
                 continue
             fid, slot = (t.flow.id, t.flow._slot) if t.flow is not None else (0, _NO_SLOT)
-            rec = Event((deadline, fid, slot, int(EventType.TIMEOUT), handle, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                         0, 0, 0, 0, 0))
+            rec = Event(
+                (
+                    deadline,
+                    fid,
+                    slot,
+                    int(EventType.TIMEOUT),
+                    handle,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+            )
             cur[0] = rec
             plain[int(EventType.TIMEOUT)](rec)
         cur[0] = outer

@@ -98,7 +98,8 @@ static PyObject *dispatch(PyObject *self, PyObject *const *args, Py_ssize_t narg
 
 	(void)self;
 	if (nargs != 5) {
-		PyErr_SetString(PyExc_TypeError, "dispatch(buf, n, cls, handlers, cur) takes 5 arguments");
+		PyErr_SetString(PyExc_TypeError,
+		                "dispatch(buf, n, cls, handlers, cur) takes 5 arguments");
 		return NULL;
 	}
 	n = PyLong_AsSsize_t(args[1]);
@@ -112,8 +113,8 @@ static PyObject *dispatch(PyObject *self, PyObject *const *args, Py_ssize_t narg
 	if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
 		return NULL;
 	if (n < 0 || (size_t)n > (size_t)view.len / sizeof(struct mosfw_event)) {
-		PyErr_Format(PyExc_ValueError, "dispatch: %zd records do not fit a %zd-byte buffer", n,
-		             view.len);
+		PyErr_Format(PyExc_ValueError, "dispatch: %zd records do not fit a %zd-byte buffer",
+		             n, view.len);
 		goto out;
 	}
 	recs = (const struct mosfw_event *)view.buf;
@@ -177,7 +178,8 @@ static PyObject *endpoints(PyObject *self, PyObject *arg)
 	if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
 		return NULL;
 	if ((size_t)view.len < sizeof(*t)) {
-		PyErr_Format(PyExc_ValueError, "endpoints: a %zd-byte buffer holds no tuple", view.len);
+		PyErr_Format(PyExc_ValueError, "endpoints: a %zd-byte buffer holds no tuple",
+		             view.len);
 		PyBuffer_Release(&view);
 		return NULL;
 	}
@@ -217,7 +219,8 @@ static PyObject *flow_rows(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		return NULL;
 	}
 	if (n < 0 || (size_t)n > (size_t)sl.len / sizeof(uint32_t)) {
-		PyErr_Format(PyExc_ValueError, "flow_rows: %zd slots do not fit a %zd-byte buffer", n, sl.len);
+		PyErr_Format(PyExc_ValueError, "flow_rows: %zd slots do not fit a %zd-byte buffer",
+		             n, sl.len);
 		goto out;
 	}
 	list = PyList_New(n);
@@ -235,9 +238,11 @@ static PyObject *flow_rows(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		}
 		f = (const struct mosfw_flow *)pool.buf + slot;
 		cli = endpoint_str(f->tuple.family, f->tuple.cli_addr, f->tuple.cli_port);
-		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr, f->tuple.srv_port) : NULL;
-		row = srv ? Py_BuildValue("(OOiidK)", cli, srv, (int)f->side[0].state, (int)f->side[1].state,
-		                          f->first_ts, (unsigned long long)f->id)
+		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr, f->tuple.srv_port)
+		          : NULL;
+		row = srv ? Py_BuildValue("(OOiidK)", cli, srv, (int)f->side[0].state,
+		                          (int)f->side[1].state, f->first_ts,
+		                          (unsigned long long)f->id)
 		          : NULL;
 		Py_XDECREF(cli);
 		Py_XDECREF(srv);
@@ -267,12 +272,15 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-	PyModuleDef_HEAD_INIT, "mosfw._dispatch",
-	"The per-burst loop handing event records to their Python handlers.", -1, methods,
-	NULL, NULL, NULL, NULL,
+	PyModuleDef_HEAD_INIT,
+	"mosfw._dispatch",
+	"The per-burst loop handing event records to their Python handlers.",
+	-1,
+	methods,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
 };
 
-PyMODINIT_FUNC PyInit__dispatch(void)
-{
-	return PyModule_Create(&module);
-}
+PyMODINIT_FUNC PyInit__dispatch(void) { return PyModule_Create(&module); }

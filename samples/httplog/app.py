@@ -34,7 +34,6 @@ import collections
 import json
 import re
 import sys
-from typing import Optional
 
 import mosfw
 from mosfw import Side
@@ -56,20 +55,34 @@ MAX_HEADER = 65536
 class Message:
     """One request or response as parsed."""
 
-    __slots__ = ("start", "method", "uri", "version", "status", "reason", "headers", "body_len",
-                 "content_length", "lost", "complete", "ts", "framing", "request")
+    __slots__ = (
+        "start",
+        "method",
+        "uri",
+        "version",
+        "status",
+        "reason",
+        "headers",
+        "body_len",
+        "content_length",
+        "lost",
+        "complete",
+        "ts",
+        "framing",
+        "request",
+    )
 
     def __init__(self, ts: float) -> None:
         self.ts = ts
         self.method = self.uri = self.version = self.reason = None
-        self.status: Optional[int] = None
+        self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.body_len = 0
-        self.content_length: Optional[int] = None
+        self.content_length: int | None = None
         self.lost = 0
         self.complete = False
         self.framing = "none"  # none, length, chunked, close
-        self.request: Optional[Message] = None  # for a response: the request it answers
+        self.request: Message | None = None  # for a response: the request it answers
 
 
 class HttpParser:
@@ -87,7 +100,7 @@ class HttpParser:
         self.on_resync = on_resync
         self.buf = bytearray()
         self.state = "start"
-        self.msg: Optional[Message] = None
+        self.msg: Message | None = None
         self.remaining = 0  # body bytes (or chunk bytes) still to come
         self.resyncs = 0
 
@@ -163,7 +176,7 @@ class HttpParser:
                 if not mt:
                     del buf[: max(0, len(buf) - 64)]  # keep a tail: a start line may straddle
                     return
-                del buf[:mt.start()]
+                del buf[: mt.start()]
                 self.state = "start"
                 continue
             if st == "start":
@@ -268,7 +281,7 @@ class HttpParser:
         self.msg = None
         self.state = "start"
 
-    def _parse_head(self, head: bytes, ts: float) -> Optional[Message]:
+    def _parse_head(self, head: bytes, ts: float) -> Message | None:
         pat = _REQ_LINE if self.is_request else _RESP_LINE
         mt = pat.match(head)
         if not mt:
@@ -280,7 +293,7 @@ class HttpParser:
             m.version = mt.group(1).decode()
             m.status = int(mt.group(2))
             m.reason = (mt.group(3) or b"").decode("latin-1")
-        for line in head[mt.end():].split(b"\n"):
+        for line in head[mt.end() :].split(b"\n"):
             line = line.rstrip(b"\r")
             if not line:
                 continue
@@ -340,7 +353,7 @@ class _Conn:
         if not (m.status is not None and 100 <= m.status < 200):
             m.request = self.pending.popleft() if self.pending else None
         method = m.request.method if m.request else None
-        if method == "HEAD" or m.status is not None and (100 <= m.status < 200 or m.status in (204, 304)):
+        if method == "HEAD" or (m.status is not None and (100 <= m.status < 200 or m.status in (204, 304))):
             return "none"
         te = m.headers.get("transfer-encoding", "").lower()
         if "chunked" in te:
@@ -358,7 +371,7 @@ class HttpLog:
         self.summary = summary
         self.counts = collections.Counter()
 
-    def _write(self, flow, req: Optional[Message], resp: Optional[Message]) -> None:
+    def _write(self, flow, req: Message | None, resp: Message | None) -> None:
         rec = {
             "ts": round((req or resp).ts, 6),
             "uid": flow.uid if hasattr(type(flow), "uid") else flow.id,
@@ -433,8 +446,11 @@ class HttpLog:
         self.out.flush()
         if self.summary:
             c = self.counts
-            print(f"httplog: core {core.id}: {c['transactions']} transactions, {c['requests']} requests, "
-                  f"{c['responses']} responses, {c['incomplete']} incomplete", file=sys.stderr)
+            print(
+                f"httplog: core {core.id}: {c['transactions']} transactions, {c['requests']} requests, "
+                f"{c['responses']} responses, {c['incomplete']} incomplete",
+                file=sys.stderr,
+            )
 
 
 _files: list = []
@@ -442,10 +458,18 @@ _files: list = []
 
 @mosfw.hookimpl
 def mosfw_addoption(parser) -> None:
-    parser.addoption("--http-log", default=None, metavar="PATH",
-                     help="httplog: write the JSON lines to PATH (default: stdout).")
-    parser.addoption("--http-summary", is_flag=True, default=False,
-                     help="httplog: a summary line per core on stderr at the end.")
+    parser.addoption(
+        "--http-log",
+        default=None,
+        metavar="PATH",
+        help="httplog: write the JSON lines to PATH (default: stdout).",
+    )
+    parser.addoption(
+        "--http-summary",
+        is_flag=True,
+        default=False,
+        help="httplog: a summary line per core on stderr at the end.",
+    )
 
 
 @mosfw.hookimpl
@@ -456,5 +480,6 @@ def mosfw_configure(config) -> None:
         _files.append(out)
     else:
         out = config.stdout
-    config.pluginmanager.register(HttpLog(out, bool(config.getoption("http_summary"))),
-                                  name=f"httplog-writer-{id(config)}")
+    config.pluginmanager.register(
+        HttpLog(out, bool(config.getoption("http_summary"))), name=f"httplog-writer-{id(config)}"
+    )

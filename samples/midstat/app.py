@@ -54,22 +54,22 @@ from __future__ import annotations
 import heapq
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import mosfw
 
 from .table import (
-    HEADER,
     ADDR_WIDTH,
-    STATE_WIDTH,
     CLEAR_SCREEN,
-    state_name,
+    HEADER,
+    STATE_WIDTH,
     format_header,
     format_row,
-    format_table,
-    rows_as_json,
-    gbps,
     format_stat_line,
+    format_table,
+    gbps,
+    rows_as_json,
+    state_name,
 )
 
 __all__ = [
@@ -121,7 +121,7 @@ class StatPrinter:
         err = (st.malformed + st.unsupported_link) - (prev.malformed + prev.unsupported_link)
         drops = (st.kernel_drops + st.iface_drops) - (prev.kernel_drops + prev.iface_drops)
         line = format_stat_line(
-            core.id, self.iface, st.flows_active, int(round(pkts / dt)), err, gbps(nbytes, dt), max(drops, 0)
+            core.id, self.iface, st.flows_active, round(pkts / dt), err, gbps(nbytes, dt), max(drops, 0)
         )
         try:
             self.err.write(line + "\n")
@@ -147,9 +147,17 @@ def ended_row(ts: float, flow) -> tuple:
     client state, server state)``, from a frozen :class:`mosfw.Flow`
     (:meth:`mosfw.engine.Core.recent_ends`)."""
     reason = flow.end_reason
-    return (ts, flow.client_str, flow.server_str, reason.label if reason else "-", flow.duration,
-            flow.pkts(0) + flow.pkts(1), flow.payload_bytes(0) + flow.payload_bytes(1),
-            flow.client_state, flow.server_state)
+    return (
+        ts,
+        flow.client_str,
+        flow.server_str,
+        reason.label if reason else "-",
+        flow.duration,
+        flow.pkts(0) + flow.pkts(1),
+        flow.payload_bytes(0) + flow.payload_bytes(1),
+        flow.client_state,
+        flow.server_state,
+    )
 
 
 def format_ended(ended: Sequence[tuple], count: int) -> str:
@@ -266,7 +274,9 @@ class Printer:
         text = self.render(rows, ts, "snapshot")
         if self.mode == "refresh" and not self.json:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-            title = f"midstat  {self.label}  {stamp}  {_plural(len(rows), 'connection')}  (Ctrl-C to stop)\n\n"
+            title = (
+                f"midstat  {self.label}  {stamp}  {_plural(len(rows), 'connection')}  (Ctrl-C to stop)\n\n"
+            )
             text = CLEAR_SCREEN + title + text
         self._write(text)
 
@@ -311,7 +321,9 @@ def format_summary(stats, live: bool = False, source: str = "") -> list[str]:
         + (f", {s.flows_refused} new connections refused (table full)" if s.flows_refused else ""),
     ]
     if live or s.kernel_drops or s.iface_drops:
-        lines.append(f"midstat: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface")
+        lines.append(
+            f"midstat: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface"
+        )
     if s.plugin_errors:
         lines.append(f"midstat: {_plural(s.plugin_errors, 'exception')} raised by plugins (see stderr)")
     return lines
@@ -351,17 +363,40 @@ def summary_json(stats, live: bool = False, source: str = "") -> dict:
 
 @mosfw.hookimpl
 def mosfw_addoption(parser):
-    parser.addoption("--once", is_flag=True, default=False,
-                     help="midstat: print only the table at the end of the input (and the summary).")
-    parser.addoption("--json", "json_out", is_flag=True, default=False,
-                     help="midstat: one JSON object per line: a snapshot per second, the final one, the summary.")
-    parser.addoption("--summary-only", is_flag=True, default=False,
-                     help="midstat: print only the final summary (the launcher's -q).")
-    parser.addoption("--refresh/--no-refresh", "refresh", default=None,
-                     help="midstat: redraw the screen for each table (default: live capture to a terminal).")
-    parser.addoption("--stat-print", "stat_print", metavar="IFACE", multiple=True, default=(),
-                     help="midstat: per-second RX pps, Gbit/s, drops and flows of IFACE on stderr "
-                          "(as mos.conf's stat_print; live capture only).")
+    parser.addoption(
+        "--once",
+        is_flag=True,
+        default=False,
+        help="midstat: print only the table at the end of the input (and the summary).",
+    )
+    parser.addoption(
+        "--json",
+        "json_out",
+        is_flag=True,
+        default=False,
+        help="midstat: one JSON object per line: a snapshot per second, the final one, the summary.",
+    )
+    parser.addoption(
+        "--summary-only",
+        is_flag=True,
+        default=False,
+        help="midstat: print only the final summary (the launcher's -q).",
+    )
+    parser.addoption(
+        "--refresh/--no-refresh",
+        "refresh",
+        default=None,
+        help="midstat: redraw the screen for each table (default: live capture to a terminal).",
+    )
+    parser.addoption(
+        "--stat-print",
+        "stat_print",
+        metavar="IFACE",
+        multiple=True,
+        default=(),
+        help="midstat: per-second RX pps, Gbit/s, drops and flows of IFACE on stderr "
+        "(as mos.conf's stat_print; live capture only).",
+    )
 
 
 def _opt(config, name, default=None):
@@ -383,7 +418,9 @@ def _printer(config) -> Printer | None:
         except (AttributeError, ValueError):
             refresh = False
     mode = "once" if _opt(config, "once", False) else ("refresh" if refresh and not json_out else "stream")
-    return Printer(config.stdout, mode=mode, json_out=json_out, label=config.interface or config.read_file or "")
+    return Printer(
+        config.stdout, mode=mode, json_out=json_out, label=config.interface or config.read_file or ""
+    )
 
 
 _app: Midstat | None = None  # this process's, set by mosfw_configure

@@ -3,7 +3,7 @@ the per-second statistics line (the formatting half of ``app.py``)."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 HEADER = "Proto CPU Client Address        Client State Server Address        Server State"
 """mOS's header line (for tables whose addresses fit in 21 columns)."""

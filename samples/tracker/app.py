@@ -73,17 +73,53 @@ zffi, zlib = _zeek.ffi, _zeek.lib
 
 #: conn.log columns, in Zeek's order, then mosfw's
 FIELDS = (
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "duration",
-    "orig_bytes", "resp_bytes", "conn_state", "history", "orig_pkts", "orig_ip_bytes",
-    "resp_pkts", "resp_ip_bytes", "orig_rexmit_pkts", "resp_rexmit_pkts", "cli_state",
-    "svr_state", "close_reason", "core",
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "orig_rexmit_pkts",
+    "resp_rexmit_pkts",
+    "cli_state",
+    "svr_state",
+    "close_reason",
+    "core",
 )
 #: their Zeek types (the #types line)
 TYPES = (
-    "time", "string", "addr", "port", "addr", "port", "enum", "interval",
-    "count", "count", "string", "string", "count", "count",
-    "count", "count", "count", "count", "string",
-    "string", "string", "count",
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "interval",
+    "count",
+    "count",
+    "string",
+    "string",
+    "count",
+    "count",
+    "count",
+    "count",
+    "count",
+    "count",
+    "string",
+    "string",
+    "string",
+    "count",
 )
 FORMATS = {"json": zlib.ZEEK_JSON, "zeek": zlib.ZEEK_TSV}
 
@@ -160,8 +196,9 @@ class _CoreFile:
     def mosfw_core_start(self, core) -> None:
         import tempfile  # only here and with -c N (shutil, random...: 4 ms of start-up)
 
-        fd, self.path = tempfile.mkstemp(prefix=f".tracker-core{core.id}-", suffix=".part",
-                                         dir=self.directory)
+        fd, self.path = tempfile.mkstemp(
+            prefix=f".tracker-core{core.id}-", suffix=".part", dir=self.directory
+        )
         self.fh = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
@@ -340,12 +377,20 @@ class ConnLog:
 @mosfw.hookimpl
 def mosfw_addoption(parser):
     parser.addoption(
-        "--conn-format", "conn_format", type=click.Choice(sorted(FORMATS)), default="json",
-        envvar="MOSFW_CONN_FORMAT", show_default=True,
+        "--conn-format",
+        "conn_format",
+        type=click.Choice(sorted(FORMATS)),
+        default="json",
+        envvar="MOSFW_CONN_FORMAT",
+        show_default=True,
         help="tracker: record format: JSON lines, or Zeek's TSV conn.log (zeek-cut reads it).",
     )
     parser.addoption(
-        "--conn-log", "conn_log", metavar="PATH", default=None, envvar="MOSFW_CONN_LOG",
+        "--conn-log",
+        "conn_log",
+        metavar="PATH",
+        default=None,
+        envvar="MOSFW_CONN_LOG",
         help="tracker: write the records to PATH (default: standard output).",
     )
 
@@ -356,7 +401,7 @@ class _Run:
     def __init__(self, fmt: str = "json", path: str | None = None) -> None:
         self.fmt = fmt
         self.path = path
-        self.out = None          # the --conn-log file (closed in mosfw_report)
+        self.out = None  # the --conn-log file (closed in mosfw_report)
         self.sink: _Sink | None = None
         self.core_file: _CoreFile | None = None  # -c N
 
@@ -392,8 +437,9 @@ def mosfw_configure(config):
         directory = os.path.dirname(os.path.abspath(path)) if path else tempfile.gettempdir()
         run.core_file = _CoreFile(directory)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
-        pm.register(ConnLog(run.core_file, fmt, live=bool(config.interface)),
-                    name=f"tracker-writer-{os.getpid()}")
+        pm.register(
+            ConnLog(run.core_file, fmt, live=bool(config.interface)), name=f"tracker-writer-{os.getpid()}"
+        )
         return
     if path:
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from mosfw.api import adapt_callback
 
-ALL = dict(flow="F", side="S", event="E", uevent="U", data="D", core="C", timer="T")
+ALL = {"flow": "F", "side": "S", "event": "E", "uevent": "U", "data": "D", "core": "C", "timer": "T"}
 
 
 def call(fn):
@@ -39,6 +39,7 @@ def test_same_code_other_defaults_is_checked_again():
     def make(defaults):
         def cb(flow, extra):
             return (flow, extra)
+
         cb.__defaults__ = defaults
         return cb
 

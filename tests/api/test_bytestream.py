@@ -61,8 +61,11 @@ def test_in_order_stream_is_read_exactly(mosfw_capture, mosfw_run):
     assert bytes(app.data[C]) == c.stream("client")
     assert bytes(app.data[S]) == c.stream("server")
     # one event per segment; each read returns exactly the event's bytes
-    assert [(e[1], e[2], len(e[3])) for e in app.events if e[0] == C] == [(1001, 300, 300), (1301, 200, 200),
-                                                                          (1501, 1, 1)]
+    assert [(e[1], e[2], len(e[3])) for e in app.events if e[0] == C] == [
+        (1001, 300, 300),
+        (1301, 200, 200),
+        (1501, 1, 1),
+    ]
     assert all(len(e[3]) == e[2] for e in app.events)
     info = app.infos[-1]
     assert info.init_seq == 5001 and info.next_byte_expected == 4 * 1448 == info.last_byte_read
@@ -124,8 +127,11 @@ def test_out_of_order_held_until_the_gap_fills(mosfw_capture, mosfw_run):
         @mosfw.hookimpl
         def mosfw_pkt_in(self, flow, side, event):
             if side == C and event.len:
-                frag_seen[event.seq] = (flow.fragments(C), flow.ppeek(C, 200, 100),
-                                        flow.stream_info(C).readable)
+                frag_seen[event.seq] = (
+                    flow.fragments(C),
+                    flow.ppeek(C, 200, 100),
+                    flow.stream_info(C).readable,
+                )
 
     app = App()
     c.deliver(segs, order=[2, 1, 0])
@@ -188,9 +194,9 @@ def test_overlap_policy_on_out_of_order_fragments(mosfw_capture, mosfw_run, poli
     cap = mosfw_capture()
     c = cap.conversation()
     c.handshake()
-    c.segment("client", "PA", seq=1101, payload=b"b" * 100)   # fragment [100, 200)
-    c.segment("client", "PA", seq=1151, payload=b"Y" * 100)   # overlaps it: [150, 250)
-    c.segment("client", "PA", seq=1001, payload=b"a" * 100)   # the fill
+    c.segment("client", "PA", seq=1101, payload=b"b" * 100)  # fragment [100, 200)
+    c.segment("client", "PA", seq=1151, payload=b"Y" * 100)  # overlaps it: [150, 250)
+    c.segment("client", "PA", seq=1001, payload=b"a" * 100)  # the fill
     app = Reader()
 
     class Policy:
@@ -447,7 +453,7 @@ def test_stream_info_and_fragments_fields(mosfw_capture, mosfw_run):
     cap = mosfw_capture()
     c = cap.conversation()
     c.handshake()
-    a, b, d = c.send_many("server", [100, 100, 100], emit=False)
+    a, _b, d = c.send_many("server", [100, 100, 100], emit=False)
     c.emit(a)
     c.emit(d)
     out = {}
@@ -462,8 +468,15 @@ def test_stream_info_and_fragments_fields(mosfw_capture, mosfw_run):
 
     mosfw_run(cap, plugins=[App()], events=("conn_new_data",))
     info = out["info"]
-    assert (info.init_seq, info.head, info.last_byte_read, info.next_byte_expected,
-            info.last_byte_received, info.fragments, info.size) == (5001, 0, 0, 100, 300, 1, 8192)
+    assert (
+        info.init_seq,
+        info.head,
+        info.last_byte_read,
+        info.next_byte_expected,
+        info.last_byte_received,
+        info.fragments,
+        info.size,
+    ) == (5001, 0, 0, 100, 300, 1, 8192)
     assert info.readable == 100
     assert out["frags"] == [(0, 100), (200, 100)]
     assert out["none"] is None
@@ -490,8 +503,8 @@ def test_views_after_conn_end_are_empty(mosfw_capture, mosfw_run):
 
 def test_rmem_size_from_config_fields(mosfw_capture, mosfw_run):
     """Config.rmem_size / no_ring_buffers win over mos.conf."""
-    from mosfw.engine import buffer_settings
     from mosfw.config import default_config
+    from mosfw.engine import buffer_settings
     from mosfw.options import Config
 
     mos = default_config().merged(rmem_size=4096, no_ring_buffers=1)

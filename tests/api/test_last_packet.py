@@ -29,16 +29,21 @@ def test_pkt_info_fields_for_every_packet(mosfw_capture, mosfw_run):
     rec = mosfw_run(cap, plugins=[App()])
     frames = [f for _, f in cap.packets]
     assert len(seen) == len(frames)
-    for (side, ev, p), frame in zip(seen, frames):
+    for (side, ev, p), frame in zip(seen, frames, strict=False):
         assert p.frame == frame and p.caplen == len(frame) == p.wirelen
-        assert (p.seq, p.ack, p.window, p.tcp_flags, p.payload_len) == (ev.seq, ev.ack, ev.window, ev.tcp_flags,
-                                                                          ev.len)
+        assert (p.seq, p.ack, p.window, p.tcp_flags, p.payload_len) == (
+            ev.seq,
+            ev.ack,
+            ev.window,
+            ev.tcp_flags,
+            ev.len,
+        )
         assert p.ts == ev.ts and p.pkt_index == ev.pkt_index and p.side == side
         assert p.l2 == frame[:14] and p.ip[:1] == b"\x45" and len(p.ip_header) == 20
         assert p.ip_len == len(frame) - 14
-        sport, dport, seq = struct.unpack("!HHI", p.tcp[:8])
+        sport, _dport, seq = struct.unpack("!HHI", p.tcp[:8])
         assert seq == p.seq and sport == (40000 if side == C else 80)
-        assert p.payload == frame[14 + 20 + len(p.tcp):]
+        assert p.payload == frame[14 + 20 + len(p.tcp) :]
     data = [p for _, _, p in seen if p.payload_len]
     assert data[0].payload == b"GET / HTTP/1.1\r\n\r\n" and data[0].offset == 0
     assert data[1].side == S and data[1].offset == 0 and data[1].payload == c.stream("server")
@@ -69,8 +74,11 @@ def test_packet_of_events_from_other_packets_and_none(mosfw_capture, mosfw_run):
             got.append((flow.client[0], reason.label, flow.last_packet()))
 
     mosfw_run(cap, plugins=[App()], tcp_timeout=30)
-    assert got[:3] == [("10.0.0.1", "SYN_SENT", 1, 0x02), ("10.0.0.9", "SYN_SENT", 2, 0x02),
-                       ("10.0.0.1", "SYN_RCVD", 3, 0x12)]
+    assert got[:3] == [
+        ("10.0.0.1", "SYN_SENT", 1, 0x02),
+        ("10.0.0.9", "SYN_SENT", 2, 0x02),
+        ("10.0.0.1", "SYN_RCVD", 3, 0x12),
+    ]
     assert ("10.0.0.1", "timeout", None) in got  # idle timeout: no packet
 
 

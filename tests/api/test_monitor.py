@@ -66,7 +66,7 @@ def test_orphan_filter(mosfw_capture, mosfw_run):
 
 def test_bad_monitor_filter(mosfw_capture, mosfw_run):
     # raised in mosfw_core_start: a plugin error (fail_fast in tests), naming the filter
-    with pytest.raises((EngineError, PluginError), match="stream_syn_filter.*syntax error"):
+    with pytest.raises((EngineError, PluginError), match=r"stream_syn_filter.*syntax error"):
         mosfw_run(flows(mosfw_capture), plugins=[Filters(syn="port and and")])
 
 

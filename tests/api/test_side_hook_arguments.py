@@ -24,8 +24,12 @@ def make_plugin(hook: str, argnames: tuple[str, ...], seen: list):
     """A plugin object whose ``hook`` takes exactly ``argnames``."""
     params = ", ".join(("self",) + argnames)
     ns: dict = {}
-    exec(f"def impl({params}):\n    seen.append(dict(zip({argnames!r}, ({', '.join(argnames)}{',' if argnames else ''}))))",
-         {"seen": seen}, ns)
+    exec(
+        f"def impl({params}):\n"
+        f"    seen.append(dict(zip({argnames!r}, ({', '.join(argnames)}{',' if argnames else ''}))))",
+        {"seen": seen},
+        ns,
+    )
     cls = type("Plug", (), {hook: mosfw.hookimpl(ns["impl"])})
     return cls()
 
@@ -60,7 +64,7 @@ def test_each_declared_argument_is_what_it_names(capture, mosfw_run, hook, subsc
         assert call["flow"].client_str == "10.0.0.1:40000"
     for argnames, seen in runs[1:]:
         assert [list(c) for c in seen] == [list(argnames)] * len(full), argnames
-        for got, want in zip(seen, full):
+        for got, want in zip(seen, full, strict=False):
             for a in argnames:
                 if a == "flow":
                     assert got[a].id == want[a].id

@@ -63,8 +63,11 @@ def test_per_flow_timer_hook_rearm_and_cancel(mosfw_capture, mosfw_run):
                 flow.settimer(1.0, data=data + 1, timer_id="tick")  # periodic
 
     mosfw_run(cap, plugins=[App()])
-    assert fired == [(11.0, 1, "tick", "10.0.0.1:40000"), (12.0, 2, "tick", "10.0.0.1:40000"),
-                     (13.0, 3, "tick", "10.0.0.1:40000")]
+    assert fired == [
+        (11.0, 1, "tick", "10.0.0.1:40000"),
+        (12.0, 2, "tick", "10.0.0.1:40000"),
+        (13.0, 3, "tick", "10.0.0.1:40000"),
+    ]
 
 
 def test_per_flow_timer_dropped_when_the_flow_ends(mosfw_capture, mosfw_run):

@@ -28,7 +28,7 @@ def two_flows(mosfw_capture):
 
 
 def test_bpf_filter_on_pkt_in(mosfw_capture, mosfw_run):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     SSH = define_event(EventType.PKT_IN, "tcp port 22", name="ssh")
     got = []
 
@@ -43,7 +43,7 @@ def test_bpf_filter_on_pkt_in(mosfw_capture, mosfw_run):
 
 
 def test_python_filter_on_new_data_and_module_functions(mosfw_capture, mosfw_run, tmp_path):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     app = tmp_path / "app.py"
     app.write_text(
         "import mosfw\n"
@@ -64,7 +64,7 @@ def test_python_filter_on_new_data_and_module_functions(mosfw_capture, mosfw_run
 def test_chain_two_levels_deep(mosfw_capture, mosfw_run):
     """PKT_IN -> (BPF: port 22) -> (Python: has payload) -> (Python: from
     the server): each level sees only what the one below let through."""
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     L1 = define_event(EventType.PKT_IN, "tcp port 22", name="l1")
     L2 = define_event(L1, lambda event: event.len > 0, name="l2")
     L3 = define_event(L2, lambda side: side == S, name="l3")
@@ -82,21 +82,25 @@ def test_chain_two_levels_deep(mosfw_capture, mosfw_run):
             log.append(("cb", uevent.name))
 
     mosfw_run(cap, plugins=[App()], events=None)
-    assert [x for x in log if x[0] == "l1"] == [("l1", 22, s, n) for s, n in
-                                               [("client", 0), ("server", 0), ("client", 0), ("client", 11),
-                                                ("server", 11)]]
+    assert [x for x in log if x[0] == "l1"] == [
+        ("l1", 22, s, n)
+        for s, n in [("client", 0), ("server", 0), ("client", 0), ("client", 11), ("server", 11)]
+    ]
     assert [x for x in log if x[0] in ("l2", "l3", "l2b", "cb")] == [
         ("l2", 22, "client", 11),
-        ("cb", "l2b"), ("l2b", 22, "client", 11),
+        ("cb", "l2b"),
+        ("l2b", 22, "client", 11),
         ("l2", 22, "server", 11),
-        ("cb", "l3"), ("l3", 22, "server", 11),
-        ("cb", "l2b"), ("l2b", 22, "server", 11),
+        ("cb", "l3"),
+        ("l3", 22, "server", 11),
+        ("cb", "l2b"),
+        ("l2b", 22, "server", 11),
     ]
     assert L3.chain == [L3, L2, L1] and L3.root == EventType.PKT_IN
 
 
 def test_alloc_and_raise(mosfw_capture, mosfw_run):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     BANNER = alloc_event(name="banner")
     SERVER_BANNER = define_event(BANNER, lambda data: data.startswith(b"SSH") and b"-y" in data, name="srv")
     got = []
@@ -117,13 +121,15 @@ def test_alloc_and_raise(mosfw_capture, mosfw_run):
             got.append(("srv", data))
 
     mosfw_run(cap, plugins=[App()], events=None)
-    assert got == [("banner", "client", b"SSH-2.0-x\r\n", "CONN_NEW_DATA"),
-                   ("banner", "server", b"SSH-2.0-y\r\n", "CONN_NEW_DATA"),
-                   ("srv", b"SSH-2.0-y\r\n")]
+    assert got == [
+        ("banner", "client", b"SSH-2.0-x\r\n", "CONN_NEW_DATA"),
+        ("banner", "server", b"SSH-2.0-y\r\n", "CONN_NEW_DATA"),
+        ("srv", b"SSH-2.0-y\r\n"),
+    ]
 
 
 def test_per_flow_register_and_unregister(mosfw_capture, mosfw_run):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, web, _ssh = two_flows(mosfw_capture)
     web.send("client", 5)
     web.send("client", 5)
     got = []
@@ -149,7 +155,7 @@ def test_per_flow_register_and_unregister(mosfw_capture, mosfw_run):
 
 
 def test_per_flow_user_event_and_core_register(mosfw_capture, mosfw_run):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     DATA = define_event(EventType.PKT_IN, lambda event: event.len > 0, name="data")
     flow_cb, core_cb = [], []
 
@@ -169,7 +175,7 @@ def test_per_flow_user_event_and_core_register(mosfw_capture, mosfw_run):
 
 
 def test_bad_bpf_and_too_many_filters(mosfw_capture, mosfw_run):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     bad = define_event(EventType.PKT_IN, "tcp port nonsense-port-xyz")
 
     class Bad:
@@ -211,7 +217,7 @@ def test_define_event_argument_checks():
 
 
 def test_filter_that_raises_is_reported(mosfw_capture, mosfw_run):
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
 
     def boom(event):
         raise RuntimeError("boom")
@@ -229,7 +235,7 @@ def test_filter_that_raises_is_reported(mosfw_capture, mosfw_run):
 
 def test_unused_user_events_cost_nothing(mosfw_capture, mosfw_run):
     """An event nobody listens to is not active: no subscription."""
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     define_event(EventType.PKT_IN, "tcp", name="idle")
     masks = []
 
@@ -245,7 +251,7 @@ def test_unused_user_events_cost_nothing(mosfw_capture, mosfw_run):
 def test_bpf_only_events_are_filtered_in_c(mosfw_capture, mosfw_run):
     """When only BPF-filtered user events use PKT_IN, records of packets
     that match no filter are never produced: Python sees the matches."""
-    cap, web, ssh = two_flows(mosfw_capture)
+    cap, _web, _ssh = two_flows(mosfw_capture)
     SSH = define_event(EventType.PKT_IN, "tcp port 22")
     seen = []
 

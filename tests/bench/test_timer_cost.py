@@ -46,7 +46,9 @@ def capture(tmp_path_factory) -> Path:
     gen = d / "gen_capture"
     subprocess.run([CC, "-O2", "-o", str(gen), str(ROOT / "bench" / "gen_capture.c")], check=True)
     p = d / "tcp-10.pcap"
-    subprocess.run([str(gen), "-o", str(p), "-n", str(CONNECTIONS), "-c", "10"], check=True, capture_output=True)
+    subprocess.run(
+        [str(gen), "-o", str(p), "-n", str(CONNECTIONS), "-c", "10"], check=True, capture_output=True
+    )
     return p
 
 
@@ -102,8 +104,9 @@ def test_per_flow_timer_cost(benchmark, capture, how):
         plugins.append(Timers(how))
         return (_core(capture, plugins[-1]),), {}
 
-    result = benchmark.pedantic(lambda core: core.run(), setup=setup, rounds=ROUNDS, iterations=1,
-                                warmup_rounds=1)
+    result = benchmark.pedantic(
+        lambda core: core.run(), setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=1
+    )
     assert result.stats.plugin_errors == 0
     last = plugins[-1]
     assert last.set == CONNECTIONS

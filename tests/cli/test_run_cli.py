@@ -187,8 +187,14 @@ def test_hooks_command_lists_every_hook():
 def test_hooks_command_prints_whole_first_sentences():
     """Each hook's summary is its whole first sentence (docstrings wrap it
     over several lines), without reST markup; nothing cut mid-sentence."""
-    r = subprocess.run([sys.executable, "-m", "mosfw", "hooks"], capture_output=True, text=True, cwd=ROOT,
-                       timeout=60, env={**os.environ, "COLUMNS": "80"})
+    r = subprocess.run(
+        [sys.executable, "-m", "mosfw", "hooks"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert r.returncode == 0, r.stderr
     summary, name = {}, None
     for line in r.stdout.splitlines():
@@ -198,17 +204,20 @@ def test_hooks_command_prints_whole_first_sentences():
         else:
             assert line.startswith("    ") and len(line) <= 80, line
             summary[name] = (summary[name] + " " + line.strip()).strip()
-    assert summary["mosfw_core_result"] == ("Return this plugin's result of one core, to be merged by "
-                                            "mosfw_merge().")
-    assert summary["mosfw_input_end"] == ("The core's input ended (end of file, read error, Ctrl-C/SIGTERM) and "
-                                          "the flows still open have not ended yet.")
+    assert summary["mosfw_core_result"] == (
+        "Return this plugin's result of one core, to be merged by mosfw_merge()."
+    )
+    assert summary["mosfw_input_end"] == (
+        "The core's input ended (end of file, read error, Ctrl-C/SIGTERM) and "
+        "the flows still open have not ended yet."
+    )
     assert summary["mosfw_conn_end"] == "A connection is torn down (MOS_ON_CONN_END)."
     for name, text in summary.items():
         assert text.endswith("."), f"{name}: {text!r} is cut mid-sentence"
 
 
 def test_broken_pipe_is_quiet(small_pcap):
-    p = subprocess.run(  # noqa: S602 - the pipe into head is the test; the command line is ours
+    p = subprocess.run(
         f"{sys.executable} -m mosfw run -r {small_pcap} -p eventlog -q | head -1",
         shell=True,
         capture_output=True,

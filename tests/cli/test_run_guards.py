@@ -16,8 +16,14 @@ DEMO = ROOT / "tests" / "data" / "http-loss.pcap"
 
 
 def mosfw(*args, stdin=None, timeout=60):
-    return subprocess.run([sys.executable, "-m", "mosfw", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout, stdin=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "mosfw", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        stdin=stdin,
+    )
 
 
 @pytest.mark.parametrize("where", ["missing-dir", "a-directory"])

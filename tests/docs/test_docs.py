@@ -95,14 +95,15 @@ def test_attribute_docs_are_prose_not_a_type_field(built):
     garbled = []
     for page in built.glob("*.html"):
         html = page.read_text()
-        for m in re.finditer(r'<dl class="py (?:attribute|property|data)">\s*<dt[^>]*id="([^"]+)"(.*?)</dd></dl>',
-                             html, re.S):
+        for m in re.finditer(
+            r'<dl class="py (?:attribute|property|data)">\s*<dt[^>]*id="([^"]+)"(.*?)</dd></dl>', html, re.S
+        ):
             if '>Type<span class="colon">' in m.group(2):
                 garbled.append(f"{page.name}#{m.group(1)}")
     assert not garbled, f"{len(garbled)} attribute docs rendered as a Type field: {garbled}"
     # the text survives whole: Event.seq, Flow.last_ts
     hooks = (built / "hooks.html").read_text()
-    assert "TCP sequence number (REXMIT: the segment’s; NEW_DATA: first new byte)" in hooks
+    assert "TCP sequence number (REXMIT: the segment’s; NEW_DATA: first new byte)" in hooks  # noqa: RUF001 - as Sphinx renders it
     assert "Input time of the last packet (for ended flows: when it ended)" in hooks
 
 

@@ -50,11 +50,16 @@ def test_data_both_ways_and_fin_fin(conv, mosfw_run):
     c.send("server", 500)
     close_client_first(c)
     rec = mosfw_run(cap)
-    assert rec.short() == HANDSHAKE + [
-        ("conn_new_data", "client", 1001, 100),
-        ("conn_new_data", "server", 5001, 1000),
-        ("conn_new_data", "server", 6001, 500),
-    ] + CLIENT_CLOSE
+    assert (
+        rec.short()
+        == HANDSHAKE
+        + [
+            ("conn_new_data", "client", 1001, 100),
+            ("conn_new_data", "server", 5001, 1000),
+            ("conn_new_data", "server", 6001, 500),
+        ]
+        + CLIENT_CLOSE
+    )
     assert rec.stats.flows_ended_fin == 1 and rec.stats.rexmits == 0
 
 
@@ -232,15 +237,25 @@ def test_out_of_order_then_fill(conv, mosfw_run):
     c.emit(late)
     close_client_first(c)
     rec = mosfw_run(cap)
-    assert rec.short() == HANDSHAKE + [
-        ("rexmit", "client", 1001, 100),
-        ("conn_new_data", "client", 1001, 200),
-    ] + CLIENT_CLOSE
+    assert (
+        rec.short()
+        == HANDSHAKE
+        + [
+            ("rexmit", "client", 1001, 100),
+            ("conn_new_data", "client", 1001, 200),
+        ]
+        + CLIENT_CLOSE
+    )
     rec = mosfw_run(cap, no_ring_buffers=1)
-    assert rec.short() == HANDSHAKE + [
-        ("conn_new_data", "client", 1101, 100),
-        ("rexmit", "client", 1001, 100),
-    ] + CLIENT_CLOSE
+    assert (
+        rec.short()
+        == HANDSHAKE
+        + [
+            ("conn_new_data", "client", 1101, 100),
+            ("rexmit", "client", 1001, 100),
+        ]
+        + CLIENT_CLOSE
+    )
 
 
 def test_gap_never_filled_does_not_wedge(conv, mosfw_run):
@@ -359,11 +374,16 @@ def test_sequence_wraparound(conv, mosfw_run):
     c.rexmit(seg)
     close_client_first(c)
     rec = mosfw_run(cap)
-    assert rec.short() == HANDSHAKE + [
-        ("conn_new_data", "client", 2**32 - 49, 100),
-        ("conn_new_data", "client", 51, 100),
-        ("rexmit", "client", 51, 100),
-    ] + CLIENT_CLOSE
+    assert (
+        rec.short()
+        == HANDSHAKE
+        + [
+            ("conn_new_data", "client", 2**32 - 49, 100),
+            ("conn_new_data", "client", 51, 100),
+            ("rexmit", "client", 51, 100),
+        ]
+        + CLIENT_CLOSE
+    )
 
 
 @pytest.mark.parametrize(
@@ -373,7 +393,11 @@ def test_sequence_wraparound(conv, mosfw_run):
         {"vlan": 100},
         {"vlan": [100, 200]},
         {"client": ("fd00::1", 40000), "server": ("fd00::2", 80), "vlan": [7, 8]},
-        {"client": ("fd00::1", 40000), "server": ("fd00::2", 80), "ext_headers": ["hbh", "dstopts", "routing"]},
+        {
+            "client": ("fd00::1", 40000),
+            "server": ("fd00::2", 80),
+            "ext_headers": ["hbh", "dstopts", "routing"],
+        },
     ],
     ids=["ipv6", "vlan", "qinq", "ipv6-qinq", "ipv6-ext-headers"],
 )

@@ -111,10 +111,10 @@ def run_schedule(mosfw_capture, mosfw_run, sched, n_flows):
 @pytest.mark.parametrize(
     "seed,n_flows,n_packets,back_p,back_max",
     [
-        (1, 40, 200, 0.0, 0.0),      # time only moves forward
-        (2, 40, 200, 0.15, 30.0),    # goes back, within a timeout or three
-        (3, 60, 300, 0.25, 8.0),     # goes back often, a little
-        (4, 150, 400, 0.2, 200.0),   # far back, past the walk limit (lists out of order)
+        (1, 40, 200, 0.0, 0.0),  # time only moves forward
+        (2, 40, 200, 0.15, 30.0),  # goes back, within a timeout or three
+        (3, 60, 300, 0.25, 8.0),  # goes back often, a little
+        (4, 150, 400, 0.2, 200.0),  # far back, past the walk limit (lists out of order)
     ],
 )
 def test_timeouts_follow_the_idle_lists(mosfw_capture, mosfw_run, seed, n_flows, n_packets, back_p, back_max):
@@ -135,7 +135,12 @@ def test_a_flow_from_the_past_is_idle_from_input_time(mosfw_capture, mosfw_run):
     sched = [(f, float(t)) for f, t in ((0, 1000), (1, 1005), (2, 980), (3, 1006), (4, 1007), (5, 1020))]
     want = model(sched, 6)
     assert [w for w in want if w[0] == "end"] == [
-        ("end", 0, 1010.0), ("end", 1, 1015.0), ("end", 2, 1015.0), ("end", 3, 1016.0), ("end", 4, 1017.0)]
+        ("end", 0, 1010.0),
+        ("end", 1, 1015.0),
+        ("end", 2, 1015.0),
+        ("end", 3, 1016.0),
+        ("end", 4, 1017.0),
+    ]
     assert run_schedule(mosfw_capture, mosfw_run, sched, 6) == want
 
 
@@ -146,7 +151,7 @@ def test_a_flow_from_the_past_joins_the_tail_of_its_list(mosfw_capture, mosfw_ru
     due at once)."""
     n_old = 70
     sched = [(i, 1000.0 + i / 100) for i in range(n_old)]
-    sched.append((n_old, 990.0))                       # X, idle from 1000.69
+    sched.append((n_old, 990.0))  # X, idle from 1000.69
     sched += [(i, 1001.0 + i / 10) for i in range(6)]  # six of the older flows are touched again
     sched += [(n_old + 1, 1010.65), (n_old + 2, 1012.0)]
     want = model(sched, n_old + 3)

@@ -43,7 +43,7 @@ def test_flow_counters_and_context(mosfw_capture, mosfw_run):
     rec = mosfw_run(cap, plugins=[probe])
     assert rec.status == "done"
     assert probe.seen == [(Side.SERVER, 5001, 1000, 1)]
-    (flow, uctx, reason, cst, sst), = probe.ended
+    ((flow, uctx, reason, cst, sst),) = probe.ended
     assert uctx == {"starts": 2}
     assert reason == mosfw.EndReason.FIN
     assert (cst, sst) == (TcpState.TIME_WAIT, TcpState.CLOSED)
@@ -82,8 +82,13 @@ class TableAtTicks:
 
     @mosfw.hookimpl
     def mosfw_tick(self, core, ts):
-        self.tables.append((ts, [(f.id, f.client_state, f.server_state) for f in core.live_flows()],
-                            sorted((i, s) for i, s in self.states.items())))
+        self.tables.append(
+            (
+                ts,
+                [(f.id, f.client_state, f.server_state) for f in core.live_flows()],
+                sorted((i, s) for i, s in self.states.items()),
+            )
+        )
 
     @mosfw.hookimpl
     def mosfw_tcp_state_change(self, flow, event):
@@ -117,8 +122,11 @@ def test_live_flows_at_a_tick_are_the_table_at_that_second(mosfw_capture, mosfw_
         assert sorted((i, (c, s)) for i, c, s in table) == from_events, ts
         assert [i for i, _, _ in table] == sorted(i for i, _, _ in table)  # start order
     assert any(len(t) == 3 for _, t, _ in probe.tables)
-    assert any(TcpState.FIN_WAIT_1 in (c, s) or TcpState.CLOSE_WAIT in (c, s)
-               for _, t, _ in probe.tables for _, c, s in t)
+    assert any(
+        TcpState.FIN_WAIT_1 in (c, s) or TcpState.CLOSE_WAIT in (c, s)
+        for _, t, _ in probe.tables
+        for _, c, s in t
+    )
 
 
 def test_live_flows_leave_out_flows_stopped_on_both_sides(mosfw_capture, mosfw_run):

@@ -34,8 +34,10 @@ class Probe:
         self.eof_before_input_end = core.stats().flows_ended_eof
         # the same table as plain rows (what midstat reads)
         self.rows = core.live_rows()
-        self.rows_from_flows = [(f.client_str, f.server_str, int(f.client_state), int(f.server_state),
-                                 f.first_ts, f.id) for f in flows]
+        self.rows_from_flows = [
+            (f.client_str, f.server_str, int(f.client_state), int(f.server_state), f.first_ts, f.id)
+            for f in flows
+        ]
 
     @mosfw.hookimpl
     def mosfw_core_finish(self, core):
@@ -48,12 +50,12 @@ def five_conversations(cap):
         c.handshake()
         c.send("client", 100)
     cap.advance(0.5)
-    convs[0].close()                 # fin
-    convs[1].rst("server")           # rst
+    convs[0].close()  # fin
+    convs[1].rst("server")  # rst
     cap.advance(0.5)
-    convs[2].close(first="server")   # fin
-    convs[3].send("server", 50)      # 3 and 4 are still open at the end
-    convs[4].fin("client")           # (half closed)
+    convs[2].close(first="server")  # fin
+    convs[3].send("server", 50)  # 3 and 4 are still open at the end
+    convs[4].fin("client")  # (half closed)
     return convs
 
 
@@ -73,7 +75,9 @@ def test_input_end_sees_the_flows_the_end_of_input_ends(mosfw_capture, mosfw_run
 def test_live_rows_of_ipv6_and_many_flows(mosfw_capture, mosfw_run):
     cap = mosfw_capture(start=50.0)
     for i in range(300):
-        client = (f"fd00::{i + 1:x}", 30000 + i) if i % 3 == 0 else (f"10.1.{i // 250}.{i % 250 + 1}", 30000 + i)
+        client = (
+            (f"fd00::{i + 1:x}", 30000 + i) if i % 3 == 0 else (f"10.1.{i // 250}.{i % 250 + 1}", 30000 + i)
+        )
         server = ("fd00::ffff", 443) if i % 3 == 0 else SRV
         cap.conversation(client=client, server=server).handshake()
     probe = Probe(keep=0)
@@ -87,11 +91,16 @@ def test_recent_ends_are_the_last_flows_that_ended_before_the_end(mosfw_capture,
     five_conversations(cap)
     everything = Probe(keep=8)
     rec = mosfw_run(cap, plugins=[everything], events=["conn_end"])
-    ended = [(e.client, e.reason, e.ts, e.client_state, e.server_state)
-             for e in rec.of("conn_end") if e.reason != "eof"]
+    ended = [
+        (e.client, e.reason, e.ts, e.client_state, e.server_state)
+        for e in rec.of("conn_end")
+        if e.reason != "eof"
+    ]
     assert len(ended) == 3
-    got = [(f.client_str, f.end_reason.label, ts, f.client_state.name, f.server_state.name)
-           for ts, f in everything.recent]
+    got = [
+        (f.client_str, f.end_reason.label, ts, f.client_state.name, f.server_state.name)
+        for ts, f in everything.recent
+    ]
     assert got == ended  # the same flows, order, end times and last states as their CONN_END
     assert all(f.ended for _, f in everything.recent)
     # frozen copies: readable after the run, with the counters at their end
@@ -101,7 +110,9 @@ def test_recent_ends_are_the_last_flows_that_ended_before_the_end(mosfw_capture,
 
     two = Probe(keep=2)  # a ring: the oldest go
     mosfw_run(cap, plugins=[two])
-    assert [(ts, f.client_str) for ts, f in two.recent] == [(ts, f.client_str) for ts, f in everything.recent[-2:]]
+    assert [(ts, f.client_str) for ts, f in two.recent] == [
+        (ts, f.client_str) for ts, f in everything.recent[-2:]
+    ]
 
     none = Probe(keep=0)
     mosfw_run(cap, plugins=[none])

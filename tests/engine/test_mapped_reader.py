@@ -18,8 +18,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted(
-    p for d in ("tests/data", "tests/multicore/data", "tests/data/tracker", "native/fuzz/seeds")
-    for p in (ROOT / d).rglob("*") if p.suffix in (".pcap", ".pcapng")
+    p
+    for d in ("tests/data", "tests/multicore/data", "tests/data/tracker", "native/fuzz/seeds")
+    for p in (ROOT / d).rglob("*")
+    if p.suffix in (".pcap", ".pcapng")
 )
 
 
@@ -28,9 +30,26 @@ def run(path, *extra, reader="mmap"):
     env.pop("MOSFW_READER", None)
     if reader == "libpcap":
         env["MOSFW_READER"] = "libpcap"
-    r = subprocess.run([sys.executable, "-m", "mosfw", "run", "-r", str(path), "-p", "eventlog",
-                        "--stats-json", "-", *extra], capture_output=True, text=True, cwd=ROOT, env=env,
-                       timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mosfw",
+            "run",
+            "-r",
+            str(path),
+            "-p",
+            "eventlog",
+            "--stats-json",
+            "-",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     stats = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     st = stats[-1] if stats else {}
     st.pop("seconds", None)
@@ -41,8 +60,11 @@ def run(path, *extra, reader="mmap"):
 def mapped(path: Path) -> bool:
     """Would the mapped reader take this file (else libpcap reads it)?"""
     head = path.read_bytes()[:8]
-    return len(head) == 8 and struct.unpack("<I", head[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) \
+    return (
+        len(head) == 8
+        and struct.unpack("<I", head[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D)
         and struct.unpack("<HH", head[4:8]) == (2, 4)
+    )
 
 
 def test_the_corpus_has_mapped_and_other_files():

@@ -44,8 +44,13 @@ needs_editcap = pytest.mark.skipif(shutil.which("editcap") is None, reason="edit
 
 
 def mosfw(*args, timeout=60):
-    r = subprocess.run([sys.executable, "-m", "mosfw", "run", *map(str, args)], capture_output=True, text=True,
-                       cwd=ROOT, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     return r
 
@@ -59,10 +64,23 @@ def run_stats(path, *extra):
 
 
 def assert_counters_add_up(st):
-    assert st["packets"] == (st["tcp_packets"] + st["non_tcp"] + st["malformed"] + st["truncated"]
-                             + st["unsupported_link"] + st["fragments"] + st["bad_checksum"]), st
-    assert st["flows_created"] == (st["flows_ended_fin"] + st["flows_ended_rst"] + st["flows_ended_timeout"]
-                                   + st["flows_evicted"] + st["flows_ended_eof"] + st["flows_reused"]), st
+    assert st["packets"] == (
+        st["tcp_packets"]
+        + st["non_tcp"]
+        + st["malformed"]
+        + st["truncated"]
+        + st["unsupported_link"]
+        + st["fragments"]
+        + st["bad_checksum"]
+    ), st
+    assert st["flows_created"] == (
+        st["flows_ended_fin"]
+        + st["flows_ended_rst"]
+        + st["flows_ended_timeout"]
+        + st["flows_evicted"]
+        + st["flows_ended_eof"]
+        + st["flows_reused"]
+    ), st
 
 
 def pcap_records(blob: bytes) -> list[tuple[int, int]]:
@@ -83,7 +101,7 @@ def test_pcap_cut_mid_record(tmp_path, where):
     blob = DEMO.read_bytes()
     recs = pcap_records(blob)
     k = 150
-    start, end = recs[k]
+    start, _end = recs[k]
     cut = {"record-header": start + 7, "record-body": start + 16 + 20, "last-byte": len(blob) - 1}[where]
     kept = k if where != "last-byte" else len(recs) - 1
     f = tmp_path / f"cut-{where}.pcap"
@@ -124,7 +142,7 @@ def pcapng(tmp_path):
     recs = []
     blob = DEMO.read_bytes()
     for s, e in pcap_records(blob):
-        sec, usec, caplen, wire = struct.unpack("<IIII", blob[s : s + 16])
+        sec, usec, _caplen, _wire = struct.unpack("<IIII", blob[s : s + 16])
         recs.append((sec + usec / 1e6, blob[s + 16 : e]))
     p = tmp_path / "demo.pcapng"
     P.write_pcapng(p, recs, linktype="ether", snaplen=262144)
@@ -219,8 +237,12 @@ def test_not_a_capture(tmp_path, kind):
 @pytest.mark.parametrize("prob, seed", [(0.02, 1), (0.05, 2), (0.2, 3)])
 def test_editcap_random_byte_errors(tmp_path, prob, seed):
     f = tmp_path / f"e{seed}.pcap"
-    subprocess.run(["editcap", "-E", str(prob), "--seed", str(seed), str(DEMO), str(f)], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        ["editcap", "-E", str(prob), "--seed", str(seed), str(DEMO), str(f)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     r, st = run_stats(f, "-p", "eventlog")
     assert r.returncode == 0, r.stderr
     assert st["packets"] == DEMO_PACKETS and st["status"] == "done"
@@ -257,16 +279,25 @@ def test_flipped_header_bytes_are_counted(tmp_path):
 
 
 @needs_editcap
-@pytest.mark.parametrize("snaplen, truncated, tcp, flows", [(60, 127, 130, 2), (34, 264, 0, 0), (96, 0, 257, 4)])
+@pytest.mark.parametrize(
+    "snaplen, truncated, tcp, flows", [(60, 127, 130, 2), (34, 264, 0, 0), (96, 0, 257, 4)]
+)
 def test_snaplen_truncated_packets(tmp_path, snaplen, truncated, tcp, flows):
     """editcap -s N cuts every frame: IPv4 TCP headers still fit in 60
     bytes, IPv6 ones (74 bytes) do not. Cut headers are counted as
     truncated (the capture's doing), not malformed, and said so."""
     f = tmp_path / f"snap{snaplen}.pcap"
-    subprocess.run(["editcap", "-s", str(snaplen), str(DEMO), str(f)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["editcap", "-s", str(snaplen), str(DEMO), str(f)], check=True, capture_output=True, timeout=60
+    )
     r, st = run_stats(f)
     assert r.returncode == 0, r.stderr
-    assert (st["truncated"], st["tcp_packets"], st["malformed"], st["flows_created"]) == (truncated, tcp, 0, flows)
+    assert (st["truncated"], st["tcp_packets"], st["malformed"], st["flows_created"]) == (
+        truncated,
+        tcp,
+        0,
+        flows,
+    )
     assert_counters_add_up(st)
     if truncated:
         assert f"mosfw: {truncated} packets cut by the capture's snaplen" in r.stderr
@@ -283,7 +314,7 @@ def test_runt_frame_is_malformed_not_truncated(tmp_path, mosfw_capture):
     c = cap.conversation()
     c.handshake()
     frame = cap.records[0][1]
-    runt = frame[:14 + 20 + 8]  # Ethernet + IPv4 + 8 bytes of TCP
+    runt = frame[: 14 + 20 + 8]  # Ethernet + IPv4 + 8 bytes of TCP
     recs = [(1000.0, frame), (1000.1, runt)]
     whole = tmp_path / "runt.pcap"
     P.write_pcap(whole, recs, linktype="ether")
@@ -298,7 +329,9 @@ def test_runt_frame_is_malformed_not_truncated(tmp_path, mosfw_capture):
 @needs_editcap
 def test_nanosecond_pcap_same_results(tmp_path):
     ns = tmp_path / "ns.pcap"
-    subprocess.run(["editcap", "-F", "nsecpcap", str(DEMO), str(ns)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["editcap", "-F", "nsecpcap", str(DEMO), str(ns)], check=True, capture_output=True, timeout=60
+    )
     assert ns.read_bytes()[:4] == b"\x4d\x3c\xb2\xa1"
     a = mosfw("-r", DEMO, "-p", "eventlog", "-q")
     b = mosfw("-r", ns, "-p", "eventlog", "-q")
@@ -331,7 +364,9 @@ def test_nanosecond_timestamps_kept(tmp_path, mosfw_capture):
 
 
 @needs_editcap
-@pytest.mark.parametrize("encap, number, name", [("user0", 147, "unknown"), ("ieee-802-11", 105, "IEEE802_11")])
+@pytest.mark.parametrize(
+    "encap, number, name", [("user0", 147, "unknown"), ("ieee-802-11", 105, "IEEE802_11")]
+)
 def test_unknown_link_type(tmp_path, encap, number, name):
     f = tmp_path / f"{encap}.pcap"
     subprocess.run(["editcap", "-T", encap, str(DEMO), str(f)], check=True, capture_output=True, timeout=60)
@@ -369,7 +404,7 @@ def test_time_going_backwards_and_zero(tmp_path):
     f = tmp_path / "times.pcap"
     f.write_bytes(bytes(blob))
     r1, st1 = run_stats(f, "-p", "eventlog")
-    r2, st2 = run_stats(f, "-p", "eventlog")
+    r2, _st2 = run_stats(f, "-p", "eventlog")
     assert r1.returncode == 0 and r1.stdout == r2.stdout
     assert_counters_add_up(st1)
     ends = sum(1 for line in r1.stdout.splitlines() if json.loads(line)["event"] == "conn_end")

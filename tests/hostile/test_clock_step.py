@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -76,12 +75,15 @@ def test_connection_read_after_a_step_back_is_one_record(mosfw_capture, mosfw_ru
     (r,) = records
     assert (r["conn_state"], r["close_reason"], r["orig_pkts"], r["resp_pkts"]) == ("SF", "fin", 12, 10)
     # the record keeps the packets' own times (not input time)
-    assert r["ts"] == pytest.approx(start, abs=1e-6) and r["duration"] == pytest.approx(end - start - cap.step, abs=1e-6)
+    assert r["ts"] == pytest.approx(start, abs=1e-6) and r["duration"] == pytest.approx(
+        end - start - cap.step, abs=1e-6
+    )
     # -c 2: the same through the shared index and two cores
     path = tmp_path / "merged.pcap"
     cap.write_pcap(path)
-    out = subprocess.run([str(LAUNCHER), "-r", str(path), "-c", "2", "-q"], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [str(LAUNCHER), "-r", str(path), "-c", "2", "-q"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     recs2 = [json.loads(x) for x in out.stdout.splitlines()]
     assert [(x["close_reason"], x["orig_pkts"], x["resp_pkts"]) for x in recs2] == [("fin", 12, 10)]
@@ -174,7 +176,9 @@ def test_sanitizer_build_keeps_one_flow_across_a_step_back(mosfw_capture, tmp_pa
     path = tmp_path / "merged.pcap"
     cap.write_pcap(path)
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
-    r = subprocess.run([str(REPLAY), "-c", cores, str(path)], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [str(REPLAY), "-c", cores, str(path)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 0, r.stderr[-3000:]
     per_core = [dict(kv.split("=") for kv in line.split()[1:] if "=" in kv) for line in r.stdout.splitlines()]

@@ -44,16 +44,21 @@ FUZZ = ROOT / "native" / "fuzz"
 BUILD = ROOT / "native" / "build-fuzz"
 DATA = ROOT / "tests" / "data"
 SECONDS = int(os.environ.get("MOSFW_FUZZ_SECONDS", "60"))
-ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allocator_may_return_null=1",
-           UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+ENV = dict(
+    os.environ,
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allocator_may_return_null=1",
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+)
 
 
 @pytest.fixture(scope="module")
 def harnesses() -> Path:
     r = subprocess.run([str(FUZZ / "build.sh"), str(BUILD)], capture_output=True, text=True, timeout=600)
     if r.returncode == 3:
-        pytest.skip(f"no libFuzzer here ({r.stderr.strip()[:200]}); scripts/ensure-sysdeps.sh "
-                    "installs clang and libclang-rt-14-dev")
+        pytest.skip(
+            f"no libFuzzer here ({r.stderr.strip()[:200]}); scripts/ensure-sysdeps.sh "
+            "installs clang and libclang-rt-14-dev"
+        )
     assert r.returncode == 0, f"building the fuzz harnesses failed:\n{r.stderr[-4000:]}"
     return BUILD
 
@@ -61,8 +66,13 @@ def harnesses() -> Path:
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fuzz-seeds")
-    r = subprocess.run([sys.executable, str(FUZZ / "build_corpus.py"), str(out)], capture_output=True,
-                       text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, str(FUZZ / "build_corpus.py"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((out / "packets").iterdir())) >= 100
     assert len(list((out / "pcap").iterdir())) >= 50
@@ -71,8 +81,10 @@ def seeds(tmp_path_factory) -> Path:
 
 def _check(name: str, r: subprocess.CompletedProcess | None, out: str, artifacts: Path) -> int:
     found = sorted(p.name for p in artifacts.iterdir()) if artifacts.exists() else []
-    how = (f"reproduce: {BUILD / name} {artifacts}/<file>  (the input is kept there; copy a "
-           "small one to tests/data/fuzz-*.pcap as a regression)")
+    how = (
+        f"reproduce: {BUILD / name} {artifacts}/<file>  (the input is kept there; copy a "
+        "small one to tests/data/fuzz-*.pcap as a regression)"
+    )
     assert not found, f"{name} found {found}; {how}\n{out[-6000:]}"
     assert r is not None and r.returncode == 0, f"{name} exited {r and r.returncode}; {how}\n{out[-6000:]}"
     m = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
@@ -90,10 +102,19 @@ def test_fuzz_run(harnesses, seeds, tmp_path):
         corpus.mkdir(parents=True, exist_ok=True)
         art = tmp_path / f"artifacts-{sub}"
         art.mkdir()
-        log = open(tmp_path / f"{name}.log", "w+")
-        argv = [str(harnesses / name), f"-max_total_time={SECONDS}", f"-max_len={max_len}",
-                "-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1", "-reload=0",
-                f"-artifact_prefix={art}/", str(corpus), str(seeds / sub)]
+        log = open(tmp_path / f"{name}.log", "w+")  # noqa: SIM115 - the fuzzer writes to it; closed below
+        argv = [
+            str(harnesses / name),
+            f"-max_total_time={SECONDS}",
+            f"-max_len={max_len}",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
+            "-reload=0",
+            f"-artifact_prefix={art}/",
+            str(corpus),
+            str(seeds / sub),
+        ]
         procs[name] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=ENV), log, art)
     execs = {}
     try:
@@ -127,11 +148,19 @@ def test_seed_corpus_and_regressions(harnesses, seeds, tmp_path):
     assert regress, "no tests/data/fuzz-*.pcap"
     # libFuzzer takes either corpus folders (-runs=0: each input once) or
     # files (each run once), not both
-    for name, inputs in (("fuzz_packets", [seeds / "packets"]), ("fuzz_pcap", [seeds / "pcap"]),
-                         ("fuzz_pcap", regress)):
+    for name, inputs in (
+        ("fuzz_packets", [seeds / "packets"]),
+        ("fuzz_pcap", [seeds / "pcap"]),
+        ("fuzz_pcap", regress),
+    ):
         runs = "-runs=0" if inputs[0].is_dir() else "-runs=1"
-        r = subprocess.run([str(harnesses / name), runs, f"-artifact_prefix={art}/", *map(str, inputs)],
-                           capture_output=True, text=True, timeout=600, env=ENV)
+        r = subprocess.run(
+            [str(harnesses / name), runs, f"-artifact_prefix={art}/", *map(str, inputs)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=ENV,
+        )
         out = r.stdout + r.stderr
         found = sorted(p.name for p in art.iterdir())
         assert r.returncode == 0 and not found, f"{name}: rc {r.returncode}, {found}\n{out[-6000:]}"
@@ -145,20 +174,47 @@ def test_harness_reports_a_broken_contract(harnesses, tmp_path):
     must make the harness abort with "contract violated", while the real
     harness passes the same file."""
     good = DATA / "http-loss.pcap"
-    r = subprocess.run([str(harnesses / "fuzz_pcap"), "-runs=1", str(good)], capture_output=True, text=True,
-                       timeout=120, env=ENV)
+    r = subprocess.run(
+        [str(harnesses / "fuzz_pcap"), "-runs=1", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Executed" in r.stderr and "http-loss.pcap" in r.stderr
     bad = tmp_path / "fuzz_pcap_selftest"
     tracker = ROOT / "samples" / "tracker" / "native"  # the Zeek observer the harness checks
     engine = sorted(str(p) for p in [*(ROOT / "native").glob("*.c"), *tracker.glob("*.c")])
-    c = subprocess.run([shutil.which("clang") or "clang", "-std=gnu11", "-g", "-O1", "-DMOSFW_FUZZ_SELFTEST",
-                        f"-I{ROOT / 'native'}", f"-I{tracker}",
-                        "-fsanitize=fuzzer,address,undefined", *engine, str(FUZZ / "fuzz_pcap.c"),
-                        "-o", str(bad), "-lpcap", "-lm"], capture_output=True, text=True, timeout=600)
+    c = subprocess.run(
+        [
+            shutil.which("clang") or "clang",
+            "-std=gnu11",
+            "-g",
+            "-O1",
+            "-DMOSFW_FUZZ_SELFTEST",
+            f"-I{ROOT / 'native'}",
+            f"-I{tracker}",
+            "-fsanitize=fuzzer,address,undefined",
+            *engine,
+            str(FUZZ / "fuzz_pcap.c"),
+            "-o",
+            str(bad),
+            "-lpcap",
+            "-lm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert c.returncode == 0, c.stderr[-3000:]
-    r = subprocess.run([str(bad), "-runs=1", f"-artifact_prefix={tmp_path}/", str(good)], capture_output=True,
-                       text=True, timeout=120, env=ENV)
+    r = subprocess.run(
+        [str(bad), "-runs=1", f"-artifact_prefix={tmp_path}/", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     assert r.returncode != 0 and "contract violated" in r.stderr, r.stderr[-3000:]
     assert "deadly signal" in r.stderr
 
@@ -173,10 +229,15 @@ def test_asan_replay_over_fuzz_seeds():
     Files in a link type mosfw does not read are refused, nothing else."""
     seeds = sorted((FUZZ / "seeds").glob("*.pcap*"))
     assert len(seeds) >= 70
-    r = subprocess.run([str(REPLAY), "-n", "1000", *map(str, seeds)], capture_output=True, text=True, timeout=300, env=ENV)
+    r = subprocess.run(
+        [str(REPLAY), "-n", "1000", *map(str, seeds)], capture_output=True, text=True, timeout=300, env=ENV
+    )
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
-    refused = [line for line in r.stderr.splitlines()
-               if line.startswith("mosfw-replay:") and "(filters skipped)" not in line]
+    refused = [
+        line
+        for line in r.stderr.splitlines()
+        if line.startswith("mosfw-replay:") and "(filters skipped)" not in line
+    ]
     assert all("unsupported link type" in line for line in refused), refused
     assert len(refused) == 1 and r.returncode == 1  # unsupported-link-type-160.pcap
     assert r.stdout.count("\n") == len(seeds) - 1

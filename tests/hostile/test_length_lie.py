@@ -61,7 +61,7 @@ def set_ip_length(frame: bytes, l2: int, value: int) -> bytes:
     if b[l2] >> 4 == 4:
         struct.pack_into("!H", b, l2 + 2, value)
         struct.pack_into("!H", b, l2 + 10, 0)
-        struct.pack_into("!H", b, l2 + 10, P.checksum(bytes(b[l2:l2 + (b[l2] & 15) * 4])))
+        struct.pack_into("!H", b, l2 + 10, P.checksum(bytes(b[l2 : l2 + (b[l2] & 15) * 4])))
     else:
         struct.pack_into("!H", b, l2 + 4, value)
     return bytes(b)
@@ -115,7 +115,8 @@ def test_httplog_logs_the_request_after_a_lying_packet(mosfw_capture, mosfw_run)
     rec = mosfw_run(cap, plugins=[HTTPLOG], events=None)
     logged = [json.loads(x) for x in rec.stdout.splitlines()]
     assert [(x["method"], x["uri"], x["host"], x["status"], x["lost"]) for x in logged] == [
-        ("GET", "/admin", "victim.example", 200, 0)]
+        ("GET", "/admin", "victim.example", 200, 0)
+    ]
     assert rec.stats.malformed == 1
 
 
@@ -127,7 +128,7 @@ def test_snaplen_cut_frame_is_judged_by_its_wire_length(mosfw_capture, mosfw_run
     cap, c = conversation(mosfw_capture, v6=v6)
     hdrs = 14 + (40 if v6 else 20) + 20
     cap.add(lying_segment(c, "ether", value=60000, payload=b"x" * 1000))  # a lie, and cut
-    c.send("client", 1000)   # the real segment, cut by the snaplen: 1000 - 10 payload bytes not kept
+    c.send("client", 1000)  # the real segment, cut by the snaplen: 1000 - 10 payload bytes not kept
     c.send("client", REQUEST[:8])  # also cut: 8 - 10 -> whole
     c.send("server", 8)
     c.close("client")
@@ -193,14 +194,17 @@ def test_sanitizer_build_counts_the_lie_as_malformed(mosfw_capture, tmp_path, co
             files.append(tmp_path / f"lie-{lt}-{v6}.pcap")
             cap.write_pcap(files[-1])
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
-    r = subprocess.run([str(REPLAY), "-c", cores, *map(str, files)], capture_output=True, text=True, timeout=120,
-                       env=env)
+    r = subprocess.run(
+        [str(REPLAY), "-c", cores, *map(str, files)], capture_output=True, text=True, timeout=120, env=env
+    )
     assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 0, r.stderr[-3000:]
     per_file = {}
     for line in r.stdout.splitlines():  # one line per file and core
         name, _, rest = line.partition(": ")
-        per_file.setdefault(Path(name).name, []).append(dict(kv.split("=") for kv in rest.split() if "=" in kv))
+        per_file.setdefault(Path(name).name, []).append(
+            dict(kv.split("=") for kv in rest.split() if "=" in kv)
+        )
     assert sorted(per_file) == sorted(f.name for f in files)
     for name, lines in per_file.items():
         assert len(lines) == int(cores)
@@ -210,4 +214,7 @@ def test_sanitizer_build_counts_the_lie_as_malformed(mosfw_capture, tmp_path, co
             # match IPv6 behind a DLT_NULL header: no flow, with or without
             # the lie (the same on a clean capture; not this fix's concern)
             continue
-        assert sum(int(x["flows"]) for x in lines) == 1 and sum(int(x["conn_end"]) for x in lines) == 1, (name, lines)
+        assert sum(int(x["flows"]) for x in lines) == 1 and sum(int(x["conn_end"]) for x in lines) == 1, (
+            name,
+            lines,
+        )

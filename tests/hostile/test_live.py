@@ -99,8 +99,10 @@ def finish(p: subprocess.Popen, timeout: float = 15) -> tuple[int, str, str, dic
 def traffic(net, n: int = 3) -> None:
     """n TCP connection attempts client -> server port 7 (refused: a SYN
     and a RST each): something for the capture to count."""
-    code = (f"import socket\nfor _ in range({n}):\n    s = socket.socket(); s.settimeout(1)\n"
-            f"    try: s.connect(('{net.srv4}', 7))\n    except OSError: pass\n    s.close()\n")
+    code = (
+        f"import socket\nfor _ in range({n}):\n    s = socket.socket(); s.settimeout(1)\n"
+        f"    try: s.connect(('{net.srv4}', 7))\n    except OSError: pass\n    s.close()\n"
+    )
     net.run_in("client", [sys.executable, "-c", code], check=False, timeout=20)
 
 
@@ -143,20 +145,36 @@ def test_signal_ends_with_final_report(net, tmp_path, sig):
     capture has nothing to read) ends the run at once: flows end with
     reason eof and are reported, the summary is printed, exit 0."""
     plugin = tmp_path / "ends.py"
-    plugin.write_text("import mosfw\n@mosfw.hookimpl\ndef mosfw_conn_end(flow, reason):\n"
-                      "    print(flow.client_str, reason.label, flush=True)\n")
+    plugin.write_text(
+        "import mosfw\n@mosfw.hookimpl\ndef mosfw_conn_end(flow, reason):\n"
+        "    print(flow.client_str, reason.label, flush=True)\n"
+    )
     # a connection that stays open: server listens, client connects and waits
-    srv = net.popen_in("server", [sys.executable, "-c", textwrap.dedent(f"""
+    srv = net.popen_in(
+        "server",
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import socket, time
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(('{net.srv4}', 9099)); s.listen(); c, _ = s.accept(); time.sleep(30)
-        """)])
+        """),
+        ],
+    )
     time.sleep(0.5)
     p = start(net, "--bpf", "tcp port 9099", plugin=plugin)
-    cli = net.popen_in("client", [sys.executable, "-c", textwrap.dedent(f"""
+    cli = net.popen_in(
+        "client",
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import socket, time
         s = socket.create_connection(('{net.srv4}', 9099)); s.sendall(b'hello'); time.sleep(30)
-        """)])
+        """),
+        ],
+    )
     try:
         time.sleep(1.5)  # connection up, then nothing: the capture is idle
         t = time.monotonic()
@@ -182,20 +200,36 @@ def test_idle_capture_still_expires_flows_and_ticks(net, tmp_path):
     (libpcap's TPACKET_V3 read blocks until a packet arrives; the engine
     polls the capture itself, 50 ms at a time.)"""
     plugin = tmp_path / "idle.py"
-    plugin.write_text("import mosfw\n@mosfw.hookimpl\ndef mosfw_conn_end(flow, reason):\n"
-                      "    print('end', reason.label, flush=True)\n"
-                      "@mosfw.hookimpl\ndef mosfw_tick(ts):\n    print('tick', flush=True)\n")
-    srv = net.popen_in("server", [sys.executable, "-c", textwrap.dedent(f"""
+    plugin.write_text(
+        "import mosfw\n@mosfw.hookimpl\ndef mosfw_conn_end(flow, reason):\n"
+        "    print('end', reason.label, flush=True)\n"
+        "@mosfw.hookimpl\ndef mosfw_tick(ts):\n    print('tick', flush=True)\n"
+    )
+    srv = net.popen_in(
+        "server",
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import socket, time
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(('{net.srv4}', 9098)); s.listen(); c, _ = s.accept(); time.sleep(30)
-        """)])
+        """),
+        ],
+    )
     time.sleep(0.5)
     p = start(net, "--bpf", "tcp port 9098", "--tcp-timeout", "1", plugin=plugin)
-    cli = net.popen_in("client", [sys.executable, "-c", textwrap.dedent(f"""
+    cli = net.popen_in(
+        "client",
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import socket, time
         s = socket.create_connection(('{net.srv4}', 9098)); s.sendall(b'hi'); time.sleep(30)
-        """)])
+        """),
+        ],
+    )
     try:
         time.sleep(4.0)
         p.send_signal(signal.SIGTERM)
@@ -214,8 +248,14 @@ def test_idle_capture_still_expires_flows_and_ticks(net, tmp_path):
 def test_permission_denied_as_nobody(net):
     # from a readable copy when nobody cannot read the checkout (tests/as_nobody.py)
     with python_as_nobody() as (argv, env, cwd):
-        r = net.run_in("server", [*argv, "-m", "mosfw", "run", "-i", net.srv_if],
-                       check=False, timeout=30, cwd=cwd, env=env)
+        r = net.run_in(
+            "server",
+            [*argv, "-m", "mosfw", "run", "-i", net.srv_if],
+            check=False,
+            timeout=30,
+            cwd=cwd,
+            env=env,
+        )
     assert r.returncode == 1, r.stderr
     assert f"permission denied capturing on '{net.srv_if}' (needs root or CAP_NET_RAW)" in r.stderr
     assert "Traceback" not in r.stderr
@@ -228,8 +268,12 @@ def flood(tmp_path_factory):
         pytest.skip("no C compiler for gen_synflood")
     d = tmp_path_factory.mktemp("live-flood")
     exe = d / "gen_synflood"
-    subprocess.run([cc, "-O2", str(ROOT / "native" / "fuzz" / "gen_synflood.c"), "-o", str(exe)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [cc, "-O2", str(ROOT / "native" / "fuzz" / "gen_synflood.c"), "-o", str(exe)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     pcap = d / "flood.pcap"
     subprocess.run([str(exe), str(pcap), "300000", "100"], check=True, timeout=60)
     return pcap
@@ -244,7 +288,8 @@ def test_slow_plugin_drops_are_counted_and_shown(net, tmp_path, flood):
         pytest.skip("tcpreplay not installed")
     flag = tmp_path / "replayed"
     plugin = tmp_path / "slow.py"
-    plugin.write_text(textwrap.dedent(f"""
+    plugin.write_text(
+        textwrap.dedent(f"""
         import os, time, mosfw
         slept = []
         @mosfw.hookimpl
@@ -254,11 +299,16 @@ def test_slow_plugin_drops_are_counted_and_shown(net, tmp_path, flood):
                 deadline = time.monotonic() + 60
                 while not os.path.exists({str(flag)!r}) and time.monotonic() < deadline:
                     time.sleep(0.05)
-        """))
+        """)
+    )
     p = start(net, "--max-concurrency", 10000, plugin=plugin)
     try:
-        r = net.run_in("client", ["tcpreplay", "-q", "-i", net.cli_if, "--topspeed", "--loop=4", str(flood)],
-                       check=False, timeout=120)
+        r = net.run_in(
+            "client",
+            ["tcpreplay", "-q", "-i", net.cli_if, "--topspeed", "--loop=4", str(flood)],
+            check=False,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
         flag.write_text("done")
         time.sleep(5)  # the engine drains what the ring kept
@@ -307,8 +357,14 @@ def test_drop_privileges_after_open(net):
         print(json.dumps(dict(uid=os.getuid(), euid=os.geteuid(), gid=gid, groups=os.getgroups(),
                               raw=raw, back=back, packets=res.stats.packets, status=res.status)))
         """)
-    p = net.popen_in("server", [sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                     text=True, cwd=ROOT)
+    p = net.popen_in(
+        "server",
+        [sys.executable, "-c", child],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert p.stdout.readline().strip() == "ready", p.stderr.read()
     traffic(net, 5)
     out, err = p.communicate(timeout=30)
@@ -323,11 +379,14 @@ def test_drop_privileges_after_open(net):
 
 def test_user_option_in_cli(net):
     """`mosfw run -i IFACE --user nobody` (once run.py has the option)."""
-    h = subprocess.run([sys.executable, "-m", "mosfw", "run", "--help"], capture_output=True, text=True, cwd=ROOT,
-                       timeout=30)
+    h = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
     if "--user" not in h.stdout:
-        pytest.skip("mosfw run has no --user option yet (mosfw/privileges.py has the function; "
-                    "see docs/robustness.md for the two calls run.py/runner.py need)")
+        pytest.skip(
+            "mosfw run has no --user option yet (mosfw/privileges.py has the function; "
+            "see docs/robustness.md for the two calls run.py/runner.py need)"
+        )
     p = start(net, "--user", "nobody")
     pid = p.pid
     deadline = time.monotonic() + 10
@@ -337,12 +396,17 @@ def test_user_option_in_cli(net):
             break
         time.sleep(0.05)
     status = Path(f"/proc/{pid}/status").read_text()
-    uids = [line for line in status.splitlines() if line.startswith("Uid:")][0].split()[1:]
+    uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
     assert set(map(int, uids)) == {pwd.getpwnam("nobody").pw_uid}, status
     traffic(net)
     p.send_signal(signal.SIGTERM)
     code, _, err, st = finish(p)
     assert code == 0 and st["packets"] >= 3, err
-    bad = subprocess.run([sys.executable, "-m", "mosfw", "run", "-i", "lo", "--user", "no-such-user-x"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-i", "lo", "--user", "no-such-user-x"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
     assert bad.returncode in (1, 2) and "no-such-user-x" in bad.stderr and "Traceback" not in bad.stderr

@@ -111,8 +111,12 @@ def gen(tmp_path_factory) -> Path:
     if not cc:
         pytest.skip("no C compiler for native/fuzz/gen_synflood.c")
     exe = tmp_path_factory.mktemp("gen") / "gen_synflood"
-    subprocess.run([cc, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", str(GEN_SRC), "-o", str(exe)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [cc, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", str(GEN_SRC), "-o", str(exe)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return exe
 
 
@@ -145,8 +149,13 @@ def run_measured(tmp_path: Path, *args) -> tuple[int, int, str, str]:
     that process alone, stdout, stderr)."""
     out, err, rss = tmp_path / "out.txt", tmp_path / "err.txt", tmp_path / "rss.txt"
     with open(out, "w") as o, open(err, "w") as e:
-        p = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(rss), sys.executable, "-m", "mosfw", "run",
-                              *map(str, args)], stdout=o, stderr=e, cwd=ROOT, start_new_session=True)
+        p = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, str(rss), sys.executable, "-m", "mosfw", "run", *map(str, args)],
+            stdout=o,
+            stderr=e,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         try:
             code = p.wait(timeout=300)
         except subprocess.TimeoutExpired:
@@ -164,16 +173,19 @@ def stats_of(stderr: str) -> dict:
 def test_syn_flood_bounded_and_evicts_oldest_half_open(flood, tmp_path):
     plugin = tmp_path / "checker.py"
     plugin.write_text(CHECKER)
-    code, rss, out, err = run_measured(tmp_path, "-r", flood, "--max-concurrency", MAX, "-p", plugin,
-                                       "--stats-json", "-")
+    code, rss, out, err = run_measured(
+        tmp_path, "-r", flood, "--max-concurrency", MAX, "-p", plugin, "--stats-json", "-"
+    )
     assert code == 0, err[-3000:]
     st = stats_of(err)
     res = json.loads(out.strip().splitlines()[-1])
     total = N_SYNS + N_EST
     # memory: below the documented bound
     bound = rss_bound(MAX)
-    print(f"peak RSS {rss / MiB:.1f} MiB, bound {bound / MiB:.1f} MiB (max_concurrency {MAX}, "
-          f"{total} flows, sizeof(struct mosfw_flow) = {flow_size()})")
+    print(
+        f"peak RSS {rss / MiB:.1f} MiB, bound {bound / MiB:.1f} MiB (max_concurrency {MAX}, "
+        f"{total} flows, sizeof(struct mosfw_flow) = {flow_size()})"
+    )
     assert rss < bound, f"peak RSS {rss / MiB:.1f} MiB over the bound {bound / MiB:.1f} MiB"
     # every established connection survived the flood
     assert res["established"] == {"fin": N_EST // 2, "eof": N_EST // 2}, res
@@ -194,10 +206,13 @@ def test_data_flood_with_reassembly_bounded(gen, tmp_path):
     flood = tmp_path / "ackflood.pcap"
     subprocess.run([str(gen), str(flood), str(N_SYNS), str(N_EST), "ack"], check=True, timeout=120)
     plugin = tmp_path / "newdata.py"
-    plugin.write_text("import mosfw\nn = [0]\n@mosfw.hookimpl\ndef mosfw_conn_new_data(flow):\n    n[0] += 1\n"
-                      "@mosfw.hookimpl\ndef mosfw_report():\n    print(n[0])\n")
-    code, rss, out, err = run_measured(tmp_path, "-r", flood, "--max-concurrency", MAX, "-p", plugin,
-                                       "--stats-json", "-")
+    plugin.write_text(
+        "import mosfw\nn = [0]\n@mosfw.hookimpl\ndef mosfw_conn_new_data(flow):\n    n[0] += 1\n"
+        "@mosfw.hookimpl\ndef mosfw_report():\n    print(n[0])\n"
+    )
+    code, rss, out, err = run_measured(
+        tmp_path, "-r", flood, "--max-concurrency", MAX, "-p", plugin, "--stats-json", "-"
+    )
     assert code == 0, err[-3000:]
     assert int(out.split()[-1]) >= N_SYNS  # every spoofed byte was new data
     bound = rss_bound(MAX, rmem_size=8192)
@@ -225,8 +240,9 @@ def test_full_table_of_established_refuses_syns(gen, tmp_path):
     subprocess.run([str(gen), str(p), "5000", "1000"], check=True, timeout=60)
     plugin = tmp_path / "checker.py"
     plugin.write_text(CHECKER)
-    code, _, out, err = run_measured(tmp_path, "-r", p, "--max-concurrency", 1000, "-p", plugin,
-                                     "--stats-json", "-")
+    code, _, out, err = run_measured(
+        tmp_path, "-r", p, "--max-concurrency", 1000, "-p", plugin, "--stats-json", "-"
+    )
     assert code == 0, err[-3000:]
     st = stats_of(err)
     res = json.loads(out.strip().splitlines()[-1])

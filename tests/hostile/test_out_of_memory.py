@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GEN_SRC = ROOT / "native" / "fuzz" / "gen_synflood.c"
 N_SYNS = 600_000
 
-LIMITER = '''
+LIMITER = """
 import resource
 import mosfw
 
@@ -54,7 +54,7 @@ def mosfw_error(code):
 @mosfw.hookimpl
 def mosfw_report():
     print(n["error"])
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,9 @@ def flood(tmp_path_factory) -> Path:
         pytest.skip("no C compiler for native/fuzz/gen_synflood.c")
     d = tmp_path_factory.mktemp("oom")
     exe = d / "gen_synflood"
-    subprocess.run([cc, "-std=gnu11", "-O2", str(GEN_SRC), "-o", str(exe)], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [cc, "-std=gnu11", "-O2", str(GEN_SRC), "-o", str(exe)], check=True, capture_output=True, timeout=120
+    )
     p = d / "flood.pcap"
     subprocess.run([str(exe), str(p), str(N_SYNS), "1000"], check=True, timeout=120)
     return p
@@ -74,10 +75,27 @@ def flood(tmp_path_factory) -> Path:
 def test_flow_index_that_cannot_grow_refuses_new_flows(flood, tmp_path):
     plugin = tmp_path / "limiter.py"
     plugin.write_text(LIMITER)
-    p = subprocess.Popen([sys.executable, "-m", "mosfw", "run", "-r", str(flood), "-p", str(plugin),
-                          "--max-concurrency", "1000000", "--stats-json", "-"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mosfw",
+            "run",
+            "-r",
+            str(flood),
+            "-p",
+            str(plugin),
+            "--max-concurrency",
+            "1000000",
+            "--stats-json",
+            "-",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     try:
         out, err = p.communicate(timeout=90)
     except subprocess.TimeoutExpired:
@@ -94,8 +112,17 @@ def test_flow_index_that_cannot_grow_refuses_new_flows(flood, tmp_path):
     assert int(out.strip().splitlines()[-1]) == st["flows_refused"]
     # the refused SYNs' packets are orphans; every tracked flow ends once
     assert st["orphans"] >= st["flows_refused"]
-    ended = sum(st[k] for k in ("flows_ended_fin", "flows_ended_rst", "flows_ended_timeout",
-                                 "flows_evicted", "flows_ended_eof", "flows_reused"))
+    ended = sum(
+        st[k]
+        for k in (
+            "flows_ended_fin",
+            "flows_ended_rst",
+            "flows_ended_timeout",
+            "flows_evicted",
+            "flows_ended_eof",
+            "flows_reused",
+        )
+    )
     assert ended == st["flows_created"]
     assert f"{st['flows_refused']} refused" in err
     assert "out of memory" in err, err[-2000:]

@@ -47,8 +47,13 @@ UNGUARDED: set[str] = set()  # every hook is guarded now
 
 
 def mosfw(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "mosfw", "run", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +87,26 @@ def every_event(tmp_path_factory):
 @pytest.fixture(scope="module")
 def baseline(every_event):
     """eventlog's output without a failing plugin, and event counts."""
-    r = mosfw("-r", every_event, "-p", "eventlog", "--events", ",".join(
-        ["conn_start", "tcp_state_change", "conn_new_data", "rexmit", "conn_end", "orphan", "error", "pkt_in"]),
-              "-q")
+    r = mosfw(
+        "-r",
+        every_event,
+        "-p",
+        "eventlog",
+        "--events",
+        ",".join(
+            [
+                "conn_start",
+                "tcp_state_change",
+                "conn_new_data",
+                "rexmit",
+                "conn_end",
+                "orphan",
+                "error",
+                "pkt_in",
+            ]
+        ),
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
     counts: dict[str, int] = {}
     for line in r.stdout.splitlines():
@@ -99,17 +121,18 @@ def plugin(tmp_path: Path, hook: str) -> Path:
     args, _, _ = HOOKS[hook]
     p = tmp_path / f"boom_{hook}.py"
     p.write_text(
-        "import mosfw\n"
-        "@mosfw.hookimpl\n"
-        f"def {hook}({args}):\n"
-        f"    raise ValueError('boom in {hook}')\n"
+        f"import mosfw\n@mosfw.hookimpl\ndef {hook}({args}):\n    raise ValueError('boom in {hook}')\n"
     )
     return p
 
 
 def marks(hook):
     if hook in UNGUARDED:
-        return [pytest.mark.xfail(strict=True, reason=f"runner.py calls {hook} unguarded (see docs/robustness.md)")]
+        return [
+            pytest.mark.xfail(
+                strict=True, reason=f"runner.py calls {hook} unguarded (see docs/robustness.md)"
+            )
+        ]
     return []
 
 

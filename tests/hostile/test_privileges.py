@@ -26,8 +26,9 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs 
 
 
 def child(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_unknown_user_and_group():
@@ -77,14 +78,25 @@ def test_not_root_cannot_switch_but_may_stay():
     # starts as nobody: from a readable copy when the checkout is not
     # readable by nobody (a clone under /root), tests/as_nobody.py
     with python_as_nobody() as (argv, env, cwd):
-        r = subprocess.run([*argv, "-c", textwrap.dedent("""
+        r = subprocess.run(
+            [
+                *argv,
+                "-c",
+                textwrap.dedent("""
             from mosfw.privileges import PrivilegeError, drop_privileges
             print(drop_privileges("nobody")[0])
             try:
                 drop_privileges("root")
             except PrivilegeError as e:
                 print(e)
-            """)], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+            """),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=60,
+        )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == str(pwd.getpwnam("nobody").pw_uid)

@@ -59,9 +59,27 @@ def packet(i: int, seq: int, payload_len: int, ts_us: int) -> bytes:
     src = bytes([10, 1 + i // 60000, (i // 250) % 240, 1 + i % 250])
     sport = 20000 + i % 30000
     tcp = struct.pack("!HHIIBBHHH", sport, 80, seq, 1, 5 << 4, 0x18, 65535, 0, 0)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 20 + payload_len, i & 0xFFFF, 0, 64, 6, 0, src,
-                     bytes([10, 255, 255, 1]))
-    frame = b"\x00\x00\x00\x00\x00\x02" + b"\x00\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + tcp + b"x" * payload_len
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + 20 + payload_len,
+        i & 0xFFFF,
+        0,
+        64,
+        6,
+        0,
+        src,
+        bytes([10, 255, 255, 1]),
+    )
+    frame = (
+        b"\x00\x00\x00\x00\x00\x02"
+        + b"\x00\x00\x00\x00\x00\x01"
+        + b"\x08\x00"
+        + ip
+        + tcp
+        + b"x" * payload_len
+    )
     return struct.pack("<IIII", ts_us // 1_000_000, ts_us % 1_000_000, len(frame), len(frame)) + frame
 
 
@@ -87,9 +105,32 @@ def run_measured(tmp_path: Path, flood: Path, memcap: int) -> tuple[int, int, st
     plugin.write_text(COUNTER)
     out, err, rss = tmp_path / "out.txt", tmp_path / "err.txt", tmp_path / "rss.txt"
     with open(out, "w") as o, open(err, "w") as e:
-        p = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(rss), sys.executable, "-m", "mosfw", "run",
-                              "-r", str(flood), "-f", str(conf), "-p", str(plugin), "--max-concurrency", "100000",
-                              "--stats-json", "-"], stdout=o, stderr=e, cwd=ROOT, start_new_session=True)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                LAUNCHER,
+                str(rss),
+                sys.executable,
+                "-m",
+                "mosfw",
+                "run",
+                "-r",
+                str(flood),
+                "-f",
+                str(conf),
+                "-p",
+                str(plugin),
+                "--max-concurrency",
+                "100000",
+                "--stats-json",
+                "-",
+            ],
+            stdout=o,
+            stderr=e,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         try:
             code = p.wait(timeout=300)
         except subprocess.TimeoutExpired:
@@ -109,8 +150,10 @@ def test_memcap_bounds_reassembly_memory_and_counts_what_it_cost(flood, tmp_path
     code, rss_cap, out_cap, err_cap = run_measured(tmp_path, flood, CAP)
     assert code == 0, err_cap[-3000:]
     free, cap = stats_of(err_free), stats_of(err_cap)
-    print(f"peak RSS without a cap {rss_free / MiB:.1f} MiB, with rmem_memcap {CAP // MiB} MiB: "
-          f"{rss_cap / MiB:.1f} MiB; bytes not kept {cap['rmem_memcap_bytes']}")
+    print(
+        f"peak RSS without a cap {rss_free / MiB:.1f} MiB, with rmem_memcap {CAP // MiB} MiB: "
+        f"{rss_cap / MiB:.1f} MiB; bytes not kept {cap['rmem_memcap_bytes']}"
+    )
     # without a cap every side keeps its buffer: nothing is counted, and
     # the buffers take what the flood makes them take
     assert free["rmem_memcap_bytes"] == 0
@@ -131,6 +174,14 @@ def test_memcap_bounds_reassembly_memory_and_counts_what_it_cost(flood, tmp_path
     # would have taken
     assert rss_cap < rss_free - (N_FLOWS - k) * 8192 + 16 * MiB
     # the rest is the same run: every packet and flow, each ended once
-    for key in ("packets", "tcp_packets", "flows_created", "flows_ended_eof", "flows_refused", "orphans", "nomem"):
+    for key in (
+        "packets",
+        "tcp_packets",
+        "flows_created",
+        "flows_ended_eof",
+        "flows_refused",
+        "orphans",
+        "nomem",
+    ):
         assert cap[key] == free[key], key
     assert cap["flows_created"] == N_FLOWS == cap["flows_ended_eof"]

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CC = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc/gcc) to build bench/gen_capture.c")
 
-PLUGIN = '''
+PLUGIN = """
 import os, signal, time, mosfw
 
 STATE = {"core": None, "pkts": 0, "merged": None}
@@ -71,7 +71,7 @@ def mosfw_merge(results):
 def mosfw_report(config, stats):
     config.stdout.write(f"REPORT per-core={STATE['merged']} flows={stats.flows_created}\\n")
     config.stdout.flush()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,9 @@ def workload(tmp_path_factory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("faults")
     exe = run_bench.build_generator(out)
     pcap = out / "w.pcap"
-    subprocess.run([str(exe), "-o", str(pcap), "-n", "2500", "-c", "200"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(exe), "-o", str(pcap), "-n", "2500", "-c", "200"], check=True, capture_output=True, timeout=60
+    )
     plug = out / "faulty.py"
     plug.write_text(PLUGIN)
     return pcap, plug
@@ -96,9 +97,16 @@ def _no_core_dumps() -> None:
 def start(workload, tmp_path, *extra, env=None, **kw) -> subprocess.Popen:
     pcap, plug = workload
     env = dict(os.environ, MC_READY_DIR=str(tmp_path), **(env or {}))
-    return subprocess.Popen([sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", str(plug),
-                             *map(str, extra)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, preexec_fn=_no_core_dumps, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", str(plug), *map(str, extra)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_no_core_dumps,
+        **kw,
+    )
 
 
 def finish(proc, timeout=120.0) -> tuple[str, str]:
@@ -106,7 +114,7 @@ def finish(proc, timeout=120.0) -> tuple[str, str]:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
+        _out, err = proc.communicate()
         raise AssertionError(f"mosfw did not finish within {timeout} s (it hangs):\n{err}") from None
 
 
@@ -158,8 +166,12 @@ def test_a_killed_worker_leaves_the_other_cores_results(workload, tmp_path, refe
     assert proc.returncode == 5, (proc.returncode, err)
     assert "Traceback" not in err, err
     num = int(getattr(signal, sig))
-    m = re.search(rf"^mosfw: core 1 \(worker pid \d+\) died \(killed by signal {num} \({sig}\)\) "
-                  r"after (\d+) packets", err, re.M)
+    m = re.search(
+        rf"^mosfw: core 1 \(worker pid \d+\) died \(killed by signal {num} \({sig}\)\) "
+        r"after (\d+) packets",
+        err,
+        re.M,
+    )
     assert m, err
     assert 0 < int(m.group(1)) < 50_000
     got = ends(out)
@@ -179,8 +191,12 @@ def test_a_worker_stopped_alone_by_sigterm_is_named(workload, tmp_path, referenc
     out, err = finish(proc)
     assert proc.returncode == 5, (proc.returncode, err)
     assert "Traceback" not in err, err
-    m = re.search(r"^mosfw: core 1 \(worker pid \d+\) was stopped by SIGTERM sent to it alone "
-                  r"after (\d+) packets", err, re.M)
+    m = re.search(
+        r"^mosfw: core 1 \(worker pid \d+\) was stopped by SIGTERM sent to it alone "
+        r"after (\d+) packets",
+        err,
+        re.M,
+    )
     assert m, err
     got = ends(out)
     assert got[0] == ref[0]

@@ -83,8 +83,9 @@ def capture(tmp_path_factory) -> bytes:
         pytest.skip("no C compiler for native/fuzz/gen_synflood.c")
     d = tmp_path_factory.mktemp("shrink")
     exe = d / "gen_synflood"
-    subprocess.run([cc, "-std=gnu11", "-O2", str(GEN_SRC), "-o", str(exe)], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [cc, "-std=gnu11", "-O2", str(GEN_SRC), "-o", str(exe)], check=True, capture_output=True, timeout=120
+    )
     p = d / "flood.pcap"
     subprocess.run([str(exe), str(p), str(N_SYNS), "1000"], check=True, timeout=120)
     data = p.read_bytes()
@@ -114,14 +115,36 @@ def test_file_shrinking_mid_run_is_a_read_error(capture, tmp_path, where, cores)
     cut = tmp_path / "cut-at.txt"
     env = dict(os.environ, SHRINK_PATH=str(path), SHRINK_WHERE=where, SHRINK_OUT=str(cut))
     env.pop("MOSFW_READER", None)
-    r = subprocess.run([sys.executable, "-m", "mosfw", "run", "-r", str(path), "-c", str(cores), "-p", str(plugin),
-                        "--max-concurrency", "400000", "--stats-json", "-"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mosfw",
+            "run",
+            "-r",
+            str(path),
+            "-c",
+            str(cores),
+            "-p",
+            str(plugin),
+            "--max-concurrency",
+            "400000",
+            "--stats-json",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     size = int(cut.read_text())
     assert path.stat().st_size == size < len(capture)  # the plugin did cut it
     whole = sum(1 for e in record_ends(capture) if e <= size)  # records wholly before the cut
     assert r.returncode == 3, (r.returncode, r.stderr[-3000:])
-    assert "Traceback" not in r.stderr and "died" not in r.stderr and "crash" not in r.stderr, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "died" not in r.stderr and "crash" not in r.stderr, r.stderr[
+        -3000:
+    ]
     msg = [line for line in r.stderr.splitlines() if line.startswith("mosfw: error: input")]
     assert msg, r.stderr[-3000:]
     assert repr(str(path)) in msg[0] and "truncated dump file" in msg[0] and "shrank" in msg[0], msg[0]
@@ -135,6 +158,15 @@ def test_file_shrinking_mid_run_is_a_read_error(capture, tmp_path, where, cores)
         assert st["packets"] == whole, (st["packets"], whole)
     else:
         # every flow of the records read ended once
-        ended = sum(st[k] for k in ("flows_ended_fin", "flows_ended_rst", "flows_ended_timeout",
-                                     "flows_evicted", "flows_ended_eof", "flows_reused"))
+        ended = sum(
+            st[k]
+            for k in (
+                "flows_ended_fin",
+                "flows_ended_rst",
+                "flows_ended_timeout",
+                "flows_evicted",
+                "flows_ended_eof",
+                "flows_reused",
+            )
+        )
         assert ended == st["flows_created"] > 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mc_helpers import child_pids  # noqa: E402
+from mc_helpers import child_pids
 
 
 @pytest.fixture

@@ -16,8 +16,14 @@ DATA = HERE / "data"
 
 def mosfw_cli(*args, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """``python -m mosfw ARGS`` from the repository root, output captured."""
-    return subprocess.run([sys.executable, "-m", "mosfw", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "mosfw", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def eventlog_lines(text: str) -> list[dict]:
@@ -35,8 +41,13 @@ def eventlog_lines(text: str) -> list[dict]:
 def record_key(ev: dict) -> tuple:
     """(client, server, event, side, reason) of an eventlog line; orphans
     (no flow) by their sender/receiver instead."""
-    return (ev.get("client", ev.get("src")), ev.get("server", ev.get("dst")), ev["event"],
-            ev.get("side"), ev.get("reason", ev.get("error")))
+    return (
+        ev.get("client", ev.get("src")),
+        ev.get("server", ev.get("dst")),
+        ev["event"],
+        ev.get("side"),
+        ev.get("reason", ev.get("error")),
+    )
 
 
 def multiset(events: list[dict]) -> collections.Counter:

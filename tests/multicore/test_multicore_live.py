@@ -31,9 +31,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mc_helpers import ROOT, eventlog_lines, mosfw_cli, multiset, stats_json  # noqa: E402
-
-import realnet  # noqa: E402
+import realnet
+from mc_helpers import ROOT, eventlog_lines, mosfw_cli, multiset, stats_json
 
 pytestmark = pytest.mark.realnet
 
@@ -70,10 +69,29 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
         with net.capture(pcap):
             before = packet_sockets(net, "server")
             with open(out_path, "w") as out, open(err_path, "w") as err:
-                proc = net.popen_in("server", [sys.executable, "-m", "mosfw", "run", "-i", net.srv_if,
-                                               "-c", "2", "-p", "eventlog", "-p", "samples/midstat", "--json",
-                                               "--stats-json", "-"],
-                                    stdout=out, stderr=err, cwd=ROOT)
+                proc = net.popen_in(
+                    "server",
+                    [
+                        sys.executable,
+                        "-m",
+                        "mosfw",
+                        "run",
+                        "-i",
+                        net.srv_if,
+                        "-c",
+                        "2",
+                        "-p",
+                        "eventlog",
+                        "-p",
+                        "samples/midstat",
+                        "--json",
+                        "--stats-json",
+                        "-",
+                    ],
+                    stdout=out,
+                    stderr=err,
+                    cwd=ROOT,
+                )
             deadline = time.monotonic() + 20
             while packet_sockets(net, "server") < before + 2:
                 assert proc.poll() is None, err_path.read_text()
@@ -90,7 +108,7 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
                 rc = proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                raise AssertionError("mosfw -c 2 did not stop within 30 s of SIGINT")
+                raise AssertionError("mosfw -c 2 did not stop within 30 s of SIGINT") from None
         srv = {net.srv4, f"[{net.srv6}]"}
     err = err_path.read_text()
     assert all(r.ok for r in results), [r for r in results if not r.ok]
@@ -112,8 +130,11 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
     flow_core = {(e["client"], e["server"]): e["core"] for e in events if "client" in e}
     rows = [r for t in tables for r in t["connections"]]
     assert all(flow_core[(r["client"], r["server"])] == r["cpu"] for r in rows), rows
-    web = [e for e in events if "client" in e and e["server"].rsplit(":", 1)[0] in srv
-           and e["server"].endswith(":8080")]
+    web = [
+        e
+        for e in events
+        if "client" in e and e["server"].rsplit(":", 1)[0] in srv and e["server"].endswith(":8080")
+    ]
     by_flow: dict[tuple, list] = collections.defaultdict(list)
     for e in web:
         by_flow[(e["client"], e["server"])].append(e)
@@ -136,4 +157,5 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
     offline = eventlog_lines(r.stdout)
     assert multiset(events) == multiset(offline), (
         f"live -c 2 only: {multiset(events) - multiset(offline)}; "
-        f"offline -c 1 only: {multiset(offline) - multiset(events)}")
+        f"offline -c 1 only: {multiset(offline) - multiset(events)}"
+    )

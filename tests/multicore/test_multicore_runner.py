@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, multiset  # noqa: E402
+from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, multiset
 
-from mosfw.engine import InputError, PluginError  # noqa: E402
-from mosfw.manager import MosfwPluginManager  # noqa: E402
-from mosfw.options import Config, UsageError  # noqa: E402
-from mosfw.runner import CoreResult, WorkerError, merge_stats, run_job  # noqa: E402
+from mosfw.engine import InputError, PluginError
+from mosfw.manager import MosfwPluginManager
+from mosfw.options import Config, UsageError
+from mosfw.runner import CoreResult, WorkerError, merge_stats, run_job
 
 WEB = DATA / "WebattackRCE.pcap"  # 797 connections
 DEMO = ROOT / "tests" / "data" / "http-loss.pcap"
 
-COUNTER = '''
+COUNTER = """
 import mosfw
 
 STATE = {"ends": 0, "merged": None, "cores": None}
@@ -52,7 +52,7 @@ def mosfw_merge(config, results, cores):
 def mosfw_report(config, stats):
     total = sum(r["ends"] for r in STATE["merged"] if r)
     config.stdout.write(f"REPORT cores={len(STATE['merged'])} ends={total} flows={stats.flows_created}\\n")
-'''
+"""
 
 
 def plugin_file(tmp_path: Path, source: str, name: str = "plug") -> Path:
@@ -66,9 +66,14 @@ def make_config(tmp_path, *plugins, cores=2, read_file=DEMO, stdout=None, stderr
     for p in plugins:
         pm.load(str(p))
     pm.check()
-    return Config(read_file=str(read_file), cores=cores, pluginmanager=pm,
-                  stdout=stdout if stdout is not None else io.StringIO(),
-                  stderr=stderr if stderr is not None else io.StringIO(), **kw)
+    return Config(
+        read_file=str(read_file),
+        cores=cores,
+        pluginmanager=pm,
+        stdout=stdout if stdout is not None else io.StringIO(),
+        stderr=stderr if stderr is not None else io.StringIO(),
+        **kw,
+    )
 
 
 def test_merge_hooks_get_each_cores_value_in_core_order(tmp_path, no_leftover_children):
@@ -76,7 +81,7 @@ def test_merge_hooks_get_each_cores_value_in_core_order(tmp_path, no_leftover_ch
     single = run_job(make_config(tmp_path, plug, cores=1, read_file=WEB))
     cfg = make_config(tmp_path, plug, cores=3, read_file=WEB)
     res = run_job(cfg)
-    mod = sys.modules[[m for m in sys.modules if m.startswith("mosfw_app_") and m.endswith("plug_py")][0]]
+    mod = sys.modules[next(m for m in sys.modules if m.startswith("mosfw_app_") and m.endswith("plug_py"))]
     merged, cores = mod.STATE["merged"], mod.STATE["cores"]
     assert [r["core"] for r in merged] == [0, 1, 2]
     assert len({r["pid"] for r in merged} | {os.getpid()}) == 4  # three workers, none is us
@@ -86,7 +91,10 @@ def test_merge_hooks_get_each_cores_value_in_core_order(tmp_path, no_leftover_ch
     # the parent's own module state was not touched by the workers' events
     assert mod.STATE["ends"] == single.stats.flows_created
     assert res.stats.flows_created == single.stats.flows_created
-    assert cfg.stdout.getvalue() == f"REPORT cores=3 ends={single.stats.flows_created} flows={single.stats.flows_created}\n"
+    assert (
+        cfg.stdout.getvalue()
+        == f"REPORT cores=3 ends={single.stats.flows_created} flows={single.stats.flows_created}\n"
+    )
     assert res.status == "done" and [c.status for c in res.cores] == ["done"] * 3
 
 
@@ -103,9 +111,22 @@ def test_counters_merge_like_one_core(tmp_path, no_leftover_children):
     for n in (2, 5):
         res = run_job(make_config(tmp_path, cores=n, read_file=WEB))
         many = res.stats
-        for f in ("packets", "bytes", "tcp_packets", "non_tcp", "malformed", "flows_created",
-                  "flows_ended_fin", "flows_ended_rst", "flows_ended_eof", "orphans", "rexmits",
-                  "events", "first_ts", "last_ts"):
+        for f in (
+            "packets",
+            "bytes",
+            "tcp_packets",
+            "non_tcp",
+            "malformed",
+            "flows_created",
+            "flows_ended_fin",
+            "flows_ended_rst",
+            "flows_ended_eof",
+            "orphans",
+            "rexmits",
+            "events",
+            "first_ts",
+            "last_ts",
+        ):
             assert getattr(many, f) == getattr(one, f), f
         assert sum(c.stats.packets for c in res.cores) == n * one.packets  # each read the file
         assert sum(c.stats.flows_created for c in res.cores) == one.flows_created
@@ -117,7 +138,13 @@ def test_merge_stats_sums_live_counters():
     a = RunStats(packets=10, tcp_packets=8, flows_created=2, first_ts=5.0, last_ts=9.0)
     b = RunStats(packets=7, tcp_packets=7, flows_created=3, first_ts=4.0, last_ts=8.0)
     live = merge_stats([a, b], same_input=False)
-    assert (live.packets, live.tcp_packets, live.flows_created, live.first_ts, live.last_ts) == (17, 15, 5, 4.0, 9.0)
+    assert (live.packets, live.tcp_packets, live.flows_created, live.first_ts, live.last_ts) == (
+        17,
+        15,
+        5,
+        4.0,
+        9.0,
+    )
     offline = merge_stats([a, b], same_input=True)
     assert (offline.packets, offline.tcp_packets, offline.flows_created) == (10, 8, 5)
 
@@ -134,7 +161,7 @@ def test_output_without_a_file_descriptor_comes_back_whole(tmp_path, no_leftover
 
 
 def test_output_to_a_file_is_whole_lines(tmp_path, no_leftover_children):
-    out = open(tmp_path / "out.jsonl", "w")
+    out = open(tmp_path / "out.jsonl", "w")  # noqa: SIM115 - the run's stdout; closed below
     cfg = make_config(tmp_path, "eventlog", cores=4, read_file=WEB, stdout=out)
     run_job(cfg)
     out.close()
@@ -153,7 +180,9 @@ def test_workers_are_pinned_to_distinct_cpus(tmp_path, no_leftover_children):
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip(f"one CPU available to this process ({cpus}): nothing to pin to")
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import os, mosfw
         @mosfw.hookimpl
         def mosfw_core_result(core):
@@ -161,19 +190,25 @@ def test_workers_are_pinned_to_distinct_cpus(tmp_path, no_leftover_children):
         @mosfw.hookimpl
         def mosfw_merge(config, results):
             config.stdout.write(repr(results))
-    ''', "aff")
+    """,
+        "aff",
+    )
     cfg = make_config(tmp_path, plug, cores=2)
     run_job(cfg)
     assert cfg.stdout.getvalue() == repr([[cpus[0]], [cpus[1]]])
 
 
 def test_unpicklable_core_result_is_a_plugin_error(tmp_path, no_leftover_children):
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import mosfw
         @mosfw.hookimpl
         def mosfw_core_result(core):
             return lambda: None
-    ''', "unpick")
+    """,
+        "unpick",
+    )
     cfg = make_config(tmp_path, plug, cores=2)
     res = run_job(cfg)
     assert res.stats.plugin_errors == 2
@@ -182,14 +217,20 @@ def test_unpicklable_core_result_is_a_plugin_error(tmp_path, no_leftover_childre
 
 
 def test_a_worker_that_dies_fails_the_run_naming_its_core(tmp_path, no_leftover_children):
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import os, signal, mosfw
         @mosfw.hookimpl
         def mosfw_conn_start(flow):
             os.kill(os.getpid(), signal.SIGKILL)
-    ''', "killer")
+    """,
+        "killer",
+    )
     t0 = time.monotonic()
-    with pytest.raises(WorkerError, match=r"core \d \(worker pid \d+\) died \(killed by signal 9 \(SIGKILL\)\)"):
+    with pytest.raises(
+        WorkerError, match=r"core \d \(worker pid \d+\) died \(killed by signal 9 \(SIGKILL\)\)"
+    ):
         run_job(make_config(tmp_path, plug, cores=2, read_file=WEB))
     assert time.monotonic() - t0 < 10
 
@@ -198,7 +239,9 @@ def test_a_worker_that_hangs_after_another_died_is_killed(tmp_path, no_leftover_
     # through the shared index a death stops the other cores (they may wait
     # for it); one that ignores the stop is killed after stop_timeout
     monkeypatch.setenv("MOSFW_SHARED_INDEX", "1")
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import os, signal, time, mosfw
         @mosfw.hookimpl
         def mosfw_core_start(core):
@@ -207,7 +250,9 @@ def test_a_worker_that_hangs_after_another_died_is_killed(tmp_path, no_leftover_
                 os.kill(os.getpid(), signal.SIGKILL)
             else:
                 time.sleep(3600)  # ignores the stop request
-    ''', "hang")
+    """,
+        "hang",
+    )
     t0 = time.monotonic()
     with pytest.raises(WorkerError, match=r"core 0 .*died"):
         run_job(make_config(tmp_path, plug, cores=2), stop_timeout=1.0)
@@ -217,20 +262,28 @@ def test_a_worker_that_hangs_after_another_died_is_killed(tmp_path, no_leftover_
 def test_setup_errors_in_workers_keep_their_kind(tmp_path, no_leftover_children):
     with pytest.raises(InputError, match="cannot read capture"):
         run_job(make_config(tmp_path, cores=2, read_file=tmp_path / "missing.pcap"))
-    bad = plugin_file(tmp_path, '''
+    bad = plugin_file(
+        tmp_path,
+        """
         import mosfw
         @mosfw.hookimpl
         def mosfw_configure(config):
             raise mosfw.UsageError("--frob: bad value")
-    ''', "usage")
+    """,
+        "usage",
+    )
     with pytest.raises(UsageError, match="--frob: bad value"):
         run_job(make_config(tmp_path, bad, cores=2))
-    crash = plugin_file(tmp_path, '''
+    crash = plugin_file(
+        tmp_path,
+        """
         import mosfw
         @mosfw.hookimpl
         def mosfw_configure(config):
             raise RuntimeError("oops in configure")
-    ''', "crash")
+    """,
+        "crash",
+    )
     # any other exception in configure is reported and counted in each
     # worker, as in every other hook; the run goes on
     result = run_job(make_config(tmp_path, crash, cores=2))
@@ -238,12 +291,16 @@ def test_setup_errors_in_workers_keep_their_kind(tmp_path, no_leftover_children)
 
 
 def test_fail_fast_plugin_error_comes_from_the_worker(tmp_path, no_leftover_children):
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import mosfw
         @mosfw.hookimpl
         def mosfw_conn_end(flow):
             raise ValueError("bad flow")
-    ''', "raiser")
+    """,
+        "raiser",
+    )
     with pytest.raises(PluginError, match=r"raised in mosfw_conn_end: ValueError: bad flow"):
         run_job(make_config(tmp_path, plug, cores=2, read_file=WEB), fail_fast=True)
     res = run_job(make_config(tmp_path, plug, cores=2, read_file=WEB))
@@ -251,15 +308,21 @@ def test_fail_fast_plugin_error_comes_from_the_worker(tmp_path, no_leftover_chil
 
 
 def test_progress_sees_merged_counters(tmp_path, no_leftover_children):
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import time, mosfw
         @mosfw.hookimpl
         def mosfw_conn_start(flow):
             time.sleep(0.002)
-    ''', "slow")
+    """,
+        "slow",
+    )
     seen = []
-    run_job(make_config(tmp_path, plug, cores=2, read_file=WEB),
-            progress=lambda view: seen.append((view.stats().packets, view.input_offset())))
+    run_job(
+        make_config(tmp_path, plug, cores=2, read_file=WEB),
+        progress=lambda view: seen.append((view.stats().packets, view.input_offset())),
+    )
     assert seen, "progress was never called"
     assert all(p >= 0 for p, _ in seen)
 
@@ -269,20 +332,25 @@ def test_zero_cores_is_a_usage_error(tmp_path):
         run_job(make_config(tmp_path, cores=0))
 
 
-def test_a_worker_dead_before_its_part_of_the_shared_index_stops_the_run(tmp_path, no_leftover_children,
-                                                                         monkeypatch):
+def test_a_worker_dead_before_its_part_of_the_shared_index_stops_the_run(
+    tmp_path, no_leftover_children, monkeypatch
+):
     """Through the shared index (native/shared_input.h) core 0 waits for
     core 1's part of the index; core 1 dies before making it. The waiting
     core still sees the stop (it returns to Python every few ms) and the
     run fails naming core 1, without hanging."""
     monkeypatch.setenv("MOSFW_SHARED_INDEX", "1")
-    plug = plugin_file(tmp_path, '''
+    plug = plugin_file(
+        tmp_path,
+        """
         import os, signal, mosfw
         @mosfw.hookimpl
         def mosfw_core_start(core):
             if core.id == 1:
                 os.kill(os.getpid(), signal.SIGKILL)
-    ''', "killer1")
+    """,
+        "killer1",
+    )
     t0 = time.monotonic()
     res = run_job(make_config(tmp_path, plug, cores=2, read_file=WEB), stop_timeout=5.0)
     assert time.monotonic() - t0 < 8

@@ -33,7 +33,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, mosfw_cli, multiset, stats_json  # noqa: E402
+from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, mosfw_cli, multiset, stats_json
 
 REAL = [ROOT / "tests" / "data" / "http-loss.pcap"] + sorted(DATA.glob("*.pcap*"))
 #: the runs compared: (cores, MOSFW_SHARED_INDEX); -c 4 twice: every core
@@ -57,8 +57,9 @@ def run_all(pcap) -> dict[tuple, tuple[list[dict], dict, list[dict]]]:
         env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
         if shared is not None:
             env["MOSFW_SHARED_INDEX"] = shared
-        r = mosfw_cli("run", "-r", pcap, "-p", "eventlog", *tracker, "-c", n, "-q", "--stats-json", "-",
-                      env=env)
+        r = mosfw_cli(
+            "run", "-r", pcap, "-p", "eventlog", *tracker, "-c", n, "-q", "--stats-json", "-", env=env
+        )
         assert r.returncode == 0, f"-c {n} on {pcap}: rc={r.returncode}\n{r.stderr}"
         stats = stats_json(r.stderr)
         lines = eventlog_lines(r.stdout)
@@ -83,8 +84,9 @@ def check_same(pcap, min_flows_to_split: int = 8) -> dict[int, tuple[list[dict],
         a, b = _frozen(base_conns), _frozen(conns)
         assert a == b, f"{pcap}: tracker records differ, -c 1 only: {a - b}; -c {n} only: {b - a}"
         got = multiset(events)
-        assert got == base, (f"{pcap}: -c {n} differs from -c 1: only with -c 1: {base - got}; "
-                             f"only with -c {n}: {got - base}")
+        assert got == base, (
+            f"{pcap}: -c {n} differs from -c 1: only with -c 1: {base - got}; only with -c {n}: {got - base}"
+        )
         cores = flow_cores(events)
         split = {flow: cs for flow, cs in cores.items() if len(cs) != 1}
         assert not split, f"{pcap}: -c {n}: flows with events on several cores: {split}"
@@ -92,7 +94,9 @@ def check_same(pcap, min_flows_to_split: int = 8) -> dict[int, tuple[list[dict],
         assert used <= set(range(n))
         if len(cores) >= min_flows_to_split:
             assert len(used) > 1, f"{pcap}: -c {n}: {len(cores)} flows, all on core(s) {used}"
-        diff = {k: (base_stats[k], stats[k]) for k in base_stats if k not in PER_RUN and base_stats[k] != stats[k]}
+        diff = {
+            k: (base_stats[k], stats[k]) for k in base_stats if k not in PER_RUN and base_stats[k] != stats[k]
+        }
         assert not diff, f"{pcap}: -c {n}: counters differ from -c 1 (-c 1, -c {n}): {diff}"
         if n > 1:
             assert stats["other_shard"] == (n - 1) * stats["tcp_packets"]

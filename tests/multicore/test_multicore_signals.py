@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mc_helpers import ROOT, child_pids, eventlog_lines, pid_alive  # noqa: E402
+from mc_helpers import ROOT, child_pids, eventlog_lines, pid_alive
 
 CC = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc/gcc) to build bench/gen_capture.c")
 
-SLOW = '''
+SLOW = """
 import os, time, mosfw
 
 STATE = {"pkts": 0}
@@ -60,7 +60,7 @@ def mosfw_report(config, stats):
     config.stdout.write(f"REPORT per-core={STATE['merged']} total={sum(x or 0 for x in STATE['merged'])} "
                         f"packets={stats.packets}\\n")
     config.stdout.flush()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,9 @@ def workload(tmp_path_factory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("mcsig")
     exe = run_bench.build_generator(out)
     pcap = out / "w.pcap"
-    subprocess.run([str(exe), "-o", str(pcap), "-n", "2500", "-c", "200"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(exe), "-o", str(pcap), "-n", "2500", "-c", "200"], check=True, capture_output=True, timeout=60
+    )
     plug = out / "slow.py"
     plug.write_text(SLOW)
     return pcap, plug
@@ -81,9 +82,15 @@ def workload(tmp_path_factory) -> tuple[Path, Path]:
 def start(workload, tmp_path, *extra, stdout=subprocess.PIPE, **kw) -> subprocess.Popen:
     pcap, plug = workload
     env = dict(os.environ, MC_READY_DIR=str(tmp_path))
-    return subprocess.Popen([sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", str(plug),
-                             "-c", "2", *extra], cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE,
-                            text=True, env=env, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", str(plug), "-c", "2", *extra],
+        cwd=ROOT,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **kw,
+    )
 
 
 def wait_ready(tmp_path, proc, n=2, timeout=20.0) -> list[int]:
@@ -103,8 +110,8 @@ def finish(proc, timeout=30.0) -> tuple[str, str]:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"mosfw did not finish within {timeout} s (it hangs):\n{err}")
+        _out, err = proc.communicate()
+        raise AssertionError(f"mosfw did not finish within {timeout} s (it hangs):\n{err}") from None
 
 
 def gone(pids, timeout=5.0) -> bool:
@@ -132,7 +139,7 @@ def test_stop_signal_still_makes_the_merged_report(workload, tmp_path, how):
     assert proc.returncode == 130, err  # interrupted while reading a file
     m = re.search(r"REPORT per-core=\[(\d+), (\d+)\] total=(\d+) packets=(\d+)", out)
     assert m, (out, err)
-    a, b, total, packets = map(int, m.groups())
+    a, b, total, _packets = map(int, m.groups())
     assert a > 0 and b > 0 and total == a + b
     assert total < 50_000  # it really was cut short
     assert "open at end" in err and "Traceback" not in err
@@ -164,7 +171,13 @@ def test_workers_follow_a_killed_parent(workload, tmp_path):
 
 def test_closed_stdout_is_quiet(workload, tmp_path):
     pcap, _ = workload
-    p = subprocess.run(f"{sys.executable} -m mosfw run -r {pcap} -p eventlog -c 2 -q | head -3",
-                       shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    p = subprocess.run(
+        f"{sys.executable} -m mosfw run -r {pcap} -p eventlog -c 2 -q | head -3",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert len(eventlog_lines(p.stdout)) == 3
     assert "Traceback" not in p.stderr, p.stderr

@@ -21,18 +21,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mc_helpers import DATA, ROOT, eventlog_lines, mosfw_cli, multiset, stats_json  # noqa: E402
+from mc_helpers import DATA, ROOT, eventlog_lines, mosfw_cli, multiset, stats_json
 
 from mosfw.testing import packets as P
 
-PROBE = '''
+PROBE = """
 import sys
 import mosfw
 
 @mosfw.hookimpl
 def mosfw_core_finish(core):
     print(f"input-shared core={core.id} shared={int(core.input_shared)}", file=sys.stderr)
-'''
+"""
 
 #: counters that differ by design between core counts
 PER_RUN = {"other_shard", "seconds", "pkt_per_s"}
@@ -44,22 +44,43 @@ SHARED = dict(os.environ, MOSFW_SHARED_INDEX="1")  # at any core count (else fro
 def run(pcap, cores, tmp_path, *extra, env=SHARED):
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    r = mosfw_cli("run", "-r", pcap, "-p", "eventlog", "-p", probe, "-c", cores, "-q", "--stats-json", "-",
-                  *extra, env=env)
+    r = mosfw_cli(
+        "run",
+        "-r",
+        pcap,
+        "-p",
+        "eventlog",
+        "-p",
+        probe,
+        "-c",
+        cores,
+        "-q",
+        "--stats-json",
+        "-",
+        *extra,
+        env=env,
+    )
     shared = {int(c): int(s) for c, s in re.findall(r"input-shared core=(\d+) shared=(\d)", r.stderr)}
     stats = stats_json(r.stderr)
-    return r, multiset(eventlog_lines(r.stdout)), {k: v for k, v in (stats or {}).items() if k not in PER_RUN}, \
-        shared
+    return (
+        r,
+        multiset(eventlog_lines(r.stdout)),
+        {k: v for k, v in (stats or {}).items() if k not in PER_RUN},
+        shared,
+    )
 
 
-@pytest.mark.parametrize("pcap", [ROOT / "tests" / "data" / "http-loss.pcap", DATA / "WebattackRCE.pcap",
-                                  DATA / "http_ipv6.pcap"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "pcap",
+    [ROOT / "tests" / "data" / "http-loss.pcap", DATA / "WebattackRCE.pcap", DATA / "http_ipv6.pcap"],
+    ids=lambda p: p.name,
+)
 @pytest.mark.parametrize("cores", [2, 3])
 def test_cores_read_through_the_index_with_one_readers_results(tmp_path, pcap, cores):
     r1, ev1, st1, _ = run(pcap, 1, tmp_path)
     rn, evn, stn, shared = run(pcap, cores, tmp_path)
     assert r1.returncode == rn.returncode == 0, rn.stderr
-    assert shared == {c: 1 for c in range(cores)}
+    assert shared == dict.fromkeys(range(cores), 1)
     assert evn == ev1
     assert stn == st1  # input counters of the whole file, first/last packet time included
 
@@ -67,7 +88,7 @@ def test_cores_read_through_the_index_with_one_readers_results(tmp_path, pcap, c
 def test_the_index_can_be_turned_off(tmp_path):
     pcap = ROOT / "tests" / "data" / "http-loss.pcap"
     env = dict(os.environ, MOSFW_SHARED_INDEX="0")
-    r, ev, st, shared = run(pcap, 2, tmp_path, env=env)
+    _r, ev, st, shared = run(pcap, 2, tmp_path, env=env)
     assert shared == {0: 0, 1: 0}
     assert (ev, st) == run(pcap, 1, tmp_path)[1:3]
 
@@ -93,8 +114,14 @@ def pcap_inside_a_download(path: Path, step: float = 0.01, inner_pcap: bool = Tr
 
     def add(src, dst, sport, dport, seq, ack, flags, payload=b""):
         nonlocal t
-        recs.append((t, P.ethernet(P.ip(src, dst, 6, P.tcp(src, dst, sport, dport, seq, ack, flags,
-                                                                 payload=payload)))))
+        recs.append(
+            (
+                t,
+                P.ethernet(
+                    P.ip(src, dst, 6, P.tcp(src, dst, sport, dport, seq, ack, flags, payload=payload))
+                ),
+            )
+        )
         t += step
 
     def conn(port, body_chunks):
@@ -153,8 +180,8 @@ def test_a_cut_file_ends_where_one_reader_ends(tmp_path, cut):
 def test_bpf_filter_as_one_reader(tmp_path):
     pcap = ROOT / "tests" / "data" / "http-loss.pcap"
     extra = ("--bpf", "tcp and not port 54488")
-    r1, ev1, st1, _ = run(pcap, 1, tmp_path, *extra)
-    r2, ev2, st2, shared = run(pcap, 2, tmp_path, *extra)
+    _r1, ev1, st1, _ = run(pcap, 1, tmp_path, *extra)
+    _r2, ev2, st2, shared = run(pcap, 2, tmp_path, *extra)
     assert shared == {0: 1, 1: 1}
     assert (ev2, st2) == (ev1, st1)
     assert 0 < st1["packets"] < 266
@@ -169,14 +196,17 @@ def test_midstat_tables_per_second_are_those_of_one_reader(tmp_path):
     pcap_inside_a_download(pcap, step=0.13, inner_pcap=False)
 
     def tables(cores):
-        r = mosfw_cli("run", "-r", pcap, "-p", ROOT / "samples" / "midstat", "--json", "-c", cores, env=SHARED)
+        r = mosfw_cli(
+            "run", "-r", pcap, "-p", ROOT / "samples" / "midstat", "--json", "-c", cores, env=SHARED
+        )
         assert r.returncode == 0, r.stderr
         snaps = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
         by_ts = collections.defaultdict(list)
         for s in snaps:
             if s["type"] == "snapshot":
-                by_ts[s["ts"]] += [(c["client"], c["client_state"], c["server"], c["server_state"])
-                                   for c in s["connections"]]
+                by_ts[s["ts"]] += [
+                    (c["client"], c["client_state"], c["server"], c["server_state"]) for c in s["connections"]
+                ]
         cpus = {c["cpu"] for s in snaps if s["type"] != "summary" for c in s["connections"]}
         return by_ts, collections.Counter(s["ts"] for s in snaps if s["type"] == "snapshot"), cpus
 
@@ -196,8 +226,8 @@ def test_used_by_default_from_eight_cores(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
     _, ev4, st4, shared4 = run(pcap, 4, tmp_path, env=env)
     _, ev8, st8, shared8 = run(pcap, 8, tmp_path, env=env)
-    assert shared4 == {c: 0 for c in range(4)}
-    assert shared8 == {c: 1 for c in range(8)}
+    assert shared4 == dict.fromkeys(range(4), 0)
+    assert shared8 == dict.fromkeys(range(8), 1)
     assert (ev8, st8) == (ev4, st4)
 
 
@@ -233,5 +263,5 @@ def test_a_packet_from_the_past_ends_no_flow_early(tmp_path):
     assert r1.returncode == 0
     assert st1["flows_created"] == len(ports) and st1["flows_ended_timeout"] == 0
     for env in (SHARED, dict(os.environ, MOSFW_SHARED_INDEX="0")):
-        r4, ev4, st4, _ = run(pcap, 4, tmp_path, env=env)
+        _r4, ev4, st4, _ = run(pcap, 4, tmp_path, env=env)
         assert (ev4, st4) == (ev1, st1)

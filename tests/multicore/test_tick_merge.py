@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mc_helpers import DATA  # noqa: E402
-from test_multicore_runner import make_config, plugin_file  # noqa: E402
+from mc_helpers import DATA
+from test_multicore_runner import make_config, plugin_file
 
-from mosfw.runner import run_job  # noqa: E402
+from mosfw.runner import run_job
 
 SCAN = DATA / "synscan.pcap"  # 23 s, 2011 packets of a SYN scan: many half-open flows
 
-TICKER = '''
+TICKER = """
 import mosfw
 
 MERGED = []
@@ -35,11 +35,13 @@ def mosfw_tick_result(core, ts):
 @mosfw.hookimpl
 def mosfw_tick_merge(config, ts, results):
     MERGED.append((ts, results))
-'''
+"""
 
 
 def module_of(name: str):
-    return sys.modules[[m for m in sys.modules if m.startswith("mosfw_app_") and m.endswith(f"{name}_py")][0]]
+    return sys.modules[
+        next(m for m in sys.modules if m.startswith("mosfw_app_") and m.endswith(f"{name}_py"))
+    ]
 
 
 def merged_run(tmp_path, cores: int, source: str = TICKER, name: str = "ticker", **kw):
@@ -57,7 +59,7 @@ def test_every_second_once_in_order_with_every_core(tmp_path, cores, no_leftover
     seconds = [ts for ts, _ in one]
     assert len(seconds) >= 5 and seconds == sorted(set(seconds))
     assert [ts for ts, _ in many] == seconds
-    for (ts, results), (_, (single,)) in zip(many, one):
+    for (ts, results), (_, (single,)) in zip(many, one, strict=False):
         assert [r["core"] for r in results] == list(range(cores))
         assert all(r["ts"] == ts for r in results)
         # the cores' tables together are the one core's table at that second
@@ -77,7 +79,9 @@ def test_an_unpicklable_value_is_a_plugin_error_of_its_core(tmp_path, no_leftove
     assert merged and all(results[1] is None and results[0]["core"] == 0 for _, results in merged)
 
 
-RAISING = TICKER.replace("    MERGED.append((ts, results))", "    MERGED.append((ts, results))\n    raise ValueError('boom')")
+RAISING = TICKER.replace(
+    "    MERGED.append((ts, results))", "    MERGED.append((ts, results))\n    raise ValueError('boom')"
+)
 
 
 @pytest.mark.parametrize("cores", [1, 2])
@@ -89,7 +93,9 @@ def test_a_merge_that_raises_is_counted_and_the_run_goes_on(tmp_path, cores, no_
     assert res.stats.plugin_errors >= (len(merged) if cores > 1 else 1)
 
 
-CLOSED = TICKER.replace("    MERGED.append((ts, results))", "    MERGED.append((ts, results))\n    raise BrokenPipeError")
+CLOSED = TICKER.replace(
+    "    MERGED.append((ts, results))", "    MERGED.append((ts, results))\n    raise BrokenPipeError"
+)
 
 
 @pytest.mark.parametrize("cores", [1, 2])
@@ -116,7 +122,8 @@ class _StubConfig:
 
         self.stderr = io.StringIO()
         self.pluginmanager = types.SimpleNamespace(
-            direct_callers=lambda hook: [("p", lambda config, ts, results: seen.append((ts, results)))])
+            direct_callers=lambda hook: [("p", lambda config, ts, results: seen.append((ts, results)))]
+        )
 
 
 def _blob(v):

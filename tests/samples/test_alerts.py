@@ -65,14 +65,17 @@ def test_default_rules_load(mosfw_capture, mosfw_run):
     assert [a["rule"] for a in alerts(rec)] == ["telnet", "http-admin"]
 
 
-@pytest.mark.parametrize("text, msg", [
-    ('alert x', "expected"),
-    ('block x "tcp"', "expected"),
-    ('alert x "tcp" bogus', "unexpected 'bogus'"),
-    ('alert x "tcp"\nalert x "udp"', "defined twice"),
-    ('ignore x "tcp" once', "only a name"),
-    ('alert x "tcp', "No closing quotation"),
-])
+@pytest.mark.parametrize(
+    "text, msg",
+    [
+        ("alert x", "expected"),
+        ('block x "tcp"', "expected"),
+        ('alert x "tcp" bogus', "unexpected 'bogus'"),
+        ('alert x "tcp"\nalert x "udp"', "defined twice"),
+        ('ignore x "tcp" once', "only a name"),
+        ('alert x "tcp', "No closing quotation"),
+    ],
+)
 def test_bad_rules(text, msg):
     import importlib.util
 

@@ -20,8 +20,10 @@ def test_demo_prints_midstat_tables_with_rows():
     r = subprocess.run(demo_command(), capture_output=True, text=True, timeout=120, cwd="/")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    headers = [l for l in lines if l.startswith("Proto CPU Client Address")]
-    rows = [l for l in lines if l.startswith("tcp ")]
+    headers = [ln for ln in lines if ln.startswith("Proto CPU Client Address")]
+    rows = [ln for ln in lines if ln.startswith("tcp ")]
     assert len(headers) >= 10 and len(rows) >= 50
-    assert all("ESTABLISHED" in l or "WAIT" in l or "SYN" in l or "CLOS" in l or "LAST_ACK" in l for l in rows)
+    assert all(
+        "ESTABLISHED" in ln or "WAIT" in ln or "SYN" in ln or "CLOS" in ln or "LAST_ACK" in ln for ln in rows
+    )
     assert "13 connections" in r.stdout + r.stderr

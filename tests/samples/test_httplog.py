@@ -38,13 +38,23 @@ def lines(rec):
 
 
 def short(rec):
-    return [(x["method"], x["uri"], x["status"], x["request_body_len"], x["response_body_len"], x["lost"],
-             x["complete"]) for x in lines(rec)]
+    return [
+        (
+            x["method"],
+            x["uri"],
+            x["status"],
+            x["request_body_len"],
+            x["response_body_len"],
+            x["lost"],
+            x["complete"],
+        )
+        for x in lines(rec)
+    ]
 
 
 def send_chunks(c, side, data, size=1000):
     for i in range(0, len(data), size):
-        c.send(side, data[i:i + size])
+        c.send(side, data[i : i + size])
 
 
 def test_keepalive_pipelining_and_framings(mosfw_capture, mosfw_run):
@@ -84,7 +94,7 @@ def test_loss_reordering_and_retransmissions(mosfw_capture, mosfw_run):
     c.send("client", req(uri="/big"))
     body = b"B" * 8000
     data = resp(body=body)
-    segs = c.send_many("server", [data[i:i + 1000] for i in range(0, len(data), 1000)], emit=False)
+    segs = c.send_many("server", [data[i : i + 1000] for i in range(0, len(data), 1000)], emit=False)
     c.deliver(segs, order=[0, 2, 1, 3, 3, 5, 6, 7, 8])  # 4 lost, 1/2 swapped, 3 twice
     c.ack("client")  # the client got everything: gives segment 4 up
     c.send("client", req(uri="/next"))
@@ -157,9 +167,12 @@ def test_parser_independent_of_segmentation(cut):
     p = mod.HttpParser(False)
     out = []
     for i in range(0, len(data), cut):
-        out += p.feed(data[i:i + cut], 0, 0.0)
-    assert [(m.status, m.body_len, m.complete) for m in out] == [(200, 42, True), (200, 9, True),
-                                                                 (204, 0, True)]
+        out += p.feed(data[i : i + cut], 0, 0.0)
+    assert [(m.status, m.body_len, m.complete) for m in out] == [
+        (200, 42, True),
+        (200, 9, True),
+        (204, 0, True),
+    ]
 
 
 def test_bundled_capture_with_loss(mosfw_run):
@@ -168,7 +181,16 @@ def test_bundled_capture_with_loss(mosfw_run):
     http fields on this file give the same, see test_httplog_real.py for
     the comparison on a fresh capture)."""
     rec = mosfw_run(ROOT / "tests" / "data" / "http-loss.pcap", plugins=[APP], events=None)
-    got = sorted((x["uri"], x["status"], x["response_body_len"], x["response_content_length"], x["lost"],
-                  x["complete"]) for x in lines(rec))
+    got = sorted(
+        (
+            x["uri"],
+            x["status"],
+            x["response_body_len"],
+            x["response_content_length"],
+            x["lost"],
+            x["complete"],
+        )
+        for x in lines(rec)
+    )
     assert got == [(f"/f{n}.bin", 200, n, n, 0, True) for n in (20000, 30000, 50000, 80000)]
     assert rec.stats.rexmits > 0

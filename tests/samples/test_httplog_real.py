@@ -22,7 +22,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import realnet  # noqa: E402  (tests/realnet.py)
+import functools
+import operator
+
+import realnet
 
 pytestmark = [pytest.mark.realnet, pytest.mark.slow]
 
@@ -51,8 +54,22 @@ def capture(tmp_path_factory):
                 for u in urls:
                     argv += ["-o", "/dev/null", u]
                 net.run_in("client", argv, timeout=40, check=False)
-                net.run_in("client", ["curl", "-sS", "-g", "-I", "-o", "/dev/null", "--max-time", "30",
-                                      net.url("f20000.bin", fam)], timeout=40, check=False)
+                net.run_in(
+                    "client",
+                    [
+                        "curl",
+                        "-sS",
+                        "-g",
+                        "-I",
+                        "-o",
+                        "/dev/null",
+                        "--max-time",
+                        "30",
+                        net.url("f20000.bin", fam),
+                    ],
+                    timeout=40,
+                    check=False,
+                )
     assert all(f.ok for f in fetched), [f for f in fetched if not f.ok]
     return pcap
 
@@ -61,24 +78,64 @@ def tshark_http(pcap):
     """(client port, method, host, uri) per request and (client port,
     status, content length) per response, from tshark's HTTP dissector
     (which reassembles bodies over TCP)."""
+
     def rows(flt, fields):
-        cp = subprocess.run(["tshark", "-n", "-r", str(pcap), "-Y", flt, "-T", "fields", "-E", "occurrence=f",
-                             *sum((["-e", f] for f in fields), [])],
-                            capture_output=True, text=True, timeout=120, check=True)
+        cp = subprocess.run(
+            [
+                "tshark",
+                "-n",
+                "-r",
+                str(pcap),
+                "-Y",
+                flt,
+                "-T",
+                "fields",
+                "-E",
+                "occurrence=f",
+                *functools.reduce(operator.iadd, (["-e", f] for f in fields), []),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         return [line.split("\t") for line in cp.stdout.splitlines() if line.strip()]
 
-    reqs = [(int(p), m, h, u) for p, m, h, u in
-            rows("http.request", ["tcp.srcport", "http.request.method", "http.host", "http.request.uri"])]
-    resps = [(int(p), int(code), int(cl) if cl else None) for p, code, cl in
-             rows("http.response", ["tcp.dstport", "http.response.code", "http.content_length_header"])]
+    reqs = [
+        (int(p), m, h, u)
+        for p, m, h, u in rows(
+            "http.request", ["tcp.srcport", "http.request.method", "http.host", "http.request.uri"]
+        )
+    ]
+    resps = [
+        (int(p), int(code), int(cl) if cl else None)
+        for p, code, cl in rows(
+            "http.response", ["tcp.dstport", "http.response.code", "http.content_length_header"]
+        )
+    ]
     return reqs, resps
 
 
 def test_every_request_and_response_once_with_sizes(capture, tmp_path):
     log = tmp_path / "http.jsonl"
-    cp = subprocess.run([sys.executable, "-m", "mosfw", "run", "-q", "-r", str(capture), "-p",
-                         str(ROOT / "samples" / "httplog"), "--http-log", str(log)],
-                        capture_output=True, text=True, timeout=300)
+    cp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mosfw",
+            "run",
+            "-q",
+            "-r",
+            str(capture),
+            "-p",
+            str(ROOT / "samples" / "httplog"),
+            "--http-log",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cp.returncode == 0, cp.stderr[-3000:]
     ours = [json.loads(x) for x in log.read_text().splitlines()]
     t_reqs, t_resps = tshark_http(capture)

@@ -40,8 +40,19 @@ HTTP_LOSS = REPO / "tests" / "data" / "http-loss.pcap"
 HEADER = "Proto CPU Client Address        Client State Server Address        Server State"
 HEADER_RE = re.compile(r"^Proto CPU Client Address +Client State Server Address +Server State$")
 
-STATES = {"CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
-          "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT"}
+STATES = {
+    "CLOSED",
+    "LISTEN",
+    "SYN_SENT",
+    "SYN_RCVD",
+    "ESTABLISHED",
+    "FIN_WAIT_1",
+    "FIN_WAIT_2",
+    "CLOSE_WAIT",
+    "CLOSING",
+    "LAST_ACK",
+    "TIME_WAIT",
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +67,9 @@ def app():
 # the formatter
 
 
-def mos_printf_row(cpu: int, cli_ip: str, cli_port: int, cli_state: str,
-                   srv_ip: str, srv_port: int, srv_state: str) -> str:
+def mos_printf_row(
+    cpu: int, cli_ip: str, cli_port: int, cli_state: str, srv_ip: str, srv_port: int, srv_state: str
+) -> str:
     """mOS's cb_printstat, call by call (samples/midstat/midstat.c):
     printf("%-5s %-3d ", "tcp", i); space = printf("%s:", ip);
     printf("%*d %-12s ", space - 21, port, state); ... "%-12s\\n".
@@ -66,11 +78,11 @@ def mos_printf_row(cpu: int, cli_ip: str, cli_port: int, cli_state: str,
     def star_d(width: int, value: int) -> str:
         return f"{value:<{-width}d}" if width < 0 else f"{value:>{width}d}"
 
-    out = "%-5s %-3d " % ("tcp", cpu)
+    out = "%-5s %-3d " % ("tcp", cpu)  # noqa: UP031 - mOS's printf formats, as written in its C
     s = f"{cli_ip}:"
-    out += s + star_d(len(s) - 21, cli_port) + " " + "%-12s " % cli_state
+    out += s + star_d(len(s) - 21, cli_port) + " " + "%-12s " % cli_state  # noqa: UP031 - mOS's printf formats, as written in its C
     s = f"{srv_ip}:"
-    out += s + star_d(len(s) - 21, srv_port) + " " + "%-12s" % srv_state
+    out += s + star_d(len(s) - 21, srv_port) + " " + "%-12s" % srv_state  # noqa: UP031 - mOS's printf formats, as written in its C
     return out
 
 
@@ -97,8 +109,10 @@ def test_ipv4_row_is_mos_printf_byte_for_byte(app, cli, srv, cst, sst):
 
 
 def columns_of(header: str) -> list[int]:
-    return [header.index(w) for w in ("Proto", "CPU", "Client Address", "Client State",
-                                      "Server Address", "Server State")]
+    return [
+        header.index(w)
+        for w in ("Proto", "CPU", "Client Address", "Client State", "Server Address", "Server State")
+    ]
 
 
 def assert_aligned(table: str, expect_rows: list[tuple]) -> None:
@@ -106,10 +120,10 @@ def assert_aligned(table: str, expect_rows: list[tuple]) -> None:
     assert HEADER_RE.match(lines[0]), lines[0]
     cols = columns_of(lines[0])
     assert len(lines) == 1 + len(expect_rows)
-    for line, (cpu, cli, cst, srv, sst) in zip(lines[1:], expect_rows):
+    for line, (cpu, cli, cst, srv, sst) in zip(lines[1:], expect_rows, strict=False):
         # each field starts exactly under its header word, preceded by a blank
-        for col, value in zip(cols, ("tcp", str(cpu), cli, cst, srv, sst)):
-            assert line[col:col + len(value)] == value, (line, value)
+        for col, value in zip(cols, ("tcp", str(cpu), cli, cst, srv, sst), strict=False):
+            assert line[col : col + len(value)] == value, (line, value)
             assert col == 0 or line[col - 1] == " ", (line, value)
         assert line.split() == ["tcp", str(cpu), cli, cst, srv, sst]
 
@@ -117,8 +131,7 @@ def assert_aligned(table: str, expect_rows: list[tuple]) -> None:
 def test_ipv4_and_ipv6_columns_aligned(app):
     rows = [
         ("tcp", 0, "10.0.0.1:40000", "ESTABLISHED", "10.0.0.2:80", "ESTABLISHED"),
-        ("tcp", 0, "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:1]:51234", "SYN_SENT",
-         "[2001:db8::2]:443", "LISTEN"),
+        ("tcp", 0, "[2001:db8:aaaa:bbbb:cccc:dddd:eeee:1]:51234", "SYN_SENT", "[2001:db8::2]:443", "LISTEN"),
         ("tcp", 1, "[fd77:0:0:65::2]:59418", "FIN_WAIT_2", "10.77.65.1:8080", "CLOSE_WAIT"),
         ("tcp", 12, "255.255.255.255:65535", "TIME_WAIT", "[::1]:80", "LAST_ACK"),
     ]
@@ -137,8 +150,10 @@ def test_only_ipv6_table_aligned_and_short_ipv6_keeps_mos_header(app):
     short = [("tcp", 0, "[::1]:40000", "ESTABLISHED", "[::1]:80", "ESTABLISHED")]
     assert app.format_table(short).split("\n")[0] == HEADER
     assert_aligned(app.format_table(short), [(0, "[::1]:40000", "ESTABLISHED", "[::1]:80", "ESTABLISHED")])
-    long = [("tcp", 0, "[fd77:0:0:65::2]:59418", "SYN_SENT", "[fd77:0:0:65::1]:8080", "SYN_RCVD"),
-            ("tcp", 0, "[fd77:0:0:65::2]:59428", "CLOSED", "[fd77:0:0:65::1]:8080", "TIME_WAIT")]
+    long = [
+        ("tcp", 0, "[fd77:0:0:65::2]:59418", "SYN_SENT", "[fd77:0:0:65::1]:8080", "SYN_RCVD"),
+        ("tcp", 0, "[fd77:0:0:65::2]:59428", "CLOSED", "[fd77:0:0:65::1]:8080", "TIME_WAIT"),
+    ]
     assert_aligned(app.format_table(long), [(r[1], r[2], r[3], r[4], r[5]) for r in long])
 
 
@@ -155,8 +170,15 @@ def test_state_names(app):
 def test_stat_line_is_mos_layout(app):
     line = app.format_stat_line(0, "eth0", 12, 345678, 2, 1.234, 7)
     # mOS: "[CPU%2d] %s flows: %6u, RX: %7llu(pps) (err: %5llu), %5.2lf(Gbps), " (TX dropped)
-    assert line == "[CPU%2d] %s flows: %6u, RX: %7u(pps) (err: %5u), %5.2f(Gbps), drops: %5u" % (
-        0, "eth0", 12, 345678, 2, 1.234, 7)
+    assert line == "[CPU%2d] %s flows: %6u, RX: %7u(pps) (err: %5u), %5.2f(Gbps), drops: %5u" % (  # noqa: UP031 - mOS's printf formats, as written in its C
+        0,
+        "eth0",
+        12,
+        345678,
+        2,
+        1.234,
+        7,
+    )
     assert app.gbps(125_000_000) == pytest.approx(1.0)
     assert app.gbps(250_000_000, 2.0) == pytest.approx(1.0)
 
@@ -168,10 +190,13 @@ def test_stat_printer_prints_deltas_per_tick(app):
         id = 1
 
         def __init__(self):
-            self.seq = [RunStats(), RunStats(packets=1000, bytes=1_250_000, flows_active=3, kernel_drops=5,
-                                             malformed=1),
-                        RunStats(packets=3000, bytes=3_750_000, flows_active=4, kernel_drops=5,
-                                 iface_drops=2, malformed=1)]
+            self.seq = [
+                RunStats(),
+                RunStats(packets=1000, bytes=1_250_000, flows_active=3, kernel_drops=5, malformed=1),
+                RunStats(
+                    packets=3000, bytes=3_750_000, flows_active=4, kernel_drops=5, iface_drops=2, malformed=1
+                ),
+            ]
 
         def stats(self):
             return self.seq.pop(0)
@@ -207,8 +232,10 @@ def parse_stream(text: str) -> list[tuple]:
             if "event" in doc:
                 items.append(("event", doc))
             elif doc.get("type") in ("snapshot", "final"):
-                rows = [(r["cpu"], r["client"], r["client_state"], r["server"], r["server_state"])
-                        for r in doc["connections"]]
+                rows = [
+                    (r["cpu"], r["client"], r["client_state"], r["server"], r["server_state"])
+                    for r in doc["connections"]
+                ]
                 assert all(r["proto"] == "tcp" for r in doc["connections"])
                 items.append(("table", "final" if doc["type"] == "final" else "interval", rows, doc["ts"]))
             table = None
@@ -222,8 +249,8 @@ def parse_stream(text: str) -> list[tuple]:
             fields = line.split()
             assert len(fields) == 6, line
             # each field under its header word
-            for col, value in zip(cols, fields):
-                assert line[col:col + len(value)] == value, (line, value)
+            for col, value in zip(cols, fields, strict=False):
+                assert line[col : col + len(value)] == value, (line, value)
             table[2].append((int(fields[1]), fields[2], fields[3], fields[4], fields[5]))
             continue
         table = None
@@ -278,8 +305,14 @@ class Implied:
         name = ev["event"]
         row = self.rows.get(inst)
         if row is None:
-            row = self.rows[inst] = [ev["core"], ev["client"], self._initial(inst, "client"), ev["server"],
-                                     self._initial(inst, "server"), False]
+            row = self.rows[inst] = [
+                ev["core"],
+                ev["client"],
+                self._initial(inst, "client"),
+                ev["server"],
+                self._initial(inst, "server"),
+                False,
+            ]
         if name == "tcp_state_change":
             row[2 if ev["side"] == "client" else 4] = ev["new"]
         elif name == "conn_end":
@@ -328,8 +361,8 @@ def read_pcap(path: Path) -> tuple[bytes, str, list[list]]:
     assert struct.unpack(e + "I", data[:4])[0] == 0xA1B2C3D4, "test expects a microsecond pcap"
     recs, off = [], 24
     while off < len(data):
-        sec, usec, caplen, wirelen = struct.unpack(e + "IIII", data[off:off + 16])
-        recs.append([sec * 1_000_000 + usec, caplen, wirelen, data[off + 16:off + 16 + caplen]])
+        sec, usec, caplen, wirelen = struct.unpack(e + "IIII", data[off : off + 16])
+        recs.append([sec * 1_000_000 + usec, caplen, wirelen, data[off + 16 : off + 16 + caplen]])
         off += 16 + caplen
     return data[:24], e, recs
 
@@ -357,11 +390,17 @@ def test_http_loss_as_is_through_the_launcher(tmp_path):
     connections closed, so both tables (the one at that second and the
     one at the end) are empty, as the eventlog implies; the ended
     connections and the summary say what happened."""
-    cp = subprocess.run([str(LAUNCHER), "-r", str(HTTP_LOSS)], capture_output=True, text=True, timeout=60,
-                        cwd=tmp_path)
+    cp = subprocess.run(
+        [str(LAUNCHER), "-r", str(HTTP_LOSS)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert cp.returncode == 0, cp.stderr
-    ev = subprocess.run([sys.executable, "-m", "mosfw", "run", "-q", "-r", str(HTTP_LOSS), "-p", "eventlog"],
-                        capture_output=True, text=True, timeout=60, cwd=REPO)
+    ev = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-q", "-r", str(HTTP_LOSS), "-p", "eventlog"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert ev.returncode == 0, ev.stderr
     # the eventlog's stream up to the one second boundary (1795701171)
     before = [json.loads(x) for x in ev.stdout.splitlines() if json.loads(x)["ts"] < 1795701171]
@@ -387,8 +426,9 @@ def boundaries(events: list[dict], recs: list[list]) -> list[int]:
     that changed a connection (the table then shows the state before it)
     and the packet after it (the state after)."""
     times = sorted({r[0] for r in recs})
-    changing = {round(e["ts"] * 1e6) for e in events
-                if e["event"] in ("conn_start", "tcp_state_change", "conn_end")}
+    changing = {
+        round(e["ts"] * 1e6) for e in events if e["event"] in ("conn_start", "tcp_state_change", "conn_end")
+    }
     out = set()
     for i, t in enumerate(times):
         if t in changing:
@@ -420,8 +460,9 @@ def test_http_loss_tables_at_every_state_change(tmp_path, mosfw_run, http_loss_e
         for row in interval[0][1]:
             seen_states.update((row[2], row[4]))
     # the boundaries caught the connections in every state of the capture
-    assert {"SYN_SENT", "LISTEN", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "CLOSE_WAIT",
-            "LAST_ACK"} <= {s for s in seen_states}
+    assert {"SYN_SENT", "LISTEN", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "CLOSE_WAIT", "LAST_ACK"} <= set(
+        seen_states
+    )
 
 
 @pytest.mark.parametrize("keep", [30, 150, 240])
@@ -452,42 +493,42 @@ def busy_capture(mosfw_capture):
     (run with tcp_timeout=3: c's SYN, t and d time out; d is picked up
     again mid-stream, c's second SYN starts a new connection)."""
     cap = mosfw_capture(start=1000.0, step=0.001)
-    a = cap.conversation(client=CLI4, server=SRV4)                       # long-lived, closes late
-    b = cap.conversation(client=(V6A, 51234), server=(V6B, 443))         # IPv6, server closes first, slowly
-    c = cap.conversation(client=("10.0.0.3", 40001), server=SRV4)        # SYN nobody answers
-    d = cap.conversation(client=("10.0.0.4", 40002), server=SRV4)        # picked up mid-stream
-    r = cap.conversation(client=("10.0.0.5", 40003), server=SRV4)        # reset
+    a = cap.conversation(client=CLI4, server=SRV4)  # long-lived, closes late
+    b = cap.conversation(client=(V6A, 51234), server=(V6B, 443))  # IPv6, server closes first, slowly
+    c = cap.conversation(client=("10.0.0.3", 40001), server=SRV4)  # SYN nobody answers
+    d = cap.conversation(client=("10.0.0.4", 40002), server=SRV4)  # picked up mid-stream
+    r = cap.conversation(client=("10.0.0.5", 40003), server=SRV4)  # reset
     t = cap.conversation(client=("fd00::5", 40004), server=("fd00::1", 22))  # idle -> timeout
     a.handshake()
     b.syn()
-    cap.advance(1.2)         # b: SYN_SENT/LISTEN across a second
+    cap.advance(1.2)  # b: SYN_SENT/LISTEN across a second
     b.synack()
-    cap.advance(1.0)         # b: ESTABLISHED/SYN_RCVD across a second
+    cap.advance(1.0)  # b: ESTABLISHED/SYN_RCVD across a second
     b.ack("client")
     c.syn()
     t.handshake()
     a.send("client", 300)
     cap.advance(1.0)
-    d.send("client", 100)    # mid-stream: no handshake seen
+    d.send("client", 100)  # mid-stream: no handshake seen
     d.send("server", 1000)
     r.handshake()
     b.send("client", 50)
-    b.fin("server")          # server closes first; the client acks and keeps its half open
+    b.fin("server")  # server closes first; the client acks and keeps its half open
     b.ack("client")
     cap.advance(1.1)
     a.send("server", 2000)
     r.rst("server")
     cap.advance(1.0)
-    b.fin("client")          # b: client LAST_ACK, server TIME_WAIT across a second
+    b.fin("client")  # b: client LAST_ACK, server TIME_WAIT across a second
     cap.advance(1.0)
     b.ack("server")
     a.fin("client")
-    cap.advance(1.3)         # a: FIN_WAIT_1 / CLOSE_WAIT across a second
+    cap.advance(1.3)  # a: FIN_WAIT_1 / CLOSE_WAIT across a second
     a.fin("server")
     a.ack("client")
     d.send("client", 10)
     cap.advance(0.5)
-    c.syn()                   # c's SYN again (still unanswered)
+    c.syn()  # c's SYN again (still unanswered)
     return cap
 
 
@@ -500,19 +541,33 @@ def test_synthetic_tables_match_eventlog(mosfw_capture, mosfw_run, json_out):
     assert len(interval) >= 7
     states = {(r[2], r[4]) for t in tables for r in t[1]}
     # the states held across a second boundary are in some table
-    for pair in [("SYN_SENT", "LISTEN"), ("ESTABLISHED", "SYN_RCVD"), ("ESTABLISHED", "ESTABLISHED"),
-                 ("CLOSE_WAIT", "FIN_WAIT_2"), ("LAST_ACK", "TIME_WAIT"), ("FIN_WAIT_1", "CLOSE_WAIT")]:
+    for pair in [
+        ("SYN_SENT", "LISTEN"),
+        ("ESTABLISHED", "SYN_RCVD"),
+        ("ESTABLISHED", "ESTABLISHED"),
+        ("CLOSE_WAIT", "FIN_WAIT_2"),
+        ("LAST_ACK", "TIME_WAIT"),
+        ("FIN_WAIT_1", "CLOSE_WAIT"),
+    ]:
         assert pair in states, (pair, states)
     clients = {r[1] for t in tables for r in t[1]}
     assert f"[{V6A}]:51234" in clients and "[fd00::5]:40004" in clients and "10.0.0.4:40002" in clients
     final = tables[-1][1]
     # open at the end: the unanswered SYN and the mid-stream flow
-    assert {(r[1], r[2], r[4]) for r in final} == {("10.0.0.3:40001", "SYN_SENT", "LISTEN"),
-                                                  ("10.0.0.4:40002", "ESTABLISHED", "ESTABLISHED")}
+    assert {(r[1], r[2], r[4]) for r in final} == {
+        ("10.0.0.3:40001", "SYN_SENT", "LISTEN"),
+        ("10.0.0.4:40002", "ESTABLISHED", "ESTABLISHED"),
+    }
     # c's first SYN, t and d time out (3 s idle); d and c come back (mid-stream, new SYN)
     st = rec.stats
-    assert (st.flows_created, st.flows_midstream, st.flows_ended_fin, st.flows_ended_rst,
-            st.flows_ended_timeout, st.flows_ended_eof) == (8, 2, 2, 1, 3, 2)
+    assert (
+        st.flows_created,
+        st.flows_midstream,
+        st.flows_ended_fin,
+        st.flows_ended_rst,
+        st.flows_ended_timeout,
+        st.flows_ended_eof,
+    ) == (8, 2, 2, 1, 3, 2)
     if json_out:
         snaps = [json.loads(x) for x in rec.stdout.splitlines() if '"type": "snapshot"' in x]
         ts = [s["ts"] for s in snaps]
@@ -600,11 +655,13 @@ def test_refresh_is_the_default_only_live_on_a_terminal(app):
 def test_stat_print_reading_a_file_is_a_note(mosfw_run):
     rec = mosfw_run(HTTP_LOSS, plugins=[str(APP_DIR)], events=None, options={"stat_print": ("eth0",)})
     assert rec.stderr.splitlines() == [
-        "midstat: note: stat_print (eth0) is for live capture; ignored while reading a file"]
+        "midstat: note: stat_print (eth0) is for live capture; ignored while reading a file"
+    ]
     # live, stat_print naming another interface than the one captured
     _, config = _configured({"stat_print": ("eth0", "eth1")}, read_file=None, interface="eth1")
     assert config.stderr.getvalue() == (
-        "midstat: note: stat_print names eth0, not captured in this run (capturing on eth1)\n")
+        "midstat: note: stat_print names eth0, not captured in this run (capturing on eth1)\n"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -625,8 +682,9 @@ def test_subscribes_only_to_the_tick():
     assert _mask_for({}) == int(E.TICK)
     assert _mask_for({"once": True}) == int(E.TICK)  # (its mosfw_tick_result returns None)
     assert _mask_for({"summary_only": True}) == int(E.TICK)
-    assert _mask_for({"summary_only": True, "stat_print": ("eth9",)}, read_file=None,
-                     interface="eth9") == int(E.TICK)
+    assert _mask_for(
+        {"summary_only": True, "stat_print": ("eth9",)}, read_file=None, interface="eth9"
+    ) == int(E.TICK)
 
 
 def test_once_and_summary_only_merge_no_table(mosfw_capture, mosfw_run):
@@ -681,7 +739,13 @@ def test_launcher_json_lines(tmp_path):
     assert docs[0]["ts"] == 1795701171.0 and docs[0]["connections"] == []
     assert docs[1]["ts"] == pytest.approx(1795701171.863283)
     s = docs[2]
-    assert (s["connections"], s["closed_fin"], s["packets"], s["retransmissions"], s["orphans"]) == (4, 4, 266, 3, 2)
+    assert (s["connections"], s["closed_fin"], s["packets"], s["retransmissions"], s["orphans"]) == (
+        4,
+        4,
+        266,
+        3,
+        2,
+    )
     q = launch("-r", str(HTTP_LOSS), "--json", "-q", cwd=tmp_path)
     assert [json.loads(x)["type"] for x in q.stdout.splitlines()] == ["summary"]
 

@@ -24,14 +24,18 @@ def conf(path: Path, mark: str) -> Path:
     """A mos.conf whose stat_print names ``mark``: midstat says on stderr
     that it ignores it while reading a file, which shows it was read."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("mos {\n\tforward = 0\n\tnetdev {\n\t\teth0 0x0001\n\t}\n"
-                    f"\tstat_print = {mark}\n\ttcp_timeout = 30\n}}\n")
+    path.write_text(
+        "mos {\n\tforward = 0\n\tnetdev {\n\t\teth0 0x0001\n\t}\n"
+        f"\tstat_print = {mark}\n\ttcp_timeout = 30\n}}\n"
+    )
     return path
 
 
 def launch(launcher: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "MOSFW_PYTHON": sys.executable}
-    return subprocess.run([str(launcher), *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env)
+    return subprocess.run(
+        [str(launcher), *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env
+    )
 
 
 def note(mark: str) -> str:
@@ -70,7 +74,11 @@ def test_f_wins_and_no_config_means_no_message(tmp_path):
     for flag in (["-f", str(other)], [f"-f{other}"], ["--conf", str(other)], [f"--conf={other}"]):
         r = launch(APP_DIR / "midstat", "-q", *flag, "-r", str(HTTP_LOSS), cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-        assert note("othermark0") in r.stderr and "cwdmark2" not in r.stderr and "midstat: reading" not in r.stderr
+        assert (
+            note("othermark0") in r.stderr
+            and "cwdmark2" not in r.stderr
+            and "midstat: reading" not in r.stderr
+        )
     empty = tmp_path / "empty"
     empty.mkdir()
     r = launch(APP_DIR / "midstat", "-q", "-r", str(HTTP_LOSS), cwd=empty)

@@ -27,10 +27,28 @@ LAUNCHER = ROOT / "samples" / "tracker" / "tracker"
 CLI, SRV = ("10.0.0.1", 40000), ("10.0.0.2", 80)
 
 FIELDS = [
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "duration",
-    "orig_bytes", "resp_bytes", "conn_state", "history", "orig_pkts", "orig_ip_bytes",
-    "resp_pkts", "resp_ip_bytes", "orig_rexmit_pkts", "resp_rexmit_pkts", "cli_state",
-    "svr_state", "close_reason", "core",
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+    "orig_rexmit_pkts",
+    "resp_rexmit_pkts",
+    "cli_state",
+    "svr_state",
+    "close_reason",
+    "core",
 ]
 
 
@@ -71,15 +89,20 @@ def one(records):
 
 def test_sf_complete_connection(conv, track):
     cap, c = conv()
-    c.handshake()                 # S h A
-    c.send("client", 100)         # D
-    c.ack("server")               # a
-    c.send("server", 1000)        # d
-    c.close("client")             # F f (the last ACK adds nothing: A was seen)
+    c.handshake()  # S h A
+    c.send("client", 100)  # D
+    c.ack("server")  # a
+    c.send("server", 1000)  # d
+    c.close("client")  # F f (the last ACK adds nothing: A was seen)
     r = one(track(cap))
     assert r["conn_state"] == "SF"
     assert r["history"] == "ShADadFf"
-    assert (r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"]) == ("10.0.0.1", 40000, "10.0.0.2", 80)
+    assert (r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"]) == (
+        "10.0.0.1",
+        40000,
+        "10.0.0.2",
+        80,
+    )
     assert (r["orig_bytes"], r["resp_bytes"]) == (100, 1000)
     # SYN, ACK, data, FIN, ACK / SYN-ACK, ACK, data, FIN: 40-byte IP+TCP headers
     assert (r["orig_pkts"], r["orig_ip_bytes"]) == (5, 5 * 40 + 100)
@@ -179,8 +202,8 @@ def test_rstos0_syn_then_rst_from_originator(conv, track):
 
 def test_rstrh_synack_then_rst_from_responder(conv, track):
     cap, c = conv()
-    c.synack()          # the SYN was never seen; it comes from port 80:
-    c.rst("server")     # Zeek flips at once ("^"), the client is the originator
+    c.synack()  # the SYN was never seen; it comes from port 80:
+    c.rst("server")  # Zeek flips at once ("^"), the client is the originator
     r = one(track(cap))
     assert (r["conn_state"], r["history"]) == ("RSTRH", "^hr")
     assert (r["id.orig_h"], r["id.orig_p"]) == ("10.0.0.1", 40000)
@@ -205,7 +228,7 @@ def test_shr_synack_then_fin_no_syn(conv, track):
 
 def test_oth_midstream(conv, track):
     cap, c = conv()
-    c.midstream()            # the handshake happened before the capture
+    c.midstream()  # the handshake happened before the capture
     c.send("client", 100)
     c.send("server", 200)
     r = one(track(cap))
@@ -258,9 +281,9 @@ def test_content_gap_and_size_from_sequence_numbers(conv, track):
     cap, c = conv()
     c.handshake()
     c.send("client", 100)
-    c.send("client", 100, emit=False)   # lost before the tap
+    c.send("client", 100, emit=False)  # lost before the tap
     c.send("client", 100)
-    c.ack("server")                     # acknowledges all 300 bytes
+    c.ack("server")  # acknowledges all 300 bytes
     r = one(track(cap))
     # the ACK reveals a hole the tap never saw: 'G' (from the originator's
     # data); the size counts the missed bytes, payload counts do not
@@ -275,10 +298,10 @@ def test_gap_filled_before_ack_is_no_gap(conv, track):
     c.send("client", 100)
     late = c.send("client", 100, emit=False)
     c.send("client", 100)
-    c.rexmit(late)                      # the hole is filled (out of order)
+    c.rexmit(late)  # the hole is filled (out of order)
     c.ack("server")
     r = one(track(cap))
-    assert r["history"] == "ShADTa"     # the late segment does not advance: 'T'
+    assert r["history"] == "ShADTa"  # the late segment does not advance: 'T'
     assert r["orig_bytes"] == 300
 
 
@@ -310,8 +333,8 @@ def test_retransmitted_fin_same_sequence_is_one_F(conv, track):
 def test_fin_at_a_new_sequence_is_logged_again(conv, track):
     cap, c = conv()
     c.handshake()
-    c.segment("client", "FA")                      # FIN at seq 1001
-    c.segment("client", "FPA", payload=b"late")    # FIN after 4 more bytes
+    c.segment("client", "FA")  # FIN at seq 1001
+    c.segment("client", "FPA", payload=b"late")  # FIN after 4 more bytes
     r = one(track(cap))
     assert r["history"] == "ShAFF"
 
@@ -321,9 +344,9 @@ def test_fin_at_a_new_sequence_is_logged_again(conv, track):
 
 
 def test_synack_first_flips_when_productive(conv, track):
-    cap, c = conv(server=("10.0.0.2", 5555))   # not a likely server port
-    c.synack()                  # orig = its sender for now: "H"
-    c.ack("client")             # productive traffic: flip, "^h", then A
+    cap, c = conv(server=("10.0.0.2", 5555))  # not a likely server port
+    c.synack()  # orig = its sender for now: "H"
+    c.ack("client")  # productive traffic: flip, "^h", then A
     c.send("client", 10)
     r = one(track(cap))
     assert r["history"] == "^hAD"
@@ -342,7 +365,7 @@ def test_synack_alone_from_unlikely_port_is_not_flipped(conv, track):
 def test_midstream_from_likely_server_port_is_flipped(conv, track):
     cap, c = conv()
     c.midstream()
-    c.send("server", 100)       # first packet: from port 80
+    c.send("server", 100)  # first packet: from port 80
     c.ack("client")
     r = one(track(cap))
     assert r["history"] == "^dA"
@@ -388,15 +411,19 @@ def test_close_reasons_timeout_reuse_eof(track, mosfw_capture):
     a = cap.conversation(client=("10.0.0.1", 40001), server=SRV)
     a.handshake()
     a.send("client", 10)
-    cap.advance(20)                            # idle past tcp_timeout=5
+    cap.advance(20)  # idle past tcp_timeout=5
     b = cap.conversation(client=("10.0.0.1", 40002), server=SRV)
     b.handshake()
-    b.fin("client")                            # closing ...
+    b.fin("client")  # closing ...
     b2 = cap.conversation(client=("10.0.0.1", 40002), server=SRV, client_isn=900000)
-    b2.syn()                                   # ... when a new SYN reuses the ports
+    b2.syn()  # ... when a new SYN reuses the ports
     recs = track(cap, tcp_timeout=5)
     got = sorted((r["id.orig_p"], r["close_reason"], r["conn_state"], r["history"]) for r in recs)
-    assert got == [(40001, "timeout", "S1", "ShAD"), (40002, "eof", "S0", "S"), (40002, "reused", "S2", "ShAF")]
+    assert got == [
+        (40001, "timeout", "S1", "ShAD"),
+        (40002, "eof", "S0", "S"),
+        (40002, "reused", "S2", "ShAF"),
+    ]
     assert len({r["uid"] for r in recs}) == 3
 
 
@@ -416,7 +443,7 @@ def test_ipv6_and_vlan(conv, track):
     c.close("client")
     r = one(track(cap))
     assert (r["id.orig_h"], r["id.resp_h"], r["id.resp_p"]) == ("fd00::1", "fd00::2", 443)
-    assert r["orig_ip_bytes"] == 5 * 60 + 50   # 40 IPv6 + 20 TCP per packet
+    assert r["orig_ip_bytes"] == 5 * 60 + 50  # 40 IPv6 + 20 TCP per packet
     assert (r["conn_state"], r["history"]) == ("SF", "ShADFf")
 
 
@@ -449,9 +476,15 @@ def test_conn_view_matches_the_record(conv, mosfw_run):
         @mosfw.hookimpl
         def mosfw_conn_end(self, flow):
             v = tracker.ConnView(flow)
-            seen.update(history=v.history, conn_state=v.conn_state, uid=v.uid,
-                        orig_bytes=v.orig_bytes, resp_bytes=v.resp_bytes,
-                        orig=v.orig_side, record=v.record("json"))
+            seen.update(
+                history=v.history,
+                conn_state=v.conn_state,
+                uid=v.uid,
+                orig_bytes=v.orig_bytes,
+                resp_bytes=v.resp_bytes,
+                orig=v.orig_side,
+                record=v.record("json"),
+            )
 
     cap, c = conv()
     c.handshake()
@@ -513,7 +546,7 @@ def zeek_cut(text: str, *columns: str) -> list[list[str]]:
 
 def test_zeek_tsv_format(conv, track):
     cap, c = conv()
-    c.syn()                                   # S0: unset duration/sizes
+    c.syn()  # S0: unset duration/sizes
     d = cap.conversation(client=("10.0.0.1", 40001), server=SRV)
     d.handshake()
     d.send("client", 7)
@@ -538,8 +571,10 @@ def test_zeek_tsv_with_an_awk_zeek_cut(conv, track, tmp_path):
     c.close("client")
     log = tmp_path / "conn.log"
     log.write_text(track(cap, fmt="zeek"))
-    prog = ('/^#fields/ {for (i = 2; i <= NF; i++) col[$i] = i - 1; next} '
-            '/^#/ {next} {print $col["uid"] "\\t" $col["conn_state"] "\\t" $col["history"]}')
+    prog = (
+        "/^#fields/ {for (i = 2; i <= NF; i++) col[$i] = i - 1; next} "
+        '/^#/ {next} {print $col["uid"] "\\t" $col["conn_state"] "\\t" $col["history"]}'
+    )
     out = subprocess.run(["awk", "-F", "\t", prog, str(log)], capture_output=True, text=True, check=True)
     uid, state, hist = out.stdout.strip().split("\t")
     assert re.fullmatch(r"C[0-9A-Za-z]{17}", uid) and (state, hist) == ("SF", "ShAFf")
@@ -559,8 +594,12 @@ def test_bad_format_is_a_usage_error(conv, mosfw_pcap):
     cap, c = conv()
     c.syn()
     pcap = mosfw_pcap(cap, "syn.pcap")
-    r = subprocess.run([sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", TRACKER,
-                        "--conn-format", "xml"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", TRACKER, "--conn-format", "xml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--conn-format" in r.stderr and r.stdout == ""
 
 
@@ -578,11 +617,18 @@ def test_launcher_runs_the_tracker(conv, mosfw_pcap, tmp_path):
     c.close("client")
     pcap = mosfw_pcap(cap, "one.pcap")
     out = tmp_path / "conn.log"
-    r = subprocess.run([str(LAUNCHER), "-r", str(pcap), "--conn-format", "zeek", "--conn-log", str(out), "-q"],
-                       capture_output=True, text=True, timeout=60, env=_launcher_env())
+    r = subprocess.run(
+        [str(LAUNCHER), "-r", str(pcap), "--conn-format", "zeek", "--conn-log", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_launcher_env(),
+    )
     assert r.returncode == 0, r.stderr
     assert zeek_cut(out.read_text(), "conn_state", "history") == [["SF", "ShADFf"]]
-    r = subprocess.run([str(LAUNCHER), "--help"], capture_output=True, text=True, timeout=60, env=_launcher_env())
+    r = subprocess.run(
+        [str(LAUNCHER), "--help"], capture_output=True, text=True, timeout=60, env=_launcher_env()
+    )
     assert r.returncode == 0 and "--conn-format" in r.stdout and "--conn-log" in r.stdout
 
 
@@ -597,9 +643,28 @@ def test_multicore_run_gives_the_same_records(mosfw_capture, mosfw_pcap, tmp_pat
 
     def run(cores, fmt):
         out = tmp_path / f"c{cores}.{fmt}"
-        r = subprocess.run([sys.executable, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-p", TRACKER,
-                            "-c", str(cores), "--conn-format", fmt, "--conn-log", str(out)],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mosfw",
+                "run",
+                "-q",
+                "-r",
+                str(pcap),
+                "-p",
+                TRACKER,
+                "-c",
+                str(cores),
+                "--conn-format",
+                fmt,
+                "--conn-log",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if cores > 1 and r.returncode == 2 and "multi-core" in r.stderr:
             pytest.skip("this mosfw has no multi-core runs")
         assert r.returncode == 0, r.stderr
@@ -642,7 +707,7 @@ def test_live_writer_flushes_every_second(mosfw_capture, mosfw_run, monkeypatch)
         c = cap.conversation(client=("10.0.0.1", 42000 + i), server=SRV)
         c.handshake()
         c.close("client")
-        cap.advance(2.0)          # a tick between connections
+        cap.advance(2.0)  # a tick between connections
     live, batch = Sink(), Sink()
     mosfw_run(cap, plugins=[app.ConnLog(live, "json", live=True)], events=None)
     mosfw_run(cap, plugins=[app.ConnLog(batch, "json", live=False)], events=None)
@@ -655,7 +720,7 @@ def test_live_writer_flushes_every_second(mosfw_capture, mosfw_run, monkeypatch)
     assert hasattr(lw, "mosfw_tick") and not hasattr(bw, "mosfw_tick")
     held = app.ConnLog(live, "json", live=True)
     live.writes.clear()
-    held.take(b"x\n")                 # what a batch's records are handed to
-    assert live.writes == []          # held...
+    held.take(b"x\n")  # what a batch's records are handed to
+    assert live.writes == []  # held...
     held.mosfw_tick(None, 1.0)
-    assert live.writes == [b"x\n"]   # ...until the tick
+    assert live.writes == [b"x\n"]  # ...until the tick

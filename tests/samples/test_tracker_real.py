@@ -44,16 +44,16 @@ DATA = ROOT / "tests" / "data" / "tracker"
 TRACKER = str(ROOT / "samples" / "tracker")
 
 ORACLE_CAPTURES = [
-    "ndpi/dnp3.pcap",                      # 230 retransmissions (DNP3 over TCP)
-    "ndpi/KakaoTalk_chat.pcap",            # Linux SLL, holes (tcptrace "outoforder")
+    "ndpi/dnp3.pcap",  # 230 retransmissions (DNP3 over TCP)
+    "ndpi/KakaoTalk_chat.pcap",  # Linux SLL, holes (tcptrace "outoforder")
     "ndpi/google_ssl.pcap",
     "ndpi/ftp-start-tls.pcap",
     "ndpi/mongodb.pcap",
-    "ndpi/http_ipv6.pcap",                 # 13 IPv6 connections
+    "ndpi/http_ipv6.pcap",  # 13 IPv6 connections
     "ndpi/hpvirtgrp.pcap",
     "ndpi/whatsapp_voice_and_message.pcap",
-    "ndpi/aimini-http.pcap",               # packets after the close
-    "wireshark/http-ooo.pcap",             # raw IP, out-of-order segments
+    "ndpi/aimini-http.pcap",  # packets after the close
+    "wireshark/http-ooo.pcap",  # raw IP, out-of-order segments
     "wireshark/dns-ooo.pcap",
     "wireshark/tcp-badsegments.pcap",
     "zeek/wikipedia.pcap",
@@ -68,13 +68,22 @@ ORACLE_CAPTURES = [
 #: (capture, sender, receiver) -> (tracker, tcptrace, why they differ there)
 TCPTRACE_DIFFERENCES: dict[tuple[str, str, str], tuple[int, int, str]] = {
     ("zeek/pop3_pop3.pcap", "192.168.0.4:26242", "212.227.15.188:110"): (
-        0, 2, "SYN, RST, three times: tcptrace sees one connection whose SYN was sent "
-              "twice more; mosfw (and Zeek: three REJ) three attempts"),
+        0,
+        2,
+        "SYN, RST, three times: tcptrace sees one connection whose SYN was sent "
+        "twice more; mosfw (and Zeek: three REJ) three attempts",
+    ),
     ("zeek/pop3_pop3.pcap", "192.168.0.4:26245", "212.227.15.171:110"): (
-        0, 2, "the same: SYN, RST, three times"),
+        0,
+        2,
+        "the same: SYN, RST, three times",
+    ),
     ("../http-loss.pcap", "[fd77:0:0:65::1]:8080", "[fd77:0:0:65::2]:59418"): (
-        1, 2, "frame 260, the server's FIN sent again after the tap saw the close, "
-              "is an orphan for mosfw (the flow had ended)"),
+        1,
+        2,
+        "frame 260, the server's FIN sent again after the tap saw the close, "
+        "is an orphan for mosfw (the flow had ended)",
+    ),
 }
 
 
@@ -137,8 +146,13 @@ def need(tool: str) -> None:
 
 def tshark_conv(path: Path) -> dict:
     """conv,tcp: {(a, b): frames a->b}, {(a, b): "N bytes"|"N kB"}."""
-    out = subprocess.run(["tshark", "-n", "-r", str(path), "-q", "-z", "conv,tcp"],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-q", "-z", "conv,tcp"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
     frames, nbytes = {}, {}
     row = re.compile(r"^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+(\S+ \S+)\s+(\d+)\s+(\S+ \S+)\s+\d+")
     for line in out.splitlines():
@@ -153,10 +167,32 @@ def tshark_conv(path: Path) -> dict:
 
 def tshark_frames(path: Path) -> dict[int, tuple[tuple[str, str], int, int]]:
     """Every TCP frame: number -> (direction, IP bytes, frame bytes)."""
-    fields = ["frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst",
-              "tcp.dstport", "ip.len", "ipv6.plen", "frame.len"]
-    cmd = ["tshark", "-n", "-r", str(path), "-Y", "tcp && !icmp && !icmpv6", "-T", "fields",
-           "-E", "separator=|", "-E", "occurrence=l"]
+    fields = [
+        "frame.number",
+        "ip.src",
+        "ipv6.src",
+        "tcp.srcport",
+        "ip.dst",
+        "ipv6.dst",
+        "tcp.dstport",
+        "ip.len",
+        "ipv6.plen",
+        "frame.len",
+    ]
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(path),
+        "-Y",
+        "tcp && !icmp && !icmpv6",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=l",
+    ]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120).stdout
@@ -223,7 +259,7 @@ def tracked():
 def test_packets_and_ip_bytes_match_tshark(name, tracked):
     need("tshark")
     path = DATA / name
-    records, recorder, stats = tracked(name)
+    records, recorder, _stats = tracked(name)
     conv_frames, conv_bytes = tshark_conv(path)
     frames = tshark_frames(path)
     assert conv_frames, "tshark found no TCP conversation"
@@ -250,7 +286,9 @@ def test_packets_and_ip_bytes_match_tshark(name, tracked):
 
     mine = directions(records)
     for d, n in conv_frames.items():
-        assert mine[d][0] + orphan[d][0] == n, f"{d}: tracker {mine[d][0]} + orphans {orphan[d][0]} != tshark {n}"
+        assert mine[d][0] + orphan[d][0] == n, (
+            f"{d}: tracker {mine[d][0]} + orphans {orphan[d][0]} != tshark {n}"
+        )
         assert mine[d][1] + orphan[d][1] == by_dir[d][1], f"{d}: IP bytes"
     assert set(mine) <= set(conv_frames), set(mine) - set(conv_frames)
     # every TCP packet the engine read is in a record or an orphan
@@ -264,7 +302,7 @@ def test_packets_and_ip_bytes_match_tshark(name, tracked):
 @pytest.mark.parametrize("name", ORACLE_CAPTURES)
 def test_retransmissions_match_tcptrace(name, tracked):
     need("tcptrace")
-    records, recorder, _ = tracked(name)
+    records, _recorder, _ = tracked(name)
     theirs = tcptrace_rexmits(DATA / name)
     if theirs is None:
         pytest.skip(f"tcptrace cannot read {name} (raw IP link type)")
@@ -284,7 +322,7 @@ def test_tcptrace_agreement_overall(tracked):
     need("tcptrace")
     ours = theirs = directions_compared = 0
     for name in ORACLE_CAPTURES:
-        records, recorder, _ = tracked(name)
+        records, _recorder, _ = tracked(name)
         t = tcptrace_rexmits(DATA / name)
         if t is None:
             continue
@@ -315,9 +353,21 @@ ZEEK_CASES = [
     ("http_zeek-image-post-1080-8000-x.pcap", "core.local-flip_conn.log"),
 ]
 
-COMPARED = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "duration", "orig_bytes",
-            "resp_bytes", "conn_state", "history", "orig_pkts", "orig_ip_bytes", "resp_pkts",
-            "resp_ip_bytes")
+COMPARED = (
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "duration",
+    "orig_bytes",
+    "resp_bytes",
+    "conn_state",
+    "history",
+    "orig_pkts",
+    "orig_ip_bytes",
+    "resp_pkts",
+    "resp_ip_bytes",
+)
 
 
 def read_zeek_log(path: Path) -> list[dict]:
@@ -330,7 +380,7 @@ def read_zeek_log(path: Path) -> list[dict]:
         elif fields is None and "uid" in line.split("\t"):
             fields = line.split("\t")  # zeek-cut -m output: a plain header line
         elif fields is not None:
-            rows.append(dict(zip(fields, line.split("\t"))))
+            rows.append(dict(zip(fields, line.split("\t"), strict=False)))
     return [r for r in rows if r.get("proto", "tcp") == "tcp"]
 
 
@@ -372,7 +422,7 @@ def test_records_match_zeek_baseline(trace, baseline):
     cols = [c for c in COMPARED if c in expected[0]]
     want = sorted(tuple(z[c] for c in cols) for z in expected)
     got = sorted(tuple(z[c] for c in cols) for z in ours)
-    assert got == want, "\n".join(f"{a}\n{b}\n" for a, b in zip(got, want) if a != b)
+    assert got == want, "\n".join(f"{a}\n{b}\n" for a, b in zip(got, want, strict=False) if a != b)
 
 
 # Baselines printed by Zeek scripts (history, conn_state), not conn.logs.
@@ -466,15 +516,42 @@ def test_records_of_every_capture_under_sanitizers(tmp_path):
     sources = sorted(str(p) for p in [*(ROOT / "native").glob("*.c"), *tracker.glob("*.c")])
     exe = tmp_path / "conn-records"
     build = subprocess.run(
-        [cc, "-std=gnu11", "-g", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror",
-         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-I", str(ROOT / "native"), "-I", str(tracker),
-         *sources, str(tmp_path / "driver.c"), "-o", str(exe), "-lpcap", "-lm"],
-        capture_output=True, text=True, timeout=300)
+        [
+            cc,
+            "-std=gnu11",
+            "-g",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Wno-unused-parameter",
+            "-Werror",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-I",
+            str(ROOT / "native"),
+            "-I",
+            str(tracker),
+            *sources,
+            str(tmp_path / "driver.c"),
+            "-o",
+            str(exe),
+            "-lpcap",
+            "-lm",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stderr[-3000:]
     captures = sorted(str(p) for p in DATA.rglob("*") if p.suffix in (".pcap", ".pcapng"))
     captures.append(str(ROOT / "tests" / "data" / "http-loss.pcap"))
-    r = subprocess.run([str(exe), *captures], capture_output=True, text=True, timeout=300,
-                       env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [str(exe), *captures],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout) >= 130  # records formatted (138 when written)
 
@@ -502,8 +579,15 @@ def test_live_capture_writes_records_while_running():
     launcher = ROOT / "samples" / "tracker" / "tracker"
     with realnet.netpair() as net:
         net.serve_files({"a.bin": 20_000})
-        proc = net.popen_in("client", [str(launcher), "-i", net.cli_if, "-q"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+        proc = net.popen_in(
+            "client",
+            [str(launcher), "-i", net.cli_if, "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         reader.start()
@@ -512,7 +596,9 @@ def test_live_capture_writes_records_while_running():
         deadline = time.monotonic() + 10
         while not lines and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert lines, "no record within 10 s of the close: " + (proc.stderr.read() if proc.poll() is not None else "")
+        assert lines, "no record within 10 s of the close: " + (
+            proc.stderr.read() if proc.poll() is not None else ""
+        )
         assert proc.poll() is None, "the capture ended on its own"
         r = json.loads(lines[0])
         assert (r["id.orig_h"], r["id.resp_h"], r["id.resp_p"]) == (net.cli4, net.srv4, net.port)
