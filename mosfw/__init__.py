@@ -14,9 +14,18 @@ Run with ``mosfw run -r capture.pcap -p myapp.py``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pluggy
 
 from mosfw.options import Config, OptionParser, UsageError
+
+if TYPE_CHECKING:  # the lazy names (_LAZY), for type checkers
+    from mosfw.engine import Core, CoreView
+    from mosfw.events import EndReason, ErrorCode, Event, EventType, Side, TcpState
+    from mosfw.flow import Flow
+    from mosfw.manager import get_plugin_manager
+    from mosfw.stats import RunStats
 
 __version__ = "0.1.0"
 
@@ -58,7 +67,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

@@ -41,12 +41,15 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 # the one argument adapter, shared with hooks and timers (re-exported here)
 from mosfw.engine.adapt import CALLBACK_ARGS, adapt_callback
+
+if TYPE_CHECKING:
+    from mosfw.events import EventType, Side
 
 __all__ = [
     "UserEvent",
@@ -63,6 +66,7 @@ __all__ = [
 
 
 _ids = itertools.count(1)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class OverlapPolicy(enum.IntEnum):
@@ -87,7 +91,9 @@ class UserEvent:
 
     __slots__ = ("id", "name", "base", "filter", "bpf", "_fn", "__weakref__")
 
-    def __init__(self, base, filter, name: str | None) -> None:
+    def __init__(
+        self, base: EventType | UserEvent | None, filter: Callable[..., bool] | str | None, name: str | None
+    ) -> None:
         self.id = next(_ids)
         self.base = base
         self.filter = filter
@@ -96,30 +102,33 @@ class UserEvent:
         self.name = name or (f"user_event_{self.id}")
 
     @property
-    def root(self):
+    def root(self) -> EventType | None:
         """The built-in ``EventType`` at the bottom of the chain (None for
         a chain that starts at an allocated event)."""
-        e = self
+        e: EventType | UserEvent | None = self
         while isinstance(e, UserEvent):
             e = e.base
         return e
 
     @property
-    def chain(self) -> list:
+    def chain(self) -> list[UserEvent]:
         """This event and the ones it derives from, innermost last."""
-        out, e = [], self
+        out: list[UserEvent] = []
+        e: EventType | UserEvent | None = self
         while isinstance(e, UserEvent):
             out.append(e)
             e = e.base
         return out
 
     def __repr__(self) -> str:
-        base = self.base.name if hasattr(self.base, "name") else None
+        base = getattr(self.base, "name", None)
         how = f"bpf {self.bpf!r}" if self.bpf else ("filter" if self._fn else "raised")
         return f"<UserEvent {self.name} on {base} ({how})>"
 
 
-def define_event(base, filter: Callable[..., bool] | str, *, name: str | None = None) -> UserEvent:
+def define_event(
+    base: EventType | UserEvent, filter: Callable[..., bool] | str, *, name: str | None = None
+) -> UserEvent:
     """A new event derived from ``base`` (``mtcp_define_event``): it fires
     whenever ``base`` fires and ``filter`` accepts it.
 
@@ -166,7 +175,7 @@ def alloc_event(*, name: str | None = None) -> UserEvent:
     return UserEvent(None, None, name)
 
 
-def on(*events) -> Callable[[Callable], Callable]:
+def on(*events: EventType | UserEvent) -> Callable[[_F], _F]:
     """Decorate a plugin function (or method) as the callback of one or
     more events, for every flow (``mtcp_register_callback`` on the
     monitoring socket)::
@@ -187,15 +196,16 @@ def on(*events) -> Callable[[Callable], Callable]:
         if not isinstance(ev, (UserEvent, EventType)):
             raise TypeError(f"on(): {ev!r} is not an EventType or a UserEvent")
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: _F) -> _F:
         prev = getattr(fn, "_mosfw_on", ())
-        fn._mosfw_on = tuple(prev) + tuple(events)
+        marked: Any = fn  # a function takes attributes, which no Callable type declares
+        marked._mosfw_on = tuple(prev) + tuple(events)
         return fn
 
     return mark
 
 
-def plugin_callbacks(plugin) -> Iterable[tuple[Any, Callable]]:
+def plugin_callbacks(plugin: object) -> Iterable[tuple[EventType | UserEvent, Callable[..., Any]]]:
     """``(event, function)`` for each function of a plugin marked with
     :func:`on`."""
     for name in dir(plugin):
@@ -225,7 +235,7 @@ class Timer:
     handle: int  #: the engine's handle (unique per core)
     deadline: float  #: input time at which it fires
     flow: Any = None  #: the Flow of a per-flow timer, None for a global one
-    callback: Callable | None = None  #: called when it fires
+    callback: Callable[..., Any] | None = None  #: called when it fires
     data: Any = None  #: passed to the callback / hook
     timer_id: Any = None  #: the app's own id (mOS's ``id`` argument)
     cancelled: bool = False  #: set by :meth:`cancel`
@@ -274,22 +284,25 @@ class Packet:
         "offset",
     )
 
-    def __init__(self, c, frame: bytes, side, offset: int | None) -> None:
-        self.ts = c.ts  #: capture timestamp (mOS ``cur_ts``)
-        self.pkt_index = c.pkt_index  #: 1-based index in the input
-        self.caplen = c.caplen  #: captured frame length
-        self.wirelen = c.wirelen  #: frame length on the wire (mOS ``eth_len``)
-        self.ip_len = c.ip_len  #: IP total length as the header says (mOS ``ip_len``)
-        self.payload_len = c.payload_len  #: TCP payload length (mOS ``payloadlen``)
-        self.payload_caplen = c.payload_caplen  #: of which captured
-        self.seq = c.seq  #: sequence number (mOS ``seq``)
-        self.ack = c.ack  #: acknowledgment number (mOS ``ack_seq``)
-        self.window = c.window  #: raw window field (mOS ``window``)
-        self.tcp_flags = c.tcp_flags  #: TCP flags byte
-        self.family = c.family  #: 4 or 6
+    def __init__(self, c: Any, frame: bytes, side: Side | None, offset: int | None) -> None:
+        # c: the cffi ``struct mosfw_packet *`` (native/mosfw_api.h)
+        self.ts: float = c.ts  #: capture timestamp (mOS ``cur_ts``)
+        self.pkt_index: int = c.pkt_index  #: 1-based index in the input
+        self.caplen: int = c.caplen  #: captured frame length
+        self.wirelen: int = c.wirelen  #: frame length on the wire (mOS ``eth_len``)
+        self.ip_len: int = c.ip_len  #: IP total length as the header says (mOS ``ip_len``)
+        self.payload_len: int = c.payload_len  #: TCP payload length (mOS ``payloadlen``)
+        self.payload_caplen: int = c.payload_caplen  #: of which captured
+        self.seq: int = c.seq  #: sequence number (mOS ``seq``)
+        self.ack: int = c.ack  #: acknowledgment number (mOS ``ack_seq``)
+        self.window: int = c.window  #: raw window field (mOS ``window``)
+        self.tcp_flags: int = c.tcp_flags  #: TCP flags byte
+        self.family: int = c.family  #: 4 or 6
         self.frame = frame
-        self._l3, self._l4, self._pl = c.l3_off, c.l4_off, c.payload_off
-        #: the Side that sent it
+        self._l3: int = c.l3_off
+        self._l4: int = c.l4_off
+        self._pl: int = c.payload_off
+        #: the Side that sent it (None from ``Core.last_packet``)
         self.side = side
         #: stream offset of the first payload byte (mOS ``offset``: the
         #: position in the reassembly buffer), None without a buffer
@@ -355,7 +368,8 @@ class StreamInfo:
         return max(0, self.next_byte_expected - self.last_byte_read)
 
     @classmethod
-    def from_c(cls, i) -> StreamInfo:
+    def from_c(cls, i: Any) -> StreamInfo:
+        """From a cffi ``struct mosfw_stream_info *``."""
         return cls(
             init_seq=i.init_seq,
             last_byte_read=i.last_byte_read,

@@ -28,14 +28,49 @@ from __future__ import annotations
 
 from _socket import AF_INET, AF_INET6, inet_ntop  # the C module: socket.py costs 3 ms at start-up
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi
 from mosfw.events import STATES, EndReason, Side, TcpState
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mosfw.api import OverlapPolicy, Packet, StreamInfo, Timer, UserEvent
+    from mosfw.events import EventType
     from mosfw.flowhost import FlowHost
+
+    # ``struct mosfw_flow`` (native/mosfw_api.h) as cffi reads it: the fields a Flow uses
+    class _CTuple(Protocol):
+        cli_addr: Sequence[int]
+        srv_addr: Sequence[int]
+        cli_port: int
+        srv_port: int
+        family: int
+
+    class _CHalf(Protocol):
+        isn: int
+        seq_hi: int
+        pkts: int
+        ip_bytes: int
+        payload_bytes: int
+        rexmit_pkts: int
+        rexmit_bytes: int
+        state: int
+        flags: int
+        hist: int
+
+    class _CFlow(Protocol):
+        tuple: _CTuple
+        id: int
+        first_ts: float
+        last_ts: float
+        side: Sequence[_CHalf]
+        end_reason: int
+        midstream: int
+        first_dir: int
+
 
 __all__ = ["Flow", "format_endpoint"]
 
@@ -44,7 +79,7 @@ _FLOW_PTR = ffi.typeof("struct mosfw_flow *")
 _FLOW_SIZE = ffi.sizeof("struct mosfw_flow")
 
 
-def _addr(raw, family: int) -> str:
+def _addr(raw: Sequence[int], family: int) -> str:
     if family == 4:
         return inet_ntop(AF_INET, bytes(raw[0:4]))
     return inet_ntop(AF_INET6, bytes(raw[0:16]))
@@ -88,9 +123,9 @@ class Flow:
     )
 
     def __init__(
-        self, rec, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF
+        self, rec: Any, flow_id: int, core: int, engine: FlowHost | None = None, slot: int = 0xFFFFFFFF
     ) -> None:
-        self._rec = rec
+        self._rec: _CFlow = rec  # a cffi ``struct mosfw_flow *``
         self.id = flow_id
         self.core = core
         self.uctx: Any = None
@@ -101,10 +136,10 @@ class Flow:
         self._cbs: dict[Any, list[Any]] | None = None  # per-flow callbacks: {event key: [(fn, adapted)]}
         self._timers: dict[int, Any] | None = None  # per-flow timers pending: {handle: Timer}
         self._stopped = 0  # MOS_STOP_MON bits (1 client, 2 server)
-        self._client = None
-        self._server = None
-        self._client_str = None
-        self._server_str = None
+        self._client: tuple[str, int] | None = None
+        self._server: tuple[str, int] | None = None
+        self._client_str: str | None = None
+        self._server_str: str | None = None
 
     # -- identity -----------------------------------------------------------
 
@@ -271,10 +306,17 @@ class Flow:
 
     # -- bytestream (mtcp_peek, mtcp_ppeek, MOS_INFO_*BUF, MOS_FRAGINFO_*BUF) --
 
-    def _live(self) -> bool:
-        return self._eng is not None and not self._ended
+    def _live(self) -> FlowHost | None:
+        """The core of a live flow; None once it ended or was detached."""
+        return None if self._ended else self._eng
 
-    def peek(self, side: Side, n: int | None = None, *, with_lost: bool = False):
+    @overload
+    def peek(self, side: Side, n: int | None = None, *, with_lost: Literal[False] = False) -> bytes: ...
+    @overload
+    def peek(self, side: Side, n: int | None = None, *, with_lost: Literal[True]) -> tuple[int, bytes]: ...
+    @overload
+    def peek(self, side: Side, n: int | None = None, *, with_lost: bool) -> bytes | tuple[int, bytes]: ...
+    def peek(self, side: Side, n: int | None = None, *, with_lost: bool = False) -> bytes | tuple[int, bytes]:
         """Read in-order bytes of ``side``'s stream and consume them
         (``mtcp_peek``): up to ``n`` bytes (all that are readable when
         None), from where the previous peek stopped.
@@ -303,9 +345,10 @@ class Flow:
         there -- in-order data or an out-of-order fragment -- or ``b""``
         when the byte at ``offset`` is not held (not received yet, given
         up, or overwritten)."""
-        if not self._live() or n <= 0 or offset < 0:
+        eng = self._live()
+        if eng is None or n <= 0 or offset < 0:
             return b""
-        return self._eng.flow_ppeek(self, int(side), int(offset), int(n))
+        return eng.flow_ppeek(self, int(side), int(offset), int(n))
 
     def lost_bytes(self, side: Side) -> int:
         """Bytes of ``side``'s stream the consuming read (:meth:`peek`)
@@ -314,33 +357,36 @@ class Flow:
         info = self.stream_info(side)
         return info.lost_bytes if info else 0
 
-    def stream_info(self, side: Side):
+    def stream_info(self, side: Side) -> StreamInfo | None:
         """The reassembly buffer of ``side`` as a
         :class:`~mosfw.api.StreamInfo` (``MOS_INFO_CLIBUF``/``SVRBUF``:
         ``init_seq``, ``last_byte_read``, ``next_byte_expected``,
         ``last_byte_received``, loss counters), or None when the side has
         no buffer."""
-        if not self._live():
+        eng = self._live()
+        if eng is None:
             return None
-        return self._eng.flow_stream_info(self, int(side))
+        return eng.flow_stream_info(self, int(side))
 
     def fragments(self, side: Side) -> list[tuple[int, int]]:
         """Contiguous ranges of ``side``'s stream held in its buffer, as
         ``(offset, length)`` in offset order (``MOS_FRAGINFO_*BUF``): the
         in-order bytes (split where gaps were given up), then the
         out-of-order fragments waiting for a gap to fill."""
-        if not self._live():
+        eng = self._live()
+        if eng is None:
             return []
-        return self._eng.flow_fragments(self, int(side))
+        return eng.flow_fragments(self, int(side))
 
     def stream_offset(self, side: Side, seq: int) -> int | None:
         """The stream offset of sequence number ``seq`` of ``side`` (None
         without a buffer)."""
-        if not self._live():
+        eng = self._live()
+        if eng is None:
             return None
-        return self._eng.flow_stream_offset(self, int(side), seq)
+        return eng.flow_stream_offset(self, int(side), seq)
 
-    def set_overlap_policy(self, side: Side, policy) -> None:
+    def set_overlap_policy(self, side: Side, policy: OverlapPolicy | str) -> None:
         """Which bytes ``side``'s buffer keeps where a retransmission
         overlaps bytes it holds (``MOS_CLIOVERLAP``/``MOS_SVROVERLAP``):
         ``"first"`` (default) or ``"last"`` (or an
@@ -354,12 +400,13 @@ class Flow:
             except KeyError:
                 raise ValueError(f"overlap policy must be 'first' or 'last', not {policy!r}") from None
         policy = OverlapPolicy(policy)
-        if self._live():
-            self._eng.flow_set_overlap(self, int(side), int(policy))
+        eng = self._live()
+        if eng is not None:
+            eng.flow_set_overlap(self, int(side), int(policy))
 
     # -- the packet of the event (mtcp_getlastpkt) -----------------------------
 
-    def last_packet(self, side: Side | None = None):
+    def last_packet(self, side: Side | None = None) -> Packet | None:
         """The packet that caused the event being dispatched, as a
         :class:`~mosfw.api.Packet` (mOS ``mtcp_getlastpkt``: headers,
         lengths, seq/ack/window/flags, payload), or None when the event
@@ -376,7 +423,7 @@ class Flow:
 
     # -- callbacks, timers, user events, monitoring ------------------------------
 
-    def register(self, event, callback) -> None:
+    def register(self, event: EventType | UserEvent, callback: Callable[..., Any]) -> None:
         """Call ``callback`` when ``event`` (an ``EventType`` or a
         :class:`~mosfw.api.UserEvent`) fires on this flow only
         (``mtcp_register_callback`` on the flow's socket). Arguments by
@@ -386,13 +433,20 @@ class Flow:
             raise RuntimeError("register() needs a live flow (inside an event handler)")
         self._eng.flow_register(self, event, callback)
 
-    def unregister(self, event, callback=None) -> None:
+    def unregister(self, event: EventType | UserEvent, callback: Callable[..., Any] | None = None) -> None:
         """Undo :meth:`register` (every callback of ``event`` when
         ``callback`` is None)."""
         if self._eng is not None and self._cbs:
             self._eng.flow_unregister(self, event, callback)
 
-    def settimer(self, seconds: float, callback=None, *, data: Any = None, timer_id: Any = None):
+    def settimer(
+        self,
+        seconds: float,
+        callback: Callable[..., Any] | None = None,
+        *,
+        data: Any = None,
+        timer_id: Any = None,
+    ) -> Timer:
         """A one-shot timer for this flow (``mtcp_settimer``): fires
         ``seconds`` after the event being dispatched (input time: packet
         time offline, wall time live), unless the flow ends first. Returns
@@ -401,7 +455,7 @@ class Flow:
             raise RuntimeError("settimer() needs a live flow")
         return self._eng.settimer(seconds, callback, data=data, flow=self, timer_id=timer_id)
 
-    def raise_event(self, event, side: Side | None = None, data: Any = None) -> None:
+    def raise_event(self, event: UserEvent, side: Side | None = None, data: Any = None) -> None:
         """Raise a user event on this flow (``mtcp_raise_event``); see
         :meth:`mosfw.engine.Core.raise_event`."""
         if self._eng is None:
@@ -429,7 +483,7 @@ class Flow:
     # -- engine side ----------------------------------------------------------
 
     @classmethod
-    def frozen_copy(cls, rec, core: int) -> Flow:
+    def frozen_copy(cls, rec: Any, core: int) -> Flow:
         """A frozen view of a copy of ``rec`` (a ``struct mosfw_flow *``):
         a flow that ended, detached from any engine; its conn.log view is
         empty."""

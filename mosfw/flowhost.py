@@ -28,7 +28,7 @@ class FlowHost(Protocol):
     state answers.
     """
 
-    def flow_peek(self, flow: Flow, side: int, n: int | None, with_lost: bool) -> Any:
+    def flow_peek(self, flow: Flow, side: int, n: int | None, with_lost: bool) -> bytes | tuple[int, bytes]:
         """:meth:`Flow.peek`: ``bytes``, or ``(lost, bytes)`` with ``with_lost``."""
 
     def flow_ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:

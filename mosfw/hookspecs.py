@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mosfw.events import EndReason, Event, Side, TcpState
     from mosfw.flow import Flow
     from mosfw.options import Config, OptionParser
+    from mosfw.runner import CoreResult
     from mosfw.stats import RunStats
 
 hookspec = pluggy.HookspecMarker("mosfw")
@@ -136,7 +137,7 @@ def mosfw_tick_result(core: CoreView, ts: float) -> Any:
 
 
 @hookspec
-def mosfw_tick_merge(config: Config, ts: float, results: list) -> None:
+def mosfw_tick_merge(config: Config, ts: float, results: list[Any]) -> None:
     """Combine what this plugin's cores returned from
     :func:`mosfw_tick_result` for the second ``ts``: how an app prints
     one per-second report for all cores (``samples/midstat``'s table).
@@ -213,7 +214,7 @@ def mosfw_core_result(core: CoreView) -> Any:
 
 
 @hookspec
-def mosfw_merge(config: Config, results: list, cores: list) -> None:
+def mosfw_merge(config: Config, results: list[Any], cores: list[CoreResult]) -> None:
     """Combine what this plugin's cores returned from
     :func:`mosfw_core_result`.
 
@@ -362,7 +363,7 @@ def mosfw_conn_end(flow: Flow, reason: EndReason, event: Event) -> None:
 
 
 @hookspec
-def mosfw_orphan(event: Event, src: tuple, dst: tuple) -> None:
+def mosfw_orphan(event: Event, src: tuple[str, int], dst: tuple[str, int]) -> None:
     """A TCP packet that belongs to no tracked flow (``MOS_ON_ORPHAN``).
 
     Fires for a packet that neither matches a tracked flow nor can start

@@ -88,10 +88,10 @@ class MosfwPluginManager(pluggy.PluginManager):
 
     # -- loading ------------------------------------------------------------
 
-    def load(self, spec: str) -> object:
+    def load(self, spec: str | os.PathLike[str]) -> object:
         """Load and register the plugin named by ``spec``; return it."""
         plugin = resolve_plugin(spec)
-        name = getattr(plugin, "__name__", spec)
+        name = getattr(plugin, "__name__", os.fspath(spec))
         if self.is_registered(plugin):
             return plugin
         if self.get_plugin(name) is not None:

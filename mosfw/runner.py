@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, cast
 
 import attrs
 
@@ -71,6 +72,9 @@ from mosfw.workers import (
     start_worker,
     wake_on_signals,
 )
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ["CoreResult", "JobResult", "WorkerError", "merge_stats", "run_job"]
 
@@ -243,7 +247,8 @@ class _Supervisor:
         pending = {w.conn: w for w in self.workers}
         next_progress = time.monotonic() + 0.5
         while pending:
-            for conn in wait_any(list(pending), timeout=0.25):
+            # wait() returns those of the objects given that are ready: here Connections
+            for conn in cast("list[Connection]", wait_any(list(pending), timeout=0.25)):
                 w = pending[conn]
                 try:
                     msg = conn.recv()
@@ -438,6 +443,9 @@ def _finish_multi(
             snap = w.progress[0] if w.progress else RunStats()
             cores.append(CoreResult(w.core, "lost", lost[-1].how, snap, {}))
             continue
+        # a worker not lost sent its "result": run() read every pipe to its end, and an error
+        # message made _run_multi raise before this
+        assert w.message is not None  # noqa: S101 - narrows the type; -O dropping it is harmless
         result, blobs, stop_signal = w.message[1], w.message[2], w.message[6]
         if stop_signal in STOP_SIGNALS and not w.stop_sent and not signalled:
             lost.append(w.loss(stopped_by=stop_signal, packets=result.stats.packets))

@@ -18,6 +18,13 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    #: what signal.signal() takes and returns (typeshed's private signal._HANDLER)
+    _Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 __all__ = ["SIGNAL_GRACE", "STOP_SIGNALS", "StopSignals"]
 
@@ -48,9 +55,9 @@ class StopSignals:
         self.first_signal = 0  #: the first stop signal received (0: none)
         self.first_at: float | None = None  #: when (time.monotonic())
         self.ignored = 0  #: signals ignored within the grace
-        self._old: dict[int, object] = {}
+        self._old: dict[int, _Handler] = {}
 
-    def handler(self, signum: int, frame) -> None:
+    def handler(self, signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()
         if self.first_at is None:
             self.first_at, self.first_signal = now, signum
@@ -83,7 +90,7 @@ class StopSignals:
             return
         until = self.first_at + self.grace
 
-        def linger(signum: int, frame) -> None:
+        def linger(signum: int, frame: FrameType | None) -> None:
             if time.monotonic() <= until:
                 return
             for s, h in old.items():

@@ -48,9 +48,9 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -136,7 +136,7 @@ class _LineAlignedRaw(io.RawIOBase):
 
 def line_stream(
     fd: int, like=None, line_buffering: bool = False, on_broken: Callable[[], None] | None = None
-) -> io.TextIOWrapper:
+) -> io.TextIOWrapper[io.BufferedWriter]:
     """A buffered text stream on ``fd`` whose write(2) calls hold whole
     lines only (see the module docstring); encoding and errors are taken
     from the stream ``like`` when given. Close it to write the rest."""
@@ -234,7 +234,7 @@ def _new_core(
     """``Core(...)`` for one worker, joining an AF_PACKET fanout group when
     ``fanout_group`` is set (live input), reading through the shared index
     ``share`` when there is one (offline)."""
-    kwargs = {"core_id": core_id, "shard_count": cores, "fail_fast": fail_fast}
+    kwargs: dict[str, Any] = {"core_id": core_id, "shard_count": cores, "fail_fast": fail_fast}
     if share is not None:
         kwargs["share"] = share
     if not fanout_group:
@@ -477,7 +477,7 @@ def start_worker(
     *,
     fanout_group: int = 0,
     progress: bool = False,
-    close_in_child: list[Connection] = (),
+    close_in_child: Iterable[Connection] = (),
     share=None,
 ) -> Worker:
     """Fork the worker of core ``core_id`` (of ``cores``). Call with
@@ -546,7 +546,7 @@ def _worker_main(
     sys.stdout, sys.stderr = out, err
 
     def finish_streams() -> tuple[str | None, str | None, bool]:
-        captured = []
+        captured: list[str | None] = []
         for s in (out, err):
             try:
                 if isinstance(s, io.StringIO):
@@ -556,7 +556,7 @@ def _worker_main(
                     captured.append(None)
             except (OSError, ValueError):
                 captured.append(None)
-        broken = not isinstance(out, io.StringIO) and out.buffer.raw.broken
+        broken = not isinstance(out, io.StringIO) and cast(_LineAlignedRaw, out.buffer.raw).broken
         return captured[0], captured[1], broken
 
     try:
