@@ -332,6 +332,12 @@ class Flow:
 
         With ``with_lost=True`` returns ``(lost, data)``: the bytes skipped
         just before ``data``.
+
+        The read position is the flow side's, as in mOS: one per side,
+        shared by every plugin. A plugin that runs next to others reads
+        with :meth:`ppeek` from its own offset (kept in :meth:`store`), so
+        that it neither consumes bytes another plugin has yet to read nor
+        misses those another one consumed.
         """
         eng = self._eng
         if eng is None or self._ended:

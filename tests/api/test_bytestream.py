@@ -96,6 +96,44 @@ def test_peek_in_chunks_and_ppeek_positional(mosfw_capture, mosfw_run):
     assert seen["rest"] == s[15:] and seen["again"] == b""
 
 
+def test_peek_position_is_shared_ppeek_from_own_offset_is_not(mosfw_capture, mosfw_run):
+    """docs/hooks.md: peek's read position is the flow side's, shared by
+    every plugin; plugins side by side read with ppeek from an offset kept
+    in their own store() and each sees the whole stream."""
+    cap = mosfw_capture()
+    c = cap.conversation()
+    c.handshake()
+    c.send_many("client", [700, 300, 1448])
+
+    class Peeker:
+        def __init__(self):
+            self.got = bytearray()
+
+        @mosfw.hookimpl
+        def mosfw_conn_new_data(self, flow, side):
+            self.got += flow.peek(side)
+
+    class OwnOffset:
+        def __init__(self):
+            self.got = bytearray()
+
+        @mosfw.hookimpl
+        def mosfw_conn_new_data(self, flow, side):
+            st = flow.store(self)
+            off = st.get(side, 0)
+            while d := flow.ppeek(side, off, 4096):
+                self.got += d
+                off += len(d)
+            st[side] = off
+
+    first, second, own_a, own_b = Peeker(), Peeker(), OwnOffset(), OwnOffset()
+    mosfw_run(cap, plugins=[first, second, own_a, own_b])
+    s = c.stream("client")
+    # one of the two peekers consumed every byte, the other read none
+    assert sorted([bytes(first.got), bytes(second.got)]) == [b"", s]
+    assert bytes(own_a.got) == s and bytes(own_b.got) == s
+
+
 def test_retransmissions_do_not_repeat_bytes(mosfw_capture, mosfw_run):
     cap = mosfw_capture()
     c = cap.conversation()
