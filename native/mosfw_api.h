@@ -7,7 +7,7 @@
  * endpoints' emulated TCP state machines for every flow, and produces
  * mOS-style events into a caller-allocated array of fixed-size records.
  *
- * Driving it (see mosfw/engine.py for the Python side):
+ * Driving it (see mosfw/engine/ for the Python side):
  *
  *   core = mosfw_core_new(&cfg, err);
  *   mosfw_core_open_file(core, "x.pcap", "tcp port 80", err);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dispatch.c -- mosfw._dispatch: the loop that hands one burst's event
- * records to their Python handlers (mosfw/engine.py, Core.run).
+ * records to their Python handlers (mosfw/engine/core.py, Core.run).
  *
  * It does in C what this Python did per record:
  *
