@@ -32,6 +32,14 @@
  * The content of connection i depends only on (seed, i, options other than
  * -c), never on the interleaving.
  *
+ * -p BYTES gives every payload-carrying segment (the request and each
+ * response data segment) exactly BYTES bytes instead: a capture of small
+ * packets.  The request is then cut to BYTES bytes when its text is longer,
+ * and the response header spans several segments when it does not fit in
+ * the first (it is cut, with Content-Length 0, when the whole response is
+ * shorter than it).  The random draws are the same as without -p, so which
+ * segment is retransmitted does not change.
+ *
  * -m est / -m syn (for memory measurements) write only the handshakes: every
  * connection's SYN, then every SYN/ACK, then every ACK (-m est: all N
  * connections established at once and never closed), or only the SYNs
@@ -41,7 +49,7 @@
  * Build: cc -O2 -Wall -Wextra -o gen_capture gen_capture.c
  * Usage: gen_capture [-o FILE] [-n CONNECTIONS] [-c CONCURRENCY] [-s SEED]
  *                    [-d DATA_SEGMENTS] [-r REXMIT_FRACTION] [-6 V6_EVERY]
- *                    [-t STEP_US] [-m full|est|syn] [-z] [-q]
+ *                    [-t STEP_US] [-p BYTES] [-m full|est|syn] [-z] [-q]
  * A summary line (key=value pairs) is printed on stderr unless -q.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -174,11 +182,12 @@ struct opts {
     uint32_t step_us;
     int zero_tcp_csum;
     int mode; /* MODE_FULL, MODE_EST, MODE_SYN */
+    uint32_t pay; /* -p: payload of every data segment; 0 = varied (default) */
 };
 
 enum { MODE_FULL = 0, MODE_EST = 1, MODE_SYN = 2 };
 
-static struct opts O = { 60000, 1000, 1, 8, 1.0, 8, 10, 0, MODE_FULL };
+static struct opts O = { 60000, 1000, 1, 8, 1.0, 8, 10, 0, MODE_FULL, 0 };
 
 static uint64_t n_rexmit, n_v6, n_pkts;
 
@@ -242,12 +251,16 @@ static void conn_init(struct conn *c, uint64_t idx)
 
     /* request */
     uint32_t req_len = rnd_range(&rs, 200, 600);
+    if (O.pay)
+        req_len = O.pay;
     int k = snprintf(c->req, sizeof c->req,
                      "GET /obj/%" PRIu64 " HTTP/1.1\r\nHost: s%u.example\r\n"
                      "User-Agent: mosfw-bench\r\nX-Pad: ",
                      idx, srv);
-    memset(c->req + k, 'p', req_len - (uint32_t)k - 4);
-    memcpy(c->req + req_len - 4, "\r\n\r\n", 4);
+    if (req_len >= (uint32_t)k + 4) {
+        memset(c->req + k, 'p', req_len - (uint32_t)k - 4);
+        memcpy(c->req + req_len - 4, "\r\n\r\n", 4);
+    } /* else (-p shorter than the request's text): the request is cut */
     c->req_len = req_len;
 
     /* response segment sizes: skewed towards the small end, some full-size */
@@ -262,6 +275,8 @@ static void conn_init(struct conn *c, uint64_t idx)
             double u = rnd01(&rs);
             l = MINPAY + (uint32_t)(u * u * (maxpay - MINPAY));
         }
+        if (O.pay)
+            l = O.pay;
         seg_off[i] = total;
         seglen[i] = (uint16_t)l;
         total += l;
@@ -429,7 +444,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: gen_capture [-o FILE] [-n CONNECTIONS] [-c CONCURRENCY] [-s SEED]\n"
             "                   [-d DATA_SEGMENTS] [-r REXMIT_FRACTION] [-6 V6_EVERY]\n"
-            "                   [-t STEP_US] [-m full|est|syn] [-z] [-q]\n"
+            "                   [-t STEP_US] [-p BYTES] [-m full|est|syn] [-z] [-q]\n"
             "  -o FILE      output pcap (default: stdout)\n"
             "  -n N         connections (default 60000)\n"
             "  -c N         concurrently interleaved connections (default 1000)\n"
@@ -439,13 +454,17 @@ static void usage(FILE *f)
             "               segment, 0..1 (default 1)\n"
             "  -6 N         every Nth connection over IPv6, 0 = none (default 8)\n"
             "  -t N         microseconds between packets (default 10)\n"
+            "  -p N         payload bytes of every data segment (the request and\n"
+            "               each response segment), 1..%d: small packets; by\n"
+            "               default the request has 200-600 bytes and response\n"
+            "               segments %d..MSS, skewed to the small end\n"
             "  -m MODE      full: whole connections (default); est: only the N\n"
             "               handshakes, all connections open at once (every SYN,\n"
             "               then every SYN/ACK, then every ACK); syn: only the N\n"
             "               SYNs (half-open); for memory measurements\n"
             "  -z           write zero TCP checksums\n"
             "  -q           no summary on stderr\n",
-            MAX_SEGS);
+            MAX_SEGS, MAXPAY6, MINPAY);
 }
 
 static uint64_t parse_u64(const char *s, const char *what)
@@ -464,7 +483,7 @@ int main(int argc, char **argv)
 {
     const char *out = NULL;
     int quiet = 0, ch;
-    while ((ch = getopt(argc, argv, "o:n:c:s:d:r:6:t:m:zqh")) != -1) {
+    while ((ch = getopt(argc, argv, "o:n:c:s:d:r:6:t:p:m:zqh")) != -1) {
         switch (ch) {
         case 'o': out = optarg; break;
         case 'n': O.n = parse_u64(optarg, "connection count"); break;
@@ -482,6 +501,15 @@ int main(int argc, char **argv)
         }
         case '6': O.v6_every = (uint32_t)parse_u64(optarg, "IPv6 interval"); break;
         case 't': O.step_us = (uint32_t)parse_u64(optarg, "time step"); break;
+        case 'p': {
+            uint64_t v = parse_u64(optarg, "payload size");
+            if (v < 1 || v > MAXPAY6) {
+                fprintf(stderr, "gen_capture: -p must be 1..%d\n", MAXPAY6);
+                return 2;
+            }
+            O.pay = (uint32_t)v;
+            break;
+        }
         case 'm':
             if (strcmp(optarg, "full") == 0) {
                 O.mode = MODE_FULL;
@@ -609,16 +637,19 @@ done:
         fprintf(stderr, "gen_capture: write failed: %s\n", strerror(errno));
         return 1;
     }
+    char paybuf[16] = "varied";
+    if (O.pay)
+        snprintf(paybuf, sizeof paybuf, "%u", O.pay);
     if (!quiet)
         fprintf(stderr,
                 "gen_capture: file=%s packets=%" PRIu64 " connections=%" PRIu64
                 " ipv4=%" PRIu64 " ipv6=%" PRIu64 " rexmits=%" PRIu64
                 " bytes=%" PRIu64 " segments=%d concurrency=%u seed=%" PRIu64
-                " duration_us=%" PRIu64 " mode=%s\n",
+                " duration_us=%" PRIu64 " mode=%s payload=%s\n",
                 out, n_pkts, O.n, O.n - n_v6, n_v6, n_rexmit, out_bytes,
                 O.mode == MODE_FULL ? O.segs : 0,
                 conc, O.seed, n_pkts ? (n_pkts - 1) * O.step_us : 0,
-                O.mode == MODE_FULL ? "full" : O.mode == MODE_EST ? "est" : "syn");
+                O.mode == MODE_FULL ? "full" : O.mode == MODE_EST ? "est" : "syn", paybuf);
     free(outbuf);
     return 0;
 }

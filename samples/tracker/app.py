@@ -164,6 +164,9 @@ class _Sink:
         raw = getattr(stream, "buffer", None)
         self._binary = raw is not None or "b" in getattr(stream, "mode", "")
         self._raw = raw if raw is not None else stream
+        #: write() is done with its data when it returns (ConnLog may then
+        #: hand it the observer's own buffer, not a copy)
+        self.writes_through = self._binary
 
     def write(self, data: bytes) -> None:
         if self._binary:
@@ -186,6 +189,8 @@ class _CoreFile:
     """``-c N`` with TSV or a file: this core's records go to a temporary
     file, opened when the core starts; ``mosfw_core_result`` hands its
     name to the parent, whose ``mosfw_merge`` joins the cores' files."""
+
+    writes_through = True  # as _Sink's
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
@@ -323,6 +328,7 @@ class ConnLog:
         held = [0]
         monotonic = time.monotonic
         last_write = [monotonic()]
+        through = getattr(sink, "writes_through", False)
 
         def flush() -> None:
             if chunks:
@@ -344,7 +350,19 @@ class ConnLog:
 
             def take_batch() -> None:
                 n = zlib.zeek_log_take(z, data)
-                if n:
+                if not n:
+                    return
+                if through and held[0] + n >= FLUSH_BYTES:
+                    # due to be written: straight from the observer's
+                    # buffer (valid until the next burst), no copy
+                    if chunks:
+                        sink.write(b"".join(chunks))
+                        chunks.clear()
+                        held[0] = 0
+                    sink.write(zffi.buffer(data[0], n))
+                    sink.flush()
+                    last_write[0] = monotonic()
+                else:
                     take(zffi.buffer(data[0], n)[:])
 
             z = _observe(core, FORMATS[fmt], take_batch)

@@ -7,9 +7,7 @@
 #include "zeek.h"
 #include "zeek_view.h"
 
-#include <arpa/inet.h>
 #include <string.h>
-#include <sys/socket.h>
 
 /* mosfw's names (the engine's mosfw_state_name() and
  * mosfw_end_reason_name(), which this module does not link to) */
@@ -120,10 +118,22 @@ static inline double ts_clamp(double x)
 	return x > -1e12 && x < 1e12 ? x : (x < 0 ? -1e12 : 1e12);
 }
 
+static const char digits62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+#define B62_3 238328u    /* 62^3 */
+#define B62_5 916132832u /* 62^5 */
+
+/* v (below 62^n) as n base-62 digits, most significant first */
+static inline void base62(char *p, int n, uint32_t v)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = digits62[v % 62];
+		v /= 62;
+	}
+}
+
 void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 {
-	static const char digits[] =
-		"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	const struct mosfw_tuple *t = &f->tuple;
 	uint64_t w[4], h, h2;
 	int64_t usec = (int64_t)(ts_clamp(f->first_ts) * 1e6 + 0.5);
@@ -137,145 +147,242 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 	h = mix64(h ^ ((uint64_t)t->cli_port << 16 | t->srv_port));
 	h = mix64(h ^ (uint64_t)usec);
 	h2 = mix64(h ^ 0x5bd1e9955bd1e995ULL) % 56800235584ULL; /* 62^6 */
+	/* buf[1..11]: h in base 62 (11 digits hold any 64-bit value),
+	 * buf[12..17]: h2 in base 62; cut into parts below 2^32 first, so
+	 * that most divisions are 32-bit and the parts' chains independent */
 	buf[0] = 'C';
-	for (i = 11; i >= 1; i--) {
-		buf[i] = digits[h % 62];
-		h /= 62;
-	}
-	for (i = 17; i >= 12; i--) {
-		buf[i] = digits[h2 % 62];
-		h2 /= 62;
-	}
+	base62(buf + 7, 5, (uint32_t)(h % B62_5));
+	h /= B62_5;
+	base62(buf + 2, 5, (uint32_t)(h % B62_5));
+	buf[1] = digits62[h / B62_5]; /* < 62: 2^64 / 62^10 is about 21.5 */
+	base62(buf + 15, 3, (uint32_t)(h2 % B62_3));
+	base62(buf + 12, 3, (uint32_t)(h2 / B62_3));
 	buf[18] = '\0';
 }
 
-/* ---- formatting (no printf: a record costs a few hundred ns) -------------- */
+/* ---- formatting ------------------------------------------------------------
+ *
+ * No printf, and no bounds check per byte: a record is written at once
+ * into room for RECORD_ROOM bytes (the caller's buffer when it is that
+ * large, a scratch one copied from otherwise). The longest record is
+ * well under it: about 310 bytes of JSON keys, quotes and separators and
+ * at most about 410 of values (two 45-byte IPv6 addresses, 31 history
+ * letters, ts and duration of at most 21 characters each, eight 20-digit
+ * counters, the names). */
 
-struct out {
-	char *p, *end;
-	int overflow;
-};
+#define RECORD_ROOM 1024u
 
-static inline void put_mem(struct out *o, const char *s, size_t n)
+/* "00" "01" ... "99" */
+static const char DIGITS2[201] = "00010203040506070809101112131415161718192021222324"
+				 "25262728293031323334353637383940414243444546474849"
+				 "50515253545556575859606162636465666768697071727374"
+				 "75767778798081828384858687888990919293949596979899";
+
+static inline char *put_mem(char *p, const char *s, size_t n)
 {
-	if ((size_t)(o->end - o->p) < n) {
-		o->overflow = 1;
-		return;
-	}
-	memcpy(o->p, s, n);
-	o->p += n;
+	memcpy(p, s, n);
+	return p + n;
 }
 
-static inline void put_str(struct out *o, const char *s) { put_mem(o, s, strlen(s)); }
+static inline char *put_str(char *p, const char *s) { return put_mem(p, s, strlen(s)); }
 
-#define PUT_LIT(o, lit) put_mem((o), (lit), sizeof(lit) - 1)
-
-static void put_u64(struct out *o, uint64_t v)
+static inline unsigned n_digits(uint64_t v)
 {
-	char tmp[20];
-	int n = 0;
+	unsigned n = 1;
 
-	do {
-		tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put_mem(o, tmp + sizeof(tmp) - n, (size_t)n);
+	while (v >= 100) {
+		v /= 100;
+		n += 2;
+	}
+	return n + (v >= 10);
+}
+
+/* v in decimal */
+static char *put_u64(char *p, uint64_t v)
+{
+	unsigned n = n_digits(v);
+	char *q = p + n;
+
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100) * 2;
+		v /= 100;
+		q -= 2;
+		q[0] = DIGITS2[r];
+		q[1] = DIGITS2[r + 1];
+	}
+	if (v >= 10) {
+		q -= 2;
+		q[0] = DIGITS2[v * 2];
+		q[1] = DIGITS2[v * 2 + 1];
+	} else {
+		*--q = (char)('0' + v);
+	}
+	return p + n;
 }
 
 /* x with 6 decimals, as "%.6f" prints packet timestamps (a time from a
  * damaged capture may be negative, or absurdly large: clamped) */
-static void put_fixed6(struct out *o, double x)
+static char *put_fixed6(char *p, double x)
 {
-	uint64_t us, r;
-	char frac[7];
-	int i;
+	uint64_t us;
+	unsigned r, i;
 
 	x = ts_clamp(x);
 	if (x < 0) {
-		PUT_LIT(o, "-");
+		*p++ = '-';
 		x = -x;
 	}
 	us = (uint64_t)(x * 1e6 + 0.5);
-	r = us % 1000000;
-
-	put_u64(o, us / 1000000);
-	frac[0] = '.';
-	for (i = 6; i >= 1; i--) {
-		frac[i] = (char)('0' + r % 10);
-		r /= 10;
+	r = (unsigned)(us % 1000000);
+	p = put_u64(p, us / 1000000);
+	*p = '.';
+	for (i = 3; i >= 1; i--) {
+		unsigned d = (r % 100) * 2;
+		r /= 100;
+		p[2 * i - 1] = DIGITS2[d];
+		p[2 * i] = DIGITS2[d + 1];
 	}
-	put_mem(o, frac, 7);
+	return p + 7;
 }
 
-static void put_addr(struct out *o, const uint8_t *a, unsigned family)
+static char *put_ipv4(char *p, const uint8_t *a)
 {
-	char tmp[INET6_ADDRSTRLEN];
-
-	if (family == 4) {
-		int i;
-		for (i = 0; i < 4; i++) {
-			if (i)
-				PUT_LIT(o, ".");
-			put_u64(o, a[i]);
-		}
-		return;
+	p = put_u64(p, a[0]);
+	for (int i = 1; i < 4; i++) {
+		*p++ = '.';
+		p = put_u64(p, a[i]);
 	}
-	if (!inet_ntop(AF_INET6, a, tmp, sizeof(tmp)))
-		strcpy(tmp, "?");
-	put_str(o, tmp);
+	return p;
 }
 
-/* Writing one record's fields in either format: put_field() opens a
- * field (its separator, and in JSON its key and an opening quote for a
- * string), the caller writes the value, the next put_field() or
+/* a 16-bit word in lower-case hex, no leading zeros ("%x") */
+static char *put_hex16(char *p, unsigned w)
+{
+	static const char hex[] = "0123456789abcdef";
+	int shift = w >= 0x1000 ? 12 : w >= 0x100 ? 8 : w >= 0x10 ? 4 : 0;
+
+	for (; shift >= 0; shift -= 4)
+		*p++ = hex[(w >> shift) & 0xf];
+	return p;
+}
+
+/* An IPv6 address as glibc's inet_ntop() writes it (its inet_ntop6,
+ * which formats each word with sprintf: this is several times faster):
+ * the first longest run of two or more zero words as "::", and the
+ * IPv4-compatible and IPv4-mapped forms ("::a.b.c.d", "::ffff:a.b.c.d"). */
+static char *put_ipv6(char *p, const uint8_t *a)
+{
+	unsigned w[8];
+	int i, best = -1, best_len = 0, cur = -1, cur_len = 0;
+
+	for (i = 0; i < 8; i++) {
+		w[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+		if (w[i] == 0) {
+			if (cur == -1) {
+				cur = i;
+				cur_len = 1;
+			} else {
+				cur_len++;
+			}
+		} else if (cur != -1) {
+			if (best == -1 || cur_len > best_len) {
+				best = cur;
+				best_len = cur_len;
+			}
+			cur = -1;
+		}
+	}
+	if (cur != -1 && (best == -1 || cur_len > best_len)) {
+		best = cur;
+		best_len = cur_len;
+	}
+	if (best != -1 && best_len < 2)
+		best = -1;
+	for (i = 0; i < 8; i++) {
+		if (best != -1 && i >= best && i < best + best_len) {
+			if (i == best)
+				*p++ = ':';
+			continue;
+		}
+		if (i != 0)
+			*p++ = ':';
+		if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff)))
+			return put_ipv4(p, a + 12);
+		p = put_hex16(p, w[i]);
+	}
+	if (best != -1 && best + best_len == 8)
+		*p++ = ':';
+	return p;
+}
+
+static char *put_addr(char *p, const uint8_t *a, unsigned family)
+{
+	return family == 4 ? put_ipv4(p, a) : put_ipv6(p, a);
+}
+
+/* Writing one record's fields in either format: FIELD() opens a field
+ * (its separator, and in JSON its key and an opening quote for a
+ * string), the caller writes the value at fd.p, the next FIELD() or
  * end_record() closes it. unset_field(): Zeek's "-" in TSV, nothing in
  * JSON (the key is left out). */
 struct fields {
-	struct out *w;
+	char *p;
 	int json;
 	int n;      /* fields written or unset so far */
 	int quoted; /* the open field's value is a JSON string */
 };
 
-static void close_field(struct fields *fd)
+static inline void close_field(struct fields *fd)
 {
-	if (fd->json && fd->quoted)
-		PUT_LIT(fd->w, "\"");
+	if (fd->quoted)
+		*fd->p++ = '"';
 	fd->quoted = 0;
 }
 
-static void put_field(struct fields *fd, const char *key, int quoted)
+/* key: the field's JSON key with its quotes and colon, klen bytes */
+static inline void put_field(struct fields *fd, const char *key, size_t klen, int quoted)
 {
+	char *p;
+
 	close_field(fd);
+	p = fd->p;
 	if (fd->json) {
-		put_str(fd->w, fd->n ? ",\"" : "{\"");
-		put_str(fd->w, key);
-		put_str(fd->w, quoted ? "\":\"" : "\":");
+		*p++ = fd->n ? ',' : '{';
+		p = put_mem(p, key, klen);
+		if (quoted)
+			*p++ = '"';
+		fd->quoted = quoted;
 	} else if (fd->n) {
-		PUT_LIT(fd->w, "\t");
+		*p++ = '\t';
 	}
-	fd->quoted = quoted;
+	fd->p = p;
 	fd->n++;
 }
 
-static void unset_field(struct fields *fd)
+#define FIELD(fd, key, quoted) put_field((fd), "\"" key "\":", sizeof("\"" key "\":") - 1, (quoted))
+
+static inline void unset_field(struct fields *fd)
 {
 	close_field(fd);
-	if (!fd->json)
-		put_str(fd->w, fd->n ? "\t-" : "-");
+	if (!fd->json) {
+		if (fd->n)
+			*fd->p++ = '\t';
+		*fd->p++ = '-';
+	}
 	fd->n++;
 }
 
-static void end_record(struct fields *fd)
+static inline void end_record(struct fields *fd)
 {
 	close_field(fd);
 	if (fd->json)
-		PUT_LIT(fd->w, "}");
-	PUT_LIT(fd->w, "\n");
+		*fd->p++ = '}';
+	*fd->p++ = '\n';
 }
 
-size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                        char *buf, size_t cap)
+/* The record in buf (room for RECORD_ROOM bytes); its length. */
+static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
+                           char *buf)
 {
 	const struct mosfw_tuple *t = &f->tuple;
 	unsigned orig = k->orig_side & 1, resp = orig ^ 1;
@@ -284,77 +391,84 @@ size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, u
 	uint16_t op = orig == MOSFW_SIDE_CLIENT ? t->cli_port : t->srv_port;
 	uint16_t rp = orig == MOSFW_SIDE_CLIENT ? t->srv_port : t->cli_port;
 	double duration = k->last_ts - f->first_ts;
-	int have_duration = duration > 0;
-	char uid[19];
-	struct out o = { buf, buf + cap, 0 };
-	struct out *w = &o;
-	struct fields fd;
+	struct fields fd = { buf, format != ZEEK_TSV, 0, 0 };
 
-	zeek_conn_uid(f, uid);
 	/* one field list for both formats: Zeek's conn.log fields, then
 	 * mosfw's (TSV in the #fields order, JSON with the same names) */
-	fd.w = w;
-	fd.json = format != ZEEK_TSV;
-	fd.n = 0;
-	fd.quoted = 0;
-	put_field(&fd, "ts", 0);
-	put_fixed6(w, f->first_ts);
-	put_field(&fd, "uid", 1);
-	put_str(w, uid);
-	put_field(&fd, "id.orig_h", 1);
-	put_addr(w, oh, t->family);
-	put_field(&fd, "id.orig_p", 0);
-	put_u64(w, op);
-	put_field(&fd, "id.resp_h", 1);
-	put_addr(w, rh, t->family);
-	put_field(&fd, "id.resp_p", 0);
-	put_u64(w, rp);
-	put_field(&fd, "proto", 1);
-	PUT_LIT(w, "tcp");
-	if (have_duration) { /* Zeek sets duration and the sizes only then */
-		put_field(&fd, "duration", 0);
-		put_fixed6(w, duration);
-		put_field(&fd, "orig_bytes", 0);
-		put_u64(w, zeek_conn_size(k, 0));
-		put_field(&fd, "resp_bytes", 0);
-		put_u64(w, zeek_conn_size(k, 1));
+	FIELD(&fd, "ts", 0);
+	fd.p = put_fixed6(fd.p, f->first_ts);
+	FIELD(&fd, "uid", 1);
+	zeek_conn_uid(f, fd.p);
+	fd.p += 18;
+	FIELD(&fd, "id.orig_h", 1);
+	fd.p = put_addr(fd.p, oh, t->family);
+	FIELD(&fd, "id.orig_p", 0);
+	fd.p = put_u64(fd.p, op);
+	FIELD(&fd, "id.resp_h", 1);
+	fd.p = put_addr(fd.p, rh, t->family);
+	FIELD(&fd, "id.resp_p", 0);
+	fd.p = put_u64(fd.p, rp);
+	FIELD(&fd, "proto", 1);
+	fd.p = put_mem(fd.p, "tcp", 3);
+	if (duration > 0) { /* Zeek sets duration and the sizes only then */
+		FIELD(&fd, "duration", 0);
+		fd.p = put_fixed6(fd.p, duration);
+		FIELD(&fd, "orig_bytes", 0);
+		fd.p = put_u64(fd.p, zeek_conn_size(k, 0));
+		FIELD(&fd, "resp_bytes", 0);
+		fd.p = put_u64(fd.p, zeek_conn_size(k, 1));
 	} else {
 		unset_field(&fd);
 		unset_field(&fd);
 		unset_field(&fd);
 	}
-	put_field(&fd, "conn_state", 1);
-	put_str(w, zeek_conn_state(k));
+	FIELD(&fd, "conn_state", 1);
+	fd.p = put_str(fd.p, zeek_conn_state(k));
 	if (k->hist_len) {
-		put_field(&fd, "history", 1);
-		put_str(w, k->history);
+		FIELD(&fd, "history", 1);
+		fd.p = put_str(fd.p, k->history);
 	} else {
 		unset_field(&fd);
 	}
-	put_field(&fd, "orig_pkts", 0);
-	put_u64(w, f->side[orig].pkts);
-	put_field(&fd, "orig_ip_bytes", 0);
-	put_u64(w, f->side[orig].ip_bytes);
-	put_field(&fd, "resp_pkts", 0);
-	put_u64(w, f->side[resp].pkts);
-	put_field(&fd, "resp_ip_bytes", 0);
-	put_u64(w, f->side[resp].ip_bytes);
-	put_field(&fd, "orig_rexmit_pkts", 0);
-	put_u64(w, f->side[orig].rexmit_pkts);
-	put_field(&fd, "resp_rexmit_pkts", 0);
-	put_u64(w, f->side[resp].rexmit_pkts);
-	put_field(&fd, "cli_state", 1);
-	put_str(w, state_name(f->side[MOSFW_SIDE_CLIENT].state));
-	put_field(&fd, "svr_state", 1);
-	put_str(w, state_name(f->side[MOSFW_SIDE_SERVER].state));
-	put_field(&fd, "close_reason", 1);
-	put_str(w, end_reason_name(f->end_reason));
-	put_field(&fd, "core", 0);
-	put_u64(w, f->core);
+	FIELD(&fd, "orig_pkts", 0);
+	fd.p = put_u64(fd.p, f->side[orig].pkts);
+	FIELD(&fd, "orig_ip_bytes", 0);
+	fd.p = put_u64(fd.p, f->side[orig].ip_bytes);
+	FIELD(&fd, "resp_pkts", 0);
+	fd.p = put_u64(fd.p, f->side[resp].pkts);
+	FIELD(&fd, "resp_ip_bytes", 0);
+	fd.p = put_u64(fd.p, f->side[resp].ip_bytes);
+	FIELD(&fd, "orig_rexmit_pkts", 0);
+	fd.p = put_u64(fd.p, f->side[orig].rexmit_pkts);
+	FIELD(&fd, "resp_rexmit_pkts", 0);
+	fd.p = put_u64(fd.p, f->side[resp].rexmit_pkts);
+	FIELD(&fd, "cli_state", 1);
+	fd.p = put_str(fd.p, state_name(f->side[MOSFW_SIDE_CLIENT].state));
+	FIELD(&fd, "svr_state", 1);
+	fd.p = put_str(fd.p, state_name(f->side[MOSFW_SIDE_SERVER].state));
+	FIELD(&fd, "close_reason", 1);
+	fd.p = put_str(fd.p, end_reason_name(f->end_reason));
+	FIELD(&fd, "core", 0);
+	fd.p = put_u64(fd.p, f->core);
 	end_record(&fd);
-	if (o.overflow)
-		return cap;
-	if (o.p < o.end)
-		*o.p = '\0';
-	return (size_t)(o.p - buf);
+	return (size_t)(fd.p - buf);
+}
+
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
+                        char *buf, size_t cap)
+{
+	char scratch[RECORD_ROOM];
+	size_t n;
+
+	if (cap >= RECORD_ROOM) {
+		n = write_record(f, k, format, buf);
+	} else {
+		n = write_record(f, k, format, scratch);
+		if (n > cap)
+			return cap; /* does not fit */
+		memcpy(buf, scratch, n);
+	}
+	if (n < cap)
+		buf[n] = '\0';
+	return n;
 }

@@ -31,9 +31,9 @@
 
 static inline uint32_t start32(const ep_t *e) { return (uint32_t)e->start_seq; }
 
-/* TCPSessionAdapter::get_relative_seq */
-static uint64_t relative_seq(const ep_t *e, uint32_t cur, uint32_t last, uint32_t wraps,
-                             int *underflow)
+/* TCPSessionAdapter::get_relative_seq (inlined: twice per packet) */
+static inline __attribute__((always_inline)) uint64_t
+relative_seq(const ep_t *e, uint32_t cur, uint32_t last, uint32_t wraps, int *underflow)
 {
 	int32_t delta = (int32_t)(cur - last);
 
@@ -283,15 +283,21 @@ static void connection_closed(struct zeek_conn *k, unsigned side)
 	e->flags |= EF_DID_CLOSE;
 }
 
-/* TCP_Reassembler::CheckEOF -> EndpointEOF: a deferred close completes */
-static void check_eof(struct zeek_conn *k, unsigned side)
+/* TCP_Reassembler::CheckEOF -> EndpointEOF: a deferred close completes
+ * (the test of the deferral is inlined: up to twice per packet) */
+static void check_eof_deferred(struct zeek_conn *k, unsigned side)
 {
 	ep_t *e = &k->ep[side];
 
-	if ((e->flags & EF_CLOSE_DEFERRED) &&
-	    ((e->flags & EF_FIN) || e->state == Z_CLOSED || e->state == Z_RESET) &&
+	if (((e->flags & EF_FIN) || e->state == Z_CLOSED || e->state == Z_RESET) &&
 	    !data_pending(k, side))
 		connection_closed(k, side);
+}
+
+static inline void check_eof(struct zeek_conn *k, unsigned side)
+{
+	if (k->ep[side].flags & EF_CLOSE_DEFERRED)
+		check_eof_deferred(k, side);
 }
 
 /* TCP_Reassembler::AckReceived on `side`'s data */
