@@ -33,37 +33,49 @@ enum zeek_state {
 
 #define ZEEK_HISTORY_MAX 31 /* letters kept; later ones are dropped */
 
-/* One endpoint as Zeek tracks it; indexed like mosfw_flow.side[]. */
+/* The per-packet part of one endpoint as Zeek tracks it (48 bytes);
+ * indexed like mosfw_flow.side[]. What only some packets touch (history
+ * bookkeeping, scaled letters, blocks above a hole) is kept apart in
+ * struct zeek_conn, by side. */
 struct zeek_conn_side {
-	int64_t start_seq; /* Zeek start_seq (ISN, or first seq - 1) */
-	uint64_t hist_last_syn, hist_last_fin, hist_last_rst; /* relative seqs */
-	uint64_t fin_seq;                                     /* relative seq one past its FIN */
-	uint64_t reassem_seq; /* relative seq delivered in order up to */
-	uint64_t trim_seq;    /* relative seq acknowledged up to */
-	uint64_t blk[2][2];   /* data above a hole, [lo, hi) (content gaps) */
-	uint32_t last_seq, ack_seq, seq_wraps, ack_wraps;
-	uint32_t rxmt_cnt, rxmt_thresh; /* 'T': retransmitted payload */
-	uint32_t win0_cnt, win0_thresh; /* 'W': zero window */
-	uint32_t gap_cnt, gap_thresh;   /* 'G': content gap */
-	uint8_t state, prev_state;      /* enum zeek_state */
-	uint8_t flags;                  /* internal (zeek_view.c) */
-	uint8_t n_blk;
-	uint32_t pad;
+	uint32_t start_seq; /* Zeek start_seq (ISN, or first seq - 1): a 32-bit value */
+	uint32_t last_seq, seq_wraps, ack_seq, ack_wraps;
+	uint8_t state, prev_state; /* enum zeek_state */
+	uint8_t flags;             /* internal (zeek_view.c) */
+	uint8_t n_blk;             /* blocks in zeek_conn.blk[side] */
+	uint64_t reassem_seq;      /* relative seq delivered in order up to */
+	uint64_t trim_seq;         /* relative seq acknowledged up to */
+	uint64_t fin_seq;          /* relative seq one past its FIN */
 };
 
 /* One per flow slot, in the observer's own array (zeek_log.c), allocated
- * when it is attached: a run without the tracker has none. */
+ * when it is attached: a run without the tracker has none. Five cache
+ * lines (the array is page-aligned): every packet reads the first two
+ * only; the third holds the history letters and the SYN/FIN bookkeeping,
+ * the last two what only RSTs, retransmissions, zero windows and content
+ * gaps touch. Per-side arrays are indexed by mosfw side. */
 struct zeek_conn {
-	struct zeek_conn_side ep[2]; /* by mosfw side, not by Zeek role */
-	uint64_t flow_id;            /* the flow it belongs to (0: not kept yet) */
-	double last_ts;              /* Zeek's last_time: last packet before both closed */
-	uint32_t hist_seen;          /* Zeek's hist_seen mask */
-	uint8_t orig_side;           /* the mosfw side Zeek calls the originator */
-	uint8_t flags;               /* internal (zeek_view.c) */
+	/* lines 0-1: every packet */
+	uint64_t flow_id;   /* the flow it belongs to (0: not kept yet) */
+	double last_ts;     /* Zeek's last_time: last packet before both closed */
+	uint32_t hist_seen; /* Zeek's hist_seen mask */
+	uint8_t orig_side;  /* the mosfw side Zeek calls the originator */
+	uint8_t flags;      /* internal (zeek_view.c) */
 	uint8_t hist_len;
-	char history[ZEEK_HISTORY_MAX + 1]; /* Zeek history letters, NUL-terminated */
-	uint8_t pad[5];
-};
+	uint8_t pad0;
+	struct zeek_conn_side ep[2]; /* by mosfw side, not by Zeek role */
+	uint8_t pad1[8];
+	/* line 2: history letters */
+	char history[ZEEK_HISTORY_MAX + 1];          /* Zeek history letters, NUL-terminated */
+	uint64_t hist_last_syn[2], hist_last_fin[2]; /* relative seqs */
+	/* line 3 */
+	uint64_t hist_last_rst[2];
+	uint32_t rxmt_cnt[2], rxmt_thresh[2]; /* 'T': retransmitted payload */
+	uint32_t win0_cnt[2], win0_thresh[2]; /* 'W': zero window */
+	uint32_t gap_cnt[2], gap_thresh[2];   /* 'G': content gap */
+	/* line 4: data above a hole, [lo, hi) (content gaps) */
+	uint64_t blk[2][2][2];
+} __attribute__((aligned(64)));
 
 /* ---- the observer (zeek_log.c) ----------------------------------------- */
 

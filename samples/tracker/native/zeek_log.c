@@ -8,19 +8,28 @@
  * (zeek_record.c) to a per-burst buffer the tracker takes after each
  * burst.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "zeek.h"
 #include "zeek_view.h"
 
 #define CONN_RECORD_MAX 1024u /* zeek_conn_record() never needs more */
 #define CONN_LOG_SIZE (256u * 1024u)
+#define HUGE_PAGE (2u << 20)
+
+/* what every packet reads fills the view's first two cache lines (zeek.h) */
+_Static_assert(sizeof(struct zeek_conn) == 5 * 64, "struct zeek_conn: five cache lines");
+_Static_assert(offsetof(struct zeek_conn, history) == 2 * 64, "struct zeek_conn: hot part");
 
 struct zeek_log {
 	struct mosfw_observer obs;
 	struct zeek_conn *views; /* by flow slot */
 	uint32_t n_slots;
+	void *map; /* the mapping views lie in; its length */
+	size_t map_len;
 	char *log; /* records of flows ended this burst; NULL = no log */
 	size_t len, cap;
 	int format;
@@ -49,18 +58,39 @@ static void on_end(void *self, const struct mosfw_flow *f, uint32_t slot)
 
 static void on_burst(void *self) { ((struct zeek_log *)self)->len = 0; }
 
-static int on_room(void *self)
+/* The views: an anonymous mapping (zero pages, backed when first
+ * touched), aligned to and advised for transparent huge pages where the
+ * kernel has them. The flows of a run spread over many slots (ended
+ * flows keep theirs while they linger as zombies): with 4 KiB pages the
+ * first touch of each page was a fault, thousands in a run. */
+static int map_views(struct zeek_log *z, uint32_t slots)
 {
-	const struct zeek_log *z = self;
+	size_t len = (size_t)(slots ? slots : 1) * sizeof(struct zeek_conn);
+	size_t map_len = len >= HUGE_PAGE ? len + HUGE_PAGE : len;
+	uintptr_t start;
+	void *m = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	return !z->log || z->cap - z->len >= 4 * CONN_RECORD_MAX;
+	if (m == MAP_FAILED)
+		return -1;
+	z->map = m;
+	z->map_len = map_len;
+	start = (uintptr_t)m;
+	if (len >= HUGE_PAGE) {
+		start = (start + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+#ifdef MADV_HUGEPAGE
+		madvise((void *)start, len, MADV_HUGEPAGE); /* advice only: failure is fine */
+#endif
+	}
+	z->views = (struct zeek_conn *)start;
+	return 0;
 }
 
 void zeek_log_free(struct zeek_log *z)
 {
 	if (!z)
 		return;
-	free(z->views);
+	if (z->map)
+		munmap(z->map, z->map_len);
 	free(z->log);
 	free(z);
 }
@@ -76,13 +106,12 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	if (!(z = calloc(1, sizeof(*z))))
 		return NULL;
 	z->n_slots = slots;
-	z->views = calloc(slots ? slots : 1, sizeof(*z->views));
 	z->format = format;
 	if (format != ZEEK_VIEW_ONLY) {
 		z->cap = CONN_LOG_SIZE;
 		z->log = malloc(z->cap);
 	}
-	if (!z->views || (format != ZEEK_VIEW_ONLY && !z->log)) {
+	if (map_views(z, slots) < 0 || (format != ZEEK_VIEW_ONLY && !z->log)) {
 		zeek_log_free(z);
 		return NULL;
 	}
@@ -91,7 +120,13 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	z->obs.tcp_updated = on_tcp;
 	z->obs.flow_ended = on_end;
 	z->obs.burst = on_burst;
-	z->obs.room = on_room;
+	if (z->log) { /* room for one more packet's records, tested by the core */
+		z->obs.room_used = &z->len;
+		z->obs.room_limit = z->cap - 4 * CONN_RECORD_MAX;
+	}
+	z->obs.slot_base = z->views;
+	z->obs.slot_size = sizeof(struct zeek_conn);
+	z->obs.slot_hot = offsetof(struct zeek_conn, history); /* what every packet reads */
 	z->obs.detach = on_detach;
 	return z;
 }

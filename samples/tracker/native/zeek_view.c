@@ -146,7 +146,7 @@ static int32_t update_last_seq(struct zeek_conn *k, unsigned side, uint32_t last
 	else if (delta > 0)
 		set_last_seq(e, last_seq);
 	else if (len > 0)
-		zeek_scaled_history(k, side, 'T', &e->rxmt_cnt, &e->rxmt_thresh);
+		zeek_scaled_history(k, side, 'T', &k->rxmt_cnt[side], &k->rxmt_thresh[side]);
 	return delta;
 }
 
@@ -158,41 +158,48 @@ static inline int is_clean(const ep_t *a)
 	       (a->state == Z_CLOSED && a->prev_state == Z_ESTABLISHED);
 }
 
-static void drop_block(ep_t *e)
+static void drop_block(struct zeek_conn *k, unsigned side)
 {
-	e->blk[0][0] = e->blk[1][0];
-	e->blk[0][1] = e->blk[1][1];
-	e->n_blk--;
+	uint64_t(*b)[2] = k->blk[side];
+
+	b[0][0] = b[1][0];
+	b[0][1] = b[1][1];
+	k->ep[side].n_blk--;
 }
 
 /* Deliver the buffered blocks that are now in order. */
-static void deliver_blocks(ep_t *e)
+static void deliver_blocks(struct zeek_conn *k, unsigned side)
 {
-	while (e->n_blk && e->blk[0][0] <= e->reassem_seq) {
-		if (e->blk[0][1] > e->reassem_seq)
-			e->reassem_seq = e->blk[0][1];
-		drop_block(e);
+	ep_t *e = &k->ep[side];
+	uint64_t(*b)[2] = k->blk[side];
+
+	while (e->n_blk && b[0][0] <= e->reassem_seq) {
+		if (b[0][1] > e->reassem_seq)
+			e->reassem_seq = b[0][1];
+		drop_block(k, side);
 	}
 }
 
 /* Buffer [lo, hi) above a hole: merge with what overlaps or touches it;
  * with no room left, join the two nearest ranges (the smaller hole is
  * then taken as filled: at most one gap less is reported). */
-static void insert_block(ep_t *e, uint64_t lo, uint64_t hi)
+static void insert_block(struct zeek_conn *k, unsigned side, uint64_t lo, uint64_t hi)
 {
+	ep_t *e = &k->ep[side];
+	uint64_t(*blk)[2] = k->blk[side];
 	uint64_t b[3][2];
 	unsigned n = 0, i, j, best;
 
 	for (i = 0; i < e->n_blk; i++) {
-		if (e->blk[i][1] < lo || e->blk[i][0] > hi) {
-			b[n][0] = e->blk[i][0];
-			b[n][1] = e->blk[i][1];
+		if (blk[i][1] < lo || blk[i][0] > hi) {
+			b[n][0] = blk[i][0];
+			b[n][1] = blk[i][1];
 			n++;
 		} else {
-			if (e->blk[i][0] < lo)
-				lo = e->blk[i][0];
-			if (e->blk[i][1] > hi)
-				hi = e->blk[i][1];
+			if (blk[i][0] < lo)
+				lo = blk[i][0];
+			if (blk[i][1] > hi)
+				hi = blk[i][1];
 		}
 	}
 	/* insert sorted */
@@ -216,8 +223,8 @@ static void insert_block(ep_t *e, uint64_t lo, uint64_t hi)
 		n--;
 	}
 	for (i = 0; i < n; i++) {
-		e->blk[i][0] = b[i][0];
-		e->blk[i][1] = b[i][1];
+		blk[i][0] = b[i][0];
+		blk[i][1] = b[i][1];
 	}
 	e->n_blk = (uint8_t)n;
 }
@@ -228,7 +235,7 @@ static void gap(struct zeek_conn *k, unsigned side)
 	ep_t *e = &k->ep[side];
 
 	if (is_clean(e) && is_clean(&k->ep[side ^ 1]))
-		zeek_scaled_history(k, side, 'G', &e->gap_cnt, &e->gap_thresh);
+		zeek_scaled_history(k, side, 'G', &k->gap_cnt[side], &k->gap_thresh[side]);
 }
 
 /* TCP_Reassembler::Undelivered: the peer acknowledged data up to up_to
@@ -240,12 +247,12 @@ static void undelivered(struct zeek_conn *k, unsigned side, uint64_t up_to)
 	if (up_to <= 2 && (k->flags & CF_PARTIAL))
 		return; /* the faked-up initial sequence of a partial connection */
 	if (!(e->flags & EF_SKIP)) {
-		while (e->n_blk && e->blk[0][0] < up_to) {
-			if (e->blk[0][0] > e->reassem_seq) {
+		while (e->n_blk && k->blk[side][0][0] < up_to) {
+			if (k->blk[side][0][0] > e->reassem_seq) {
 				gap(k, side);
-				e->reassem_seq = e->blk[0][0];
+				e->reassem_seq = k->blk[side][0][0];
 			}
-			deliver_blocks(e);
+			deliver_blocks(k, side);
 		}
 		if (up_to > e->reassem_seq)
 			gap(k, side);
@@ -311,16 +318,18 @@ static void ack_received(struct zeek_conn *k, unsigned side, uint64_t seq)
 		return;
 	if (seq > e->reassem_seq)
 		undelivered(k, side, seq);
-	while (e->n_blk && e->blk[0][1] <= seq)
-		drop_block(e);
+	while (e->n_blk && k->blk[side][0][1] <= seq)
+		drop_block(k, side);
 	e->trim_seq = seq;
-	deliver_blocks(e);
+	deliver_blocks(k, side);
 	check_eof(k, side);
 }
 
 /* TCP_Endpoint::DataSent -> TCP_Reassembler::DataSent */
-static void data_sent(ep_t *e, uint64_t seq, uint32_t len)
+static void data_sent(struct zeek_conn *k, unsigned side, uint64_t seq, uint32_t len)
 {
+	ep_t *e = &k->ep[side];
+	uint64_t(*blk)[2] = k->blk[side];
 	uint64_t ack = full_seq(e->ack_seq, e->ack_wraps) - (uint64_t)e->start_seq;
 	uint64_t upper = seq + len, stored;
 	unsigned i;
@@ -340,17 +349,17 @@ static void data_sent(ep_t *e, uint64_t seq, uint32_t len)
 		return;
 	if (seq <= e->reassem_seq) {
 		e->reassem_seq = upper;
-		deliver_blocks(e);
+		deliver_blocks(k, side);
 	} else {
-		insert_block(e, seq, upper);
+		insert_block(k, side, seq, upper);
 	}
 	/* what the reassembler holds: delivered but unacknowledged, and the
 	 * blocks above a hole */
 	stored = e->reassem_seq > e->trim_seq ? e->reassem_seq - e->trim_seq : 0;
 	for (i = 0; i < e->n_blk; i++)
-		stored += e->blk[i][1] - e->blk[i][0];
+		stored += blk[i][1] - blk[i][0];
 	if ((e->n_blk && no_data_acked(e) &&
-	     e->blk[e->n_blk - 1][1] - e->reassem_seq > MAX_ABOVE_HOLE_WITHOUT_ACKS) ||
+	     blk[e->n_blk - 1][1] - e->reassem_seq > MAX_ABOVE_HOLE_WITHOUT_ACKS) ||
 	    stored > EXCESSIVE_DATA_WITHOUT_ACKS) {
 		e->n_blk = 0;
 		e->flags |= EF_SKIP;
@@ -459,6 +468,16 @@ static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t bas
 
 /* ---- per packet ------------------------------------------------------------ */
 
+/* zeek_check_history() without its call when the letter was seen before
+ * (most packets): with more or fewer than one letter so far, the
+ * SYN/ACK-first flip cannot happen and only the mask is tested. */
+static inline int check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char code)
+{
+	if (k->hist_len != 1 && (k->hist_seen & (side != k->orig_side ? mask << 16 : mask)))
+		return 1;
+	return zeek_check_history(k, side, mask, code);
+}
+
 /* The first packet: NewConn + WantConnection's flip rule. */
 static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned dir,
                       const struct mosfw_seg *p)
@@ -473,7 +492,7 @@ static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned 
 
 	k->flags = CF_INIT;
 	for (s = 0; s < 2; s++) {
-		k->ep[s].rxmt_thresh = k->ep[s].win0_thresh = k->ep[s].gap_thresh = 1;
+		k->rxmt_thresh[s] = k->win0_thresh[s] = k->gap_thresh[s] = 1;
 		k->ep[s].reassem_seq = k->ep[s].trim_seq = 1;
 	}
 	k->orig_side = (uint8_t)dir;
@@ -529,31 +548,31 @@ void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f, const str
 	bits = syn + fin + rst;
 	if (bits > 1) {
 		if (fin && rst)
-			zeek_check_history(k, dir, HM_FIN_RST, 'I');
+			check_history(k, dir, HM_FIN_RST, 'I');
 		else
-			zeek_check_history(k, dir, HM_MULTI, 'Q');
+			check_history(k, dir, HM_MULTI, 'Q');
 	} else if (syn) {
 		char code = ack ? 'H' : 'S';
-		if (zeek_check_history(k, dir, HM_SYN, code) && rel != e->hist_last_syn)
+		if (check_history(k, dir, HM_SYN, code) && rel != k->hist_last_syn[dir])
 			zeek_side_history(k, dir, code);
-		e->hist_last_syn = rel;
+		k->hist_last_syn[dir] = rel;
 	} else if (fin) {
-		if (zeek_check_history(k, dir, HM_FIN, 'F') && rel + len != e->hist_last_fin)
+		if (check_history(k, dir, HM_FIN, 'F') && rel + len != k->hist_last_fin[dir])
 			zeek_side_history(k, dir, 'F');
-		e->hist_last_fin = rel + len;
+		k->hist_last_fin[dir] = rel + len;
 	} else if (rst) {
-		if (zeek_check_history(k, dir, HM_RST, 'R') && rel != e->hist_last_rst)
+		if (check_history(k, dir, HM_RST, 'R') && rel != k->hist_last_rst[dir])
 			zeek_side_history(k, dir, 'R');
-		e->hist_last_rst = rel;
+		k->hist_last_rst[dir] = rel;
 	} else if (len) {
-		zeek_check_history(k, dir, HM_DATA, 'D');
+		check_history(k, dir, HM_DATA, 'D');
 	} else if (ack) {
-		zeek_check_history(k, dir, HM_ACK, 'A');
+		check_history(k, dir, HM_ACK, 'A');
 	}
 
 	/* update_window: zero windows ('W') */
 	if (p->window == 0 && !rst && peer->state != Z_CLOSED && e->state != Z_RESET)
-		zeek_scaled_history(k, dir, 'W', &e->win0_cnt, &e->win0_thresh);
+		zeek_scaled_history(k, dir, 'W', &k->win0_cnt[dir], &k->win0_thresh[dir]);
 
 	if (!(k->ep[0].flags & EF_DID_CLOSE) || !(k->ep[1].flags & EF_DID_CLOSE))
 		k->last_ts = ts;
@@ -580,7 +599,7 @@ void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f, const str
 	if (ack)
 		ack_received(k, dir ^ 1, rel_ack);
 	if (len > 0 && !rst && !underflow && p->payload_caplen >= len)
-		data_sent(e, syn ? rel + 1 : rel, len);
+		data_sent(k, dir, syn ? rel + 1 : rel, len);
 	check_eof(k, dir);
 	if (do_close && !(e->flags & EF_DID_CLOSE))
 		connection_closed(k, dir);
