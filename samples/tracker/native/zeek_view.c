@@ -468,16 +468,6 @@ static int update_state_machine(struct zeek_conn *k, unsigned side, uint32_t bas
 
 /* ---- per packet ------------------------------------------------------------ */
 
-/* zeek_check_history() without its call when the letter was seen before
- * (most packets): with more or fewer than one letter so far, the
- * SYN/ACK-first flip cannot happen and only the mask is tested. */
-static inline int check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char code)
-{
-	if (k->hist_len != 1 && (k->hist_seen & (side != k->orig_side ? mask << 16 : mask)))
-		return 1;
-	return zeek_check_history(k, side, mask, code);
-}
-
 /* The first packet: NewConn + WantConnection's flip rule. */
 static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned dir,
                       const struct mosfw_seg *p)

@@ -77,6 +77,16 @@ int zeek_check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char c
 void zeek_scaled_history(struct zeek_conn *k, unsigned side, char code, uint32_t *cnt,
                          uint32_t *thresh);
 
+/* zeek_check_history() without its call when the letter was seen before
+ * (most packets): with more or fewer than one letter so far, the
+ * SYN/ACK-first flip cannot happen and only the mask is tested. */
+static inline int check_history(struct zeek_conn *k, unsigned side, uint32_t mask, char code)
+{
+	if (k->hist_len != 1 && (k->hist_seen & (side != k->orig_side ? mask << 16 : mask)))
+		return 1;
+	return zeek_check_history(k, side, mask, code);
+}
+
 /* Zeek's likely_server_ports for TCP with the default (base) scripts:
  * the ports every protocol analyzer registers as server ports. */
 int zeek_likely_server_port(uint16_t port);
