@@ -248,7 +248,6 @@ static void index_points(struct mosfw_observers *o)
 	uint8_t i;
 
 	o->n_parsed = o->n_created = o->n_tcp = o->n_ended = o->n_burst = o->n_room = 0;
-	o->n_prefetch = 0;
 	for (i = 0; i < o->n; i++) {
 		const struct mosfw_observer *b = &o->list[i];
 		if (b->pkt_parsed)
@@ -263,8 +262,6 @@ static void index_points(struct mosfw_observers *o)
 			o->burst[o->n_burst++] = i;
 		if (b->room || b->room_used)
 			o->room[o->n_room++] = i;
-		if (b->slot_base && b->slot_hot)
-			o->prefetch[o->n_prefetch++] = i;
 	}
 }
 
@@ -281,7 +278,7 @@ static int find_observer(const struct mosfw_observers *o, const char *name)
 int mosfw_core_observe(struct mosfw_core *c, const struct mosfw_observer *obs)
 {
 	if (!obs || !obs->name || c->obs.n >= MOSFW_OBSERVERS_MAX ||
-	    find_observer(&c->obs, obs->name) >= 0 || obs->slot_hot > 256)
+	    find_observer(&c->obs, obs->name) >= 0)
 		return -1;
 	c->obs.list[c->obs.n++] = *obs;
 	index_points(&c->obs);

@@ -150,8 +150,6 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		return;
 	}
 	slot = mosfw_ft_lookup(&c->ft, p, hash, &dir);
-	if (c->obs.n_prefetch && slot != MOSFW_NO_SLOT)
-		mosfw_obs_prefetch(&c->obs, slot);
 	if (slot != MOSFW_NO_SLOT && c->x.streams && mosfw_feat_must_cut(&c->x, slot, dir, p) &&
 	    hold_for_next_burst(c, ts))
 		return;
@@ -205,8 +203,6 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			return;
 		}
 		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;
-		if (c->obs.n_prefetch)
-			mosfw_obs_prefetch(&c->obs, slot);
 		f = &c->ft.flows[slot];
 		f->first_dir = (uint8_t)dir;
 		c->st.flows_created++;

@@ -375,12 +375,6 @@ struct mosfw_observer {
 	 * room_limit itself (no call per packet). */
 	const size_t *room_used;
 	size_t room_limit;
-	/* Optional: the observer's per-slot array (slot s at slot_base + s *
-	 * slot_size). The core prefetches the first slot_hot bytes (at most
-	 * 256) of a packet's slot as soon as it knows the slot, before the
-	 * TCP update: tcp_updated then finds them in cache. */
-	const void *slot_base;
-	uint32_t slot_size, slot_hot;
 };
 
 /* Attach obs (copied) to the core's table; 0, or -1 when the table is

@@ -40,10 +40,9 @@ struct mosfw_observers {
 	struct mosfw_observer list[MOSFW_OBSERVERS_MAX];
 	/* per point, the observers that have a callback there (rebuilt on
 	 * attach/detach), so an unobserved point is one test */
-	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room, n_prefetch;
+	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room;
 	uint8_t parsed[MOSFW_OBSERVERS_MAX], created[MOSFW_OBSERVERS_MAX], tcp[MOSFW_OBSERVERS_MAX],
-		ended[MOSFW_OBSERVERS_MAX], burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX],
-		prefetch[MOSFW_OBSERVERS_MAX];
+		ended[MOSFW_OBSERVERS_MAX], burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX];
 	struct mosfw_stream_points stream; /* data == NULL: off */
 };
 
@@ -119,20 +118,6 @@ static inline int mosfw_obs_room(const struct mosfw_observers *o)
 			return 0;
 	}
 	return 1;
-}
-
-/* The packet's flow is in slot: start loading the observers' per-slot
- * data (their slot_hot bytes) while the TCP update runs. */
-static inline void mosfw_obs_prefetch(const struct mosfw_observers *o, uint32_t slot)
-{
-	unsigned i, off;
-
-	for (i = 0; i < o->n_prefetch; i++) {
-		const struct mosfw_observer *b = &o->list[o->prefetch[i]];
-		const char *p = (const char *)b->slot_base + (size_t)slot * b->slot_size;
-		for (off = 0; off < b->slot_hot; off += 64)
-			__builtin_prefetch(p + off, 1);
-	}
 }
 
 #endif /* MOSFW_OBSERVERS_H */

@@ -124,9 +124,6 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 		z->obs.room_used = &z->len;
 		z->obs.room_limit = z->cap - 4 * CONN_RECORD_MAX;
 	}
-	z->obs.slot_base = z->views;
-	z->obs.slot_size = sizeof(struct zeek_conn);
-	z->obs.slot_hot = offsetof(struct zeek_conn, history); /* what every packet reads */
 	z->obs.detach = on_detach;
 	return z;
 }
