@@ -11,7 +11,8 @@ CWARN  := -Wall -Wextra -Wshadow -Wno-unused-parameter -Werror
 NATIVE_SRC := $(wildcard native/*.c)
 NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py \
               native/python/dispatch.c setup.py \
-              $(wildcard samples/tracker/native/*) samples/tracker/build_zeek.py
+              $(wildcard samples/tracker/native/*) samples/tracker/build_zeek.py \
+              samples/tracker/setup.py samples/tracker/pyproject.toml
 ASAN_BIN := native/build-asan/mosfw-replay
 DEMO_PCAP := tests/multicore/data/http_ipv6.pcap
 PYTEST_ARGS ?=
@@ -31,8 +32,12 @@ $(STAMP): pyproject.toml | sysdeps
 	    "ruff>=0.17.6,<0.18" "mypy>=2.4.1,<2.5"
 	touch $@
 
+# mosfw in editable mode, then the tracker's C part in place
+# (samples/tracker/_zeek.abi3.so, for -p samples/tracker): the tracker is a
+# package of its own (samples/tracker/setup.py), not part of mosfw's wheel.
 mosfw/_native.abi3.so: $(STAMP) $(NATIVE_SRC) $(NATIVE_HDR)
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e . --config-settings editable_mode=compat
+	cd samples/tracker && $(CURDIR)/$(VPY) setup.py -q build_ext --inplace --force
 	@$(VPY) -m compileall -q mosfw plugins samples >/dev/null
 	@touch $@
 

@@ -14,6 +14,7 @@ Run with ``mosfw run -r capture.pcap -p myapp.py``.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -48,6 +49,7 @@ __all__ = [
     "CoreView",
     "RunStats",
     "get_plugin_manager",
+    "get_include",
 ]
 
 _LAZY = {
@@ -65,6 +67,20 @@ _LAZY = {
     "RunStats": "mosfw.stats",
     "get_plugin_manager": "mosfw.manager",
 }
+
+
+def get_include() -> str:
+    """The folder holding ``mosfw_api.h``, the engine's public C header, for
+    C extensions that work with the engine's types (as
+    ``numpy.get_include()``): ``include_dirs=[mosfw.get_include()]``.
+
+    An installed mosfw ships the header in the package (``mosfw/include/``);
+    an editable install from a checkout uses the checkout's ``native/``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in (os.path.join(here, "include"), os.path.join(os.path.dirname(here), "native")):
+        if os.path.isfile(os.path.join(folder, "mosfw_api.h")):
+            return folder
+    raise FileNotFoundError(f"mosfw_api.h is neither in {here}/include nor in a checkout's native/")
 
 
 def __getattr__(name: str) -> Any:

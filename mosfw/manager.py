@@ -2,9 +2,10 @@
 unless a hook has a wrapper or hook calls are traced.
 
 ``-p SPEC`` accepts, in this order: a name from the ``mosfw.plugins``
-entry-point group (``eventlog``), a path to a ``.py`` file, a path to a
-folder holding an app (``samples/midstat``: its ``app.py`` or
-``__init__.py``), or an importable module name.
+entry-point group (``eventlog``, and those of the installed plugin
+packages: ``pip install ./samples/midstat`` gives ``midstat``), a path
+to a ``.py`` file, a path to a folder holding an app (``samples/midstat``:
+its ``app.py`` or ``__init__.py``), or an importable module name.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFound",
     "get_plugin_manager",
+    "plugin_names",
     "EVENT_HOOKS",
     "PER_PLUGIN_HOOKS",
     "raised_by",
@@ -377,16 +379,22 @@ def resolve_plugin(spec: str | object) -> object:
         return importlib.import_module(spec)
     except ModuleNotFoundError as e:
         if e.name and spec.startswith(e.name):
-            names = sorted(
-                set(BUILTIN_PLUGINS) | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-            )
             raise PluginNotFound(
-                f"unknown plugin {spec!r}: not a registered plugin ({', '.join(names) or 'none'}), "
-                "a .py file, an app folder or an importable module"
+                f"unknown plugin {spec!r}: not an installed plugin (installed: {', '.join(plugin_names())}), "
+                "a .py file, an app folder or an importable module (a plugin package is found by name "
+                "once pip-installed, e.g. `pip install ./samples/midstat`)"
             ) from None
         raise PluginLoadError(f"plugin {spec!r} failed to import: {e}") from e
     except Exception as e:
         raise PluginLoadError(f"plugin {spec!r} failed to import: {type(e).__name__}: {e}") from e
+
+
+def plugin_names() -> list[str]:
+    """The names ``-p NAME`` finds: the built-in plugins and every
+    ``mosfw.plugins`` entry point of the installed distributions, sorted."""
+    from importlib import metadata
+
+    return sorted(set(BUILTIN_PLUGINS) | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)})
 
 
 def get_plugin_manager(plugins: list | tuple = ()) -> MosfwPluginManager:

@@ -1,11 +1,18 @@
-"""cffi builder for the tracker's own C part -> ``samples/tracker/_zeek``.
+"""cffi builder for the tracker's own C part -> ``mosfw_tracker._zeek``.
 
 Zeek's conn.log view (samples/tracker/native/) is an observer of the
 engine's core: it includes only the engine's public header
-(native/mosfw_api.h) for the types it shares (struct mosfw_flow, struct
+(``mosfw_api.h``) for the types it shares (struct mosfw_flow, struct
 mosfw_observer, struct mosfw_seg) and calls nothing in the engine; the
 tracker hands its observer to the engine with ``Core.attach_observer``.
-Built by the project's setup.py (``cffi_modules``) beside mosfw._native.
+
+Built by the tracker's own setup.py (``cffi_modules``): into the wheel by
+``pip install ./samples/tracker``, and in place (``_zeek.abi3.so`` beside
+app.py, for ``-p samples/tracker`` from a checkout) by ``make build``. The
+header comes from the installed engine, ``mosfw.get_include()`` (the
+struct layouts must be those of the engine the tracker runs with); where
+mosfw is not importable at build time (pip's isolated build environment)
+from the checkout this folder is in, ``native/``.
 """
 
 import os
@@ -46,14 +53,29 @@ size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, u
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 
-# paths relative to the project root (setuptools runs the build there)
+
+def engine_include() -> str:
+    """The folder holding the engine's public header, mosfw_api.h."""
+    try:
+        import mosfw
+    except ImportError:
+        checkout = HERE.parent.parent / "native"
+        if (checkout / "mosfw_api.h").is_file():
+            return str(checkout)
+        raise SystemExit(
+            "tracker: mosfw is not installed and this is not a mosfw checkout: install mosfw "
+            "first, then `pip install --no-build-isolation ./samples/tracker`"
+        ) from None
+    return mosfw.get_include()
+
+
+# paths relative to the tracker's folder (setuptools runs the build there)
 rel = os.path.relpath(HERE / "native", os.getcwd())
-engine = os.path.relpath(HERE.parent.parent / "native", os.getcwd())
 ffibuilder.set_source(
-    "samples.tracker._zeek",
+    "mosfw_tracker._zeek",
     '#include "zeek.h"\n',
     sources=[os.path.join(rel, s) for s in SOURCES],
-    include_dirs=[rel, engine],
+    include_dirs=[rel, engine_include()],
     # as the engine's build: calls between the files (the observer's
     # callback into the per-packet emulation and its history letters) are
     # inlined across them at link time, and hidden symbols (only the

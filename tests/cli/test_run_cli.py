@@ -138,6 +138,19 @@ def test_plugin_that_raises_is_reported_once_and_counted(tmp_path, small_pcap):
 def test_unknown_plugin(small_pcap):
     r = mosfw("run", "-r", small_pcap, "-p", "no_such_plugin_x")
     assert r.returncode == 2 and "unknown plugin 'no_such_plugin_x'" in r.stderr
+    # the names that are installed (the entry points of this environment)
+    from mosfw.manager import plugin_names
+
+    assert "eventlog" in plugin_names()
+    assert f"(installed: {', '.join(plugin_names())})" in r.stderr
+    assert "pip install ./samples/midstat" in r.stderr
+
+
+def test_get_include_finds_the_public_header():
+    import mosfw
+
+    header = Path(mosfw.get_include()) / "mosfw_api.h"
+    assert header.read_bytes() == (Path(__file__).resolve().parents[2] / "native/mosfw_api.h").read_bytes()
 
 
 @pytest.mark.parametrize(
