@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the lazy names (_LAZY), for type checkers
     from mosfw.events import EndReason, ErrorCode, Event, EventType, Side, TcpState
     from mosfw.flow import Flow
     from mosfw.manager import get_plugin_manager
-    from mosfw.stats import RunStats
+    from mosfw.stats import CoreCounters, RunStats
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "Core",
     "CoreView",
     "RunStats",
+    "CoreCounters",
     "get_plugin_manager",
     "get_include",
 ]
@@ -65,6 +66,7 @@ _LAZY = {
     "Core": "mosfw.engine",
     "CoreView": "mosfw.engine",
     "RunStats": "mosfw.stats",
+    "CoreCounters": "mosfw.stats",
     "get_plugin_manager": "mosfw.manager",
 }
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mosfw.flow import Flow
     from mosfw.options import Config, OptionParser
     from mosfw.runner import CoreResult
-    from mosfw.stats import RunStats
+    from mosfw.stats import CoreCounters, RunStats
 
 hookspec = pluggy.HookspecMarker("mosfw")
 
@@ -250,6 +250,52 @@ def mosfw_report(config: Config, stats: RunStats) -> None:
 
     :param config: the run's configuration.
     :param stats: engine counters summed over cores.
+    """
+
+
+@hookspec
+def mosfw_stats_update(config: Config, stats: RunStats, cores: list[CoreCounters], final: bool) -> None:
+    """The engine counters of the whole run, merged and per core, while it
+    runs: for live metrics (``plugins/prometheus``).
+
+    Called in the process that merges the cores (the parent with
+    ``-c N``, the one process with ``-c 1``), never in a worker:
+
+    - first, once, before any core starts: in ``run_job``, before
+      :func:`mosfw_configure` with ``-c 1`` and before the workers are
+      forked with ``-c N`` (so they inherit what it opened: a plugin
+      that listens on a socket closes its copy in its own
+      :func:`mosfw_configure`, which runs in each worker). Every counter
+      is 0. A :class:`mosfw.UsageError` raised here stops the run before
+      it starts (exit 2), like one from :func:`mosfw_configure`;
+    - then about every :data:`mosfw.merge.STATS_UPDATE_EVERY` seconds of
+      wall time while the cores run: with ``-c N`` from the parent's
+      loop, with the counters of each worker's latest progress report
+      (sent every :data:`mosfw.workers.PROGRESS_EVERY` seconds); with
+      ``-c 1`` between two bursts of the engine (never while another
+      hook runs). Live and idle, it still comes (the engine returns
+      every 50 ms);
+    - last, once, with ``final`` true, after every core finished and
+      returned its :func:`mosfw_core_result`, before :func:`mosfw_merge`:
+      the run's final counters (those of ``--stats-json``, but for
+      exceptions raised later, in the merge and report hooks). A run that
+      fails (a setup error, ``--fail-fast``, every core lost) gets no
+      final call.
+
+    Other exceptions it raises are reported once per plugin and counted
+    as plugin errors; the run goes on.
+
+    :param config: the run's configuration.
+    :param stats: the counters merged over the cores, as ``mosfw_report``
+        and ``--stats-json`` get them (offline with ``-c N`` the input
+        counters -- packets, bytes ... -- are one reading of the file's).
+    :param cores: one :class:`~mosfw.stats.CoreCounters` per core, in core
+        order: its engine counters (offline with ``-c N`` every core reads
+        the whole file, so each core's input counters are the file's),
+        event records by type, plugin errors by plugin and hook; a lost
+        core (``-c N``, its worker died) keeps its last report, with
+        ``lost`` true.
+    :param final: True on the last call.
     """
 
 

@@ -1,8 +1,9 @@
 """Merging what the cores of a run report: engine counters
 (:func:`merge_stats`), each plugin's ``mosfw_core_result`` values
-(``mosfw_merge``, then ``mosfw_report``) and the per-second values of
+(``mosfw_merge``, then ``mosfw_report``), the per-second values of
 ``mosfw_tick_result`` (``mosfw_tick_merge``: :class:`TickMerger` with
-``-c N``, :func:`tick_merge_here` with one core). Used by
+``-c N``, :func:`tick_merge_here` with one core) and the running
+counters (``mosfw_stats_update``: :class:`StatsUpdates`). Used by
 :mod:`mosfw.runner`; split from it by concern.
 """
 
@@ -17,7 +18,7 @@ import attrs
 from mosfw.engine import Core, raised_at
 from mosfw.options import Config
 from mosfw.plugin_faults import check_interrupt, describe
-from mosfw.stats import RunStats
+from mosfw.stats import CoreCounters, RunStats
 from mosfw.workers import call_lifecycle
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INPUT_COUNTERS",
+    "STATS_UPDATE_EVERY",
+    "StatsUpdates",
     "TICK_MERGE_WAIT",
     "TickMerger",
     "merge_and_report",
@@ -37,6 +40,10 @@ __all__ = [
 #: wait for the cores that have not reported it yet before it is merged
 #: without them (reading a file, a second waits for every core)
 TICK_MERGE_WAIT = 1.5
+
+#: seconds of wall time between two ``mosfw_stats_update`` calls while
+#: the cores run
+STATS_UPDATE_EVERY = 0.5
 
 #: counters of the input itself: offline, every core counts the whole
 #: file's (from the shared index, or by reading it all), so the merged
@@ -206,3 +213,60 @@ class TickMerger:
             except BaseException as e:  # noqa: BLE001 - reported, the run goes on
                 self.errors += 1
                 _report_merge_error(self.config, name, "mosfw_tick_merge", e)
+
+
+class StatsUpdates:
+    """The calls of ``mosfw_stats_update`` (when it fires: its docstring):
+    :meth:`start` before the cores, :meth:`update` while they run (when
+    :meth:`due`) and once with ``final``. An exception is reported once
+    per plugin and counted in ``errors`` (a ``UsageError`` from
+    :meth:`start` stops the run; with ``fail_fast`` any exception does,
+    as a :class:`~mosfw.engine.PluginError`)."""
+
+    HOOK = "mosfw_stats_update"
+
+    def __init__(self, config: Config, fail_fast: bool) -> None:
+        self.config = config
+        self.fail_fast = fail_fast
+        self.callers = config.pluginmanager.direct_callers(self.HOOK)
+        self.errors = 0  #: exceptions raised by the implementations
+        self._reported: set[str] = set()
+        self._next = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.callers)
+
+    def start(self, n: int) -> None:
+        """The first call: every counter 0, for ``n`` cores."""
+        if self.callers:
+            zero = [CoreCounters(k) for k in range(n)]
+            self.errors += call_lifecycle(
+                self.config, self.HOOK, self.fail_fast, self.config, RunStats(), zero, False
+            )
+            self._next = time.monotonic() + STATS_UPDATE_EVERY
+
+    def due(self) -> bool:
+        """True when the next periodic call is due."""
+        return bool(self.callers) and time.monotonic() >= self._next
+
+    def update(self, stats: RunStats, cores: list[CoreCounters], final: bool = False) -> None:
+        from mosfw.engine import PluginError
+        from mosfw.manager import raised_by
+
+        self._next = time.monotonic() + STATS_UPDATE_EVERY
+        for name, fn in self.callers:
+            try:
+                fn(self.config, stats, cores, final)
+            except BaseException as e:
+                check_interrupt(e)  # a real Ctrl-C goes on up
+                name = raised_by(e, name)
+                if self.fail_fast:
+                    raise PluginError(f"plugin {name!r} raised in {self.HOOK}: {describe(e)}") from e
+                self.errors += 1
+                if name not in self._reported:
+                    self._reported.add(name)
+                    print(
+                        f"mosfw: plugin {name!r} raised in {self.HOOK}: {describe(e)}{raised_at(e)} "
+                        f"(further errors from it in {self.HOOK} are only counted)",
+                        file=self.config.stderr,
+                    )

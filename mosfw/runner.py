@@ -19,6 +19,7 @@ enough, each with its own flow table and plugin state:
 
 The parent only supervises: it waits on the workers' pipes, merges what
 they report (``mosfw_tick_result`` -> ``mosfw_tick_merge`` once a second,
+progress reports -> ``mosfw_stats_update`` twice a second,
 ``mosfw_core_result`` -> ``mosfw_merge`` at the end; engine counters
 summed, except that offline the input counters -- packets, bytes, parse
 outcomes -- are those of one reading of the file), then calls
@@ -53,6 +54,7 @@ from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult
 from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: documented here
     INPUT_COUNTERS,
     TICK_MERGE_WAIT,
+    StatsUpdates,
     TickMerger,
     merge_and_report,
     merge_stats,
@@ -62,7 +64,7 @@ from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: docum
 from mosfw.options import Config, UsageError
 from mosfw.plugin_faults import Interrupted
 from mosfw.privileges import drop_privileges
-from mosfw.stats import RunStats
+from mosfw.stats import CoreCounters, RunStats
 from mosfw.stopsignals import STOP_SIGNALS, StopSignals
 from mosfw.workers import (
     CoreLoss,
@@ -120,6 +122,11 @@ class JobResult(RunResult):
         self.lost = lost or []
 
 
+def _with_errors(stats: RunStats, n: int) -> RunStats:
+    """stats with n more plugin errors (raised outside the cores)."""
+    return attrs.evolve(stats, plugin_errors=stats.plugin_errors + n) if n else stats
+
+
 def _flush(*streams) -> None:
     for s in streams:
         try:
@@ -150,19 +157,34 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
         stops.restore()
 
 
-def _run_single(config: Config, fail_fast: bool, progress) -> JobResult:
+def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates) -> JobResult:
     pm = config.pluginmanager
-    conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
+    by: dict[tuple[str, str], int] = {}
+    conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
     core = Core(config, pm, core_id=0, shard_count=1, fail_fast=fail_fast)
     core.tick_sink = tick_merge_here(config)
-    core.add_plugin_errors(conf_errors)
+    core.add_plugin_errors(conf_errors, by)
     core.open()
     if config.user:
         drop_privileges(config.user)
+    if updates:  # mosfw_stats_update between bursts, next to the progress line
+
+        def on_burst(c: Core) -> None:
+            if progress is not None:
+                progress(c)
+            if updates.due():
+                updates.update(_with_errors(c.stats(), updates.errors), [c.counters()])
+
+        progress_hook = on_burst
+    else:
+        progress_hook = progress
     with _stop_on_signals(core), wake_on_signals(core):
-        result = core.run(progress=progress)
+        result = core.run(progress=progress_hook)
     values = collect_core_results(core, pickled=False)
     stats = core.stats()  # counts errors raised by mosfw_core_result too
+    if updates:
+        updates.update(_with_errors(stats, updates.errors), [core.counters()], final=True)
+        stats = _with_errors(stats, updates.errors)
     cores = [CoreResult(0, result.status, result.error, stats, values)]
     stats = merge_and_report(config, cores, stats, fail_fast)
     if core.stdout_closed:  # as with -c N: the caller exits quietly
@@ -200,10 +222,18 @@ class _Supervisor:
     they read the file to its end."""
 
     def __init__(
-        self, workers: list[Worker], stop_timeout: float, ticks: TickMerger, stop_on_loss: bool
+        self,
+        workers: list[Worker],
+        stop_timeout: float,
+        ticks: TickMerger,
+        stop_on_loss: bool,
+        updates: StatsUpdates,
+        same_input: bool,
     ) -> None:
         self.workers = workers
         self.ticks = ticks
+        self.updates = updates
+        self.same_input = same_input
         self.stop_timeout = stop_timeout
         self.stop_on_loss = stop_on_loss
         self.deadline: float | None = None
@@ -266,6 +296,7 @@ class _Supervisor:
                     continue
                 if msg[0] == "progress":
                     w.progress = (msg[1], msg[2])
+                    w.counters = msg[3]
                     w.progress_at = time.monotonic()
                     continue
                 if msg[0] == "tick":
@@ -278,12 +309,28 @@ class _Supervisor:
                 if msg[0] == "error":
                     self.failed(w)
             self.ticks.flush()
+            if self.updates.due():
+                self.updates.update(*self.counters())
             now = time.monotonic()
             if self.deadline is not None and now > self.deadline:
                 self.kill_all(f"did not finish within {self.stop_timeout:g} s of the stop request")
             if progress is not None and now >= next_progress and any(w.progress for w in self.workers):
                 progress(view)
                 next_progress = now + 0.5
+
+    def counters(self, final: bool = False) -> tuple[RunStats, list[CoreCounters]]:
+        """The merged counters (errors raised outside the cores included)
+        and each core's, as of the workers' latest reports (``final``: their
+        results) for ``mosfw_stats_update``."""
+        cores = []
+        for w in self.workers:
+            c = w.counters or CoreCounters(w.core)
+            if final and w not in self.lost and w.message is not None and len(w.message) > 7:
+                c = w.message[7]
+            cores.append(attrs.evolve(c, lost=True) if w in self.lost else c)
+        live = [c.stats for c in cores if not (final and c.lost)]
+        stats = merge_stats(live, self.same_input) if live else RunStats()
+        return _with_errors(stats, self.updates.errors + self.ticks.errors), cores
 
     def _reap(self, w: Worker) -> None:
         # the pipe closed: the worker is exiting; give it up to 2 s
@@ -364,7 +411,9 @@ def _worker_error(w: Worker) -> Exception:
     )
 
 
-def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -> JobResult:
+def _run_multi(
+    config: Config, fail_fast: bool, progress, stop_timeout: float, updates: StatsUpdates
+) -> JobResult:
     n = config.cores
     live = bool(config.interface) and not config.read_file
     same_input = not live
@@ -374,7 +423,7 @@ def _run_multi(config: Config, fail_fast: bool, progress, stop_timeout: float) -
     share = _make_share(config, n) if not live else None
     workers: list[Worker] = []
     ticks = TickMerger(config, n, live)
-    sup = _Supervisor(workers, stop_timeout, ticks, stop_on_loss=live or share is not None)
+    sup = _Supervisor(workers, stop_timeout, ticks, live or share is not None, updates, same_input)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         sup.stops.install()
@@ -475,8 +524,11 @@ def _finish_multi(
         )
     reported = [c for c in cores if c.status != "lost"]
     stats = merge_stats([c.stats for c in reported], same_input)
-    if ticks.errors:
-        stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + ticks.errors)
+    if sup.updates:  # the final mosfw_stats_update
+        sup.updates.update(
+            _with_errors(stats, ticks.errors + sup.updates.errors), sup.counters(final=True)[1], final=True
+        )
+    stats = _with_errors(stats, ticks.errors + sup.updates.errors)
     status, error = overall_status(reported)
     if lost and status != "error" and not signalled:
         status = "incomplete"
@@ -518,9 +570,11 @@ def run_job(
             f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
             "reads the input itself; use -c 1, or write the capture to a file first"
         )
+    updates = StatsUpdates(config, fail_fast)
+    updates.start(config.cores)  # mosfw_stats_update: before any core starts (or worker forks)
     if config.cores == 1:
-        result = _run_single(config, fail_fast, progress)
+        result = _run_single(config, fail_fast, progress, updates)
     else:
-        result = _run_multi(config, fail_fast, progress, stop_timeout)
+        result = _run_multi(config, fail_fast, progress, stop_timeout, updates)
     _flush(config.stdout)
     return result

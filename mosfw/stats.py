@@ -1,4 +1,5 @@
-"""Engine counters as a frozen record (trio-style ``statistics()``)."""
+"""Engine counters as a frozen record (trio-style ``statistics()``), and
+one core's counters as the process that merges the cores sees them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import attrs
 
 from mosfw._native import ffi
 
-__all__ = ["RunStats"]
+__all__ = ["RunStats", "CoreCounters"]
 
 _FIELDS = [f for f, _ in ffi.typeof("struct mosfw_stats").fields]
 
@@ -66,3 +67,20 @@ class RunStats:
 
     def asdict(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+@attrs.frozen
+class CoreCounters:
+    """One core's counters at a moment, as
+    :func:`~mosfw.hookspecs.mosfw_stats_update` gets them (in the process
+    that merges the cores)."""
+
+    core: int  #: the core (0-based)
+    stats: RunStats = attrs.field(factory=RunStats)  #: its engine counters
+    #: event records it produced, by event name (``conn_start``, ``pkt_in``,
+    #: ``tick`` ...; types nobody subscribed to are never produced: 0)
+    events: dict[str, int] = attrs.field(factory=dict)
+    #: exceptions plugins raised in it, by ``(plugin name, hook name)``
+    plugin_errors: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    #: ``-c N``: its worker died; these are the last counters it reported
+    lost: bool = False

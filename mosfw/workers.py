@@ -26,12 +26,13 @@ interleave there). When the parent's stream has no file descriptor (a
 memory and sends it with its result; the parent writes it in core order.
 
 Messages, worker to parent (pickled tuples):
-``("progress", RunStats, input_offset)``, ``("tick", second, values)``
+``("progress", RunStats, input_offset, CoreCounters)``, ``("tick", second, values)``
 (each plugin's ``mosfw_tick_result``, pickled, by plugin name),
 ``("result", RunResult,
-values, out, err, stdout_closed, stop_signal)`` (values: each plugin's
+values, out, err, stdout_closed, stop_signal, CoreCounters)`` (values: each plugin's
 ``mosfw_core_result``, pickled, by plugin name; stop_signal: the first
-SIGINT/SIGTERM the worker got, 0 if none) and ``("error", kind, message, out,
+SIGINT/SIGTERM the worker got, 0 if none; the counters: as
+``mosfw_stats_update`` gets them) and ``("error", kind, message, out,
 err)`` where kind is ``usage``, ``input``, ``engine``, ``plugin`` or
 ``crash``. A worker that exits without sending a result or an error has
 died; the parent sees the pipe close and reads the exit status.
@@ -56,6 +57,7 @@ from mosfw._native import lib
 from mosfw.engine import Core, EngineError, InputError, PluginError, raised_at
 from mosfw.linestream import line_stream, stream_fd
 from mosfw.options import Config, UsageError
+from mosfw.stats import CoreCounters
 from mosfw.stopsignals import STOP_SIGNALS
 
 if TYPE_CHECKING:
@@ -107,12 +109,15 @@ def collect_core_results(core: Core, pickled: bool) -> dict[str, Any]:
     return pickle_values(core, "mosfw_core_result", values) if pickled else values
 
 
-def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
+def call_lifecycle(
+    config: Config, hook: str, fail_fast: bool, *args, counts: dict[tuple[str, str], int] | None = None
+) -> int:
     """Call a life-cycle hook's implementations outside a core's loop
     (``mosfw_configure``, ``mosfw_report``) the way the engine calls event
     hooks: an exception is reported once with the plugin's name and
     counted, and the others still run; ``UsageError`` stops the run, and
-    with ``fail_fast`` so does any exception. Returns the count."""
+    with ``fail_fast`` so does any exception. Returns the count (and adds
+    it to ``counts`` by (plugin, hook), when given)."""
     from mosfw.engine import PluginError
     from mosfw.manager import raised_by
     from mosfw.options import UsageError
@@ -130,6 +135,8 @@ def call_lifecycle(config: Config, hook: str, fail_fast: bool, *args) -> int:
             if fail_fast:
                 raise PluginError(f"plugin {name!r} raised in {hook}: {describe(e)}") from e
             errors += 1
+            if counts is not None:
+                counts[(name, hook)] = counts.get((name, hook), 0) + 1
             print(f"mosfw: plugin {name!r} raised in {hook}: {describe(e)}{raised_at(e)}", file=config.stderr)
     return errors
 
@@ -265,6 +272,7 @@ class Worker:
         self.exit_status: int | None = None  #: os.waitpid status once reaped
         self.kill_reason = ""  #: why the parent killed it, if it did
         self.progress: tuple | None = None  #: latest (stats, input_offset)
+        self.counters: CoreCounters | None = None  #: latest counters (progress or result)
         self.progress_at: float | None = None  #: when it came (time.monotonic())
         self.stop_sent = False  #: the parent asked it to stop
 
@@ -466,9 +474,10 @@ def _worker_main(
         return captured[0], captured[1], broken
 
     try:
-        conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config)
+        by: dict[tuple[str, str], int] = {}
+        conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
         core = _new_core(config, core_id, cores, fail_fast, fanout_group, share)
-        core.add_plugin_errors(conf_errors)
+        core.add_plugin_errors(conf_errors, by)
         core.open()
         if config.user:
             from mosfw.privileges import drop_privileges
@@ -479,7 +488,7 @@ def _worker_main(
             core.request_stop()
 
         def send_progress(c: Core) -> None:
-            conn.send(("progress", c.stats(), c.input_offset()))
+            conn.send(("progress", c.stats(), c.input_offset(), c.counters()))
 
         def send_tick(c: Core, ts: float, values: dict) -> None:
             conn.send(("tick", ts, pickle_values(c, "mosfw_tick_result", values)))
@@ -506,7 +515,7 @@ def _worker_main(
     else:
         o, e_, broken = finish_streams()
         stopped_by = next((s for s in stop_asked if s in _STOP_SIGNUMS), 0)
-        return _send_last(conn, ("result", result, values, o, e_, broken, stopped_by), 0)
+        return _send_last(conn, ("result", result, values, o, e_, broken, stopped_by, core.counters()), 0)
     o, e_, _ = finish_streams()
     return _send_last(conn, ("error", kind, msg, o, e_), 1)
 

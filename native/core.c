@@ -186,6 +186,18 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 		mosfw_source_shared_totals(c->src, out);
 }
 
+_Static_assert(MOSFW_EV_ALL == (1u << MOSFW_EV_TYPES) - 1,
+               "MOSFW_EV_TYPES: one per MOSFW_EV_ALL bit");
+
+uint32_t mosfw_core_event_counts(const struct mosfw_core *c, uint64_t *out, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n && i < MOSFW_EV_TYPES; i++)
+		out[i] = c->ring.by_type[i];
+	return MOSFW_EV_TYPES;
+}
+
 static int by_flow_id(const void *a, const void *b, void *flows)
 {
 	const struct mosfw_flow *f = flows;

@@ -21,6 +21,9 @@ struct mosfw_ring {
 	uint32_t cap;            /* capacity of evs */
 	uint32_t mask;           /* subscribed MOSFW_EV_* bits */
 	uint64_t total;          /* records written since the start */
+	/* of which, by type: by_type[i] counts records of type 1u << i
+	 * (mosfw_core_event_counts) */
+	uint64_t by_type[MOSFW_EV_TYPES];
 	/* what features hang on a push (set by feature_set.c; the ring never
 	 * calls a feature by name) */
 	uint8_t *const *stopmon; /* *stopmon: per slot, 1 << side not monitored; NULL = none */
@@ -75,6 +78,7 @@ static inline struct mosfw_event *mosfw_ring_push(struct mosfw_ring *r, uint32_t
 		return NULL; /* that side is not monitored any more (MOS_STOP_MON) */
 	e = &r->evs[r->n++];
 	r->total++;
+	r->by_type[__builtin_ctz(type)]++;
 	memset(e, 0, sizeof(*e));
 	e->ts = c->ts;
 	e->type = type;
@@ -94,6 +98,7 @@ static inline struct mosfw_event *mosfw_ring_push(struct mosfw_ring *r, uint32_t
 	if (c->pkt && r->on_push && !r->on_push(r->push_self, e, c)) {
 		r->n--;
 		r->total--;
+		r->by_type[__builtin_ctz(type)]--;
 		return NULL;
 	}
 	if (f) {

@@ -83,6 +83,8 @@ enum mosfw_event_type {
 };
 
 #define MOSFW_EV_ALL 0x3ffu
+/* how many event types there are (bits of MOSFW_EV_ALL) */
+#define MOSFW_EV_TYPES 10
 
 enum mosfw_side {
 	MOSFW_SIDE_CLIENT = 0,
@@ -442,6 +444,11 @@ uint32_t mosfw_core_recent_ends(const struct mosfw_core *core, struct mosfw_ende
  * next run(). */
 const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *core, uint32_t index);
 void mosfw_core_stats(struct mosfw_core *core, struct mosfw_stats *out);
+/* Event records produced since the start, by type: out[i] gets the count
+ * of type 1u << i, for i < min(n, MOSFW_EV_TYPES); they add up to
+ * mosfw_stats.events. Returns MOSFW_EV_TYPES. Events nobody subscribed
+ * to are never produced, so never counted. */
+uint32_t mosfw_core_event_counts(const struct mosfw_core *core, uint64_t *out, uint32_t n);
 /* Bytes of the input file consumed so far (-1 for live sources): for
  * progress reports. */
 int64_t mosfw_core_input_offset(struct mosfw_core *core);

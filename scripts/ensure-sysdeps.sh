@@ -25,6 +25,7 @@ declare -A NEED=(
   [clang-format]=clang-format
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
   [dot]=graphviz
+  [prometheus]=prometheus
 )
 missing=()
 for what in "${!NEED[@]}"; do

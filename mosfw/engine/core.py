@@ -37,7 +37,7 @@ from mosfw.engine.view import CoreView
 from mosfw.events import Event, EventType
 from mosfw.flow import _FLOW_SIZE, Flow
 from mosfw.options import Config, rmem_memcap_of
-from mosfw.stats import RunStats
+from mosfw.stats import CoreCounters, RunStats
 
 __all__ = ["Core", "RunResult", "buffer_settings"]
 
@@ -45,6 +45,9 @@ EVENT_CAPACITY = 8192
 _FINAL = {lib.MOSFW_RUN_DONE: "done", lib.MOSFW_RUN_ERROR: "error", lib.MOSFW_RUN_STOPPED: "stopped"}
 _NO_SLOT = 0xFFFFFFFF
 DEFAULT_RMEM_SIZE = 8192
+_EV_TYPES = lib.MOSFW_EV_TYPES
+#: event names by bit number (``mosfw_core_event_counts`` order)
+_EV_NAMES = tuple(EventType(1 << i).label for i in range(_EV_TYPES))
 
 
 class RunResult:
@@ -112,6 +115,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         self._stop_requested = False
         self._plugin_errors = 0
         self._reported: set[tuple[str, str]] = set()
+        self._error_counts: dict[tuple[str, str], int] = {}  # (plugin, hook) -> exceptions
         self._flows: dict[int, Flow] = {}
         self.rmem_size, self.no_ring_buffers = buffer_settings(config)
         # the dynamic API (mosfw.api)
@@ -188,6 +192,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         self._pbuf_len = max(self.rmem_size, 65536)
         self._pbuf = ffi.new("char[]", self._pbuf_len)
         self._lost = ffi.new("uint64_t *")
+        self._type_counts = ffi.new("uint64_t[]", _EV_TYPES)
         self._i64 = ffi.new("int64_t *")
         self._handlers: dict[int, Callable] = {}
         self._rebuild()
@@ -232,6 +237,21 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         out = ffi.new("struct mosfw_stats *")
         lib.mosfw_core_stats(self._c, out)
         return RunStats.from_c(out, self._plugin_errors)
+
+    def event_counts(self) -> dict[str, int]:
+        """Event records the engine produced since the start, by event
+        name (``conn_start``, ``pkt_in``, ``tick`` ...: every type, 0 for
+        those nobody subscribed to, which are never produced); they add up
+        to ``stats().events``."""
+        out = self._type_counts
+        lib.mosfw_core_event_counts(self._c, out, _EV_TYPES)
+        return {name: out[i] for i, name in enumerate(_EV_NAMES)}
+
+    def counters(self) -> CoreCounters:
+        """This core's counters now, as :func:`~mosfw.hookspecs.mosfw_stats_update`
+        gets them: engine counters, events by type, plugin errors by
+        plugin and hook."""
+        return CoreCounters(self.id, self.stats(), self.event_counts(), dict(self._error_counts))
 
     def api_stats(self) -> dict[str, int]:
         """Counters of the mOS API parts: reassembly buffers (allocated,
@@ -338,10 +358,13 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         observer's per-flow array."""
         return int(lib.mosfw_core_slots(self._c))
 
-    def add_plugin_errors(self, n: int) -> None:
+    def add_plugin_errors(self, n: int, by: dict[tuple[str, str], int] | None = None) -> None:
         """Count exceptions plugins raised outside this core's loop (e.g.
-        in ``mosfw_configure``) into its statistics."""
+        in ``mosfw_configure``) into its statistics; ``by``: the same, by
+        (plugin, hook)."""
         self._plugin_errors += n
+        for key, k in (by or {}).items():
+            self._error_counts[key] = self._error_counts.get(key, 0) + k
 
     def request_stop(self) -> None:
         """Finish soon: every open flow gets CONN_END(eof); safe from a

@@ -95,9 +95,10 @@ class _DispatchTable(CoreState):
             return
         plugin = raised_by(exc, plugin)
         self._plugin_errors += 1
+        key = (plugin, hook)
+        self._error_counts[key] = self._error_counts.get(key, 0) + 1
         if self.fail_fast:
             raise PluginError(f"plugin {plugin!r} raised in {hook}: {describe(exc)}") from exc
-        key = (plugin, hook)
         if key in self._reported:
             return
         self._reported.add(key)

@@ -62,6 +62,7 @@ class CoreState:
     _i64: Any
     _plugin_errors: int
     _reported: set[tuple[str, str]]
+    _error_counts: dict[tuple[str, str], int]
     _ude_hook: list[tuple[str, Callable[..., Any]]]
     _timeout_hook: list[tuple[str, Callable[..., Any]]]
     _monitor_filters: dict[int, str]

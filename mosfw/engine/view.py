@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mosfw.events import Side
     from mosfw.flow import Flow
     from mosfw.options import Config
-    from mosfw.stats import RunStats
+    from mosfw.stats import CoreCounters, RunStats
 
 __all__ = ["CoreView"]
 
@@ -57,6 +57,14 @@ class CoreView:
     def api_stats(self) -> dict[str, int]:
         """See :meth:`Core.api_stats <mosfw.engine.Core.api_stats>`."""
         return self._core.api_stats()
+
+    def event_counts(self) -> dict[str, int]:
+        """See :meth:`Core.event_counts <mosfw.engine.Core.event_counts>`."""
+        return self._core.event_counts()
+
+    def counters(self) -> CoreCounters:
+        """See :meth:`Core.counters <mosfw.engine.Core.counters>`."""
+        return self._core.counters()
 
     @property
     def event_mask(self) -> int:
