@@ -26,6 +26,10 @@ class Config:
 
     #: capture file to read (or None when live)
     read_file: str | None = None
+    #: the capture file's size in bytes when the run started (0: unknown);
+    #: set by the runner before ``-c N`` workers open the file: a worker
+    #: that finds it smaller reports that it shrank (rotation, truncation)
+    read_file_size: int = 0
     #: interface to capture from (or None when reading a file)
     interface: str | None = None
     #: global BPF filter compiled by libpcap

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -353,6 +354,16 @@ class _Supervisor:
 SHARED_INDEX_MIN_CORES = 8
 
 
+def _file_size(path: str | None) -> int:
+    """The size of the capture file ``path``; 0 when it is not a regular
+    file (a pipe, ``-``) or cannot be read (the worker then says why)."""
+    try:
+        st = os.stat(path) if path and path != "-" else None
+    except OSError:
+        return 0
+    return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else 0
+
+
 def _make_share(config: Config, n: int):
     """The shared index of the input file for n workers (they split its
     parsing: native/shared_input.h), or None: fewer than
@@ -420,6 +431,8 @@ def _run_multi(
     group = _fanout_group() if live else 0
     _flush(config.stdout, config.stderr, sys.stdout, sys.stderr)
 
+    if not live:  # what the workers must find when they open the file
+        config.read_file_size = _file_size(config.read_file)
     share = _make_share(config, n) if not live else None
     workers: list[Worker] = []
     ticks = TickMerger(config, n, live)

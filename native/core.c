@@ -113,6 +113,7 @@ int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "capture '%.200s': %.290s", path, why);
 		return -1;
 	}
+	mosfw_source_expect_size(c->src, c->cfg.input_size);
 	if (c->share)
 		mosfw_source_use_share(c->src, c->share, c->cfg.shard_index, c->cfg.shard_count,
 		                       c->cfg.verify_checksums);

@@ -245,6 +245,11 @@ struct mosfw_config {
 	 * ignore it. Packets the socket received before it joined may also
 	 * reach another member (a start-up transient). */
 	uint32_t fanout_group;
+	/* files: the capture's size in bytes when the run started (0 =
+	 * unknown). A core that opens the file later and finds it smaller
+	 * (rotated or truncated in between) ends its input with the
+	 * "shrank" read error after the records still there. */
+	uint64_t input_size;
 	/* reassembly buffers (stream_buf.h): bytes kept per side of a flow for
 	 * peek/ppeek; they exist only while CONN_NEW_DATA is subscribed or
 	 * mosfw_core_set_bytestream() asked for them. */

@@ -489,6 +489,17 @@ const char *mosfw_source_linktype_name(const struct mosfw_source *s)
 
 int mosfw_source_is_live(const struct mosfw_source *s) { return s->live; }
 
+void mosfw_source_expect_size(struct mosfw_source *s, uint64_t size)
+{
+	struct mosfw_map *m = s->map;
+
+	if (!m || size <= m->len || m->shrunk)
+		return;
+	m->was = (size_t)size;
+	m->shrunk = 1;
+	m->shrunk_to = m->len;
+}
+
 int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
                            uint32_t count, int verify_checksums)
 {

@@ -56,6 +56,10 @@ void mosfw_source_close(struct mosfw_source *s);
 
 /* -c N offline: read through the shared index (shared_input.h) as worker
  * `index`. -1 when it cannot be (the whole file is read instead). */
+/* The file had `size` bytes when the run started (0: unknown): when it
+ * is smaller now, it shrank before this source opened it, and the input
+ * ends with the "shrank" read error after the records still there. */
+void mosfw_source_expect_size(struct mosfw_source *s, uint64_t size);
 int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
                            uint32_t count, int verify_checksums);
 /* 1 while packets come from the shared index (only this core's, with the

@@ -163,6 +163,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
         cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0
         cfg.fanout_group = int(fanout_group)
+        cfg.input_size = int(getattr(config, "read_file_size", 0) or 0)
         self._pm_mask = pm.event_mask()
         # callbacks marked with mosfw.api.on() in the plugins
         seen = set()
@@ -415,7 +416,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
                 if ended_kept:  # the slots are reused by the next run: copy what is still kept
                     for flow in ended_kept:
                         if getrefcount(flow) > 3:  # this list, the loop, the call
-                            flow._copy_record()
+                            flow.host_keep_record()
                     ended_kept.clear()
             if after_burst:
                 for take in after_burst:

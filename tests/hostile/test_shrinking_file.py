@@ -170,3 +170,39 @@ def test_file_shrinking_mid_run_is_a_read_error(capture, tmp_path, where, cores)
             )
         )
         assert ended == st["flows_created"] > 0
+
+
+@pytest.mark.parametrize("where", ["inside a record", "on a record boundary"])
+def test_a_core_that_opens_the_file_after_it_shrank_says_so(capture, tmp_path, where):
+    """With ``-c N`` each worker opens the file after the fork: one that
+    starts late can find it already cut by the rotation (seen under load
+    on 2 cores). The runner tells every core the size the file had when
+    the run started, so that core too ends with the "shrank" read error
+    after the records still there, not with a plain truncated-file
+    message (or, on a record boundary, a clean end)."""
+    from mosfw.engine import Core
+    from mosfw.manager import get_plugin_manager
+    from mosfw.options import Config
+
+    ends = record_ends(capture)
+    keep = ends[len(ends) // 2] + (7 if where == "inside a record" else 0)
+    path = tmp_path / "rotated.pcap"
+    path.write_bytes(capture[:keep])
+    pm = get_plugin_manager([])
+    config = Config(read_file=str(path), read_file_size=len(capture), pluginmanager=pm)
+    core = Core(config, pm)
+    core.open()
+    res = core.run()
+    assert res.status == "error", (res.status, res.error)
+    assert "shrank" in res.error and f"from {len(capture)} to {keep} bytes" in res.error, res.error
+    assert res.stats.packets == len(ends) // 2 + 1
+
+    # the size the run started with, equal to the file's: a clean end
+    config = Config(read_file=str(path), read_file_size=keep, pluginmanager=pm)
+    core = Core(config, pm)
+    core.open()
+    res = core.run()
+    if where == "on a record boundary":
+        assert res.status == "done", res.error
+    else:
+        assert res.status == "error" and "shrank" not in res.error, res.error
