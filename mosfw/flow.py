@@ -101,6 +101,14 @@ class Flow:
             plugins that both use it overwrite each other. It is there for
             single-app ports of mOS code; a plugin keeps its per-flow state
             in :meth:`store`, which is its own.
+        slot: the flow's slot in its core's table (a C observer's per-flow
+            index, Core.attach_observer); reused by another flow after this
+            one's CONN_END batch. Read-only for plugins.
+
+    The host side (``host_*`` attributes and methods) is what the core that
+    owns the flow keeps in it and calls on it, and all it uses of a Flow
+    besides the public accessors (:class:`mosfw.flowhost.HostedFlow` lists
+    it): plugins never touch it.
     """
 
     __slots__ = (
@@ -115,10 +123,10 @@ class Flow:
         "_client_str",
         "_server_str",
         "_eng",
-        "_slot",
-        "_cbs",
-        "_timers",
-        "_stopped",
+        "slot",
+        "host_callbacks",
+        "host_timers",
+        "host_stopped",
         "__weakref__",
     )
 
@@ -132,10 +140,13 @@ class Flow:
         self._store: dict[Any, Any] | None = None  # per-plugin storage {owner: value}, made on first use
         self._ended = False
         self._eng: FlowHost | None = engine  # its core (None: a detached view)
-        self._slot = slot
-        self._cbs: dict[Any, list[Any]] | None = None  # per-flow callbacks: {event key: [(fn, adapted)]}
-        self._timers: dict[int, Any] | None = None  # per-flow timers pending: {handle: Timer}
-        self._stopped = 0  # MOS_STOP_MON bits (1 client, 2 server)
+        self.slot = slot
+        # host side (HostedFlow): kept here by the core that owns the flow
+        self.host_callbacks: dict[Any, list[Any]] | None = (
+            None  # per-flow callbacks: {event key: [(fn, adapted)]}
+        )
+        self.host_timers: dict[int, Any] | None = None  # per-flow timers pending: {handle: Timer}
+        self.host_stopped = 0  # MOS_STOP_MON bits (1 client, 2 server)
         self._client: tuple[str, int] | None = None
         self._server: tuple[str, int] | None = None
         self._client_str: str | None = None
@@ -442,7 +453,7 @@ class Flow:
     def unregister(self, event: EventType | UserEvent, callback: Callable[..., Any] | None = None) -> None:
         """Undo :meth:`register` (every callback of ``event`` when
         ``callback`` is None)."""
-        if self._eng is not None and self._cbs:
+        if self._eng is not None and self.host_callbacks:
             self._eng.flow_unregister(self, event, callback)
 
     def settimer(
@@ -478,15 +489,15 @@ class Flow:
         dropped at the end of the current batch, whose remaining records
         are still delivered."""
         sides = 3 if side is None else (1 << int(side))
-        if self._eng is not None and not self._ended and (self._stopped | sides) != self._stopped:
+        if self._eng is not None and not self._ended and (self.host_stopped | sides) != self.host_stopped:
             self._eng.flow_stop_monitoring(self, sides)
 
     @property
     def monitored(self) -> bool:
         """False once both sides were stopped with :meth:`stop_monitoring`."""
-        return self._stopped != 3
+        return self.host_stopped != 3
 
-    # -- engine side ----------------------------------------------------------
+    # -- host side (HostedFlow) ----------------------------------------------
 
     @classmethod
     def frozen_copy(cls, rec: Any, core: int) -> Flow:
@@ -499,7 +510,7 @@ class Flow:
         f._ended = True
         return f
 
-    def _copy_record(self) -> None:
+    def host_keep_record(self) -> None:
         """Keep a private copy of the record: the table slot will be reused."""
         copy = _new(_FLOW_PTR)
         _memmove(copy, self._rec, _FLOW_SIZE)
@@ -508,24 +519,24 @@ class Flow:
     def _copy_out(self) -> None:
         """Keep a private copy of the record and drop the per-flow
         context, callbacks and timers."""
-        self._copy_record()
+        self.host_keep_record()
         self._drop_context()
 
     def _drop_context(self) -> None:
         self.uctx = None
         self._store = None
-        self._cbs = None
-        if self._timers:
-            for t in list(self._timers.values()):
+        self.host_callbacks = None
+        if self.host_timers:
+            for t in list(self.host_timers.values()):
                 t.cancel()
-            self._timers = None
+            self.host_timers = None
 
-    def _detach(self) -> None:
+    def host_detach(self) -> None:
         """Forget the engine (both sides stopped)."""
         self._copy_out()
         self._eng = None
 
-    def _end(self) -> None:
+    def host_end(self) -> None:
         """Called after CONN_END: the flow is over and its context,
         callbacks and timers are dropped. Its record stays readable until
         the batch ends; a view kept past that is copied then
@@ -542,10 +553,11 @@ class Flow:
     # -- for C observers (Core.attach_observer) ----------------------------------
 
     @property
-    def slot(self) -> int:
-        """The flow's slot in its core's table (an observer's per-flow index);
-        reused by another flow after this one's CONN_END batch."""
-        return self._slot
+    def record(self) -> Any:
+        """The flow's ``struct mosfw_flow`` (native/mosfw_api.h) as cffi
+        cdata: the table's record while the flow lives, a private copy once
+        ended. Read-only for plugins."""
+        return self._rec
 
     @property
     def c_address(self) -> int:

@@ -5,6 +5,10 @@ engine's :class:`~mosfw.engine.Core` implements it with public
 ``flow_*`` methods (and ``settimer``/``raise_event``), and a Flow uses
 nothing else of it. A test double or another engine can host flows by
 implementing these methods.
+
+:class:`HostedFlow` is the other direction: what the core uses of a Flow
+beyond its public accessors (the host side it keeps in the flow). Neither
+side touches the other's private members (tests/unit/test_flowhost.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
     from mosfw.events import Side
     from mosfw.flow import Flow
 
-__all__ = ["FlowHost"]
+__all__ = ["FlowHost", "HostedFlow"]
 
 
 class FlowHost(Protocol):
@@ -74,3 +78,39 @@ class FlowHost(Protocol):
         self, event: Any, flow: Flow | None = None, side: Side | None = None, data: Any = None
     ) -> None:
         """:meth:`Flow.raise_event` (with ``flow``)."""
+
+
+class HostedFlow(Protocol):
+    """What the core that owns a :class:`~mosfw.flow.Flow` uses of it
+    besides the public accessors: the host side, kept in the flow so that
+    the per-event checks cost one attribute load. Plugins never touch it.
+    """
+
+    #: the flow's slot in its core's table
+    slot: int
+    #: per-flow callbacks (``Flow.register``): {event key: [(name, fn, adapted)]}; None: none
+    host_callbacks: dict[Any, list[Any]] | None
+    #: the flow's pending timers: {handle: Timer}; None: none
+    host_timers: dict[int, Any] | None
+    #: ``MOS_STOP_MON`` bits: 1 client side stopped, 2 server side
+    host_stopped: int
+
+    @property
+    def ended(self) -> bool:
+        """The flow's CONN_END was dispatched."""
+
+    @property
+    def record(self) -> Any:
+        """The flow's ``struct mosfw_flow`` (cffi cdata)."""
+
+    def host_end(self) -> None:
+        """After the flow's CONN_END was dispatched: drop its context,
+        callbacks and timers; the record stays readable until the batch ends."""
+
+    def host_detach(self) -> None:
+        """Both sides stopped: keep a private copy of the record, drop the
+        context, forget the host."""
+
+    def host_keep_record(self) -> None:
+        """The batch that ended the flow is over and a view is still held:
+        keep a private copy of the record (the table slot will be reused)."""

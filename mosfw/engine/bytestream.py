@@ -30,7 +30,7 @@ class _Bytestream(CoreState):
     def flow_peek(self, flow: Flow, side: int, n: int | None, with_lost: bool):
         """:meth:`Flow.peek <mosfw.flow.Flow.peek>` of a live flow."""
         want = self._pbuf_len if n is None or n > self._pbuf_len else (n if n > 0 else 0)
-        r = _peek(self._c, flow._slot, flow.id, side, self._pbuf, want, self._lost)
+        r = _peek(self._c, flow.slot, flow.id, side, self._pbuf, want, self._lost)
         if r > 0:
             out = _unpack(self._pbuf, r)
         else:
@@ -43,7 +43,7 @@ class _Bytestream(CoreState):
 
     def flow_ppeek(self, flow: Flow, side: int, offset: int, n: int) -> bytes:
         r = lib.mosfw_core_ppeek(
-            self._c, flow._slot, flow.id, side, offset, self._pbuf, min(n, self._pbuf_len)
+            self._c, flow.slot, flow.id, side, offset, self._pbuf, min(n, self._pbuf_len)
         )
         if r == -2 and not self._bytestream_asked:
             self.enable_bytestream()
@@ -53,27 +53,27 @@ class _Bytestream(CoreState):
         from mosfw.api import StreamInfo
 
         out = ffi.new("struct mosfw_stream_info *")
-        if lib.mosfw_core_stream_info(self._c, flow._slot, flow.id, side, out) != 0:
+        if lib.mosfw_core_stream_info(self._c, flow.slot, flow.id, side, out) != 0:
             return None
         return StreamInfo.from_c(out)
 
     def flow_fragments(self, flow: Flow, side: int) -> list[tuple[int, int]]:
         out = ffi.new("struct mosfw_stream_frag[]", 40)
-        n = lib.mosfw_core_stream_frags(self._c, flow._slot, flow.id, side, out, 40)
+        n = lib.mosfw_core_stream_frags(self._c, flow.slot, flow.id, side, out, 40)
         if n > 40:
             out = ffi.new("struct mosfw_stream_frag[]", n)
-            n = lib.mosfw_core_stream_frags(self._c, flow._slot, flow.id, side, out, n)
+            n = lib.mosfw_core_stream_frags(self._c, flow.slot, flow.id, side, out, n)
         return [(out[i].offset, out[i].len) for i in range(max(0, n))]
 
     def flow_stream_offset(self, flow: Flow, side: int, seq: int) -> int | None:
-        if lib.mosfw_core_stream_offset(self._c, flow._slot, flow.id, side, seq & 0xFFFFFFFF, self._i64):
+        if lib.mosfw_core_stream_offset(self._c, flow.slot, flow.id, side, seq & 0xFFFFFFFF, self._i64):
             return None
         return self._i64[0]
 
     def flow_set_overlap(self, flow: Flow, side: int, policy: int) -> None:
         if not self._bytestream and not (self.event_mask & int(EventType.CONN_NEW_DATA)):
             self.enable_bytestream()
-        lib.mosfw_core_set_overlap(self._c, flow._slot, flow.id, side, policy)
+        lib.mosfw_core_set_overlap(self._c, flow.slot, flow.id, side, policy)
 
     # -- the packet of the event ----------------------------------------------------
 
@@ -103,7 +103,7 @@ class _Bytestream(CoreState):
         if p == ffi.NULL:
             return None
         frame = ffi.buffer(p.frame, p.caplen)[:]
-        t = flow._rec.tuple
+        t = flow.record.tuple
         # the sender: compare the source port and address with the client's
         l3, l4 = p.l3_off, p.l4_off
         sport = int.from_bytes(frame[l4 : l4 + 2], "big") if len(frame) >= l4 + 2 else 0

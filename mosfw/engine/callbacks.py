@@ -80,9 +80,9 @@ class _Callbacks(CoreState):
 
     def flow_register(self, flow: Flow, event, callback) -> None:
         key = _key(event)
-        if flow._cbs is None:
-            flow._cbs = {}
-        lst = flow._cbs.setdefault(key, [])
+        if flow.host_callbacks is None:
+            flow.host_callbacks = {}
+        lst = flow.host_callbacks.setdefault(key, [])
         if any(x[1] == callback for x in lst):
             return
         lst.append((getattr(callback, "__qualname__", repr(callback)), callback, adapt_callback(callback)))
@@ -95,14 +95,14 @@ class _Callbacks(CoreState):
 
     def flow_unregister(self, flow: Flow, event, callback) -> None:
         key = _key(event)
-        if not flow._cbs:
+        if not flow.host_callbacks:
             return
-        lst = flow._cbs.get(key)
+        lst = flow.host_callbacks.get(key)
         if not lst:
             return
         lst[:] = [x for x in lst if callback is not None and x[1] != callback]
         if not lst:
-            del flow._cbs[key]
+            del flow.host_callbacks[key]
 
     def _activate(self, u) -> None:
         """Make a user-defined event (and the ones it derives from) live in
@@ -169,8 +169,8 @@ class _Callbacks(CoreState):
         what = f"callback of {u.name}"
         for name, _fn, ad in self._core_cbs.get(u, ()):
             self._call(name, what, ad, flow, side, rec, u, data)
-        if flow is not None and flow._cbs:
-            for name, _fn, ad in list(flow._cbs.get(u, ())):
+        if flow is not None and flow.host_callbacks:
+            for name, _fn, ad in list(flow.host_callbacks.get(u, ())):
                 self._call(name, what, ad, flow, side, rec, u, data)
         for name, fn in self._ude_hook:
             try:
@@ -181,7 +181,7 @@ class _Callbacks(CoreState):
             self._eval_ude(child, rec, flow, side, data)
 
     def _eval_ude(self, u, rec, flow, side, data) -> None:
-        if flow is not None and flow._stopped and _unmonitored(flow, side):
+        if flow is not None and flow.host_stopped and _unmonitored(flow, side):
             return
         bit = self._bpf_bits.get(u)
         if bit is not None and not (rec[18] >> bit) & 1:

@@ -77,7 +77,7 @@ def _one_side_handler(name, hook, fn, argnames, get, get_flow, report) -> Callab
 
 def _unmonitored(flow: Flow, side) -> bool:
     """The flow, or this side of it, was stopped (MOS_STOP_MON)."""
-    return flow._stopped == 3 or bool(flow._stopped >> int(side) & 1)
+    return flow.host_stopped == 3 or bool(flow.host_stopped >> int(side) & 1)
 
 
 class _DispatchTable(CoreState):
@@ -176,13 +176,13 @@ class _DispatchTable(CoreState):
         def extra(rec, flow) -> None:
             side = SIDES[rec[8]]
             for name, _fn, ad in core_cbs:
-                if flow is not None and flow._stopped and _unmonitored(flow, side):
+                if flow is not None and flow.host_stopped and _unmonitored(flow, side):
                     return
                 call(name, what, ad, flow, side, rec, uevent, None)
-            if flow is not None and flow._stopped and _unmonitored(flow, side):
+            if flow is not None and flow.host_stopped and _unmonitored(flow, side):
                 return
-            if per_flow and flow is not None and flow._cbs:
-                for name, _fn, ad in list(flow._cbs.get(bit, ())):
+            if per_flow and flow is not None and flow.host_callbacks:
+                for name, _fn, ad in list(flow.host_callbacks.get(bit, ())):
                     call(name, what, ad, flow, side, rec, uevent, None)
             for u in roots:
                 eval_ude(u, rec, flow, side, None)
@@ -288,10 +288,10 @@ class _DispatchTable(CoreState):
                         report(name, "mosfw_conn_end", flow, e)
                 if extra_end:
                     extra_end(rec, flow)
-            if flow._timers:
-                for h in flow._timers:
+            if flow.host_timers:
+                for h in flow.host_timers:
                     timers.pop(h, None)
-            flow._end()
+            flow.host_end()
             if getrefcount(flow) > 2:  # a plugin kept it: copied if still kept when the batch ends
                 ended.append(flow)
 
@@ -373,8 +373,8 @@ class _DispatchTable(CoreState):
                 return
             t.fired = True
             flow = t.flow
-            if flow is not None and flow._timers:
-                flow._timers.pop(t.handle, None)
+            if flow is not None and flow.host_timers:
+                flow.host_timers.pop(t.handle, None)
             if t.callback is not None:
                 call(
                     getattr(t.callback, "__qualname__", "timer"),
@@ -404,10 +404,10 @@ class _DispatchTable(CoreState):
         return handlers
 
     def flow_stop_monitoring(self, flow: Flow, sides: int) -> None:
-        if lib.mosfw_core_stop_monitor(self._c, flow._slot, flow.id, sides) < 0:
+        if lib.mosfw_core_stop_monitor(self._c, flow.slot, flow.id, sides) < 0:
             return
-        flow._stopped |= sides
-        if flow._stopped == 3:
+        flow.host_stopped |= sides
+        if flow.host_stopped == 3:
             # gone for Python at once: the rest of this batch's records
             # about it are skipped; its state goes at the end of the batch
             if self._flows.get(flow.id) is flow:
@@ -417,10 +417,10 @@ class _DispatchTable(CoreState):
 
     def _drop_stopped(self) -> None:
         for flow in self._to_drop:
-            if flow._timers:
-                for h in list(flow._timers):
+            if flow.host_timers:
+                for h in list(flow.host_timers):
                     self._timers.pop(h, None)
-            flow._detach()
+            flow.host_detach()
         self._to_drop.clear()
         self._stopped_ids.clear()
 

@@ -62,7 +62,7 @@ class _Timers(CoreState):
             if now == 0.0 and self.config.interface:
                 now = time.time()
             deadline = now + seconds  # offline before the first packet: C counts from it
-        slot, fid = (_NO_SLOT, 0) if flow is None else (flow._slot, flow.id)
+        slot, fid = (_NO_SLOT, 0) if flow is None else (flow.slot, flow.id)
         handle = self._next_handle
         self._next_handle = handle % 0xFFFFFFFF + 1
         t = Timer(handle, deadline, flow, callback, data, timer_id, core=self)
@@ -77,9 +77,9 @@ class _Timers(CoreState):
             t._adapted = adapt_callback(callback)
         self._timers[handle] = t
         if flow is not None:
-            if flow._timers is None:
-                flow._timers = {}
-            flow._timers[handle] = t
+            if flow.host_timers is None:
+                flow.host_timers = {}
+            flow.host_timers[handle] = t
         if not self.event_mask & int(EventType.TIMEOUT):
             self._update_mask()
         return t
@@ -110,10 +110,10 @@ class _Timers(CoreState):
         outer = cur[0]
         while late and late[0][0] <= upto:
             deadline, handle, t = heapq.heappop(late)
-            if t.cancelled or (t.flow is not None and (t.flow._ended or t.flow._stopped == 3)):
+            if t.cancelled or (t.flow is not None and (t.flow.ended or t.flow.host_stopped == 3)):
                 self._timers.pop(handle, None)
                 continue
-            fid, slot = (t.flow.id, t.flow._slot) if t.flow is not None else (0, _NO_SLOT)
+            fid, slot = (t.flow.id, t.flow.slot) if t.flow is not None else (0, _NO_SLOT)
             rec = Event(
                 (
                     deadline,

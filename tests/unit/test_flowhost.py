@@ -46,3 +46,26 @@ def test_the_plugins_facade_has_every_public_method_of_core_but_the_drivers():
     for name in view:
         doc = getattr(CoreView, name).__doc__
         assert doc and doc.strip(), f"CoreView.{name} has no docstring"
+
+
+def test_the_engine_uses_no_private_member_of_a_flow_only_the_hosted_protocol():
+    """The engine's modules reach a Flow through its public accessors and
+    the host side that mosfw.flowhost.HostedFlow declares; this fails when
+    they use one of its private members again, or a host_* name the
+    protocol does not declare."""
+    from mosfw.flow import Flow
+    from mosfw.flowhost import HostedFlow
+
+    private = {n for n in Flow.__slots__ if n.startswith("_") and not n.startswith("__")}
+    private |= {n for n in vars(Flow) if n.startswith("_") and not n.startswith("__")}
+    declared = set(HostedFlow.__annotations__) | {n for n in vars(HostedFlow) if not n.startswith("_")}
+    engine = Path(mosfw.flow.__file__).parent / "engine"
+    for path in sorted(engine.glob("*.py")):
+        src = path.read_text()
+        for m in re.finditer(r"\b(?:flow|f|t\.flow)\.(\w+)", src):
+            name = m.group(1)
+            assert name not in private, f"{path.name} uses Flow.{name}"
+            if name.startswith("host_"):
+                assert name in declared, f"{path.name} uses Flow.{name}, not in HostedFlow"
+    flow_members = set(Flow.__slots__) | set(vars(Flow))
+    assert declared <= flow_members, declared - flow_members
