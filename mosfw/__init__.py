@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from mosfw.options import Config, OptionParser, UsageError
+from mosfw.runconfig import Config, OptionParser, UsageError
 
 if TYPE_CHECKING:  # the lazy names (_LAZY), for type checkers
     from mosfw.engine import Core, CoreView

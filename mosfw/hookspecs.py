@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mosfw.engine import CoreView
     from mosfw.events import EndReason, Event, Side, TcpState
     from mosfw.flow import Flow
-    from mosfw.options import Config, OptionParser
+    from mosfw.runconfig import Config, OptionParser
     from mosfw.runner import CoreResult
     from mosfw.stats import CoreCounters, RunStats
 
@@ -70,7 +70,7 @@ def mosfw_configure(config: Config) -> None:
     line-aligned streams (a line is never split between two writes), and
     objects registered here exist in that worker only.
 
-    :param config: the run's :class:`~mosfw.options.Config`.
+    :param config: the run's :class:`~mosfw.runconfig.Config`.
     """
 
 

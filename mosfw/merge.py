@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from mosfw.engine import Core, raised_at
-from mosfw.options import Config
 from mosfw.plugin_faults import check_interrupt, describe
+from mosfw.runconfig import Config
 from mosfw.stats import CoreCounters, RunStats
 from mosfw.workers import call_lifecycle
 

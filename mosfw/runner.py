@@ -62,9 +62,9 @@ from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: docum
     overall_status,
     tick_merge_here,
 )
-from mosfw.options import Config, UsageError
 from mosfw.plugin_faults import Interrupted
 from mosfw.privileges import drop_privileges
+from mosfw.runconfig import Config, UsageError
 from mosfw.stats import CoreCounters, RunStats
 from mosfw.stopsignals import STOP_SIGNALS, StopSignals
 from mosfw.workers import (

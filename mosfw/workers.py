@@ -56,7 +56,7 @@ import attrs
 from mosfw._native import lib
 from mosfw.engine import Core, EngineError, InputError, PluginError, raised_at
 from mosfw.linestream import line_stream, stream_fd
-from mosfw.options import Config, UsageError
+from mosfw.runconfig import Config, UsageError
 from mosfw.stats import CoreCounters
 from mosfw.stopsignals import STOP_SIGNALS
 
@@ -120,8 +120,8 @@ def call_lifecycle(
     it to ``counts`` by (plugin, hook), when given)."""
     from mosfw.engine import PluginError
     from mosfw.manager import raised_by
-    from mosfw.options import UsageError
     from mosfw.plugin_faults import check_interrupt, describe
+    from mosfw.runconfig import UsageError
 
     errors = 0
     for name, fn in config.pluginmanager.direct_callers(hook):

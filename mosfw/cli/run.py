@@ -76,7 +76,7 @@ class PluginOptionsCommand(click.Command):
         from mosfw.cli import startup
         from mosfw.engine import Core  # noqa: F401 - imported before the freeze below
         from mosfw.manager import MosfwPluginManager, PluginLoadError, PluginNotFound
-        from mosfw.options import OptionParser
+        from mosfw.runconfig import OptionParser
         from mosfw.runner import run_job  # noqa: F401 - likewise
 
         startup.release()  # plugin code runs with the collector on
@@ -276,13 +276,13 @@ def run_command(
     its counters: a quick way to check a capture.
     """
     from mosfw.manager import PluginLoadError
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
 
     pm = ctx.meta["mosfw.pm"]
     err = sys.stderr
     mos = None
     if conf:
-        from mosfw.config import ConfigError, emit_diagnostics, load_config
+        from mosfw.mosconf import ConfigError, emit_diagnostics, load_config
 
         try:
             mos = load_config(conf)
@@ -321,7 +321,7 @@ def run_command(
         stderr=err,
     )
     if mos is not None and mos.mos_log:
-        from mosfw.config import ConfigError, ensure_log_dir
+        from mosfw.mosconf import ConfigError, ensure_log_dir
 
         try:
             ensure_log_dir(mos)
@@ -374,7 +374,7 @@ def _run_and_report(
     """Run the job, print the summary and what went wrong, exit with the
     documented code."""
     from mosfw.engine import EngineError, PluginError
-    from mosfw.options import UsageError
+    from mosfw.runconfig import UsageError
     from mosfw.runner import run_job
 
     err = sys.stderr

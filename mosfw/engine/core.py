@@ -36,7 +36,7 @@ from mosfw.engine.timers import _Timers
 from mosfw.engine.view import CoreView
 from mosfw.events import Event, EventType
 from mosfw.flow import _FLOW_SIZE, Flow
-from mosfw.options import Config, rmem_memcap_of
+from mosfw.runconfig import Config, rmem_memcap_of
 from mosfw.stats import CoreCounters, RunStats
 
 __all__ = ["Core", "RunResult", "buffer_settings"]
@@ -83,7 +83,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
 
     Attributes:
         id: the core number (0-based).
-        config: the run's :class:`~mosfw.options.Config`.
+        config: the run's :class:`~mosfw.runconfig.Config`.
     """
 
     def __init__(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mosfw.events import Event, Side
     from mosfw.flow import Flow
     from mosfw.manager import MosfwPluginManager
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
 
 
 class CoreState:

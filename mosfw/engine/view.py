@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mosfw.engine.core import Core
     from mosfw.events import Side
     from mosfw.flow import Flow
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
     from mosfw.stats import CoreCounters, RunStats
 
 __all__ = ["CoreView"]
@@ -30,7 +30,7 @@ class CoreView:
 
     Attributes:
         id: the core number (0-based).
-        config: the run's :class:`~mosfw.options.Config`.
+        config: the run's :class:`~mosfw.runconfig.Config`.
     """
 
     __slots__ = ("_core", "id", "config")

@@ -1,4 +1,4 @@
-"""mos.conf defaults and the limits of its values (part of :mod:`mosfw.config`)."""
+"""mos.conf defaults and the limits of its values (part of :mod:`mosfw.mosconf`)."""
 
 from __future__ import annotations
 

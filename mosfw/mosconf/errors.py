@@ -1,4 +1,4 @@
-"""mos.conf errors and diagnostics: messages that name file, line and column (part of :mod:`mosfw.config`)."""
+"""mos.conf errors and diagnostics: messages that name file, line and column."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The validated configuration, :class:`MosConfig` (part of :mod:`mosfw.config`)."""
+"""The validated configuration, :class:`MosConfig` (part of :mod:`mosfw.mosconf`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The mos.conf tokenizer and parser: mOS's syntax, strictly (part of :mod:`mosfw.config`)."""
+"""The mos.conf tokenizer and parser: mOS's syntax, strictly (part of :mod:`mosfw.mosconf`)."""
 
 from __future__ import annotations
 

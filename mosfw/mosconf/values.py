@@ -1,4 +1,4 @@
-"""mos.conf value checks, shared by the parser and :meth:`MosConfig.merged` (part of :mod:`mosfw.config`)."""
+"""mos.conf value checks, shared by the parser and :meth:`MosConfig.merged` (part of :mod:`mosfw.mosconf`)."""
 
 from __future__ import annotations
 

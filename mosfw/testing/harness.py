@@ -57,7 +57,7 @@ DEFAULT_EVENT_NAMES = tuple(e for e in ALL_EVENT_NAMES if e not in ("pkt_in", "t
 
 
 def _engine_option_names() -> tuple[str, ...]:
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
 
     not_engine = {
         "read_file",
@@ -74,7 +74,7 @@ def _engine_option_names() -> tuple[str, ...]:
 
 
 def _mos_option_names() -> tuple[str, ...]:
-    from mosfw.config import MosConfig
+    from mosfw.mosconf import MosConfig
 
     not_here = {"notes", "warnings", "source", "forward", "cores"}
     return tuple(f.name for f in attrs.fields(MosConfig) if f.name not in not_here)
@@ -337,7 +337,7 @@ def _option_values(pm, given: Mapping[str, Any]) -> dict[str, Any]:
     command line)."""
     import click
 
-    from mosfw.options import OptionParser
+    from mosfw.runconfig import OptionParser
 
     parser = OptionParser()
     pm.add_options(parser)  # one that raises: a PluginLoadError naming it
@@ -366,7 +366,7 @@ def _option_values(pm, given: Mapping[str, Any]) -> dict[str, Any]:
 
 def _mos_config(conf, mos_overrides: Mapping[str, Any]):
     """A MosConfig from a path, mos.conf text, or MosConfig, with overrides."""
-    from mosfw.config import MosConfig, default_config, load_config, parse_config
+    from mosfw.mosconf import MosConfig, default_config, load_config, parse_config
 
     if conf is None:
         mos = default_config()
@@ -415,7 +415,7 @@ def run_capture(
         them); options declared with ``mosfw_addoption`` and not given get
         their defaults.
     :param conf: a mos.conf: a path, its text (a string holding ``=``,
-        ``{`` or a newline), or a :class:`mosfw.config.MosConfig`. Its
+        ``{`` or a newline), or a :class:`mosfw.mosconf.MosConfig`. Its
         engine settings (``max_concurrency``, ``tcp_timeout``,
         ``tcp_tw_interval``, ``rmem_size``, ``no_ring_buffers``) apply
         unless given as keywords; plugins see it as ``config.mos``.
@@ -429,7 +429,7 @@ def run_capture(
         which only plugins read, through ``config.mos``).
     """
     from mosfw.manager import MosfwPluginManager
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
     from mosfw.runner import run_job
 
     unknown = sorted(set(engine_options) - set(ENGINE_OPTIONS) - set(MOS_OPTIONS))

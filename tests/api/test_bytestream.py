@@ -541,9 +541,9 @@ def test_views_after_conn_end_are_empty(mosfw_capture, mosfw_run):
 
 def test_rmem_size_from_config_fields(mosfw_capture, mosfw_run):
     """Config.rmem_size / no_ring_buffers win over mos.conf."""
-    from mosfw.config import default_config
     from mosfw.engine import buffer_settings
-    from mosfw.options import Config
+    from mosfw.mosconf import default_config
+    from mosfw.runconfig import Config
 
     mos = default_config().merged(rmem_size=4096, no_ring_buffers=1)
     assert buffer_settings(Config()) == (8192, False)

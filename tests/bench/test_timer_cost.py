@@ -28,7 +28,7 @@ try:
     from mosfw import Side
     from mosfw.engine import Core
     from mosfw.manager import get_plugin_manager
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
 except ImportError as exc:  # pragma: no cover - the native module is not built
     pytest.skip(f"mosfw engine not importable: {exc}", allow_module_level=True)
 

@@ -53,7 +53,7 @@ def test_every_hook_is_documented(built):
 
 
 def test_every_mos_conf_key_is_documented():
-    from mosfw import config
+    from mosfw import mosconf as config
 
     page = (DOCS / "mos-conf.md").read_text()
     for key in config._HONOURED_KEYS + tuple(config._IGNORED_MOS_KEYS):

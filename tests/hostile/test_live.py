@@ -333,7 +333,7 @@ def test_drop_privileges_after_open(net):
         import json, os, socket, threading, time
         from mosfw.engine import Core
         from mosfw.manager import get_plugin_manager
-        from mosfw.options import Config
+        from mosfw.runconfig import Config
         from mosfw.privileges import drop_privileges
         core = Core(Config(interface={net.srv_if!r}, bpf="tcp port 7"), get_plugin_manager())
         core.open()

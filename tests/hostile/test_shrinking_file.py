@@ -182,7 +182,7 @@ def test_a_core_that_opens_the_file_after_it_shrank_says_so(capture, tmp_path, w
     message (or, on a record boundary, a clean end)."""
     from mosfw.engine import Core
     from mosfw.manager import get_plugin_manager
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
 
     ends = record_ends(capture)
     keep = ends[len(ends) // 2] + (7 if where == "inside a record" else 0)

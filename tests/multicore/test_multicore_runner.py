@@ -20,7 +20,7 @@ from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, multiset
 
 from mosfw.engine import InputError, PluginError
 from mosfw.manager import MosfwPluginManager
-from mosfw.options import Config, UsageError
+from mosfw.runconfig import Config, UsageError
 from mosfw.runner import CoreResult, WorkerError, merge_stats, run_job
 
 WEB = DATA / "WebattackRCE.pcap"  # 797 connections

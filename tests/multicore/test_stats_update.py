@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mc_helpers import ROOT
 
 from mosfw.manager import MosfwPluginManager
-from mosfw.options import Config, UsageError
+from mosfw.runconfig import Config, UsageError
 from mosfw.runner import run_job
 from mosfw.stats import CoreCounters, RunStats
 

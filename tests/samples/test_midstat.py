@@ -623,7 +623,7 @@ def test_refresh_mode_redraws_each_table(app, mosfw_capture, mosfw_run):
 def _configured(options: dict, **config_kw):
     """(plugin manager, config) after midstat's mosfw_configure."""
     from mosfw.manager import MosfwPluginManager
-    from mosfw.options import Config
+    from mosfw.runconfig import Config
 
     pm = MosfwPluginManager()
     pm.load(str(APP_DIR))
@@ -794,7 +794,7 @@ def test_launcher_typo_key_warns_with_its_line(tmp_path):
 
 
 def test_sample_mos_conf_is_clean():
-    from mosfw.config import load_config
+    from mosfw.mosconf import load_config
 
     cfg = load_config(APP_DIR / "mos.conf")
     assert cfg.forward == 0 and cfg.netdevs == (("eth0", 1),) and cfg.cores == 1

@@ -1,4 +1,4 @@
-"""Tests for mosfw.config: the mos.conf parser and validation."""
+"""Tests for mosfw.mosconf: the mos.conf parser and validation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import attrs
 import pytest
 
-from mosfw.config import (
+from mosfw.mosconf import (
     ConfigError,
     Diagnostic,
     MosConfig,
@@ -757,14 +757,14 @@ def test_mtcp_init_man_page_example():
 def test_module_is_self_contained():
     import re
 
-    import mosfw.config as mod
+    import mosfw.mosconf as mod
 
-    # mosfw.config and its parts (mosfw/mosconf/) use nothing else of mosfw
-    files = [pathlib.Path(mod.__file__), *pathlib.Path(mod.__file__).with_name("mosconf").glob("*.py")]
+    # mosfw.mosconf and its parts (mosfw/mosconf/*.py) use nothing else of mosfw
+    files = sorted(pathlib.Path(mod.__file__).parent.glob("*.py"))
     assert len(files) > 3
     for f in files:
         src = f.read_text()
         others = set(re.findall(r"^\s*(?:from|import) (mosfw[\w.]*)", src, re.M)) - {"mosfw.mosconf"}
         assert not [m for m in others if not m.startswith("mosfw.mosconf.")], (f, others)
         assert "from ." not in src
-    assert sys.modules["mosfw.config"] is mod
+    assert sys.modules["mosfw.mosconf"] is mod

@@ -1,12 +1,12 @@
 """mos.conf's ``rmem_memcap`` (the per-core reassembly memory cap) and how
-a run picks its value (mosfw.options.rmem_memcap_of)."""
+a run picks its value (mosfw.runconfig.rmem_memcap_of)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mosfw.config import DEFAULT_RMEM_MEMCAP, ConfigError, parse_config
-from mosfw.options import Config, UsageError, rmem_memcap_of
+from mosfw.mosconf import DEFAULT_RMEM_MEMCAP, ConfigError, parse_config
+from mosfw.runconfig import Config, UsageError, rmem_memcap_of
 
 
 def test_default_is_one_gib_per_core():

@@ -57,7 +57,7 @@ class Config:
     no_ring_buffers: bool | None = None
     #: plugin values keyed by option destination name
     options: dict[str, Any] = attrs.field(factory=dict)
-    #: the parsed mos.conf (mosfw.config.MosConfig) when -f was given
+    #: the parsed mos.conf (mosfw.mosconf.MosConfig) when -f was given
     mos: Any = None
     #: the plugin manager
     pluginmanager: Any = None
@@ -86,7 +86,7 @@ class OptionParser:
 def rmem_memcap_of(config: Config) -> int:
     """The run's ``rmem_memcap``: the Config's own value when set, else the
     mos.conf's (``config.mos``), else 1 GiB; 0 = no cap."""
-    from mosfw.config import DEFAULT_RMEM_MEMCAP
+    from mosfw.mosconf import DEFAULT_RMEM_MEMCAP
 
     v = getattr(config, "rmem_memcap", None)
     if v is None and getattr(config, "mos", None) is not None:
