@@ -218,7 +218,7 @@ void mosfw_core_set_filter_only(struct mosfw_core *core, uint32_t types)
 	(&core->x)->filter_only = types & ~(uint32_t)MOSFW_EV_CONN_END;
 }
 
-void mosfw_core_ext_stats(struct mosfw_core *core, struct mosfw_ext_stats *out)
+void mosfw_core_feature_stats(struct mosfw_core *core, struct mosfw_feature_stats *out)
 {
 	struct mosfw_features *x = (&core->x);
 	const struct mosfw_streams *s = x->streams;

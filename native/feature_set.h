@@ -54,7 +54,7 @@ struct mosfw_features {
 	struct mosfw_source **src;
 	const double *now;
 	uint32_t event_mask;
-	/* counters (mosfw_core_ext_stats) */
+	/* counters (mosfw_core_feature_stats) */
 	uint64_t syn_filtered, orphan_filtered, timers_fired, timers_dropped;
 };
 

@@ -512,7 +512,7 @@ struct mosfw_packet {
 	uint8_t tcp_flags, family;
 };
 
-struct mosfw_ext_stats {
+struct mosfw_feature_stats {
 	uint64_t buffers_allocated;  /* reassembly buffers created */
 	uint64_t buffers_failed;     /* could not be allocated */
 	uint64_t buffers_live;       /* held now */
@@ -583,7 +583,7 @@ int mosfw_core_set_filter(struct mosfw_core *core, unsigned which, uint32_t even
  * matched their packet (filter_bits != 0): for events subscribed only by
  * BPF-filtered user events. CONN_END is always produced. */
 void mosfw_core_set_filter_only(struct mosfw_core *core, uint32_t types);
-void mosfw_core_ext_stats(struct mosfw_core *core, struct mosfw_ext_stats *out);
+void mosfw_core_feature_stats(struct mosfw_core *core, struct mosfw_feature_stats *out);
 
 /* ---- names ----------------------------------------------------------- */
 

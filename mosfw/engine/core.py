@@ -258,9 +258,9 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         """Counters of the mOS API parts: reassembly buffers (allocated,
         live, peak, bytes, bytes lost to gaps and overruns, batches cut
         short to keep event-time reads), monitor filters, timers."""
-        out = ffi.new("struct mosfw_ext_stats *")
-        lib.mosfw_core_ext_stats(self._c, out)
-        return {f: getattr(out, f) for f, _ in ffi.typeof("struct mosfw_ext_stats").fields}
+        out = ffi.new("struct mosfw_feature_stats *")
+        lib.mosfw_core_feature_stats(self._c, out)
+        return {f: getattr(out, f) for f, _ in ffi.typeof("struct mosfw_feature_stats").fields}
 
     @property
     def flows(self) -> dict[int, Flow]:
