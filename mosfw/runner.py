@@ -161,10 +161,10 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
 def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates) -> JobResult:
     pm = config.pluginmanager
     by: dict[tuple[str, str], int] = {}
-    conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
+    call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
     core = Core(config, pm, core_id=0, shard_count=1, fail_fast=fail_fast)
     core.tick_sink = tick_merge_here(config)
-    core.add_plugin_errors(conf_errors, by)
+    core.add_plugin_errors(by)
     core.open()
     if config.user:
         drop_privileges(config.user)

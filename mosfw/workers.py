@@ -475,9 +475,9 @@ def _worker_main(
 
     try:
         by: dict[tuple[str, str], int] = {}
-        conf_errors = call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
+        call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
         core = _new_core(config, core_id, cores, fail_fast, fanout_group, share)
-        core.add_plugin_errors(conf_errors, by)
+        core.add_plugin_errors(by)
         core.open()
         if config.user:
             from mosfw.privileges import drop_privileges
@@ -488,7 +488,8 @@ def _worker_main(
             core.request_stop()
 
         def send_progress(c: Core) -> None:
-            conn.send(("progress", c.stats(), c.input_offset(), c.counters()))
+            counters = c.counters()  # holds c.stats(): read once
+            conn.send(("progress", counters.stats, c.input_offset(), counters))
 
         def send_tick(c: Core, ts: float, values: dict) -> None:
             conn.send(("tick", ts, pickle_values(c, "mosfw_tick_result", values)))

@@ -359,12 +359,11 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         observer's per-flow array."""
         return int(lib.mosfw_core_slots(self._c))
 
-    def add_plugin_errors(self, n: int, by: dict[tuple[str, str], int] | None = None) -> None:
+    def add_plugin_errors(self, by: dict[tuple[str, str], int]) -> None:
         """Count exceptions plugins raised outside this core's loop (e.g.
-        in ``mosfw_configure``) into its statistics; ``by``: the same, by
-        (plugin, hook)."""
-        self._plugin_errors += n
-        for key, k in (by or {}).items():
+        in ``mosfw_configure``), by (plugin, hook), into its statistics."""
+        self._plugin_errors += sum(by.values())
+        for key, k in by.items():
             self._error_counts[key] = self._error_counts.get(key, 0) + k
 
     def request_stop(self) -> None:
