@@ -65,6 +65,10 @@ class Config:
     stdout: TextIO = attrs.field(default=sys.stdout)
     #: where diagnostics go
     stderr: TextIO = attrs.field(default=sys.stderr)
+    #: the run's records (:class:`mosfw.records.Records`): plugins emit
+    #: their records through it (``config.records.emit(stream, record)``);
+    #: the runner makes one (JSON lines on ``stdout``) when it is None
+    records: Any = None
 
     def getoption(self, name: str, default: Any = None) -> Any:
         """Value of a plugin option by destination name (``--conn-log`` ->

@@ -104,7 +104,8 @@ class CoreResult:
 class JobResult(RunResult):
     """A :class:`~mosfw.engine.RunResult` for the whole run (stats merged
     over the cores that reported) plus ``cores``: the :class:`CoreResult`
-    of each core, and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
+    of each core, ``sink_lost``: records lost by each sink (by name),
+    and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
     each core whose results are missing (its worker died) or partial (it
     was stopped by a signal sent to it alone). ``status`` is
     ``incomplete`` when there is one and the run was neither stopped on
@@ -117,10 +118,13 @@ class JobResult(RunResult):
         stats: RunStats,
         cores: list[CoreResult],
         lost: list[CoreLoss] | None = None,
+        sink_lost: dict[str, int] | None = None,
     ) -> None:
         super().__init__(status, error, stats)
         self.cores = cores
         self.lost = lost or []
+        #: records the sinks counted as lost, by sink name, over the cores
+        self.sink_lost = sink_lost or {}
 
 
 def _with_errors(stats: RunStats, n: int) -> RunStats:
@@ -159,6 +163,15 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
 
 
 def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates) -> JobResult:
+    records = config.records
+    records.open(config, 0)  # SinkError: a server that is down at start
+    try:
+        return _run_single_open(config, fail_fast, progress, updates)
+    finally:
+        records.close()  # bounded (FLUSH_TIMEOUT); no-op when closed already
+
+
+def _run_single_open(config: Config, fail_fast: bool, progress, updates: StatsUpdates) -> JobResult:
     pm = config.pluginmanager
     by: dict[tuple[str, str], int] = {}
     call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
@@ -182,6 +195,7 @@ def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates
     with _stop_on_signals(core), wake_on_signals(core):
         result = core.run(progress=progress_hook)
     values = collect_core_results(core, pickled=False)
+    config.records.close()  # what the sinks hold is sent (or counted lost) before the counters are read
     stats = core.stats()  # counts errors raised by mosfw_core_result too
     if updates:
         updates.update(_with_errors(stats, updates.errors), [core.counters()], final=True)
@@ -190,7 +204,7 @@ def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates
     stats = merge_and_report(config, cores, stats, fail_fast)
     if core.stdout_closed:  # as with -c N: the caller exits quietly
         raise BrokenPipeError("stdout was closed")
-    return JobResult(result.status, result.error, stats, cores)
+    return JobResult(result.status, result.error, stats, cores, sink_lost=core.counters().sink_records_lost)
 
 
 # ---------------------------------------------------------------------------
@@ -537,6 +551,10 @@ def _finish_multi(
         )
     reported = [c for c in cores if c.status != "lost"]
     stats = merge_stats([c.stats for c in reported], same_input)
+    sink_lost: dict[str, int] = {}
+    for c in sup.counters(final=True)[1]:
+        for name, n in c.sink_records_lost.items():
+            sink_lost[name] = sink_lost.get(name, 0) + n
     if sup.updates:  # the final mosfw_stats_update
         sup.updates.update(
             _with_errors(stats, ticks.errors + sup.updates.errors), sup.counters(final=True)[1], final=True
@@ -548,7 +566,7 @@ def _finish_multi(
     stats = merge_and_report(config, cores, stats, fail_fast)
     if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    return JobResult(status, error, stats, cores, lost)
+    return JobResult(status, error, stats, cores, lost, sink_lost)
 
 
 # ---------------------------------------------------------------------------
@@ -583,11 +601,21 @@ def run_job(
             f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
             "reads the input itself; use -c 1, or write the capture to a file first"
         )
+    if config.records is None:  # JSON lines on config.stdout
+        from mosfw.records import Records
+
+        config.records = Records()
+    config.records.attach(config)
+    if config.cores > 1:  # each worker opens its own after the fork
+        config.records.probe(config)
     updates = StatsUpdates(config, fail_fast)
     updates.start(config.cores)  # mosfw_stats_update: before any core starts (or worker forks)
     if config.cores == 1:
         result = _run_single(config, fail_fast, progress, updates)
     else:
-        result = _run_multi(config, fail_fast, progress, stop_timeout, updates)
+        try:
+            result = _run_multi(config, fail_fast, progress, stop_timeout, updates)
+        finally:
+            config.records.close()  # opened here only if the parent emitted records itself
     _flush(config.stdout)
     return result

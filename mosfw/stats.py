@@ -48,10 +48,16 @@ class RunStats:
     first_ts: float = 0.0  #: first packet time
     last_ts: float = 0.0  #: last packet time
     plugin_errors: int = 0  #: exceptions raised by plugin hooks
+    #: records the run's sinks counted as lost (``--sink``: a server that went away)
+    sink_records_lost: int = 0
 
     @classmethod
-    def from_c(cls, c: Any, plugin_errors: int = 0) -> RunStats:
-        return cls(**{f: getattr(c, f) for f in _FIELDS}, plugin_errors=plugin_errors)
+    def from_c(cls, c: Any, plugin_errors: int = 0, sink_records_lost: int = 0) -> RunStats:
+        return cls(
+            **{f: getattr(c, f) for f in _FIELDS},
+            plugin_errors=plugin_errors,
+            sink_records_lost=sink_records_lost,
+        )
 
     def __add__(self, other: RunStats) -> RunStats:
         vals: dict[str, Any] = {}
@@ -84,3 +90,5 @@ class CoreCounters:
     plugin_errors: dict[tuple[str, str], int] = attrs.field(factory=dict)
     #: ``-c N``: its worker died; these are the last counters it reported
     lost: bool = False
+    #: records its sinks counted as lost, by sink name (``redis://host:port/0``)
+    sink_records_lost: dict[str, int] = attrs.field(factory=dict)

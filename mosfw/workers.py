@@ -474,6 +474,7 @@ def _worker_main(
         return captured[0], captured[1], broken
 
     try:
+        config.records.open(config, core_id)  # this worker's own sinks (producers, connections)
         by: dict[tuple[str, str], int] = {}
         call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
         core = _new_core(config, core_id, cores, fail_fast, fanout_group, share)
@@ -499,6 +500,7 @@ def _worker_main(
         with wake_on_signals(core):
             result = core.run(progress=send_progress if progress else None, progress_every=PROGRESS_EVERY)
         values = collect_core_results(core, pickled=True)
+        config.records.close()  # sent, or counted lost, before the final counters
         result.stats = core.stats()  # with errors raised by mosfw_core_result
     except UsageError as e:
         kind, msg = "usage", str(e)
@@ -517,6 +519,7 @@ def _worker_main(
         o, e_, broken = finish_streams()
         stopped_by = next((s for s in stop_asked if s in _STOP_SIGNUMS), 0)
         return _send_last(conn, ("result", result, values, o, e_, broken, stopped_by, core.counters()), 0)
+    config.records.close(1.0)
     o, e_, _ = finish_streams()
     return _send_last(conn, ("error", kind, msg, o, e_), 1)
 

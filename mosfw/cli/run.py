@@ -14,6 +14,7 @@ EXIT_USAGE = 2
 EXIT_INPUT_DAMAGED = 3
 EXIT_PLUGIN_ERRORS = 4
 EXIT_CORE_LOST = 5
+EXIT_RECORDS_LOST = 6
 EXIT_INTERRUPTED = 130
 
 EPILOG = """\b
@@ -28,7 +29,9 @@ Exit codes:
   1    could not start: unreadable input, bad filter, bad mos.conf, a
        plugin that does not load (import error, misspelt hook or callback
        argument, mosfw_addoption raising), a missing interface, no
-       permission, a --stats-json path that cannot be written
+       permission, a --stats-json path that cannot be written, a --sink
+       whose server cannot be reached or file cannot be written (named
+       with its address)
   2    bad command line (a -p naming no file, folder or plugin included;
        also -r - with more than one core)
   3    the input ended with a read error (a truncated or corrupt file,
@@ -39,6 +42,11 @@ Exit codes:
   5    with -c N, a core was lost: its worker died (SIGKILL, SIGSEGV), or
        was stopped by a signal sent to it alone; the other cores'
        results were reported, and the lost core is named
+  6    a --sink lost records (its server went away and did not come
+       back within the retry time, its buffer filled up, or the flush at
+       the end timed out): the count per sink is in the summary, in
+       --stats-json and in mosfw_sink_records_lost_total; 3 and 5 take
+       precedence, and 6 takes precedence over 4
   130  interrupted while reading a file (final report still printed)
 
 \b
@@ -250,6 +258,15 @@ def _summary(stats, elapsed: float) -> str:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @click.option("--stats-json", metavar="PATH", help="Write the final counters as JSON to PATH ('-' = stderr).")
+@click.option(
+    "--sink",
+    "sinks",
+    metavar="URL",
+    multiple=True,
+    help="Where plugins' records go (repeatable; default: JSON lines on stdout): stdout, "
+    "file:PATH[?max_bytes=N&seconds=S&keep=K], redis://HOST:PORT/DB?stream=NAME[&maxlen=N], "
+    "kafka://BROKER[,BROKER]?topic=NAME. See docs/cli.md.",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -268,6 +285,7 @@ def run_command(
     progress,
     quiet,
     stats_json,
+    sinks,
     **plugin_opts,
 ):
     """Run plugins over a capture file (-r) or a live interface (-i).
@@ -276,8 +294,15 @@ def run_command(
     its counters: a quick way to check a capture.
     """
     from mosfw.manager import PluginLoadError
+    from mosfw.records import Records
     from mosfw.runconfig import Config
 
+    if not sinks and os.environ.get("MOSFW_SINK"):
+        sinks = tuple(os.environ["MOSFW_SINK"].split())
+    try:
+        records = Records(sinks)
+    except ValueError as e:
+        raise click.UsageError(str(e), ctx) from None
     pm = ctx.meta["mosfw.pm"]
     err = sys.stderr
     mos = None
@@ -319,6 +344,7 @@ def run_command(
         pluginmanager=pm,
         stdout=sys.stdout,
         stderr=err,
+        records=records,
     )
     if mos is not None and mos.mos_log:
         from mosfw.mosconf import ConfigError, ensure_log_dir
@@ -413,6 +439,9 @@ def _run_and_report(
         click.echo(_summary(stats, elapsed), err=True)
     for loss in lost:
         click.echo(f"mosfw: {loss.message()}", err=True)
+    sink_lost = getattr(result, "sink_lost", {})
+    for name, n in sorted(sink_lost.items()):
+        click.echo(f"mosfw: sink {name}: {n} records lost (not confirmed by the server; see above)", err=True)
     if stats_json:
         doc = dict(
             stats.asdict(),
@@ -420,6 +449,7 @@ def _run_and_report(
             error=result.error,
             seconds=round(elapsed, 6),
             cores_lost=[loss.asdict() for loss in lost],
+            sink_records_lost_by_sink=dict(sink_lost),
         )
         import json  # only for --stats-json
 
@@ -452,6 +482,8 @@ def _run_and_report(
         )
     if lost:
         ctx.exit(EXIT_CORE_LOST)
+    if sink_lost:
+        ctx.exit(EXIT_RECORDS_LOST)
     if stats.plugin_errors:
         ctx.exit(EXIT_PLUGIN_ERRORS)
     if result.status == "stopped" and read_file:

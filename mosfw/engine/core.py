@@ -237,7 +237,9 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         """Counters now (trio-style statistics snapshot)."""
         out = ffi.new("struct mosfw_stats *")
         lib.mosfw_core_stats(self._c, out)
-        return RunStats.from_c(out, self._plugin_errors)
+        records = getattr(self.config, "records", None)
+        lost = records.lost_total() if records is not None else 0
+        return RunStats.from_c(out, self._plugin_errors, lost)
 
     def event_counts(self) -> dict[str, int]:
         """Event records the engine produced since the start, by event
@@ -252,7 +254,11 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         """This core's counters now, as :func:`~mosfw.hookspecs.mosfw_stats_update`
         gets them: engine counters, events by type, plugin errors by
         plugin and hook."""
-        return CoreCounters(self.id, self.stats(), self.event_counts(), dict(self._error_counts))
+        records = getattr(self.config, "records", None)
+        lost = records.lost() if records is not None else {}
+        return CoreCounters(
+            self.id, self.stats(), self.event_counts(), dict(self._error_counts), sink_records_lost=lost
+        )
 
     def api_stats(self) -> dict[str, int]:
         """Counters of the mOS API parts: reassembly buffers (allocated,

@@ -21,6 +21,9 @@ as ``IP:PORT`` (IPv6 as ``[addr]:port``). Per event:
 
 Default: every event but ``pkt_in``. This format is a stable contract:
 fields may be added, never renamed or removed.
+
+The lines are records of the stream ``events`` (:mod:`mosfw.records`):
+standard output by default, or wherever ``--sink`` sends them.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ _SIDE = ("client", "server")
 
 class EventLog:
     """The writer registered by ``mosfw_configure``. It implements only the
-    hooks of the chosen events, so unchosen events are never produced."""
+    hooks of the chosen events, so unchosen events are never produced.
+    ``out``: a callable taking one JSON line (``config.records.json_writer``)
+    or a text stream."""
 
     def __init__(self, out, events) -> None:
-        write = out.write
+        write = out if callable(out) else out.write
         # per-flow '"core": N, ..., "server": "..."' fragments, by flow id
         heads: dict[int, str] = {}
 
@@ -170,4 +175,6 @@ def mosfw_addoption(parser):
 @mosfw.hookimpl
 def mosfw_configure(config):
     events = parse_events(config.getoption("events"))
-    config.pluginmanager.register(EventLog(config.stdout, events), name="eventlog-writer")
+    records = getattr(config, "records", None)
+    out = records.json_writer("events") if records is not None else config.stdout
+    config.pluginmanager.register(EventLog(out, events), name="eventlog-writer")

@@ -462,7 +462,7 @@ def mosfw_addoption(parser) -> None:
         "--http-log",
         default=None,
         metavar="PATH",
-        help="httplog: write the JSON lines to PATH (default: stdout).",
+        help="httplog: write the JSON lines to PATH (default: the records stream 'http': stdout or --sink).",
     )
     parser.addoption(
         "--http-summary",
@@ -478,6 +478,8 @@ def mosfw_configure(config) -> None:
     if path:
         out = open(path, "a", buffering=1)  # noqa: SIM115 - closed with the process
         _files.append(out)
+    elif getattr(config, "records", None) is not None:
+        out = config.records.output("http")  # the run's sinks (--sink; default: stdout)
     else:
         out = config.stdout
     config.pluginmanager.register(

@@ -25,6 +25,11 @@ Options (``mosfw run -p samples/tracker --help``):
                              headers that ``zeek-cut`` reads
 ``--conn-log PATH``          write the records to PATH instead of stdout
 
+JSON records not sent to ``--conn-log`` are records of the stream ``conn``
+(:mod:`mosfw.records`): standard output by default, or wherever ``mosfw
+run --sink URL`` sends them (a file with rotation, Redis, Kafka). The TSV
+format is a file format, not records: it goes to stdout or ``--conn-log``.
+
 Everything per connection is kept by the tracker's own C part
 (``samples/tracker/native/``, built with cffi into ``_zeek`` beside this
 file): an observer of the engine's core (``Core.attach_observer``) that
@@ -123,6 +128,8 @@ TYPES = (
 )
 FORMATS = {"json": zlib.ZEEK_JSON, "zeek": zlib.ZEEK_TSV}
 
+#: the records stream of the JSON records (:mod:`mosfw.records`)
+RECORD_STREAM = "conn"
 #: bytes of records held before they are written
 FLUSH_BYTES = 64 * 1024
 #: ... or seconds (wall time) since the last write, for live captures
@@ -420,7 +427,7 @@ class _Run:
         self.fmt = fmt
         self.path = path
         self.out = None  # the --conn-log file (closed in mosfw_report)
-        self.sink: _Sink | None = None
+        self.sink = None  # _Sink, or mosfw.records.StreamOutput (the records stream)
         self.core_file: _CoreFile | None = None  # -c N
 
 
@@ -465,6 +472,9 @@ def mosfw_configure(config):
         except OSError as e:
             raise mosfw.UsageError(f"--conn-log: cannot write {path}: {e.strerror}") from None
         run.sink = _Sink(run.out)
+    elif fmt == "json" and getattr(config, "records", None) is not None:
+        # the records stream "conn": stdout by default, or --sink
+        run.sink = config.records.output(RECORD_STREAM)
     else:
         run.sink = _Sink(config.stdout)
     if fmt == "zeek" and config.cores == 1:
