@@ -24,13 +24,14 @@ all: build
 sysdeps:
 	@scripts/ensure-sysdeps.sh
 
-$(STAMP): pyproject.toml plugins/prometheus/pyproject.toml | sysdeps
+$(STAMP): pyproject.toml plugins/prometheus/pyproject.toml plugins/redis_sink/pyproject.toml \
+          plugins/kafka_sink/pyproject.toml | sysdeps
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q "setuptools>=61" wheel "cffi>=1.15" "attrs>=23.1" "pluggy>=1.3" "click>=8.1" \
 	    "pytest>=7.4" "pytest-benchmark>=4.0" "hypothesis>=6.80" "sphinx>=7" "myst-parser>=2" \
 	    "ruff>=0.17.6,<0.18" "mypy>=2.4.1,<2.5" \
-	    "prometheus_client>=0.17"
+	    "prometheus_client>=0.17" "redis>=4.5" "confluent-kafka>=2.0"
 	touch $@
 
 # mosfw in editable mode, then the tracker's C part in place
@@ -39,6 +40,7 @@ $(STAMP): pyproject.toml plugins/prometheus/pyproject.toml | sysdeps
 mosfw/_native.abi3.so: $(STAMP) $(NATIVE_SRC) $(NATIVE_HDR)
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e . --config-settings editable_mode=compat
 	cd samples/tracker && $(CURDIR)/$(VPY) setup.py -q build_ext --inplace --force
+	$(VPY) -m pip install -q --no-build-isolation --no-deps -e plugins/redis_sink -e plugins/kafka_sink
 	@$(VPY) -m compileall -q mosfw plugins samples >/dev/null
 	@touch $@
 

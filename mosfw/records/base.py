@@ -178,8 +178,10 @@ class BufferedSink(Sink):
     as lost: the end of a run never hangs on a dead server.
 
     Subclasses implement :meth:`connect` (raise on failure),
-    :meth:`send_batch` (raise on failure: the batch is retried whole, so
-    a server may see some records twice) and :meth:`disconnect`.
+    :meth:`send_batch` (a chunk of about ``BATCH`` records as
+    ``[(stream, [line, ...]), ...]``, lines without their newline; raise
+    on failure: the chunk is retried whole, so a server may see some
+    records of it twice) and :meth:`disconnect`.
     """
 
     #: records held before the thread is woken
@@ -199,6 +201,7 @@ class BufferedSink(Sink):
         self._deadline = 0.0  # monotonic time close() gives up at
         self._thread: threading.Thread | None = None
         self._warned_full = False
+        self._down = False  # the last chunk was given up: the next ones are tried once
 
     # -- what a subclass provides ------------------------------------------
 
@@ -291,8 +294,8 @@ class BufferedSink(Sink):
                 self._wake.clear()
                 closing = self._closing
                 batch = self._take()
-                if batch:
-                    self._send_with_retries(batch)
+                for chunk, n in _chunks(batch, self.BATCH):
+                    self._send_with_retries(chunk, n)
                 if closing and not self._held:
                     break
                 if closing and time.monotonic() >= self._deadline:
@@ -303,23 +306,35 @@ class BufferedSink(Sink):
             except Exception:  # noqa: BLE001, S110 - the end: nothing left to do with it
                 pass
 
-    def _send_with_retries(self, batch: list[tuple[str, list[bytes]]]) -> None:
-        give_up = time.monotonic() + self.retry_seconds
+    def count_lost(self, n: int) -> None:
+        """Count ``n`` records as lost (a subclass's sender thread: records
+        the server refused one by one)."""
+        with self._lock:
+            self.lost += n
+
+    def _done(self, n: int, lost: bool) -> None:
+        with self._lock:
+            self._sending -= n
+            if lost:
+                self.lost += n
+
+    def _send_with_retries(self, chunk: list[tuple[str, list[bytes]]], n: int) -> None:
+        """Send one chunk (n records), retrying with back-off for up to
+        ``retry`` seconds (only once while the server is known to be down,
+        and never past the deadline of close()); then count it lost."""
+        give_up = time.monotonic() + (0.0 if self._down else self.retry_seconds)
         delay = 0.05
-        failed_once = False
         while True:
             try:
-                self.send_batch(batch)
+                self.send_batch(chunk)
             except Exception as e:  # noqa: BLE001 - retried, then counted
-                if not failed_once:
-                    failed_once = True
+                if not self._down:
+                    self._down = True
                     self.warn(f"sending failed ({type(e).__name__}: {e}); retrying for {self.retry_seconds:g} s")
                 now = time.monotonic()
                 end = min(give_up, self._deadline) if self._closing else give_up
                 if now + delay > end:
-                    with self._lock:
-                        self.lost += self._sending
-                        self._sending = 0
+                    self._done(n, lost=True)
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -329,8 +344,24 @@ class BufferedSink(Sink):
                 except Exception:  # noqa: BLE001, S112 - still down: try again after the delay
                     continue
                 continue
-            if failed_once:
+            if self._down:
+                self._down = False
                 self.warn("sending again")
-            with self._lock:
-                self._sending = 0
+            self._done(n, lost=False)
             return
+
+
+def _chunks(batch: list[tuple[str, list[bytes]]], size: int):
+    """(chunk, records in it) of about ``size`` records each, in order."""
+    chunk: list[tuple[str, list[bytes]]] = []
+    n = 0
+    for stream, lines in batch:
+        for i in range(0, len(lines), size):
+            part = lines[i : i + size] if len(lines) > size else lines
+            chunk.append((stream, part))
+            n += len(part)
+            if n >= size:
+                yield chunk, n
+                chunk, n = [], 0
+    if chunk:
+        yield chunk, n
