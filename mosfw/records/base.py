@@ -169,8 +169,11 @@ class BufferedSink(Sink):
     """A sink that sends records to a server from a sender thread.
 
     :meth:`write` only appends to a buffer of at most ``buffer`` records
-    (URL parameter, default 100000): past it, new records are dropped and
-    counted as lost. The thread sends a batch when ``batch`` records are
+    (URL parameter, default 100000). When it is full, the writer waits
+    for room while the server takes records (a capture file is read at
+    the pace the server takes its records; a live capture's kernel ring
+    fills, and drops are counted as kernel drops), and new records are
+    dropped and counted as lost while the server is away. The thread sends a batch when ``batch`` records are
     held or ``linger`` seconds passed. A batch that fails (the server went
     away) is retried, reconnecting with back-off, for up to ``retry``
     seconds (default 30), then counted as lost. :meth:`close` waits at
@@ -194,7 +197,8 @@ class BufferedSink(Sink):
         self.linger = url.take_float("linger", 0.2, 0.001)
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: list[tuple[str, list[bytes]]] = []
+        self._room = threading.Condition(self._lock)  # notified when records were sent
+        self._pending: list[tuple[str, bytes]] = []
         self._held = 0  # records in _pending
         self._sending = 0  # records in the batch being sent
         self._closing = False
@@ -239,22 +243,24 @@ class BufferedSink(Sink):
         self.disconnect()
 
     def write(self, stream: str, data: str | bytes | memoryview) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        lines = bytes(data).splitlines()
-        n = len(lines)
-        with self._lock:
-            room = self.buffer_max - self._held - self._sending
-            if n > room:
-                self.lost += n - max(room, 0)
-                lines = lines[: max(room, 0)]
-                n = len(lines)
-                if not self._warned_full:
-                    self._warned_full = True
-                    self.warn(f"buffer full ({self.buffer_max} records): records are being dropped")
-            if n:
-                self._pending.append((stream, lines))
-                self._held += n
+        data = data.encode() if type(data) is str else bytes(data)
+        n = data.count(b"\n")
+        if not n:
+            return
+        with self._room:
+            while self._held + self._sending and self._held + self._sending + n > self.buffer_max:
+                if self._down or self._closing or not self._room.wait(self.retry_seconds):
+                    # the server is away (or silent for the whole retry time): drop
+                    self.lost += n
+                    if not self._warned_full:
+                        self._warned_full = True
+                        self.warn(
+                            f"buffer full ({self.buffer_max} records) and the server is away: "
+                            "records are being dropped"
+                        )
+                    return
+            self._pending.append((stream, data))
+            self._held += n
             wake = self._held >= self.BATCH
         if wake:
             self._wake.set()
@@ -281,7 +287,7 @@ class BufferedSink(Sink):
 
     # -- the sender thread ---------------------------------------------------
 
-    def _take(self) -> list[tuple[str, list[bytes]]]:
+    def _take(self) -> list[tuple[str, bytes]]:
         with self._lock:
             batch, self._pending = self._pending, []
             self._sending, self._held = self._held, 0
@@ -317,6 +323,7 @@ class BufferedSink(Sink):
             self._sending -= n
             if lost:
                 self.lost += n
+            self._room.notify_all()
 
     def _send_with_retries(self, chunk: list[tuple[str, list[bytes]]], n: int) -> None:
         """Send one chunk (n records), retrying with back-off for up to
@@ -351,11 +358,12 @@ class BufferedSink(Sink):
             return
 
 
-def _chunks(batch: list[tuple[str, list[bytes]]], size: int):
+def _chunks(batch: list[tuple[str, bytes]], size: int):
     """(chunk, records in it) of about ``size`` records each, in order."""
     chunk: list[tuple[str, list[bytes]]] = []
     n = 0
-    for stream, lines in batch:
+    for stream, data in batch:
+        lines = data.splitlines()
         for i in range(0, len(lines), size):
             part = lines[i : i + size] if len(lines) > size else lines
             chunk.append((stream, part))
