@@ -52,6 +52,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("core", "plugin", "hook"),
         "Exceptions raised by plugin hooks in a core, by plugin and hook.",
     ),
+    "mosfw_sink_records_lost": (
+        "counter",
+        ("core", "sink"),
+        "Records a --sink counted as lost (server away past the retry time, buffer full, flush timed out), by sink.",
+    ),
     "mosfw_run_finished": ("gauge", (), "1 once the run ended and the values are final, else 0."),
 }
 
@@ -96,6 +101,8 @@ def families(stats: Any, cores: list[Any], shared_input: bool, finished: bool) -
             add("mosfw_events", n, core, event)
         for (plugin, hook), n in sorted(c.plugin_errors.items()):
             add("mosfw_plugin_errors", n, core, plugin, hook)
+        for sink, n in sorted(getattr(c, "sink_records_lost", {}).items()):
+            add("mosfw_sink_records_lost", n, core, sink)
     add("mosfw_run_finished", 1 if finished else 0)
     return list(out.values())
 
