@@ -33,11 +33,13 @@ class SinkURL:
             self.scheme = u.scheme
             self.netloc = u.netloc
             self.path = u.path
-            try:
-                self.host: str | None = u.hostname
-                self.port: int | None = u.port
-            except ValueError as e:  # a port that is not a number
-                raise ValueError(f"--sink {text!r}: {e}") from None
+            self.host: str | None = None
+            self.port: int | None = None
+            if "," not in u.netloc:  # one server (kafka:// may list several)
+                try:
+                    self.host, self.port = u.hostname, u.port
+                except ValueError as e:  # a port that is not a number
+                    raise ValueError(f"--sink {text!r}: {e}") from None
             query = u.query
         else:  # file:PATH, stdout
             scheme, _, rest = text.partition(":")
