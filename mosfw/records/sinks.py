@@ -65,7 +65,7 @@ class FileSink(Sink):
     """``file:PATH[?max_bytes=N][&seconds=S][&keep=K]``: JSON lines
     appended to PATH. It is rotated (renamed to
     ``PATH.YYYYmmdd-HHMMSS[.n]``, the time the file was opened, local
-    time, and a new PATH opened) when the next line would take it past
+    time, ``.n`` counting rotations within one second, and a new PATH opened) when the next line would take it past
     ``max_bytes`` (a line longer than that is a file of its own), and when it is ``seconds`` old; ``keep`` > 0 deletes
     the oldest rotated files past that many. With ``-c N`` each core
     writes its own file: ``-coreN`` is added to PATH (before its
@@ -88,6 +88,7 @@ class FileSink(Sink):
         self.size = 0
         self.opened_at = 0.0
         self.rotated: list[str] = []
+        self._last = ("", 0)  # the last rotated name's stamp and number
 
     def _open_file(self) -> None:
         try:
@@ -109,11 +110,14 @@ class FileSink(Sink):
         """Close PATH, rename it with its opening time, open a new one."""
         self.fh.close()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.opened_at))
-        target = f"{self.path}.{stamp}"
-        n = 1
+        # names sort in rotation order: .STAMP, .STAMP.1, .STAMP.2 ... (never
+        # reusing a name whose file keep= deleted)
+        n = self._last[1] + 1 if self._last[0] == stamp else 0
+        target = f"{self.path}.{stamp}" + (f".{n}" if n else "")
         while os.path.exists(target):
-            target = f"{self.path}.{stamp}.{n}"
             n += 1
+            target = f"{self.path}.{stamp}.{n}"
+        self._last = (stamp, n)
         os.rename(self.path, target)
         self.rotated.append(target)
         if self.keep:
