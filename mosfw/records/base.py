@@ -245,7 +245,7 @@ class BufferedSink(Sink):
         self.disconnect()
 
     def write(self, stream: str, data: str | bytes | memoryview) -> None:
-        data = data.encode() if type(data) is str else bytes(data)
+        data = data.encode() if isinstance(data, str) else bytes(data)
         n = data.count(b"\n")
         if not n:
             return
@@ -339,7 +339,9 @@ class BufferedSink(Sink):
             except Exception as e:  # noqa: BLE001 - retried, then counted
                 if not self._down:
                     self._down = True
-                    self.warn(f"sending failed ({type(e).__name__}: {e}); retrying for {self.retry_seconds:g} s")
+                    self.warn(
+                        f"sending failed ({type(e).__name__}: {e}); retrying for {self.retry_seconds:g} s"
+                    )
                 now = time.monotonic()
                 end = min(give_up, self._deadline) if self._closing else give_up
                 if now + delay > end:

@@ -16,7 +16,10 @@ ENTRY_POINT_GROUP = "mosfw.sinks"
 #: seconds the end of a run waits for each sink to send what it holds
 FLUSH_TIMEOUT = 10.0
 #: where a scheme's sink comes from when it is not installed
-_PACKAGES = {"redis": "mosfw-redis (pip install ./plugins/redis_sink)", "kafka": "mosfw-kafka (pip install ./plugins/kafka_sink)"}
+_PACKAGES = {
+    "redis": "mosfw-redis (pip install ./plugins/redis_sink)",
+    "kafka": "mosfw-kafka (pip install ./plugins/kafka_sink)",
+}
 
 
 def sink_class(scheme: str) -> type[Sink]:

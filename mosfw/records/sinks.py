@@ -29,9 +29,9 @@ class StdoutSink(Sink):
     def open(self) -> None:
         import sys
 
-        stream = getattr(self.config, "stdout", None) or sys.stdout
+        stream: Any = getattr(self.config, "stdout", None) or sys.stdout
         self.text = stream
-        raw = getattr(stream, "buffer", None)
+        raw: Any = getattr(stream, "buffer", None)
         binary = raw is not None
         text_write = stream.write
 
@@ -49,7 +49,7 @@ class StdoutSink(Sink):
             def write(_stream: str, data: Any) -> None:
                 text_write(data if type(data) is str else bytes(data).decode("ascii"))
 
-        self.write = write  # type: ignore[method-assign]
+        self.write = write  # type: ignore[method-assign,assignment]
 
     def flush(self) -> None:
         try:
@@ -65,11 +65,12 @@ class FileSink(Sink):
     """``file:PATH[?max_bytes=N][&seconds=S][&keep=K]``: JSON lines
     appended to PATH. It is rotated (renamed to
     ``PATH.YYYYmmdd-HHMMSS[.n]``, the time the file was opened, local
-    time, ``.n`` counting rotations within one second, and a new PATH opened) when the next line would take it past
-    ``max_bytes`` (a line longer than that is a file of its own), and when it is ``seconds`` old; ``keep`` > 0 deletes
-    the oldest rotated files past that many. With ``-c N`` each core
-    writes its own file: ``-coreN`` is added to PATH (before its
-    extension)."""
+    time, ``.n`` counting rotations within one second, and a new PATH
+    opened) when the next line would take it past ``max_bytes`` (a line
+    longer than that is a file of its own), and when it is ``seconds``
+    old; ``keep`` > 0 deletes the oldest rotated files past that many.
+    With ``-c N`` each core writes its own file: ``-coreN`` is added to
+    PATH (before its extension)."""
 
     scheme = "file"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import realnet  # noqa: E402
+import realnet
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACKER = str(ROOT / "samples" / "tracker")

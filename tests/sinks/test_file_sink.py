@@ -54,7 +54,9 @@ def test_size_rotation_keeps_every_record_in_whole_lines(capture, tmp_path, core
         assert len(files) >= 3
         assert b"".join(f.read_bytes() for f in files) == plain.stdout
     else:  # a file per core (conn-core0.json ...), each rotated on its own
-        files = _rotated_in_order(tmp_path / "conn-core0.json") + _rotated_in_order(tmp_path / "conn-core1.json")
+        files = _rotated_in_order(tmp_path / "conn-core0.json") + _rotated_in_order(
+            tmp_path / "conn-core1.json"
+        )
         got = b"".join(f.read_bytes() for f in files)
         assert sorted(got.splitlines()) == sorted(plain.stdout.splitlines())
     for f in files:
@@ -93,7 +95,7 @@ def test_unwritable_file_is_an_exit_1(capture, tmp_path):
     assert "no/such/dir/x.json" in run.stderr.decode()
 
 
-PLUGIN = '''
+PLUGIN = """
 import mosfw
 
 @mosfw.hookimpl
@@ -106,7 +108,7 @@ def mosfw_configure(config):
             records.emit("ends", {"client": flow.client_str, "reason": reason.label})
 
     config.pluginmanager.register(Emitter(), name="emitter")
-'''
+"""
 
 
 def test_a_plugin_emits_dicts_to_every_sink(capture, tmp_path):

@@ -132,7 +132,9 @@ def test_server_killed_during_a_live_capture(tmp_path):
                     break
             assert stdout_records() > 0, err_path.read_text()
             assert all(f.ok for f in net.fetch([net.url("f20000.bin")] * 6, parallel=3))
-            assert wait_for(lambda: stdout_records() >= 7 and int(srv.cli("XLEN", "live")) == stdout_records(), 10)
+            assert wait_for(
+                lambda: stdout_records() >= 7 and int(srv.cli("XLEN", "live")) == stdout_records(), 10
+            )
             before = int(srv.cli("XLEN", "live"))
             assert before == stdout_records()
             metrics = re.search(r"serving (http://\S+/metrics)", err_path.read_text()).group(1)

@@ -55,7 +55,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "mosfw_sink_records_lost": (
         "counter",
         ("core", "sink"),
-        "Records a --sink counted as lost (server away past the retry time, buffer full, flush timed out), by sink.",
+        "Records a --sink counted as lost (server away past the retry time, buffer full, "
+        "flush timed out), by sink.",
     ),
     "mosfw_run_finished": ("gauge", (), "1 once the run ended and the values are final, else 0."),
 }

@@ -41,7 +41,9 @@ class RedisSink(BufferedSink):
         self.port = url.port or 6379
         db = url.path.strip("/") or "0"
         if not db.isdigit():
-            raise ValueError(f"--sink {url.name}: the database must be a number (redis://HOST:PORT/0), not {db!r}")
+            raise ValueError(
+                f"--sink {url.name}: the database must be a number (redis://HOST:PORT/0), not {db!r}"
+            )
         self.db = int(db)
         self.key = url.take("stream", "mosfw:{stream}") or "mosfw:{stream}"
         if "{" in self.key.replace("{stream}", ""):
