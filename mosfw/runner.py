@@ -124,6 +124,7 @@ class JobResult(RunResult):
         self.cores = cores
         self.lost = lost or []
         #: records the sinks counted as lost, by sink name, over the cores
+        #: (every sink but stdout, 0 included)
         self.sink_lost = sink_lost or {}
 
 

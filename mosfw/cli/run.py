@@ -440,7 +440,7 @@ def _run_and_report(
     for loss in lost:
         click.echo(f"mosfw: {loss.message()}", err=True)
     sink_lost = getattr(result, "sink_lost", {})
-    for name, n in sorted(sink_lost.items()):
+    for name, n in sorted((k, v) for k, v in sink_lost.items() if v):
         click.echo(f"mosfw: sink {name}: {n} records lost (not confirmed by the server; see above)", err=True)
     if stats_json:
         doc = dict(
@@ -482,7 +482,7 @@ def _run_and_report(
         )
     if lost:
         ctx.exit(EXIT_CORE_LOST)
-    if sink_lost:
+    if any(sink_lost.values()):
         ctx.exit(EXIT_RECORDS_LOST)
     if stats.plugin_errors:
         ctx.exit(EXIT_PLUGIN_ERRORS)

@@ -179,11 +179,12 @@ class Records:
     # -- counters --------------------------------------------------------------
 
     def lost(self) -> dict[str, int]:
-        """Records counted as lost so far, by sink name (only sinks that
-        lost some)."""
+        """Records counted as lost so far, by sink name: every sink that
+        can lose records (all but stdout), 0 included, so that a metric
+        has its series from the start."""
         out: dict[str, int] = {}
         for s in self.sinks:
-            if s.lost:
+            if s.scheme != "stdout":
                 out[s.name] = out.get(s.name, 0) + s.lost
         return out
 

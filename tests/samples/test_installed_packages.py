@@ -1,7 +1,10 @@
 """The apps as pip-installed packages, loaded by name: a fresh virtual
 environment (no system site-packages) gets mosfw and every package under
-samples/ installed from their folders with pip, then ``mosfw run -p NAME``
-must print exactly what ``-p samples/NAME`` prints from the checkout.
+samples/ and plugins/ installed from their folders with pip, then
+``mosfw run -p NAME`` must print exactly what ``-p samples/NAME`` prints
+from the checkout, ``-p prometheus`` loads by name, and ``--sink redis://``
+and ``--sink kafka://`` find their sinks (mosfw-redis, mosfw-kafka) by
+their entry points.
 
 The sources are copied out of the checkout first (pyproject.toml,
 setup.py, README.md, mosfw/, native/, samples/; no build output), so the
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -29,11 +33,15 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("midstat", "tracker", "httplog", "alerts")
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "mosfw", "native", "samples")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "mosfw", "native", "samples", "plugins")
+#: the packages under plugins/ (folder, distribution)
+PLUGINS = {"prometheus": "mosfw-prometheus", "redis_sink": "mosfw-redis", "kafka_sink": "mosfw-kafka"}
 BUILD_OUTPUT = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.so", "*.o", "build", "build-*", "dist", "*.egg-info", "_native.c", "_zeek.c"
 )
 TOOLS = ("setuptools", "wheel", "cffi", "attrs", "pluggy", "click")
+#: the client libraries of the plugins/ packages (their only dependencies besides mosfw)
+PLUGIN_DEPS = ("prometheus_client", "redis", "confluent-kafka")
 
 # a capture on which each app has something to say (alerts: the default
 # rules.txt, shipped as package data, fires on telnet and SMB SYNs)
@@ -77,7 +85,7 @@ def venv(tmp_path_factory) -> Path:
     env_dir = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=120, env=_env())
     python = env_dir / "bin" / "python"
-    pins = [f"{t}=={metadata.version(t)}" for t in TOOLS]
+    pins = [f"{t}=={metadata.version(t)}" for t in TOOLS + PLUGIN_DEPS]
     r = _pip(python, *pins, cwd=base)
     if r.returncode != 0:
         pytest.skip(f"cannot install {' '.join(pins)} (no index or wheel cache?): {r.stderr[-800:]}")
@@ -89,6 +97,9 @@ def venv(tmp_path_factory) -> Path:
     apps = [str(src / "samples" / a) for a in APPS]
     r = _pip(python, "--no-index", "--no-build-isolation", *apps, cwd=base)
     assert r.returncode == 0, f"pip install the apps: {r.stdout[-2000:]}{r.stderr[-4000:]}"
+    plugins = [str(src / "plugins" / p) for p in PLUGINS]
+    r = _pip(python, "--no-index", "--no-build-isolation", *plugins, cwd=base)
+    assert r.returncode == 0, f"pip install the plugins: {r.stdout[-2000:]}{r.stderr[-4000:]}"
     shutil.rmtree(src)  # nothing may load from the sources after the install
     return env_dir / "bin"
 
@@ -189,5 +200,38 @@ def test_unknown_name_lists_the_installed_plugins(venv):
     r = _installed(venv, "run", "-r", str(ROOT / CAPTURES["tracker"]), "-p", "trakcer")
     assert r.returncode == 2, r.stderr
     assert "unknown plugin 'trakcer'" in r.stderr
-    assert "installed: alerts, eventlog, httplog, midstat, tracker" in r.stderr
+    assert "installed: alerts, eventlog, httplog, midstat, prometheus, tracker" in r.stderr
     assert r.stdout == ""
+
+
+def test_plugin_packages_are_installed_and_load_by_name(venv):
+    dists = _py(
+        venv,
+        "from importlib import metadata; print(sorted(d.metadata['Name'] for d in metadata.distributions()))",
+    )
+    for dist in PLUGINS.values():
+        assert f"'{dist}'" in dists
+    sinks = _py(
+        venv,
+        "from importlib import metadata as m; "
+        "print(sorted(e.name for e in m.entry_points(group='mosfw.sinks')))",
+    )
+    assert sinks == "['kafka', 'redis']"
+    pcap = str(ROOT / CAPTURES["tracker"])
+    # prometheus by name: serves, and the run goes on (port 0: any free one)
+    r = _installed(
+        venv, "run", "-q", "--no-progress", "-r", pcap, "-p", "tracker", "-p", "prometheus",
+        "--metrics-addr", "127.0.0.1:0", "--metrics-linger", "0",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "mosfw: prometheus: serving http://127.0.0.1:" in r.stderr
+    assert len(r.stdout.splitlines()) == 4
+    # each sink is found by its scheme: nothing listens on the port, so the
+    # sink itself (not "no sink for the URL scheme") says it cannot connect
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for url in (f"redis://127.0.0.1:{port}/0?stream=x", f"kafka://127.0.0.1:{port}?topic=x&timeout=1"):
+        r = _installed(venv, "run", "-q", "--no-progress", "-r", pcap, "-p", "tracker", "--sink", url)
+        assert r.returncode == 1, (url, r.stderr)
+        assert f"127.0.0.1:{port}" in r.stderr and "no sink for" not in r.stderr
