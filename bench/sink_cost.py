@@ -13,7 +13,9 @@ directory, no persistence), then runs, interleaved, ``-n`` rounds of
   from the same server state),
 
 and prints the best wall time of each, the records per second and the
-ratio redis / stdout. Each Redis run is checked: XLEN equals the records
+ratio redis / stdout; the same two commands on an empty capture (a pcap
+header only) give each one's start-up (the Redis run imports redis-py and
+connects), and the ratio without it. Each Redis run is checked: XLEN equals the records
 the stdout run printed and the run exits 0. Default capture:
 bench/out/bench.pcap (``bench/out/gen_capture -o bench/out/bench.pcap``:
 60000 connections).
@@ -86,7 +88,16 @@ def main() -> None:
         base = [a.python, "-m", "mosfw", "run", "-q", "--no-progress", "-r", a.pcap, "-c", str(a.cores)]
         base += ["-p", "samples/tracker"]
         url = f"redis://127.0.0.1:{port}/0?stream=bench"
-        runs = {"stdout": base, "redis": base + ["--sink", url]}
+        empty = os.path.join(tmp, "empty.pcap")
+        with open(empty, "wb") as f:  # a pcap header, no packet
+            f.write(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+        start = [a.python, "-m", "mosfw", "run", "-q", "--no-progress", "-r", empty, "-p", "samples/tracker"]
+        runs = {
+            "stdout": base,
+            "redis": base + ["--sink", url],
+            "stdout (empty capture)": start,
+            "redis (empty capture)": start + ["--sink", url],
+        }
         best = {k: float("inf") for k in runs}
         records = int(
             subprocess.run(base, cwd=ROOT, env=env, capture_output=True, check=True).stdout.count(b"\n")
@@ -94,7 +105,7 @@ def main() -> None:
         print(f"start {time.strftime('%H:%M:%S', time.gmtime())} UTC, 1-min load {os.getloadavg()[0]:.2f}")
         for _ in range(a.n):
             for k, argv in runs.items():
-                if k == "redis":
+                if k.startswith("redis"):
                     redis_cli(port, "DEL", "bench")
                 t0 = time.perf_counter()
                 r = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -106,8 +117,15 @@ def main() -> None:
                 best[k] = min(best[k], dt)
         print(f"end {time.strftime('%H:%M:%S', time.gmtime())} UTC, 1-min load {os.getloadavg()[0]:.2f}")
         for k, t in best.items():
-            print(f"{k:7s} best of {a.n}: {t:.3f} s, {records / t / 1e3:.1f} k records/s")
-        print(f"redis / stdout: x{best['redis'] / best['stdout']:.3f} ({records} records, -c {a.cores})")
+            rate = "" if "empty" in k else f", {records / t / 1e3:.1f} k records/s"
+            print(f"{k:22s} best of {a.n}: {t:.3f} s{rate}")
+        st, rd = best["stdout"], best["redis"]
+        st0, rd0 = best["stdout (empty capture)"], best["redis (empty capture)"]
+        print(f"redis / stdout: x{rd / st:.3f} ({records} records, -c {a.cores})")
+        print(
+            f"without start-up: stdout {records / (st - st0) / 1e3:.1f} k records/s, "
+            f"redis {records / (rd - rd0) / 1e3:.1f} k records/s, x{(rd - rd0) / (st - st0):.3f}"
+        )
     finally:
         server.terminate()
         server.wait(10)
