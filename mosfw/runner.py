@@ -64,8 +64,9 @@ from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: docum
 )
 from mosfw.plugin_faults import Interrupted
 from mosfw.privileges import drop_privileges
+from mosfw.records.router import run_records
 from mosfw.runconfig import Config, UsageError
-from mosfw.stats import CoreCounters, RunStats
+from mosfw.stats import CoreCounters, RunStats, sum_by_key
 from mosfw.stopsignals import STOP_SIGNALS, StopSignals
 from mosfw.workers import (
     CoreLoss,
@@ -104,8 +105,8 @@ class CoreResult:
 class JobResult(RunResult):
     """A :class:`~mosfw.engine.RunResult` for the whole run (stats merged
     over the cores that reported) plus ``cores``: the :class:`CoreResult`
-    of each core, ``sink_lost``: records lost by each sink (by name),
-    and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
+    of each core, ``sink_lost``: records lost by each sink but stdout (by
+    name, 0 included), and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
     each core whose results are missing (its worker died) or partial (it
     was stopped by a signal sent to it alone). ``status`` is
     ``incomplete`` when there is one and the run was neither stopped on
@@ -123,8 +124,6 @@ class JobResult(RunResult):
         super().__init__(status, error, stats)
         self.cores = cores
         self.lost = lost or []
-        #: records the sinks counted as lost, by sink name, over the cores
-        #: (every sink but stdout, 0 included)
         self.sink_lost = sink_lost or {}
 
 
@@ -164,15 +163,6 @@ def _stop_on_signals(core: Core) -> Iterator[None]:
 
 
 def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates) -> JobResult:
-    records = config.records
-    records.open(config, 0)  # SinkError: a server that is down at start
-    try:
-        return _run_single_open(config, fail_fast, progress, updates)
-    finally:
-        records.close()  # bounded (FLUSH_TIMEOUT); no-op when closed already
-
-
-def _run_single_open(config: Config, fail_fast: bool, progress, updates: StatsUpdates) -> JobResult:
     pm = config.pluginmanager
     by: dict[tuple[str, str], int] = {}
     call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
@@ -552,10 +542,7 @@ def _finish_multi(
         )
     reported = [c for c in cores if c.status != "lost"]
     stats = merge_stats([c.stats for c in reported], same_input)
-    sink_lost: dict[str, int] = {}
-    for c in sup.counters(final=True)[1]:
-        for name, n in c.sink_records_lost.items():
-            sink_lost[name] = sink_lost.get(name, 0) + n
+    sink_lost = sum_by_key(c.sink_records_lost for c in sup.counters(final=True)[1])
     if sup.updates:  # the final mosfw_stats_update
         sup.updates.update(
             _with_errors(stats, ticks.errors + sup.updates.errors), sup.counters(final=True)[1], final=True
@@ -602,21 +589,12 @@ def run_job(
             f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
             "reads the input itself; use -c 1, or write the capture to a file first"
         )
-    if config.records is None:  # JSON lines on config.stdout
-        from mosfw.records import Records
-
-        config.records = Records()
-    config.records.attach(config)
-    if config.cores > 1:  # each worker opens its own after the fork
-        config.records.probe(config)
-    updates = StatsUpdates(config, fail_fast)
-    updates.start(config.cores)  # mosfw_stats_update: before any core starts (or worker forks)
-    if config.cores == 1:
-        result = _run_single(config, fail_fast, progress, updates)
-    else:
-        try:
+    with run_records(config):  # -c 1: the sinks open here; -c N: checked, opened by each worker
+        updates = StatsUpdates(config, fail_fast)
+        updates.start(config.cores)  # mosfw_stats_update: before any core starts (or worker forks)
+        if config.cores == 1:
+            result = _run_single(config, fail_fast, progress, updates)
+        else:
             result = _run_multi(config, fail_fast, progress, stop_timeout, updates)
-        finally:
-            config.records.close()  # opened here only if the parent emitted records itself
     _flush(config.stdout)
     return result

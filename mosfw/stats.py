@@ -3,13 +3,14 @@ one core's counters as the process that merges the cores sees them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
 from mosfw._native import ffi
 
-__all__ = ["RunStats", "CoreCounters"]
+__all__ = ["RunStats", "CoreCounters", "sum_by_key"]
 
 _FIELDS = [f for f, _ in ffi.typeof("struct mosfw_stats").fields]
 
@@ -92,3 +93,13 @@ class CoreCounters:
     lost: bool = False
     #: records its sinks counted as lost, by sink name (``redis://host:port/0``)
     sink_records_lost: dict[str, int] = attrs.field(factory=dict)
+
+
+def sum_by_key(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Counts by name (``CoreCounters.sink_records_lost``) added up over
+    several dicts (cores)."""
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, n in d.items():
+            out[k] = out.get(k, 0) + n
+    return out

@@ -4,12 +4,13 @@ fans out to (``--sink URL``, repeatable)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mosfw.records.base import Sink, SinkError, SinkURL
 
-__all__ = ["FLUSH_TIMEOUT", "Records", "StreamOutput", "parse_sink", "sink_class"]
+__all__ = ["FLUSH_TIMEOUT", "Records", "StreamOutput", "parse_sink", "run_records", "sink_class"]
 
 #: entry point group of sink classes, by URL scheme
 ENTRY_POINT_GROUP = "mosfw.sinks"
@@ -209,3 +210,25 @@ class StreamOutput:
 
     def flush(self) -> None:
         self.records.flush()
+
+
+@contextmanager
+def run_records(config: Any) -> Iterator[Records]:
+    """The records of one run (:func:`mosfw.runner.run_job`): made when
+    ``config.records`` is None (JSON lines on ``config.stdout``); with one
+    core the sinks are opened here (SinkError: one that cannot be), with
+    ``-c N`` only checked (each worker opens its own after the fork, and
+    this process opens them if it emits records itself). Closed at the end
+    (bounded: :data:`FLUSH_TIMEOUT` per sink)."""
+    if config.records is None:
+        config.records = Records()
+    records = config.records
+    records.attach(config)
+    if config.cores > 1:
+        records.probe(config)
+    else:
+        records.open(config, 0)
+    try:
+        yield records
+    finally:
+        records.close()
