@@ -98,3 +98,85 @@ def test_no_broker_at_start_is_an_exit_1_naming_it(capture):
     assert run.returncode == 1, run.stderr
     assert f"127.0.0.1:{port}" in run.stderr.decode()
     assert run.stdout == b""
+
+
+HOLDER = """
+import sys, time, confluent_kafka as ck
+class Quiet:
+    def log(self, *a, **k):
+        pass
+p = ck.Producer({"test.mock.num.brokers": 1, "logger": Quiet()})
+md = p.list_topics(timeout=10)
+print(",".join(f"{b.host}:{b.port}" for b in md.brokers.values()), flush=True)
+time.sleep(3600)
+"""
+
+
+def test_cluster_gone_during_a_live_capture(tmp_path):
+    """The mock cluster (its holder process, in the server's namespace)
+    is killed while mosfw captures live: the records of the connections
+    made after it are lost after ``retry`` seconds (message.timeout.ms),
+    counted exactly (the stdout sink of the same run has them all) in
+    --stats-json and the exit code; SIGTERM ends the run within the flush
+    time."""
+    import signal
+    import subprocess
+    import sys
+
+    from sink_helpers import ROOT, TRACKER, realnet
+
+    ok, why = realnet.can_use_netns(realnet.REQUIRED_TOOLS)
+    if not ok:
+        pytest.skip(f"needs network namespaces: {why}")
+    out_path, err_path, stats_path = tmp_path / "out", tmp_path / "err", tmp_path / "stats.json"
+    with realnet.netpair() as net:
+        net.serve_files([1448])
+        holder = net.popen_in(
+            "server", [sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        brokers = holder.stdout.readline().decode().strip()
+        assert brokers, "the mock cluster did not start"
+        topic = "live"
+        argv = [sys.executable, "-m", "mosfw", "run", "--no-progress", "-i", net.srv_if, "-p", TRACKER]
+        argv += ["--sink", "-", "--sink", f"kafka://{brokers}?topic={topic}&retry=2"]
+        argv += ["--stats-json", str(stats_path)]
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = net.popen_in("server", argv, stdout=out, stderr=err, cwd=ROOT)
+
+        def stdout_records() -> int:
+            return out_path.read_bytes().count(b"\n")
+
+        def wait_for(cond, seconds: float) -> bool:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if cond():
+                    return True
+                time.sleep(0.2)
+            return cond()
+
+        for _ in range(15):
+            net.fetch([net.url("f1448.bin")])
+            if wait_for(lambda: stdout_records() > 0, 2.0):
+                break
+        assert stdout_records() > 0, err_path.read_text()
+        assert all(f.ok for f in net.fetch([net.url("f1448.bin")] * 4))
+        assert wait_for(lambda: stdout_records() >= 5, 10)
+        time.sleep(1.5)  # delivered (linger 50 ms) before the cluster goes
+        before = stdout_records()
+        holder.kill()
+        holder.wait(10)
+        assert all(f.ok for f in net.fetch([net.url("f1448.bin")] * 4))
+        assert wait_for(lambda: stdout_records() >= before + 4, 10)
+        time.sleep(3)  # retry=2: their messages time out
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+        took = time.monotonic() - t0
+    err = err_path.read_text()
+    lost = stdout_records() - before
+    assert took < 12, f"the run took {took:.1f} s to end after SIGTERM"
+    assert rc == 6, err
+    stats = json.loads(stats_path.read_text())
+    assert stats["sink_records_lost"] == lost >= 4
+    assert stats["sink_records_lost_by_sink"] == {f"kafka://{brokers}": lost}
+    assert f"{lost} records lost" in err
