@@ -26,6 +26,8 @@ declare -A NEED=(
   [/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a]=libclang-rt-14-dev
   [dot]=graphviz
   [prometheus]=prometheus
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools
 )
 missing=()
 for what in "${!NEED[@]}"; do
