@@ -103,7 +103,12 @@ def _metric(ns: str, url: str, name: str) -> dict[str, float]:
     return got
 
 
-def test_server_killed_during_a_live_capture(tmp_path):
+@pytest.mark.parametrize("extra", ["", "&buffer=2&retry=3"], ids=["retry", "tiny-buffer"])
+def test_server_killed_during_a_live_capture(tmp_path, extra):
+    """tiny-buffer: while the server is away (the first failed batch is
+    retried for 3 s), records that do not fit in a 2-record buffer are
+    dropped at once (and counted), the rest after the retry time: the
+    total is the same."""
     ok, why = realnet.can_use_netns(realnet.REQUIRED_TOOLS)
     if not ok:
         pytest.skip(f"needs network namespaces: {why}")
@@ -111,7 +116,7 @@ def test_server_killed_during_a_live_capture(tmp_path):
     with realnet.netpair() as net:
         net.serve_files([1448, 20_000])
         with redis_server(netns=net.srv_ns) as srv:
-            url = f"{srv.url}?stream=live&retry=1"
+            url = f"{srv.url}?stream=live&retry=1{extra}"
             argv = [sys.executable, "-m", "mosfw", "run", "--no-progress", "-i", net.srv_if, "-p", TRACKER]
             argv += ["--sink", "-", "--sink", url, "--stats-json", str(stats_path)]
             argv += ["-p", "plugins/prometheus", "--metrics-addr", "127.0.0.1:0", "--metrics-linger", "0"]
@@ -144,7 +149,9 @@ def test_server_killed_during_a_live_capture(tmp_path):
             metrics = re.search(r"serving (http://\S+/metrics)", err_path.read_text()).group(1)
 
             srv.kill()
-            assert all(f.ok for f in net.fetch([net.url("f1448.bin")] * 5, parallel=1))
+            for _ in range(5):  # over ~3.5 s: the tracker hands over records once a second
+                assert all(f.ok for f in net.fetch([net.url("f1448.bin")]))
+                time.sleep(0.7)
             assert wait_for(lambda: stdout_records() >= before + 5, 10)
             # retry=1: one second after the failure the records are lost, and the
             # next progress report carries the count to the metric
@@ -171,3 +178,5 @@ def test_server_killed_during_a_live_capture(tmp_path):
     assert stats["sink_records_lost_by_sink"] == {srv.url: lost}
     assert f"mosfw: sink {srv.url}: {lost} records lost" in err
     assert "sending failed" in err  # said once, when it happened
+    if extra:
+        assert "buffer full (2 records) and the server is away" in err
