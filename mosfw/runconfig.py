@@ -55,6 +55,12 @@ class Config:
     #: True: keep no reassembly buffers (peek returns nothing); None: the
     #: mos.conf's ``no_ring_buffers``, else False
     no_ring_buffers: bool | None = None
+    #: the engine settings given on the command line, in mos.conf (with a
+    #: value other than mosfw's default) or as a keyword: an app may pick
+    #: its own default for the others in ``mosfw_configure`` (the tracker
+    #: uses Zeek's 300 s TCP inactivity timeout where ``tcp_timeout`` is
+    #: not here)
+    explicit: frozenset[str] = frozenset()
     #: plugin values keyed by option destination name
     options: dict[str, Any] = attrs.field(factory=dict)
     #: the parsed mos.conf (mosfw.mosconf.MosConfig) when -f was given

@@ -261,6 +261,7 @@ static void index_points(struct mosfw_observers *o)
 	uint8_t i;
 
 	o->n_parsed = o->n_created = o->n_tcp = o->n_ended = o->n_burst = o->n_room = 0;
+	o->n_late = o->n_forgotten = 0;
 	for (i = 0; i < o->n; i++) {
 		const struct mosfw_observer *b = &o->list[i];
 		if (b->pkt_parsed)
@@ -275,6 +276,10 @@ static void index_points(struct mosfw_observers *o)
 			o->burst[o->n_burst++] = i;
 		if (b->room || b->room_used)
 			o->room[o->n_room++] = i;
+		if (b->late_pkt)
+			o->late[o->n_late++] = i;
+		if (b->flow_forgotten)
+			o->forgotten[o->n_forgotten++] = i;
 	}
 }
 

@@ -158,10 +158,12 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		if (f->end_reason) {
 			/* zombie: a new SYN reuses the tuple, anything else is late */
 			if (!pure_syn) {
+				if (c->obs.n_late)
+					mosfw_obs_late_pkt(&c->obs, f, slot, dir, p, ts);
 				orphan(c, &ctx);
 				return;
 			}
-			mosfw_ft_remove(&c->ft, slot);
+			mosfw_core_forget(c, slot);
 			slot = MOSFW_NO_SLOT;
 		} else if (pure_syn && (f->side[dir].flags & MOSFW_HF_SYN_SEEN) &&
 		           p->seq != f->side[dir].isn &&

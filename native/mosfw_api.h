@@ -354,7 +354,8 @@ struct mosfw_seg {
 	uint32_t payload_caplen; /* of which captured */
 	uint16_t window;
 	uint8_t tcp_flags;
-	uint8_t dir; /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+	uint8_t dir;     /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+	uint32_t ip_len; /* IP bytes as the header says (header + payload) */
 };
 
 struct mosfw_observer {
@@ -382,6 +383,19 @@ struct mosfw_observer {
 	 * room_limit itself (no call per packet). */
 	const size_t *room_used;
 	size_t room_limit;
+	/* A TCP packet of a flow that ended on FIN or RST and lingers for
+	 * tcp_tw_interval (a zombie) arrived: the engine counts it as an
+	 * orphan (no event, no flow update); s->dir is its sender by the
+	 * ended flow's sides. Not called for a pure SYN, which replaces the
+	 * zombie (flow_forgotten, then a new flow). */
+	void (*late_pkt)(void *self, const struct mosfw_flow *f, uint32_t slot,
+	                 const struct mosfw_seg *s);
+	/* The ended flow in slot is forgotten: its tuple leaves the table
+	 * (tcp_tw_interval passed without a new SYN, a new SYN reused it, room
+	 * was made, or the input ended), or at once after flow_ended for a
+	 * flow that is not kept as a zombie (timeout, evicted, eof, reused).
+	 * Called once per flow, after flow_ended; no late_pkt follows. */
+	void (*flow_forgotten)(void *self, const struct mosfw_flow *f, uint32_t slot);
 };
 
 /* Attach obs (copied) to the core's table; 0, or -1 when the table is

@@ -228,13 +228,15 @@ def _summary(stats, elapsed: float) -> str:
     "--tcp-timeout",
     type=click.FloatRange(min=0),
     default=None,
-    help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30).",
+    help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30, mOS's; "
+    "the tracker's default is Zeek's 300, tcp_inactivity_timeout).",
 )
 @click.option(
     "--tcp-tw-interval",
     type=click.FloatRange(min=0),
     default=None,
-    help="Seconds an ended flow is remembered so late packets are orphans (default 5).",
+    help="Seconds an ended flow is remembered so late packets are orphans (default 5; "
+    "the tracker counts them in the record, as Zeek's tcp_close_delay).",
 )
 @click.option(
     "--user",
@@ -297,11 +299,17 @@ def run_command(
     if not read_file and not interface:
         raise click.UsageError("no input: give a capture file (-r FILE) or an interface (-i IFACE)", ctx)
 
+    explicit: set[str] = set()
+
     def pick(cli_value, mos_name, default):
         if cli_value is not None:
+            explicit.add(mos_name)
             return cli_value
         if mos is not None:
-            return getattr(mos, mos_name)
+            v = getattr(mos, mos_name)
+            if v != default:
+                explicit.add(mos_name)
+            return v
         return default
 
     config = Config(
@@ -314,6 +322,7 @@ def run_command(
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
         verify_checksums=verify_checksums,
         user=user,
+        explicit=frozenset(explicit),
         options=dict(plugin_opts),
         mos=mos,
         pluginmanager=pm,

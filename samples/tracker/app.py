@@ -84,6 +84,9 @@ FIELDS = (
     "orig_bytes",
     "resp_bytes",
     "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
     "history",
     "orig_pkts",
     "orig_ip_bytes",
@@ -109,6 +112,9 @@ TYPES = (
     "count",
     "count",
     "string",
+    "bool",
+    "bool",
+    "count",
     "string",
     "count",
     "count",
@@ -230,11 +236,15 @@ class _CoreFile:
 _attached: dict[int, tuple[object, object]] = {}
 
 
-def _observe(core, fmt_code: int, after_burst=None):
+def _observe(core, fmt_code: int, after_burst=None, local_nets=()):
     """Attach a Zeek observer (zeek_log.c) to core; the core frees it."""
     z = zlib.zeek_log_new(core.slots, fmt_code)
     if z == zffi.NULL:
         raise MemoryError("tracker: cannot allocate the conn.log views")
+    for family, addr, bits in local_nets:
+        if zlib.zeek_log_add_local_net(z, family, addr, bits) < 0:
+            zlib.zeek_log_free(z)
+            raise mosfw.UsageError(f"--local-nets: cannot use /{bits} for IPv{family}")
     try:
         core.attach_observer(int(zffi.cast("uintptr_t", zlib.zeek_log_observer(z))), after_burst)
     except Exception:
@@ -253,6 +263,33 @@ def keep_views(core) -> None:
         _observe(core, zlib.ZEEK_VIEW_ONLY)
 
 
+#: Zeek's TCP inactivity timeout (init-bare.zeek ``tcp_inactivity_timeout``
+#: = 5 min): the engine's idle timeout in a tracker run unless
+#: ``--tcp-timeout`` (or mos.conf's ``tcp_timeout``) sets another. Zeek's
+#: ``tcp_close_delay`` and ``tcp_reset_delay`` (5 s) are the engine's
+#: ``tcp_tw_interval`` default already.
+ZEEK_TCP_INACTIVITY_TIMEOUT = 300.0
+
+
+def parse_local_nets(text: str) -> list[tuple[int, bytes, int]]:
+    """``--local-nets``: networks separated by commas or spaces
+    (``10.0.0.0/8,fd00::/8``; an address alone is a /32 or /128), as
+    (family, 16 address bytes, prefix length). A bad one is a UsageError
+    naming it."""
+    import ipaddress
+
+    nets = []
+    for item in text.replace(",", " ").split():
+        try:
+            n = ipaddress.ip_network(item, strict=False)
+        except ValueError as e:
+            raise mosfw.UsageError(f"--local-nets: {item!r} is not a network: {e}") from None
+        nets.append((n.version, n.network_address.packed.ljust(16, b"\0"), n.prefixlen))
+    if len(nets) > zlib.ZEEK_LOCAL_NETS_MAX:
+        raise mosfw.UsageError(f"--local-nets: at most {zlib.ZEEK_LOCAL_NETS_MAX} networks, not {len(nets)}")
+    return nets
+
+
 class ConnView:
     """Zeek's conn.log view of a live flow, *state now* (the tracker, or
     :func:`keep_views`, must be attached to its core). "Originator" and
@@ -265,6 +302,7 @@ class ConnView:
     def __init__(self, flow) -> None:
         got = _attached.get(flow.core)
         z = got[1] if got is not None else zffi.NULL
+        self._nets = zlib.zeek_log_nets(z)
         self._f = zffi.cast("const struct mosfw_flow *", flow.c_address)
         self._k = zlib.zeek_log_view(z, self._f, flow.slot)
 
@@ -309,7 +347,7 @@ class ConnView:
         """The flow's record as the tracker writes it (one JSON object or
         one Zeek TSV line, newline-terminated)."""
         buf = zffi.new("char[1024]")
-        n = zlib.zeek_conn_record(self._f, self._k, FORMATS[format], buf, RECORD_MAX)
+        n = zlib.zeek_conn_record(self._f, self._k, self._nets, FORMATS[format], buf, RECORD_MAX)
         return zffi.unpack(buf, n)
 
 
@@ -322,7 +360,7 @@ class ConnLog:
     ``mosfw_tick`` (a second passed: write what is held), so the engine
     produces no event record at all for it (one TICK per second live)."""
 
-    def __init__(self, sink, fmt: str, live: bool = False) -> None:
+    def __init__(self, sink, fmt: str, live: bool = False, local_nets=()) -> None:
         self.sink = sink
         chunks: list[bytes] = []
         held = [0]
@@ -365,7 +403,7 @@ class ConnLog:
                 else:
                     take(zffi.buffer(data[0], n)[:])
 
-            z = _observe(core, FORMATS[fmt], take_batch)
+            z = _observe(core, FORMATS[fmt], take_batch, local_nets)
 
         # Once per second of input time (wall time live, even when no
         # packet comes): what is held is written within about a second.
@@ -411,14 +449,26 @@ def mosfw_addoption(parser):
         envvar="MOSFW_CONN_LOG",
         help="tracker: write the records to PATH (default: standard output).",
     )
+    parser.addoption(
+        "--local-nets",
+        "local_nets",
+        metavar="NETS",
+        default=None,
+        envvar="MOSFW_LOCAL_NETS",
+        help="tracker: Zeek's Site::local_nets, e.g. '10.0.0.0/8,fd00::/8': sets local_orig/local_resp "
+        "(unset without it). Timeouts: the tracker runs with Zeek's TCP inactivity timeout, 300 s "
+        "(mOS's 30 s for other apps) unless --tcp-timeout is given; --tcp-tw-interval (5 s) is "
+        "Zeek's close delay, within which late packets still count.",
+    )
 
 
 class _Run:
     """What the module keeps about the current run."""
 
-    def __init__(self, fmt: str = "json", path: str | None = None) -> None:
+    def __init__(self, fmt: str = "json", path: str | None = None, local_nets=()) -> None:
         self.fmt = fmt
         self.path = path
+        self.local_nets = local_nets
         self.out = None  # the --conn-log file (closed in mosfw_report)
         self.sink: _Sink | None = None
         self.core_file: _CoreFile | None = None  # -c N
@@ -445,8 +495,12 @@ def _options(config) -> tuple[str, str | None]:
 def mosfw_configure(config):
     global _run
     fmt, path = _options(config)
-    _run = run = _Run(fmt, path)
+    nets = config.getoption("local_nets")
+    nets = parse_local_nets(nets) if isinstance(nets, str) and nets else []
+    _run = run = _Run(fmt, path, nets)
     pm = config.pluginmanager
+    if "tcp_timeout" not in getattr(config, "explicit", ()):
+        config.tcp_timeout = ZEEK_TCP_INACTIVITY_TIMEOUT
     if config.cores > 1 and (fmt == "zeek" or path):
         # a worker of a -c N run: a temporary file per core, joined in the
         # parent by mosfw_merge (one header, core order)
@@ -456,7 +510,7 @@ def mosfw_configure(config):
         run.core_file = _CoreFile(directory)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
         pm.register(
-            ConnLog(run.core_file, fmt, live=bool(config.interface)), name=f"tracker-writer-{os.getpid()}"
+            ConnLog(run.core_file, fmt, live=bool(config.interface), local_nets=nets), name=f"tracker-writer-{os.getpid()}"
         )
         return
     if path:
@@ -469,7 +523,10 @@ def mosfw_configure(config):
         run.sink = _Sink(config.stdout)
     if fmt == "zeek" and config.cores == 1:
         run.sink.write(zeek_header().encode())
-    pm.register(ConnLog(run.sink, fmt, live=bool(config.interface)), name=f"tracker-writer-{os.getpid()}")
+    pm.register(
+        ConnLog(run.sink, fmt, live=bool(config.interface), local_nets=nets),
+        name=f"tracker-writer-{os.getpid()}",
+    )
 
 
 @mosfw.hookimpl

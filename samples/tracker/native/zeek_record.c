@@ -160,15 +160,32 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 	buf[18] = '\0';
 }
 
+int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *addr)
+{
+	uint32_t i;
+
+	if (!nets || !nets->n)
+		return -1;
+	for (i = 0; i < nets->n; i++) {
+		const struct zeek_net *n = &nets->net[i];
+		unsigned whole = n->bits / 8u, rest = n->bits % 8u;
+		if (n->family != family || memcmp(n->addr, addr, whole))
+			continue;
+		if (!rest || (addr[whole] & (0xffu << (8u - rest))) == n->addr[whole])
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- formatting ------------------------------------------------------------
  *
  * No printf, and no bounds check per byte: a record is written at once
  * into room for RECORD_ROOM bytes (the caller's buffer when it is that
  * large, a scratch one copied from otherwise). The longest record is
- * well under it: about 310 bytes of JSON keys, quotes and separators and
- * at most about 410 of values (two 45-byte IPv6 addresses, 31 history
- * letters, ts and duration of at most 21 characters each, eight 20-digit
- * counters, the names). */
+ * well under it: about 360 bytes of JSON keys, quotes and separators and
+ * at most about 450 of values (two 45-byte IPv6 addresses, 31 history
+ * letters, ts and duration of at most 21 characters each, nine 20-digit
+ * counters, two booleans, the names). */
 
 #define RECORD_ROOM 1024u
 
@@ -381,9 +398,10 @@ static inline void end_record(struct fields *fd)
 }
 
 /* The record in buf (room for RECORD_ROOM bytes); its length. */
-static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                           char *buf)
+static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k,
+                           const struct zeek_nets *nets, unsigned format, char *buf)
 {
+	int lo, lr;
 	const struct mosfw_tuple *t = &f->tuple;
 	unsigned orig = k->orig_side & 1, resp = orig ^ 1;
 	const uint8_t *oh = orig == MOSFW_SIDE_CLIENT ? t->cli_addr : t->srv_addr;
@@ -392,6 +410,9 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	uint16_t rp = orig == MOSFW_SIDE_CLIENT ? t->srv_port : t->cli_port;
 	double duration = k->last_ts - f->first_ts;
 	struct fields fd = { buf, format != ZEEK_TSV, 0, 0 };
+
+	lo = zeek_is_local(nets, t->family, oh);
+	lr = zeek_is_local(nets, t->family, rh);
 
 	/* one field list for both formats: Zeek's conn.log fields, then
 	 * mosfw's (TSV in the #fields order, JSON with the same names) */
@@ -424,20 +445,33 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	}
 	FIELD(&fd, "conn_state", 1);
 	fd.p = put_str(fd.p, zeek_conn_state(k));
+	if (lo < 0) {
+		unset_field(&fd);
+		unset_field(&fd);
+	} else {
+		FIELD(&fd, "local_orig", 0);
+		fd.p = fd.json ? put_str(fd.p, lo ? "true" : "false") : put_str(fd.p, lo ? "T" : "F");
+		FIELD(&fd, "local_resp", 0);
+		fd.p = fd.json ? put_str(fd.p, lr ? "true" : "false") : put_str(fd.p, lr ? "T" : "F");
+	}
+	FIELD(&fd, "missed_bytes", 0);
+	fd.p = put_u64(fd.p, k->missed_bytes);
 	if (k->hist_len) {
 		FIELD(&fd, "history", 1);
 		fd.p = put_str(fd.p, k->history);
 	} else {
 		unset_field(&fd);
 	}
+	/* packets until the record is written: the engine's, and the late
+	 * ones within the close delay */
 	FIELD(&fd, "orig_pkts", 0);
-	fd.p = put_u64(fd.p, f->side[orig].pkts);
+	fd.p = put_u64(fd.p, f->side[orig].pkts + k->late_pkts[orig]);
 	FIELD(&fd, "orig_ip_bytes", 0);
-	fd.p = put_u64(fd.p, f->side[orig].ip_bytes);
+	fd.p = put_u64(fd.p, f->side[orig].ip_bytes + k->late_ip_bytes[orig]);
 	FIELD(&fd, "resp_pkts", 0);
-	fd.p = put_u64(fd.p, f->side[resp].pkts);
+	fd.p = put_u64(fd.p, f->side[resp].pkts + k->late_pkts[resp]);
 	FIELD(&fd, "resp_ip_bytes", 0);
-	fd.p = put_u64(fd.p, f->side[resp].ip_bytes);
+	fd.p = put_u64(fd.p, f->side[resp].ip_bytes + k->late_ip_bytes[resp]);
 	FIELD(&fd, "orig_rexmit_pkts", 0);
 	fd.p = put_u64(fd.p, f->side[orig].rexmit_pkts);
 	FIELD(&fd, "resp_rexmit_pkts", 0);
@@ -454,16 +488,16 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	return (size_t)(fd.p - buf);
 }
 
-size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                        char *buf, size_t cap)
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
+                        const struct zeek_nets *nets, unsigned format, char *buf, size_t cap)
 {
 	char scratch[RECORD_ROOM];
 	size_t n;
 
 	if (cap >= RECORD_ROOM) {
-		n = write_record(f, k, format, buf);
+		n = write_record(f, k, nets, format, buf);
 	} else {
-		n = write_record(f, k, format, scratch);
+		n = write_record(f, k, nets, format, scratch);
 		if (n > cap)
 			return cap; /* does not fit */
 		memcpy(buf, scratch, n);
