@@ -46,7 +46,7 @@ static int likely_server_port(uint16_t port)
 	}
 }
 
-static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
+static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx, uint8_t evflags)
 {
 	const struct mosfw_pkt *p = ctx->pkt;
 	struct mosfw_event *e;
@@ -58,6 +58,7 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 		return;
 	e = mosfw_ring_push(&c->ring, MOSFW_EV_ORPHAN, ctx, NULL, c->n_orphans, MOSFW_SIDE_CLIENT);
 	if (e) {
+		e->flags = evflags;
 		struct mosfw_tuple *t = &c->orphans[c->n_orphans++];
 		memset(t, 0, sizeof(*t));
 		memcpy(t->cli_addr, p->src, 16);
@@ -160,7 +161,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			if (!pure_syn) {
 				if (c->obs.n_late)
 					mosfw_obs_late_pkt(&c->obs, f, slot, dir, p, ts);
-				orphan(c, &ctx);
+				orphan(c, &ctx, MOSFW_EVF_LATE);
 				return;
 			}
 			mosfw_core_forget(c, slot);
@@ -189,7 +190,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			sender_is_client =
 				!(likely_server_port(p->sport) && !likely_server_port(p->dport));
 		} else {
-			orphan(c, &ctx);
+			orphan(c, &ctx, 0);
 			return;
 		}
 		if (!mosfw_feat_syn_ok(&c->x, ts))
@@ -201,7 +202,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx, NULL, MOSFW_NO_SLOT, 0);
 			if (e)
 				e->reason = MOSFW_ERR_TABLE_FULL;
-			orphan(c, &ctx);
+			orphan(c, &ctx, 0);
 			return;
 		}
 		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;

@@ -103,14 +103,18 @@ def split_ep(text: str) -> str:
 
 
 class Recorder:
-    """Orphan packets: input index and direction."""
+    """Orphan packets: input index and direction. Late ones (a packet of a
+    flow that ended on FIN/RST, within tcp_tw_interval: Zeek's close
+    delay) are counted in that flow's record by the tracker, so they are
+    kept apart."""
 
     def __init__(self) -> None:
         self.orphans: list[tuple[int, str, str]] = []
+        self.late: list[tuple[int, str, str]] = []
 
     @mosfw.hookimpl
     def mosfw_orphan(self, event, src, dst):
-        self.orphans.append((event.pkt_index, ep(*src), ep(*dst)))
+        (self.late if event.late else self.orphans).append((event.pkt_index, ep(*src), ep(*dst)))
 
 
 def run_tracker(path: Path, **engine):
@@ -476,7 +480,10 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		z = zeek_log_new(mosfw_core_slots(c), ZEEK_VIEW_ONLY);
-		if (!z || mosfw_core_observe(c, zeek_log_observer(z)) < 0)
+		static const uint8_t net10[16] = { 10 }, net6[16] = { 0xfd };
+		if (!z || zeek_log_add_local_net(z, 4, net10, 8) < 0 ||
+		    zeek_log_add_local_net(z, 6, net6, 8) < 0 ||
+		    mosfw_core_observe(c, zeek_log_observer(z)) < 0)
 			return 6;
 		do {
 			rc = mosfw_core_run(c, evs, 4096, &n);
@@ -486,11 +493,11 @@ int main(int argc, char **argv)
 				if (k->flow_id != evs[i].flow_id)
 					return 5;
 				for (unsigned fmt = 0; fmt < 2; fmt++) {
-					size_t len = zeek_conn_record(f, k, fmt, buf, sizeof(buf));
+					size_t len = zeek_conn_record(f, k, zeek_log_nets(z), fmt, buf, sizeof(buf));
 					if (len >= sizeof(buf) || len == 0 || buf[len - 1] != '\n')
 						return 2;
 					/* too small a buffer: reported, nothing overrun */
-					if (zeek_conn_record(f, k, fmt, buf, len - 1) < len - 1)
+					if (zeek_conn_record(f, k, zeek_log_nets(z), fmt, buf, len - 1) < len - 1)
 						return 3;
 				}
 				zeek_conn_uid(f, uid);
