@@ -137,11 +137,22 @@ FLUSH_SECONDS = 1.0
 RECORD_MAX = 1024
 
 
-def _zeek_time() -> str:
-    return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime())
+def _load_sibling(name: str):
+    """A module of this folder, by its file (as _zeek: from a checkout or
+    installed as mosfw_tracker)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = spec_from_file_location(f"_tracker_{name}", os.path.join(here, f"{name}.py"))
+    mod = module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def zeek_header(path: str = "conn") -> str:
+output = _load_sibling("output")
+_Sink = output.Sink
+
+
+def zeek_header(path: str = "conn", t: float | None = None) -> str:
     """Zeek's TSV log header (what ``zeek-cut`` needs: the separator, the
     #fields and #types lines)."""
     return (
@@ -150,79 +161,17 @@ def zeek_header(path: str = "conn") -> str:
         "#empty_field\t(empty)\n"
         "#unset_field\t-\n"
         f"#path\t{path}\n"
-        f"#open\t{_zeek_time()}\n"
+        f"#open\t{output.zeek_time(t)}\n"
         "#fields\t" + "\t".join(FIELDS) + "\n"
         "#types\t" + "\t".join(TYPES) + "\n"
     )
 
 
-def zeek_footer() -> str:
-    return f"#close\t{_zeek_time()}\n"
+def zeek_footer(t: float | None = None) -> str:
+    return f"#close\t{output.zeek_time(t)}\n"
 
 
-class _Sink:
-    """Where formatted records go: a binary file object, or a text stream
-    (``sys.stdout`` through its buffer; a StringIO in tests gets ASCII
-    text)."""
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-        raw = getattr(stream, "buffer", None)
-        self._binary = raw is not None or "b" in getattr(stream, "mode", "")
-        self._raw = raw if raw is not None else stream
-        #: write() is done with its data when it returns (ConnLog may then
-        #: hand it the observer's own buffer, not a copy)
-        self.writes_through = self._binary
-
-    def write(self, data: bytes) -> None:
-        if self._binary:
-            if self._raw is not self.stream:
-                self.stream.flush()  # keep order with text already written
-            self._raw.write(data)
-        else:
-            self.stream.write(data.decode("ascii"))
-
-    def flush(self) -> None:
-        try:
-            if self._binary and self._raw is not self.stream:
-                self._raw.flush()
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
-
-
-class _CoreFile:
-    """``-c N`` with TSV or a file: this core's records go to a temporary
-    file, opened when the core starts; ``mosfw_core_result`` hands its
-    name to the parent, whose ``mosfw_merge`` joins the cores' files."""
-
-    writes_through = True  # as _Sink's
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self.path: str | None = None
-        self.fh = None
-
-    @mosfw.hookimpl(tryfirst=True)
-    def mosfw_core_start(self, core) -> None:
-        import tempfile  # only here and with -c N (shutil, random...: 4 ms of start-up)
-
-        fd, self.path = tempfile.mkstemp(
-            prefix=f".tracker-core{core.id}-", suffix=".part", dir=self.directory
-        )
-        self.fh = os.fdopen(fd, "wb")
-
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-
-    def flush(self) -> None:
-        if self.fh is not None:
-            self.fh.flush()
-
-    def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+_CoreFile = output.CoreFile
 
 
 # ---------------------------------------------------------------------------
@@ -418,10 +367,21 @@ class ConnLog:
             if close is not None:
                 close()
 
+        # --conn-rotate-interval: rotation on input time, once a second
+        # of it (offline too); what is held goes to the old file first
+        def mosfw_tick_rotating(core, ts) -> None:
+            if sink.due(ts):
+                flush()
+                sink.rotate(ts)
+            elif live:
+                mosfw_tick(core, ts)
+
         self.flush = flush
         self.take = take
         self.mosfw_core_start = mosfw.hookimpl(mosfw_core_start)
-        if live:  # a file is read fast and written out at its end
+        if getattr(sink, "interval", 0) > 0:
+            self.mosfw_tick = mosfw.hookimpl(mosfw_tick_rotating)
+        elif live:  # a file is read fast and written out at its end
             self.mosfw_tick = mosfw.hookimpl(mosfw_tick)
         self.mosfw_core_finish = mosfw.hookimpl(trylast=True)(mosfw_core_finish)
 
@@ -460,6 +420,25 @@ def mosfw_addoption(parser):
         "(mOS's 30 s for other apps) unless --tcp-timeout is given; --tcp-tw-interval (5 s) is "
         "Zeek's close delay, within which late packets still count.",
     )
+    parser.addoption(
+        "--conn-rotate-interval",
+        "conn_rotate_interval",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        metavar="SECONDS",
+        envvar="MOSFW_CONN_ROTATE_INTERVAL",
+        help="tracker: with --conn-log PATH, rotate it every SECONDS of input time (at whole "
+        "multiples, as Zeek): PATH is renamed NAME.<open time>.EXT and a new one opened; 0 = never.",
+    )
+    parser.addoption(
+        "--conn-rotate-size",
+        "conn_rotate_size",
+        type=click.IntRange(min=0),
+        default=0,
+        metavar="BYTES",
+        envvar="MOSFW_CONN_ROTATE_SIZE",
+        help="tracker: with --conn-log PATH, rotate it once it holds BYTES; 0 = never.",
+    )
 
 
 class _Run:
@@ -472,6 +451,7 @@ class _Run:
         self.out = None  # the --conn-log file (closed in mosfw_report)
         self.sink: _Sink | None = None
         self.core_file: _CoreFile | None = None  # -c N
+        self.rotating = None  # output.RotatingLog: --conn-rotate-*
 
 
 _run = _Run()
@@ -501,6 +481,23 @@ def mosfw_configure(config):
     pm = config.pluginmanager
     if "tcp_timeout" not in getattr(config, "explicit", ()):
         config.tcp_timeout = ZEEK_TCP_INACTIVITY_TIMEOUT
+    every = float(config.getoption("conn_rotate_interval") or 0)
+    size = int(config.getoption("conn_rotate_size") or 0)
+    if every or size:
+        if not path:
+            raise mosfw.UsageError("--conn-rotate-interval/--conn-rotate-size need --conn-log PATH")
+        if config.cores > 1:
+            raise mosfw.UsageError("--conn-rotate-interval/--conn-rotate-size: not with -c N (one core)")
+        if fmt == "zeek":
+            head, foot = (lambda t: zeek_header(t=t).encode()), (lambda t: zeek_footer(t).encode())
+        else:
+            head = foot = lambda t: b""
+        run.sink = run.rotating = output.RotatingLog(path, head, foot, every, size)
+        pm.register(
+            ConnLog(run.sink, fmt, live=bool(config.interface), local_nets=nets),
+            name=f"tracker-writer-{os.getpid()}",
+        )
+        return
     if config.cores > 1 and (fmt == "zeek" or path):
         # a worker of a -c N run: a temporary file per core, joined in the
         # parent by mosfw_merge (one header, core order)
@@ -510,7 +507,8 @@ def mosfw_configure(config):
         run.core_file = _CoreFile(directory)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
         pm.register(
-            ConnLog(run.core_file, fmt, live=bool(config.interface), local_nets=nets), name=f"tracker-writer-{os.getpid()}"
+            ConnLog(run.core_file, fmt, live=bool(config.interface), local_nets=nets),
+            name=f"tracker-writer-{os.getpid()}",
         )
         return
     if path:
@@ -534,6 +532,10 @@ def mosfw_report(config, stats):
     run = _run
     if run.sink is None:
         return
+    if run.rotating is not None:  # closed with its footer by ConnLog
+        run.rotating.close()
+        run.sink = run.rotating = None
+        return
     if run.fmt == "zeek" and config.cores == 1:
         run.sink.write(zeek_footer().encode())
     run.sink.flush()
@@ -544,27 +546,12 @@ def mosfw_report(config, stats):
 
 def _join_parts(config, parts: list[str]) -> None:
     fmt, path = _options(config)
-    out = open(path, "wb") if path else None  # noqa: SIM115 - closed below
-    sink = _Sink(out if out is not None else config.stdout)
-    try:
-        if fmt == "zeek":
-            sink.write(zeek_header().encode())
-        for part in parts:
-            try:
-                with open(part, "rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        sink.write(chunk)
-            finally:
-                try:
-                    os.unlink(part)
-                except OSError:
-                    pass
-        if fmt == "zeek":
-            sink.write(zeek_footer().encode())
-        sink.flush()
-    finally:
-        if out is not None:
-            out.close()
+    head = zeek_header().encode() if fmt == "zeek" else b""
+
+    def foot() -> bytes:
+        return zeek_footer().encode() if fmt == "zeek" else b""
+
+    output.join_parts(parts, path, config.stdout, head, foot)
 
 
 # Multi-core hooks, defined only when this mosfw has them (a hook the
