@@ -370,7 +370,7 @@ class ConnLog:
         # --conn-rotate-interval: rotation on input time, once a second
         # of it (offline too); what is held goes to the old file first
         def mosfw_tick_rotating(core, ts) -> None:
-            if sink.due(ts):
+            if sink.due(ts, None if sink.now is not None else core.stats().first_ts):
                 flush()
                 sink.rotate(ts)
             elif live:

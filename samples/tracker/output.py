@@ -64,7 +64,7 @@ class RotatingLog:
     renamed ``<name>.<open time>.<ext>`` (``conn.2026-12-06-01-00-00.log``,
     Zeek's naming; ``-1``, ``-2`` ... added when that name is taken), and
     a new PATH is opened with its own header. A rotation never splits a
-    record; a file may pass the size by one batch of records."""
+    record; a file passes the size by less than one record."""
 
     writes_through = True
 
@@ -123,19 +123,30 @@ class RotatingLog:
         self.rotated.append(name)
         self._open(t)
 
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-        self.size += len(data)
-        if self.max_bytes and self.size >= self.max_bytes:
-            self.rotate(self.now if self.now is not None else time.time())
+    def write(self, data) -> None:
+        if not self.max_bytes:
+            self.fh.write(data)
+            self.size += len(data)
+            return
+        data = bytes(data)
+        while data:
+            # up to the end of the record that reaches the size
+            room = self.max_bytes - self.size
+            cut = len(data) if room >= len(data) else data.find(b"\n", max(room - 1, 0)) + 1 or len(data)
+            self.fh.write(data[:cut])
+            self.size += cut
+            data = data[cut:]
+            if self.size >= self.max_bytes:
+                self.rotate(self.now if self.now is not None else time.time())
 
-    def due(self, t: float) -> bool:
-        """Input time t reached: True when the interval's boundary passed
-        (the caller writes what it holds, then calls rotate(t))."""
+    def due(self, t: float, start: float | None = None) -> bool:
+        """Input time t reached (start: the input's first packet time, on
+        the first call): True when the interval's boundary passed (the
+        caller writes what it holds, then calls rotate(t))."""
         if self.now is None and self.interval > 0:
             # the first input time: the open time and boundary follow it
-            self.opened = t
-            self.next_at = self._boundary(t)
+            self.opened = t if start is None else min(start, t)
+            self.next_at = self._boundary(self.opened)
         self.now = t
         return t >= self.next_at
 

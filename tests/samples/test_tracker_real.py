@@ -482,8 +482,8 @@ int main(int argc, char **argv)
 		z = zeek_log_new(mosfw_core_slots(c), ZEEK_VIEW_ONLY);
 		static const uint8_t net10[16] = { 10 }, net6[16] = { 0xfd };
 		if (!z || zeek_log_add_local_net(z, 4, net10, 8) < 0 ||
-		    zeek_log_add_local_net(z, 6, net6, 8) < 0 ||
-		    mosfw_core_observe(c, zeek_log_observer(z)) < 0)
+			zeek_log_add_local_net(z, 6, net6, 8) < 0 ||
+			mosfw_core_observe(c, zeek_log_observer(z)) < 0)
 			return 6;
 		do {
 			rc = mosfw_core_run(c, evs, 4096, &n);
