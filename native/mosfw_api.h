@@ -128,8 +128,9 @@ enum mosfw_error_code {
 
 /* Event record flags. */
 #define MOSFW_EVF_MIDSTREAM 0x01 /* flow picked up without its handshake */
-#define MOSFW_EVF_LATE 0x02 /* ORPHAN: a packet of a flow that ended on FIN or RST less than
-                              tcp_tw_interval ago (observers' late_pkt saw it) */
+/* ORPHAN: a packet of a flow that ended on FIN or RST less than
+ * tcp_tw_interval ago (observers' late_pkt saw it) */
+#define MOSFW_EVF_LATE 0x02
 
 #define MOSFW_NO_SLOT 0xffffffffu
 

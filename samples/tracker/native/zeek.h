@@ -78,7 +78,7 @@ struct zeek_conn {
 	/* line 5: what only content gaps, late packets and the record touch */
 	uint64_t missed_bytes; /* Zeek's missed_bytes: bytes in content gaps */
 	/* packets after the engine ended the flow (FIN/RST) and before it
-	 * forgot it (tcp_tw_interval: Zeek's tcp_close_delay), by mosfw side */
+   * forgot it (tcp_tw_interval: Zeek's tcp_close_delay), by mosfw side */
 	uint64_t late_pkts[2], late_ip_bytes[2];
 } __attribute__((aligned(64)));
 
@@ -114,8 +114,7 @@ const struct mosfw_observer *zeek_log_observer(struct zeek_log *z);
 /* Add a local network (family 4 or 6, addr in network order, IPv4 in its
  * first 4 bytes, bits <= 32 or 128); 0, or -1 when it is invalid or
  * ZEEK_LOCAL_NETS_MAX are set already. */
-int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
-                           unsigned bits);
+int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits);
 /* Its local networks (for zeek_conn_record()). */
 const struct zeek_nets *zeek_log_nets(const struct zeek_log *z);
 /* Free an observer that was never attached. */
@@ -128,7 +127,8 @@ size_t zeek_log_take(const struct zeek_log *z, const char **data);
 const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mosfw_flow *f,
                                       uint32_t slot);
 
-/* ---- reading a view (zeek_record.c) ---------------------------------------- */
+/* ---- reading a view (zeek_record.c) ----------------------------------------
+ */
 
 /* Zeek's conn_state of the flow ("SF", "S0", "REJ", ... "OTH"). */
 const char *zeek_conn_state(const struct zeek_conn *k);

@@ -143,8 +143,7 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	return z;
 }
 
-int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
-                           unsigned bits)
+int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits)
 {
 	struct zeek_net *n;
 	unsigned i;

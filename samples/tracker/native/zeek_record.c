@@ -28,7 +28,8 @@ static const char *end_reason_name(unsigned r)
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
 }
 
-/* ---- the read side --------------------------------------------------------- */
+/* ---- the read side ---------------------------------------------------------
+ */
 
 /* TCP_Endpoint::Size */
 static uint64_t ep_size(const ep_t *e, const ep_t *peer)
@@ -148,8 +149,8 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 	h = mix64(h ^ (uint64_t)usec);
 	h2 = mix64(h ^ 0x5bd1e9955bd1e995ULL) % 56800235584ULL; /* 62^6 */
 	/* buf[1..11]: h in base 62 (11 digits hold any 64-bit value),
-	 * buf[12..17]: h2 in base 62; cut into parts below 2^32 first, so
-	 * that most divisions are 32-bit and the parts' chains independent */
+   * buf[12..17]: h2 in base 62; cut into parts below 2^32 first, so
+   * that most divisions are 32-bit and the parts' chains independent */
 	buf[0] = 'C';
 	base62(buf + 7, 5, (uint32_t)(h % B62_5));
 	h /= B62_5;
@@ -397,6 +398,12 @@ static inline void end_record(struct fields *fd)
 	*fd->p++ = '\n';
 }
 
+/* a Zeek bool: T/F in TSV, true/false in JSON */
+static inline const char *bool_text(int json, int v)
+{
+	return json ? (v ? "true" : "false") : (v ? "T" : "F");
+}
+
 /* The record in buf (room for RECORD_ROOM bytes); its length. */
 static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k,
                            const struct zeek_nets *nets, unsigned format, char *buf)
@@ -415,7 +422,7 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	lr = zeek_is_local(nets, t->family, rh);
 
 	/* one field list for both formats: Zeek's conn.log fields, then
-	 * mosfw's (TSV in the #fields order, JSON with the same names) */
+   * mosfw's (TSV in the #fields order, JSON with the same names) */
 	FIELD(&fd, "ts", 0);
 	fd.p = put_fixed6(fd.p, f->first_ts);
 	FIELD(&fd, "uid", 1);
@@ -450,9 +457,9 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 		unset_field(&fd);
 	} else {
 		FIELD(&fd, "local_orig", 0);
-		fd.p = fd.json ? put_str(fd.p, lo ? "true" : "false") : put_str(fd.p, lo ? "T" : "F");
+		fd.p = put_str(fd.p, bool_text(fd.json, lo));
 		FIELD(&fd, "local_resp", 0);
-		fd.p = fd.json ? put_str(fd.p, lr ? "true" : "false") : put_str(fd.p, lr ? "T" : "F");
+		fd.p = put_str(fd.p, bool_text(fd.json, lr));
 	}
 	FIELD(&fd, "missed_bytes", 0);
 	fd.p = put_u64(fd.p, k->missed_bytes);
@@ -463,7 +470,7 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 		unset_field(&fd);
 	}
 	/* packets until the record is written: the engine's, and the late
-	 * ones within the close delay */
+   * ones within the close delay */
 	FIELD(&fd, "orig_pkts", 0);
 	fd.p = put_u64(fd.p, f->side[orig].pkts + k->late_pkts[orig]);
 	FIELD(&fd, "orig_ip_bytes", 0);
