@@ -128,9 +128,7 @@ enum mosfw_error_code {
 
 /* Event record flags. */
 #define MOSFW_EVF_MIDSTREAM 0x01 /* flow picked up without its handshake */
-/* ORPHAN: a packet of a flow that ended on FIN or RST less than
- * tcp_tw_interval ago (observers' late_pkt saw it) */
-#define MOSFW_EVF_LATE 0x02
+#define MOSFW_EVF_LATE 0x02      /* ORPHAN of a FIN/RST-ended flow within tcp_tw_interval */
 
 #define MOSFW_NO_SLOT 0xffffffffu
 
@@ -339,16 +337,13 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
                    uint32_t *n_events);
 
 /* ---- observers: features attached at the core loop's fixed points -----
- *
- * An observer is a set of callbacks the core calls at fixed points of its
- * loop, in the order observers were attached (as Suricata's flow callbacks
- * and Retina's trackers). Any callback may be NULL: a point nobody
- * observes costs one test per packet. Callbacks run inside
- * mosfw_core_run() (GIL released): they must not call back into Python.
- * An observer keeps what it needs per flow itself, e.g. in an array of
- * mosfw_core_slots() entries indexed by the flow's slot, allocated when it
- * is attached: a run that does not attach it pays nothing. */
-
+ * Callbacks the core calls at fixed points of its loop, in attach order
+ * (as Suricata's flow callbacks and Retina's trackers). Any may be NULL: a
+ * point nobody observes costs one test per packet. They run inside
+ * mosfw_core_run() (GIL released) and must not call back into Python. An
+ * observer keeps its per-flow state itself, e.g. in an array of
+ * mosfw_core_slots() entries by slot, allocated when it is attached: a
+ * run that does not attach it pays nothing. */
 /* One TCP segment as the TCP layer saw it (the packet's headers). */
 struct mosfw_seg {
 	double ts;
@@ -386,18 +381,11 @@ struct mosfw_observer {
 	 * room_limit itself (no call per packet). */
 	const size_t *room_used;
 	size_t room_limit;
-	/* A TCP packet of a flow that ended on FIN or RST and lingers for
-	 * tcp_tw_interval (a zombie) arrived: the engine counts it as an
-	 * orphan (no event, no flow update); s->dir is its sender by the
-	 * ended flow's sides. Not called for a pure SYN, which replaces the
-	 * zombie (flow_forgotten, then a new flow). */
+	/* A packet (not a pure SYN) of a flow ended on FIN/RST, within tcp_tw_interval:
+	 * an ORPHAN (MOSFW_EVF_LATE) to the engine; s->dir by the flow's sides. */
 	void (*late_pkt)(void *self, const struct mosfw_flow *f, uint32_t slot,
 	                 const struct mosfw_seg *s);
-	/* The ended flow in slot is forgotten: its tuple leaves the table
-	 * (tcp_tw_interval passed without a new SYN, a new SYN reused it, room
-	 * was made, or the input ended), or at once after flow_ended for a
-	 * flow that is not kept as a zombie (timeout, evicted, eof, reused).
-	 * Called once per flow, after flow_ended; no late_pkt follows. */
+	/* The ended flow leaves the table: once, after flow_ended and any late_pkt. */
 	void (*flow_forgotten)(void *self, const struct mosfw_flow *f, uint32_t slot);
 };
 

@@ -47,13 +47,23 @@ static void on_tcp(void *self, const struct mosfw_flow *f, uint32_t slot, const 
 		zeek_conn_packet(&z->views[slot], f, s);
 }
 
+/* A packet of a flow the engine ended (within tcp_tw_interval, Zeek's
+ * close delay): counted apart, then accounted as any packet. */
 static void on_late(void *self, const struct mosfw_flow *f, uint32_t slot,
                     const struct mosfw_seg *s)
 {
 	struct zeek_log *z = self;
+	struct zeek_conn *k;
+	unsigned dir = s->dir & 1u;
 
-	if (slot < z->n_slots)
-		zeek_conn_late_packet(&z->views[slot], f, s);
+	if (slot >= z->n_slots)
+		return;
+	k = &z->views[slot];
+	if (k->flow_id != f->id || !(k->flags & CF_INIT))
+		return; /* not kept */
+	k->late_pkts[dir]++;
+	k->late_ip_bytes[dir] += s->ip_len;
+	zeek_conn_packet(k, f, s);
 }
 
 /* the flow is forgotten (after its close delay, or at once): its record */

@@ -498,18 +498,6 @@ static void init_conn(struct zeek_conn *k, const struct mosfw_flow *f, unsigned 
 		zeek_flip_roles(k);
 }
 
-void zeek_conn_late_packet(struct zeek_conn *k, const struct mosfw_flow *f,
-                           const struct mosfw_seg *p)
-{
-	unsigned dir = p->dir & 1u;
-
-	if (k->flow_id != f->id || !(k->flags & CF_INIT))
-		return; /* not kept */
-	k->late_pkts[dir]++;
-	k->late_ip_bytes[dir] += p->ip_len;
-	zeek_conn_packet(k, f, p);
-}
-
 void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f, const struct mosfw_seg *p)
 {
 	unsigned dir = p->dir;

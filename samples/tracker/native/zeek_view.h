@@ -68,11 +68,6 @@ static inline int no_data_acked(const ep_t *e)
  * first call for a flow (k->flow_id is not f->id) clears k and decides
  * the roles from that segment, as Zeek's NewConn does. */
 void zeek_conn_packet(struct zeek_conn *k, const struct mosfw_flow *f, const struct mosfw_seg *s);
-/* A packet of flow f after the engine ended it (a late packet within
- * tcp_tw_interval, Zeek's close delay): counted in the view's late_*
- * counters, then accounted as zeek_conn_packet() does. */
-void zeek_conn_late_packet(struct zeek_conn *k, const struct mosfw_flow *f,
-                           const struct mosfw_seg *s);
 
 /* zeek_history.c: history letters with Zeek's rules */
 void zeek_add_history(struct zeek_conn *k, char c);
