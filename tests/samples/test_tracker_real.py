@@ -5,9 +5,10 @@ selection of nDPI's and Wireshark's test captures, Zeek's own test traces,
 and tests/data/http-loss.pcap.
 
 1. tshark ``-z conv,tcp``: per conversation and direction, the tracker's
-   packet count plus the packets the engine called orphans (a packet of no
-   tracked flow: after its flow ended, or a lone RST) equals tshark's frame
-   count, exactly. IP bytes likewise, against tshark's per-frame IP lengths
+   packet count (late packets within the close delay included) plus the
+   packets the engine called orphans and the tracker did not count (a lone
+   RST, a packet after the close delay) equals tshark's frame count,
+   exactly. IP bytes likewise, against tshark's per-frame IP lengths
    (``ip.len``, ``ipv6.plen`` + 40), whose frame sums are checked against
    the conv table's bytes (conv counts frame bytes).
 2. tcptrace ``-l``: per connection and direction, "rexmt data pkts" +
@@ -19,8 +20,8 @@ and tests/data/http-loss.pcap.
    (copied verbatim from zeek/zeek testing/btest/Baseline): every field the
    baseline has (``ts`` and ``uid`` are masked there) except service and
    local/tunnel fields, with packets counted as in 1. (Zeek keeps a closed
-   connection ~5 s, mosfw's flow ends at the close: the late packets are
-   orphans here).
+   connection 5 s, and so does the tracker: its late packets are in the
+   record; other orphans are added back).
 
 Needs tshark and tcptrace (skipped with the reason otherwise). About 5 s.
 """
@@ -389,7 +390,7 @@ def read_zeek_log(path: Path) -> list[dict]:
 
 
 def as_zeek(r: dict, orphan_pkts: collections.Counter, orphan_bytes: collections.Counter) -> dict:
-    """A tracker record in Zeek's TSV spelling, late packets added back."""
+    """A tracker record in Zeek's TSV spelling, orphan packets added back."""
     o, s = ep(r["id.orig_h"], r["id.orig_p"]), ep(r["id.resp_h"], r["id.resp_p"])
     z = {k: str(r[k]) for k in ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "conn_state")}
     z["history"] = r.get("history", "-")

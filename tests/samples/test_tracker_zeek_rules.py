@@ -341,3 +341,19 @@ def test_rotation_needs_a_file(conv, mosfw_pcap):
         cwd=ROOT,
     )
     assert r.returncode == 2 and "need --conn-log PATH" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# the docs' rule table names existing tests
+
+
+def test_rules_doc_names_existing_tests():
+    doc = (ROOT / "docs" / "zeek-rules.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", doc))
+    assert len(named) >= 40
+    here = Path(__file__).parent
+    defined = set()
+    for f in ("test_tracker.py", "test_tracker_zeek_rules.py", "test_tracker_idle_real.py"):
+        defined |= set(re.findall(r"^def (test_\w+)\(", (here / f).read_text(), re.M))
+    assert named <= defined, sorted(named - defined)
+    assert "zeek-rules" in (ROOT / "docs" / "index.md").read_text()
