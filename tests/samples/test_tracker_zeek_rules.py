@@ -357,3 +357,34 @@ def test_rules_doc_names_existing_tests():
         defined |= set(re.findall(r"^def (test_\w+)\(", (here / f).read_text(), re.M))
     assert named <= defined, sorted(named - defined)
     assert "zeek-rules" in (ROOT / "docs" / "index.md").read_text()
+
+
+def _cut_tool() -> str | None:
+    """zeek-cut, or bro-cut (Debian's bro-aux: the same C program under
+    Zeek's former name; scripts/ensure-sysdeps.sh installs it)."""
+    import shutil
+
+    return shutil.which("zeek-cut") or shutil.which("bro-cut")
+
+
+@pytest.mark.skipif(_cut_tool() is None, reason="neither zeek-cut nor bro-cut is installed")
+def test_zeek_cut_reads_the_tsv(conv, track, tmp_path):
+    cap, c = conv()
+    c.handshake()
+    c.send("client", 5)
+    c.close("client")
+    d = cap.conversation(client=("fd00::1", 40001), server=("fd00::2", 443))
+    d.syn()
+    text = track(cap, fmt="zeek", options={"local_nets": "10.0.0.0/8"})
+    cut = _cut_tool()
+
+    def run(*args):
+        return subprocess.run([cut, *args], input=text, capture_output=True, text=True, check=True).stdout
+
+    rows = sorted(
+        line.split("\t") for line in run("id.orig_p", "conn_state", "local_orig", "history").splitlines()
+    )
+    assert rows == [["40000", "SF", "T", "ShADFf"], ["40001", "S0", "F", "S"]]
+    # -U converts the columns #types calls `time` (ts), not the `interval` (duration)
+    conv_ts = run("-U", "%Y", "ts", "duration").splitlines()
+    assert sorted(conv_ts) == ["1970\t-", "1970\t0.005000"]
