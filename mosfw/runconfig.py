@@ -42,6 +42,10 @@ class Config:
     tcp_timeout: float = 30.0
     #: seconds an ended flow's tuple is remembered (late packets = orphans)
     tcp_tw_interval: float = 5.0
+    #: > 0: a flow opened by a SYN its server never answered ends (reason
+    #: timeout) at its first packet this many seconds after its first
+    #: (Zeek's tcp_attempt_delay, 5 s in a tracker run); 0 = never (mOS)
+    tcp_attempt_delay: float = 0.0
     #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
     verify_checksums: bool = False
     #: after the capture is open, drop root and run as this user (--user)

@@ -22,6 +22,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->max_concurrency = 1000000;
 	cfg->tcp_timeout = 30.0;
 	cfg->tcp_tw_interval = 5.0;
+	cfg->tcp_attempt_delay = 0.0; /* mOS has none */
 	cfg->event_mask = MOSFW_EV_ALL & ~(MOSFW_EV_PKT_IN | MOSFW_EV_TICK);
 	cfg->burst_packets = 4096;
 	cfg->snaplen = 65535;

@@ -166,6 +166,13 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			}
 			mosfw_core_forget(c, slot);
 			slot = MOSFW_NO_SLOT;
+		} else if (c->cfg.tcp_attempt_delay > 0 && !f->side[MOSFW_SIDE_SERVER].pkts &&
+		           !f->midstream && ts >= f->first_ts + c->cfg.tcp_attempt_delay) {
+			/* an attempt nobody answered within tcp_attempt_delay ends
+			 * then (Zeek's AttemptTimer); this packet starts a new flow */
+			mosfw_core_end_flow(c, slot, MOSFW_END_TIMEOUT,
+			                    f->first_ts + c->cfg.tcp_attempt_delay, NULL);
+			slot = MOSFW_NO_SLOT;
 		} else if (pure_syn && (f->side[dir].flags & MOSFW_HF_SYN_SEEN) &&
 		           p->seq != f->side[dir].isn &&
 		           ((f->side[0].flags | f->side[1].flags) &

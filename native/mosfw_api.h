@@ -261,6 +261,7 @@ struct mosfw_config {
 	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
+	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
 };
 
 struct mosfw_stats {
@@ -381,8 +382,7 @@ struct mosfw_observer {
 	 * room_limit itself (no call per packet). */
 	const size_t *room_used;
 	size_t room_limit;
-	/* A packet (not a pure SYN) of a flow ended on FIN/RST, within tcp_tw_interval:
-	 * an ORPHAN (MOSFW_EVF_LATE) to the engine; s->dir by the flow's sides. */
+	/* A non-SYN packet of a FIN/RST-ended flow within tcp_tw_interval (ORPHAN, EVF_LATE) */
 	void (*late_pkt)(void *self, const struct mosfw_flow *f, uint32_t slot,
 	                 const struct mosfw_seg *s);
 	/* The ended flow leaves the table: once, after flow_ended and any late_pkt. */

@@ -239,6 +239,13 @@ def _summary(stats, elapsed: float) -> str:
     "the tracker counts them in the record, as Zeek's tcp_close_delay).",
 )
 @click.option(
+    "--tcp-attempt-delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds after which an unanswered SYN's flow ends at its next packet; 0 = never "
+    "(default 0, mOS; the tracker's default is Zeek's tcp_attempt_delay, 5).",
+)
+@click.option(
     "--user",
     metavar="NAME",
     help="Drop root and run as NAME once the capture is open (live capture as a service).",
@@ -264,6 +271,7 @@ def run_command(
     max_concurrency,
     tcp_timeout,
     tcp_tw_interval,
+    tcp_attempt_delay,
     user,
     verify_checksums,
     fail_fast,
@@ -299,7 +307,7 @@ def run_command(
     if not read_file and not interface:
         raise click.UsageError("no input: give a capture file (-r FILE) or an interface (-i IFACE)", ctx)
 
-    explicit: set[str] = set()
+    explicit: set[str] = {"tcp_attempt_delay"} if tcp_attempt_delay is not None else set()
 
     def pick(cli_value, mos_name, default):
         if cli_value is not None:
@@ -320,6 +328,7 @@ def run_command(
         max_concurrency=pick(max_concurrency, "max_concurrency", 1_000_000),
         tcp_timeout=pick(tcp_timeout, "tcp_timeout", 30.0),
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
+        tcp_attempt_delay=tcp_attempt_delay if tcp_attempt_delay is not None else 0.0,
         verify_checksums=verify_checksums,
         user=user,
         explicit=frozenset(explicit),

@@ -218,6 +218,9 @@ def keep_views(core) -> None:
 #: ``tcp_close_delay`` and ``tcp_reset_delay`` (5 s) are the engine's
 #: ``tcp_tw_interval`` default already.
 ZEEK_TCP_INACTIVITY_TIMEOUT = 300.0
+#: Zeek's ``tcp_attempt_delay`` (5 s): an unanswered SYN's connection is
+#: removed then; the engine's ``tcp_attempt_delay`` in a tracker run
+ZEEK_TCP_ATTEMPT_DELAY = 5.0
 
 
 def parse_local_nets(text: str) -> list[tuple[int, bytes, int]]:
@@ -417,8 +420,9 @@ def mosfw_addoption(parser):
         envvar="MOSFW_LOCAL_NETS",
         help="tracker: Zeek's Site::local_nets, e.g. '10.0.0.0/8,fd00::/8': sets local_orig/local_resp "
         "(unset without it). Timeouts: the tracker runs with Zeek's TCP inactivity timeout, 300 s "
-        "(mOS's 30 s for other apps) unless --tcp-timeout is given; --tcp-tw-interval (5 s) is "
-        "Zeek's close delay, within which late packets still count.",
+        "(mOS's 30 s for other apps) unless --tcp-timeout is given, and Zeek's attempt delay, 5 s "
+        "(--tcp-attempt-delay); --tcp-tw-interval (5 s) is Zeek's close delay, within which late "
+        "packets still count.",
     )
     parser.addoption(
         "--conn-rotate-interval",
@@ -479,8 +483,11 @@ def mosfw_configure(config):
     nets = parse_local_nets(nets) if isinstance(nets, str) and nets else []
     _run = run = _Run(fmt, path, nets)
     pm = config.pluginmanager
-    if "tcp_timeout" not in getattr(config, "explicit", ()):
+    explicit = getattr(config, "explicit", ())
+    if "tcp_timeout" not in explicit:
         config.tcp_timeout = ZEEK_TCP_INACTIVITY_TIMEOUT
+    if "tcp_attempt_delay" not in explicit:
+        config.tcp_attempt_delay = ZEEK_TCP_ATTEMPT_DELAY
     every = float(config.getoption("conn_rotate_interval") or 0)
     size = int(config.getoption("conn_rotate_size") or 0)
     if every or size:

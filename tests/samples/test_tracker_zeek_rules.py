@@ -102,6 +102,42 @@ def test_help_names_both_timeouts():
 
 
 # ---------------------------------------------------------------------------
+# the attempt delay: init-bare.zeek `tcp_attempt_delay = 5 secs`;
+# TCPSessionAdapter::AttemptTimer removes a connection whose originator
+# sent a SYN and whose responder sent nothing, 5 s after it began
+
+
+def test_syn_retried_past_the_attempt_delay_is_a_new_attempt(conv, track):
+    cap, c = conv()
+    c.half_open(retries=3)  # the same SYN at 0, 1, 3 and 7 s
+    recs = sorted(track(cap), key=lambda r: r["ts"])
+    assert [(r["conn_state"], r["history"], r["orig_pkts"]) for r in recs] == [("S0", "S", 3), ("S0", "S", 1)]
+    assert recs[1]["ts"] == pytest.approx(1007.0, abs=1e-3)
+    assert recs[0]["close_reason"] == "timeout"
+
+
+@pytest.mark.parametrize("wait, records", [(4.0, [("S1", "ShA")]), (6.0, [("S0", "S"), ("S1", "^hA")])])
+def test_answer_within_the_attempt_delay(conv, track, wait, records):
+    # a slow server: its SYN/ACK 4 s after the SYN is the same connection;
+    # 6 s after, the attempt was removed at 5 s and the SYN/ACK begins a
+    # new connection (which Zeek flips once the ACK follows)
+    cap, c = conv()
+    c.syn()
+    cap.advance(wait)
+    c.synack()
+    c.ack("client")
+    recs = sorted(track(cap), key=lambda r: r["ts"])
+    assert [(r["conn_state"], r["history"]) for r in recs] == records
+
+
+def test_attempt_delay_option_overrides_zeeks(conv, track):
+    cap, c = conv()
+    c.half_open(retries=3)
+    (r,) = track(cap, tcp_attempt_delay=0)  # mOS's model: no attempt timer
+    assert (r["conn_state"], r["orig_pkts"]) == ("S0", 4)
+
+
+# ---------------------------------------------------------------------------
 # the close delay: TCPSessionAdapter::ConnectionClosed removes a closed
 # connection at LastTime() + tcp_close_delay (init-bare.zeek: 5 secs);
 # packets until then are the connection's
