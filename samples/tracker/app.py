@@ -418,8 +418,9 @@ def mosfw_addoption(parser):
         metavar="NETS",
         default=None,
         envvar="MOSFW_LOCAL_NETS",
-        help="tracker: Zeek's Site::local_nets, e.g. '10.0.0.0/8,fd00::/8': sets local_orig/local_resp "
-        "(unset without it). Timeouts: the tracker runs with Zeek's TCP inactivity timeout, 300 s "
+        help="tracker: Zeek's Site::local_nets, e.g. '10.0.0.0/8,fd00::/8' (default: mos.conf's "
+        "local_nets): sets local_orig/local_resp (unset without it). Timeouts: the tracker runs "
+        "with Zeek's TCP inactivity timeout, 300 s "
         "(mOS's 30 s for other apps) unless --tcp-timeout is given, and Zeek's attempt delay, 5 s "
         "(--tcp-attempt-delay); --tcp-tw-interval (5 s) is Zeek's close delay, within which late "
         "packets still count.",
@@ -480,6 +481,8 @@ def mosfw_configure(config):
     global _run
     fmt, path = _options(config)
     nets = config.getoption("local_nets")
+    if not (isinstance(nets, str) and nets) and getattr(config, "mos", None) is not None:
+        nets = " ".join(getattr(config.mos, "local_nets", ()))  # mos.conf's
     nets = parse_local_nets(nets) if isinstance(nets, str) and nets else []
     _run = run = _Run(fmt, path, nets)
     pm = config.pluginmanager

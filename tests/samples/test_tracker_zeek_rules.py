@@ -240,6 +240,19 @@ def test_local_orig_and_resp(conv, track, nets, want):
     assert (r["local_orig"], r["local_resp"]) == want
 
 
+def test_local_nets_from_mos_conf(conv, mosfw_run):
+    cap, c = conv()
+    c.handshake()
+    conf = "mos {\n\tlocal_nets = 192.168.0.0/16 10.0.0.2/32\n}\n"
+    rec = mosfw_run(cap, plugins=[TRACKER], events=None, conf=conf)
+    (r,) = [json.loads(line) for line in rec.stdout.splitlines()]
+    assert (r["local_orig"], r["local_resp"]) == (False, True)
+    # --local-nets wins over mos.conf
+    rec = mosfw_run(cap, plugins=[TRACKER], events=None, conf=conf, options={"local_nets": "10.0.0.1"})
+    (r,) = [json.loads(line) for line in rec.stdout.splitlines()]
+    assert (r["local_orig"], r["local_resp"]) == (True, False)
+
+
 def test_local_nets_ipv6_and_tsv(conv, track):
     cap, c = conv(client=("fd00::1", 40000), server=("2001:db8::2", 443))
     c.handshake()
