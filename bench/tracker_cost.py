@@ -4,10 +4,12 @@
     bench/tracker_cost.py [-n 15] [--cap NAME=PCAP ...] TREE [TREE]
 
 Runs ``mosfw run -r PCAP`` and ``mosfw run -r PCAP -p TREE/samples/tracker``
-(JSON conn.log to /dev/null, as run_bench.py runs them) for every tree and
-capture, all commands interleaved, ``-n`` rounds; prints the best wall time
-of each and the ratios (tracker / no plugin; with two trees, the second's
-times over the first's). Each tree runs with its own code (the command's
+(JSON conn.log to /dev/null, as run_bench.py runs them; ``--app DIR``
+instead, repeatable: other apps, e.g. samples/midstat) for every tree and
+capture, all commands interleaved, ``-n`` rounds; prints the best wall
+time and the best CPU time (user + system, from wait4: less sensitive to
+other load on the machine) of each and the ratios (app / no plugin; with
+two trees, the second's times over the first's). Each tree runs with its own code (the command's
 working directory is the tree: ``python -m mosfw`` imports from there), with
 this interpreter unless ``--python`` says otherwise. Default captures:
 bench.pcap (``gen_capture``) and small.pcap (``gen_capture -p 64``) in the
@@ -23,44 +25,68 @@ import sys
 import time
 
 
+def _timed(argv, cwd, env) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise subprocess.CalledProcessError(p.returncode, argv)
+    return wall, ru.ru_utime + ru.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("trees", nargs="+", help="built trees (one or two)")
     ap.add_argument("-n", type=int, default=15, help="rounds (best of n)")
     ap.add_argument("--cap", action="append", default=None, metavar="NAME=PCAP")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument(
+        "--app",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="the app(s) to time, relative to each tree (default samples/tracker)",
+    )
     a = ap.parse_args()
     caps = dict(c.split("=", 1) for c in (a.cap or ["bench=bench.pcap", "small=small.pcap"]))
     trees = [os.path.abspath(t) for t in a.trees]
+    apps = [None, *(a.app or ["samples/tracker"])]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     cmds = []
     for name, cap in caps.items():
         for t in trees:
-            for plug in (False, True):
+            for app in apps:
                 argv = [a.python, "-m", "mosfw", "run", "-r", os.path.abspath(cap)]
-                cmds.append(((name, t, plug), argv + (["-p", t + "/samples/tracker"] if plug else []), t))
+                cmds.append(((name, t, app), argv + (["-p", f"{t}/{app}"] if app else []), t))
     best = {k: float("inf") for k, _, _ in cmds}
+    cpu = {k: float("inf") for k, _, _ in cmds}
     print(f"start {time.strftime('%H:%M:%S', time.gmtime())} UTC, 1-min load {os.getloadavg()[0]:.2f}")
     for _ in range(a.n):
         for k, argv, t in cmds:
-            t0 = time.perf_counter()
-            subprocess.run(
-                argv, cwd=t, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
-            )
-            best[k] = min(best[k], time.perf_counter() - t0)
+            wall, used = _timed(argv, t, env)
+            best[k] = min(best[k], wall)
+            cpu[k] = min(cpu[k], used)
     print(f"end {time.strftime('%H:%M:%S', time.gmtime())} UTC, 1-min load {os.getloadavg()[0]:.2f}")
     for name in caps:
-        cols = []
         for t in trees:
-            nop, trk = best[(name, t, False)], best[(name, t, True)]
-            cols.append(
-                f"{os.path.basename(t)}: no plugin {nop:.3f} s, tracker {trk:.3f} s, x{trk / nop:.3f}"
-            )
+            nop = best[(name, t, None)]
+            cols = [f"no plugin {nop:.3f} s (cpu {cpu[(name, t, None)]:.3f})"]
+            for app in apps[1:]:
+                w = best[(name, t, app)]
+                cols.append(
+                    f"{os.path.basename(app)} {w:.3f} s x{w / nop:.3f} (cpu {cpu[(name, t, app)]:.3f})"
+                )
+            print(f"{name} {os.path.basename(t)}: " + ", ".join(cols))
         if len(trees) == 2:
-            r = best[(name, trees[1], True)] / best[(name, trees[0], True)]
-            n = best[(name, trees[1], False)] / best[(name, trees[0], False)]
-            cols.append(f"second/first: tracker {r:.3f}, no plugin {n:.3f}")
-        print(f"{name}: " + " | ".join(cols))
+            ratios = []
+            for app in apps:
+                w = best[(name, trees[1], app)] / best[(name, trees[0], app)]
+                c = cpu[(name, trees[1], app)] / cpu[(name, trees[0], app)]
+                ratios.append(f"{os.path.basename(app) if app else 'no plugin'} wall {w:.3f} cpu {c:.3f}")
+            print(f"{name} second/first: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

@@ -138,6 +138,10 @@ class Event(tuple[Any, ...]):
     midstream = property(
         lambda self: bool(self[12] & lib.MOSFW_EVF_MIDSTREAM), doc="CONN_START of a flow picked up mid-stream"
     )
+    late = property(
+        lambda self: bool(self[12] & lib.MOSFW_EVF_LATE),
+        doc="ORPHAN of a packet of a flow that ended on FIN or RST less than tcp_tw_interval ago",
+    )
     tcp_flags = property(
         lambda self: self[13], doc="TCP flags byte of the packet (0 for timer-driven events)"
     )

@@ -416,6 +416,9 @@ def mosfw_orphan(event: Event, src: tuple[str, int], dst: tuple[str, int]) -> No
     one: a RST or a non-ACK segment without a flow, a packet that arrives
     after its flow ended (within ``tcp_tw_interval``), or a new flow
     refused because the table is full of established flows.
+    ``event.late`` is true for the packets after a FIN/RST end (within
+    ``tcp_tw_interval``), which the tracker counts in that connection's
+    record as Zeek does within its close delay.
 
     :param event: the record (seq, ack, len, flags of the packet).
     :param src: ``(ip, port)`` of the sender.

@@ -42,6 +42,10 @@ class Config:
     tcp_timeout: float = 30.0
     #: seconds an ended flow's tuple is remembered (late packets = orphans)
     tcp_tw_interval: float = 5.0
+    #: > 0: a flow opened by a SYN its server never answered ends (reason
+    #: timeout) at its first packet this many seconds after its first
+    #: (Zeek's tcp_attempt_delay, 5 s in a tracker run); 0 = never (mOS)
+    tcp_attempt_delay: float = 0.0
     #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
     verify_checksums: bool = False
     #: after the capture is open, drop root and run as this user (--user)
@@ -55,6 +59,12 @@ class Config:
     #: True: keep no reassembly buffers (peek returns nothing); None: the
     #: mos.conf's ``no_ring_buffers``, else False
     no_ring_buffers: bool | None = None
+    #: the engine settings given on the command line, in mos.conf (with a
+    #: value other than mosfw's default) or as a keyword: an app may pick
+    #: its own default for the others in ``mosfw_configure`` (the tracker
+    #: uses Zeek's 300 s TCP inactivity timeout where ``tcp_timeout`` is
+    #: not here)
+    explicit: frozenset[str] = frozenset()
     #: plugin values keyed by option destination name
     options: dict[str, Any] = attrs.field(factory=dict)
     #: the parsed mos.conf (mosfw.mosconf.MosConfig) when -f was given

@@ -22,6 +22,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->max_concurrency = 1000000;
 	cfg->tcp_timeout = 30.0;
 	cfg->tcp_tw_interval = 5.0;
+	cfg->tcp_attempt_delay = 0.0; /* mOS has none */
 	cfg->event_mask = MOSFW_EV_ALL & ~(MOSFW_EV_PKT_IN | MOSFW_EV_TICK);
 	cfg->burst_packets = 4096;
 	cfg->snaplen = 65535;
@@ -261,6 +262,7 @@ static void index_points(struct mosfw_observers *o)
 	uint8_t i;
 
 	o->n_parsed = o->n_created = o->n_tcp = o->n_ended = o->n_burst = o->n_room = 0;
+	o->n_late = o->n_forgotten = 0;
 	for (i = 0; i < o->n; i++) {
 		const struct mosfw_observer *b = &o->list[i];
 		if (b->pkt_parsed)
@@ -275,6 +277,10 @@ static void index_points(struct mosfw_observers *o)
 			o->burst[o->n_burst++] = i;
 		if (b->room || b->room_used)
 			o->room[o->n_room++] = i;
+		if (b->late_pkt)
+			o->late[o->n_late++] = i;
+		if (b->flow_forgotten)
+			o->forgotten[o->n_forgotten++] = i;
 	}
 }
 

@@ -109,6 +109,15 @@ static inline int mosfw_core_confirmed(const struct mosfw_flow *f)
 }
 
 /* core_end.c */
+/* Forget the ended flow in slot: observers' flow_forgotten, then it
+ * leaves the table (its slot is released after the burst). */
+static inline void mosfw_core_forget(struct mosfw_core *c, uint32_t slot)
+{
+	if (c->obs.n_forgotten)
+		mosfw_obs_flow_forgotten(&c->obs, &c->ft.flows[slot], slot);
+	mosfw_ft_remove(&c->ft, slot);
+}
+
 void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, double ts,
                          const struct mosfw_pkt *pkt);
 void mosfw_core_expire(struct mosfw_core *c);

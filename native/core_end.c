@@ -53,7 +53,7 @@ void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, d
 			f->last_ts = ts;
 		mosfw_ft_touch(&c->ft, slot, MOSFW_LRU_ZOMBIE);
 	} else {
-		mosfw_ft_remove(&c->ft, slot);
+		mosfw_core_forget(c, slot);
 	}
 }
 
@@ -89,7 +89,7 @@ void mosfw_core_expire(struct mosfw_core *c)
 				return;
 			}
 			if (l == MOSFW_LRU_ZOMBIE)
-				mosfw_ft_remove(&c->ft, slot);
+				mosfw_core_forget(c, slot);
 			else
 				mosfw_core_end_flow(c, slot, MOSFW_END_TIMEOUT, deadline, NULL);
 		}
@@ -114,7 +114,7 @@ int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 	if (c->ft.live < c->ft.max_live)
 		return 0;
 	if (c->ft.head[MOSFW_LRU_ZOMBIE] != MOSFW_NO_SLOT) {
-		mosfw_ft_remove(&c->ft, c->ft.head[MOSFW_LRU_ZOMBIE]);
+		mosfw_core_forget(c, c->ft.head[MOSFW_LRU_ZOMBIE]);
 		return 0;
 	}
 	slot = c->ft.head[MOSFW_LRU_HALF_OPEN];
@@ -141,7 +141,7 @@ int mosfw_core_drain(struct mosfw_core *c)
 			if (!mosfw_core_room(c))
 				return 0;
 			if (l == MOSFW_LRU_ZOMBIE)
-				mosfw_ft_remove(&c->ft, slot);
+				mosfw_core_forget(c, slot);
 			else
 				mosfw_core_end_flow(c, slot, MOSFW_END_EOF, c->now, NULL);
 		}

@@ -46,7 +46,7 @@ static int likely_server_port(uint16_t port)
 	}
 }
 
-static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
+static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx, uint8_t evflags)
 {
 	const struct mosfw_pkt *p = ctx->pkt;
 	struct mosfw_event *e;
@@ -58,6 +58,7 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 		return;
 	e = mosfw_ring_push(&c->ring, MOSFW_EV_ORPHAN, ctx, NULL, c->n_orphans, MOSFW_SIDE_CLIENT);
 	if (e) {
+		e->flags = evflags;
 		struct mosfw_tuple *t = &c->orphans[c->n_orphans++];
 		memset(t, 0, sizeof(*t));
 		memcpy(t->cli_addr, p->src, 16);
@@ -158,10 +159,19 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		if (f->end_reason) {
 			/* zombie: a new SYN reuses the tuple, anything else is late */
 			if (!pure_syn) {
-				orphan(c, &ctx);
+				if (c->obs.n_late)
+					mosfw_obs_late_pkt(&c->obs, f, slot, dir, p, ts);
+				orphan(c, &ctx, MOSFW_EVF_LATE);
 				return;
 			}
-			mosfw_ft_remove(&c->ft, slot);
+			mosfw_core_forget(c, slot);
+			slot = MOSFW_NO_SLOT;
+		} else if (c->cfg.tcp_attempt_delay > 0 && !f->side[MOSFW_SIDE_SERVER].pkts &&
+		           !f->midstream && ts >= f->first_ts + c->cfg.tcp_attempt_delay) {
+			/* an attempt nobody answered within tcp_attempt_delay ends
+			 * then (Zeek's AttemptTimer); this packet starts a new flow */
+			mosfw_core_end_flow(c, slot, MOSFW_END_TIMEOUT,
+			                    f->first_ts + c->cfg.tcp_attempt_delay, NULL);
 			slot = MOSFW_NO_SLOT;
 		} else if (pure_syn && (f->side[dir].flags & MOSFW_HF_SYN_SEEN) &&
 		           p->seq != f->side[dir].isn &&
@@ -187,7 +197,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			sender_is_client =
 				!(likely_server_port(p->sport) && !likely_server_port(p->dport));
 		} else {
-			orphan(c, &ctx);
+			orphan(c, &ctx, 0);
 			return;
 		}
 		if (!mosfw_feat_syn_ok(&c->x, ts))
@@ -199,7 +209,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx, NULL, MOSFW_NO_SLOT, 0);
 			if (e)
 				e->reason = MOSFW_ERR_TABLE_FULL;
-			orphan(c, &ctx);
+			orphan(c, &ctx, 0);
 			return;
 		}
 		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;

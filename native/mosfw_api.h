@@ -128,6 +128,7 @@ enum mosfw_error_code {
 
 /* Event record flags. */
 #define MOSFW_EVF_MIDSTREAM 0x01 /* flow picked up without its handshake */
+#define MOSFW_EVF_LATE 0x02      /* ORPHAN of a FIN/RST-ended flow within tcp_tw_interval */
 
 #define MOSFW_NO_SLOT 0xffffffffu
 
@@ -260,6 +261,7 @@ struct mosfw_config {
 	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
+	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
 };
 
 struct mosfw_stats {
@@ -336,16 +338,13 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
                    uint32_t *n_events);
 
 /* ---- observers: features attached at the core loop's fixed points -----
- *
- * An observer is a set of callbacks the core calls at fixed points of its
- * loop, in the order observers were attached (as Suricata's flow callbacks
- * and Retina's trackers). Any callback may be NULL: a point nobody
- * observes costs one test per packet. Callbacks run inside
- * mosfw_core_run() (GIL released): they must not call back into Python.
- * An observer keeps what it needs per flow itself, e.g. in an array of
- * mosfw_core_slots() entries indexed by the flow's slot, allocated when it
- * is attached: a run that does not attach it pays nothing. */
-
+ * Callbacks the core calls at fixed points of its loop, in attach order
+ * (as Suricata's flow callbacks and Retina's trackers). Any may be NULL: a
+ * point nobody observes costs one test per packet. They run inside
+ * mosfw_core_run() (GIL released) and must not call back into Python. An
+ * observer keeps its per-flow state itself, e.g. in an array of
+ * mosfw_core_slots() entries by slot, allocated when it is attached: a
+ * run that does not attach it pays nothing. */
 /* One TCP segment as the TCP layer saw it (the packet's headers). */
 struct mosfw_seg {
 	double ts;
@@ -354,7 +353,8 @@ struct mosfw_seg {
 	uint32_t payload_caplen; /* of which captured */
 	uint16_t window;
 	uint8_t tcp_flags;
-	uint8_t dir; /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+	uint8_t dir;     /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+	uint32_t ip_len; /* IP bytes as the header says (header + payload) */
 };
 
 struct mosfw_observer {
@@ -382,6 +382,11 @@ struct mosfw_observer {
 	 * room_limit itself (no call per packet). */
 	const size_t *room_used;
 	size_t room_limit;
+	/* A non-SYN packet of a FIN/RST-ended flow within tcp_tw_interval (ORPHAN, EVF_LATE) */
+	void (*late_pkt)(void *self, const struct mosfw_flow *f, uint32_t slot,
+	                 const struct mosfw_seg *s);
+	/* The ended flow leaves the table: once, after flow_ended and any late_pkt. */
+	void (*flow_forgotten)(void *self, const struct mosfw_flow *f, uint32_t slot);
 };
 
 /* Attach obs (copied) to the core's table; 0, or -1 when the table is

@@ -2,7 +2,7 @@
 /*
  * observers.h -- the core's observer table: the features attached at the
  * loop's fixed points (packet parsed, flow created, TCP updated, flow
- * ended, burst start), in attach order, plus the two points inside the
+ * ended, late packet of an ended flow, flow forgotten, burst start), in attach order, plus the two points inside the
  * TCP update that stream reassembly needs (payload, ACK). core_loop.c
  * calls the points; tcp_state.c reaches the stream points through the
  * ring's pointer to this table. Only function pointers cross: a layer
@@ -40,9 +40,10 @@ struct mosfw_observers {
 	struct mosfw_observer list[MOSFW_OBSERVERS_MAX];
 	/* per point, the observers that have a callback there (rebuilt on
 	 * attach/detach), so an unobserved point is one test */
-	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room;
+	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room, n_late, n_forgotten;
 	uint8_t parsed[MOSFW_OBSERVERS_MAX], created[MOSFW_OBSERVERS_MAX], tcp[MOSFW_OBSERVERS_MAX],
-		ended[MOSFW_OBSERVERS_MAX], burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX];
+		ended[MOSFW_OBSERVERS_MAX], burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX],
+		late[MOSFW_OBSERVERS_MAX], forgotten[MOSFW_OBSERVERS_MAX];
 	struct mosfw_stream_points stream; /* data == NULL: off */
 };
 
@@ -57,6 +58,7 @@ static inline void mosfw_obs_seg(struct mosfw_seg *s, const struct mosfw_pkt *p,
 	s->window = p->window;
 	s->tcp_flags = p->tcp_flags;
 	s->dir = (uint8_t)dir;
+	s->ip_len = p->ip_len;
 }
 
 static inline void mosfw_obs_pkt_parsed(const struct mosfw_observers *o, const struct mosfw_pkt *p,
@@ -98,6 +100,27 @@ static inline void mosfw_obs_flow_ended(const struct mosfw_observers *o, const s
 
 	for (i = 0; i < o->n_ended; i++)
 		o->list[o->ended[i]].flow_ended(o->list[o->ended[i]].self, f, slot);
+}
+
+static inline void mosfw_obs_late_pkt(const struct mosfw_observers *o, const struct mosfw_flow *f,
+                                      uint32_t slot, unsigned dir, const struct mosfw_pkt *p,
+                                      double ts)
+{
+	struct mosfw_seg s;
+	unsigned i;
+
+	mosfw_obs_seg(&s, p, dir, ts);
+	for (i = 0; i < o->n_late; i++)
+		o->list[o->late[i]].late_pkt(o->list[o->late[i]].self, f, slot, &s);
+}
+
+static inline void mosfw_obs_flow_forgotten(const struct mosfw_observers *o,
+                                            const struct mosfw_flow *f, uint32_t slot)
+{
+	unsigned i;
+
+	for (i = 0; i < o->n_forgotten; i++)
+		o->list[o->forgotten[i]].flow_forgotten(o->list[o->forgotten[i]].self, f, slot);
 }
 
 static inline void mosfw_obs_burst(const struct mosfw_observers *o)

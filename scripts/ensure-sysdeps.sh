@@ -12,6 +12,7 @@ declare -A NEED=(
   [capinfos]=tshark
   [tcpdump]=tcpdump
   [tcptrace]=tcptrace
+  [bro-cut]=bro-aux
   [ip]=iproute2
   [nft]=nftables
   [ethtool]=ethtool

@@ -236,13 +236,22 @@ def _summary(stats, elapsed: float) -> str:
     "--tcp-timeout",
     type=click.FloatRange(min=0),
     default=None,
-    help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30).",
+    help="Idle seconds before a flow ends with reason timeout; 0 = never (default 30, mOS's; "
+    "the tracker's default is Zeek's 300, tcp_inactivity_timeout).",
 )
 @click.option(
     "--tcp-tw-interval",
     type=click.FloatRange(min=0),
     default=None,
-    help="Seconds an ended flow is remembered so late packets are orphans (default 5).",
+    help="Seconds an ended flow is remembered so late packets are orphans (default 5; "
+    "the tracker counts them in the record, as Zeek's tcp_close_delay).",
+)
+@click.option(
+    "--tcp-attempt-delay",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds after which an unanswered SYN's flow ends at its next packet; 0 = never "
+    "(default 0, mOS; the tracker's default is Zeek's tcp_attempt_delay, 5).",
 )
 @click.option(
     "--user",
@@ -279,6 +288,7 @@ def run_command(
     max_concurrency,
     tcp_timeout,
     tcp_tw_interval,
+    tcp_attempt_delay,
     user,
     verify_checksums,
     fail_fast,
@@ -322,11 +332,17 @@ def run_command(
     if not read_file and not interface:
         raise click.UsageError("no input: give a capture file (-r FILE) or an interface (-i IFACE)", ctx)
 
+    explicit: set[str] = {"tcp_attempt_delay"} if tcp_attempt_delay is not None else set()
+
     def pick(cli_value, mos_name, default):
         if cli_value is not None:
+            explicit.add(mos_name)
             return cli_value
         if mos is not None:
-            return getattr(mos, mos_name)
+            v = getattr(mos, mos_name)
+            if v != default:
+                explicit.add(mos_name)
+            return v
         return default
 
     config = Config(
@@ -337,8 +353,10 @@ def run_command(
         max_concurrency=pick(max_concurrency, "max_concurrency", 1_000_000),
         tcp_timeout=pick(tcp_timeout, "tcp_timeout", 30.0),
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
+        tcp_attempt_delay=tcp_attempt_delay if tcp_attempt_delay is not None else 0.0,
         verify_checksums=verify_checksums,
         user=user,
+        explicit=frozenset(explicit),
         options=dict(plugin_opts),
         mos=mos,
         pluginmanager=pm,

@@ -159,6 +159,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.max_concurrency = int(config.max_concurrency)
         cfg.tcp_timeout = float(config.tcp_timeout)
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
+        cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
         cfg.verify_checksums = 1 if config.verify_checksums else 0
         cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
         cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0

@@ -17,7 +17,7 @@ from mosfw.mosconf.defaults import (
     DEFAULT_TCP_TW_INTERVAL,
 )
 from mosfw.mosconf.errors import ConfigError, Diagnostic, _Invalid
-from mosfw.mosconf.values import _INT_KEYS, _check_value, _to_int, _to_names, _to_netdevs
+from mosfw.mosconf.values import _INT_KEYS, _check_value, _to_int, _to_names, _to_netdevs, _to_nets
 
 # ---------------------------------------------------------------------------
 # the configuration
@@ -53,6 +53,11 @@ class MosConfig:
 
     stat_print: tuple[str, ...] = ()
     """Interfaces whose per-second packet/byte statistics are printed."""
+
+    local_nets: tuple[str, ...] = ()
+    """mosfw's own key: the site's networks (``10.0.0.0/8 fd00::/8``), Zeek's
+    ``Site::local_nets``; the tracker's ``local_orig``/``local_resp`` test
+    addresses against them (``--local-nets`` overrides)."""
 
     mos_log: str | None = None
     """Directory for the run's log files (relative paths are relative to
@@ -125,6 +130,8 @@ class MosConfig:
                 changes["mos_log"] = os.fspath(given["mos_log"]) or None
             if "stat_print" in given:
                 changes["stat_print"] = _to_names(given["stat_print"])
+            if "local_nets" in given:
+                changes["local_nets"] = _to_nets(_to_names(given["local_nets"]))
             if "netdevs" in given:
                 cores = changes.get("cores", self.cores)
                 netdevs = _to_netdevs(given["netdevs"], (1 << cores) - 1)

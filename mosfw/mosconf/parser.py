@@ -9,7 +9,7 @@ import attrs
 
 from mosfw.mosconf.errors import ConfigError, Diagnostic, _Invalid
 from mosfw.mosconf.model import MosConfig, _cores_of
-from mosfw.mosconf.values import _INT_CHECKS, _NUM_RE, _check_mask, _check_value, _parse_int
+from mosfw.mosconf.values import _INT_CHECKS, _NUM_RE, _check_mask, _check_value, _parse_int, _to_nets
 
 # ---------------------------------------------------------------------------
 # the parser
@@ -24,6 +24,7 @@ _HONOURED_KEYS = (
     "no_ring_buffers",
     "mos_log",
     "stat_print",
+    "local_nets",
 )
 
 # mos { } keys mOS reads that mean nothing to a passive libpcap monitor.
@@ -329,6 +330,8 @@ class _Parser:
                 parsed: Any = _check_value(name, _parse_int(value, name))
             elif name == "stat_print":
                 parsed = tuple(value.split())
+            elif name == "local_nets":
+                parsed = _to_nets(tuple(value.split()))
             else:  # mos_log
                 parsed = value or None
         except _Invalid as exc:

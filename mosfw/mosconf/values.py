@@ -135,3 +135,15 @@ def _to_netdevs(value: Any, default_mask: int) -> tuple[tuple[str, int], ...]:
             raise _Invalid(f"netdev interface names must be non-empty strings, got {iface!r}")
         out[iface] = _check_mask(iface, mask)
     return tuple(out.items())
+
+
+def _to_nets(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``local_nets``: each an IPv4 or IPv6 network (or address)."""
+    import ipaddress  # only with local_nets: kept off start-up
+
+    for n in names:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError as e:
+            raise _Invalid(f"local_nets: {n!r} is not a network ({e})") from None
+    return names

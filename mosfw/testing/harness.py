@@ -65,6 +65,7 @@ def _engine_option_names() -> tuple[str, ...]:
         "bpf",
         "cores",
         "options",
+        "explicit",
         "mos",
         "pluginmanager",
         "stdout",
@@ -484,6 +485,7 @@ def run_capture(
         for k in ENGINE_OPTIONS:
             if k in engine_options:
                 setattr(config, k, engine_options[k])
+        config.explicit = frozenset(engine_options)
         # as `mosfw run` runs one core: configure, the core's loop (ticks
         # merged as they come), mosfw_core_result -> mosfw_merge, report
         result = run_job(config, fail_fast=fail_fast)

@@ -178,7 +178,8 @@ static void fz_poke(struct mosfw_core *core, const struct mosfw_event *e, struct
 		memset(uid, 0x55, sizeof(uid));
 		zeek_conn_uid(f, uid);
 		FZ_CHECK(uid[0] == 'C' && memchr(uid, 0, sizeof(uid)), "bad uid");
-		n = zeek_conn_record(f, k, fz_rand(o) & 1, (char *)buf, 1024);
+		n = zeek_conn_record(f, k, zeek_log_nets(fz_zeek), fz_rand(o) & 1, (char *)buf,
+		                     1024);
 		FZ_CHECK(n < 1024 && n > 0 && buf[n - 1] == '\n', "conn record of %zu bytes", n);
 		zeek_conn_size(k, 0);
 		zeek_conn_size(k, 1);
@@ -266,7 +267,8 @@ static int fz_drive(struct mosfw_core *core, uint32_t mask, struct fz_opts *o, u
 	*n_records = 0;
 	/* the tracker's Zeek view, attached as an observer: checked in fz_poke */
 	fz_zeek = zeek_log_new(mosfw_core_slots(core), ZEEK_JSON);
-	FZ_CHECK(fz_zeek && mosfw_core_observe(core, zeek_log_observer(fz_zeek)) == 0,
+	FZ_CHECK(fz_zeek && zeek_log_add_local_net(fz_zeek, 4, (const uint8_t[16]){ 10 }, 8) == 0 &&
+	                 mosfw_core_observe(core, zeek_log_observer(fz_zeek)) == 0,
 	         "cannot attach the Zeek observer");
 	for (;;) {
 		if (o->stop_at_run && runs == o->stop_at_run)

@@ -89,6 +89,9 @@ FIELDS = (
     "orig_bytes",
     "resp_bytes",
     "conn_state",
+    "local_orig",
+    "local_resp",
+    "missed_bytes",
     "history",
     "orig_pkts",
     "orig_ip_bytes",
@@ -114,6 +117,9 @@ TYPES = (
     "count",
     "count",
     "string",
+    "bool",
+    "bool",
+    "count",
     "string",
     "count",
     "count",
@@ -138,11 +144,22 @@ FLUSH_SECONDS = 1.0
 RECORD_MAX = 1024
 
 
-def _zeek_time() -> str:
-    return time.strftime("%Y-%m-%d-%H-%M-%S", time.localtime())
+def _load_sibling(name: str):
+    """A module of this folder, by its file (as _zeek: from a checkout or
+    installed as mosfw_tracker)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = spec_from_file_location(f"_tracker_{name}", os.path.join(here, f"{name}.py"))
+    mod = module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def zeek_header(path: str = "conn") -> str:
+output = _load_sibling("output")
+_Sink = output.Sink
+
+
+def zeek_header(path: str = "conn", t: float | None = None) -> str:
     """Zeek's TSV log header (what ``zeek-cut`` needs: the separator, the
     #fields and #types lines)."""
     return (
@@ -151,79 +168,17 @@ def zeek_header(path: str = "conn") -> str:
         "#empty_field\t(empty)\n"
         "#unset_field\t-\n"
         f"#path\t{path}\n"
-        f"#open\t{_zeek_time()}\n"
+        f"#open\t{output.zeek_time(t)}\n"
         "#fields\t" + "\t".join(FIELDS) + "\n"
         "#types\t" + "\t".join(TYPES) + "\n"
     )
 
 
-def zeek_footer() -> str:
-    return f"#close\t{_zeek_time()}\n"
+def zeek_footer(t: float | None = None) -> str:
+    return f"#close\t{output.zeek_time(t)}\n"
 
 
-class _Sink:
-    """Where formatted records go: a binary file object, or a text stream
-    (``sys.stdout`` through its buffer; a StringIO in tests gets ASCII
-    text)."""
-
-    def __init__(self, stream) -> None:
-        self.stream = stream
-        raw = getattr(stream, "buffer", None)
-        self._binary = raw is not None or "b" in getattr(stream, "mode", "")
-        self._raw = raw if raw is not None else stream
-        #: write() is done with its data when it returns (ConnLog may then
-        #: hand it the observer's own buffer, not a copy)
-        self.writes_through = self._binary
-
-    def write(self, data: bytes) -> None:
-        if self._binary:
-            if self._raw is not self.stream:
-                self.stream.flush()  # keep order with text already written
-            self._raw.write(data)
-        else:
-            self.stream.write(data.decode("ascii"))
-
-    def flush(self) -> None:
-        try:
-            if self._binary and self._raw is not self.stream:
-                self._raw.flush()
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
-
-
-class _CoreFile:
-    """``-c N`` with TSV or a file: this core's records go to a temporary
-    file, opened when the core starts; ``mosfw_core_result`` hands its
-    name to the parent, whose ``mosfw_merge`` joins the cores' files."""
-
-    writes_through = True  # as _Sink's
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        self.path: str | None = None
-        self.fh = None
-
-    @mosfw.hookimpl(tryfirst=True)
-    def mosfw_core_start(self, core) -> None:
-        import tempfile  # only here and with -c N (shutil, random...: 4 ms of start-up)
-
-        fd, self.path = tempfile.mkstemp(
-            prefix=f".tracker-core{core.id}-", suffix=".part", dir=self.directory
-        )
-        self.fh = os.fdopen(fd, "wb")
-
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-
-    def flush(self) -> None:
-        if self.fh is not None:
-            self.fh.flush()
-
-    def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+_CoreFile = output.CoreFile
 
 
 # ---------------------------------------------------------------------------
@@ -237,11 +192,15 @@ class _CoreFile:
 _attached: dict[int, tuple[object, object]] = {}
 
 
-def _observe(core, fmt_code: int, after_burst=None):
+def _observe(core, fmt_code: int, after_burst=None, local_nets=()):
     """Attach a Zeek observer (zeek_log.c) to core; the core frees it."""
     z = zlib.zeek_log_new(core.slots, fmt_code)
     if z == zffi.NULL:
         raise MemoryError("tracker: cannot allocate the conn.log views")
+    for family, addr, bits in local_nets:
+        if zlib.zeek_log_add_local_net(z, family, addr, bits) < 0:
+            zlib.zeek_log_free(z)
+            raise mosfw.UsageError(f"--local-nets: cannot use /{bits} for IPv{family}")
     try:
         core.attach_observer(int(zffi.cast("uintptr_t", zlib.zeek_log_observer(z))), after_burst)
     except Exception:
@@ -260,6 +219,36 @@ def keep_views(core) -> None:
         _observe(core, zlib.ZEEK_VIEW_ONLY)
 
 
+#: Zeek's TCP inactivity timeout (init-bare.zeek ``tcp_inactivity_timeout``
+#: = 5 min): the engine's idle timeout in a tracker run unless
+#: ``--tcp-timeout`` (or mos.conf's ``tcp_timeout``) sets another. Zeek's
+#: ``tcp_close_delay`` and ``tcp_reset_delay`` (5 s) are the engine's
+#: ``tcp_tw_interval`` default already.
+ZEEK_TCP_INACTIVITY_TIMEOUT = 300.0
+#: Zeek's ``tcp_attempt_delay`` (5 s): an unanswered SYN's connection is
+#: removed then; the engine's ``tcp_attempt_delay`` in a tracker run
+ZEEK_TCP_ATTEMPT_DELAY = 5.0
+
+
+def parse_local_nets(text: str) -> list[tuple[int, bytes, int]]:
+    """``--local-nets``: networks separated by commas or spaces
+    (``10.0.0.0/8,fd00::/8``; an address alone is a /32 or /128), as
+    (family, 16 address bytes, prefix length). A bad one is a UsageError
+    naming it."""
+    import ipaddress
+
+    nets = []
+    for item in text.replace(",", " ").split():
+        try:
+            n = ipaddress.ip_network(item, strict=False)
+        except ValueError as e:
+            raise mosfw.UsageError(f"--local-nets: {item!r} is not a network: {e}") from None
+        nets.append((n.version, n.network_address.packed.ljust(16, b"\0"), n.prefixlen))
+    if len(nets) > zlib.ZEEK_LOCAL_NETS_MAX:
+        raise mosfw.UsageError(f"--local-nets: at most {zlib.ZEEK_LOCAL_NETS_MAX} networks, not {len(nets)}")
+    return nets
+
+
 class ConnView:
     """Zeek's conn.log view of a live flow, *state now* (the tracker, or
     :func:`keep_views`, must be attached to its core). "Originator" and
@@ -272,6 +261,7 @@ class ConnView:
     def __init__(self, flow) -> None:
         got = _attached.get(flow.core)
         z = got[1] if got is not None else zffi.NULL
+        self._nets = zlib.zeek_log_nets(z)
         self._f = zffi.cast("const struct mosfw_flow *", flow.c_address)
         self._k = zlib.zeek_log_view(z, self._f, flow.slot)
 
@@ -316,7 +306,7 @@ class ConnView:
         """The flow's record as the tracker writes it (one JSON object or
         one Zeek TSV line, newline-terminated)."""
         buf = zffi.new("char[1024]")
-        n = zlib.zeek_conn_record(self._f, self._k, FORMATS[format], buf, RECORD_MAX)
+        n = zlib.zeek_conn_record(self._f, self._k, self._nets, FORMATS[format], buf, RECORD_MAX)
         return zffi.unpack(buf, n)
 
 
@@ -329,7 +319,7 @@ class ConnLog:
     ``mosfw_tick`` (a second passed: write what is held), so the engine
     produces no event record at all for it (one TICK per second live)."""
 
-    def __init__(self, sink, fmt: str, live: bool = False) -> None:
+    def __init__(self, sink, fmt: str, live: bool = False, local_nets=()) -> None:
         self.sink = sink
         chunks: list[bytes] = []
         held = [0]
@@ -372,7 +362,7 @@ class ConnLog:
                 else:
                     take(zffi.buffer(data[0], n)[:])
 
-            z = _observe(core, FORMATS[fmt], take_batch)
+            z = _observe(core, FORMATS[fmt], take_batch, local_nets)
 
         # Once per second of input time (wall time live, even when no
         # packet comes): what is held is written within about a second.
@@ -387,10 +377,21 @@ class ConnLog:
             if close is not None:
                 close()
 
+        # --conn-rotate-interval: rotation on input time, once a second
+        # of it (offline too); what is held goes to the old file first
+        def mosfw_tick_rotating(core, ts) -> None:
+            if sink.due(ts, None if sink.now is not None else core.stats().first_ts):
+                flush()
+                sink.rotate(ts)
+            elif live:
+                mosfw_tick(core, ts)
+
         self.flush = flush
         self.take = take
         self.mosfw_core_start = mosfw.hookimpl(mosfw_core_start)
-        if live:  # a file is read fast and written out at its end
+        if getattr(sink, "interval", 0) > 0:
+            self.mosfw_tick = mosfw.hookimpl(mosfw_tick_rotating)
+        elif live:  # a file is read fast and written out at its end
             self.mosfw_tick = mosfw.hookimpl(mosfw_tick)
         self.mosfw_core_finish = mosfw.hookimpl(trylast=True)(mosfw_core_finish)
 
@@ -418,17 +419,51 @@ def mosfw_addoption(parser):
         envvar="MOSFW_CONN_LOG",
         help="tracker: write the records to PATH (default: standard output).",
     )
+    parser.addoption(
+        "--local-nets",
+        "local_nets",
+        metavar="NETS",
+        default=None,
+        envvar="MOSFW_LOCAL_NETS",
+        help="tracker: Zeek's Site::local_nets, e.g. '10.0.0.0/8,fd00::/8' (default: mos.conf's "
+        "local_nets): sets local_orig/local_resp (unset without it). Timeouts: the tracker runs "
+        "with Zeek's TCP inactivity timeout, 300 s "
+        "(mOS's 30 s for other apps) unless --tcp-timeout is given, and Zeek's attempt delay, 5 s "
+        "(--tcp-attempt-delay); --tcp-tw-interval (5 s) is Zeek's close delay, within which late "
+        "packets still count.",
+    )
+    parser.addoption(
+        "--conn-rotate-interval",
+        "conn_rotate_interval",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        metavar="SECONDS",
+        envvar="MOSFW_CONN_ROTATE_INTERVAL",
+        help="tracker: with --conn-log PATH, rotate it every SECONDS of input time (at whole "
+        "multiples, as Zeek): PATH is renamed NAME.<open time>.EXT and a new one opened; 0 = never.",
+    )
+    parser.addoption(
+        "--conn-rotate-size",
+        "conn_rotate_size",
+        type=click.IntRange(min=0),
+        default=0,
+        metavar="BYTES",
+        envvar="MOSFW_CONN_ROTATE_SIZE",
+        help="tracker: with --conn-log PATH, rotate it once it holds BYTES; 0 = never.",
+    )
 
 
 class _Run:
     """What the module keeps about the current run."""
 
-    def __init__(self, fmt: str = "json", path: str | None = None) -> None:
+    def __init__(self, fmt: str = "json", path: str | None = None, local_nets=()) -> None:
         self.fmt = fmt
         self.path = path
+        self.local_nets = local_nets
         self.out = None  # the --conn-log file (closed in mosfw_report)
         self.sink = None  # _Sink, or mosfw.records.StreamOutput (the records stream)
         self.core_file: _CoreFile | None = None  # -c N
+        self.rotating = None  # output.RotatingLog: --conn-rotate-*
 
 
 _run = _Run()
@@ -452,8 +487,34 @@ def _options(config) -> tuple[str, str | None]:
 def mosfw_configure(config):
     global _run
     fmt, path = _options(config)
-    _run = run = _Run(fmt, path)
+    nets = config.getoption("local_nets")
+    if not (isinstance(nets, str) and nets) and getattr(config, "mos", None) is not None:
+        nets = " ".join(getattr(config.mos, "local_nets", ()))  # mos.conf's
+    nets = parse_local_nets(nets) if isinstance(nets, str) and nets else []
+    _run = run = _Run(fmt, path, nets)
     pm = config.pluginmanager
+    explicit = getattr(config, "explicit", ())
+    if "tcp_timeout" not in explicit:
+        config.tcp_timeout = ZEEK_TCP_INACTIVITY_TIMEOUT
+    if "tcp_attempt_delay" not in explicit:
+        config.tcp_attempt_delay = ZEEK_TCP_ATTEMPT_DELAY
+    every = float(config.getoption("conn_rotate_interval") or 0)
+    size = int(config.getoption("conn_rotate_size") or 0)
+    if every or size:
+        if not path:
+            raise mosfw.UsageError("--conn-rotate-interval/--conn-rotate-size need --conn-log PATH")
+        if config.cores > 1:
+            raise mosfw.UsageError("--conn-rotate-interval/--conn-rotate-size: not with -c N (one core)")
+        if fmt == "zeek":
+            head, foot = (lambda t: zeek_header(t=t).encode()), (lambda t: zeek_footer(t).encode())
+        else:
+            head = foot = lambda t: b""
+        run.sink = run.rotating = output.RotatingLog(path, head, foot, every, size)
+        pm.register(
+            ConnLog(run.sink, fmt, live=bool(config.interface), local_nets=nets),
+            name=f"tracker-writer-{os.getpid()}",
+        )
+        return
     if config.cores > 1 and (fmt == "zeek" or path):
         # a worker of a -c N run: a temporary file per core, joined in the
         # parent by mosfw_merge (one header, core order)
@@ -463,7 +524,8 @@ def mosfw_configure(config):
         run.core_file = _CoreFile(directory)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
         pm.register(
-            ConnLog(run.core_file, fmt, live=bool(config.interface)), name=f"tracker-writer-{os.getpid()}"
+            ConnLog(run.core_file, fmt, live=bool(config.interface), local_nets=nets),
+            name=f"tracker-writer-{os.getpid()}",
         )
         return
     if path:
@@ -479,13 +541,20 @@ def mosfw_configure(config):
         run.sink = _Sink(config.stdout)
     if fmt == "zeek" and config.cores == 1:
         run.sink.write(zeek_header().encode())
-    pm.register(ConnLog(run.sink, fmt, live=bool(config.interface)), name=f"tracker-writer-{os.getpid()}")
+    pm.register(
+        ConnLog(run.sink, fmt, live=bool(config.interface), local_nets=nets),
+        name=f"tracker-writer-{os.getpid()}",
+    )
 
 
 @mosfw.hookimpl
 def mosfw_report(config, stats):
     run = _run
     if run.sink is None:
+        return
+    if run.rotating is not None:  # closed with its footer by ConnLog
+        run.rotating.close()
+        run.sink = run.rotating = None
         return
     if run.fmt == "zeek" and config.cores == 1:
         run.sink.write(zeek_footer().encode())
@@ -497,27 +566,12 @@ def mosfw_report(config, stats):
 
 def _join_parts(config, parts: list[str]) -> None:
     fmt, path = _options(config)
-    out = open(path, "wb") if path else None  # noqa: SIM115 - closed below
-    sink = _Sink(out if out is not None else config.stdout)
-    try:
-        if fmt == "zeek":
-            sink.write(zeek_header().encode())
-        for part in parts:
-            try:
-                with open(part, "rb") as fh:
-                    while chunk := fh.read(1 << 20):
-                        sink.write(chunk)
-            finally:
-                try:
-                    os.unlink(part)
-                except OSError:
-                    pass
-        if fmt == "zeek":
-            sink.write(zeek_footer().encode())
-        sink.flush()
-    finally:
-        if out is not None:
-            out.close()
+    head = zeek_header().encode() if fmt == "zeek" else b""
+
+    def foot() -> bytes:
+        return zeek_footer().encode() if fmt == "zeek" else b""
+
+    output.join_parts(parts, path, config.stdout, head, foot)
 
 
 # Multi-core hooks, defined only when this mosfw has them (a hook the

@@ -37,6 +37,7 @@ struct zeek_conn {
 #define ZEEK_VIEW_ONLY ...
 #define ZEEK_JSON ...
 #define ZEEK_TSV ...
+#define ZEEK_LOCAL_NETS_MAX ...
 struct zeek_log *zeek_log_new(uint32_t slots, int format);
 const struct mosfw_observer *zeek_log_observer(struct zeek_log *z);
 void zeek_log_free(struct zeek_log *z);
@@ -46,8 +47,13 @@ const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mos
 const char *zeek_conn_state(const struct zeek_conn *k);
 uint64_t zeek_conn_size(const struct zeek_conn *k, unsigned role);
 void zeek_conn_uid(const struct mosfw_flow *f, char *buf);
-size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                        char *buf, size_t cap);
+struct zeek_nets;
+int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
+                           unsigned bits);
+const struct zeek_nets *zeek_log_nets(const struct zeek_log *z);
+int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *addr);
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
+                        const struct zeek_nets *nets, unsigned format, char *buf, size_t cap);
 """
 
 ffibuilder = FFI()

@@ -121,9 +121,12 @@ def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
 
     apps = ("httplog", "alerts", "tracker", "rexmon")
     alone, runs = {}, {}
+    # an explicit idle timeout: the tracker alone would run with Zeek's
+    # 300 s, a setting of the whole run, not a plugin's state
+    timeout = ("--tcp-timeout", "30")
     for app in apps:
         out, a = args(app, "alone")
-        r = mosfw("-r", capture, "-q", *a)
+        r = mosfw("-r", capture, "-q", *timeout, *a)
         runs[app] = r
         alone[app] = r.stdout if app == "rexmon" else out.read_text()
     together_args = []
@@ -132,7 +135,7 @@ def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
         out, a = args(app, "together")
         outs[app] = out
         together_args += a
-    r = mosfw("-r", capture, "-q", *together_args)
+    r = mosfw("-r", capture, "-q", *timeout, *together_args)
     together = {app: (r.stdout if app == "rexmon" else outs[app].read_text()) for app in apps}
     return alone, runs, together, r
 

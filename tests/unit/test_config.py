@@ -158,6 +158,18 @@ def test_stat_print_several_interfaces():
     assert cfg.warnings == ()
 
 
+def test_local_nets_for_the_tracker():
+    cfg = parse_config(mos("local_nets = 10.0.0.0/8  fd00::/8 192.168.1.1"))
+    assert cfg.local_nets == ("10.0.0.0/8", "fd00::/8", "192.168.1.1")
+    assert cfg.warnings == ()
+    assert cfg.merged(local_nets="172.16.0.0/12").local_nets == ("172.16.0.0/12",)
+
+
+def test_bad_local_net_names_it():
+    e = error_of(mos("local_nets = 10.0.0.0/8 10.0.0.0/40"))
+    assert "local_nets: '10.0.0.0/40' is not a network" in str(e)
+
+
 def test_stat_print_empty_value_is_none():
     # setup.sh writes "stat_print =" when no device was selected
     cfg = parse_config(mos("stat_print ="))

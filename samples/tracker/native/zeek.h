@@ -75,7 +75,25 @@ struct zeek_conn {
 	uint32_t gap_cnt[2], gap_thresh[2];   /* 'G': content gap */
 	/* line 4: data above a hole, [lo, hi) (content gaps) */
 	uint64_t blk[2][2][2];
+	/* line 5: what only content gaps, late packets and the record touch */
+	uint64_t missed_bytes; /* Zeek's missed_bytes: bytes in content gaps */
+	/* packets after the engine ended the flow (FIN/RST) and before it
+   * forgot it (tcp_tw_interval: Zeek's tcp_close_delay), by mosfw side */
+	uint64_t late_pkts[2], late_ip_bytes[2];
 } __attribute__((aligned(64)));
+
+/* Site::local_nets: the prefixes local_orig/local_resp test addresses
+ * against (--local-nets). With none, both fields are unset. */
+#define ZEEK_LOCAL_NETS_MAX 64
+struct zeek_net {
+	uint8_t family; /* 4 or 6 */
+	uint8_t bits;   /* prefix length */
+	uint8_t addr[16];
+};
+struct zeek_nets {
+	uint32_t n;
+	struct zeek_net net[ZEEK_LOCAL_NETS_MAX];
+};
 
 /* ---- the observer (zeek_log.c) ----------------------------------------- */
 
@@ -93,6 +111,12 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format);
 /* Its observer, to attach with mosfw_core_observe() (which copies it);
  * once attached, the core frees z when it is freed or detaches it. */
 const struct mosfw_observer *zeek_log_observer(struct zeek_log *z);
+/* Add a local network (family 4 or 6, addr in network order, IPv4 in its
+ * first 4 bytes, bits <= 32 or 128); 0, or -1 when it is invalid or
+ * ZEEK_LOCAL_NETS_MAX are set already. */
+int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits);
+/* Its local networks (for zeek_conn_record()). */
+const struct zeek_nets *zeek_log_nets(const struct zeek_log *z);
 /* Free an observer that was never attached. */
 void zeek_log_free(struct zeek_log *z);
 /* The records of the flows that ended in the last burst (valid until the
@@ -103,7 +127,8 @@ size_t zeek_log_take(const struct zeek_log *z, const char **data);
 const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mosfw_flow *f,
                                       uint32_t slot);
 
-/* ---- reading a view (zeek_record.c) ---------------------------------------- */
+/* ---- reading a view (zeek_record.c) ----------------------------------------
+ */
 
 /* Zeek's conn_state of the flow ("SF", "S0", "REJ", ... "OTH"). */
 const char *zeek_conn_state(const struct zeek_conn *k);
@@ -114,10 +139,14 @@ uint64_t zeek_conn_size(const struct zeek_conn *k, unsigned role);
  * first packet time (the same on every run and any core count). buf must
  * hold 19 bytes. */
 void zeek_conn_uid(const struct mosfw_flow *f, char *buf);
+/* Whether addr (family 4 or 6) is in one of nets: 1, 0, or -1 when nets
+ * is NULL or empty (local_orig/local_resp unset). */
+int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *addr);
 /* One conn.log record of the flow, newline-terminated, in buf (format: an
- * enum zeek_format). Returns its length; a return >= cap means it
- * did not fit (nothing usable was written; 1024 bytes always suffice). */
-size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                        char *buf, size_t cap);
+ * enum zeek_format; nets: Site::local_nets, NULL for none). Returns its
+ * length; a return >= cap means it did not fit (nothing usable was
+ * written; 1024 bytes always suffice). */
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
+                        const struct zeek_nets *nets, unsigned format, char *buf, size_t cap);
 
 #endif /* TRACKER_ZEEK_H */

@@ -6,7 +6,10 @@
  * the tracker pays nothing), updates it after each TCP update
  * (zeek_view.c) and, with a log format, appends each ended flow's record
  * (zeek_record.c) to a per-burst buffer the tracker takes after each
- * burst.
+ * burst. The record is written when the engine forgets the flow, not when
+ * it ends it: a flow that ended on FIN or RST lingers for tcp_tw_interval
+ * (Zeek's tcp_close_delay), and its late packets (a last ACK, a FIN sent
+ * again, a second RST) still count, as Zeek counts them.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -21,7 +24,7 @@
 #define HUGE_PAGE (2u << 20)
 
 /* what every packet reads fills the view's first two cache lines (zeek.h) */
-_Static_assert(sizeof(struct zeek_conn) == 5 * 64, "struct zeek_conn: five cache lines");
+_Static_assert(sizeof(struct zeek_conn) == 6 * 64, "struct zeek_conn: six cache lines");
 _Static_assert(offsetof(struct zeek_conn, history) == 2 * 64, "struct zeek_conn: hot part");
 
 struct zeek_log {
@@ -33,6 +36,7 @@ struct zeek_log {
 	char *log; /* records of flows ended this burst; NULL = no log */
 	size_t len, cap;
 	int format;
+	struct zeek_nets nets; /* Site::local_nets */
 };
 
 static void on_tcp(void *self, const struct mosfw_flow *f, uint32_t slot, const struct mosfw_seg *s)
@@ -43,14 +47,34 @@ static void on_tcp(void *self, const struct mosfw_flow *f, uint32_t slot, const 
 		zeek_conn_packet(&z->views[slot], f, s);
 }
 
-static void on_end(void *self, const struct mosfw_flow *f, uint32_t slot)
+/* A packet of a flow the engine ended (within tcp_tw_interval, Zeek's
+ * close delay): counted apart, then accounted as any packet. */
+static void on_late(void *self, const struct mosfw_flow *f, uint32_t slot,
+                    const struct mosfw_seg *s)
+{
+	struct zeek_log *z = self;
+	struct zeek_conn *k;
+	unsigned dir = s->dir & 1u;
+
+	if (slot >= z->n_slots)
+		return;
+	k = &z->views[slot];
+	if (k->flow_id != f->id || !(k->flags & CF_INIT))
+		return; /* not kept */
+	k->late_pkts[dir]++;
+	k->late_ip_bytes[dir] += s->ip_len;
+	zeek_conn_packet(k, f, s);
+}
+
+/* the flow is forgotten (after its close delay, or at once): its record */
+static void on_forgotten(void *self, const struct mosfw_flow *f, uint32_t slot)
 {
 	struct zeek_log *z = self;
 	size_t n;
 
 	if (!z->log || slot >= z->n_slots)
 		return;
-	n = zeek_conn_record(f, &z->views[slot], (unsigned)z->format, z->log + z->len,
+	n = zeek_conn_record(f, &z->views[slot], &z->nets, (unsigned)z->format, z->log + z->len,
 	                     z->cap - z->len);
 	if (n < z->cap - z->len)
 		z->len += n;
@@ -118,7 +142,8 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	z->obs.name = "zeek";
 	z->obs.self = z;
 	z->obs.tcp_updated = on_tcp;
-	z->obs.flow_ended = on_end;
+	z->obs.late_pkt = on_late;
+	z->obs.flow_forgotten = on_forgotten;
 	z->obs.burst = on_burst;
 	if (z->log) { /* room for one more packet's records, tested by the core */
 		z->obs.room_used = &z->len;
@@ -127,6 +152,27 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	z->obs.detach = on_detach;
 	return z;
 }
+
+int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits)
+{
+	struct zeek_net *n;
+	unsigned i;
+
+	if (!z || !addr || (family != 4 && family != 6) || bits > (family == 4 ? 32u : 128u) ||
+	    z->nets.n >= ZEEK_LOCAL_NETS_MAX)
+		return -1;
+	n = &z->nets.net[z->nets.n++];
+	memset(n, 0, sizeof(*n));
+	n->family = (uint8_t)family;
+	n->bits = (uint8_t)bits;
+	for (i = 0; i < bits / 8u; i++)
+		n->addr[i] = addr[i];
+	if (bits % 8u)
+		n->addr[i] = (uint8_t)(addr[i] & (0xffu << (8u - bits % 8u)));
+	return 0;
+}
+
+const struct zeek_nets *zeek_log_nets(const struct zeek_log *z) { return z ? &z->nets : NULL; }
 
 const struct mosfw_observer *zeek_log_observer(struct zeek_log *z) { return &z->obs; }
 

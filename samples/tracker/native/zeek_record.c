@@ -28,7 +28,8 @@ static const char *end_reason_name(unsigned r)
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "unknown";
 }
 
-/* ---- the read side --------------------------------------------------------- */
+/* ---- the read side ---------------------------------------------------------
+ */
 
 /* TCP_Endpoint::Size */
 static uint64_t ep_size(const ep_t *e, const ep_t *peer)
@@ -148,8 +149,8 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 	h = mix64(h ^ (uint64_t)usec);
 	h2 = mix64(h ^ 0x5bd1e9955bd1e995ULL) % 56800235584ULL; /* 62^6 */
 	/* buf[1..11]: h in base 62 (11 digits hold any 64-bit value),
-	 * buf[12..17]: h2 in base 62; cut into parts below 2^32 first, so
-	 * that most divisions are 32-bit and the parts' chains independent */
+   * buf[12..17]: h2 in base 62; cut into parts below 2^32 first, so
+   * that most divisions are 32-bit and the parts' chains independent */
 	buf[0] = 'C';
 	base62(buf + 7, 5, (uint32_t)(h % B62_5));
 	h /= B62_5;
@@ -160,15 +161,32 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf)
 	buf[18] = '\0';
 }
 
+int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *addr)
+{
+	uint32_t i;
+
+	if (!nets || !nets->n)
+		return -1;
+	for (i = 0; i < nets->n; i++) {
+		const struct zeek_net *n = &nets->net[i];
+		unsigned whole = n->bits / 8u, rest = n->bits % 8u;
+		if (n->family != family || memcmp(n->addr, addr, whole))
+			continue;
+		if (!rest || (addr[whole] & (0xffu << (8u - rest))) == n->addr[whole])
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- formatting ------------------------------------------------------------
  *
  * No printf, and no bounds check per byte: a record is written at once
  * into room for RECORD_ROOM bytes (the caller's buffer when it is that
  * large, a scratch one copied from otherwise). The longest record is
- * well under it: about 310 bytes of JSON keys, quotes and separators and
- * at most about 410 of values (two 45-byte IPv6 addresses, 31 history
- * letters, ts and duration of at most 21 characters each, eight 20-digit
- * counters, the names). */
+ * well under it: about 360 bytes of JSON keys, quotes and separators and
+ * at most about 450 of values (two 45-byte IPv6 addresses, 31 history
+ * letters, ts and duration of at most 21 characters each, nine 20-digit
+ * counters, two booleans, the names). */
 
 #define RECORD_ROOM 1024u
 
@@ -380,10 +398,17 @@ static inline void end_record(struct fields *fd)
 	*fd->p++ = '\n';
 }
 
-/* The record in buf (room for RECORD_ROOM bytes); its length. */
-static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                           char *buf)
+/* a Zeek bool: T/F in TSV, true/false in JSON */
+static inline const char *bool_text(int json, int v)
 {
+	return json ? (v ? "true" : "false") : (v ? "T" : "F");
+}
+
+/* The record in buf (room for RECORD_ROOM bytes); its length. */
+static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k,
+                           const struct zeek_nets *nets, unsigned format, char *buf)
+{
+	int lo, lr;
 	const struct mosfw_tuple *t = &f->tuple;
 	unsigned orig = k->orig_side & 1, resp = orig ^ 1;
 	const uint8_t *oh = orig == MOSFW_SIDE_CLIENT ? t->cli_addr : t->srv_addr;
@@ -393,8 +418,11 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	double duration = k->last_ts - f->first_ts;
 	struct fields fd = { buf, format != ZEEK_TSV, 0, 0 };
 
+	lo = zeek_is_local(nets, t->family, oh);
+	lr = zeek_is_local(nets, t->family, rh);
+
 	/* one field list for both formats: Zeek's conn.log fields, then
-	 * mosfw's (TSV in the #fields order, JSON with the same names) */
+   * mosfw's (TSV in the #fields order, JSON with the same names) */
 	FIELD(&fd, "ts", 0);
 	fd.p = put_fixed6(fd.p, f->first_ts);
 	FIELD(&fd, "uid", 1);
@@ -424,20 +452,33 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	}
 	FIELD(&fd, "conn_state", 1);
 	fd.p = put_str(fd.p, zeek_conn_state(k));
+	if (lo < 0) {
+		unset_field(&fd);
+		unset_field(&fd);
+	} else {
+		FIELD(&fd, "local_orig", 0);
+		fd.p = put_str(fd.p, bool_text(fd.json, lo));
+		FIELD(&fd, "local_resp", 0);
+		fd.p = put_str(fd.p, bool_text(fd.json, lr));
+	}
+	FIELD(&fd, "missed_bytes", 0);
+	fd.p = put_u64(fd.p, k->missed_bytes);
 	if (k->hist_len) {
 		FIELD(&fd, "history", 1);
 		fd.p = put_str(fd.p, k->history);
 	} else {
 		unset_field(&fd);
 	}
+	/* packets until the record is written: the engine's, and the late
+   * ones within the close delay */
 	FIELD(&fd, "orig_pkts", 0);
-	fd.p = put_u64(fd.p, f->side[orig].pkts);
+	fd.p = put_u64(fd.p, f->side[orig].pkts + k->late_pkts[orig]);
 	FIELD(&fd, "orig_ip_bytes", 0);
-	fd.p = put_u64(fd.p, f->side[orig].ip_bytes);
+	fd.p = put_u64(fd.p, f->side[orig].ip_bytes + k->late_ip_bytes[orig]);
 	FIELD(&fd, "resp_pkts", 0);
-	fd.p = put_u64(fd.p, f->side[resp].pkts);
+	fd.p = put_u64(fd.p, f->side[resp].pkts + k->late_pkts[resp]);
 	FIELD(&fd, "resp_ip_bytes", 0);
-	fd.p = put_u64(fd.p, f->side[resp].ip_bytes);
+	fd.p = put_u64(fd.p, f->side[resp].ip_bytes + k->late_ip_bytes[resp]);
 	FIELD(&fd, "orig_rexmit_pkts", 0);
 	fd.p = put_u64(fd.p, f->side[orig].rexmit_pkts);
 	FIELD(&fd, "resp_rexmit_pkts", 0);
@@ -454,16 +495,16 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	return (size_t)(fd.p - buf);
 }
 
-size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
-                        char *buf, size_t cap)
+size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
+                        const struct zeek_nets *nets, unsigned format, char *buf, size_t cap)
 {
 	char scratch[RECORD_ROOM];
 	size_t n;
 
 	if (cap >= RECORD_ROOM) {
-		n = write_record(f, k, format, buf);
+		n = write_record(f, k, nets, format, buf);
 	} else {
-		n = write_record(f, k, format, scratch);
+		n = write_record(f, k, nets, format, scratch);
 		if (n > cap)
 			return cap; /* does not fit */
 		memcpy(buf, scratch, n);

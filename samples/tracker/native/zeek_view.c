@@ -230,12 +230,14 @@ static void insert_block(struct zeek_conn *k, unsigned side, uint64_t lo, uint64
 }
 
 /* TCP_Reassembler::Gap */
-static void gap(struct zeek_conn *k, unsigned side)
+static void gap(struct zeek_conn *k, unsigned side, uint64_t len)
 {
 	ep_t *e = &k->ep[side];
 
-	if (is_clean(e) && is_clean(&k->ep[side ^ 1]))
+	if (is_clean(e) && is_clean(&k->ep[side ^ 1])) {
 		zeek_scaled_history(k, side, 'G', &k->gap_cnt[side], &k->gap_thresh[side]);
+		k->missed_bytes += len; /* conn.zeek's content_gap handler */
+	}
 }
 
 /* TCP_Reassembler::Undelivered: the peer acknowledged data up to up_to
@@ -249,13 +251,13 @@ static void undelivered(struct zeek_conn *k, unsigned side, uint64_t up_to)
 	if (!(e->flags & EF_SKIP)) {
 		while (e->n_blk && k->blk[side][0][0] < up_to) {
 			if (k->blk[side][0][0] > e->reassem_seq) {
-				gap(k, side);
+				gap(k, side, k->blk[side][0][0] - e->reassem_seq);
 				e->reassem_seq = k->blk[side][0][0];
 			}
 			deliver_blocks(k, side);
 		}
 		if (up_to > e->reassem_seq)
-			gap(k, side);
+			gap(k, side, up_to - e->reassem_seq);
 	}
 	if (up_to > e->reassem_seq)
 		e->reassem_seq = up_to;
