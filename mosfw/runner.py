@@ -117,8 +117,9 @@ class JobResult(RunResult):
         stats: RunStats,
         cores: list[CoreResult],
         lost: list[CoreLoss] | None = None,
+        input_files: list | None = None,
     ) -> None:
-        super().__init__(status, error, stats)
+        super().__init__(status, error, stats, input_files)
         self.cores = cores
         self.lost = lost or []
 
@@ -190,7 +191,7 @@ def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates
     stats = merge_and_report(config, cores, stats, fail_fast)
     if core.stdout_closed:  # as with -c N: the caller exits quietly
         raise BrokenPipeError("stdout was closed")
-    return JobResult(result.status, result.error, stats, cores)
+    return JobResult(result.status, result.error, stats, cores, input_files=result.input_files)
 
 
 # ---------------------------------------------------------------------------
@@ -371,7 +372,7 @@ def _make_share(config: Config, n: int):
     =0: never), or a file that cannot be shared (not a classic pcap of
     this byte order...: every worker then reads it all)."""
     how = os.environ.get("MOSFW_SHARED_INDEX", "")
-    if not config.read_file or how == "0" or (how != "1" and n < SHARED_INDEX_MIN_CORES):
+    if not config.read_file or config.read_files or how == "0" or (how != "1" and n < SHARED_INDEX_MIN_CORES):
         return None
     err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
     share = lib.mosfw_share_new(n, os.fsencode(config.read_file), err)
@@ -548,7 +549,10 @@ def _finish_multi(
     stats = merge_and_report(config, cores, stats, fail_fast)
     if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    return JobResult(status, error, stats, cores, lost)
+    files: list = next(
+        (w.message[1].input_files for w in workers if w.message and w.message[0] == "result"), []
+    )
+    return JobResult(status, error, stats, cores, lost, files)
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "observers.h"
 #include "packet.h"
 #include "source.h"
+#include "source_set.h"
 
 /* Worst case records one packet can produce, with slack. */
 #define ROOM_PER_PACKET 24u
@@ -29,7 +30,8 @@
 struct mosfw_core {
 	struct mosfw_config cfg;
 	struct mosfw_flow_table ft;
-	struct mosfw_source *src;
+	struct mosfw_source *src;     /* a file of set, when set: owned by it */
+	struct mosfw_source_set *set; /* many files (mosfw_core_open_files) */
 	struct mosfw_stats st;
 	struct mosfw_ring ring;
 	struct mosfw_tuple *orphans; /* this burst's orphan packets */

@@ -272,7 +272,8 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		return;
 	}
 	mosfw_feat_frame(&c->x, frame, caplen, wirelen,
-	                 frame != c->held && mosfw_source_frames_stable(c->src));
+	                 frame != c->held && (c->set ? mosfw_set_frames_stable(c->set)
+	                                             : mosfw_source_frames_stable(c->src)));
 	if (done->frame == frame) { /* parsed by read_ahead(), without the wire length */
 		r = mosfw_parse_wire(done->r, &done->p, caplen, wirelen);
 		pp = &done->p;
@@ -370,7 +371,10 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 		c->orphans_cap = cap;
 	}
 	mosfw_ft_release_pending(&c->ft);
-	mosfw_source_burst_begin(c->src);
+	if (c->set)
+		mosfw_set_burst_begin(c->set, &c->src);
+	else
+		mosfw_source_burst_begin(c->src);
 	mosfw_feat_burst(&c->x);
 	mosfw_obs_burst(&c->obs);
 	c->n_orphans = 0;
@@ -414,7 +418,8 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 				break;
 			}
 		}
-		r = mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
+		r = c->set ? mosfw_set_next(c->set, &c->src, &frame, &caplen, &wirelen, &ts)
+		           : mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
 		if (c->shared && !mosfw_source_shared(c->src))
 			/* the index fell back to reading the whole file (nothing was
 			 * handed out before): this core now counts it all itself */

@@ -324,6 +324,19 @@ void mosfw_core_free(struct mosfw_core *core);
 /* Open an input. bpf may be NULL or "". 0 on success, -1 with a message. */
 int mosfw_core_open_file(struct mosfw_core *core, const char *path, const char *bpf, char *errbuf);
 int mosfw_core_open_live(struct mosfw_core *core, const char *iface, const char *bpf, char *errbuf);
+/* n capture files as one stream (source_set.h); failed files are skipped. */
+int mosfw_core_open_files(struct mosfw_core *core, const char *const *paths, uint32_t n,
+                          const char *bpf, char *errbuf);
+struct mosfw_input_file { /* a file of open_files; index: in the list given */
+	uint32_t index;   /* state: 0 unread, 1 open, 2 done, 3 failed (error: why) */
+	int state;        /* first_ts/last_ts: first (scan) and last packet read */
+	uint64_t size, packets;
+	double first_ts, last_ts;
+	char error[256];
+};
+/* The files of open_files in read order (up to max); returns their count. */
+uint32_t mosfw_core_input_files(const struct mosfw_core *core, struct mosfw_input_file *out,
+                                uint32_t max);
 
 /* Change the subscription mask (takes effect for the next packet). */
 void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
@@ -337,14 +350,11 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
 
 /* ---- observers: features attached at the core loop's fixed points -----
  *
- * An observer is a set of callbacks the core calls at fixed points of its
- * loop, in the order observers were attached (as Suricata's flow callbacks
- * and Retina's trackers). Any callback may be NULL: a point nobody
- * observes costs one test per packet. Callbacks run inside
- * mosfw_core_run() (GIL released): they must not call back into Python.
- * An observer keeps what it needs per flow itself, e.g. in an array of
- * mosfw_core_slots() entries indexed by the flow's slot, allocated when it
- * is attached: a run that does not attach it pays nothing. */
+ * Callbacks the core calls at fixed points of its loop, in attach order
+ * (as Suricata's flow callbacks, Retina's trackers); NULL ones cost one test
+ * a packet. They run inside mosfw_core_run() (GIL released): never call
+ * Python. Per-flow state is the observer's own, e.g. an array of
+ * mosfw_core_slots() entries allocated when it is attached. */
 
 /* One TCP segment as the TCP layer saw it (the packet's headers). */
 struct mosfw_seg {
@@ -364,31 +374,25 @@ struct mosfw_observer {
 	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
 	/* A flow was created in slot (before its first packet's TCP update). */
 	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
-	/* Both endpoints of the flow in slot were updated for segment s (and
-	 * its records written), before the flow may end on it. */
+	/* Both endpoints were updated for s (records written), before any end */
 	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
 	                    const struct mosfw_seg *s);
-	/* The flow in slot ended (f->end_reason says why; its CONN_END record
-	 * is written); the slot may be reused after this. */
+	/* The flow in slot ended (f->end_reason; CONN_END written); slot reusable */
 	void (*flow_ended)(void *self, const struct mosfw_flow *f, uint32_t slot);
 	/* A burst starts. */
 	void (*burst)(void *self);
-	/* Room for one more packet's worth of output in this burst (0 ends
-	 * the burst early). */
+	/* Room for one more packet's output in this burst (0 ends it early) */
 	int (*room)(void *self);
 	/* The core is freed or the observer detached: release self. */
 	void (*detach)(void *self);
-	/* Optional, instead of room(): the core tests *room_used <=
-	 * room_limit itself (no call per packet). */
+	/* Optional, instead of room(): the core tests *room_used <= room_limit */
 	const size_t *room_used;
 	size_t room_limit;
 };
 
-/* Attach obs (copied) to the core's table; 0, or -1 when the table is
- * full or an observer of that name is attached already. */
+/* Attach obs (copied); 0, or -1: table full or that name is attached. */
 int mosfw_core_observe(struct mosfw_core *core, const struct mosfw_observer *obs);
-/* Detach the observer of that name (its detach callback runs); 0, or -1
- * when there is none. */
+/* Detach the observer of that name (detach runs); 0, or -1: none. */
 int mosfw_core_unobserve(struct mosfw_core *core, const char *name);
 /* The attached observer of that name's self pointer, NULL when none. */
 void *mosfw_core_observer(const struct mosfw_core *core, const char *name);
