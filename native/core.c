@@ -84,6 +84,7 @@ void mosfw_core_free(struct mosfw_core *c)
 	mosfw_ft_destroy(&c->ft);
 	mosfw_feat_destroy(&c->x);
 	free(c->orphans);
+	free(c->foreign);
 	free(c->held);
 	free(c->recent);
 	free(c);

@@ -51,6 +51,8 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 	const struct mosfw_pkt *p = ctx->pkt;
 	struct mosfw_event *e;
 
+	if (!mosfw_core_in_window(c, ctx->ts))
+		return; /* segment mode: another segment's */
 	c->st.orphans++;
 	if (!mosfw_feat_orphan_ok(&c->x, ctx->ts))
 		return; /* stream_orphan_filter */
@@ -83,7 +85,8 @@ static int tick(struct mosfw_core *c, double ts)
 		c->last_tick = sec;
 		return 0;
 	}
-	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK)) {
+	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK) &&
+	    mosfw_core_in_window(c, sec)) {
 		struct mosfw_pkt_ctx ctx = { NULL, sec, c->pkt_index };
 		pushed = mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0) !=
 		         NULL;
@@ -205,18 +208,22 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;
 		f = &c->ft.flows[slot];
 		f->first_dir = (uint8_t)dir;
-		c->st.flows_created++;
-		if (how != MOSFW_TCP_OPEN_SYN)
-			c->st.flows_midstream++;
-		if (c->obs.n_created)
-			mosfw_obs_flow_created(&c->obs, f, slot);
+		if (mosfw_core_claim(c, slot, ts)) {
+			c->st.flows_created++;
+			if (how != MOSFW_TCP_OPEN_SYN)
+				c->st.flows_midstream++;
+			if (c->obs.n_created)
+				mosfw_obs_flow_created(&c->obs, f, slot);
+		}
 		mosfw_tcp_open(f, slot, how, &ctx, &c->ring);
 	}
 	f = mosfw_idle_restart(&c->ft.flows[slot], c->now); /* idle time is input time */
 	verdict = mosfw_tcp_update(f, slot, dir, &ctx, &c->ring, &rexmit);
-	c->st.rexmits += (uint64_t)rexmit;
-	if (c->obs.n_tcp)
-		mosfw_obs_tcp_updated(&c->obs, f, slot, dir, p, ts);
+	if (!mosfw_core_foreign(c, slot)) {
+		c->st.rexmits += (uint64_t)rexmit;
+		if (c->obs.n_tcp)
+			mosfw_obs_tcp_updated(&c->obs, f, slot, dir, p, ts);
+	}
 	if (verdict == MOSFW_TCP_ENDED_FIN)
 		mosfw_core_end_flow(c, slot, MOSFW_END_FIN, ts, p);
 	else if (verdict == MOSFW_TCP_ENDED_RST)
@@ -285,7 +292,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
-	if (!c->shared) /* else the index counted it, with the whole file's */
+	if (!c->shared && mosfw_core_in_window(c, ts)) /* else the index counted it */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 	if (r == MOSFW_PARSE_TCP) {
 		if (c->obs.n_parsed)
@@ -430,6 +437,12 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 			else
 				read_ahead(c, frame);
 			handle_frame(c, frame, caplen, wirelen, ts);
+			if (c->own_on && ts >= c->own_t1 && c->owned_live == 0) {
+				/* segment mode: past the window, every owned flow ended */
+				c->input_done = 1;
+				c->final_status = MOSFW_RUN_DONE;
+				break;
+			}
 			continue;
 		}
 		if (r == MOSFW_SRC_TIME) {

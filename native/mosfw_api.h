@@ -467,10 +467,8 @@ const char *mosfw_core_error(const struct mosfw_core *core);
 const char *mosfw_core_linktype(const struct mosfw_core *core);
 
 /* ---- the app-facing mOS API (core_api.c) ------------------------------
- *
  * For use between bursts (from event handlers), on flows named by this
- * burst's records (slot + flow_id; -1 when the slot holds another flow).
- */
+ * burst's records (slot + flow_id; -1 when the slot holds another flow). */
 
 enum mosfw_overlap_policy {
 	MOSFW_OVERLAP_FIRST = 0, /* bytes already held win (mOS default) */
@@ -563,6 +561,9 @@ int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t fl
                              unsigned side, uint32_t seq, int64_t *out);
 int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
                            int policy);
+/* Segment mode (--dask; core.h, docs/archives.md): only flows first seen in
+ * [t0, t1) are seen or counted; input ends past t1 once they all ended. */
+int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1);
 /* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
  * side raises no more events (CONN_END still comes unless both are
  * stopped) and its buffer is dropped; the flow is still tracked so it

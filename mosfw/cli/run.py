@@ -254,6 +254,25 @@ def _summary(stats, elapsed: float) -> str:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @click.option("--stats-json", metavar="PATH", help="Write the final counters as JSON to PATH ('-' = stderr).")
+@click.option(
+    "--dask",
+    "dask",
+    metavar="[ADDRESS]",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    help="Split the archive (-r) into time segments run on Dask: a LocalCluster of -c worker processes, "
+    "or the scheduler at ADDRESS (tcp://host:8786). Needs pip install 'mosfw[dask]'; docs/archives.md.",
+)
+@click.option(
+    "--segments", type=click.IntRange(min=1), default=None, help="--dask: time segments (default 4 a worker)."
+)
+@click.option(
+    "--dask-parts",
+    metavar="DIR",
+    default=None,
+    help="--dask: where tasks write their output (shared by every worker; default: a temporary directory).",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -272,6 +291,9 @@ def run_command(
     progress,
     quiet,
     stats_json,
+    dask,
+    segments,
+    dask_parts,
     **plugin_opts,
 ):
     """Run plugins over a capture file (-r) or a live interface (-i).
@@ -351,6 +373,12 @@ def run_command(
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_SETUP)
 
+    if dask is not None:
+        from mosfw.cli.dask_run import run_dask
+
+        if not read_file:
+            raise click.UsageError("--dask reads capture files: give -r FILE|DIR", ctx)
+        run_dask(ctx, config, plugins, dask, segments, dask_parts, progress, quiet, stats_json)
     stats_fh = None
     if stats_json and stats_json != "-":
         stats_fh, stats_made = _open_stats_json(stats_json)

@@ -445,6 +445,13 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         self._call_lifecycle("mosfw_core_finish", self.view)
         return RunResult(_FINAL[st], error, self.stats(), self.input_files())
 
+    def own_window(self, t0: float, t1: float) -> None:
+        """Segment mode (``--dask``, :mod:`mosfw.archive`): only flows whose
+        first packet falls in [t0, t1) raise events, reach observers and
+        count; the run ends past t1 once they all ended."""
+        if lib.mosfw_core_own_window(self._c, t0, t1) != 0:
+            raise MemoryError("segment mode: out of memory")
+
     def input_files(self) -> list:
         """Many-file input: what became of each file so far
         (:class:`mosfw.inputs.InputFile`, read order); [] otherwise."""
