@@ -299,14 +299,18 @@ def _check_exact(engine: dict) -> None:
 
 def _client(address: str | None, workers: int):
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise ArchiveError(INSTALL_HINT) from None
     if address:
         return Client(address), None
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-    )
+    # one segment at a time on each worker: a worker that dies takes only
+    # the segment it was running with it (the others are not suspected)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
     return Client(cluster), cluster
 
 
