@@ -84,7 +84,9 @@ def archive(tmp_path_factory):
     compress_some(split(whole, d / "arch", ["-i", "1"]))
     r = mosfw("run", "-r", whole, "-p", TRACKER, "-q", "--stats-json", "-")
     assert r.returncode == 0, r.stderr
-    return d / "arch", records(r.stdout), stats_json(r.stderr)
+    ev = mosfw("run", "-r", whole, "-p", "eventlog", "-q")
+    assert ev.returncode == 0, ev.stderr
+    return d / "arch", records(r.stdout), stats_json(r.stderr), sorted(ev.stdout.splitlines())
 
 
 def dask_run(arch, *extra, env=None, timeout=180):
@@ -105,11 +107,14 @@ def dask_run(arch, *extra, env=None, timeout=180):
 
 
 def test_local_cluster_equals_one_process(archive):
-    arch, whole, wstats = archive
-    r = dask_run(arch, "-c", "2", "--segments", "6")
+    """tracker's records, eventlog's lines (as a multiset: parts are joined
+    by segment) and the counters of one process."""
+    arch, whole, wstats, events = archive
+    r = dask_run(arch, "-c", "2", "--segments", "6", "-p", "eventlog")
     assert r.returncode == 0, r.stderr
     assert len(whole) == 16
     assert records(r.stdout) == whole
+    assert sorted(x for x in r.stdout.splitlines() if '"uid"' not in x) == events
     st = stats_json(r.stderr)
     assert {k: st[k] for k in SAME_COUNTERS} == {k: wstats[k] for k in SAME_COUNTERS}
     segs = st["segments"]
@@ -140,7 +145,7 @@ def test_python_api_on_a_local_cluster(archive):
     process, as from a notebook."""
     from mosfw.archive import run_archive
 
-    arch, whole, wstats = archive
+    arch, whole, wstats, _ = archive
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as lc:
@@ -156,7 +161,7 @@ def test_python_api_on_a_local_cluster(archive):
 
 def test_scheduler_and_two_workers(archive, tmp_path):
     """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
-    arch, whole, _ = archive
+    arch, whole, _, _ = archive
     dask = str(Path(sys.executable).parent / "dask")
     sched_file = tmp_path / "scheduler.json"
     procs = [
@@ -219,7 +224,7 @@ def test_scheduler_and_two_workers(archive, tmp_path):
 
 
 def test_worker_killed_once_is_retried(archive, tmp_path):
-    arch, whole, wstats = archive
+    arch, whole, wstats, _ = archive
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
     mark = tmp_path / "killed"
@@ -235,7 +240,7 @@ def test_worker_killed_once_is_retried(archive, tmp_path):
 
 
 def test_worker_killed_every_time_names_the_segment(archive, tmp_path):
-    arch, _, _ = archive
+    arch = archive[0]
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
     env = dict(
