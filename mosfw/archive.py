@@ -376,9 +376,6 @@ def run_archive(
     plan = plan_segments(files, segments or 4 * max(1, workers), lead_in)
     if not plan:
         raise ArchiveError("no capture file of the archive holds a packet that can be read")
-    own_parts = parts_dir is None
-    parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
-    parts.mkdir(parents=True, exist_ok=True)
     pm, opts = _plugin_manager(plugin_specs, dict(options or {}))
     config = Config(
         read_file=plan[0].files[0],
@@ -390,6 +387,9 @@ def run_archive(
     )
     call_lifecycle(config, "mosfw_configure", False, config)
     client, cluster = _client(address, workers)
+    own_parts = parts_dir is None
+    parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
+    parts.mkdir(parents=True, exist_ok=True)
     results: dict[int, SegmentResult] = {}
     try:
         from distributed import as_completed
@@ -418,17 +418,17 @@ def run_archive(
             done_bytes += seg.own_bytes
             if progress is not None:
                 progress(len(results), len(plan), done_bytes, total_bytes)
+        ordered = [results[s.index] for s in plan]
+        for r in ordered:  # joined in time order, each part once
+            with open(r.part, encoding="utf-8") as fh:
+                shutil.copyfileobj(fh, stdout)
+        stdout.flush()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    ordered = [results[s.index] for s in plan]
-    for r in ordered:  # joined in time order, each part once
-        with open(r.part, encoding="utf-8") as fh:
-            shutil.copyfileobj(fh, stdout)
-    stdout.flush()
-    if own_parts:
-        shutil.rmtree(parts, ignore_errors=True)
+        if own_parts:
+            shutil.rmtree(parts, ignore_errors=True)
     _merge_ticks(config, ordered)
     cores = [
         CoreResult(r.index, r.status, r.error, r.stats, {k: pickle.loads(v) for k, v in r.values.items()})  # noqa: S301 - our own task's values

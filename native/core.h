@@ -36,6 +36,7 @@ struct mosfw_core {
 	 * [own_t0, own_t1) are foreign (foreign[slot]): tracked, silent */
 	int own_on;
 	double own_t0, own_t1;
+	double own_lead; /* own_t0 - tcp_timeout - tcp_tw_interval: packets before it are skipped */
 	uint8_t *foreign;
 	uint64_t owned_live; /* owned flows not ended yet */
 	struct mosfw_stats st;

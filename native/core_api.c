@@ -146,6 +146,7 @@ int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1)
 	core->own_on = 1;
 	core->own_t0 = t0;
 	core->own_t1 = t1;
+	core->own_lead = t0 - core->cfg.tcp_timeout - core->cfg.tcp_tw_interval;
 	return 0;
 }
 

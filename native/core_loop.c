@@ -431,6 +431,9 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 			/* the index fell back to reading the whole file (nothing was
 			 * handed out before): this core now counts it all itself */
 			c->shared = 0;
+		if (r == MOSFW_SRC_PACKET && c->own_on && ts < c->own_lead) {
+			continue; /* segment mode: before the lead-in, not needed */
+		}
 		if (r == MOSFW_SRC_PACKET) {
 			if (c->shared) /* its place in the input, other cores' packets included */
 				c->pkt_index = mosfw_source_index(c->src) - 1;
