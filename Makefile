@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml plugins/prometheus/pyproject.toml plugins/redis_sink/py
 	$(VPY) -m pip install -q "setuptools>=61" wheel "cffi>=1.15" "attrs>=23.1" "pluggy>=1.3" "click>=8.1" \
 	    "pytest>=7.4" "pytest-benchmark>=4.0" "hypothesis>=6.80" "sphinx>=7" "myst-parser>=2" \
 	    "ruff>=0.17.6,<0.18" "mypy>=2.4.1,<2.5" \
-	    "prometheus_client>=0.17" "redis>=4.5" "confluent-kafka>=2.0"
+	    "prometheus_client>=0.17" "redis>=4.5" "confluent-kafka>=2.0" "dask[distributed]>=2024.1"
 	touch $@
 
 # mosfw in editable mode, then the tracker's C part in place

@@ -30,6 +30,12 @@ class Config:
     #: set by the runner before ``-c N`` workers open the file: a worker
     #: that finds it smaller reports that it shrank (rotation, truncation)
     read_file_size: int = 0
+    #: many capture files read as one stream (``-r`` repeated, ``-r DIR``,
+    #: compressed captures: mosfw.inputs); read_file is then the first
+    read_files: list[str] | None = None
+    #: a --dask task (mosfw.archive): (segment index, window start, window
+    #: end); the task owns the flows first seen in the window. None otherwise
+    segment: tuple[int, float, float] | None = None
     #: interface to capture from (or None when reading a file)
     interface: str | None = None
     #: global BPF filter compiled by libpcap

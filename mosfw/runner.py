@@ -120,8 +120,9 @@ class JobResult(RunResult):
         cores: list[CoreResult],
         lost: list[CoreLoss] | None = None,
         sink_lost: dict[str, int] | None = None,
+        input_files: list | None = None,
     ) -> None:
-        super().__init__(status, error, stats)
+        super().__init__(status, error, stats, input_files)
         self.cores = cores
         self.lost = lost or []
         self.sink_lost = sink_lost or {}
@@ -195,7 +196,8 @@ def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates
     stats = merge_and_report(config, cores, stats, fail_fast)
     if core.stdout_closed:  # as with -c N: the caller exits quietly
         raise BrokenPipeError("stdout was closed")
-    return JobResult(result.status, result.error, stats, cores, sink_lost=core.counters().sink_records_lost)
+    sink_lost = core.counters().sink_records_lost
+    return JobResult(result.status, result.error, stats, cores, sink_lost=sink_lost, input_files=result.input_files)
 
 
 # ---------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def _make_share(config: Config, n: int):
     =0: never), or a file that cannot be shared (not a classic pcap of
     this byte order...: every worker then reads it all)."""
     how = os.environ.get("MOSFW_SHARED_INDEX", "")
-    if not config.read_file or how == "0" or (how != "1" and n < SHARED_INDEX_MIN_CORES):
+    if not config.read_file or config.read_files or how == "0" or (how != "1" and n < SHARED_INDEX_MIN_CORES):
         return None
     err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
     share = lib.mosfw_share_new(n, os.fsencode(config.read_file), err)
@@ -554,7 +556,8 @@ def _finish_multi(
     stats = merge_and_report(config, cores, stats, fail_fast)
     if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    return JobResult(status, error, stats, cores, lost, sink_lost)
+    files: list = next((w.message[1].input_files for w in workers if w.message and w.message[0] == "result"), [])
+    return JobResult(status, error, stats, cores, lost, sink_lost, files)
 
 
 # ---------------------------------------------------------------------------

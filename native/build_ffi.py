@@ -29,6 +29,7 @@ SOURCES = [
     "map_guard.c",
     "source.c",
     "source_live.c",
+    "source_set.c",
     "tcp_state.c",
     # features, attached on demand
     "stream_mem.c",

@@ -65,16 +65,27 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
 	return c;
 }
 
+static void drop_input(struct mosfw_core *c)
+{
+	if (c->set)
+		mosfw_set_close(c->set);
+	else
+		mosfw_source_close(c->src);
+	c->set = NULL;
+	c->src = NULL;
+}
+
 void mosfw_core_free(struct mosfw_core *c)
 {
 	if (!c)
 		return;
 	while (c->obs.n)
 		mosfw_core_unobserve(c, c->obs.list[c->obs.n - 1].name);
-	mosfw_source_close(c->src);
+	drop_input(c);
 	mosfw_ft_destroy(&c->ft);
 	mosfw_feat_destroy(&c->x);
 	free(c->orphans);
+	free(c->foreign);
 	free(c->held);
 	free(c->recent);
 	free(c);
@@ -92,7 +103,7 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 		mosfw_source_close(s);
 		return -1;
 	}
-	mosfw_source_close(c->src);
+	drop_input(c);
 	c->src = s;
 	return 0;
 }
@@ -120,6 +131,31 @@ int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf
 		                       c->cfg.verify_checksums);
 	c->shared = mosfw_source_shared(c->src);
 	return 0;
+}
+
+int mosfw_core_open_files(struct mosfw_core *c, const char *const *paths, uint32_t n,
+                          const char *bpf, char *errbuf)
+{
+	struct mosfw_source_set *set = mosfw_set_open(paths, n, bpf, errbuf);
+
+	mosfw_share_abandon(c->share); /* the shared index reads one file only */
+	if (!set)
+		return -1;
+	drop_input(c);
+	c->set = set;
+	c->src = mosfw_set_first(set);
+	if (!c->src) {
+		drop_input(c);
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "none of the capture files can be read");
+		return -1;
+	}
+	return 0;
+}
+
+uint32_t mosfw_core_input_files(const struct mosfw_core *c, struct mosfw_input_file *out,
+                                uint32_t max)
+{
+	return c->set ? mosfw_set_files(c->set, out, max) : 0;
 }
 
 int mosfw_core_input_shared(const struct mosfw_core *c) { return c->shared; }
@@ -168,6 +204,8 @@ const struct mosfw_tuple *mosfw_core_orphan_tuple(const struct mosfw_core *c, ui
 
 int64_t mosfw_core_input_offset(struct mosfw_core *c)
 {
+	if (c->set)
+		return mosfw_set_offset(c->set);
 	return c->src ? mosfw_source_offset(c->src) : -1;
 }
 

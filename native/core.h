@@ -18,6 +18,7 @@
 #include "observers.h"
 #include "packet.h"
 #include "source.h"
+#include "source_set.h"
 
 /* Worst case records one packet can produce, with slack. */
 #define ROOM_PER_PACKET 24u
@@ -29,7 +30,15 @@
 struct mosfw_core {
 	struct mosfw_config cfg;
 	struct mosfw_flow_table ft;
-	struct mosfw_source *src;
+	struct mosfw_source *src;     /* a file of set, when set: owned by it */
+	struct mosfw_source_set *set; /* many files (mosfw_core_open_files) */
+	/* segment mode (mosfw_core_own_window): flows first seen outside
+	 * [own_t0, own_t1) are foreign (foreign[slot]): tracked, silent */
+	int own_on;
+	double own_t0, own_t1;
+	double own_lead; /* own_t0 - tcp_timeout - tcp_tw_interval: packets before it are skipped */
+	uint8_t *foreign;
+	uint64_t owned_live; /* owned flows not ended yet */
 	struct mosfw_stats st;
 	struct mosfw_ring ring;
 	struct mosfw_tuple *orphans; /* this burst's orphan packets */
@@ -136,5 +145,17 @@ static inline int mosfw_core_expiry_due(const struct mosfw_core *c)
 	return c->now >= c->expire_at || c->ft.head_links != c->expire_links || c->ft.unordered ||
 	       mosfw_feat_timer_due(&c->x, c->now);
 }
+
+/* Segment mode: is input time ts inside the window (always without one)?
+ * Is the flow in slot foreign? Claim a new flow: 1 owned, 0 foreign (muted). */
+static inline int mosfw_core_in_window(const struct mosfw_core *c, double ts)
+{
+	return !c->own_on || (ts >= c->own_t0 && ts < c->own_t1);
+}
+static inline int mosfw_core_foreign(const struct mosfw_core *c, uint32_t slot)
+{
+	return c->own_on && c->foreign[slot];
+}
+int mosfw_core_claim(struct mosfw_core *c, uint32_t slot, double ts);
 
 #endif /* MOSFW_CORE_H */

@@ -136,6 +136,35 @@ int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow
 	return 0;
 }
 
+int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1)
+{
+	if (!core->foreign) {
+		core->foreign = calloc(core->ft.pool_cap, 1);
+		if (!core->foreign)
+			return -1;
+	}
+	core->own_on = 1;
+	core->own_t0 = t0;
+	core->own_t1 = t1;
+	core->own_lead = t0 - core->cfg.tcp_timeout - core->cfg.tcp_tw_interval;
+	return 0;
+}
+
+int mosfw_core_claim(struct mosfw_core *c, uint32_t slot, double ts)
+{
+	const struct mosfw_flow *f = &c->ft.flows[slot];
+
+	if (!c->own_on)
+		return 1;
+	c->foreign[slot] = !mosfw_core_in_window(c, ts);
+	if (!c->foreign[slot]) {
+		c->owned_live++;
+		return 1;
+	}
+	/* silent: no event, no buffer (stop-monitoring both sides) */
+	return mosfw_core_stop_monitor(c, slot, f->id, 3) < 0 ? 1 : 0;
+}
+
 int mosfw_core_stop_monitor(struct mosfw_core *core, uint32_t slot, uint64_t flow_id,
                             unsigned sides)
 {

@@ -51,6 +51,8 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx, uint8_
 	const struct mosfw_pkt *p = ctx->pkt;
 	struct mosfw_event *e;
 
+	if (!mosfw_core_in_window(c, ctx->ts))
+		return; /* segment mode: another segment's */
 	c->st.orphans++;
 	if (!mosfw_feat_orphan_ok(&c->x, ctx->ts))
 		return; /* stream_orphan_filter */
@@ -84,7 +86,8 @@ static int tick(struct mosfw_core *c, double ts)
 		c->last_tick = sec;
 		return 0;
 	}
-	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK)) {
+	if (sec > c->last_tick && mosfw_ring_wants(&c->ring, MOSFW_EV_TICK) &&
+	    mosfw_core_in_window(c, sec)) {
 		struct mosfw_pkt_ctx ctx = { NULL, sec, c->pkt_index };
 		pushed = mosfw_ring_push(&c->ring, MOSFW_EV_TICK, &ctx, NULL, MOSFW_NO_SLOT, 0) !=
 		         NULL;
@@ -215,18 +218,22 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;
 		f = &c->ft.flows[slot];
 		f->first_dir = (uint8_t)dir;
-		c->st.flows_created++;
-		if (how != MOSFW_TCP_OPEN_SYN)
-			c->st.flows_midstream++;
-		if (c->obs.n_created)
-			mosfw_obs_flow_created(&c->obs, f, slot);
+		if (mosfw_core_claim(c, slot, ts)) {
+			c->st.flows_created++;
+			if (how != MOSFW_TCP_OPEN_SYN)
+				c->st.flows_midstream++;
+			if (c->obs.n_created)
+				mosfw_obs_flow_created(&c->obs, f, slot);
+		}
 		mosfw_tcp_open(f, slot, how, &ctx, &c->ring);
 	}
 	f = mosfw_idle_restart(&c->ft.flows[slot], c->now); /* idle time is input time */
 	verdict = mosfw_tcp_update(f, slot, dir, &ctx, &c->ring, &rexmit);
-	c->st.rexmits += (uint64_t)rexmit;
-	if (c->obs.n_tcp)
-		mosfw_obs_tcp_updated(&c->obs, f, slot, dir, p, ts);
+	if (!mosfw_core_foreign(c, slot)) {
+		c->st.rexmits += (uint64_t)rexmit;
+		if (c->obs.n_tcp)
+			mosfw_obs_tcp_updated(&c->obs, f, slot, dir, p, ts);
+	}
 	if (verdict == MOSFW_TCP_ENDED_FIN)
 		mosfw_core_end_flow(c, slot, MOSFW_END_FIN, ts, p);
 	else if (verdict == MOSFW_TCP_ENDED_RST)
@@ -282,7 +289,8 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		return;
 	}
 	mosfw_feat_frame(&c->x, frame, caplen, wirelen,
-	                 frame != c->held && mosfw_source_frames_stable(c->src));
+	                 frame != c->held && (c->set ? mosfw_set_frames_stable(c->set)
+	                                             : mosfw_source_frames_stable(c->src)));
 	if (done->frame == frame) { /* parsed by read_ahead(), without the wire length */
 		r = mosfw_parse_wire(done->r, &done->p, caplen, wirelen);
 		pp = &done->p;
@@ -294,7 +302,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
-	if (!c->shared) /* else the index counted it, with the whole file's */
+	if (!c->shared && mosfw_core_in_window(c, ts)) /* else the index counted it */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 	if (r == MOSFW_PARSE_TCP) {
 		if (c->obs.n_parsed)
@@ -380,7 +388,10 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 		c->orphans_cap = cap;
 	}
 	mosfw_ft_release_pending(&c->ft);
-	mosfw_source_burst_begin(c->src);
+	if (c->set)
+		mosfw_set_burst_begin(c->set, &c->src);
+	else
+		mosfw_source_burst_begin(c->src);
 	mosfw_feat_burst(&c->x);
 	mosfw_obs_burst(&c->obs);
 	c->n_orphans = 0;
@@ -424,17 +435,27 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 				break;
 			}
 		}
-		r = mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
+		r = c->set ? mosfw_set_next(c->set, &c->src, &frame, &caplen, &wirelen, &ts)
+		           : mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
 		if (c->shared && !mosfw_source_shared(c->src))
 			/* the index fell back to reading the whole file (nothing was
 			 * handed out before): this core now counts it all itself */
 			c->shared = 0;
+		if (r == MOSFW_SRC_PACKET && c->own_on && ts < c->own_lead) {
+			continue; /* segment mode: before the lead-in, not needed */
+		}
 		if (r == MOSFW_SRC_PACKET) {
 			if (c->shared) /* its place in the input, other cores' packets included */
 				c->pkt_index = mosfw_source_index(c->src) - 1;
 			else
 				read_ahead(c, frame);
 			handle_frame(c, frame, caplen, wirelen, ts);
+			if (c->own_on && ts >= c->own_t1 && c->owned_live == 0) {
+				/* segment mode: past the window, every owned flow ended */
+				c->input_done = 1;
+				c->final_status = MOSFW_RUN_DONE;
+				break;
+			}
 			continue;
 		}
 		if (r == MOSFW_SRC_TIME) {

@@ -326,6 +326,19 @@ void mosfw_core_free(struct mosfw_core *core);
 /* Open an input. bpf may be NULL or "". 0 on success, -1 with a message. */
 int mosfw_core_open_file(struct mosfw_core *core, const char *path, const char *bpf, char *errbuf);
 int mosfw_core_open_live(struct mosfw_core *core, const char *iface, const char *bpf, char *errbuf);
+/* n capture files as one stream (source_set.h); failed files are skipped. */
+int mosfw_core_open_files(struct mosfw_core *core, const char *const *paths, uint32_t n,
+                          const char *bpf, char *errbuf);
+struct mosfw_input_file { /* a file of open_files; index: in the list given */
+	uint32_t index;   /* state: 0 unread, 1 open, 2 done, 3 failed (error: why) */
+	int state;        /* first_ts/last_ts: first (scan) and last packet read */
+	uint64_t size, packets;
+	double first_ts, last_ts;
+	char error[256];
+};
+/* The files of open_files in read order (up to max); returns their count. */
+uint32_t mosfw_core_input_files(const struct mosfw_core *core, struct mosfw_input_file *out,
+                                uint32_t max);
 
 /* Change the subscription mask (takes effect for the next packet). */
 void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
@@ -338,13 +351,13 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
                    uint32_t *n_events);
 
 /* ---- observers: features attached at the core loop's fixed points -----
+ *
  * Callbacks the core calls at fixed points of its loop, in attach order
- * (as Suricata's flow callbacks and Retina's trackers). Any may be NULL: a
- * point nobody observes costs one test per packet. They run inside
- * mosfw_core_run() (GIL released) and must not call back into Python. An
- * observer keeps its per-flow state itself, e.g. in an array of
- * mosfw_core_slots() entries by slot, allocated when it is attached: a
- * run that does not attach it pays nothing. */
+ * (as Suricata's flow callbacks, Retina's trackers); NULL ones cost one test
+ * a packet. They run inside mosfw_core_run() (GIL released): never call
+ * Python. Per-flow state is the observer's own, e.g. an array of
+ * mosfw_core_slots() entries allocated when it is attached. */
+
 /* One TCP segment as the TCP layer saw it (the packet's headers). */
 struct mosfw_seg {
 	double ts;
@@ -364,22 +377,18 @@ struct mosfw_observer {
 	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
 	/* A flow was created in slot (before its first packet's TCP update). */
 	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
-	/* Both endpoints of the flow in slot were updated for segment s (and
-	 * its records written), before the flow may end on it. */
+	/* Both endpoints were updated for s (records written), before any end */
 	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
 	                    const struct mosfw_seg *s);
-	/* The flow in slot ended (f->end_reason says why; its CONN_END record
-	 * is written); the slot may be reused after this. */
+	/* The flow in slot ended (f->end_reason; CONN_END written); slot reusable */
 	void (*flow_ended)(void *self, const struct mosfw_flow *f, uint32_t slot);
 	/* A burst starts. */
 	void (*burst)(void *self);
-	/* Room for one more packet's worth of output in this burst (0 ends
-	 * the burst early). */
+	/* Room for one more packet's output in this burst (0 ends it early) */
 	int (*room)(void *self);
 	/* The core is freed or the observer detached: release self. */
 	void (*detach)(void *self);
-	/* Optional, instead of room(): the core tests *room_used <=
-	 * room_limit itself (no call per packet). */
+	/* Optional, instead of room(): the core tests *room_used <= room_limit */
 	const size_t *room_used;
 	size_t room_limit;
 	/* A non-SYN packet of a FIN/RST-ended flow within tcp_tw_interval (ORPHAN, EVF_LATE) */
@@ -389,11 +398,9 @@ struct mosfw_observer {
 	void (*flow_forgotten)(void *self, const struct mosfw_flow *f, uint32_t slot);
 };
 
-/* Attach obs (copied) to the core's table; 0, or -1 when the table is
- * full or an observer of that name is attached already. */
+/* Attach obs (copied); 0, or -1: table full or that name is attached. */
 int mosfw_core_observe(struct mosfw_core *core, const struct mosfw_observer *obs);
-/* Detach the observer of that name (its detach callback runs); 0, or -1
- * when there is none. */
+/* Detach the observer of that name (detach runs); 0, or -1: none. */
 int mosfw_core_unobserve(struct mosfw_core *core, const char *name);
 /* The attached observer of that name's self pointer, NULL when none. */
 void *mosfw_core_observer(const struct mosfw_core *core, const char *name);
@@ -468,10 +475,8 @@ const char *mosfw_core_error(const struct mosfw_core *core);
 const char *mosfw_core_linktype(const struct mosfw_core *core);
 
 /* ---- the app-facing mOS API (core_api.c) ------------------------------
- *
  * For use between bursts (from event handlers), on flows named by this
- * burst's records (slot + flow_id; -1 when the slot holds another flow).
- */
+ * burst's records (slot + flow_id; -1 when the slot holds another flow). */
 
 enum mosfw_overlap_policy {
 	MOSFW_OVERLAP_FIRST = 0, /* bytes already held win (mOS default) */
@@ -564,6 +569,9 @@ int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t fl
                              unsigned side, uint32_t seq, int64_t *out);
 int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
                            int policy);
+/* Segment mode (--dask, docs/archives.md): only flows first seen in [t0, t1)
+ * count; input starts at t0-tcp_timeout-tcp_tw_interval, ends past t1 once they ended */
+int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1);
 /* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
  * side raises no more events (CONN_END still comes unless both are
  * stopped) and its buffer is dropped; the flow is still tracked so it

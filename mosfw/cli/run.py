@@ -36,7 +36,8 @@ Exit codes:
        also -r - with more than one core)
   3    the input ended with a read error (a truncated or corrupt file,
        or a live interface that went down or disappeared): everything
-       before it was processed and reported
+       before it was processed and reported; with many files, one of
+       them could not be read to its end (named; the run went on)
   4    plugin hooks raised (each reported once, all counted; sys.exit()
        in a plugin too); with --fail-fast the run stopped at the first one
   5    with -c N, a core was lost: its worker died (SIGKILL, SIGSEGV), or
@@ -195,9 +196,12 @@ def _summary(stats, elapsed: float) -> str:
     "-r",
     "--read",
     "read_file",
-    metavar="FILE",
+    metavar="FILE|DIR",
     envvar="MOSFW_READ",
-    help="Read packets from a pcap or pcapng file (packet time drives timeouts).",
+    multiple=True,
+    help="Read packets from a pcap or pcapng file (packet time drives timeouts). Repeat it, or give "
+    "a directory, to read many files as one stream in packet-time order (gzip/zstd/xz/lz4-compressed "
+    "captures too): docs/archives.md.",
 )
 @click.option(
     "-i", "--interface", metavar="IFACE", help="Capture live from an interface (needs root or CAP_NET_RAW)."
@@ -276,6 +280,25 @@ def _summary(stats, elapsed: float) -> str:
     "file:PATH[?max_bytes=N&seconds=S&keep=K], redis://HOST:PORT/DB?stream=NAME[&maxlen=N], "
     "kafka://BROKER[,BROKER]?topic=NAME. See docs/cli.md.",
 )
+@click.option(
+    "--dask",
+    "dask",
+    metavar="[ADDRESS]",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    help="Split the archive (-r) into time segments run on Dask: a LocalCluster of -c worker processes, "
+    "or the scheduler at ADDRESS (tcp://host:8786). Needs pip install 'mosfw[dask]'; docs/archives.md.",
+)
+@click.option(
+    "--segments", type=click.IntRange(min=1), default=None, help="--dask: time segments (default 4 a worker)."
+)
+@click.option(
+    "--dask-parts",
+    metavar="DIR",
+    default=None,
+    help="--dask: where tasks write their output (shared by every worker; default: a temporary directory).",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -296,6 +319,9 @@ def run_command(
     quiet,
     stats_json,
     sinks,
+    dask,
+    segments,
+    dask_parts,
     **plugin_opts,
 ):
     """Run plugins over a capture file (-r) or a live interface (-i).
@@ -325,6 +351,18 @@ def run_command(
             click.echo(f"mosfw: {e}", err=True)
             ctx.exit(EXIT_SETUP)
         emit_diagnostics(mos, err)
+    read_files = None
+    if read_file:
+        from mosfw.inputs import expand_inputs, needs_set
+
+        try:
+            files = expand_inputs(list(read_file))
+        except ValueError as e:
+            raise click.UsageError(str(e), ctx) from None
+        read_files = files if needs_set(files) else None
+        read_file = files[0]
+    else:
+        read_file = None
     if read_file and interface:
         raise click.UsageError("give either -r FILE or -i IFACE, not both", ctx)
     if not read_file and not interface and mos is not None and mos.netdevs:
@@ -347,6 +385,7 @@ def run_command(
 
     config = Config(
         read_file=read_file,
+        read_files=read_files,
         interface=interface,
         bpf=bpf,
         cores=pick(cores, "cores", 1),
@@ -378,6 +417,12 @@ def run_command(
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_SETUP)
 
+    if dask is not None:
+        from mosfw.cli.dask_run import run_dask
+
+        if not read_file:
+            raise click.UsageError("--dask reads capture files: give -r FILE|DIR", ctx)
+        run_dask(ctx, config, plugins, dask, segments, dask_parts, progress, quiet, stats_json)
     stats_fh = None
     if stats_json and stats_json != "-":
         stats_fh, stats_made = _open_stats_json(stats_json)
@@ -425,7 +470,8 @@ def _run_and_report(
     show_progress = progress if progress is not None else err.isatty()
     printer = None
     if show_progress:
-        size = os.path.getsize(read_file) if read_file and os.path.isfile(read_file) else 0
+        names = config.read_files or ([read_file] if read_file else [])
+        size = sum(os.path.getsize(f) for f in names if os.path.isfile(f))
         printer = _progress_printer(err, size)
     t0 = time.monotonic()
     try:
@@ -453,8 +499,15 @@ def _run_and_report(
         err.write("\r\x1b[K")
     stats = result.stats
     lost = getattr(result, "lost", [])
+    archive = None
+    if config.read_files:
+        from mosfw.inputs import archive_report, report_lines
+
+        archive = archive_report(result.input_files)
     if not quiet:
         click.echo(_summary(stats, elapsed), err=True)
+        for line in report_lines(archive) if archive else []:
+            click.echo(line, err=True)
     for loss in lost:
         click.echo(f"mosfw: {loss.message()}", err=True)
     sink_lost = getattr(result, "sink_lost", {})
@@ -469,6 +522,8 @@ def _run_and_report(
             cores_lost=[loss.asdict() for loss in lost],
             sink_records_lost_by_sink=dict(sink_lost),
         )
+        if archive is not None:
+            doc["archive"] = archive
         import json  # only for --stats-json
 
         text = json.dumps(doc, sort_keys=True)
@@ -491,6 +546,12 @@ def _run_and_report(
             f"{result.error} (results above cover what was read)",
             err=True,
         )
+        ctx.exit(EXIT_INPUT_DAMAGED)
+    if archive and archive["failed"]:
+        for f in archive["failed"]:
+            click.echo(
+                f"mosfw: error: {f['error']} (after {f['packets']} packets; the run went on)", err=True
+            )
         ctx.exit(EXIT_INPUT_DAMAGED)
     if result.status == "stopped":
         click.echo(

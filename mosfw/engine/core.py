@@ -19,6 +19,7 @@ path.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from sys import getrefcount
@@ -55,10 +56,12 @@ class RunResult:
     ended with a read error: ``error`` says which; everything before it
     was processed) or ``stopped`` (interrupted)."""
 
-    def __init__(self, status: str, error: str, stats: RunStats) -> None:
+    def __init__(self, status: str, error: str, stats: RunStats, input_files: list | None = None) -> None:
         self.status = status
         self.error = error
         self.stats = stats
+        #: many-file input: a :class:`mosfw.inputs.InputFile` per file, in read order
+        self.input_files = input_files or []
 
 
 def buffer_settings(config: Config) -> tuple[int, bool]:
@@ -205,7 +208,11 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         """Open the configured input (file or interface)."""
         err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
         bpf = (self.config.bpf or "").encode()
-        if self.config.read_file:
+        files = getattr(self.config, "read_files", None)
+        if files:
+            keep = [ffi.new("char[]", os.fsencode(p)) for p in files]
+            rc = lib.mosfw_core_open_files(self._c, ffi.new("char *[]", keep), len(files), bpf, err)
+        elif self.config.read_file:
             rc = lib.mosfw_core_open_file(self._c, self.config.read_file.encode(), bpf, err)
         elif self.config.interface:
             rc = lib.mosfw_core_open_live(self._c, self.config.interface.encode(), bpf, err)
@@ -443,4 +450,23 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
             ffi.string(lib.mosfw_core_error(c)).decode(errors="replace") if st == lib.MOSFW_RUN_ERROR else ""
         )
         self._call_lifecycle("mosfw_core_finish", self.view)
-        return RunResult(_FINAL[st], error, self.stats())
+        return RunResult(_FINAL[st], error, self.stats(), self.input_files())
+
+    def own_window(self, t0: float, t1: float) -> None:
+        """Segment mode (``--dask``, :mod:`mosfw.archive`): only flows whose
+        first packet falls in [t0, t1) raise events, reach observers and
+        count; the run ends past t1 once they all ended."""
+        if lib.mosfw_core_own_window(self._c, t0, t1) != 0:
+            raise MemoryError("segment mode: out of memory")
+
+    def input_files(self) -> list:
+        """Many-file input: what became of each file so far
+        (:class:`mosfw.inputs.InputFile`, read order); [] otherwise."""
+        files = getattr(self.config, "read_files", None)
+        if not files:
+            return []
+        from mosfw.inputs import input_files_from_core
+
+        out = ffi.new("struct mosfw_input_file[]", len(files))
+        n = lib.mosfw_core_input_files(self._c, out, len(files))
+        return input_files_from_core(out[0 : min(n, len(files))], files)

@@ -116,6 +116,13 @@ bad:
 	abort();
 }
 
+/* -A: every FILE as one archive (mosfw_core_open_files); -W T0:T1: with a
+ * segment window (mosfw_core_own_window) */
+static const char *const *archive_files;
+static uint32_t archive_n;
+static int window_on;
+static double window_t0, window_t1;
+
 static struct mosfw_core *open_core(const char *path, const struct mosfw_config *cfg,
                                     struct mosfw_share *share)
 {
@@ -128,7 +135,9 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 	}
 	if (share)
 		mosfw_core_set_share(core, share);
-	if (mosfw_core_open_file(core, path, NULL, err) < 0) {
+	if ((archive_n ? mosfw_core_open_files(core, archive_files, archive_n, NULL, err)
+	               : mosfw_core_open_file(core, path, NULL, err)) < 0 ||
+	    (window_on && mosfw_core_own_window(core, window_t0, window_t1) < 0)) {
 		fprintf(stderr, "mosfw-replay: %s\n", err);
 		mosfw_core_free(core);
 		return NULL;
@@ -262,7 +271,7 @@ int main(int argc, char **argv)
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:v")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:vAW:")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
@@ -284,12 +293,25 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'v': verbose = 1; break;
+		case 'A': archive_n = 1; break;
+		case 'W':
+			if (sscanf(optarg, "%lf:%lf", &window_t0, &window_t1) != 2) {
+				fprintf(stderr, "mosfw-replay: -W wants T0:T1\n");
+				return 2;
+			}
+			window_on = 1;
+			break;
 		default:
 			fprintf(stderr,
 			        "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] "
-			        "[-s SHARD/COUNT] [-c CORES] [-v] FILE...\n");
+			        "[-s SHARD/COUNT] [-c CORES] [-v] [-A] [-W T0:T1] FILE...\n");
 			return 2;
 		}
+	}
+	if (archive_n) {
+		archive_files = (const char *const *)&argv[optind];
+		archive_n = (uint32_t)(argc - optind);
+		return archive_n ? replay("archive", &cfg, verbose, 1) : 2;
 	}
 	for (i = optind; i < argc; i++)
 		bad |= replay(argv[i], &cfg, verbose, cores);

@@ -221,10 +221,24 @@ def test_not_a_capture(tmp_path, kind):
         f.write_bytes(gzip.compress(DEMO.read_bytes()))
     else:
         f.write_bytes(DEMO.read_bytes()[:24])
+    if kind == "directory":  # -r DIR reads the captures in it: none here
+        r = subprocess.run(
+            [sys.executable, "-m", "mosfw", "run", "-r", str(f), "-q"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert r.returncode == 2, r.stderr
+        assert f"-r {f}: the directory holds no capture file" in r.stderr
+        return
     r, st = run_stats(f)
     if kind == "header-only":
         assert r.returncode == 0, r.stderr
         assert st["packets"] == 0 and st["status"] == "done"
+        return
+    if kind == "gzip":  # a compressed capture is streamed through gzip -dc (docs/archives.md)
+        assert r.returncode == 0, r.stderr
+        assert st["packets"] == DEMO_PACKETS and st["archive"]["files"][0]["state"] == "done"
         return
     assert r.returncode == 1, r.stderr
     assert f"cannot read capture '{f}'" in r.stderr

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "map_guard": 2,
     "source": 2,
     "source_live": 2,
+    "source_set": 2,
     "shared_input": 2,
     # 3: both endpoints' TCP state machines
     "tcp_state": 3,

@@ -1,0 +1,456 @@
+"""One run over a capture archive spread over a Dask cluster (``--dask``).
+
+The archive (files read as one stream, :mod:`mosfw.inputs`) is cut into
+time segments at file boundaries. A segment's task (:func:`run_segment`,
+in a Dask worker) reads from a lead-in before its start (the idle timeout
+plus the TIME_WAIT interval, rounded out to whole files) and *owns* the
+flows whose first packet falls in its segment: the engine tracks the other
+flows silently (``mosfw_core_own_window``: no event, no observer, no flow
+counter), so that a packet of a flow that began earlier is never taken for
+a new flow. Owned flows run to their end, into later files as needed; the
+task stops reading once it is past its segment and every flow it owns has
+ended. So per-flow output (tracker's records, eventlog's lines of owned
+flows) is that of one process reading the whole archive.
+
+Each task writes what its plugins print to ``segment-NNNNN.out`` in the
+parts directory (a temporary name, renamed when the task succeeded), so a
+task Dask runs again after its worker died leaves nothing twice; the
+driver joins the parts in segment order. Each segment plays the part of a
+core for the merge hooks: its ``mosfw_core_result`` values go to
+``mosfw_merge`` (then ``mosfw_report``), its per-second
+``mosfw_tick_result`` values to ``mosfw_tick_merge`` (a second belongs to
+one segment).
+
+From a notebook::
+
+    from mosfw.archive import run_archive
+    res = run_archive(["/data/caps"], plugins=["samples/tracker"], workers=4)
+    res.stats.packets, res.seconds
+
+Exactness rules: docs/archives.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from mosfw.stats import RunStats
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveResult",
+    "Segment",
+    "SegmentResult",
+    "plan_segments",
+    "run_archive",
+    "run_segment",
+    "scan_files",
+]
+
+#: the message --dask gives when Dask is not installed
+INSTALL_HINT = (
+    "--dask needs Dask distributed: pip install 'mosfw[dask]' (or: pip install 'dask[distributed]')"
+)
+
+
+class ArchiveError(Exception):
+    """The archive cannot be split exactly, or a segment failed (the
+    message names it; ``segment`` is its index, else None)."""
+
+    def __init__(self, message: str, segment: int | None = None) -> None:
+        super().__init__(message)
+        self.segment = segment
+
+
+@attrs.frozen
+class ScannedFile:
+    """A file of the archive and its first packet's time (from the engine's scan)."""
+
+    path: str  #: as given
+    size: int  #: bytes on disk
+    first_ts: float  #: its first packet (0: none or unreadable)
+    state: str  #: "unread" (readable), "done" (no packet) or "failed"
+    error: str  #: why it failed
+
+
+@attrs.frozen
+class Segment:
+    """One task: own the flows first seen in [t0, t1), reading ``files``
+    (from the lead-in on; the task stops early)."""
+
+    index: int  #: 0-based, in time order
+    t0: float  #: window start (-inf for the first)
+    t1: float  #: window end (+inf for the last)
+    files: tuple[str, ...]  #: lead-in file first
+    own_bytes: int  #: bytes of the files that start in the window (for progress)
+
+
+@attrs.frozen
+class SegmentJob:
+    """Everything a task needs (pickled to the worker)."""
+
+    segment: Segment
+    plugins: tuple[str, ...]
+    options: dict
+    engine: dict  #: tcp_timeout, tcp_tw_interval, max_concurrency, bpf, verify_checksums
+    parts_dir: str
+
+
+@attrs.frozen
+class SegmentResult:
+    """What a task sends back."""
+
+    index: int
+    status: str  #: done / error (as RunResult.status)
+    error: str
+    stats: RunStats
+    values: dict  #: plugin name -> pickled mosfw_core_result value
+    ticks: list  #: (second, {plugin name: pickled mosfw_tick_result value}) in time order
+    input_files: list  #: mosfw.inputs.InputFile of the files the task read
+    part: str  #: the output file it wrote
+    seconds: float  #: wall time inside the task
+    pid: int  #: the worker process
+
+
+@attrs.frozen
+class ArchiveResult:
+    """The merged result of :func:`run_archive`."""
+
+    status: str  #: done, or error (a file of the archive failed: see files)
+    stats: RunStats  #: counters summed over the segments (each counts its own window)
+    segments: list[SegmentResult]  #: in segment order
+    files: list  #: ScannedFile of every file, in read order
+    seconds: float  #: wall time of the whole run
+    failed: list[str]  #: messages of files that could not be read
+
+
+def scan_files(paths: Sequence[str]) -> list[ScannedFile]:
+    """Each file's first packet time, in read order (the engine's scan,
+    native/source_set.c)."""
+    from mosfw._native import ffi, lib
+
+    err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
+    cfg = ffi.new("struct mosfw_config *")
+    lib.mosfw_config_defaults(cfg)
+    cfg.max_concurrency = 1024
+    core = lib.mosfw_core_new(cfg, err)
+    if core == ffi.NULL:
+        raise ArchiveError(ffi.string(err).decode(errors="replace"))
+    try:
+        keep = [ffi.new("char[]", os.fsencode(p)) for p in paths]
+        if lib.mosfw_core_open_files(core, ffi.new("char *[]", keep), len(paths), ffi.NULL, err) != 0:
+            raise ArchiveError(ffi.string(err).decode(errors="replace"))
+        out = ffi.new("struct mosfw_input_file[]", len(paths))
+        n = lib.mosfw_core_input_files(core, out, len(paths))
+        states = {0: "unread", 1: "unread", 2: "done", 3: "failed"}
+        return [
+            ScannedFile(
+                paths[r.index],
+                int(r.size),
+                float(r.first_ts),
+                states.get(r.state, "unread"),
+                ffi.string(r.error).decode(errors="replace"),
+            )
+            for r in out[0 : min(n, len(paths))]
+        ]
+    finally:
+        lib.mosfw_core_free(core)
+
+
+def plan_segments(files: Sequence[ScannedFile], n_segments: int, lead_in: float) -> list[Segment]:
+    """Cut the readable files (read order) into at most ``n_segments``
+    groups of about equal bytes; a segment's window starts at its first
+    file's first packet time rounded down to the second (ticks are whole
+    seconds) and its files start with the last one that began before
+    ``t0 - lead_in``."""
+    readable = [f for f in files if f.state == "unread" and f.first_ts > 0]
+    if not readable:
+        return []
+    n = max(1, min(n_segments, len(readable)))
+    total = sum(f.size for f in readable) or 1
+    starts = [0]
+    acc = 0
+    for i, f in enumerate(readable[:-1]):
+        acc += f.size
+        if acc >= total * len(starts) / n and len(starts) < n:
+            starts.append(i + 1)
+    t0s = [-math.inf] + [math.floor(readable[s].first_ts) for s in starts[1:]]
+    segs = []
+    for k, s in enumerate(starts):
+        t0 = t0s[k]
+        t1 = t0s[k + 1] if k + 1 < len(starts) else math.inf
+        end = starts[k + 1] if k + 1 < len(starts) else len(readable)
+        j = 0
+        if t0 != -math.inf:
+            before = [i for i, f in enumerate(readable) if f.first_ts < t0 - lead_in]
+            j = min(before[-1] if before else 0, s - 1 if s > 0 else 0)
+        segs.append(
+            Segment(
+                index=k,
+                t0=t0,
+                t1=t1,
+                files=tuple(f.path for f in readable[j:]),
+                own_bytes=sum(f.size for f in readable[s:end]),
+            )
+        )
+    return segs
+
+
+def _plugin_manager(plugins: Sequence[str], options: dict) -> tuple[Any, dict]:
+    from mosfw.manager import MosfwPluginManager
+    from mosfw.runconfig import OptionParser
+
+    pm = MosfwPluginManager()
+    for spec in plugins:
+        pm.load(spec)
+    parser = OptionParser()
+    pm.add_options(parser)
+    pm.check()
+    opts = {}
+    for o in parser.options:
+        d = o.default
+        opts[o.name] = None if callable(d) or type(d).__name__ == "Sentinel" else d
+    opts.update(options)
+    return pm, opts
+
+
+def run_segment(job: SegmentJob) -> SegmentResult:
+    """A Dask task: run one segment in this process (see the module's
+    docstring); the plugins' output goes to the segment's part file,
+    renamed into place only when the segment finished."""
+    from mosfw.engine import Core
+    from mosfw.runconfig import Config
+    from mosfw.workers import call_lifecycle, collect_core_results, pickle_values
+
+    t_start = time.monotonic()
+    seg = job.segment
+    pm, opts = _plugin_manager(job.plugins, job.options)
+    part = Path(job.parts_dir) / f"segment-{seg.index:05d}.out"
+    tmp = part.with_name(f".{part.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    ticks: list = []
+    with open(tmp, "w", encoding="utf-8") as out:
+        config = Config(
+            read_file=seg.files[0],
+            read_files=list(seg.files),
+            cores=1,
+            options=opts,
+            pluginmanager=pm,
+            stdout=out,
+            stderr=sys.stderr,
+            **job.engine,
+        )
+        config.segment = (seg.index, seg.t0, seg.t1)
+        by: dict[tuple[str, str], int] = {}
+        call_lifecycle(config, "mosfw_configure", False, config, counts=by)
+        core = Core(config, pm, core_id=0, shard_count=1)
+        core.tick_sink = lambda c, ts, values: ticks.append(
+            (ts, pickle_values(c, "mosfw_tick_result", values))
+        )
+        core.add_plugin_errors(by)
+        core.open()
+        core.own_window(seg.t0, seg.t1)
+        result = core.run()
+        values = collect_core_results(core, pickled=True)
+        stats = core.stats()
+        out.flush()
+        os.fsync(out.fileno())
+    from mosfw.inputs import archive_report
+
+    if archive_report(result.input_files)["overlaps"]:
+        tmp.unlink()
+        raise ArchiveError(
+            f"segment {seg.index}: files overlap in time; --dask needs files that follow one "
+            "another (a rotated capture): read overlapping files without --dask"
+        )
+    os.replace(tmp, part)
+    return SegmentResult(
+        seg.index,
+        result.status,
+        result.error,
+        stats,
+        values,
+        ticks,
+        result.input_files,
+        str(part),
+        time.monotonic() - t_start,
+        os.getpid(),
+    )
+
+
+def _check_exact(engine: dict) -> None:
+    if float(engine.get("tcp_timeout", 30.0)) <= 0:
+        raise ArchiveError(
+            "--dask cannot split this run exactly: tcp_timeout 0 (no idle timeout) lets a flow stay "
+            "open across any lead-in; give an idle timeout, or run without --dask"
+        )
+
+
+def _client(address: str | None, workers: int):
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ArchiveError(INSTALL_HINT) from None
+    if address:
+        return Client(address), None
+    # one segment at a time on each worker: a worker that dies takes only
+    # the segment it was running with it (the others are not suspected)
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
+    return Client(cluster), cluster
+
+
+def _segment_error(seg: Segment, e: BaseException) -> ArchiveError:
+    kind = type(e).__name__
+    if kind == "KilledWorker":
+        return ArchiveError(
+            f"segment {seg.index} (from {seg.t0:.6f} to {seg.t1:.6f}, files from {seg.files[0]!r}) "
+            f"killed every worker that ran it; its results are missing ({e})",
+            seg.index,
+        )
+    if isinstance(e, ArchiveError):
+        return ArchiveError(str(e), seg.index)
+    return ArchiveError(f"segment {seg.index} failed: {kind}: {e}", seg.index)
+
+
+def run_archive(
+    inputs: Sequence[str | os.PathLike[str]],
+    plugins: Sequence[str] = (),
+    options: dict | None = None,
+    *,
+    address: str | None = None,
+    workers: int = 2,
+    segments: int | None = None,
+    parts_dir: str | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    progress: Callable[[int, int, int, int], None] | None = None,
+    **engine: Any,
+) -> ArchiveResult:
+    """Run ``plugins`` over a capture archive on Dask and merge.
+
+    :param inputs: files and directories (as ``-r``).
+    :param plugins: plugin specs (as ``-p``: a name, a .py file, an app folder, a module).
+    :param options: plugin options by destination name (``{"conn_log": ...}``).
+    :param address: a Dask scheduler (``tcp://host:8786``); None starts a
+        ``LocalCluster`` of ``workers`` processes.
+    :param segments: time segments (default: 4 per worker, at most one per file).
+    :param parts_dir: where tasks write their output (shared by every
+        worker: on a cluster, a shared file system); default: a temporary
+        directory, removed at the end.
+    :param stdout: where the joined output goes (default sys.stdout).
+    :param progress: called as segments finish: ``(done, total, bytes_done, bytes_total)``.
+    :param engine: ``tcp_timeout``, ``tcp_tw_interval``, ``max_concurrency``,
+        ``bpf``, ``verify_checksums`` (the engine's defaults otherwise).
+    :raises ArchiveError: the split cannot be exact, Dask is missing, or a
+        segment failed (named).
+    """
+    from mosfw.inputs import expand_inputs
+    from mosfw.merge import merge_and_report, merge_stats
+    from mosfw.runconfig import Config
+    from mosfw.runner import CoreResult
+    from mosfw.workers import call_lifecycle
+
+    t_start = time.monotonic()
+    stdout = stdout if stdout is not None else sys.stdout
+    stderr = stderr if stderr is not None else sys.stderr
+    engine = {k: v for k, v in engine.items() if v is not None}
+    _check_exact(engine)
+    plugin_specs = tuple(str(Path(p).resolve()) if os.path.exists(p) else str(p) for p in plugins)
+    files = scan_files(expand_inputs([os.fspath(p) for p in inputs]))
+    lead_in = float(engine.get("tcp_timeout", 30.0)) + float(engine.get("tcp_tw_interval", 5.0))
+    plan = plan_segments(files, segments or 4 * max(1, workers), lead_in)
+    if not plan:
+        raise ArchiveError("no capture file of the archive holds a packet that can be read")
+    pm, opts = _plugin_manager(plugin_specs, dict(options or {}))
+    config = Config(
+        read_file=plan[0].files[0],
+        cores=len(plan),
+        options=opts,
+        pluginmanager=pm,
+        stdout=stdout,
+        stderr=stderr,
+    )
+    call_lifecycle(config, "mosfw_configure", False, config)
+    client, cluster = _client(address, workers)
+    own_parts = parts_dir is None
+    parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
+    parts.mkdir(parents=True, exist_ok=True)
+    results: dict[int, SegmentResult] = {}
+    try:
+        from distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]
+        jobs = {
+            client.submit(
+                run_segment,
+                SegmentJob(s, plugin_specs, dict(options or {}), engine, str(parts.resolve())),
+                key=f"mosfw-segment-{s.index:05d}-{token}",
+                pure=False,
+            ): s
+            for s in plan
+        }
+        total_bytes = sum(s.own_bytes for s in plan)
+        done_bytes = 0
+        for fut in as_completed(jobs):
+            seg = jobs[fut]
+            try:
+                res = fut.result()
+            except BaseException as e:
+                for f in jobs:
+                    f.cancel()
+                raise _segment_error(seg, e) from e
+            results[seg.index] = res
+            done_bytes += seg.own_bytes
+            if progress is not None:
+                progress(len(results), len(plan), done_bytes, total_bytes)
+        ordered = [results[s.index] for s in plan]
+        for r in ordered:  # joined in time order, each part once
+            with open(r.part, encoding="utf-8") as fh:
+                shutil.copyfileobj(fh, stdout)
+        stdout.flush()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        if own_parts:
+            shutil.rmtree(parts, ignore_errors=True)
+    _merge_ticks(config, ordered)
+    cores = [
+        CoreResult(r.index, r.status, r.error, r.stats, {k: pickle.loads(v) for k, v in r.values.items()})  # noqa: S301 - our own task's values
+        for r in ordered
+    ]
+    stats = merge_stats([r.stats for r in ordered], same_input=False)
+    stats = merge_and_report(config, cores, stats)
+    failed = sorted({f.error for r in ordered for f in r.input_files if f.state == "failed"})
+    failed += [f.error for f in files if f.state == "failed" and f.error not in failed]
+    return ArchiveResult(
+        "error" if failed else "done", stats, ordered, files, time.monotonic() - t_start, failed
+    )
+
+
+def _merge_ticks(config: Any, ordered: list[SegmentResult]) -> None:
+    """``mosfw_tick_merge`` once per second, in time order (a second is
+    one segment's: each plugin gets a one-element list, as with one core)."""
+    callers = config.pluginmanager.direct_callers("mosfw_tick_merge")
+    if not callers:
+        return
+    for r in ordered:
+        for ts, blobs in r.ticks:
+            for name, fn in callers:
+                if name in blobs:
+                    fn(config, ts, [pickle.loads(blobs[name])])  # noqa: S301 - our own task's values

@@ -1,0 +1,101 @@
+"""``mosfw run --dask``: the run spread over Dask (mosfw.archive), with
+the same summary, --stats-json and exit codes as a run in one process."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from mosfw.cli.run import (
+    EXIT_CORE_LOST,
+    EXIT_INPUT_DAMAGED,
+    EXIT_OK,
+    EXIT_PLUGIN_ERRORS,
+    EXIT_SETUP,
+    _summary,
+)
+
+
+def _progress(stream):
+    start = time.monotonic()
+
+    def show(done: int, total: int, nbytes: int, total_bytes: int) -> None:
+        pct = 100.0 * nbytes / total_bytes if total_bytes else 100.0
+        stream.write(
+            f"\r\x1b[K[mosfw] {done}/{total} segments  {pct:5.1f}%  {time.monotonic() - start:.1f} s"
+        )
+        stream.flush()
+
+    return show
+
+
+def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, stats_json) -> None:
+    """Run, report, exit (never returns)."""
+    from mosfw.archive import ArchiveError, run_archive
+
+    err = sys.stderr
+    files = config.read_files or [config.read_file]
+    show = progress if progress is not None else err.isatty()
+    engine = {
+        "tcp_timeout": config.tcp_timeout,
+        "tcp_tw_interval": config.tcp_tw_interval,
+        "max_concurrency": config.max_concurrency,
+        "bpf": config.bpf,
+        "verify_checksums": config.verify_checksums,
+    }
+    try:
+        res = run_archive(
+            files,
+            plugins,
+            dict(config.options),
+            address=None if address == "local" else address,
+            workers=config.cores,
+            segments=segments,
+            parts_dir=parts,
+            stdout=config.stdout,
+            stderr=err,
+            progress=_progress(err) if show else None,
+            **engine,
+        )
+    except ArchiveError as e:
+        if show:
+            err.write("\r\x1b[K")
+        click.echo(f"mosfw: {e}", err=True)
+        ctx.exit(EXIT_CORE_LOST if e.segment is not None else EXIT_SETUP)
+    if show:
+        err.write("\r\x1b[K")
+    if not quiet:
+        click.echo(_summary(res.stats, res.seconds), err=True)
+        task = sum(s.seconds for s in res.segments)
+        click.echo(
+            f"mosfw: --dask: {len(res.segments)} segments on {len({s.pid for s in res.segments})} worker "
+            f"process(es), {task:.2f} s inside tasks, {res.seconds:.2f} s wall",
+            err=True,
+        )
+    if stats_json:
+        doc = dict(
+            res.stats.asdict(),
+            status=res.status,
+            seconds=round(res.seconds, 6),
+            segments=[
+                {"index": s.index, "seconds": round(s.seconds, 6), "pid": s.pid, "packets": s.stats.packets}
+                for s in res.segments
+            ],
+            failed=res.failed,
+        )
+        text = json.dumps(doc, sort_keys=True)
+        if stats_json == "-":
+            click.echo(text, err=True)
+        else:
+            with open(stats_json, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+    for msg in res.failed:
+        click.echo(f"mosfw: error: {msg} (the run went on)", err=True)
+    if res.failed:
+        ctx.exit(EXIT_INPUT_DAMAGED)
+    if res.stats.plugin_errors:
+        ctx.exit(EXIT_PLUGIN_ERRORS)
+    ctx.exit(EXIT_OK)
