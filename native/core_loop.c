@@ -228,6 +228,51 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		mosfw_feat_records(&c->x, slot);
 }
 
+/* An IP fragment: add it to its datagram; once that is complete, the
+ * rebuilt frame (ipfrag.h) goes on as a packet read at the last
+ * fragment's time and index. Every core reassembles every fragment (-c N:
+ * the shared index hands fragments to all), then keeps the datagram only
+ * when its flow is this core's, so the frag_* counters are the input's. */
+static void handle_fragment(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen,
+                            const struct mosfw_pkt *fp, double ts)
+{
+	const uint8_t *df = NULL;
+	uint32_t dlen = 0, hash, slot, dir = 0;
+	int conflict = 0, r;
+	struct mosfw_pkt p;
+
+	if (mosfw_ipfrag_add(c->frag, frame, caplen, (uint32_t)(fp->l3 - frame), fp->family,
+	                     fp->frag_hdr, ts, &c->st, &df, &dlen, &conflict) != MOSFW_FRAG_COMPLETE)
+		return;
+	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, &p);
+	if (r != MOSFW_PARSE_TCP) {
+		if (r == MOSFW_PARSE_BAD_CSUM)
+			c->st.bad_checksum++;
+		return; /* (a UDP or ICMP datagram: not tracked) */
+	}
+	hash = mosfw_ft_hash(&p);
+	if (c->cfg.shard_count > 1 &&
+	    (uint32_t)(((uint64_t)hash * c->cfg.shard_count) >> 32) != c->cfg.shard_index) {
+		c->st.other_shard++;
+		return;
+	}
+	mosfw_feat_frame(&c->x, df, dlen, dlen, 0); /* (copied where records need it) */
+	if (conflict) {
+		struct mosfw_pkt_ctx ctx = { &p, ts, c->pkt_index };
+		struct mosfw_event *e;
+		slot = mosfw_ft_lookup(&c->ft, &p, hash, &dir);
+		if (slot != MOSFW_NO_SLOT && c->ft.flows[slot].end_reason)
+			slot = MOSFW_NO_SLOT;
+		e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx,
+		                    slot == MOSFW_NO_SLOT ? NULL : &c->ft.flows[slot], slot, dir);
+		if (e)
+			e->reason = MOSFW_ERR_FRAG_OVERLAP;
+	}
+	if (c->obs.n_parsed)
+		mosfw_obs_pkt_parsed(&c->obs, &p, ts);
+	handle_tcp(c, &p, hash, ts);
+}
+
 /* frame was read: parse the one after it now and start loading its flow
  * index entry, so that the lookup finds it in the cache a packet later */
 static void read_ahead(struct mosfw_core *c, const uint8_t *frame)
@@ -290,6 +335,8 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		if (c->obs.n_parsed)
 			mosfw_obs_pkt_parsed(&c->obs, pp, ts);
 		handle_tcp(c, pp, hash, ts);
+	} else if (r == MOSFW_PARSE_FRAGMENT) {
+		handle_fragment(c, frame, caplen, pp, ts);
 	}
 }
 

@@ -124,6 +124,9 @@ enum mosfw_error_code {
 	MOSFW_ERR_BUFFER_OVERRUN = 4, /* a reassembly buffer overflowed: a gap was
 	                                 given up, or bytes not yet peeked were
 	                                 overwritten */
+	MOSFW_ERR_FRAG_OVERLAP = 5,   /* the packet was reassembled from IP
+	                                 fragments that overlapped with different
+	                                 bytes (the first copy was kept) */
 };
 
 /* Event record flags. */
@@ -260,6 +263,14 @@ struct mosfw_config {
 	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
+	/* IP fragment reassembly (docs/fragments.md): the most bytes one
+	 * core's incomplete datagrams take together (the oldest are dropped
+	 * first); 0 = reassembly off (fragments are only counted). Default
+	 * 32 MiB. */
+	uint64_t frag_memcap;
+	/* seconds of packet time after its first fragment that an incomplete
+	 * datagram is dropped (Linux ipfrag_time). Default 30. */
+	double frag_timeout;
 };
 
 struct mosfw_stats {
@@ -272,7 +283,7 @@ struct mosfw_stats {
 	                            end of the TCP header (caplen < wire length):
 	                            not tracked */
 	uint64_t unsupported_link; /* link type not understood */
-	uint64_t fragments;        /* IP fragments (not reassembled, skipped) */
+	uint64_t fragments;        /* IP fragments read (docs/fragments.md) */
 	uint64_t bad_checksum;     /* failed verification (when enabled) */
 	uint64_t other_shard;      /* TCP packets left to other cores */
 	uint64_t flows_created;
@@ -292,7 +303,20 @@ struct mosfw_stats {
 	 * is not kept) */
 	uint64_t nomem;
 	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
-	double first_ts, last_ts;   /* input time span */
+	/* IP fragment reassembly (ipfrag.h, docs/fragments.md); every core
+	 * reassembles every fragment it reads (-c N: all of them), so these
+	 * count the input, like `fragments` */
+	uint64_t frag_reassembled; /* datagrams rebuilt from their fragments */
+	uint64_t frag_timeouts;    /* datagrams dropped incomplete: frag_timeout */
+	uint64_t frag_cap_drops;   /* datagrams dropped to stay within frag_memcap */
+	uint64_t frag_overlaps;    /* fragments overlapping bytes already held */
+	uint64_t frag_conflicts;   /* of which with different bytes (ERROR event) */
+	uint64_t frag_malformed;   /* fragments not used: truncated, past 65535
+	                              bytes, a non-last one not a multiple of 8 */
+	uint64_t frag_pending;     /* datagrams incomplete now (at the end: never
+	                              completed) */
+	uint64_t frag_mem_peak;    /* most bytes the held datagrams took at once */
+	double first_ts, last_ts;  /* input time span */
 };
 
 /* mosfw_core_run() results. */
