@@ -25,6 +25,7 @@ struct mosfw_frag_dgram {
 	uint32_t hdr_len;  /* bytes in hdr: 0 until the offset-0 fragment */
 	uint32_t l3_off;   /* IP header in hdr */
 	uint32_t frag_hdr; /* IPv6: the Fragment header, from the IP header */
+	uint32_t nh_pos;   /* IPv6: the Next Header byte that names it, from the IP header */
 	uint32_t cap;      /* bytes allocated at data */
 	uint8_t *data;
 	uint64_t bits[(MAX_BLOCKS + 63u) / 64u];
@@ -237,6 +238,23 @@ static int merge(struct mosfw_frag_dgram *d, const uint8_t *src, uint32_t off, u
 	return (int)res;
 }
 
+/* IPv6: where the Next Header byte naming the Fragment header at frag_hdr
+ * is (6: the fixed header's; else in the extension header before it),
+ * walking the headers the parser walked (all before frag_hdr, captured).
+ * 0 when they do not end at frag_hdr. */
+static uint32_t v6_next_header_pos(const uint8_t *ip, uint32_t frag_hdr)
+{
+	uint32_t pos = 6, o = 40;
+	uint8_t nh = ip[6];
+
+	while (o < frag_hdr) {
+		pos = o;
+		o += nh == 51 ? ((uint32_t)ip[o + 1] + 2u) * 4u : ((uint32_t)ip[o + 1] + 1u) * 8u;
+		nh = ip[pos];
+	}
+	return o == frag_hdr ? pos : 0;
+}
+
 static uint16_t ip_csum(const uint8_t *p, uint32_t len)
 {
 	uint32_t s = 0;
@@ -269,11 +287,15 @@ static uint32_t rebuild(struct mosfw_ipfrag *t, const struct mosfw_frag_dgram *d
 		ip[10] = (uint8_t)(c >> 8);
 		ip[11] = (uint8_t)c;
 	} else {
-		uint32_t n = d->hdr_len - d->l3_off - 40u + d->total;
+		/* the Fragment header is taken out (RFC 8200 4.5: the
+		 * reassembled packet's Next Header is the first fragment's
+		 * Fragment header's), as if it had never been cut */
+		uint32_t hl = d->hdr_len - 8u, n = hl - d->l3_off - 40u + d->total;
 		ip[4] = (uint8_t)(n >> 8);
 		ip[5] = (uint8_t)n;
-		ip[d->frag_hdr + 2] = 0; /* an atomic fragment: offset 0, M 0 */
-		ip[d->frag_hdr + 3] = 0;
+		ip[d->nh_pos] = d->hdr[d->l3_off + d->frag_hdr];
+		memmove(t->out + hl, t->out + hl + 8u, d->total);
+		return hl + d->total;
 	}
 	return d->hdr_len + d->total;
 }
@@ -323,7 +345,7 @@ int mosfw_ipfrag_add(struct mosfw_ipfrag *t, const uint8_t *frame, uint32_t capl
 		goto bad;
 	len = iplen - hlen;
 	end = off + len;
-	if ((mf && (len & 7u)) || (family == 4 ? hlen : hlen - 40u) + end > MOSFW_FRAG_MAX_IP)
+	if ((mf && (len & 7u)) || (family == 4 ? hlen : hlen - 48u) + end > MOSFW_FRAG_MAX_IP)
 		goto bad;
 	if (!(d = find_or_add(t, family, ip + (family == 4 ? 12 : 8), ip + (family == 4 ? 16 : 24), id,
 	                      proto, ts, st)))
@@ -360,6 +382,10 @@ int mosfw_ipfrag_add(struct mosfw_ipfrag *t, const uint8_t *frame, uint32_t capl
 			unlink_dgram(t, d);
 			goto bad;
 		}
+		if (family == 6 && !(d->nh_pos = v6_next_header_pos(ip, frag_hdr))) {
+			unlink_dgram(t, d);
+			goto bad;
+		}
 		memcpy(d->hdr, frame, l3_off + hlen);
 		d->hdr_len = l3_off + hlen;
 		d->l3_off = l3_off;
@@ -367,7 +393,7 @@ int mosfw_ipfrag_add(struct mosfw_ipfrag *t, const uint8_t *frame, uint32_t capl
 	}
 	if (!d->have_last || !d->hdr_len || d->covered != (d->total + 7u) / 8u)
 		return MOSFW_FRAG_HELD;
-	if (d->hdr_len - d->l3_off - (family == 4 ? 0u : 40u) + d->total > MOSFW_FRAG_MAX_IP) {
+	if (d->hdr_len - d->l3_off - (family == 4 ? 0u : 48u) + d->total > MOSFW_FRAG_MAX_IP) {
 		/* the first fragment's headers are longer than the last one's
 		 * and the whole no longer fits the length field */
 		unlink_dgram(t, d);

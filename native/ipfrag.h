@@ -11,8 +11,8 @@
  * rebuilt as one frame: the link-layer and IP headers of the fragment at
  * offset 0, its length fields set to the whole datagram and the fragment
  * fields cleared (IPv4: MF and offset 0, header checksum recomputed;
- * IPv6: the Fragment header kept as an atomic fragment, offset 0 and M 0),
- * then the payload. The caller parses that frame as if it had been read.
+ * IPv6: the Fragment header taken out, its Next Header moved to the
+ * header before it), then the payload. The caller parses that frame as if it had been read.
  *
  * Overlaps: the first copy of a byte wins (the bytes already held are
  * kept, as in the BSD stacks and Zeek; Linux drops the whole datagram
