@@ -210,3 +210,112 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- constructed fragments, for the edge cases ------------------------------
+
+
+def tcp_segment(sport: int, dport: int, seq: int, flags: int, payload: bytes = b"") -> bytes:
+    """A TCP header (checksum left 0: not verified by default) and payload."""
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, flags, 65535, 0, 0) + payload
+
+
+def ipv4_fragment(src: str, dst: str, ident: int, off: int, more: bool, data: bytes, proto: int = 6) -> bytes:
+    """An Ethernet frame holding one IPv4 fragment (off in bytes)."""
+    import ipaddress
+
+    h = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(data), ident & 0xFFFF, (0x2000 if more else 0) | (off // 8),
+            64, proto, 0, ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed,
+        )
+    )
+    h[10:12] = struct.pack("!H", csum(bytes(h)))
+    return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00" + bytes(h) + data
+
+
+def ipv6_fragment(src: str, dst: str, ident: int, off: int, more: bool, data: bytes, nh: int = 6) -> bytes:
+    """An Ethernet frame holding one IPv6 fragment (off in bytes)."""
+    import ipaddress
+
+    fh = struct.pack("!BxHI", nh, off | (1 if more else 0), ident)
+    h = struct.pack("!IHBB", 6 << 28, 8 + len(data), 44, 64)
+    h += ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed
+    return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x86\xdd" + h + fh + data
+
+
+def write_frames(path: Path, frames: list[tuple[float, bytes]]) -> None:
+    """A classic Ethernet pcap of (time, frame)."""
+    parts = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    for ts, f in frames:
+        sec = int(ts)
+        parts.append(struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)), len(f), len(f)) + f)
+    Path(path).write_bytes(b"".join(parts))
+
+
+def edge_captures(folder: Path) -> dict[str, tuple[Path, dict[str, int]]]:
+    """Constructed fragment captures, each with the counters the engine
+    must report for it with the default settings (frag_memcap 32 MiB,
+    frag_timeout 30 s)."""
+    folder = Path(folder)
+    out: dict[str, tuple[Path, dict[str, int]]] = {}
+    seg = tcp_segment(40000, 80, 1000, 0x02, bytes(range(256)) * 8)[:2048]  # a SYN, 2048 bytes in all
+    a4, b4, a6, b6 = "10.9.0.1", "10.9.0.2", "fd09::1", "fd09::2"
+
+    def cut(make, ident, order, data=seg, size=512):
+        pieces = [(o, data[o : o + size]) for o in range(0, len(data), size)]
+        return [make(ident, o, o + len(d) < len(data), d) for o, d in (pieces[i] for i in order)]
+
+    v4 = lambda i, o, m, d: ipv4_fragment(a4, b4, i, o, m, d)  # noqa: E731
+    v6 = lambda i, o, m, d: ipv6_fragment(a6, b6, i, o, m, d)  # noqa: E731
+
+    # out of order, both families; a duplicate (same bytes); a conflict
+    frames = cut(v4, 1, [2, 0, 3, 1]) + cut(v6, 1, [3, 1, 2, 0])
+    dup = cut(v4, 2, [0, 1, 2, 3])
+    frames += dup[:2] + [dup[1]] + dup[2:]
+    bad = bytearray(seg)
+    bad[600] ^= 0xFF
+    frames += cut(v4, 3, [0, 1]) + [cut(v4, 3, [1], bytes(bad))[0]] + cut(v4, 3, [2, 3])
+    p = folder / "frag-order-overlap.pcap"
+    write_frames(p, [(1000.0 + i * 1e-3, f) for i, f in enumerate(frames)])
+    out["order-overlap"] = (p, dict(fragments=len(frames), frag_reassembled=4, frag_overlaps=2, frag_conflicts=1))
+
+    # a missing fragment: dropped when a fragment 31 s later arrives; the
+    # later one never completes (pending at the end)
+    frames = [(1000.0, cut(v4, 5, [0])[0]), (1000.5, cut(v6, 5, [1])[0]), (1031.0, cut(v4, 6, [1])[0])]
+    p = folder / "frag-timeout.pcap"
+    write_frames(p, frames)
+    out["timeout"] = (p, dict(fragments=3, frag_timeouts=2, frag_pending=1, frag_reassembled=0))
+
+    # malformed: past 65535 bytes, a non-last fragment not a multiple of
+    # 8, a fragment with no data, a truncated one (caplen < its length)
+    frames = [
+        ipv4_fragment(a4, b4, 7, 65512, False, b"x" * 100),
+        ipv6_fragment(a6, b6, 7, 65528, False, b"x" * 100),
+        ipv4_fragment(a4, b4, 8, 0, True, b"x" * 100),
+        ipv4_fragment(a4, b4, 9, 8, True, b""),
+        ipv4_fragment(a4, b4, 10, 8, True, b"x" * 64)[:-10],
+    ]
+    p = folder / "frag-malformed.pcap"
+    write_frames(p, [(1000.0 + i, f) for i, f in enumerate(frames)])
+    # (the truncated one claims more bytes than its frame had on the wire:
+    # the parser calls it malformed before it is a fragment)
+    out["malformed"] = (p, dict(fragments=4, malformed=1, frag_malformed=4, frag_reassembled=0))
+
+    # tiny first fragment (8 bytes: half a TCP header), then the rest
+    frames = [v4(11, 0, True, seg[:8]), v4(11, 8, False, seg[8:]), v6(11, 8, False, seg[8:]), v6(11, 0, True, seg[:8])]
+    p = folder / "frag-tiny.pcap"
+    write_frames(p, [(1000.0 + i * 1e-3, f) for i, f in enumerate(frames)])
+    out["tiny"] = (p, dict(fragments=4, frag_reassembled=2))
+
+    # a train of 60000 first fragments of datagrams that never complete:
+    # the cap drops the oldest, memory stays bounded
+    n = 60000
+    frames = [
+        (1000.0 + i * 1e-5, ipv4_fragment(f"10.{8 + i // 65536}.{(i // 256) % 256}.{i % 256}", b4, i, 0, True, seg[:1024]))
+        for i in range(n)
+    ]
+    p = folder / "frag-train.pcap"
+    write_frames(p, frames)
+    out["train"] = (p, dict(fragments=n, frag_reassembled=0))
+    return out
