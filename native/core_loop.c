@@ -242,13 +242,14 @@ static void handle_fragment(struct mosfw_core *c, const uint8_t *frame, uint32_t
 	struct mosfw_pkt p;
 
 	if (mosfw_ipfrag_add(c->frag, frame, caplen, (uint32_t)(fp->l3 - frame), fp->family,
-	                     fp->frag_hdr, ts, &c->st, &df, &dlen, &conflict) != MOSFW_FRAG_COMPLETE)
+	                     fp->frag_hdr, ts, &c->st, &df, &dlen,
+	                     &conflict) != MOSFW_FRAG_COMPLETE)
 		return;
 	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, &p);
 	if (r != MOSFW_PARSE_TCP) {
-		if (r == MOSFW_PARSE_BAD_CSUM)
-			c->st.bad_checksum++;
-		return; /* (a UDP or ICMP datagram: not tracked) */
+		if (r != MOSFW_PARSE_NON_TCP)   /* (UDP, ICMP: not tracked) */
+			c->st.frag_malformed++; /* (bad_checksum counts packets read) */
+		return;
 	}
 	hash = mosfw_ft_hash(&p);
 	if (c->cfg.shard_count > 1 &&

@@ -11,7 +11,7 @@
 #define MAX_BLOCKS ((MOSFW_FRAG_MAX_IP + 7u) / 8u) /* 8-byte fragment blocks */
 
 struct mosfw_frag_dgram {
-	struct mosfw_frag_dgram *hnext;      /* hash chain */
+	struct mosfw_frag_dgram *hnext;       /* hash chain */
 	struct mosfw_frag_dgram *prev, *next; /* age list, oldest first */
 	uint32_t hash, id;
 	uint8_t family, proto;
@@ -347,13 +347,13 @@ int mosfw_ipfrag_add(struct mosfw_ipfrag *t, const uint8_t *frame, uint32_t capl
 	end = off + len;
 	if ((mf && (len & 7u)) || (family == 4 ? hlen : hlen - 48u) + end > MOSFW_FRAG_MAX_IP)
 		goto bad;
-	if (!(d = find_or_add(t, family, ip + (family == 4 ? 12 : 8), ip + (family == 4 ? 16 : 24), id,
-	                      proto, ts, st)))
+	if (!(d = find_or_add(t, family, ip + (family == 4 ? 12 : 8), ip + (family == 4 ? 16 : 24),
+	                      id, proto, ts, st)))
 		return MOSFW_FRAG_DROPPED;
 	/* a last fragment that ends elsewhere than the first one said, or a
 	 * fragment past the end: the datagram is inconsistent, first wins */
-	if ((!mf && d->have_last && end != d->total) || (!mf && !d->have_last && d->max_end > end) ||
-	    (d->have_last && end > d->total)) {
+	if ((!mf && d->have_last && end != d->total) ||
+	    (!mf && !d->have_last && d->max_end > end) || (d->have_last && end > d->total)) {
 		st->frag_overlaps++;
 		st->frag_conflicts++;
 		d->conflict = 1;

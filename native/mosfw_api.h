@@ -124,9 +124,7 @@ enum mosfw_error_code {
 	MOSFW_ERR_BUFFER_OVERRUN = 4, /* a reassembly buffer overflowed: a gap was
 	                                 given up, or bytes not yet peeked were
 	                                 overwritten */
-	MOSFW_ERR_FRAG_OVERLAP = 5,   /* the packet was reassembled from IP
-	                                 fragments that overlapped with different
-	                                 bytes (the first copy was kept) */
+	MOSFW_ERR_FRAG_OVERLAP = 5,   /* its IP fragments overlapped, bytes differed */
 };
 
 /* Event record flags. */
@@ -263,14 +261,8 @@ struct mosfw_config {
 	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
-	/* IP fragment reassembly (docs/fragments.md): the most bytes one
-	 * core's incomplete datagrams take together (the oldest are dropped
-	 * first); 0 = reassembly off (fragments are only counted). Default
-	 * 32 MiB. */
-	uint64_t frag_memcap;
-	/* seconds of packet time after its first fragment that an incomplete
-	 * datagram is dropped (Linux ipfrag_time). Default 30. */
-	double frag_timeout;
+	uint64_t frag_memcap; /* IP reassembly bytes/core (0 = off): docs/fragments.md */
+	double frag_timeout;  /* s of packet time a datagram waits for its fragments */
 };
 
 struct mosfw_stats {
@@ -303,20 +295,9 @@ struct mosfw_stats {
 	 * is not kept) */
 	uint64_t nomem;
 	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
-	/* IP fragment reassembly (ipfrag.h, docs/fragments.md); every core
-	 * reassembles every fragment it reads (-c N: all of them), so these
-	 * count the input, like `fragments` */
-	uint64_t frag_reassembled; /* datagrams rebuilt from their fragments */
-	uint64_t frag_timeouts;    /* datagrams dropped incomplete: frag_timeout */
-	uint64_t frag_cap_drops;   /* datagrams dropped to stay within frag_memcap */
-	uint64_t frag_overlaps;    /* fragments overlapping bytes already held */
-	uint64_t frag_conflicts;   /* of which with different bytes (ERROR event) */
-	uint64_t frag_malformed;   /* fragments not used: truncated, past 65535
-	                              bytes, a non-last one not a multiple of 8 */
-	uint64_t frag_pending;     /* datagrams incomplete now (at the end: never
-	                              completed) */
-	uint64_t frag_mem_peak;    /* most bytes the held datagrams took at once */
-	double first_ts, last_ts;  /* input time span */
+	uint64_t frag_reassembled, frag_timeouts, frag_cap_drops; /* docs/fragments.md */
+	uint64_t frag_overlaps, frag_conflicts, frag_malformed, frag_pending, frag_mem_peak;
+	double first_ts, last_ts; /* input time span */
 };
 
 /* mosfw_core_run() results. */

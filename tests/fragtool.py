@@ -95,8 +95,13 @@ def to_ipv6(frame: bytes) -> bytes:
 
 
 def fragment_frame(
-    frame: bytes, size: int, ident: int, order: str = "inorder", dup: bool = False,
-    conflict: bool = False, tiny: bool = False,
+    frame: bytes,
+    size: int,
+    ident: int,
+    order: str = "inorder",
+    dup: bool = False,
+    conflict: bool = False,
+    tiny: bool = False,
 ) -> list[bytes]:
     """The fragments of one Ethernet frame (or [frame] when it is not a
     TCP packet longer than size)."""
@@ -165,9 +170,7 @@ def _piece(eth: bytes, etype: int, hdr: bytes, data: bytes, off: int, more: bool
     return eth + bytes(h) + fh + data
 
 
-def fragment_capture(
-    src: Path, dst: Path, size: int = 512, v6: bool = False, **kw
-) -> tuple[int, int]:
+def fragment_capture(src: Path, dst: Path, size: int = 512, v6: bool = False, **kw) -> tuple[int, int]:
     """Write src's packets, fragmented, to dst. Returns (packets cut,
     fragments written)."""
     ghdr, recs = read_pcap(src)
@@ -226,8 +229,17 @@ def ipv4_fragment(src: str, dst: str, ident: int, off: int, more: bool, data: by
 
     h = bytearray(
         struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(data), ident & 0xFFFF, (0x2000 if more else 0) | (off // 8),
-            64, proto, 0, ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed,
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(data),
+            ident & 0xFFFF,
+            (0x2000 if more else 0) | (off // 8),
+            64,
+            proto,
+            0,
+            ipaddress.IPv4Address(src).packed,
+            ipaddress.IPv4Address(dst).packed,
         )
     )
     h[10:12] = struct.pack("!H", csum(bytes(h)))
@@ -249,7 +261,7 @@ def write_frames(path: Path, frames: list[tuple[float, bytes]]) -> None:
     parts = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
     for ts, f in frames:
         sec = int(ts)
-        parts.append(struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)), len(f), len(f)) + f)
+        parts.append(struct.pack("<IIII", sec, round((ts - sec) * 1e6), len(f), len(f)) + f)
     Path(path).write_bytes(b"".join(parts))
 
 
@@ -278,14 +290,17 @@ def edge_captures(folder: Path) -> dict[str, tuple[Path, dict[str, int]]]:
     frames += cut(v4, 3, [0, 1]) + [cut(v4, 3, [1], bytes(bad))[0]] + cut(v4, 3, [2, 3])
     p = folder / "frag-order-overlap.pcap"
     write_frames(p, [(1000.0 + i * 1e-3, f) for i, f in enumerate(frames)])
-    out["order-overlap"] = (p, dict(fragments=len(frames), frag_reassembled=4, frag_overlaps=2, frag_conflicts=1))
+    out["order-overlap"] = (
+        p,
+        {"fragments": len(frames), "frag_reassembled": 4, "frag_overlaps": 2, "frag_conflicts": 1},
+    )
 
     # a missing fragment: dropped when a fragment 31 s later arrives; the
     # later one never completes (pending at the end)
     frames = [(1000.0, cut(v4, 5, [0])[0]), (1000.5, cut(v6, 5, [1])[0]), (1031.0, cut(v4, 6, [1])[0])]
     p = folder / "frag-timeout.pcap"
     write_frames(p, frames)
-    out["timeout"] = (p, dict(fragments=3, frag_timeouts=2, frag_pending=1, frag_reassembled=0))
+    out["timeout"] = (p, {"fragments": 3, "frag_timeouts": 2, "frag_pending": 1, "frag_reassembled": 0})
 
     # malformed: past 65535 bytes, a non-last fragment not a multiple of
     # 8, a fragment with no data, a truncated one (caplen < its length)
@@ -300,22 +315,30 @@ def edge_captures(folder: Path) -> dict[str, tuple[Path, dict[str, int]]]:
     write_frames(p, [(1000.0 + i, f) for i, f in enumerate(frames)])
     # (the truncated one claims more bytes than its frame had on the wire:
     # the parser calls it malformed before it is a fragment)
-    out["malformed"] = (p, dict(fragments=4, malformed=1, frag_malformed=4, frag_reassembled=0))
+    out["malformed"] = (p, {"fragments": 4, "malformed": 1, "frag_malformed": 4, "frag_reassembled": 0})
 
     # tiny first fragment (8 bytes: half a TCP header), then the rest
-    frames = [v4(11, 0, True, seg[:8]), v4(11, 8, False, seg[8:]), v6(11, 8, False, seg[8:]), v6(11, 0, True, seg[:8])]
+    frames = [
+        v4(11, 0, True, seg[:8]),
+        v4(11, 8, False, seg[8:]),
+        v6(11, 8, False, seg[8:]),
+        v6(11, 0, True, seg[:8]),
+    ]
     p = folder / "frag-tiny.pcap"
     write_frames(p, [(1000.0 + i * 1e-3, f) for i, f in enumerate(frames)])
-    out["tiny"] = (p, dict(fragments=4, frag_reassembled=2))
+    out["tiny"] = (p, {"fragments": 4, "frag_reassembled": 2})
 
     # a train of 60000 first fragments of datagrams that never complete:
     # the cap drops the oldest, memory stays bounded
     n = 60000
     frames = [
-        (1000.0 + i * 1e-5, ipv4_fragment(f"10.{8 + i // 65536}.{(i // 256) % 256}.{i % 256}", b4, i, 0, True, seg[:1024]))
+        (
+            1000.0 + i * 1e-5,
+            ipv4_fragment(f"10.{8 + i // 65536}.{(i // 256) % 256}.{i % 256}", b4, i, 0, True, seg[:1024]),
+        )
         for i in range(n)
     ]
     p = folder / "frag-train.pcap"
     write_frames(p, frames)
-    out["train"] = (p, dict(fragments=n, frag_reassembled=0))
+    out["train"] = (p, {"fragments": n, "frag_reassembled": 0})
     return out

@@ -16,15 +16,31 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import fragtool  # noqa: E402
+import fragtool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(pcap: Path, *args: str) -> tuple[list[dict], dict]:
     r = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", "eventlog", "-q", "--stats-json", "-", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mosfw",
+            "run",
+            "-r",
+            str(pcap),
+            "-p",
+            "eventlog",
+            "-q",
+            "--stats-json",
+            "-",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert r.returncode == 0, r.stderr
     stats = json.loads([x for x in r.stderr.splitlines() if x.startswith("{")][-1])
@@ -45,7 +61,7 @@ def captures(tmp_path_factory):
 @pytest.mark.parametrize("name", ["order-overlap", "timeout", "malformed", "tiny", "train"])
 def test_counters(captures, name):
     pcap, expect = captures[name]
-    events, stats = run(pcap)
+    _events, stats = run(pcap)
     for k, v in expect.items():
         assert stats[k] == v, (k, stats)
     # every datagram is accounted for once
@@ -65,8 +81,11 @@ def test_overlaps_first_copy_wins_and_error(captures):
 
 
 def test_tiny_first_fragment(captures):
-    events, stats = run(captures["tiny"][0])
-    assert {e["client"] for e in events if e["event"] == "conn_start"} == {"10.9.0.1:40000", "[fd09::1]:40000"}
+    events, _stats = run(captures["tiny"][0])
+    assert {e["client"] for e in events if e["event"] == "conn_start"} == {
+        "10.9.0.1:40000",
+        "[fd09::1]:40000",
+    }
 
 
 def test_timeout_key(captures, tmp_path):
@@ -103,7 +122,19 @@ def test_reassembly_off_and_bad_keys(captures, tmp_path):
     _, stats = run(captures["tiny"][0], "-f", conf(tmp_path, frag_memcap=0))
     assert stats["fragments"] == 4 and stats["frag_reassembled"] == 0 and stats["flows_created"] == 0
     r = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", "-r", str(captures["tiny"][0]), "-f", conf(tmp_path, frag_timeout=0)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "mosfw",
+            "run",
+            "-r",
+            str(captures["tiny"][0]),
+            "-f",
+            conf(tmp_path, frag_timeout=0),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert r.returncode != 0 and "frag_timeout" in r.stderr

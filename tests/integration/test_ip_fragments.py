@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import fragtool  # noqa: E402
+import fragtool
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN = ROOT / "tests" / "data" / "http-loss.pcap"
@@ -53,7 +53,12 @@ def mosfw(pcap: Path, *args: str, env: dict | None = None) -> tuple[list[dict], 
     dropped) and the --stats-json counters of one run."""
     cmd = [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", "eventlog", "-p", str(TRACKER)]
     r = subprocess.run(
-        [*cmd, "-q", "--stats-json", "-", *args], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env
+        [*cmd, "-q", "--stats-json", "-", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env=env,
     )
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
@@ -84,10 +89,10 @@ def tshark_count(pcap: Path, flt: str) -> int:
 RUNS = [("-c", "1", None), ("-c", "2", None), ("-c", "2", "1")]
 
 VARIANTS = {
-    "v4-inorder-512": dict(size=512),
-    "v6-reverse-dup-512": dict(size=512, v6=True, order="reverse", dup=True),
-    "v4-tiny-256": dict(size=256, tiny=True),
-    "v6-tiny-reverse-64": dict(size=64, v6=True, tiny=True, order="reverse"),
+    "v4-inorder-512": {"size": 512},
+    "v6-reverse-dup-512": {"size": 512, "v6": True, "order": "reverse", "dup": True},
+    "v4-tiny-256": {"size": 256, "tiny": True},
+    "v6-tiny-reverse-64": {"size": 64, "v6": True, "tiny": True, "order": "reverse"},
 }
 
 
@@ -130,7 +135,7 @@ def test_fragmented_capture_gives_the_plain_events(name, plain_runs, tmp_path):
 
 
 def test_overlap_with_different_bytes_raises_error(plain_runs, tmp_path):
-    _, (p_events, p_conns, p_stats) = plain_runs[False]
+    _, (p_events, p_conns, _p_stats) = plain_runs[False]
     frag = tmp_path / "conflict.pcap"
     cut, _ = fragtool.fragment_capture(PLAIN, frag, size=512, conflict=True)
     assert tshark_conversations(frag) == 4
@@ -145,10 +150,10 @@ def test_overlap_with_different_bytes_raises_error(plain_runs, tmp_path):
 
 def test_reassembly_off_counts_fragments_only(tmp_path):
     frag = tmp_path / "f.pcap"
-    cut, frags = fragtool.fragment_capture(PLAIN, frag, size=512)
+    _cut, frags = fragtool.fragment_capture(PLAIN, frag, size=512)
     conf = tmp_path / "mos.conf"
     conf.write_text("mos {\n  frag_memcap = 0\n}\n")
-    events, _, stats = mosfw(frag, "-f", str(conf))
+    _events, _, stats = mosfw(frag, "-f", str(conf))
     assert stats["fragments"] == frags and stats["frag_reassembled"] == 0
     assert stats["rexmits"] < 3  # the data segments are not seen
 
@@ -186,8 +191,26 @@ class Routed:
             _sh("ip", "-n", ns, "addr", "add", a4, "dev", dev)
             _sh("ip", "-n", ns, "addr", "add", a6, "dev", dev, "nodad")
             _sh("ip", "-n", ns, "link", "set", dev, "up")
-            _sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
-                "tx", "off", "rx", "off", check=False)
+            _sh(
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "ethtool",
+                "-K",
+                dev,
+                "tso",
+                "off",
+                "gso",
+                "off",
+                "gro",
+                "off",
+                "tx",
+                "off",
+                "rx",
+                "off",
+                check=False,
+            )
         _sh("ip", "-n", r, "link", "set", f"{r}b", "mtu", "576")
         for ns, gw4, gw6 in ((s, "10.78.1.254", "fd78:1::fe"), (c, "10.78.2.254", "fd78:2::fe")):
             _sh("ip", "-n", ns, "route", "add", "default", "via", gw4)
@@ -202,7 +225,9 @@ class Routed:
             f'  chain in {{ type filter hook ingress device "{c}b" priority 0; policy accept;\n'
             "    meta l4proto tcp numgen random mod 100 < 3 drop\n  }\n}\n"
         )
-        subprocess.run(["ip", "netns", "exec", c, "nft", "-f", "-"], input=rule, text=True, check=True, timeout=10)
+        subprocess.run(
+            ["ip", "netns", "exec", c, "nft", "-f", "-"], input=rule, text=True, check=True, timeout=10
+        )
 
     def popen(self, ns: str, argv: list[str], **kw) -> subprocess.Popen:
         p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
@@ -211,8 +236,24 @@ class Routed:
 
     def tcpdump(self, ns: str, dev: str, pcap: Path, err: Path) -> subprocess.Popen:
         with open(err, "wb") as f:
-            p = self.popen(ns, ["tcpdump", "-i", dev, "--immediate-mode", "-B", "65536", "-n", "-Z", "root",
-                                "-w", str(pcap)], stdout=subprocess.DEVNULL, stderr=f)
+            p = self.popen(
+                ns,
+                [
+                    "tcpdump",
+                    "-i",
+                    dev,
+                    "--immediate-mode",
+                    "-B",
+                    "65536",
+                    "-n",
+                    "-Z",
+                    "root",
+                    "-w",
+                    str(pcap),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=f,
+            )
         deadline = time.monotonic() + 10
         while b"listening on" not in err.read_bytes():
             assert p.poll() is None and time.monotonic() < deadline, err.read_text()
@@ -256,15 +297,31 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
             net.tcpdump(net.s, f"{net.s}a", srv_pcap, tmp_path / "s.err"),
             net.tcpdump(net.c, f"{net.c}b", cli_pcap, tmp_path / "c.err"),
         ]
-        net.popen(net.s, [sys.executable, "-m", "http.server", "--bind", "10.78.1.1", "--directory", str(www),
-                          "8080"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        net.popen(
+            net.s,
+            [sys.executable, "-m", "http.server", "--bind", "10.78.1.1", "--directory", str(www), "8080"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(200):
             if ":8080 " in _sh("ip", "netns", "exec", net.s, "ss", "-ltnH").stdout:
                 break
             time.sleep(0.05)
         for _ in range(3):
-            _sh("ip", "netns", "exec", net.c, "curl", "-s", "-o", "/dev/null", "--max-time", "30",
-                "http://10.78.1.1:8080/a.bin", timeout=40)
+            _sh(
+                "ip",
+                "netns",
+                "exec",
+                net.c,
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "30",
+                "http://10.78.1.1:8080/a.bin",
+                timeout=40,
+            )
         _sh("ip", "netns", "exec", net.s, sys.executable, "-c", UDP_SEND, "10.78.2.1")
         time.sleep(1.2)
         for p in dumps:
@@ -272,8 +329,8 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
             p.wait(10)
     finally:
         net.down()
-    s_events, s_conns, s_stats = mosfw(srv_pcap)
-    c_events, c_conns, c_stats = mosfw(cli_pcap)
+    _s_events, s_conns, s_stats = mosfw(srv_pcap)
+    _c_events, c_conns, c_stats = mosfw(cli_pcap)
     frag_filter = "ip.flags.mf == 1 || ip.frag_offset > 0"
     first_filter = "ip.flags.mf == 1 && ip.frag_offset == 0"
     # the server's side: only its UDP datagrams, cut by the sender (3 each)
@@ -294,8 +351,16 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
     # The taps may differ (the client's veth backlog can drop a burst of
     # fragments before its tap: a hole there, not at the server's), so
     # across taps only the connections are compared.
-    keep = ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "orig_bytes", "resp_bytes", "conn_state",
-            "close_reason")
+    keep = (
+        "id.orig_h",
+        "id.orig_p",
+        "id.resp_h",
+        "id.resp_p",
+        "orig_bytes",
+        "resp_bytes",
+        "conn_state",
+        "close_reason",
+    )
     assert counted([{k: c[k] for k in keep} for c in c_conns]) == counted(
         [{k: c[k] for k in keep} for c in s_conns]
     )

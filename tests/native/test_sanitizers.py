@@ -183,14 +183,18 @@ def test_fragment_captures(tmp_path):
     for args in ((), ("-c", "2")):
         lines = replay(*(p for p, _ in edges.values()), args=args).splitlines()
         per = len(lines) // len(edges)
-        for (name, (_, expect)), k in zip(edges.items(), range(0, len(lines), per)):
+        for (name, (_, expect)), k in zip(edges.items(), range(0, len(lines), per), strict=False):
             for line in lines[k : k + per]:
                 got = {names.get(a, a): int(v) for a, v in _fields(line).items() if v.isdigit()}
                 for key, v in expect.items():
                     assert got[key] == v, (name, key, line)
                 assert got["frag_mem_peak"] <= 32 << 20, line
     plain = int(_fields(replay(DATA / "http-loss.pcap"))["rexmit"])
-    kinds = [dict(size=512), dict(size=64, v6=True, order="reverse", dup=True, conflict=True), dict(size=8, tiny=True)]
+    kinds = [
+        {"size": 512},
+        {"size": 64, "v6": True, "order": "reverse", "dup": True, "conflict": True},
+        {"size": 8, "tiny": True},
+    ]
     files = []
     for i, kw in enumerate(kinds):
         p = tmp_path / f"frag{i}.pcap"
