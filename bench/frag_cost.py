@@ -64,7 +64,9 @@ def instructions(argv: list[str], work: Path) -> int | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="main", help="git revision to compare against")
-    ap.add_argument("--connections", type=int, default=30000, help="connections in the capture (20 packets each)")
+    ap.add_argument(
+        "--connections", type=int, default=30000, help="connections in the capture (20 packets each)"
+    )
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--frag-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
@@ -76,13 +78,17 @@ def main() -> None:
         subprocess.run(["gcc", "-O2", "-o", str(gen), str(ROOT / "bench" / "gen_capture.c")], check=True)
         plain = a.out / f"frag-plain-{a.connections}.pcap"
         if not plain.exists():
-            subprocess.run([str(gen), "-o", str(plain), "-n", str(a.connections), "-p", "100", "-q"], check=True)
+            subprocess.run(
+                [str(gen), "-o", str(plain), "-n", str(a.connections), "-p", "100", "-q"], check=True
+            )
         frag = a.out / f"frag-cut{a.frag_size}-{a.connections}.pcap"
         if not frag.exists():
             fragtool.fragment_capture(plain, frag, size=a.frag_size)
         base_src = work / "base"
         base_src.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", a.base, "native"], capture_output=True, check=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", a.base, "native"], capture_output=True, check=True
+        )
         subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive.stdout, check=True)
         base = build_replay(base_src, work / "replay-base")
         new = build_replay(ROOT, work / "replay-new")
@@ -97,11 +103,16 @@ def main() -> None:
             times["new-frag"].append(cpu_time([str(new), str(frag)]))
         best = {k: min(v) for k, v in times.items()}
         med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-        print(f"CPU s, no fragments (best of {a.repeat}): base {best['base']:.3f} new {best['new']:.3f} "
-              f"ratio {best['new'] / best['base']:.4f} (medians {med['new'] / med['base']:.4f})")
+        print(
+            f"CPU s, no fragments (best of {a.repeat}): base {best['base']:.3f} new {best['new']:.3f} "
+            f"ratio {best['new'] / best['base']:.4f} (medians {med['new'] / med['base']:.4f})"
+        )
         line = subprocess.run([str(new), str(frag)], capture_output=True, text=True, check=True).stdout
         print(f"fragmented copy (--frag-size {a.frag_size}): {line.strip()}")
-        print(f"CPU s, fragmented copy: {best['new-frag']:.3f} = {best['new-frag'] / best['new']:.2f}x the plain capture")
+        print(
+            f"CPU s, fragmented copy: {best['new-frag']:.3f} = "
+            f"{best['new-frag'] / best['new']:.2f}x the plain capture"
+        )
 
 
 if __name__ == "__main__":

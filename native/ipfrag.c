@@ -118,7 +118,7 @@ static int make_room(struct mosfw_ipfrag *t, uint64_t need, const struct mosfw_f
 {
 	while (t->mem + need > t->memcap) {
 		struct mosfw_frag_dgram *d = t->oldest;
-		if (d == keep)
+		if (d && d == keep)
 			d = d->next;
 		if (!d)
 			return 0;

@@ -221,7 +221,7 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 		printf("%s: %spackets=%llu tcp=%llu malformed=%llu flows=%llu rexmit=%llu orphans=%llu "
 		       "conn_start=%llu state_change=%llu conn_end=%llu frags=%llu reassembled=%llu "
 		       "frag_timeouts=%llu frag_cap_drops=%llu frag_overlaps=%llu "
-		       "frag_conflicts=%llu frag_malformed=%llu frag_pending=%llu frag_peak=%llu "
+		       "frag_conflicts=%llu frag_unusable=%llu frag_pending=%llu frag_peak=%llu "
 		       "errors=%llu status=%s%s%s\n",
 		       path,
 		       cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "shared " : "whole ")

@@ -138,3 +138,9 @@ def test_reassembly_off_and_bad_keys(captures, tmp_path):
         timeout=60,
     )
     assert r.returncode != 0 and "frag_timeout" in r.stderr
+
+
+def test_cap_smaller_than_one_datagram(captures, tmp_path):
+    """Nothing fits: every fragment is dropped by the cap, counted."""
+    _, stats = run(captures["tiny"][0], "-f", conf(tmp_path, frag_memcap=100))
+    assert stats["frag_cap_drops"] == 4 and stats["frag_reassembled"] == 0 and stats["frag_mem_peak"] == 0

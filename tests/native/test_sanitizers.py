@@ -179,7 +179,12 @@ def test_fragment_captures(tmp_path):
     import fragtool
 
     edges = fragtool.edge_captures(tmp_path)
-    names = {"frags": "fragments", "reassembled": "frag_reassembled", "frag_peak": "frag_mem_peak"}
+    names = {
+        "frags": "fragments",
+        "reassembled": "frag_reassembled",
+        "frag_peak": "frag_mem_peak",
+        "frag_unusable": "frag_malformed",  # (not "malformed=": other tests count those)
+    }
     for args in ((), ("-c", "2")):
         lines = replay(*(p for p, _ in edges.values()), args=args).splitlines()
         per = len(lines) // len(edges)
@@ -203,6 +208,6 @@ def test_fragment_captures(tmp_path):
     for args in ((), ("-c", "2")):
         for line in replay(*files, args=args).splitlines():
             f = _fields(line)
-            assert f["frag_pending"] == "0" and f["frag_malformed"] == "0", line
+            assert f["frag_pending"] == "0" and f["frag_unusable"] == "0", line
             if not args:
                 assert int(f["rexmit"]) == plain, line
