@@ -144,3 +144,18 @@ def test_cap_smaller_than_one_datagram(captures, tmp_path):
     """Nothing fits: every fragment is dropped by the cap, counted."""
     _, stats = run(captures["tiny"][0], "-f", conf(tmp_path, frag_memcap=100))
     assert stats["frag_cap_drops"] == 4 and stats["frag_reassembled"] == 0 and stats["frag_mem_peak"] == 0
+
+
+def test_run_summary_line(captures):
+    r = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(captures["order-overlap"][0])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        "mosfw: 18 IP fragments: 4 datagrams reassembled, 0 timed out, 0 dropped by frag_memcap, "
+        "0 incomplete at end; 2 overlaps (1 with different bytes), 0 malformed"
+    ) in r.stderr
