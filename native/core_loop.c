@@ -245,7 +245,7 @@ reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const st
 	int conflict = 0, r;
 
 	if (mosfw_ipfrag_add(c->frag, frame, caplen, (uint32_t)(fp->l3 - frame), fp->family,
-	                     fp->frag_hdr, ts, &c->st, &df, &dlen,
+	                     fp->family == 6 ? fp->frag_hdr : 0, ts, &c->st, &df, &dlen,
 	                     &conflict) != MOSFW_FRAG_COMPLETE)
 		return NULL;
 	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, out);

@@ -365,3 +365,48 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
         [{k: c[k] for k in keep} for c in s_conns]
     )
     assert len(c_conns) == 3
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"size": 64, "v6": True, "order": "reverse", "dup": True},
+        {"size": 256, "tiny": True, "conflict": True},
+    ],
+    ids=["v6-reverse-dup", "v4-tiny-conflict"],
+)
+def test_payload_bytes_are_the_senders(kw, tmp_path):
+    """The bytestream an app reads (samples/httplog: requests, responses,
+    body lengths) is the plain capture's, also where a conflicting copy
+    of a fragment came second (the first copy wins)."""
+    plain = PLAIN
+    if kw.get("v6"):
+        plain = tmp_path / "plain-v6.pcap"
+        fragtool.ipv6_capture(PLAIN, plain)
+    frag = tmp_path / "frag.pcap"
+    fragtool.fragment_capture(PLAIN, frag, **kw)
+
+    def httplog(pcap: Path) -> list[dict]:
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mosfw",
+                "run",
+                "-r",
+                str(pcap),
+                "-p",
+                str(ROOT / "samples" / "httplog"),
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        return [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+
+    want = httplog(plain)
+    assert len(want) == 4 and all(d["complete"] for d in want)
+    assert httplog(frag) == want
