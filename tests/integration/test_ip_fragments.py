@@ -346,7 +346,7 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
     # test_real_traffic.py), and about as many as the server's tap saw
     t_cli = tshark_count(cli_pcap, "tcp.analysis.retransmission || tcp.analysis.out_of_order")
     assert c_stats["rexmits"] > 20 and abs(c_stats["rexmits"] - t_cli) <= max(1, 0.02 * t_cli)
-    assert abs(c_stats["rexmits"] - s_stats["rexmits"]) <= max(2, 0.1 * s_stats["rexmits"])
+    assert abs(c_stats["rexmits"] - s_stats["rexmits"]) <= max(3, 0.2 * s_stats["rexmits"])
 
     # The taps may differ (the client's veth backlog can drop a burst of
     # fragments before its tap: a hole there, not at the server's), so
