@@ -120,8 +120,10 @@ def test_fragmented_capture_gives_the_plain_events(name, plain_runs, tmp_path):
     frag = tmp_path / f"{name}.pcap"
     cut, frags = fragtool.fragment_capture(PLAIN, frag, **kw)
     assert cut > 100 and frags > 2 * cut  # most TCP packets were cut
-    # the oracle: tshark reassembles it into the same TCP conversations
+    # the oracle: tshark reassembles it into the same TCP conversations,
+    # every cut packet
     assert tshark_conversations(frag) == tshark_conversations(plain_pcap) == 4
+    assert tshark_count(frag, "ip.fragments || ipv6.fragments") == cut
     assert p_stats["rexmits"] > 0
     for run, (events, conns, stats) in _runs(frag):
         assert counted(events) == counted(p_events), run
@@ -332,15 +334,18 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
     _s_events, s_conns, s_stats = mosfw(srv_pcap)
     _c_events, c_conns, c_stats = mosfw(cli_pcap)
     frag_filter = "ip.flags.mf == 1 || ip.frag_offset > 0"
-    first_filter = "ip.flags.mf == 1 && ip.frag_offset == 0"
     # the server's side: only its UDP datagrams, cut by the sender (3 each)
     assert s_stats["fragments"] == tshark_count(srv_pcap, frag_filter) == 15
-    assert s_stats["frag_reassembled"] == 5 and s_stats["frag_pending"] == 0
+    assert s_stats["frag_reassembled"] == tshark_count(srv_pcap, "ip.fragments") == 5
+    assert s_stats["frag_pending"] == 0
     # the client's: every TCP data segment the router cut, and the UDP
     # datagrams' fragments cut again
     assert c_stats["fragments"] == tshark_count(cli_pcap, frag_filter) > 500
-    assert c_stats["frag_reassembled"] == tshark_count(cli_pcap, first_filter)
-    assert c_stats["frag_pending"] == 0 and c_stats["frag_malformed"] == 0
+    # as many datagrams as tshark reassembles (frames carrying the list of
+    # their fragments), also when the client's veth dropped some fragments
+    # before its tap (then both leave those datagrams incomplete)
+    assert c_stats["frag_reassembled"] == tshark_count(cli_pcap, "ip.fragments") > 150
+    assert c_stats["frag_malformed"] == 0
     # retransmissions through the fragments: as tshark counts them on the
     # same capture (it reassembles too; within 2 %, as in
     # test_real_traffic.py), and about as many as the server's tap saw
