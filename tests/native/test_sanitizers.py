@@ -211,3 +211,22 @@ def test_fragment_captures(tmp_path):
             assert f["frag_pending"] == "0" and f["frag_unusable"] == "0", line
             if not args:
                 assert int(f["rexmit"]) == plain, line
+
+
+def test_million_fragment_train(tmp_path):
+    """A train of 1,000,000 copies of one fragment (the same 8 bytes at
+    offset 8 of a datagram that never completes): every copy is an
+    overlap of held bytes, the datagram stays one, memory stays put."""
+    import struct
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fragtool
+
+    frame = fragtool.ipv4_fragment("10.6.0.1", "10.6.0.2", 99, 8, True, b"\xab" * 8)
+    rec = struct.pack("<IIII", 1000, 0, len(frame), len(frame)) + frame
+    p = tmp_path / "train1m.pcap"
+    p.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + rec * 1_000_000)
+    f = _fields(replay(p))
+    assert f["frags"] == "1000000" and f["frag_overlaps"] == "999999" and f["frag_pending"] == "1", f
+    assert int(f["frag_peak"]) < 8192, f
