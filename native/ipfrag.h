@@ -15,9 +15,10 @@
  * header before it), then the payload. The caller parses that frame as if it had been read.
  *
  * Overlaps: the first copy of a byte wins (the bytes already held are
- * kept, as in the BSD stacks and Zeek; Linux drops the whole datagram
- * since 4.19). An overlap is counted; one whose bytes differ from the held
- * ones is counted apart and flagged on the datagram (an evasion attempt:
+ * kept, as Zeek does and Suricata's "first" policy; Linux drops the whole
+ * datagram since 4.19, other stacks keep the last copy or mix).
+ * An overlap is counted; one whose bytes differ from the held ones is
+ * counted apart and flagged on the datagram (an evasion attempt:
  * receivers disagree on which copy they keep).
  *
  * Bounded memory: the datagrams held take at most memcap bytes together
