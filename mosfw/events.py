@@ -89,6 +89,7 @@ class ErrorCode(enum.IntEnum):
     BAD_SEQUENCE = lib.MOSFW_ERR_BAD_SEQUENCE
     BAD_CHECKSUM = lib.MOSFW_ERR_BAD_CHECKSUM
     BUFFER_OVERRUN = lib.MOSFW_ERR_BUFFER_OVERRUN
+    FRAG_OVERLAP = lib.MOSFW_ERR_FRAG_OVERLAP
 
     @property
     def label(self) -> str:

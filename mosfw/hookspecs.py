@@ -436,7 +436,11 @@ def mosfw_error(flow: Flow | None, code: Any, event: Event) -> None:
     is the flow evicted to make room, or None when the new flow was
     refused), and when a reassembly buffer overflows (``buffer_overrun``,
     side = the stream's sender: a gap was given up to make room, or bytes
-    the app had not peeked yet were overwritten).
+    the app had not peeked yet were overwritten), and for a packet
+    reassembled from IP fragments that overlapped with different bytes
+    (``frag_overlap``, raised just before that packet's own events; the
+    first copy of each byte was kept; ``flow`` is the packet's flow, or
+    None when it has none yet: docs/fragments.md).
 
     :param flow: the flow concerned, or None.
     :param code: the :class:`~mosfw.events.ErrorCode`.

@@ -60,6 +60,15 @@ INPUT_COUNTERS = tuple(
         "unsupported_link",
         "fragments",
         "bad_checksum",
+        # every core reassembles every fragment (docs/fragments.md)
+        "frag_reassembled",
+        "frag_timeouts",
+        "frag_cap_drops",
+        "frag_overlaps",
+        "frag_conflicts",
+        "frag_malformed",
+        "frag_pending",
+        "frag_mem_peak",
     )
     if f in attrs.fields_dict(RunStats)
 )

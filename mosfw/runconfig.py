@@ -8,7 +8,7 @@ from typing import Any, TextIO
 import attrs
 import click
 
-__all__ = ["Config", "OptionParser", "UsageError", "rmem_memcap_of"]
+__all__ = ["Config", "OptionParser", "UsageError", "frag_settings_of", "rmem_memcap_of"]
 
 
 class UsageError(Exception):
@@ -115,3 +115,18 @@ def rmem_memcap_of(config: Config) -> int:
     if not 0 <= v < 2**63:
         raise UsageError(f"rmem_memcap must be between 0 (no cap) and 2^63-1 bytes, not {v}")
     return v
+
+
+def frag_settings_of(config: Config) -> tuple[int, float]:
+    """The run's IP fragment reassembly settings, ``(frag_memcap,
+    frag_timeout)``: the mos.conf's (``config.mos``) or the defaults
+    (32 MiB, 30 s); a memcap of 0 turns reassembly off."""
+    from mosfw.mosconf import DEFAULT_FRAG_MEMCAP, DEFAULT_FRAG_TIMEOUT
+
+    mos = getattr(config, "mos", None)
+    cap = getattr(mos, "frag_memcap", None)
+    timeout = getattr(mos, "frag_timeout", None)
+    return (
+        DEFAULT_FRAG_MEMCAP if cap is None else int(cap),
+        float(DEFAULT_FRAG_TIMEOUT if timeout is None else timeout),
+    )

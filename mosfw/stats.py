@@ -26,7 +26,7 @@ class RunStats:
     malformed: int = 0  #: packets that could not be parsed
     truncated: int = 0  #: headers cut by the capture's snaplen (not tracked)
     unsupported_link: int = 0  #: packets of an unsupported link type
-    fragments: int = 0  #: IP fragments (skipped)
+    fragments: int = 0  #: IP fragments read (reassembled: docs/fragments.md)
     bad_checksum: int = 0  #: failed checksum verification (when enabled)
     other_shard: int = 0  #: TCP packets left to other cores
     flows_created: int = 0  #: flows tracked
@@ -46,6 +46,14 @@ class RunStats:
     iface_drops: int = 0  #: live: dropped by the interface
     nomem: int = 0  #: allocations that failed (flow index growth, reassembly buffers)
     rmem_memcap_bytes: int = 0  #: payload bytes not kept: reassembly memory cap reached
+    frag_reassembled: int = 0  #: IP datagrams rebuilt from their fragments
+    frag_timeouts: int = 0  #: incomplete IP datagrams dropped after frag_timeout
+    frag_cap_drops: int = 0  #: incomplete IP datagrams dropped to stay within frag_memcap
+    frag_overlaps: int = 0  #: IP fragments overlapping bytes already held
+    frag_conflicts: int = 0  #: of which with different bytes (ERROR event frag_overlap)
+    frag_malformed: int = 0  #: IP fragments not used (truncated, past 65535 bytes, bad length)
+    frag_pending: int = 0  #: incomplete IP datagrams held (at the end: never completed)
+    frag_mem_peak: int = 0  #: most bytes the incomplete IP datagrams took at once (per core)
     first_ts: float = 0.0  #: first packet time
     last_ts: float = 0.0  #: last packet time
     plugin_errors: int = 0  #: exceptions raised by plugin hooks

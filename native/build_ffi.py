@@ -24,6 +24,7 @@ SOURCES = [
     # layers, lowest first (docs/architecture.md; tests/native/test_layers.py checks them)
     "names.c",
     "packet.c",
+    "ipfrag.c",
     "flow_table.c",
     "shared_input.c",
     "map_guard.c",

@@ -30,6 +30,8 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->promisc = 1;
 	cfg->rmem_size = 8192;
 	cfg->rmem_memcap = (uint64_t)1 << 30;
+	cfg->frag_memcap = (uint64_t)32 << 20;
+	cfg->frag_timeout = 30.0;
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
@@ -55,6 +57,12 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
 		         "cannot allocate a flow table for max_concurrency=%u",
 		         c->cfg.max_concurrency);
+		free(c);
+		return NULL;
+	}
+	if (!(c->frag = mosfw_ipfrag_new(c->cfg.frag_memcap, c->cfg.frag_timeout))) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "out of memory");
+		mosfw_ft_destroy(&c->ft);
 		free(c);
 		return NULL;
 	}
@@ -84,6 +92,7 @@ void mosfw_core_free(struct mosfw_core *c)
 	drop_input(c);
 	mosfw_ft_destroy(&c->ft);
 	mosfw_feat_destroy(&c->x);
+	mosfw_ipfrag_free(c->frag);
 	free(c->orphans);
 	free(c->foreign);
 	free(c->held);
@@ -220,6 +229,7 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 	c->st.events = c->ring.total;
 	if (c->src)
 		mosfw_source_drops(c->src, &c->st.kernel_drops, &c->st.iface_drops);
+	mosfw_ipfrag_usage(c->frag, &c->st.frag_pending, &c->st.frag_mem_peak);
 	*out = c->st;
 	mosfw_memory_stats(&c->ft, c->x.streams, out);
 	if (c->src && c->shared) /* the file's input counters, from the index */

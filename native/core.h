@@ -14,6 +14,7 @@
 #include "event_ring.h"
 #include "feature_set.h"
 #include "flow_table.h"
+#include "ipfrag.h"
 #include "mosfw_api.h"
 #include "observers.h"
 #include "packet.h"
@@ -65,6 +66,7 @@ struct mosfw_core {
 	int have_held;
 	struct mosfw_features x;    /* buffers, arena, timers, filters (feature_set.c) */
 	struct mosfw_observers obs; /* what is attached at the fixed points (observers.h) */
+	struct mosfw_ipfrag *frag;  /* IP fragments being reassembled (ipfrag.h) */
 	double flush_until;         /* live stop: read the kernel's ring until then */
 	struct mosfw_share *share;  /* -c N offline: the shared index to read through */
 	int shared;                 /* the source reads through it now (input counters

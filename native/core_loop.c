@@ -245,6 +245,53 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		mosfw_feat_records(&c->x, slot);
 }
 
+/* An IP fragment: add it to its datagram. Once that is complete, the
+ * rebuilt frame (ipfrag.h) is parsed into *out and returned (with *hash)
+ * to go on as a packet read at the last fragment's time and index; NULL
+ * otherwise. Every core reassembles every fragment (-c N: the shared index
+ * hands fragments to all), then keeps the datagram only when its flow is
+ * this core's, so the frag_* counters are the input's. Out of line: the
+ * loop's fast path stays as it was (one test of the parse result). */
+static __attribute__((noinline)) const struct mosfw_pkt *
+reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const struct mosfw_pkt *fp,
+           double ts, struct mosfw_pkt *out, uint32_t *hash)
+{
+	const uint8_t *df = NULL;
+	uint32_t dlen = 0, slot;
+	unsigned dir = 0;
+	int conflict = 0, r;
+
+	if (mosfw_ipfrag_add(c->frag, frame, caplen, (uint32_t)(fp->l3 - frame), fp->family,
+	                     fp->family == 6 ? fp->frag_hdr : 0, ts, &c->st, &df, &dlen,
+	                     &conflict) != MOSFW_FRAG_COMPLETE)
+		return NULL;
+	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, out);
+	if (r != MOSFW_PARSE_TCP) {
+		if (r != MOSFW_PARSE_NON_TCP)   /* (UDP, ICMP: not tracked) */
+			c->st.frag_malformed++; /* (bad_checksum counts packets read) */
+		return NULL;
+	}
+	*hash = mosfw_ft_hash(out);
+	if (c->cfg.shard_count > 1 &&
+	    (uint32_t)(((uint64_t)*hash * c->cfg.shard_count) >> 32) != c->cfg.shard_index) {
+		c->st.other_shard++;
+		return NULL;
+	}
+	mosfw_feat_frame(&c->x, df, dlen, dlen, 0); /* (copied where records need it) */
+	if (conflict) {
+		struct mosfw_pkt_ctx ctx = { out, ts, c->pkt_index };
+		struct mosfw_event *e;
+		slot = mosfw_ft_lookup(&c->ft, out, *hash, &dir);
+		if (slot != MOSFW_NO_SLOT && c->ft.flows[slot].end_reason)
+			slot = MOSFW_NO_SLOT;
+		e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, &ctx,
+		                    slot == MOSFW_NO_SLOT ? NULL : &c->ft.flows[slot], slot, dir);
+		if (e)
+			e->reason = MOSFW_ERR_FRAG_OVERLAP;
+	}
+	return out;
+}
+
 /* frame was read: parse the one after it now and start loading its flow
  * index entry, so that the lookup finds it in the cache a packet later */
 static void read_ahead(struct mosfw_core *c, const uint8_t *frame)
@@ -277,7 +324,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
                           uint32_t wirelen, double ts)
 {
 	struct mosfw_parsed *done = &c->parsed[c->ahead ^ 1];
-	struct mosfw_pkt p;
+	struct mosfw_pkt p, whole;
 	const struct mosfw_pkt *pp = &p;
 	uint32_t hash = 0;
 	int r;
@@ -304,6 +351,11 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	}
 	if (!c->shared && mosfw_core_in_window(c, ts)) /* else the index counted it */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
+	if (r == MOSFW_PARSE_FRAGMENT) {
+		if (!(pp = reassemble(c, frame, caplen, pp, ts, &whole, &hash)))
+			return;
+		r = MOSFW_PARSE_TCP; /* the whole datagram, parsed */
+	}
 	if (r == MOSFW_PARSE_TCP) {
 		if (c->obs.n_parsed)
 			mosfw_obs_pkt_parsed(&c->obs, pp, ts);

@@ -124,6 +124,7 @@ enum mosfw_error_code {
 	MOSFW_ERR_BUFFER_OVERRUN = 4, /* a reassembly buffer overflowed: a gap was
 	                                 given up, or bytes not yet peeked were
 	                                 overwritten */
+	MOSFW_ERR_FRAG_OVERLAP = 5,   /* its IP fragments overlapped, bytes differed */
 };
 
 /* Event record flags. */
@@ -262,6 +263,8 @@ struct mosfw_config {
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
 	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
+	uint64_t frag_memcap; /* IP reassembly bytes/core (0 = off): docs/fragments.md */
+	double frag_timeout;  /* s of packet time a datagram waits for its fragments */
 };
 
 struct mosfw_stats {
@@ -274,7 +277,7 @@ struct mosfw_stats {
 	                            end of the TCP header (caplen < wire length):
 	                            not tracked */
 	uint64_t unsupported_link; /* link type not understood */
-	uint64_t fragments;        /* IP fragments (not reassembled, skipped) */
+	uint64_t fragments;        /* IP fragments read (docs/fragments.md) */
 	uint64_t bad_checksum;     /* failed verification (when enabled) */
 	uint64_t other_shard;      /* TCP packets left to other cores */
 	uint64_t flows_created;
@@ -294,7 +297,9 @@ struct mosfw_stats {
 	 * is not kept) */
 	uint64_t nomem;
 	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
-	double first_ts, last_ts;   /* input time span */
+	uint64_t frag_reassembled, frag_timeouts, frag_cap_drops; /* docs/fragments.md */
+	uint64_t frag_overlaps, frag_conflicts, frag_malformed, frag_pending, frag_mem_peak;
+	double first_ts, last_ts; /* input time span */
 };
 
 /* mosfw_core_run() results. */

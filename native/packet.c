@@ -229,10 +229,10 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	p->ip_len = total;
 	p->l3 = ip;
 	frag = rd16(ip + 6);
+	if (frag & 0x3fff) /* MF set or offset != 0: reassembled first (ipfrag.h) */
+		return MOSFW_PARSE_FRAGMENT;
 	if (ip[9] != IPPROTO_TCP_)
 		return MOSFW_PARSE_NON_TCP;
-	if (frag & 0x3fff) /* MF set or offset != 0 */
-		return MOSFW_PARSE_FRAGMENT;
 	if (verify && csum_fold(csum_add(0, ip, ihl)) != 0)
 		return MOSFW_PARSE_BAD_CSUM;
 	{
@@ -301,8 +301,10 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 				return MOSFW_PARSE_MALFORMED;
 			if (avail < o + 8)
 				return MOSFW_PARSE_TRUNCATED;
-			if ((rd16(ip + o + 2) & 0xfff9) != 0)
+			if ((rd16(ip + o + 2) & 0xfff9) != 0) {
+				p->frag_hdr = (uint16_t)o;
 				return MOSFW_PARSE_FRAGMENT; /* offset != 0 or M set */
+			}
 			nh = ip[o];
 			o += 8;
 			continue;

@@ -53,6 +53,8 @@ struct mosfw_pkt {
 	const uint8_t *l4;        /* TCP header */
 	uint8_t tcp_hlen;         /* TCP header length, bytes */
 	uint8_t wscale;           /* window scale option on SYNs (0xff = none) */
+	uint16_t frag_hdr;        /* MOSFW_PARSE_FRAGMENT, IPv6: its Fragment header's
+	                             offset from l3 (ipfrag.h) */
 };
 
 /* Parse one frame. verify_csum: verify IPv4 header and TCP checksums

@@ -35,6 +35,7 @@
 #define E_OWNER(e) ((uint32_t)(((e) >> 44) & 0xffffu))
 #define E_NEW_SECOND (1ull << 60)
 #define E_TCP (1ull << 61)
+#define E_ALL (1ull << 62) /* an IP fragment: every worker reassembles it */
 
 enum {
 	SCAN_OK = 0,
@@ -307,6 +308,8 @@ static void index_range(struct mosfw_shared_reader *r)
 		if (res == MOSFW_PARSE_TCP) {
 			uint32_t shard = (uint32_t)(((uint64_t)mosfw_ft_hash(&p) * sh->n) >> 32);
 			e |= (uint64_t)shard << 44 | E_TCP;
+		} else if (res == MOSFW_PARSE_FRAGMENT) {
+			e |= E_ALL;
 		}
 		if ((int64_t)floor(ts) != prev_sec) {
 			e |= E_NEW_SECOND;
@@ -409,7 +412,7 @@ int mosfw_shared_next(struct mosfw_shared_reader *r, const uint8_t **frame, uint
 		while (r->k < s->n) {
 			uint64_t e = ent[r->k++];
 			size_t off = (size_t)(e & E_OFF_MASK);
-			int own = E_OWNER(e) == r->index;
+			int own = E_OWNER(e) == r->index || (e & E_ALL);
 			struct pcap_rec rec;
 
 			if (r->k + PREFETCH_AHEAD < s->n) {

@@ -160,6 +160,13 @@ def _summary(stats, elapsed: float) -> str:
     ]
     if s.bad_checksum:
         lines.append(f"mosfw: {s.bad_checksum} packets failed checksum verification")
+    if getattr(s, "fragments", 0):
+        lines.append(
+            f"mosfw: {s.fragments} IP fragments: {s.frag_reassembled} datagrams reassembled, "
+            f"{s.frag_timeouts} timed out, {s.frag_cap_drops} dropped by frag_memcap, "
+            f"{s.frag_pending} incomplete at end; {s.frag_overlaps} overlaps "
+            f"({s.frag_conflicts} with different bytes), {s.frag_malformed} malformed"
+        )
     if s.unsupported_link:
         lines.append(f"mosfw: {s.unsupported_link} packets of an unsupported link type")
     if getattr(s, "truncated", 0):

@@ -37,7 +37,7 @@ from mosfw.engine.timers import _Timers
 from mosfw.engine.view import CoreView
 from mosfw.events import Event, EventType
 from mosfw.flow import _FLOW_SIZE, Flow
-from mosfw.runconfig import Config, rmem_memcap_of
+from mosfw.runconfig import Config, frag_settings_of, rmem_memcap_of
 from mosfw.stats import CoreCounters, RunStats
 
 __all__ = ["Core", "RunResult", "buffer_settings"]
@@ -165,6 +165,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
         cfg.verify_checksums = 1 if config.verify_checksums else 0
         cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
+        cfg.frag_memcap, cfg.frag_timeout = frag_settings_of(config)
         cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0
         cfg.fanout_group = int(fanout_group)
         cfg.input_size = int(getattr(config, "read_file_size", 0) or 0)

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import pathlib
 
 from mosfw.mosconf.defaults import (  # noqa: F401 - public constants, documented here
+    DEFAULT_FRAG_MEMCAP,
+    DEFAULT_FRAG_TIMEOUT,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_NO_RING_BUFFERS,
     DEFAULT_RMEM_MEMCAP,

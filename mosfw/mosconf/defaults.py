@@ -17,6 +17,12 @@ DEFAULT_TCP_TW_INTERVAL = 5
 """Seconds a flow is kept in TIME_WAIT (mOS: 0, drop at once)."""
 DEFAULT_NO_RING_BUFFERS = 0
 """0 = keep per-side stream buffers (same as mOS)."""
+DEFAULT_FRAG_MEMCAP = 32 << 20
+"""Bytes one core's incomplete IP datagrams may take together (mosfw's
+own; Suricata's defrag memcap is 32 MB too); 0 = no reassembly."""
+DEFAULT_FRAG_TIMEOUT = 30
+"""Seconds of packet time an incomplete IP datagram is kept after its
+first fragment (Linux's ipfrag_time, net.ipv4.ipfrag_time = 30)."""
 
 _U32_MAX = 2**32 - 1
 _I32_MAX = 2**31 - 1

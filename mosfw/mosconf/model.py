@@ -9,6 +9,8 @@ from typing import Any
 import attrs
 
 from mosfw.mosconf.defaults import (
+    DEFAULT_FRAG_MEMCAP,
+    DEFAULT_FRAG_TIMEOUT,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_NO_RING_BUFFERS,
     DEFAULT_RMEM_MEMCAP,
@@ -88,6 +90,15 @@ class MosConfig:
     no_ring_buffers: int = DEFAULT_NO_RING_BUFFERS
     """1 = keep no per-side payload buffers (peek returns nothing; byte
     counts are still kept); 0 = keep them (``rmem_size`` bytes per side)."""
+
+    frag_memcap: int = DEFAULT_FRAG_MEMCAP
+    """Bytes one core's incomplete IP datagrams may take together (the
+    oldest are dropped first, counted); 0 = no fragment reassembly
+    (fragments are only counted). See docs/fragments.md."""
+
+    frag_timeout: int = DEFAULT_FRAG_TIMEOUT
+    """Seconds of packet time after its first fragment that an incomplete
+    IP datagram is dropped (counted)."""
 
     notes: tuple[Diagnostic, ...] = ()
     """One line per accepted-but-ignored setting (DPDK-only keys,

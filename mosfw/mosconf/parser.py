@@ -19,6 +19,8 @@ _HONOURED_KEYS = (
     "max_concurrency",
     "rmem_size",
     "rmem_memcap",
+    "frag_memcap",
+    "frag_timeout",
     "tcp_timeout",
     "tcp_tw_interval",
     "no_ring_buffers",

@@ -88,6 +88,8 @@ _INT_CHECKS = {
     "max_concurrency": _check_range("max_concurrency", 1, _U32_MAX),
     "rmem_size": _check_range("rmem_size", 1, _I32_MAX, " bytes"),
     "rmem_memcap": _check_range("rmem_memcap", 0, 2**63 - 1, " bytes"),
+    "frag_memcap": _check_range("frag_memcap", 0, 2**63 - 1, " bytes"),
+    "frag_timeout": _check_range("frag_timeout", 1, _I32_MAX, " seconds"),
     "tcp_timeout": _check_tcp_timeout,
     "tcp_tw_interval": _check_range("tcp_tw_interval", 0, _I32_MAX, " seconds"),
     "no_ring_buffers": _check_bool01("no_ring_buffers"),

@@ -182,6 +182,29 @@ def synthetic(outdir: Path) -> list[Path]:
     return files
 
 
+def fragments(outdir: Path) -> list[Path]:
+    """IP fragment seeds (docs/fragments.md): the constructed edge cases
+    of tests/fragtool.py but its 60,000-datagram train, and
+    tests/data/http-loss.pcap fragmented (IPv4 tiny first fragments; IPv6
+    last fragment first, duplicated and conflicting copies)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fragtool
+
+    files = [p for name, (p, _) in fragtool.edge_captures(outdir).items() if name != "train"]
+    (outdir / "frag-train.pcap").unlink(missing_ok=True)
+    plain = ROOT / "tests" / "data" / "http-loss.pcap"
+    for name, kw in (
+        ("frag-http-v4-tiny.pcap", {"size": 256, "tiny": True}),
+        (
+            "frag-http-v6-mixed.pcap",
+            {"size": 64, "v6": True, "order": "reverse", "dup": True, "conflict": True},
+        ),
+    ):
+        fragtool.fragment_capture(plain, outdir / name, **kw)
+        files.append(outdir / name)
+    return files
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: build_corpus.py OUTDIR", file=sys.stderr)
@@ -193,6 +216,7 @@ def main(argv: list[str]) -> int:
     sources = sorted((HERE / "seeds").glob("*.pcap*"))
     sources += sorted((ROOT / "tests" / "data").glob("*.pcap*"))
     sources += synthetic(pc)
+    sources += fragments(pc)
     n_pk = n_pc = 0
     for src in sources:
         blob = src.read_bytes()

@@ -228,7 +228,10 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 		int rc = rcs[k].rc;
 		mosfw_core_stats(rcs[k].core, &st);
 		printf("%s: %spackets=%llu tcp=%llu malformed=%llu flows=%llu rexmit=%llu orphans=%llu "
-		       "conn_start=%llu state_change=%llu conn_end=%llu status=%s%s%s\n",
+		       "conn_start=%llu state_change=%llu conn_end=%llu frags=%llu reassembled=%llu "
+		       "frag_timeouts=%llu frag_cap_drops=%llu frag_overlaps=%llu "
+		       "frag_conflicts=%llu frag_unusable=%llu frag_pending=%llu frag_peak=%llu "
+		       "errors=%llu status=%s%s%s\n",
 		       path,
 		       cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "shared " : "whole ")
 		                 : "",
@@ -236,7 +239,12 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 		       (unsigned long long)st.malformed, (unsigned long long)st.flows_created,
 		       (unsigned long long)st.rexmits, (unsigned long long)st.orphans,
 		       (unsigned long long)by_type[1], (unsigned long long)by_type[2],
-		       (unsigned long long)by_type[5],
+		       (unsigned long long)by_type[5], (unsigned long long)st.fragments,
+		       (unsigned long long)st.frag_reassembled,
+		       (unsigned long long)st.frag_timeouts, (unsigned long long)st.frag_cap_drops,
+		       (unsigned long long)st.frag_overlaps, (unsigned long long)st.frag_conflicts,
+		       (unsigned long long)st.frag_malformed, (unsigned long long)st.frag_pending,
+		       (unsigned long long)st.frag_mem_peak, (unsigned long long)by_type[7],
 		       rc == MOSFW_RUN_DONE    ? "done"
 		       : rc == MOSFW_RUN_ERROR ? "read-error"
 		                               : "stopped",

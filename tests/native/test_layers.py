@@ -31,8 +31,10 @@ LAYERS: dict[str, int] = {
     # 0: pure helpers and parsing, no state
     "names": 0,
     "packet": 0,
-    # 1: the flow table (canonical key, symmetric hash)
+    # 1: the flow table (canonical key, symmetric hash); IP fragment
+    #    reassembly (a per-core table of datagrams, uses nothing)
     "flow_table": 1,
+    "ipfrag": 1,
     # 2: input; the shared reader parses each record (packet) and hashes
     #    its key (flow_table) to pick the core that owns it
     "map_guard": 2,

@@ -189,3 +189,73 @@ def test_replay_archive_set_and_segment_window(tmp_path):
     assert "status=done" in out and whole.split(": ", 1)[1] == out.split(": ", 1)[1]
     out = replay(pieces[0], z, cut, args=("-A", "-W", "0:1795701171.2"))
     assert "status=done" in out
+
+
+def _fields(line: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in line.split(": ", 1)[1].split() if "=" in kv)
+
+
+def test_fragment_captures(tmp_path):
+    """IP fragment reassembly (native/ipfrag.c) under the sanitizers: the
+    constructed edge cases (tests/fragtool.py: out of order, overlaps,
+    missing and malformed fragments, a tiny first fragment, a train of
+    60000 datagrams that never complete against the 32 MiB cap) and
+    http-loss.pcap fragmented in every way, on one core and on two
+    through the shared index; the counters are the expected ones."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fragtool
+
+    edges = fragtool.edge_captures(tmp_path)
+    names = {
+        "frags": "fragments",
+        "reassembled": "frag_reassembled",
+        "frag_peak": "frag_mem_peak",
+        "frag_unusable": "frag_malformed",  # (not "malformed=": other tests count those)
+    }
+    for args in ((), ("-c", "2")):
+        lines = replay(*(p for p, _ in edges.values()), args=args).splitlines()
+        per = len(lines) // len(edges)
+        for (name, (_, expect)), k in zip(edges.items(), range(0, len(lines), per), strict=False):
+            for line in lines[k : k + per]:
+                got = {names.get(a, a): int(v) for a, v in _fields(line).items() if v.isdigit()}
+                for key, v in expect.items():
+                    assert got[key] == v, (name, key, line)
+                assert got["frag_mem_peak"] <= 32 << 20, line
+    plain = int(_fields(replay(DATA / "http-loss.pcap"))["rexmit"])
+    kinds = [
+        {"size": 512},
+        {"size": 64, "v6": True, "order": "reverse", "dup": True, "conflict": True},
+        {"size": 8, "tiny": True},
+    ]
+    files = []
+    for i, kw in enumerate(kinds):
+        p = tmp_path / f"frag{i}.pcap"
+        fragtool.fragment_capture(DATA / "http-loss.pcap", p, **kw)
+        files.append(p)
+    for args in ((), ("-c", "2")):
+        for line in replay(*files, args=args).splitlines():
+            f = _fields(line)
+            assert f["frag_pending"] == "0" and f["frag_unusable"] == "0", line
+            if not args:
+                assert int(f["rexmit"]) == plain, line
+
+
+def test_million_fragment_train(tmp_path):
+    """A train of 1,000,000 copies of one fragment (the same 8 bytes at
+    offset 8 of a datagram that never completes): every copy is an
+    overlap of held bytes, the datagram stays one, memory stays put."""
+    import struct
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fragtool
+
+    frame = fragtool.ipv4_fragment("10.6.0.1", "10.6.0.2", 99, 8, True, b"\xab" * 8)
+    rec = struct.pack("<IIII", 1000, 0, len(frame), len(frame)) + frame
+    p = tmp_path / "train1m.pcap"
+    p.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1) + rec * 1_000_000)
+    f = _fields(replay(p))
+    assert f["frags"] == "1000000" and f["frag_overlaps"] == "999999" and f["frag_pending"] == "1", f
+    assert int(f["frag_peak"]) < 8192, f
