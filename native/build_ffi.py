@@ -24,12 +24,15 @@ SOURCES = [
     # layers, lowest first (docs/architecture.md; tests/native/test_layers.py checks them)
     "names.c",
     "packet.c",
+    "linktypes.c",
+    "decap.c",
     "flow_table.c",
     "shared_input.c",
     "map_guard.c",
     "source.c",
     "source_live.c",
     "tcp_state.c",
+    "tunnels.c",
     # features, attached on demand
     "stream_mem.c",
     "stream_buf.c",

@@ -206,6 +206,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		f = &c->ft.flows[slot];
 		f->first_dir = (uint8_t)dir;
 		c->st.flows_created++;
+		if (mosfw_tun_flow_created(&c->tun, c->ft.pool_cap, slot, p) < 0)
+			c->st.nomem++;
 		if (how != MOSFW_TCP_OPEN_SYN)
 			c->st.flows_midstream++;
 		if (c->obs.n_created)
@@ -245,7 +247,7 @@ static void read_ahead(struct mosfw_core *c, const uint8_t *frame)
 	if (!nf)
 		return;
 	next->r = mosfw_parse(mosfw_source_linktype(c->src), nf, ncaplen, c->cfg.verify_checksums,
-	                      &next->p);
+	                      &c->cfg.decap, &next->p);
 	if (next->r == MOSFW_PARSE_TCP) {
 		next->hash = mosfw_ft_hash(&next->p);
 		/* (also for another shard's packet, which is never looked up: a
@@ -279,13 +281,16 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		hash = done->hash;
 	} else {
 		r = mosfw_parse_wire(mosfw_parse(mosfw_source_linktype(c->src), frame, caplen,
-		                                 c->cfg.verify_checksums, &p),
+		                                 c->cfg.verify_checksums, &c->cfg.decap, &p),
 		                     &p, caplen, wirelen);
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
-	if (!c->shared) /* else the index counted it, with the whole file's */
+	if (!c->shared) { /* else the index counted it, with the whole file's */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
+		if (pp->n_tun | pp->tun_err)
+			mosfw_count_tunnels(&c->st, r, pp);
+	}
 	if (r == MOSFW_PARSE_TCP) {
 		if (c->obs.n_parsed)
 			mosfw_obs_pkt_parsed(&c->obs, pp, ts);

@@ -177,6 +177,7 @@ struct mosfw_tuple {
 	uint16_t srv_port; /* host order */
 	uint8_t family;    /* 4 or 6 */
 	uint8_t pad[3];
+	uint32_t zone; /* 0, or the tunnel identity's hash (decap.key_by_tunnel) */
 };
 
 /* One endpoint's emulated TCP stack and counters. */
@@ -222,6 +223,8 @@ struct mosfw_flow {
 	uint32_t core;               /* core id that owns it */
 };
 
+#include "mosfw_tunnel.h" /* the encapsulation part of this surface */
+
 /* ---- configuration and statistics ------------------------------------ */
 
 struct mosfw_config {
@@ -260,6 +263,7 @@ struct mosfw_config {
 	 * gets none (its payload is not kept: stats rmem_memcap_bytes).
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
+	struct mosfw_decap_config decap; /* tags and tunnels */
 };
 
 struct mosfw_stats {
@@ -291,8 +295,9 @@ struct mosfw_stats {
 	 * 3/4 full: flows_refused), a reassembly buffer (that side's payload
 	 * is not kept) */
 	uint64_t nomem;
-	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
-	double first_ts, last_ts;   /* input time span */
+	uint64_t rmem_memcap_bytes;        /* payload bytes not kept: rmem_memcap reached */
+	double first_ts, last_ts;          /* input time span */
+	struct mosfw_tunnel_stats tunnels; /* by tunnel kind (mosfw_tunnel.h) */
 };
 
 /* mosfw_core_run() results. */

@@ -300,9 +300,10 @@ static void index_range(struct mosfw_shared_reader *r)
 		}
 		ts = pcap_rec_ts(&rec, f->nano);
 		res = mosfw_parse(f->linktype, f->base + pos + 16, rec.caplen, f->verify_checksums,
-		                  &p);
+		                  &f->decap, &p);
 		res = mosfw_parse_wire(res, &p, rec.caplen, rec.wirelen);
 		mosfw_count_input(&s->in, res, rec.caplen, rec.wirelen, ts);
+		mosfw_count_tunnels(&s->in, res, &p);
 		e = (uint64_t)pos;
 		if (res == MOSFW_PARSE_TCP) {
 			uint32_t shard = (uint32_t)(((uint64_t)mosfw_ft_hash(&p) * sh->n) >> 32);
