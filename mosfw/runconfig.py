@@ -55,6 +55,10 @@ class Config:
     #: True: keep no reassembly buffers (peek returns nothing); None: the
     #: mos.conf's ``no_ring_buffers``, else False
     no_ring_buffers: bool | None = None
+    #: decapsulation settings from the command line, by mos.conf key
+    #: (``tunnel_max_depth``, ``vxlan_ports`` ...; docs/encapsulation.md):
+    #: they override the mos.conf's
+    decap: dict[str, Any] = attrs.field(factory=dict)
     #: plugin values keyed by option destination name
     options: dict[str, Any] = attrs.field(factory=dict)
     #: the parsed mos.conf (mosfw.mosconf.MosConfig) when -f was given

@@ -459,6 +459,17 @@ int mosfw_shared_next(struct mosfw_shared_reader *r, const uint8_t **frame, uint
 	return r->final;
 }
 
+static void add_tunnels(struct mosfw_tunnel_stats *a, const struct mosfw_tunnel_stats *s)
+{
+	int k;
+
+	for (k = 0; k < MOSFW_TUN_KINDS; k++) {
+		a->packets[k] += s->packets[k];
+		a->too_deep[k] += s->too_deep[k];
+		a->broken[k] += s->broken[k];
+	}
+}
+
 void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats *a)
 {
 	const struct mosfw_share *sh = r->sh;
@@ -483,6 +494,7 @@ void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats
 		a->unsupported_link += s->unsupported_link;
 		a->fragments += s->fragments;
 		a->bad_checksum += s->bad_checksum;
+		add_tunnels(&a->tunnels, &s->tunnels);
 	}
 	a->other_shard += r->other_shard;
 }
