@@ -212,6 +212,9 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			c->st.flows_midstream++;
 		if (c->obs.n_created)
 			mosfw_obs_flow_created(&c->obs, f, slot);
+		if (p->n_tun && c->tun.by_slot && c->obs.n)
+			mosfw_obs_flow_layers(&c->obs, slot, c->tun.by_slot[slot].t,
+			                      c->tun.by_slot[slot].n);
 		mosfw_tcp_open(f, slot, how, &ctx, &c->ring);
 	}
 	f = mosfw_idle_restart(&c->ft.flows[slot], c->now); /* idle time is input time */

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "mosfw_tunnel.h" /* the encapsulation part of this surface */
 
 #define MOSFW_ERRBUF_SIZE 512
 
@@ -223,8 +224,6 @@ struct mosfw_flow {
 	uint32_t core;               /* core id that owns it */
 };
 
-#include "mosfw_tunnel.h" /* the encapsulation part of this surface */
-
 /* ---- configuration and statistics ------------------------------------ */
 
 struct mosfw_config {
@@ -343,8 +342,7 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
 /* ---- observers: features attached at the core loop's fixed points -----
  *
  * An observer is a set of callbacks the core calls at fixed points of its
- * loop, in the order observers were attached (as Suricata's flow callbacks
- * and Retina's trackers). Any callback may be NULL: a point nobody
+ * loop, in the order observers were attached. Any callback may be NULL: a point nobody
  * observes costs one test per packet. Callbacks run inside
  * mosfw_core_run() (GIL released): they must not call back into Python.
  * An observer keeps what it needs per flow itself, e.g. in an array of
@@ -367,8 +365,10 @@ struct mosfw_observer {
 	void *self; /* passed back to every callback */
 	/* A TCP packet was parsed (before its flow is looked up). */
 	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
-	/* A flow was created in slot (before its first packet's TCP update). */
+	/* A flow was created in slot (before its first packet's TCP update);
+	 * flow_layers follows for a flow that came through layers. */
 	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	void (*flow_layers)(void *self, uint32_t slot, const struct mosfw_tunnel *t, uint32_t n);
 	/* Both endpoints of the flow in slot were updated for segment s (and
 	 * its records written), before the flow may end on it. */
 	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,

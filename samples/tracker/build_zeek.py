@@ -48,6 +48,12 @@ uint64_t zeek_conn_size(const struct zeek_conn *k, unsigned role);
 void zeek_conn_uid(const struct mosfw_flow *f, char *buf);
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned format,
                         char *buf, size_t cap);
+struct zeek_layers;
+const struct zeek_layers *zeek_log_layers(const struct zeek_log *z, const struct mosfw_flow *f,
+                                          uint32_t slot);
+size_t zeek_conn_record_layers(const struct mosfw_flow *f, const struct zeek_conn *k,
+                               const struct zeek_layers *l, unsigned format, char *buf,
+                               size_t cap);
 """
 
 ffibuilder = FFI()
