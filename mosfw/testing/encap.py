@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 from mosfw.testing.headers import ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, ipv4, ipv6, udp
@@ -26,9 +27,9 @@ OUT4 = ("192.0.2.1", "192.0.2.2")  # outer addresses (TEST-NET-1)
 OUT6 = ("2001:db8::1", "2001:db8::2")
 
 
-def read_pcap(path: str | Path) -> tuple[int, list[tuple[float, bytes]]]:
+def read_pcap(path: str | Path) -> tuple[int, list[tuple[Fraction, bytes]]]:
     """(link type, [(ts, frame)]) of a classic pcap file (either byte order,
-    micro- or nanosecond)."""
+    micro- or nanosecond); ts exact (a Fraction of seconds)."""
     blob = Path(path).read_bytes()
     magic = blob[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
@@ -42,7 +43,7 @@ def read_pcap(path: str | Path) -> tuple[int, list[tuple[float, bytes]]]:
     out, pos = [], 24
     while pos + 16 <= len(blob):
         sec, frac, caplen, _wire = struct.unpack(e + "IIII", blob[pos : pos + 16])
-        out.append((sec + frac / (1e9 if nano else 1e6), blob[pos + 16 : pos + 16 + caplen]))
+        out.append((sec + Fraction(frac, 10**9 if nano else 10**6), blob[pos + 16 : pos + 16 + caplen]))
         pos += 16 + caplen
     return linktype, out
 
