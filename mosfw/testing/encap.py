@@ -291,6 +291,10 @@ KINDS: dict[str, tuple[int, Callable[[bytes], bytes]]] = {
 }
 
 
+#: kinds that can wrap their own result (depth > 1)
+NESTABLE = frozenset(k for k, (lt, _) in KINDS.items() if lt == 1 and k not in ("mpls", "pppoe", "teredo"))
+
+
 def wrap_frame(kind: str, frame: bytes) -> bytes:
     """One Ethernet frame wrapped in ``kind``."""
     return KINDS[kind][1](frame)
@@ -303,8 +307,8 @@ def wrap_capture(src: str | Path, dst: str | Path, kind: str, depth: int = 1) ->
     if linktype != 1:
         raise ValueError(f"{src}: link type {linktype}, expected Ethernet (1)")
     out_link, fn = KINDS[kind]
-    if depth > 1 and out_link != 1:
-        raise ValueError("only Ethernet results can be wrapped again")
+    if depth > 1 and kind not in NESTABLE:
+        raise ValueError(f"{kind}: only kinds whose result is Ethernet/IP or carries Ethernet nest")
     out = []
     for ts, frame in recs:
         if kind in IP_ONLY and not _is_ip(frame):

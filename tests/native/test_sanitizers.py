@@ -160,3 +160,45 @@ def test_truncated_files_through_the_shared_index(tmp_path):
         for other in two[2 * k : 2 * k + 2]:
             assert other.split("packets=")[1].split()[0] == packets, (line, other)
             assert other.split("status=")[1] == status, (line, other)
+
+
+def encapsulated(tmp_path: Path) -> list[Path]:
+    """http-loss.pcap in every encapsulation and link type
+    (mosfw.testing.encap), and the Ethernet ones nested 6 deep (past the
+    default depth limit of 4)."""
+    from mosfw.testing.encap import KINDS, NESTABLE, wrap_capture
+
+    out = []
+    for kind in sorted(KINDS):
+        src = ROOT / "tests" / "multicore" / "data" / "http_ipv6.pcap" if kind == "teredo" else DATA / "http-loss.pcap"
+        p = tmp_path / f"encap-{kind}.pcap"
+        wrap_capture(src, p, kind)
+        out.append(p)
+        if kind in NESTABLE:
+            p = tmp_path / f"encap-{kind}-x6.pcap"
+            wrap_capture(src, p, kind, depth=6)
+            out.append(p)
+    return out
+
+
+def test_replay_every_encapsulation(tmp_path):
+    files = encapsulated(tmp_path)
+    out = replay(*files)
+    assert out.count("\n") == len(files)
+    for line in out.splitlines():
+        assert "status=done" in line, line
+
+
+def test_encapsulations_with_random_byte_errors(tmp_path):
+    """Bytes flipped anywhere in tunnel headers and what they carry."""
+    rng = random.Random(17)
+    files = []
+    for src in encapsulated(tmp_path):
+        b = bytearray(src.read_bytes())
+        for _ in range(300):
+            pos = rng.randrange(24 + 16, len(b))
+            b[pos] = rng.randrange(256)
+        p = tmp_path / f"flip-{src.name}"
+        p.write_bytes(bytes(b))
+        files.append(p)
+    replay(*files)
