@@ -19,7 +19,15 @@ from mosfw.mosconf.defaults import (
     DEFAULT_TUNNEL_PORTS,
 )
 from mosfw.mosconf.errors import ConfigError, Diagnostic, _Invalid
-from mosfw.mosconf.values import _INT_KEYS, _PORT_KEYS, _check_value, _to_int, _to_names, _to_netdevs, _to_ports
+from mosfw.mosconf.values import (
+    _INT_KEYS,
+    _PORT_KEYS,
+    _check_value,
+    _to_int,
+    _to_names,
+    _to_netdevs,
+    _to_ports,
+)
 
 # ---------------------------------------------------------------------------
 # the configuration

@@ -94,7 +94,9 @@ _INT_CHECKS = {
     "tunnel_max_depth": _check_range("tunnel_max_depth", 0, 32, " layers"),
     "tunnel_key": _check_bool01("tunnel_key"),
     "tunnel_live_rehash": _check_bool01("tunnel_live_rehash"),
-    "mpls_pseudowire": _check_range("mpls_pseudowire", 0, 2, " (0 none, 1 Ethernet, 2 Ethernet with control word)"),
+    "mpls_pseudowire": _check_range(
+        "mpls_pseudowire", 0, 2, " (0 none, 1 Ethernet, 2 Ethernet with control word)"
+    ),
 }
 _INT_KEYS = tuple(_INT_CHECKS)
 

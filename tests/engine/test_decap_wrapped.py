@@ -266,7 +266,7 @@ def test_two_cores_shard_by_the_inner_tuple(plain, tmp_path):
     assert {e["core"] for e in events} == {0, 1}
 
 
-PLUGIN = '''
+PLUGIN = """
 import json, sys
 import mosfw
 
@@ -280,7 +280,7 @@ def mosfw_pkt_in(flow, event):
 @mosfw.hookimpl
 def mosfw_report(config, stats):
     json.dump(seen, sys.stdout)
-'''
+"""
 
 
 def test_flow_and_packet_tunnels_in_a_plugin(tmp_path):

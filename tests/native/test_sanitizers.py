@@ -170,7 +170,11 @@ def encapsulated(tmp_path: Path) -> list[Path]:
 
     out = []
     for kind in sorted(KINDS):
-        src = ROOT / "tests" / "multicore" / "data" / "http_ipv6.pcap" if kind == "teredo" else DATA / "http-loss.pcap"
+        src = (
+            ROOT / "tests" / "multicore" / "data" / "http_ipv6.pcap"
+            if kind == "teredo"
+            else DATA / "http-loss.pcap"
+        )
         p = tmp_path / f"encap-{kind}.pcap"
         wrap_capture(src, p, kind)
         out.append(p)
