@@ -117,8 +117,10 @@ static int hold_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caple
  * flow whose records wait for dispatch: undo what process_frame counted,
  * hold it for the next burst and end this one (so every handler reads the
  * stream as it was after its own packet). 0 when it cannot be held. */
-static int hold_for_next_burst(struct mosfw_core *c, double ts)
+static int hold_for_next_burst(struct mosfw_core *c, const struct mosfw_pkt *p, double ts)
 {
+	unsigned i;
+
 	if (c->x.frame == c->held || !hold_frame(c, c->x.frame, c->x.caplen, c->x.wirelen, ts))
 		return 0;
 	c->pkt_index--; /* counted again when it is processed */
@@ -126,6 +128,8 @@ static int hold_for_next_burst(struct mosfw_core *c, double ts)
 		c->st.packets--;
 		c->st.bytes -= c->x.wirelen;
 		c->st.tcp_packets--;
+		for (i = 0; i < p->n_tun; i++) /* its layers too */
+			c->st.tunnels.packets[p->tun[i].kind % MOSFW_TUN_KINDS]--;
 	}
 	return 1;
 }
@@ -151,7 +155,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 	}
 	slot = mosfw_ft_lookup(&c->ft, p, hash, &dir);
 	if (slot != MOSFW_NO_SLOT && c->x.streams && mosfw_feat_must_cut(&c->x, slot, dir, p) &&
-	    hold_for_next_burst(c, ts))
+	    hold_for_next_burst(c, p, ts))
 		return;
 	if (slot != MOSFW_NO_SLOT) {
 		f = &c->ft.flows[slot];

@@ -49,6 +49,10 @@ FIELDS = [
     "svr_state",
     "close_reason",
     "core",
+    # encapsulation (docs/encapsulation.md): unset ("-") for plain flows
+    "vlan",
+    "inner_vlan",
+    "tunnels",
 ]
 
 
