@@ -77,7 +77,9 @@ def vxlan_copy(plain: Path) -> Path:
             pos += 16 + caplen
             ulen = 8 + 8 + len(frame)
             sport = 49152 + (zlib.crc32(frame[26:34]) & 0x3FFF)
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0, 64, 17, 0, b"\xc0\x00\x02\x01", b"\xc0\x00\x02\x02")
+            ip = struct.pack(
+                "!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0, 64, 17, 0, b"\xc0\x00\x02\x01", b"\xc0\x00\x02\x02"
+            )
             ip = ip[:10] + struct.pack("!H", _ip_csum(ip)) + ip[12:]
             hdr = eth + ip + struct.pack("!HHHH", sport, 4789, ulen, 0) + vx
             f.write(struct.pack(e + "IIII", sec, frac, len(hdr) + caplen, len(hdr) + wire))
@@ -87,7 +89,9 @@ def vxlan_copy(plain: Path) -> Path:
 
 
 def build_base(rev: str) -> Path:
-    sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     d = OUT / f"base-{sha.stdout.strip()}"
     if (d / "mosfw").is_dir() and any((d / "mosfw").glob("_native*.so")):
         return d
@@ -130,7 +134,9 @@ def main() -> int:
             s, f = engine_seconds(tree, pcap)
             best[name] = min(best.get(name, s), s)
             flows[name] = f
-    print(f"capture: {plain.name} ({plain.stat().st_size >> 20} MiB), VXLAN copy {vx.stat().st_size >> 20} MiB")
+    print(
+        f"capture: {plain.name} ({plain.stat().st_size >> 20} MiB), VXLAN copy {vx.stat().st_size >> 20} MiB"
+    )
     for name in rows:
         print(f"{name:12s} best of {a.repeat}: {best[name]:.3f} s  ({flows[name]} flows)")
     print(f"this / base, plain capture: {best['this plain'] / best['base plain']:.3f}")

@@ -451,11 +451,16 @@ static int ethertype(const uint8_t *f, uint32_t end, const struct mosfw_decap_co
 	}
 }
 
+/* at_payload: the IP header at off was parsed already (a NON_TCP result
+ * in p): start from what it carries */
 static int decap_loop(const uint8_t *f, uint32_t caplen, uint32_t off, uint16_t type, int verify,
-                      const struct mosfw_decap_config *dc, struct mosfw_pkt *p)
+                      const struct mosfw_decap_config *dc, struct mosfw_pkt *p, int at_payload)
 {
 	uint32_t end = caplen, ip_off, l4, prev_end;
 	int next = AT_ETHERTYPE, tags = 0, step, r;
+
+	if (at_payload)
+		next = type == 0x86dd ? AT_IP6 : AT_IP4;
 
 	for (step = 0; step < MAX_STEPS; step++) {
 		switch (next) {
@@ -477,11 +482,16 @@ static int decap_loop(const uint8_t *f, uint32_t caplen, uint32_t off, uint16_t 
 		}
 		/* an IP packet at off, within end */
 		ip_off = off;
-		prev_end = p->ip_end;
-		p->ip_end = 0;
-		r = next == AT_IP4 ? mosfw_parse_ipv4(f + off, end - off, verify, p)
-		                   : mosfw_parse_ipv6(f + off, end - off, verify, p);
-		p->ip_end = p->ip_end ? p->ip_end + off : prev_end;
+		if (at_payload) { /* mosfw_parse() did it */
+			at_payload = 0;
+			r = MOSFW_PARSE_NON_TCP;
+		} else {
+			prev_end = p->ip_end;
+			p->ip_end = 0;
+			r = next == AT_IP4 ? mosfw_parse_ipv4(f + off, end - off, verify, p)
+			                   : mosfw_parse_ipv6(f + off, end - off, verify, p);
+			p->ip_end = p->ip_end ? p->ip_end + off : prev_end;
+		}
 		if (r == MOSFW_PARSE_MALFORMED || r == MOSFW_PARSE_TRUNCATED)
 			return broken(p, r);
 		if (r != MOSFW_PARSE_NON_TCP || !dc || !dc->max_depth)
@@ -532,11 +542,11 @@ int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen, int verify_
 	else if (proto == ETH_P_IPV6)
 		r = mosfw_parse_ipv6(frame + off, caplen - off, verify_csum, out);
 	else /* tags, labels, PPPoE...: the layer loop */
-		return decap_loop(frame, caplen, off, proto, verify_csum, dc, out);
+		return decap_loop(frame, caplen, off, proto, verify_csum, dc, out, 0);
 	if (out->ip_end)
 		out->ip_end += off;
 	if (r == MOSFW_PARSE_NON_TCP && dc && dc->max_depth &&
 	    mosfw_decap_may_tunnel(out->ip_proto))
-		return decap_loop(frame, caplen, off, proto, verify_csum, dc, out);
+		return decap_loop(frame, caplen, off, proto, verify_csum, dc, out, 1);
 	return r;
 }
