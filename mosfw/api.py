@@ -282,6 +282,7 @@ class Packet:
         "_pl",
         "side",
         "offset",
+        "tunnels",
     )
 
     def __init__(self, c: Any, frame: bytes, side: Side | None, offset: int | None) -> None:
@@ -307,6 +308,9 @@ class Packet:
         #: stream offset of the first payload byte (mOS ``offset``: the
         #: position in the reassembly buffer), None without a buffer
         self.offset = offset
+        #: the layers it came through, outermost first (:class:`mosfw.tunnels.Tunnel`;
+        #: docs/encapsulation.md); () for a plain packet
+        self.tunnels: tuple[Any, ...] = ()
 
     @property
     def l2(self) -> bytes:

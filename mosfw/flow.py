@@ -127,6 +127,7 @@ class Flow:
         "host_callbacks",
         "host_timers",
         "host_stopped",
+        "_tunnels",
         "__weakref__",
     )
 
@@ -151,6 +152,7 @@ class Flow:
         self._server: tuple[str, int] | None = None
         self._client_str: str | None = None
         self._server_str: str | None = None
+        self._tunnels: tuple[Any, ...] | None = None  # read from the core on first use
 
     # -- identity -----------------------------------------------------------
 
@@ -296,6 +298,22 @@ class Flow:
     def history_bits(self, side: Side) -> int:
         """Bit set of what ``side`` sent (``MOSFW_HIST_*`` in tcp_state.h)."""
         return self._rec.side[side].hist
+
+    @property
+    def tunnels(self) -> tuple[Any, ...]:
+        """The layers the flow came through, outermost first: a tuple of
+        :class:`mosfw.tunnels.Tunnel` (``kind``, ``id`` -- VLAN id, MPLS
+        label, VNI, GRE key, TEID ... --, the outer ``src``/``dst`` and
+        UDP ``sport``/``dport``), () for a plain flow. Those of the
+        flow's first packet, stored once when it was created
+        (docs/encapsulation.md): later packets may come through other
+        tunnels (the two directions of a GTP-U flow do, by TEID)."""
+        if self._tunnels is None:
+            eng = self._eng
+            if eng is None:
+                return ()
+            self._tunnels = eng.flow_tunnels(self)
+        return self._tunnels
 
     @property
     def first_ts(self) -> float:
@@ -512,6 +530,8 @@ class Flow:
 
     def host_keep_record(self) -> None:
         """Keep a private copy of the record: the table slot will be reused."""
+        if self._tunnels is None and self._eng is not None:
+            self._tunnels = self._eng.flow_tunnels(self)
         copy = _new(_FLOW_PTR)
         _memmove(copy, self._rec, _FLOW_SIZE)
         self._rec = copy

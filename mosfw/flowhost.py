@@ -54,6 +54,9 @@ class FlowHost(Protocol):
         """:meth:`Flow.last_packet`: the packet of the event being
         dispatched when it is about ``flow``."""
 
+    def flow_tunnels(self, flow: Flow) -> tuple[Any, ...]:
+        """:attr:`Flow.tunnels`: the layers stored when the flow was created."""
+
     def flow_register(self, flow: Flow, event: Any, callback: Any) -> None:
         """:meth:`Flow.register`."""
 

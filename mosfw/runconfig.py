@@ -71,6 +71,11 @@ class Config:
     #: uses Zeek's 300 s TCP inactivity timeout where ``tcp_timeout`` is
     #: not here)
     explicit: frozenset[str] = frozenset()
+
+    #: decapsulation settings from the command line, by mos.conf key
+    #: (``tunnel_max_depth``, ``vxlan_ports`` ...; docs/encapsulation.md):
+    #: they override the mos.conf's
+    decap: dict[str, Any] = attrs.field(factory=dict)
     #: plugin values keyed by option destination name
     options: dict[str, Any] = attrs.field(factory=dict)
     #: the parsed mos.conf (mosfw.mosconf.MosConfig) when -f was given

@@ -400,6 +400,12 @@ def _wait_exit(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
+def _live_rehash(config: Config) -> bool:
+    from mosfw.tunnels import decap_settings
+
+    return bool(decap_settings(config)["tunnel_live_rehash"])
+
+
 def _fanout_group() -> int:
     """An AF_PACKET fanout group id (1..65535) for this run."""
     return os.getpid() % 0xFFFF + 1
@@ -435,7 +441,10 @@ def _run_multi(
     n = config.cores
     live = bool(config.interface) and not config.read_file
     same_input = not live
-    group = _fanout_group() if live else 0
+    # the kernel's fanout hashes the outer headers of UDP tunnels: with
+    # tunnel_live_rehash every core reads every packet and keeps its shard
+    # of the inner 5-tuple instead (docs/encapsulation.md)
+    group = _fanout_group() if live and not _live_rehash(config) else 0
     _flush(config.stdout, config.stderr, sys.stdout, sys.stderr)
 
     if not live:  # what the workers must find when they open the file

@@ -15,6 +15,19 @@ __all__ = ["RunStats", "CoreCounters", "sum_by_key"]
 _FIELDS = [f for f, _ in ffi.typeof("struct mosfw_stats").fields]
 
 
+def _tunnel_counts(t: Any) -> dict[str, dict[str, int]]:
+    """A ``struct mosfw_tunnel_stats`` as {what: {kind name: count}}, non-zero only."""
+    from mosfw.tunnels import TUNNEL_KINDS
+
+    out: dict[str, dict[str, int]] = {}
+    for what in ("packets", "too_deep", "broken"):
+        arr = getattr(t, what)
+        d = {TUNNEL_KINDS[k] or str(k): int(arr[k]) for k in range(len(TUNNEL_KINDS)) if arr[k]}
+        if d:
+            out[what] = d
+    return out
+
+
 @attrs.frozen
 class RunStats:
     """Counters of one core, or summed over cores."""
@@ -60,12 +73,21 @@ class RunStats:
     #: records the run's sinks counted as lost (``--sink``: a server that went away)
     sink_records_lost: int = 0
 
+    #: by tunnel kind (docs/encapsulation.md), non-zero counts only:
+    #: ``{"packets": {"vxlan": n, ...}, "too_deep": {...}, "broken": {...}}``
+    #: -- packets through a layer of that kind (once per layer), skipped
+    #: past tunnel_max_depth, skipped with a broken header in it
+    tunnels: dict[str, dict[str, int]] = attrs.field(factory=dict)
+
+
     @classmethod
     def from_c(cls, c: Any, plugin_errors: int = 0, sink_records_lost: int = 0) -> RunStats:
+        vals = {f: getattr(c, f) for f in _FIELDS if f != "tunnels"}
         return cls(
-            **{f: getattr(c, f) for f in _FIELDS},
+            **vals,
             plugin_errors=plugin_errors,
             sink_records_lost=sink_records_lost,
+            tunnels=_tunnel_counts(c.tunnels),
         )
 
     def __add__(self, other: RunStats) -> RunStats:
@@ -76,6 +98,14 @@ class RunStats:
                 vals[a.name] = min(v for v in (x, y) if v) if (x or y) else 0.0
             elif a.name == "last_ts":
                 vals[a.name] = max(x, y)
+            elif a.name == "tunnels":
+                vals[a.name] = {
+                    what: {
+                        k: x.get(what, {}).get(k, 0) + y.get(what, {}).get(k, 0)
+                        for k in {**x.get(what, {}), **y.get(what, {})}
+                    }
+                    for what in {**x, **y}
+                }
             else:
                 vals[a.name] = x + y
         return RunStats(**vals)

@@ -25,6 +25,8 @@ SOURCES = [
     "names.c",
     "packet.c",
     "ipfrag.c",
+    "linktypes.c",
+    "decap.c",
     "flow_table.c",
     "shared_input.c",
     "map_guard.c",
@@ -32,6 +34,7 @@ SOURCES = [
     "source_live.c",
     "source_set.c",
     "tcp_state.c",
+    "tunnels.c",
     # features, attached on demand
     "stream_mem.c",
     "stream_buf.c",

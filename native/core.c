@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "decap.h"
 #include "shared_input.h"
 #include "stream_buf.h"
 
@@ -32,6 +33,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->rmem_memcap = (uint64_t)1 << 30;
 	cfg->frag_memcap = (uint64_t)32 << 20;
 	cfg->frag_timeout = 30.0;
+	mosfw_decap_defaults(&cfg->decap);
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
@@ -53,6 +55,13 @@ struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
 	}
 	if (c->cfg.burst_packets == 0)
 		c->cfg.burst_packets = 4096;
+	if (c->cfg.decap.max_depth > 32 || c->cfg.decap.mpls_pw > 2) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+		         "decap: max_depth %u is over 32 or mpls_pw %u is not 0, 1 or 2",
+		         c->cfg.decap.max_depth, c->cfg.decap.mpls_pw);
+		free(c);
+		return NULL;
+	}
 	if (mosfw_ft_init(&c->ft, c->cfg.max_concurrency, c->cfg.core_id) < 0) {
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
 		         "cannot allocate a flow table for max_concurrency=%u",
@@ -97,6 +106,7 @@ void mosfw_core_free(struct mosfw_core *c)
 	free(c->foreign);
 	free(c->held);
 	free(c->recent);
+	mosfw_tun_store_free(&c->tun);
 	free(c);
 }
 
@@ -106,8 +116,9 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 		return -1;
 	if (!mosfw_linktype_supported(mosfw_source_linktype(s))) {
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
-		         "unsupported link type %d (%s): mosfw reads Ethernet, 802.1Q, "
-		         "Linux SLL/SLL2, raw IP and NULL/loopback captures",
+		         "unsupported link type %d (%s): mosfw reads Ethernet, Linux SLL/SLL2, "
+		         "raw IP, NULL/loopback, PPP, Cisco HDLC, NFLOG, 802.11 and radiotap "
+		         "captures",
 		         mosfw_source_linktype(s), mosfw_source_linktype_name(s));
 		mosfw_source_close(s);
 		return -1;
@@ -137,7 +148,7 @@ int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf
 	mosfw_source_expect_size(c->src, c->cfg.input_size);
 	if (c->share)
 		mosfw_source_use_share(c->src, c->share, c->cfg.shard_index, c->cfg.shard_count,
-		                       c->cfg.verify_checksums);
+		                       c->cfg.verify_checksums, &c->cfg.decap);
 	c->shared = mosfw_source_shared(c->src);
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "packet.h"
 #include "source.h"
 #include "source_set.h"
+#include "tunnels.h"
 
 /* Worst case records one packet can produce, with slack. */
 #define ROOM_PER_PACKET 24u
@@ -67,6 +68,7 @@ struct mosfw_core {
 	struct mosfw_features x;    /* buffers, arena, timers, filters (feature_set.c) */
 	struct mosfw_observers obs; /* what is attached at the fixed points (observers.h) */
 	struct mosfw_ipfrag *frag;  /* IP fragments being reassembled (ipfrag.h) */
+	struct mosfw_tun_store tun; /* the layers of the flows that came through any */
 	double flush_until;         /* live stop: read the kernel's ring until then */
 	struct mosfw_share *share;  /* -c N offline: the shared index to read through */
 	int shared;                 /* the source reads through it now (input counters

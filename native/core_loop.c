@@ -121,8 +121,10 @@ static int hold_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caple
  * flow whose records wait for dispatch: undo what process_frame counted,
  * hold it for the next burst and end this one (so every handler reads the
  * stream as it was after its own packet). 0 when it cannot be held. */
-static int hold_for_next_burst(struct mosfw_core *c, double ts)
+static int hold_for_next_burst(struct mosfw_core *c, const struct mosfw_pkt *p, double ts)
 {
+	unsigned i;
+
 	if (c->x.frame == c->held || !hold_frame(c, c->x.frame, c->x.caplen, c->x.wirelen, ts))
 		return 0;
 	c->pkt_index--; /* counted again when it is processed */
@@ -130,6 +132,8 @@ static int hold_for_next_burst(struct mosfw_core *c, double ts)
 		c->st.packets--;
 		c->st.bytes -= c->x.wirelen;
 		c->st.tcp_packets--;
+		for (i = 0; i < p->n_tun; i++) /* its layers too */
+			c->st.tunnels.packets[p->tun[i].kind % MOSFW_TUN_KINDS]--;
 	}
 	return 1;
 }
@@ -155,7 +159,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 	}
 	slot = mosfw_ft_lookup(&c->ft, p, hash, &dir);
 	if (slot != MOSFW_NO_SLOT && c->x.streams && mosfw_feat_must_cut(&c->x, slot, dir, p) &&
-	    hold_for_next_burst(c, ts))
+	    hold_for_next_burst(c, p, ts))
 		return;
 	if (slot != MOSFW_NO_SLOT) {
 		f = &c->ft.flows[slot];
@@ -218,12 +222,17 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		dir = sender_is_client ? MOSFW_SIDE_CLIENT : MOSFW_SIDE_SERVER;
 		f = &c->ft.flows[slot];
 		f->first_dir = (uint8_t)dir;
+		if (mosfw_tun_flow_created(&c->tun, c->ft.pool_cap, slot, p) < 0)
+			c->st.nomem++;
 		if (mosfw_core_claim(c, slot, ts)) {
 			c->st.flows_created++;
 			if (how != MOSFW_TCP_OPEN_SYN)
 				c->st.flows_midstream++;
 			if (c->obs.n_created)
 				mosfw_obs_flow_created(&c->obs, f, slot);
+			if (p->n_tun && c->tun.by_slot && c->obs.n)
+				mosfw_obs_flow_layers(&c->obs, slot, c->tun.by_slot[slot].t,
+				                      c->tun.by_slot[slot].n);
 		}
 		mosfw_tcp_open(f, slot, how, &ctx, &c->ring);
 	}
@@ -265,7 +274,8 @@ reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const st
 	                     fp->family == 6 ? fp->frag_hdr : 0, ts, &c->st, &df, &dlen,
 	                     &conflict) != MOSFW_FRAG_COMPLETE)
 		return NULL;
-	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, out);
+	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, &c->cfg.decap,
+	                out);
 	if (r != MOSFW_PARSE_TCP) {
 		if (r != MOSFW_PARSE_NON_TCP)   /* (UDP, ICMP: not tracked) */
 			c->st.frag_malformed++; /* (bad_checksum counts packets read) */
@@ -309,7 +319,7 @@ static void read_ahead(struct mosfw_core *c, const uint8_t *frame)
 	if (!nf)
 		return;
 	next->r = mosfw_parse(mosfw_source_linktype(c->src), nf, ncaplen, c->cfg.verify_checksums,
-	                      &next->p);
+	                      &c->cfg.decap, &next->p);
 	if (next->r == MOSFW_PARSE_TCP) {
 		next->hash = mosfw_ft_hash(&next->p);
 		/* (also for another shard's packet, which is never looked up: a
@@ -344,13 +354,16 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		hash = done->hash;
 	} else {
 		r = mosfw_parse_wire(mosfw_parse(mosfw_source_linktype(c->src), frame, caplen,
-		                                 c->cfg.verify_checksums, &p),
+		                                 c->cfg.verify_checksums, &c->cfg.decap, &p),
 		                     &p, caplen, wirelen);
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
-	if (!c->shared && mosfw_core_in_window(c, ts)) /* else the index counted it */
+	if (!c->shared && mosfw_core_in_window(c, ts)) { /* else the index counted it */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
+		if (pp->n_tun | pp->tun_err)
+			mosfw_count_tunnels(&c->st, r, pp);
+	}
 	if (r == MOSFW_PARSE_FRAGMENT) {
 		if (!(pp = reassemble(c, frame, caplen, pp, ts, &whole, &hash)))
 			return;

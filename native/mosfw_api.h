@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "mosfw_tunnel.h" /* the encapsulation part of this surface */
 
 #define MOSFW_ERRBUF_SIZE 512
 
@@ -179,6 +180,7 @@ struct mosfw_tuple {
 	uint16_t srv_port; /* host order */
 	uint8_t family;    /* 4 or 6 */
 	uint8_t pad[3];
+	uint32_t zone; /* 0, or the tunnel identity's hash (decap.key_by_tunnel) */
 };
 
 /* One endpoint's emulated TCP stack and counters. */
@@ -265,6 +267,7 @@ struct mosfw_config {
 	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
 	uint64_t frag_memcap; /* IP reassembly bytes/core (0 = off): docs/fragments.md */
 	double frag_timeout;  /* s of packet time a datagram waits for its fragments */
+	struct mosfw_decap_config decap; /* tags and tunnels */
 };
 
 struct mosfw_stats {
@@ -300,6 +303,7 @@ struct mosfw_stats {
 	uint64_t frag_reassembled, frag_timeouts, frag_cap_drops; /* docs/fragments.md */
 	uint64_t frag_overlaps, frag_conflicts, frag_malformed, frag_pending, frag_mem_peak;
 	double first_ts, last_ts; /* input time span */
+	struct mosfw_tunnel_stats tunnels; /* by tunnel kind (mosfw_tunnel.h) */
 };
 
 /* mosfw_core_run() results. */
@@ -380,8 +384,10 @@ struct mosfw_observer {
 	void *self; /* passed back to every callback */
 	/* A TCP packet was parsed (before its flow is looked up). */
 	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
-	/* A flow was created in slot (before its first packet's TCP update). */
+	/* A flow was created in slot (before its first packet's TCP update);
+	 * flow_layers follows for a flow that came through layers. */
 	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	void (*flow_layers)(void *self, uint32_t slot, const struct mosfw_tunnel *t, uint32_t n);
 	/* Both endpoints were updated for s (records written), before any end */
 	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
 	                    const struct mosfw_seg *s);

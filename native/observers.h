@@ -81,6 +81,17 @@ static inline void mosfw_obs_flow_created(const struct mosfw_observers *o,
 		o->list[o->created[i]].flow_created(o->list[o->created[i]].self, f, slot);
 }
 
+/* the layers of the flow just created in slot (only for flows with any) */
+static inline void mosfw_obs_flow_layers(const struct mosfw_observers *o, uint32_t slot,
+                                         const struct mosfw_tunnel *t, uint32_t n)
+{
+	unsigned i;
+
+	for (i = 0; i < o->n; i++)
+		if (o->list[i].flow_layers)
+			o->list[i].flow_layers(o->list[i].self, slot, t, n);
+}
+
 static inline void mosfw_obs_tcp_updated(const struct mosfw_observers *o,
                                          const struct mosfw_flow *f, uint32_t slot, unsigned dir,
                                          const struct mosfw_pkt *p, double ts)

@@ -8,11 +8,7 @@
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86dd
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88a8
-#define ETH_P_QINQ1 0x9100
 #define IPPROTO_TCP_ 6
-#define MAX_VLAN_TAGS 8
 #define MAX_V6_EXT 16
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
@@ -24,6 +20,11 @@ static inline uint32_t rd32(const uint8_t *p)
 int mosfw_linktype_supported(int linktype)
 {
 	switch (linktype) {
+	case MOSFW_LINK_PPP:
+	case MOSFW_LINK_C_HDLC:
+	case MOSFW_LINK_IEEE802_11:
+	case MOSFW_LINK_RADIOTAP:
+	case MOSFW_LINK_NFLOG:
 	case MOSFW_LINK_NULL:
 	case MOSFW_LINK_EN10MB:
 	case MOSFW_LINK_RAW:
@@ -58,13 +59,13 @@ static uint16_t csum_fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-/* Find the L3 start and its ethertype-like protocol (ETH_P_IP/IPV6). */
-static int parse_link(int linktype, const uint8_t *f, uint32_t caplen, uint32_t *off,
-                      uint16_t *proto)
+/* Find the L3 start and its ethertype-like protocol (ETH_P_IP/IPV6, or
+ * another ethertype -- VLAN tags, MPLS, PPPoE... -- for decap.c). */
+int mosfw_parse_link(int linktype, const uint8_t *f, uint32_t caplen, uint32_t *off,
+                     uint16_t *proto)
 {
 	uint32_t o = 0;
 	uint16_t type;
-	int tags = 0;
 
 	switch (linktype) {
 	case MOSFW_LINK_EN10MB:
@@ -72,42 +73,20 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen, uint32_t 
 			return MOSFW_PARSE_TRUNCATED;
 		type = rd16(f + 12);
 		o = 14;
-		while (type == ETH_P_8021Q || type == ETH_P_8021AD || type == ETH_P_QINQ1) {
-			if (++tags > MAX_VLAN_TAGS)
-				return MOSFW_PARSE_MALFORMED;
-			if (caplen < o + 4)
-				return MOSFW_PARSE_TRUNCATED;
-			type = rd16(f + o + 2);
-			o += 4;
-		}
 		break;
 	case MOSFW_LINK_LINUX_SLL:
 		if (caplen < 16)
 			return MOSFW_PARSE_TRUNCATED;
 		type = rd16(f + 14);
 		o = 16;
-		while (type == ETH_P_8021Q || type == ETH_P_8021AD) {
-			if (++tags > MAX_VLAN_TAGS)
-				return MOSFW_PARSE_MALFORMED;
-			if (caplen < o + 4)
-				return MOSFW_PARSE_TRUNCATED;
-			type = rd16(f + o + 2);
-			o += 4;
-		}
 		break;
 	case MOSFW_LINK_LINUX_SLL2:
+		/* protocol (2), reserved (2), ifindex (4), ARPHRD (2), packet
+		 * type (1), address length (1), address (8) */
 		if (caplen < 20)
 			return MOSFW_PARSE_TRUNCATED;
 		type = rd16(f);
 		o = 20;
-		while (type == ETH_P_8021Q || type == ETH_P_8021AD) {
-			if (++tags > MAX_VLAN_TAGS)
-				return MOSFW_PARSE_MALFORMED;
-			if (caplen < o + 4)
-				return MOSFW_PARSE_TRUNCATED;
-			type = rd16(f + o + 2);
-			o += 4;
-		}
 		break;
 	case MOSFW_LINK_NULL:
 	case MOSFW_LINK_LOOP: {
@@ -143,7 +122,7 @@ static int parse_link(int linktype, const uint8_t *f, uint32_t caplen, uint32_t 
 		if (!type)
 			return MOSFW_PARSE_MALFORMED;
 		break;
-	default: return MOSFW_PARSE_BAD_LINK;
+	default: return mosfw_link_extra(linktype, f, caplen, off, proto);
 	}
 	*off = o;
 	*proto = type;
@@ -202,7 +181,7 @@ static int parse_tcp(const uint8_t *l4, uint32_t avail, uint32_t seglen, struct 
 	return MOSFW_PARSE_TCP;
 }
 
-static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosfw_pkt *p)
+int mosfw_parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosfw_pkt *p)
 {
 	uint32_t ihl, total;
 	uint16_t frag;
@@ -231,8 +210,12 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	frag = rd16(ip + 6);
 	if (frag & 0x3fff) /* MF set or offset != 0: reassembled first (ipfrag.h) */
 		return MOSFW_PARSE_FRAGMENT;
-	if (ip[9] != IPPROTO_TCP_)
+	if (ip[9] != IPPROTO_TCP_) {
+		p->ip_proto = ip[9]; /* for decap.c: a tunnel protocol or UDP */
+		p->l4 = ip + ihl;
+		p->l4_len = total - ihl;
 		return MOSFW_PARSE_NON_TCP;
+	}
 	if (verify && csum_fold(csum_add(0, ip, ihl)) != 0)
 		return MOSFW_PARSE_BAD_CSUM;
 	{
@@ -254,7 +237,7 @@ static int parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	return MOSFW_PARSE_TCP;
 }
 
-static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosfw_pkt *p)
+int mosfw_parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosfw_pkt *p)
 {
 	uint32_t plen, o = 40, end;
 	uint8_t nh;
@@ -314,8 +297,12 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 	}
 	if (n == MAX_V6_EXT || o > end)
 		return MOSFW_PARSE_MALFORMED;
-	if (nh != IPPROTO_TCP_)
+	if (nh != IPPROTO_TCP_) {
+		p->ip_proto = nh;
+		p->l4 = ip + o;
+		p->l4_len = end - o;
 		return MOSFW_PARSE_NON_TCP;
+	}
 	{
 		uint32_t l4avail = avail > o ? avail - o : 0;
 		int r;
@@ -333,26 +320,4 @@ static int parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosf
 		}
 	}
 	return MOSFW_PARSE_TCP;
-}
-
-int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen, int verify_csum,
-                struct mosfw_pkt *out)
-{
-	uint32_t off;
-	uint16_t proto;
-	int r;
-
-	out->ip_end = 0;
-	r = parse_link(linktype, frame, caplen, &off, &proto);
-	if (r != MOSFW_PARSE_TCP)
-		return r;
-	if (proto == ETH_P_IP)
-		r = parse_ipv4(frame + off, caplen - off, verify_csum, out);
-	else if (proto == ETH_P_IPV6)
-		r = parse_ipv6(frame + off, caplen - off, verify_csum, out);
-	else
-		return MOSFW_PARSE_NON_TCP;
-	if (out->ip_end)
-		out->ip_end += off;
-	return r;
 }

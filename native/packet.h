@@ -2,7 +2,9 @@
 /*
  * packet.h -- L2-L4 parsing: one captured frame in, the TCP fields the
  * engine needs out. Ethernet (802.1Q/QinQ), Linux SLL/SLL2, raw IP,
- * NULL/loopback; IPv4 and IPv6 (extension headers walked); TCP.
+ * NULL/loopback, and through linktypes.c PPP, Cisco HDLC, NFLOG, 802.11
+ * (with or without radiotap); IPv4 and IPv6 (extension headers walked);
+ * TCP. Tags and tunnels between them are walked by decap.c's layer loop.
  * Never reads past caplen.
  */
 #ifndef MOSFW_PACKET_H
@@ -22,6 +24,7 @@ enum mosfw_parse_result {
 	MOSFW_PARSE_TRUNCATED = 6, /* the headers run past the captured bytes:
 	                               cut by a snaplen when caplen < wire length,
 	                               else a runt frame (malformed) */
+	MOSFW_PARSE_TOO_DEEP = 7,  /* more tunnel layers than decap.max_depth */
 };
 
 /* Link types we understand (DLT_/LINKTYPE_ values). */
@@ -35,6 +38,22 @@ enum mosfw_parse_result {
 #define MOSFW_LINK_IPV4 228
 #define MOSFW_LINK_IPV6 229
 #define MOSFW_LINK_LINUX_SLL2 276
+#define MOSFW_LINK_PPP 9
+#define MOSFW_LINK_C_HDLC 104
+#define MOSFW_LINK_IEEE802_11 105
+#define MOSFW_LINK_RADIOTAP 127
+#define MOSFW_LINK_NFLOG 239
+
+/* one layer of a packet, as the parser records it (tunnels.c expands it
+ * into a struct mosfw_tunnel when a flow is created) */
+struct mosfw_tun_layer {
+	uint8_t kind;    /* enum mosfw_tunnel_kind */
+	uint8_t pad;     /* 1: ip_off is valid (IP tunnels) */
+	uint16_t ip_off; /* frame offset of the outer IP header (IP tunnels) */
+	uint16_t l4_off; /* frame offset of the outer UDP header (UDP tunnels), 0 */
+	uint16_t pad2;
+	uint32_t id;
+};
 
 struct mosfw_pkt {
 	uint8_t src[16], dst[16]; /* addresses (IPv4 in the first 4 bytes) */
@@ -55,12 +74,39 @@ struct mosfw_pkt {
 	uint8_t wscale;           /* window scale option on SYNs (0xff = none) */
 	uint16_t frag_hdr;        /* MOSFW_PARSE_FRAGMENT, IPv6: its Fragment header's
 	                             offset from l3 (ipfrag.h) */
+	uint8_t ip_proto;         /* IP protocol of a NON_TCP IP packet */
+	uint8_t n_tun;            /* layers recorded in tun[] (outermost first) */
+	uint8_t depth;            /* tunnel layers passed (decap.max_depth counts these) */
+	uint8_t tun_err;          /* kind + 1 of the layer that was too deep or
+	                             whose inner header was broken; 0 = none */
+	uint32_t zone;            /* tunnel identity hash (decap.key_by_tunnel), else 0 */
+	uint32_t l4_len; /* NON_TCP IP packet: bytes after the IP header(s) by the length fields */
+	const uint8_t *frame; /* the frame it was parsed from */
+	struct mosfw_tun_layer tun[MOSFW_MAX_TUNNELS];
 };
 
-/* Parse one frame. verify_csum: verify IPv4 header and TCP checksums
- * (only when the whole packet was captured). */
+/* Parse one frame (decap.c). verify_csum: verify IPv4 header and TCP checksums
+ * (only when the whole packet was captured). dc: the decapsulation
+ * settings (NULL = none: tags are walked, tunnels are not). */
 int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen, int verify_csum,
-                struct mosfw_pkt *out);
+                const struct mosfw_decap_config *dc, struct mosfw_pkt *out);
+
+/* For decap.c: parse the IPv4 / IPv6 packet at ip (avail captured bytes).
+ * A NON_TCP result sets ip_proto, l4 (the first byte after the IP
+ * header(s)) and l4_len. */
+int mosfw_parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosfw_pkt *p);
+int mosfw_parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosfw_pkt *p);
+
+/* For decap.c: the link layer (packet.c): where the network layer
+ * starts and its ethertype (IP, IPv6, or any other for decap.c's loop). */
+int mosfw_parse_link(int linktype, const uint8_t *f, uint32_t caplen, uint32_t *off,
+                     uint16_t *proto);
+
+/* For packet.c: the link layers linktypes.c knows (PPP, Cisco HDLC,
+ * NFLOG, 802.11, radiotap): the L3 start and its ethertype. A parse
+ * result (MOSFW_PARSE_TCP = found). */
+int mosfw_link_extra(int linktype, const uint8_t *f, uint32_t caplen, uint32_t *off,
+                     uint16_t *proto);
 
 int mosfw_linktype_supported(int linktype);
 
@@ -95,6 +141,7 @@ static inline void mosfw_count_input(struct mosfw_stats *st, int r, uint32_t cap
 	case MOSFW_PARSE_FRAGMENT: st->fragments++; break;
 	case MOSFW_PARSE_BAD_LINK: st->unsupported_link++; break;
 	case MOSFW_PARSE_BAD_CSUM: st->bad_checksum++; break;
+	case MOSFW_PARSE_TOO_DEEP: st->non_tcp++; break; /* and tunnel_too_deep */
 	case MOSFW_PARSE_TRUNCATED:
 		/* headers cut by the capture's snaplen are not the packet's fault */
 		if (caplen < wirelen)
@@ -104,6 +151,23 @@ static inline void mosfw_count_input(struct mosfw_stats *st, int r, uint32_t cap
 		break;
 	default: st->malformed++; break;
 	}
+}
+
+/* The per-kind tunnel counters of one parsed packet (after
+ * mosfw_count_input, same r). */
+static inline void mosfw_count_tunnels(struct mosfw_stats *st, int r, const struct mosfw_pkt *p)
+{
+	unsigned i;
+
+	if (p->tun_err) {
+		if (r == MOSFW_PARSE_TOO_DEEP)
+			st->tunnels.too_deep[(p->tun_err - 1) % MOSFW_TUN_KINDS]++;
+		else
+			st->tunnels.broken[(p->tun_err - 1) % MOSFW_TUN_KINDS]++;
+		return;
+	}
+	for (i = 0; i < p->n_tun; i++)
+		st->tunnels.packets[p->tun[i].kind % MOSFW_TUN_KINDS]++;
 }
 
 #endif /* MOSFW_PACKET_H */

@@ -301,9 +301,10 @@ static void index_range(struct mosfw_shared_reader *r)
 		}
 		ts = pcap_rec_ts(&rec, f->nano);
 		res = mosfw_parse(f->linktype, f->base + pos + 16, rec.caplen, f->verify_checksums,
-		                  &p);
+		                  &f->decap, &p);
 		res = mosfw_parse_wire(res, &p, rec.caplen, rec.wirelen);
 		mosfw_count_input(&s->in, res, rec.caplen, rec.wirelen, ts);
+		mosfw_count_tunnels(&s->in, res, &p);
 		e = (uint64_t)pos;
 		if (res == MOSFW_PARSE_TCP) {
 			uint32_t shard = (uint32_t)(((uint64_t)mosfw_ft_hash(&p) * sh->n) >> 32);
@@ -461,6 +462,17 @@ int mosfw_shared_next(struct mosfw_shared_reader *r, const uint8_t **frame, uint
 	return r->final;
 }
 
+static void add_tunnels(struct mosfw_tunnel_stats *a, const struct mosfw_tunnel_stats *s)
+{
+	int k;
+
+	for (k = 0; k < MOSFW_TUN_KINDS; k++) {
+		a->packets[k] += s->packets[k];
+		a->too_deep[k] += s->too_deep[k];
+		a->broken[k] += s->broken[k];
+	}
+}
+
 void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats *a)
 {
 	const struct mosfw_share *sh = r->sh;
@@ -485,6 +497,7 @@ void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats
 		a->unsupported_link += s->unsupported_link;
 		a->fragments += s->fragments;
 		a->bad_checksum += s->bad_checksum;
+		add_tunnels(&a->tunnels, &s->tunnels);
 	}
 	a->other_shard += r->other_shard;
 }

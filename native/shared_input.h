@@ -51,7 +51,8 @@ struct mosfw_shared_file {
 	int nano;
 	int linktype;
 	int verify_checksums;
-	const struct bpf_program *prog; /* NULL: no filter */
+	struct mosfw_decap_config decap; /* tunnels, as the cores parse them */
+	const struct bpf_program *prog;  /* NULL: no filter */
 	/* set when a page of the file vanished (it shrank: map_guard.h);
 	 * NULL: unguarded */
 	const struct mosfw_map_fault *fault;

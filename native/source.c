@@ -501,7 +501,8 @@ void mosfw_source_expect_size(struct mosfw_source *s, uint64_t size)
 }
 
 int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
-                           uint32_t count, int verify_checksums)
+                           uint32_t count, int verify_checksums,
+                           const struct mosfw_decap_config *decap)
 {
 	struct mosfw_shared_file f;
 	struct mosfw_map *m = s->map;
@@ -516,6 +517,7 @@ int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint3
 	f.nano = m->nano;
 	f.linktype = s->linktype;
 	f.verify_checksums = verify_checksums;
+	f.decap = *decap;
 	f.prog = m->have_prog ? &m->prog : NULL;
 	f.fault = &m->fault;
 	f.fd = m->fd;

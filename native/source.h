@@ -61,7 +61,8 @@ void mosfw_source_close(struct mosfw_source *s);
  * ends with the "shrank" read error after the records still there. */
 void mosfw_source_expect_size(struct mosfw_source *s, uint64_t size);
 int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
-                           uint32_t count, int verify_checksums);
+                           uint32_t count, int verify_checksums,
+                           const struct mosfw_decap_config *decap);
 /* 1 while packets come from the shared index (only this core's, with the
  * input counters of the whole file in mosfw_source_shared_totals). */
 int mosfw_source_shared(const struct mosfw_source *s);

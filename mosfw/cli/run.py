@@ -174,6 +174,15 @@ def _summary(stats, elapsed: float) -> str:
             f"mosfw: {s.truncated} packets cut by the capture's snaplen before the end of "
             "their TCP header (not tracked)"
         )
+    tun = getattr(s, "tunnels", None) or {}
+    for what, label in (
+        ("packets", "decapsulated"),
+        ("too_deep", "skipped (more tunnel layers than tunnel_max_depth)"),
+        ("broken", "skipped (a broken header inside a tunnel)"),
+    ):
+        if tun.get(what):
+            per = ", ".join(f"{k} {v}" for k, v in sorted(tun[what].items()))
+            lines.append(f"mosfw: tunnels {label}: {per}")
     if s.kernel_drops or s.iface_drops:
         lines.append(
             f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface"
@@ -269,6 +278,40 @@ def _summary(stats, elapsed: float) -> str:
     metavar="NAME",
     help="Drop root and run as NAME once the capture is open (live capture as a service).",
 )
+@click.option(
+    "--tunnel-max-depth",
+    type=click.IntRange(0, 32),
+    default=None,
+    help="Tunnel layers a packet may come through; deeper ones are skipped and counted; "
+    "0 = decapsulate nothing (default 4, mos.conf tunnel_max_depth).",
+)
+@click.option(
+    "--tunnel-key/--no-tunnel-key",
+    default=None,
+    help="Key flows by tunnel identity (VLAN, VNI, GRE key...) as well as the inner 5-tuple "
+    "(overlapping address spaces; mos.conf tunnel_key).",
+)
+@click.option(
+    "--tunnel-ports",
+    metavar="KIND=P[,P..]",
+    multiple=True,
+    help="UDP ports of a tunnel kind (vxlan, geneve, gtpu, teredo, ayiya), e.g. vxlan=4789,8472; "
+    "0 = none (repeatable; mos.conf KIND_ports).",
+)
+@click.option(
+    "--mpls-pseudowire",
+    type=click.Choice(["none", "eth", "eth-cw"]),
+    default=None,
+    help="Non-IP MPLS payload: not decoded, Ethernet, or Ethernet after a control word "
+    "(mos.conf mpls_pseudowire 0/1/2).",
+)
+@click.option(
+    "--tunnel-rehash",
+    is_flag=True,
+    default=None,
+    help="Live -c N: shard by the inner 5-tuple in software (every core reads every packet) "
+    "instead of the kernel's fanout hash (mos.conf tunnel_live_rehash).",
+)
 @click.option("--verify-checksums", is_flag=True, help="Verify IPv4/TCP checksums (off by default: offload).")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first exception raised by a plugin.")
 @click.option(
@@ -319,6 +362,11 @@ def run_command(
     tcp_timeout,
     tcp_tw_interval,
     tcp_attempt_delay,
+    tunnel_max_depth,
+    tunnel_key,
+    tunnel_ports,
+    mpls_pseudowire,
+    tunnel_rehash,
     user,
     verify_checksums,
     fail_fast,
@@ -401,6 +449,7 @@ def run_command(
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
         tcp_attempt_delay=tcp_attempt_delay if tcp_attempt_delay is not None else 0.0,
         verify_checksums=verify_checksums,
+        decap=_decap_options(ctx, tunnel_max_depth, tunnel_key, tunnel_ports, mpls_pseudowire, tunnel_rehash),
         user=user,
         explicit=frozenset(explicit),
         options=dict(plugin_opts),
@@ -443,6 +492,36 @@ def run_command(
             stats_fh.close()
             if stats_made:
                 _unlink_quietly(stats_json)
+
+
+def _decap_options(ctx, max_depth, key, ports, pseudowire, rehash) -> dict:
+    """The decapsulation options given, by mos.conf key (checked here: a
+    bad one is a usage error)."""
+    from mosfw.mosconf import ConfigError, default_config
+
+    d: dict = {}
+    if max_depth is not None:
+        d["tunnel_max_depth"] = max_depth
+    if key is not None:
+        d["tunnel_key"] = int(key)
+    if rehash:
+        d["tunnel_live_rehash"] = 1
+    if pseudowire is not None:
+        d["mpls_pseudowire"] = ("none", "eth", "eth-cw").index(pseudowire)
+    for spec in ports:
+        kind, sep, value = spec.partition("=")
+        if not sep or kind not in ("vxlan", "geneve", "gtpu", "teredo", "ayiya"):
+            raise click.BadParameter(
+                f"{spec!r}: expected KIND=PORT[,PORT..] with KIND one of vxlan, geneve, gtpu, teredo, ayiya",
+                ctx,
+                param_hint="--tunnel-ports",
+            )
+        d[f"{kind}_ports"] = value
+    try:
+        default_config().merged(**d)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), ctx, param_hint="tunnel options") from None
+    return d
 
 
 def _open_stats_json(path: str):

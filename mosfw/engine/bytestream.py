@@ -7,8 +7,10 @@ from mosfw._native import ffi, lib
 from mosfw.engine.state import CoreState
 from mosfw.events import EventType, Side
 from mosfw.flow import Flow
+from mosfw.tunnels import tunnels_from_c
 
 _peek = lib.mosfw_core_peek
+_MAX_TUN = lib.MOSFW_MAX_TUNNELS
 _unpack = ffi.unpack
 
 
@@ -91,7 +93,21 @@ class _Bytestream(CoreState):
         p = lib.mosfw_core_packet(self._c, rec[17])
         if p == ffi.NULL:
             return None
-        return Packet(p, ffi.buffer(p.frame, p.caplen)[:], None, None)
+        return self._with_tunnels(Packet(p, ffi.buffer(p.frame, p.caplen)[:], None, None))
+
+    def _with_tunnels(self, pkt):
+        """pkt with its ``tunnels`` (decoded from its frame only when its
+        inner IP header is not at the start of a plain link header)."""
+        if pkt._l3 > 14:  # tags or tunnels before the IP header (or a long link header)
+            frame = pkt.frame
+            n = lib.mosfw_core_frame_tunnels(self._c, frame, len(frame), self._tunbuf, _MAX_TUN)
+            pkt.tunnels = tunnels_from_c(self._tunbuf, n)
+        return pkt
+
+    def flow_tunnels(self, flow: Flow):
+        """:attr:`Flow.tunnels <mosfw.flow.Flow.tunnels>`: stored when the flow was created."""
+        n = lib.mosfw_core_flow_tunnels(self._c, flow.slot, self._tunbuf, _MAX_TUN)
+        return tunnels_from_c(self._tunbuf, n) if n else ()
 
     def flow_last_packet(self, flow: Flow):
         from mosfw.api import Packet
@@ -118,4 +134,4 @@ class _Bytestream(CoreState):
         if p.payload_len:
             seq = (p.seq + (1 if p.tcp_flags & 0x02 else 0)) & 0xFFFFFFFF
             offset = self.flow_stream_offset(flow, int(side), seq)
-        return Packet(p, frame, side, offset)
+        return self._with_tunnels(Packet(p, frame, side, offset))

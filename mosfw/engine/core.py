@@ -39,6 +39,7 @@ from mosfw.events import Event, EventType
 from mosfw.flow import _FLOW_SIZE, Flow
 from mosfw.runconfig import Config, frag_settings_of, rmem_memcap_of
 from mosfw.stats import CoreCounters, RunStats
+from mosfw.tunnels import set_decap_config
 
 __all__ = ["Core", "RunResult", "buffer_settings"]
 
@@ -169,6 +170,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.no_ring_buffers = 1 if self.no_ring_buffers else 0
         cfg.fanout_group = int(fanout_group)
         cfg.input_size = int(getattr(config, "read_file_size", 0) or 0)
+        set_decap_config(cfg.decap, config)
         self._pm_mask = pm.event_mask()
         # callbacks marked with mosfw.api.on() in the plugins
         seen = set()
@@ -200,6 +202,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         self._lost = ffi.new("uint64_t *")
         self._type_counts = ffi.new("uint64_t[]", _EV_TYPES)
         self._i64 = ffi.new("int64_t *")
+        self._tunbuf = ffi.new("struct mosfw_tunnel[]", lib.MOSFW_MAX_TUNNELS)  # flow_tunnels()
         self._handlers: dict[int, Callable] = {}
         self._rebuild()
 

@@ -60,6 +60,7 @@ class CoreState:
     _pbuf_len: int
     _lost: Any
     _i64: Any
+    _tunbuf: Any  # struct mosfw_tunnel[MOSFW_MAX_TUNNELS] (flow_tunnels, packet tunnels)
     _plugin_errors: int
     _reported: set[tuple[str, str]]
     _error_counts: dict[tuple[str, str], int]

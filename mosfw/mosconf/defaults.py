@@ -32,3 +32,14 @@ FORWARD_ERROR = (
     "(it watches traffic and never forwards a packet); set forward = 0 "
     "or remove the line"
 )
+
+DEFAULT_TUNNEL_MAX_DEPTH = 4
+"""Tunnel layers a packet may come through (docs/encapsulation.md)."""
+DEFAULT_TUNNEL_PORTS = {
+    "vxlan_ports": (4789,),
+    "geneve_ports": (6081,),
+    "gtpu_ports": (2152,),
+    "teredo_ports": (3544,),
+    "ayiya_ports": (5072,),
+}
+"""UDP ports each UDP tunnel is recognised on (at most 4 each)."""

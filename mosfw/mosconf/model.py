@@ -17,9 +17,20 @@ from mosfw.mosconf.defaults import (
     DEFAULT_RMEM_SIZE,
     DEFAULT_TCP_TIMEOUT,
     DEFAULT_TCP_TW_INTERVAL,
+    DEFAULT_TUNNEL_MAX_DEPTH,
+    DEFAULT_TUNNEL_PORTS,
 )
 from mosfw.mosconf.errors import ConfigError, Diagnostic, _Invalid
-from mosfw.mosconf.values import _INT_KEYS, _check_value, _to_int, _to_names, _to_netdevs, _to_nets
+from mosfw.mosconf.values import (
+    _INT_KEYS,
+    _PORT_KEYS,
+    _check_value,
+    _to_int,
+    _to_names,
+    _to_netdevs,
+    _to_nets,
+    _to_ports,
+)
 
 # ---------------------------------------------------------------------------
 # the configuration
@@ -100,6 +111,36 @@ class MosConfig:
     """Seconds of packet time after its first fragment that an incomplete
     IP datagram is dropped (counted)."""
 
+    tunnel_max_depth: int = DEFAULT_TUNNEL_MAX_DEPTH
+    """Tunnel layers a packet may come through (VLAN tags do not count, an
+    MPLS stack counts once); a deeper packet is skipped and counted. 0 =
+    decapsulate nothing (docs/encapsulation.md)."""
+
+    tunnel_key: int = 0
+    """1 = key flows by their tunnel identity (VLAN ids, VNI, GRE key ...)
+    as well as by the inner 5-tuple: for sensors that receive overlapping
+    private address spaces."""
+
+    tunnel_live_rehash: int = 0
+    """1 = live ``-c N`` does not use the kernel's AF_PACKET fanout (which
+    hashes the outer headers of UDP tunnels): every core reads every
+    packet and keeps its shard of the inner 5-tuple."""
+
+    mpls_pseudowire: int = 0
+    """MPLS payload that is neither IPv4 nor IPv6: 0 = not decoded, 1 =
+    Ethernet pseudowire, 2 = Ethernet pseudowire with a control word."""
+
+    vxlan_ports: tuple[int, ...] = DEFAULT_TUNNEL_PORTS["vxlan_ports"]
+    """UDP destination ports of VXLAN (at most 4; () = none)."""
+    geneve_ports: tuple[int, ...] = DEFAULT_TUNNEL_PORTS["geneve_ports"]
+    """UDP destination ports of Geneve."""
+    gtpu_ports: tuple[int, ...] = DEFAULT_TUNNEL_PORTS["gtpu_ports"]
+    """UDP ports (either side) of GTP-U."""
+    teredo_ports: tuple[int, ...] = DEFAULT_TUNNEL_PORTS["teredo_ports"]
+    """UDP ports (either side) of Teredo."""
+    ayiya_ports: tuple[int, ...] = DEFAULT_TUNNEL_PORTS["ayiya_ports"]
+    """UDP ports (either side) of AYIYA."""
+
     notes: tuple[Diagnostic, ...] = ()
     """One line per accepted-but-ignored setting (DPDK-only keys,
     ``application`` and forwarding-table blocks), naming key and line."""
@@ -137,6 +178,9 @@ class MosConfig:
             for name in _INT_KEYS:
                 if name in given:
                     changes[name] = _check_value(name, _to_int(given[name], name))
+            for name in _PORT_KEYS:
+                if name in given:
+                    changes[name] = _to_ports(given[name], name)
             if "mos_log" in given:
                 changes["mos_log"] = os.fspath(given["mos_log"]) or None
             if "stat_print" in given:

@@ -9,7 +9,16 @@ import attrs
 
 from mosfw.mosconf.errors import ConfigError, Diagnostic, _Invalid
 from mosfw.mosconf.model import MosConfig, _cores_of
-from mosfw.mosconf.values import _INT_CHECKS, _NUM_RE, _check_mask, _check_value, _parse_int, _to_nets
+from mosfw.mosconf.values import (
+    _INT_CHECKS,
+    _NUM_RE,
+    _PORT_KEYS,
+    _check_mask,
+    _check_value,
+    _parse_int,
+    _to_nets,
+    _to_ports,
+)
 
 # ---------------------------------------------------------------------------
 # the parser
@@ -27,6 +36,11 @@ _HONOURED_KEYS = (
     "mos_log",
     "stat_print",
     "local_nets",
+    "tunnel_max_depth",
+    "tunnel_key",
+    "tunnel_live_rehash",
+    "mpls_pseudowire",
+    *_PORT_KEYS,
 )
 
 # mos { } keys mOS reads that mean nothing to a passive libpcap monitor.
@@ -334,6 +348,8 @@ class _Parser:
                 parsed = tuple(value.split())
             elif name == "local_nets":
                 parsed = _to_nets(tuple(value.split()))
+            elif name in _PORT_KEYS:
+                parsed = _to_ports(value, name)
             else:  # mos_log
                 parsed = value or None
         except _Invalid as exc:

@@ -93,6 +93,12 @@ _INT_CHECKS = {
     "tcp_timeout": _check_tcp_timeout,
     "tcp_tw_interval": _check_range("tcp_tw_interval", 0, _I32_MAX, " seconds"),
     "no_ring_buffers": _check_bool01("no_ring_buffers"),
+    "tunnel_max_depth": _check_range("tunnel_max_depth", 0, 32, " layers"),
+    "tunnel_key": _check_bool01("tunnel_key"),
+    "tunnel_live_rehash": _check_bool01("tunnel_live_rehash"),
+    "mpls_pseudowire": _check_range(
+        "mpls_pseudowire", 0, 2, " (0 none, 1 Ethernet, 2 Ethernet with control word)"
+    ),
 }
 _INT_KEYS = tuple(_INT_CHECKS)
 
@@ -149,3 +155,22 @@ def _to_nets(names: tuple[str, ...]) -> tuple[str, ...]:
         except ValueError as e:
             raise _Invalid(f"local_nets: {n!r} is not a network ({e})") from None
     return names
+
+
+#: mos.conf keys holding a list of UDP ports (docs/encapsulation.md)
+_PORT_KEYS = ("vxlan_ports", "geneve_ports", "gtpu_ports", "teredo_ports", "ayiya_ports")
+
+
+def _to_ports(value: Any, key: str) -> tuple[int, ...]:
+    """A port list: "4789 8472", "4789,8472", a sequence of ints; "0" (or
+    nothing) = none; at most 4 ports, each 1..65535."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    ports = [_to_int(x, key) for x in items]
+    if ports == [0]:
+        return ()
+    for p in ports:
+        if not 1 <= p <= 65535:
+            raise _Invalid(f"{key}: port {p} is not in 1..65535 (0 alone = no port)")
+    if len(ports) > 4:
+        raise _Invalid(f"{key}: at most 4 ports, got {len(ports)}")
+    return tuple(dict.fromkeys(ports))

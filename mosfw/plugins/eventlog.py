@@ -8,7 +8,11 @@ Each line has ``ts`` (packet time, float seconds, 6 decimals), ``core``,
 flow events, ``side`` (``client``/``server``), ``client`` and ``server``
 as ``IP:PORT`` (IPv6 as ``[addr]:port``). Per event:
 
-- ``conn_start``: ``midstream`` (bool)
+- ``conn_start``: ``midstream`` (bool); ``tunnels`` for a flow that
+  came through tags or tunnels (absent for a plain flow): its layers,
+  outermost first, each ``{"kind", "id"}`` plus ``"src"``/``"dst"``
+  (outer addresses) and ``"sport"``/``"dport"`` (UDP tunnels) where they
+  exist (docs/encapsulation.md)
 - ``tcp_state_change``: ``old``, ``new`` (``SYN_SENT`` ...)
 - ``conn_new_data``, ``rexmit``: ``seq``, ``len`` (side = the sender)
 - ``conn_end``: ``reason`` (fin, rst, timeout, evicted, eof, reused);
@@ -27,6 +31,8 @@ standard output by default, or wherever ``--sink`` sends them.
 """
 
 from __future__ import annotations
+
+from json import dumps as _dumps
 
 import mosfw
 from mosfw.flow import format_endpoint
@@ -67,7 +73,9 @@ class EventLog:
 
         def conn_start(flow, event):
             mid = "true" if event[12] & 1 else "false"
-            line(event, "conn_start", flow.core, _SIDE[event[8]], tail(flow), f', "midstream": {mid}')
+            tun = flow.tunnels
+            extra = f', "tunnels": {_dumps([t.asdict() for t in tun])}' if tun else ""
+            line(event, "conn_start", flow.core, _SIDE[event[8]], tail(flow), f', "midstream": {mid}{extra}')
 
         def tcp_state_change(flow, old, new, event):
             line(

@@ -29,7 +29,24 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 #: link type -> index byte of fuzz_packets.c's LINKTYPES table
-LINK_INDEX = {1: 0, 113: 1, 276: 2, 101: 3, 12: 4, 14: 5, 0: 6, 108: 7, 228: 8, 229: 9, 147: 10, 105: 11}
+LINK_INDEX = {
+    1: 0,
+    113: 1,
+    276: 2,
+    101: 3,
+    12: 4,
+    14: 5,
+    0: 6,
+    108: 7,
+    228: 8,
+    229: 9,
+    147: 10,
+    105: 11,
+    9: 12,
+    104: 13,
+    127: 14,
+    239: 15,
+}
 CHUNK = 64
 MAX_FRAME = 512
 MAX_CHUNKS = 4
@@ -205,6 +222,28 @@ def fragments(outdir: Path) -> list[Path]:
     return files
 
 
+def encapsulated(outdir: Path) -> list[Path]:
+    """tests/data/http-loss.pcap in every encapsulation and link type of
+    mosfw.testing.encap (docs/encapsulation.md), and nested 3 deep."""
+    sys.path.insert(0, str(ROOT))
+    from mosfw.testing.encap import KINDS, NESTABLE, wrap_capture
+
+    made = []
+    src = ROOT / "tests" / "data" / "http-loss.pcap"
+    for kind in sorted(KINDS):
+        if kind == "teredo":
+            src6 = ROOT / "tests" / "multicore" / "data" / "http_ipv6.pcap"
+            wrap_capture(src6, outdir / "encap-teredo.pcap", kind)
+            made.append(outdir / "encap-teredo.pcap")
+            continue
+        wrap_capture(src, outdir / f"encap-{kind}.pcap", kind)
+        made.append(outdir / f"encap-{kind}.pcap")
+        if kind in NESTABLE:
+            wrap_capture(src, outdir / f"encap-{kind}-x3.pcap", kind, depth=3)
+            made.append(outdir / f"encap-{kind}-x3.pcap")
+    return made
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: build_corpus.py OUTDIR", file=sys.stderr)
@@ -217,6 +256,7 @@ def main(argv: list[str]) -> int:
     sources += sorted((ROOT / "tests" / "data").glob("*.pcap*"))
     sources += synthetic(pc)
     sources += fragments(pc)
+    sources += encapsulated(pc)
     n_pk = n_pc = 0
     for src in sources:
         blob = src.read_bytes()

@@ -46,7 +46,11 @@ static const uint32_t LINKTYPES[] = {
 	228, /* IPV4 */
 	229, /* IPV6 */
 	147, /* USER0: refused at open */
-	105, /* IEEE802_11: refused at open */
+	105, /* IEEE802_11 */
+	9,   /* PPP */
+	104, /* C_HDLC */
+	127, /* IEEE802_11_RADIOTAP */
+	239, /* NFLOG */
 };
 #define N_LINKTYPES (sizeof(LINKTYPES) / sizeof(LINKTYPES[0]))
 

@@ -15,7 +15,10 @@ and mosfw's own: ``orig_rexmit_pkts``, ``resp_rexmit_pkts`` (segments the
 engine classified as retransmissions, REXMIT), ``cli_state``,
 ``svr_state`` (the emulated endpoints' final RFC 793 states, by mosfw's
 client/server), ``close_reason`` (fin, rst, timeout, evicted, eof,
-reused) and ``core``.
+reused) and ``core``; for a connection that came through tags or
+tunnels, Zeek's ``vlan`` and ``inner_vlan`` (the first two 802.1Q tags)
+and mosfw's ``tunnels`` (its first 7 layers, outermost first, as
+``kind:id`` -- ``vxlan:4242``, ``mpls:1000``; docs/encapsulation.md).
 
 Options (``mosfw run -p samples/tracker --help``):
 
@@ -103,6 +106,9 @@ FIELDS = (
     "svr_state",
     "close_reason",
     "core",
+    "vlan",
+    "inner_vlan",
+    "tunnels",
 )
 #: their Zeek types (the #types line)
 TYPES = (
@@ -131,6 +137,9 @@ TYPES = (
     "string",
     "string",
     "count",
+    "int",
+    "int",
+    "set[string]",
 )
 FORMATS = {"json": zlib.ZEEK_JSON, "zeek": zlib.ZEEK_TSV}
 
@@ -264,6 +273,7 @@ class ConnView:
         self._nets = zlib.zeek_log_nets(z)
         self._f = zffi.cast("const struct mosfw_flow *", flow.c_address)
         self._k = zlib.zeek_log_view(z, self._f, flow.slot)
+        self._l = zlib.zeek_log_layers(z, self._f, flow.slot)
 
     @property
     def orig_side(self) -> mosfw.Side:
@@ -306,7 +316,9 @@ class ConnView:
         """The flow's record as the tracker writes it (one JSON object or
         one Zeek TSV line, newline-terminated)."""
         buf = zffi.new("char[1024]")
-        n = zlib.zeek_conn_record(self._f, self._k, self._nets, FORMATS[format], buf, RECORD_MAX)
+        n = zlib.zeek_conn_record_layers(
+            self._f, self._k, self._nets, self._l, FORMATS[format], buf, RECORD_MAX
+        )
         return zffi.unpack(buf, n)
 
 

@@ -54,6 +54,12 @@ const struct zeek_nets *zeek_log_nets(const struct zeek_log *z);
 int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *addr);
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
                         const struct zeek_nets *nets, unsigned format, char *buf, size_t cap);
+struct zeek_layers;
+const struct zeek_layers *zeek_log_layers(const struct zeek_log *z, const struct mosfw_flow *f,
+                                          uint32_t slot);
+size_t zeek_conn_record_layers(const struct mosfw_flow *f, const struct zeek_conn *k,
+                               const struct zeek_nets *nets, const struct zeek_layers *l,
+                               unsigned format, char *buf, size_t cap);
 """
 
 ffibuilder = FFI()

@@ -31,6 +31,8 @@ LAYERS: dict[str, int] = {
     # 0: pure helpers and parsing, no state
     "names": 0,
     "packet": 0,
+    "linktypes": 0,
+    "decap": 0,  # mosfw_parse: the link layer, then tags and tunnels
     # 1: the flow table (canonical key, symmetric hash); IP fragment
     #    reassembly (a per-core table of datagrams, uses nothing)
     "flow_table": 1,
@@ -60,6 +62,7 @@ LAYERS: dict[str, int] = {
     "core_loop": 7,
     "core_end": 7,
     "core_api": 7,
+    "tunnels": 7,  # per-flow layer records and their core API
 }
 
 TRACKER_NATIVE = ROOT / "samples" / "tracker" / "native"

@@ -259,3 +259,49 @@ def test_million_fragment_train(tmp_path):
     f = _fields(replay(p))
     assert f["frags"] == "1000000" and f["frag_overlaps"] == "999999" and f["frag_pending"] == "1", f
     assert int(f["frag_peak"]) < 8192, f
+
+
+def encapsulated(tmp_path: Path) -> list[Path]:
+    """http-loss.pcap in every encapsulation and link type
+    (mosfw.testing.encap), and the Ethernet ones nested 6 deep (past the
+    default depth limit of 4)."""
+    from mosfw.testing.encap import KINDS, NESTABLE, wrap_capture
+
+    out = []
+    for kind in sorted(KINDS):
+        src = (
+            ROOT / "tests" / "multicore" / "data" / "http_ipv6.pcap"
+            if kind == "teredo"
+            else DATA / "http-loss.pcap"
+        )
+        p = tmp_path / f"encap-{kind}.pcap"
+        wrap_capture(src, p, kind)
+        out.append(p)
+        if kind in NESTABLE:
+            p = tmp_path / f"encap-{kind}-x6.pcap"
+            wrap_capture(src, p, kind, depth=6)
+            out.append(p)
+    return out
+
+
+def test_replay_every_encapsulation(tmp_path):
+    files = encapsulated(tmp_path)
+    out = replay(*files)
+    assert out.count("\n") == len(files)
+    for line in out.splitlines():
+        assert "status=done" in line, line
+
+
+def test_encapsulations_with_random_byte_errors(tmp_path):
+    """Bytes flipped anywhere in tunnel headers and what they carry."""
+    rng = random.Random(17)
+    files = []
+    for src in encapsulated(tmp_path):
+        b = bytearray(src.read_bytes())
+        for _ in range(300):
+            pos = rng.randrange(24 + 16, len(b))
+            b[pos] = rng.randrange(256)
+        p = tmp_path / f"flip-{src.name}"
+        p.write_bytes(bytes(b))
+        files.append(p)
+    replay(*files)

@@ -95,6 +95,19 @@ struct zeek_nets {
 	struct zeek_net net[ZEEK_LOCAL_NETS_MAX];
 };
 
+/* The layers a flow came through (engine: struct mosfw_tunnel), kept by
+ * zeek_log.c for the flows that have any: Zeek's vlan and inner_vlan (the
+ * first and second 802.1Q tags), and the first ZEEK_LAYERS_MAX layers for
+ * mosfw's tunnels field ("vxlan:4242", outermost first). */
+#define ZEEK_LAYERS_MAX 7
+struct zeek_layers {
+	uint64_t flow_id;         /* the flow they belong to; 0: none */
+	int32_t vlan, inner_vlan; /* -1: none */
+	uint32_t id[ZEEK_LAYERS_MAX];
+	uint8_t kind[ZEEK_LAYERS_MAX]; /* enum mosfw_tunnel_kind */
+	uint8_t n;
+};
+
 /* ---- the observer (zeek_log.c) ----------------------------------------- */
 
 enum zeek_format {
@@ -126,6 +139,9 @@ size_t zeek_log_take(const struct zeek_log *z, const char **data);
  * while the flow slot is (until the next run after its CONN_END). */
 const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mosfw_flow *f,
                                       uint32_t slot);
+/* The layers of flow f in slot; NULL for a plain flow. Valid as the view. */
+const struct zeek_layers *zeek_log_layers(const struct zeek_log *z, const struct mosfw_flow *f,
+                                          uint32_t slot);
 
 /* ---- reading a view (zeek_record.c) ----------------------------------------
  */
@@ -148,5 +164,9 @@ int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *
  * written; 1024 bytes always suffice). */
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
                         const struct zeek_nets *nets, unsigned format, char *buf, size_t cap);
+/* The same with the flow's layers (l may be NULL: a plain flow). */
+size_t zeek_conn_record_layers(const struct mosfw_flow *f, const struct zeek_conn *k,
+                               const struct zeek_nets *nets, const struct zeek_layers *l,
+                               unsigned format, char *buf, size_t cap);
 
 #endif /* TRACKER_ZEEK_H */

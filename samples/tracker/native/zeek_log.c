@@ -33,7 +33,9 @@ struct zeek_log {
 	uint32_t n_slots;
 	void *map; /* the mapping views lie in; its length */
 	size_t map_len;
-	char *log; /* records of flows ended this burst; NULL = no log */
+	struct zeek_layers *layers; /* by flow slot, made at the first flow with layers */
+	uint64_t created_id;        /* the flow created last (flow_layers follows) */
+	char *log;                  /* records of flows ended this burst; NULL = no log */
 	size_t len, cap;
 	int format;
 	struct zeek_nets nets; /* Site::local_nets */
@@ -74,10 +76,43 @@ static void on_forgotten(void *self, const struct mosfw_flow *f, uint32_t slot)
 
 	if (!z->log || slot >= z->n_slots)
 		return;
-	n = zeek_conn_record(f, &z->views[slot], &z->nets, (unsigned)z->format, z->log + z->len,
-	                     z->cap - z->len);
+	n = zeek_conn_record_layers(f, &z->views[slot], &z->nets, zeek_log_layers(z, f, slot),
+	                            (unsigned)z->format, z->log + z->len, z->cap - z->len);
 	if (n < z->cap - z->len)
 		z->len += n;
+}
+
+static void on_created(void *self, const struct mosfw_flow *f, uint32_t slot)
+{
+	((struct zeek_log *)self)->created_id = f->id;
+}
+
+static void on_layers(void *self, uint32_t slot, const struct mosfw_tunnel *t, uint32_t n)
+{
+	struct zeek_log *z = self;
+	struct zeek_layers *l;
+	uint32_t i, vlans = 0;
+
+	if (slot >= z->n_slots)
+		return;
+	if (!z->layers && !(z->layers = calloc(z->n_slots, sizeof(*z->layers))))
+		return; /* out of memory: the record shows no layers */
+	l = &z->layers[slot];
+	l->flow_id = z->created_id;
+	l->vlan = l->inner_vlan = -1;
+	l->n = 0;
+	for (i = 0; i < n; i++) {
+		if (t[i].kind == MOSFW_TUN_VLAN && vlans < 2) {
+			if (vlans++ == 0)
+				l->vlan = (int32_t)t[i].id;
+			else
+				l->inner_vlan = (int32_t)t[i].id;
+		}
+		if (l->n < ZEEK_LAYERS_MAX) {
+			l->kind[l->n] = t[i].kind;
+			l->id[l->n++] = t[i].id;
+		}
+	}
 }
 
 static void on_burst(void *self) { ((struct zeek_log *)self)->len = 0; }
@@ -116,6 +151,7 @@ void zeek_log_free(struct zeek_log *z)
 	if (z->map)
 		munmap(z->map, z->map_len);
 	free(z->log);
+	free(z->layers);
 	free(z);
 }
 
@@ -142,6 +178,8 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	z->obs.name = "zeek";
 	z->obs.self = z;
 	z->obs.tcp_updated = on_tcp;
+	z->obs.flow_created = on_created;
+	z->obs.flow_layers = on_layers;
 	z->obs.late_pkt = on_late;
 	z->obs.flow_forgotten = on_forgotten;
 	z->obs.burst = on_burst;
@@ -190,4 +228,13 @@ const struct zeek_conn *zeek_log_view(const struct zeek_log *z, const struct mos
 	if (!z || !f || slot >= z->n_slots || !f->id || z->views[slot].flow_id != f->id)
 		return &none;
 	return &z->views[slot];
+}
+
+const struct zeek_layers *zeek_log_layers(const struct zeek_log *z, const struct mosfw_flow *f,
+                                          uint32_t slot)
+{
+	if (!z || !f || !z->layers || slot >= z->n_slots || !f->id ||
+	    z->layers[slot].flow_id != f->id)
+		return NULL;
+	return &z->layers[slot];
 }

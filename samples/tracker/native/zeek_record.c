@@ -186,7 +186,9 @@ int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *
  * well under it: about 360 bytes of JSON keys, quotes and separators and
  * at most about 450 of values (two 45-byte IPv6 addresses, 31 history
  * letters, ts and duration of at most 21 characters each, nine 20-digit
- * counters, two booleans, the names). */
+ * counters, two booleans, the names), plus at most about 230 for the
+ * layers (vlan and inner_vlan, and ZEEK_LAYERS_MAX "kind:id" items of at
+ * most 25 bytes). */
 
 #define RECORD_ROOM 1024u
 
@@ -398,6 +400,52 @@ static inline void end_record(struct fields *fd)
 	*fd->p++ = '\n';
 }
 
+static const char *const LAYER_NAMES[] = {
+	"vlan", "mpls",   "pppoe", "pbb",    "fabricpath", "vntag",  "ipip",
+	"gre",  "erspan", "vxlan", "geneve", "gtpu",       "teredo", "ayiya",
+};
+
+/* Zeek's vlan and inner_vlan, and the tunnels field (JSON: an array of
+ * "kind:id" strings; TSV: a set, comma-separated); unset without them */
+static void put_layers(struct fields *fd, const struct zeek_layers *l)
+{
+	unsigned i;
+
+	if (l && l->vlan >= 0) {
+		FIELD(fd, "vlan", 0);
+		fd->p = put_u64(fd->p, (uint64_t)l->vlan);
+	} else
+		unset_field(fd);
+	if (l && l->inner_vlan >= 0) {
+		FIELD(fd, "inner_vlan", 0);
+		fd->p = put_u64(fd->p, (uint64_t)l->inner_vlan);
+	} else
+		unset_field(fd);
+	if (!l || !l->n) {
+		unset_field(fd);
+		return;
+	}
+	FIELD(fd, "tunnels", 0);
+	if (fd->json)
+		*fd->p++ = '[';
+	for (i = 0; i < l->n && i < ZEEK_LAYERS_MAX; i++) {
+		const char *name = l->kind[i] < sizeof(LAYER_NAMES) / sizeof(LAYER_NAMES[0])
+		                           ? LAYER_NAMES[l->kind[i]]
+		                           : "other";
+		if (i)
+			*fd->p++ = ',';
+		if (fd->json)
+			*fd->p++ = '"';
+		fd->p = put_str(fd->p, name);
+		*fd->p++ = ':';
+		fd->p = put_u64(fd->p, l->id[i]);
+		if (fd->json)
+			*fd->p++ = '"';
+	}
+	if (fd->json)
+		*fd->p++ = ']';
+}
+
 /* a Zeek bool: T/F in TSV, true/false in JSON */
 static inline const char *bool_text(int json, int v)
 {
@@ -406,7 +454,8 @@ static inline const char *bool_text(int json, int v)
 
 /* The record in buf (room for RECORD_ROOM bytes); its length. */
 static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k,
-                           const struct zeek_nets *nets, unsigned format, char *buf)
+                           const struct zeek_nets *nets, const struct zeek_layers *l,
+                           unsigned format, char *buf)
 {
 	int lo, lr;
 	const struct mosfw_tuple *t = &f->tuple;
@@ -491,6 +540,7 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	fd.p = put_str(fd.p, end_reason_name(f->end_reason));
 	FIELD(&fd, "core", 0);
 	fd.p = put_u64(fd.p, f->core);
+	put_layers(&fd, l);
 	end_record(&fd);
 	return (size_t)(fd.p - buf);
 }
@@ -498,13 +548,20 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,
                         const struct zeek_nets *nets, unsigned format, char *buf, size_t cap)
 {
+	return zeek_conn_record_layers(f, k, nets, NULL, format, buf, cap);
+}
+
+size_t zeek_conn_record_layers(const struct mosfw_flow *f, const struct zeek_conn *k,
+                               const struct zeek_nets *nets, const struct zeek_layers *l,
+                               unsigned format, char *buf, size_t cap)
+{
 	char scratch[RECORD_ROOM];
 	size_t n;
 
 	if (cap >= RECORD_ROOM) {
-		n = write_record(f, k, nets, format, buf);
+		n = write_record(f, k, nets, l, format, buf);
 	} else {
-		n = write_record(f, k, nets, format, scratch);
+		n = write_record(f, k, nets, l, format, scratch);
 		if (n > cap)
 			return cap; /* does not fit */
 		memcpy(buf, scratch, n);
