@@ -51,7 +51,8 @@ from typing import TYPE_CHECKING, cast
 import attrs
 
 from mosfw._native import ffi, lib
-from mosfw.engine import Core, EngineError, InputError, PluginError, RunResult
+from mosfw.engine import Core, EngineError, InputError, PluginError
+from mosfw.jobresult import CoreResult, JobResult, WorkerError
 from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: documented here
     INPUT_COUNTERS,
     TICK_MERGE_WAIT,
@@ -69,7 +70,6 @@ from mosfw.runconfig import Config, UsageError
 from mosfw.stats import CoreCounters, RunStats, sum_by_key
 from mosfw.stopsignals import STOP_SIGNALS, StopSignals
 from mosfw.workers import (
-    CoreLoss,
     Worker,
     call_lifecycle,
     collect_core_results,
@@ -84,48 +84,6 @@ __all__ = ["CoreResult", "JobResult", "WorkerError", "merge_stats", "run_job"]
 
 #: seconds the workers get to finish after a stop request or a failure
 STOP_TIMEOUT = 30.0
-
-
-class WorkerError(EngineError):
-    """A worker process died or failed unexpectedly; the message names
-    its core."""
-
-
-@attrs.frozen
-class CoreResult:
-    """What one core of a run reported (one per core, in core order)."""
-
-    id: int  #: the core
-    status: str  #: done / error / stopped (as RunResult.status), or lost: its worker died
-    error: str  #: read error message when status == error; how it died when lost
-    stats: RunStats  #: that core's counters (lost: its last progress report's, not merged)
-    values: dict  #: every plugin's ``mosfw_core_result`` value, by plugin name
-
-
-class JobResult(RunResult):
-    """A :class:`~mosfw.engine.RunResult` for the whole run (stats merged
-    over the cores that reported) plus ``cores``: the :class:`CoreResult`
-    of each core, ``sink_lost``: records lost by each sink but stdout (by
-    name, 0 included), and ``lost``: a :class:`~mosfw.workers.CoreLoss` for
-    each core whose results are missing (its worker died) or partial (it
-    was stopped by a signal sent to it alone). ``status`` is
-    ``incomplete`` when there is one and the run was neither stopped on
-    request nor ended by a read error."""
-
-    def __init__(
-        self,
-        status: str,
-        error: str,
-        stats: RunStats,
-        cores: list[CoreResult],
-        lost: list[CoreLoss] | None = None,
-        sink_lost: dict[str, int] | None = None,
-        input_files: list | None = None,
-    ) -> None:
-        super().__init__(status, error, stats, input_files)
-        self.cores = cores
-        self.lost = lost or []
-        self.sink_lost = sink_lost or {}
 
 
 def _with_errors(stats: RunStats, n: int) -> RunStats:
@@ -197,7 +155,9 @@ def _run_single(config: Config, fail_fast: bool, progress, updates: StatsUpdates
     if core.stdout_closed:  # as with -c N: the caller exits quietly
         raise BrokenPipeError("stdout was closed")
     sink_lost = core.counters().sink_records_lost
-    return JobResult(result.status, result.error, stats, cores, sink_lost=sink_lost, input_files=result.input_files)
+    return JobResult(
+        result.status, result.error, stats, cores, sink_lost=sink_lost, input_files=result.input_files
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -565,7 +525,8 @@ def _finish_multi(
     stats = merge_and_report(config, cores, stats, fail_fast)
     if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    files: list = next((w.message[1].input_files for w in workers if w.message and w.message[0] == "result"), [])
+    reports = (w.message[1] for w in workers if w.message and w.message[0] == "result")
+    files: list = next((r.input_files for r in reports), [])
     return JobResult(status, error, stats, cores, lost, sink_lost, files)
 
 

@@ -79,7 +79,6 @@ class RunStats:
     #: past tunnel_max_depth, skipped with a broken header in it
     tunnels: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
-
     @classmethod
     def from_c(cls, c: Any, plugin_errors: int = 0, sink_records_lost: int = 0) -> RunStats:
         vals = {f: getattr(c, f) for f in _FIELDS if f != "tunnels"}

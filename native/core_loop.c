@@ -274,8 +274,8 @@ reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const st
 	                     fp->family == 6 ? fp->frag_hdr : 0, ts, &c->st, &df, &dlen,
 	                     &conflict) != MOSFW_FRAG_COMPLETE)
 		return NULL;
-	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums, &c->cfg.decap,
-	                out);
+	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums,
+	                &c->cfg.decap, out);
 	if (r != MOSFW_PARSE_TCP) {
 		if (r != MOSFW_PARSE_NON_TCP)   /* (UDP, ICMP: not tracked) */
 			c->st.frag_malformed++; /* (bad_checksum counts packets read) */

@@ -265,8 +265,8 @@ struct mosfw_config {
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
 	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
-	uint64_t frag_memcap; /* IP reassembly bytes/core (0 = off): docs/fragments.md */
-	double frag_timeout;  /* s of packet time a datagram waits for its fragments */
+	uint64_t frag_memcap;            /* IP reassembly bytes/core (0 = off): docs/fragments.md */
+	double frag_timeout;             /* s of packet time a datagram waits for its fragments */
 	struct mosfw_decap_config decap; /* tags and tunnels */
 };
 
@@ -302,7 +302,7 @@ struct mosfw_stats {
 	uint64_t rmem_memcap_bytes; /* payload bytes not kept: rmem_memcap reached */
 	uint64_t frag_reassembled, frag_timeouts, frag_cap_drops; /* docs/fragments.md */
 	uint64_t frag_overlaps, frag_conflicts, frag_malformed, frag_pending, frag_mem_peak;
-	double first_ts, last_ts; /* input time span */
+	double first_ts, last_ts;          /* input time span */
 	struct mosfw_tunnel_stats tunnels; /* by tunnel kind (mosfw_tunnel.h) */
 };
 
@@ -359,64 +359,8 @@ void mosfw_core_set_event_mask(struct mosfw_core *core, uint32_t mask);
 int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t cap,
                    uint32_t *n_events);
 
-/* ---- observers: features attached at the core loop's fixed points -----
- *
- * Callbacks the core calls at fixed points of its loop, in attach order
- * (as Suricata's flow callbacks, Retina's trackers); NULL ones cost one test
- * a packet. They run inside mosfw_core_run() (GIL released): never call
- * Python. Per-flow state is the observer's own, e.g. an array of
- * mosfw_core_slots() entries allocated when it is attached. */
-
-/* One TCP segment as the TCP layer saw it (the packet's headers). */
-struct mosfw_seg {
-	double ts;
-	uint32_t seq, ack;
-	uint32_t payload_len;    /* as the headers say */
-	uint32_t payload_caplen; /* of which captured */
-	uint16_t window;
-	uint8_t tcp_flags;
-	uint8_t dir;     /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
-	uint32_t ip_len; /* IP bytes as the header says (header + payload) */
-};
-
-struct mosfw_observer {
-	const char *name;
-	void *self; /* passed back to every callback */
-	/* A TCP packet was parsed (before its flow is looked up). */
-	void (*pkt_parsed)(void *self, const struct mosfw_seg *s);
-	/* A flow was created in slot (before its first packet's TCP update);
-	 * flow_layers follows for a flow that came through layers. */
-	void (*flow_created)(void *self, const struct mosfw_flow *f, uint32_t slot);
-	void (*flow_layers)(void *self, uint32_t slot, const struct mosfw_tunnel *t, uint32_t n);
-	/* Both endpoints were updated for s (records written), before any end */
-	void (*tcp_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
-	                    const struct mosfw_seg *s);
-	/* The flow in slot ended (f->end_reason; CONN_END written); slot reusable */
-	void (*flow_ended)(void *self, const struct mosfw_flow *f, uint32_t slot);
-	/* A burst starts. */
-	void (*burst)(void *self);
-	/* Room for one more packet's output in this burst (0 ends it early) */
-	int (*room)(void *self);
-	/* The core is freed or the observer detached: release self. */
-	void (*detach)(void *self);
-	/* Optional, instead of room(): the core tests *room_used <= room_limit */
-	const size_t *room_used;
-	size_t room_limit;
-	/* A non-SYN packet of a FIN/RST-ended flow within tcp_tw_interval (ORPHAN, EVF_LATE) */
-	void (*late_pkt)(void *self, const struct mosfw_flow *f, uint32_t slot,
-	                 const struct mosfw_seg *s);
-	/* The ended flow leaves the table: once, after flow_ended and any late_pkt. */
-	void (*flow_forgotten)(void *self, const struct mosfw_flow *f, uint32_t slot);
-};
-
-/* Attach obs (copied); 0, or -1: table full or that name is attached. */
-int mosfw_core_observe(struct mosfw_core *core, const struct mosfw_observer *obs);
-/* Detach the observer of that name (detach runs); 0, or -1: none. */
-int mosfw_core_unobserve(struct mosfw_core *core, const char *name);
-/* The attached observer of that name's self pointer, NULL when none. */
-void *mosfw_core_observer(const struct mosfw_core *core, const char *name);
-/* Number of flow slots (an observer's per-slot array size). */
-uint32_t mosfw_core_slots(const struct mosfw_core *core);
+/* ---- observers: features attached at the core loop's fixed points ---- */
+#include "mosfw_observer.h" /* (here: it uses the flow and the core above) */
 
 /* ---- -c N offline: the shared index (native/shared_input.h) ---------------
  *

@@ -239,23 +239,12 @@ ZEEK_TCP_INACTIVITY_TIMEOUT = 300.0
 ZEEK_TCP_ATTEMPT_DELAY = 5.0
 
 
-def parse_local_nets(text: str) -> list[tuple[int, bytes, int]]:
-    """``--local-nets``: networks separated by commas or spaces
-    (``10.0.0.0/8,fd00::/8``; an address alone is a /32 or /128), as
-    (family, 16 address bytes, prefix length). A bad one is a UsageError
-    naming it."""
-    import ipaddress
+_site_nets = _load_sibling("site_nets")
 
-    nets = []
-    for item in text.replace(",", " ").split():
-        try:
-            n = ipaddress.ip_network(item, strict=False)
-        except ValueError as e:
-            raise mosfw.UsageError(f"--local-nets: {item!r} is not a network: {e}") from None
-        nets.append((n.version, n.network_address.packed.ljust(16, b"\0"), n.prefixlen))
-    if len(nets) > zlib.ZEEK_LOCAL_NETS_MAX:
-        raise mosfw.UsageError(f"--local-nets: at most {zlib.ZEEK_LOCAL_NETS_MAX} networks, not {len(nets)}")
-    return nets
+
+def parse_local_nets(text: str) -> list[tuple[int, bytes, int]]:
+    """``--local-nets`` parsed (site_nets.py), at most ZEEK_LOCAL_NETS_MAX."""
+    return _site_nets.parse_local_nets(text, zlib.ZEEK_LOCAL_NETS_MAX)
 
 
 class ConnView:
