@@ -48,13 +48,14 @@ class RedisServer:
     """A redis-server this test started: 127.0.0.1, a free port, its own
     temporary directory, no persistence; stopped by its pid."""
 
-    def __init__(self, netns: str | None = None) -> None:
+    def __init__(self, netns: str | None = None, *extra: str) -> None:
         if not shutil.which("redis-server"):
             pytest.skip("redis-server is not installed (scripts/ensure-sysdeps.sh installs it)")
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mosfw-redis-")
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
-        argv += ["--save", "", "--appendonly", "no"]
+        argv += ["--save", "", "--appendonly", "no", *extra]
+        self.extra = extra
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]
         self.netns = netns
@@ -75,7 +76,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def cli(self, *args: str) -> str:
-        argv = ["redis-cli", "-p", str(self.port), *args]
+        auth = ["--no-auth-warning", "-a", self.extra[1]] if self.extra[:1] == ("--requirepass",) else []
+        argv = ["redis-cli", "-p", str(self.port), *auth, *args]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
@@ -105,8 +107,8 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(netns: str | None = None) -> Iterator[RedisServer]:
-    srv = RedisServer(netns)
+def redis_server(netns: str | None = None, *extra: str) -> Iterator[RedisServer]:
+    srv = RedisServer(netns, *extra)
     try:
         yield srv
     finally:

@@ -64,6 +64,21 @@ def test_only_the_redis_sink_leaves_stdout_empty(capture):
         assert int(srv.cli("XLEN", "mosfw:conn")) >= 30  # the default key
 
 
+def test_password_and_database(capture):
+    """AUTH and SELECT at the connection (the sink speaks RESP itself): the
+    records land in database 3 of a server that requires a password; a
+    wrong password is exit 1 naming the server and the refusal."""
+    with redis_server(None, "--requirepass", "s3cret") as srv:
+        run = tracker(capture, "--sink", f"redis://:s3cret@127.0.0.1:{srv.port}/3?stream=pw")
+        assert run.returncode == 0, run.stderr
+        assert int(srv.cli("-n", "3", "XLEN", "pw")) >= 30
+        assert int(srv.cli("-n", "0", "XLEN", "pw")) == 0
+        bad = tracker(capture, "--sink", f"redis://:wrong@127.0.0.1:{srv.port}/3?stream=pw")
+        assert bad.returncode == 1, bad.stderr
+        err = bad.stderr.decode()
+        assert f"127.0.0.1:{srv.port}" in err and "AUTH" in err, err
+
+
 @pytest.mark.parametrize("cores", [1, 2])
 def test_a_server_down_at_start_is_an_exit_1_naming_it(capture, cores):
     port = free_port()  # nothing listens there

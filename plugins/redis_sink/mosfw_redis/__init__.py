@@ -1,4 +1,4 @@
-"""mosfw sink: records to Redis streams (XADD, pipelined, redis-py).
+"""mosfw sink: records to Redis streams (XADD, pipelined).
 
 ``mosfw run ... --sink 'redis://HOST:PORT/DB?stream=NAME[&maxlen=N]'``
 
@@ -19,6 +19,12 @@ start stops the run (exit 1, with its address); one that goes away
 later: records are buffered and retried, then counted as lost.
 
 With ``-c N`` each worker has its own connection (opened after the fork).
+
+It speaks Redis's protocol (RESP2) on a socket itself: AUTH, SELECT,
+PING at the connection, then batches of XADD, whose replies are counted
+in bulk. No client library: redis-py's import alone (0.1-0.2 s) cost more
+than the records of a 60000-connection capture (bench/README.md), and its
+parser takes a call per reply.
 """
 
 from __future__ import annotations
@@ -52,7 +58,6 @@ class RedisSink(BufferedSink):
         self.timeout = url.take_float("timeout", 5.0, 0.001)
         self.BATCH = url.take_int("batch", 1000, 1)
         self.password = url.take("password") or _password(url.netloc)
-        self._conn: Any = None
         self._sock: Any = None
         self._prefix: dict[str, _Heads] = {}
 
@@ -60,31 +65,28 @@ class RedisSink(BufferedSink):
         return f"{self.host}:{self.port}"
 
     def connect(self) -> None:
-        import redis
+        import socket
 
-        conn = redis.Connection(
-            host=self.host,
-            port=self.port,
-            db=self.db,
-            password=self.password,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            protocol=2,
-        )
-        conn.connect()  # raises ConnectionError (refused, timed out); AUTH and SELECT too
-        conn.send_command("PING")
-        conn.read_response()
-        self._conn = conn
-        # The batch itself goes over the connection's socket: one sendall,
-        # and the replies counted in bulk. redis-py parses a reply per call
-        # (~1.3 us each here), which on a record stream costs more than
-        # the tracker itself (bench/sink_cost.py).
-        self._sock = getattr(conn, "_sock", None)
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            cmds = [[b"AUTH", self.password.encode()]] if self.password else []
+            if self.db:
+                cmds.append([b"SELECT", str(self.db).encode()])
+            cmds.append([b"PING"])
+            sock.sendall(b"".join(_command(c) for c in cmds))
+            for cmd, reply in zip(cmds, _read_lines(sock, len(cmds)), strict=True):
+                if reply.startswith(b"-"):  # e.g. a wrong password, a database out of range
+                    raise ConnectionError(f"{cmd[0].decode()}: {reply[1:].decode(errors='replace')}")
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
 
     def disconnect(self) -> None:
-        conn, self._conn, self._sock = self._conn, None, None
-        if conn is not None:
-            conn.disconnect()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
     def _heads(self, stream: str) -> _Heads:
         """The packed ``XADD key [MAXLEN ~ N] * json $LEN`` part of a
@@ -101,11 +103,9 @@ class RedisSink(BufferedSink):
         return heads
 
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
-        import redis
-
-        conn = self._conn
-        if conn is None:
-            raise redis.ConnectionError("not connected")
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("not connected")
         parts: list[bytes] = []
         n = 0
         for stream, lines in batch:
@@ -114,26 +114,30 @@ class RedisSink(BufferedSink):
             parts.append(b"\r\n".join(map(bytes.__add__, map(heads.__getitem__, map(len, lines)), lines)))
             parts.append(b"\r\n")
             n += len(lines)
-        data = b"".join(parts)
-        sock = self._sock
-        if sock is None:  # a redis-py without the attribute: the slow, public way
-            conn.send_packed_command([data], check_health=False)
-            refused, first = 0, None
-            for _ in range(n):
-                try:
-                    conn.read_response()
-                except redis.ResponseError as e:  # this record only (e.g. WRONGTYPE): not retried
-                    refused += 1
-                    first = first or str(e)
-        else:
-            try:
-                sock.sendall(data)
-                refused, first = _read_replies(sock, n)
-            except OSError as e:
-                raise redis.ConnectionError(f"{type(e).__name__}: {e}") from None
+        try:
+            sock.sendall(b"".join(parts))
+            refused, first = _read_replies(sock, n)
+        except OSError as e:
+            raise ConnectionError(f"{type(e).__name__}: {e}") from None
         if refused:
             self.count_lost(refused)
             self.warn(f"the server refused {refused} records: {first}")
+
+
+def _command(args: list[bytes]) -> bytes:
+    """One command in RESP: an array of bulk strings."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _read_lines(sock: Any, n: int) -> list[bytes]:
+    """The n one-line replies (``+OK``, ``+PONG``, ``-ERR ...``) to n commands."""
+    buf = b""
+    while buf.count(b"\r\n") < n:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        buf += chunk
+    return buf.split(b"\r\n")[:n]
 
 
 class _Heads(dict):
