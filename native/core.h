@@ -40,7 +40,7 @@ struct mosfw_core {
 	double own_t0, own_t1;
 	double own_lead; /* own_t0 - tcp_timeout - tcp_tw_interval: packets before it are skipped */
 	uint8_t *foreign;
-	uint64_t owned_live; /* owned flows not ended yet */
+	uint64_t owned_live; /* owned flows not forgotten yet */
 	struct mosfw_stats st;
 	struct mosfw_ring ring;
 	struct mosfw_tuple *orphans; /* this burst's orphan packets */
@@ -65,6 +65,12 @@ struct mosfw_core {
 	uint32_t held_caplen, held_wirelen;
 	double held_ts;
 	int have_held;
+	/* a datagram reassembled from fragments inside a tunnel is raw IP
+	 * (core_loop.c reassemble): the one being processed (its layers), and
+	 * whether the held frame is one (held_layers: its layers) */
+	const struct mosfw_pkt *raw_layers;
+	int held_raw;
+	struct mosfw_pkt held_layers;
 	struct mosfw_features x;    /* buffers, arena, timers, filters (feature_set.c) */
 	struct mosfw_observers obs; /* what is attached at the fixed points (observers.h) */
 	struct mosfw_ipfrag *frag;  /* IP fragments being reassembled (ipfrag.h) */
@@ -126,8 +132,12 @@ static inline int mosfw_core_confirmed(const struct mosfw_flow *f)
  * leaves the table (its slot is released after the burst). */
 static inline void mosfw_core_forget(struct mosfw_core *c, uint32_t slot)
 {
-	if (c->obs.n_forgotten)
-		mosfw_obs_flow_forgotten(&c->obs, &c->ft.flows[slot], slot);
+	if (!c->own_on || !c->foreign[slot]) { /* (segment mode: a foreign flow is silent) */
+		if (c->obs.n_forgotten)
+			mosfw_obs_flow_forgotten(&c->obs, &c->ft.flows[slot], slot);
+		if (c->own_on)
+			c->owned_live--; /* owned flows live until forgotten: late packets count */
+	}
 	mosfw_ft_remove(&c->ft, slot);
 }
 

@@ -39,9 +39,7 @@ void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, d
 	f->end_reason = (uint8_t)reason;
 	if (!mosfw_core_foreign(c, slot)) {
 		count_end(c, reason);
-		mosfw_obs_flow_ended(&c->obs, f, slot); /* e.g. the Zeek view writes its record */
-		if (c->own_on)
-			c->owned_live--;
+		mosfw_obs_flow_ended(&c->obs, f, slot);
 	}
 	if (c->recent_cap && reason != MOSFW_END_EOF) {
 		struct mosfw_ended *r = &c->recent[c->recent_next];

@@ -108,6 +108,7 @@ static int hold_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t caple
 		if (!c->held && !(c->held = malloc(262144)))
 			return 0;
 		memcpy(c->held, frame, keep);
+		c->held_raw = 0; /* (hold_for_next_burst says when it is raw IP) */
 		c->held_caplen = keep;
 		c->held_wirelen = wirelen;
 		c->held_ts = ts;
@@ -128,6 +129,8 @@ static int hold_for_next_burst(struct mosfw_core *c, const struct mosfw_pkt *p, 
 	if (c->x.frame == c->held || !hold_frame(c, c->x.frame, c->x.caplen, c->x.wirelen, ts))
 		return 0;
 	c->pkt_index--; /* counted again when it is processed */
+	if ((c->held_raw = c->raw_layers != NULL))
+		c->held_layers = *c->raw_layers;
 	if (!c->shared) {
 		c->st.packets--;
 		c->st.bytes -= c->x.wirelen;
@@ -166,7 +169,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		if (f->end_reason) {
 			/* zombie: a new SYN reuses the tuple, anything else is late */
 			if (!pure_syn) {
-				if (c->obs.n_late)
+				if (c->obs.n_late && !mosfw_core_foreign(c, slot))
 					mosfw_obs_late_pkt(&c->obs, f, slot, dir, p, ts);
 				orphan(c, &ctx, MOSFW_EVF_LATE);
 				return;
@@ -270,12 +273,22 @@ reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const st
 	unsigned dir = 0;
 	int conflict = 0, r;
 
-	if (mosfw_ipfrag_add(c->frag, frame, caplen, (uint32_t)(fp->l3 - frame), fp->family,
+	/* A fragment inside a tunnel is kept from its inner IP header on: the
+	 * datagram goes on as raw IP with its fragments' layers (the outer
+	 * headers' lengths are those of one fragment, not of the datagram). */
+	const uint8_t *from = fp->n_tun ? fp->l3 : frame;
+	int linktype = fp->n_tun ? MOSFW_LINK_RAW : mosfw_source_linktype(c->src);
+
+	if (mosfw_ipfrag_add(c->frag, from, caplen - (uint32_t)(from - frame),
+	                     (uint32_t)(fp->l3 - from), fp->family,
 	                     fp->family == 6 ? fp->frag_hdr : 0, ts, &c->st, &df, &dlen,
 	                     &conflict) != MOSFW_FRAG_COMPLETE)
 		return NULL;
-	r = mosfw_parse(mosfw_source_linktype(c->src), df, dlen, c->cfg.verify_checksums,
-	                &c->cfg.decap, out);
+	r = mosfw_parse(linktype, df, dlen, c->cfg.verify_checksums, &c->cfg.decap, out);
+	if (r == MOSFW_PARSE_TCP && fp->n_tun) {
+		mosfw_pkt_copy_layers(out, fp);
+		c->raw_layers = out; /* held as raw IP, with these layers */
+	}
 	if (r != MOSFW_PARSE_TCP) {
 		if (r != MOSFW_PARSE_NON_TCP)   /* (UDP, ICMP: not tracked) */
 			c->st.frag_malformed++; /* (bad_checksum counts packets read) */
@@ -340,6 +353,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 	int r;
 
 	c->pkt_index++;
+	c->raw_layers = NULL;
 	if (tick(c, ts) && hold_frame(c, frame, caplen, wirelen, ts)) {
 		/* the TICK ends this burst: the packet is processed in the next */
 		c->pkt_index--;
@@ -353,9 +367,15 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		pp = &done->p;
 		hash = done->hash;
 	} else {
-		r = mosfw_parse_wire(mosfw_parse(mosfw_source_linktype(c->src), frame, caplen,
-		                                 c->cfg.verify_checksums, &c->cfg.decap, &p),
-		                     &p, caplen, wirelen);
+		int raw = frame == c->held && c->held_raw; /* (reassembled in a tunnel) */
+		r = mosfw_parse_wire(
+			mosfw_parse(raw ? MOSFW_LINK_RAW : mosfw_source_linktype(c->src), frame,
+		                    caplen, c->cfg.verify_checksums, &c->cfg.decap, &p),
+			&p, caplen, wirelen);
+		if (raw && r == MOSFW_PARSE_TCP) {
+			mosfw_pkt_copy_layers(&p, &c->held_layers);
+			c->raw_layers = &p;
+		}
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
@@ -516,7 +536,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 				read_ahead(c, frame);
 			handle_frame(c, frame, caplen, wirelen, ts);
 			if (c->own_on && ts >= c->own_t1 && c->owned_live == 0) {
-				/* segment mode: past the window, every owned flow ended */
+				/* segment mode: past the window, every owned flow forgotten */
 				c->input_done = 1;
 				c->final_status = MOSFW_RUN_DONE;
 				break;

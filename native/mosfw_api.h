@@ -525,7 +525,7 @@ int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t fl
 int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
                            int policy);
 /* Segment mode (--dask, docs/archives.md): only flows first seen in [t0, t1)
- * count; input starts at t0-tcp_timeout-tcp_tw_interval, ends past t1 once they ended */
+ * count; input starts at t0-tcp_timeout-tcp_tw_interval, ends past t1 once they left the table */
 int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1);
 /* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
  * side raises no more events (CONN_END still comes unless both are

@@ -11,6 +11,7 @@
 #define MOSFW_PACKET_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "mosfw_api.h"
 
@@ -168,6 +169,16 @@ static inline void mosfw_count_tunnels(struct mosfw_stats *st, int r, const stru
 	}
 	for (i = 0; i < p->n_tun; i++)
 		st->tunnels.packets[p->tun[i].kind % MOSFW_TUN_KINDS]++;
+}
+
+/* The layers (tunnels, tags) and tunnel identity of src on dst: a datagram
+ * reassembled from fragments inside a tunnel is parsed as raw IP. */
+static inline void mosfw_pkt_copy_layers(struct mosfw_pkt *dst, const struct mosfw_pkt *src)
+{
+	dst->n_tun = src->n_tun;
+	dst->depth = src->depth;
+	dst->zone = src->zone;
+	memcpy(dst->tun, src->tun, sizeof(dst->tun[0]) * src->n_tun);
 }
 
 #endif /* MOSFW_PACKET_H */

@@ -459,7 +459,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
     def own_window(self, t0: float, t1: float) -> None:
         """Segment mode (``--dask``, :mod:`mosfw.archive`): only flows whose
         first packet falls in [t0, t1) raise events, reach observers and
-        count; the run ends past t1 once they all ended."""
+        count; the run ends past t1 once they all left the flow table."""
         if lib.mosfw_core_own_window(self._c, t0, t1) != 0:
             raise MemoryError("segment mode: out of memory")
 

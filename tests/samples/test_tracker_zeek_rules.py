@@ -294,7 +294,9 @@ def test_bad_local_net_is_a_usage_error(conv, mosfw_pcap):
 # with one entry per column, Zeek's type names
 
 
-ZEEK_TYPES = {"time", "string", "addr", "port", "enum", "interval", "count", "bool"}
+#: Zeek's log types the tracker writes (conn.log: vlan and inner_vlan are int,
+#: tunnel sets such as tunnel_parents are set[string])
+ZEEK_TYPES = {"time", "string", "addr", "port", "enum", "interval", "count", "bool", "int", "set[string]"}
 
 
 def test_tsv_fields_and_types_as_zeek_cut_reads_them(conv, track):

@@ -32,7 +32,7 @@ def test_flow_uses_no_private_member_of_its_core_and_only_the_protocol():
 
 
 #: what the runner alone uses of the driver: never on the plugins' CoreView
-DRIVER_ONLY = {"open", "run", "add_plugin_errors"}
+DRIVER_ONLY = {"open", "run", "add_plugin_errors", "own_window", "input_files"}
 
 
 def test_the_plugins_facade_has_every_public_method_of_core_but_the_drivers():
