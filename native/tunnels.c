@@ -54,6 +54,7 @@ int mosfw_tun_flow_created(struct mosfw_tun_store *s, uint32_t pool_cap, uint32_
                            const struct mosfw_pkt *p)
 {
 	struct mosfw_flow_tun *ft;
+	uint32_t n;
 
 	if (!p->n_tun && !s->by_slot)
 		return 0; /* the plain case: nothing stored, nothing to drop */
@@ -66,18 +67,23 @@ int mosfw_tun_flow_created(struct mosfw_tun_store *s, uint32_t pool_cap, uint32_
 	if (slot >= s->cap)
 		return -1;
 	ft = &s->by_slot[slot];
+	if (slot >= s->used)
+		s->used = slot + 1;
 	if (!p->n_tun) {
 		ft->n = 0;
 		return 0;
 	}
-	if (!ft->t) { /* kept for the slot's next flows */
-		ft->t = malloc(sizeof(*ft->t) * MOSFW_MAX_TUNNELS);
-		if (!ft->t) {
+	n = p->n_tun < MOSFW_MAX_TUNNELS ? p->n_tun : MOSFW_MAX_TUNNELS;
+	if (ft->cap < n) { /* kept for the slot's next flows */
+		struct mosfw_tunnel *t = realloc(ft->t, sizeof(*t) * n);
+		if (!t) {
 			ft->n = 0;
 			return -1;
 		}
+		ft->t = t;
+		ft->cap = n;
 	}
-	ft->n = (uint32_t)mosfw_tun_expand(p, ft->t, MOSFW_MAX_TUNNELS);
+	ft->n = (uint32_t)mosfw_tun_expand(p, ft->t, (int)n);
 	return 0;
 }
 
@@ -101,7 +107,7 @@ void mosfw_tun_store_free(struct mosfw_tun_store *s)
 	uint32_t i;
 
 	if (s->by_slot)
-		for (i = 0; i < s->cap; i++)
+		for (i = 0; i < s->used; i++)
 			free(s->by_slot[i].t);
 	free(s->by_slot);
 	memset(s, 0, sizeof(*s));
