@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import struct
 
+from test_decap_wrapped import PLAIN, PLUGIN, mosfw, stats
+
 from mosfw.testing.encap import read_pcap, wrap_frame
 from mosfw.testing.pcap_files import write_pcap
-from test_decap_wrapped import PLAIN, PLUGIN, mosfw, stats
 
 
 def _layers(frame: bytes) -> int:
