@@ -14,8 +14,8 @@ directory, no persistence), then runs, interleaved, ``-n`` rounds of
 
 and prints the best wall time of each, the records per second and the
 ratio redis / stdout; the same two commands on an empty capture (a pcap
-header only) give each one's start-up (the Redis run imports redis-py and
-connects), and the ratio without it. Each Redis run is checked: XLEN equals the records
+header only) give each one's start-up (the Redis run loads the sink package
+and connects), and the ratio without it. Each Redis run is checked: XLEN equals the records
 the stdout run printed and the run exits 0. Default capture:
 bench/out/bench.pcap (``bench/out/gen_capture -o bench/out/bench.pcap``:
 60000 connections).
