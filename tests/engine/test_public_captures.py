@@ -86,7 +86,11 @@ def test_public_capture_matches_tshark(name):
     events, stats = run(pcap)
     # conn_start comes once per side; one flow is one client-side conn_start
     flows = sorted(
-        (frozenset((e["client"], e["server"])) for e in events if e["event"] == "conn_start" and e["side"] == "client"),
+        (
+            frozenset((e["client"], e["server"]))
+            for e in events
+            if e["event"] == "conn_start" and e["side"] == "client"
+        ),
         key=sorted,
     )
     assert flows == tshark_conversations(pcap)
