@@ -1,5 +1,6 @@
 """Public sample captures (tests/data/public/README.md: tcpdump 4.99.3's
-own test traces, from the Debian source package) through the engine, with
+and Wireshark 4.0.17's own test traces, from the Debian source packages)
+through the engine, with
 tshark as the independent oracle.
 
 For each file: mosfw's TCP flows (eventlog ``conn_start`` endpoints)
@@ -35,7 +36,15 @@ CAPTURES = {
     "nflog.pcap": ("", set()),  # NFLOG link type, DNS over UDP
     "HDLC.pcap": ("", set()),  # Cisco HDLC link type: SLARP, CDP, ICMP
     "QinQpacket.pcap": ("vlan", {"vlan"}),  # 802.1ad outer tag + 802.1Q: DHCP, ARP
+    "ipoipoip.pcap": ("ipip", {"ipip"}),  # raw IPv4: TCP under 4 IPv4-in-IPv4 layers
+    "retrans-tls.pcap": ("", set()),  # raw IPv4: a 1-byte segment, then 21 bytes from the same seq
 }
+
+#: mosfw's rexmit count minus tshark's tcp.analysis.retransmission count.
+#: retrans-tls.pcap: mosfw counts a segment that re-sends any byte already
+#: seen (here 1 of 21) as a rexmit; Wireshark does not flag a segment that
+#: also carries new data (it goes past the highest sequence number seen).
+REXMIT_DELTA = {"retrans-tls.pcap": 1}
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
@@ -55,6 +64,11 @@ def tshark_conversations(pcap: Path) -> list[frozenset]:
 
 def tshark_count(pcap: Path, display_filter: str) -> int:
     return len(tshark("-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", "frame.number").split())
+
+
+def tshark_ip_headers(pcap: Path) -> int:
+    out = tshark("-r", str(pcap), "-T", "fields", "-E", "occurrence=a", "-e", "ip.version")
+    return sum(len(line.split(",")) for line in out.splitlines() if line)
 
 
 def run(pcap: Path) -> tuple[list[dict], dict]:
@@ -94,13 +108,17 @@ def test_public_capture_matches_tshark(name):
         key=sorted,
     )
     assert flows == tshark_conversations(pcap)
-    assert stats["rexmits"] == tshark_count(pcap, "tcp.analysis.retransmission")
+    retrans = tshark_count(pcap, "tcp.analysis.retransmission")
+    assert stats["rexmits"] == retrans + REXMIT_DELTA.get(name, 0)
     tunnels = stats["tunnels"]
     assert set(tunnels.get("packets", {})) == kinds
     if layer:
         # every packet tshark sees that layer in is counted by mosfw (MPLS:
         # once a packet, however many labels; VLAN: once a tag)
-        expect = tshark_count(pcap, layer)
+        if layer == "ipip":  # one layer per IPv4 header but the innermost
+            expect = tshark_ip_headers(pcap) - tshark_count(pcap, "ip")
+        else:
+            expect = tshark_count(pcap, layer)
         if layer == "vlan":
             expect += tshark_count(pcap, "ieee8021ad")
         assert tunnels["packets"][layer] == expect
