@@ -137,7 +137,13 @@ static uint16_t ppp_proto(const uint8_t *f, uint32_t end, uint32_t *o)
 		x += 2;
 	}
 	*o = x;
-	return proto == 0x21 ? ETH_P_IP : proto == 0x57 ? ETH_P_IPV6 : 0;
+	switch (proto) {
+	case 0x21: return ETH_P_IP;
+	case 0x57: return ETH_P_IPV6;
+	case 0x281: return ETH_P_MPLS_UC; /* RFC 3032 section 4.3 */
+	case 0x283: return ETH_P_MPLS_MC;
+	default: return 0;
+	}
 }
 
 /* GRE (RFC 2784/2890, version 1 as PPTP uses it) at g, ending at end. */

@@ -11,12 +11,15 @@
 
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86dd
+#define ETH_P_MPLS_UC 0x8847
+#define ETH_P_MPLS_MC 0x8848
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint16_t rd16le(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 
 /* PPP in HDLC-like framing (RFC 1662): address 0xff, control 0x03 (may
- * be omitted), protocol (one byte when compressed). */
+ * be omitted), protocol (one byte when compressed). IPv4, IPv6, and MPLS
+ * (0x0281/0x0283, RFC 3032): the label stack is decap.c's. */
 static int ppp(const uint8_t *f, uint32_t caplen, uint32_t *off, uint16_t *proto)
 {
 	uint32_t o = 0;
@@ -39,6 +42,10 @@ static int ppp(const uint8_t *f, uint32_t caplen, uint32_t *off, uint16_t *proto
 		*proto = ETH_P_IP;
 	else if (pr == 0x57)
 		*proto = ETH_P_IPV6;
+	else if (pr == 0x281) /* MPLS unicast, RFC 3032 section 4.3 */
+		*proto = ETH_P_MPLS_UC;
+	else if (pr == 0x283) /* MPLS multicast */
+		*proto = ETH_P_MPLS_MC;
 	else
 		return MOSFW_PARSE_NON_TCP; /* LCP, IPCP, ... */
 	*off = o;
