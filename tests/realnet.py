@@ -484,6 +484,13 @@ http {{
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def offloads_off_command(dev: str) -> list[str]:
+    """ethtool turning off segmentation/receive offloads and checksum
+    offload on dev: the capture then holds the packets as they crossed
+    the link (no 64 KB TSO/GRO super-frames, real checksums)."""
+    return ["ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"]
+
+
 @contextlib.contextmanager
 def netpair(offloads_off: bool = True) -> Iterator[NetPair]:
     """Make a NetPair (namespaces, veth, addresses, lo up, offloads off)
@@ -536,26 +543,7 @@ def netpair(offloads_off: bool = True) -> Iterator[NetPair]:
             net.run_in(side, ["ip", "addr", "add", f"{a4}/24", "dev", ifc], timeout=10)
             net.run_in(side, ["ip", "addr", "add", f"{a6}/64", "dev", ifc, "nodad"], timeout=10)
             if offloads_off:
-                net.run_in(
-                    side,
-                    [
-                        "ethtool",
-                        "-K",
-                        ifc,
-                        "tso",
-                        "off",
-                        "gso",
-                        "off",
-                        "gro",
-                        "off",
-                        "tx",
-                        "off",
-                        "rx",
-                        "off",
-                    ],
-                    timeout=10,
-                    check=False,
-                )
+                net.run_in(side, offloads_off_command(ifc), timeout=10, check=False)
             net.run_in(side, ["ip", "link", "set", ifc, "up"], timeout=10)
         # Wait for the link (and IPv6 neighbour machinery) to come up.
         deadline = time.monotonic() + 5

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from mosfw.cli.summary import _fmt_rate, _progress_printer, _summary  # noqa: F401
+from mosfw.cli.summary import _progress_printer, _summary
 
 EXIT_OK = 0
 EXIT_SETUP = 1

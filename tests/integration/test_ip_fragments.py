@@ -40,6 +40,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fragtool
+import realnet
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN = ROOT / "tests" / "data" / "http-loss.pcap"
@@ -193,26 +194,7 @@ class Routed:
             _sh("ip", "-n", ns, "addr", "add", a4, "dev", dev)
             _sh("ip", "-n", ns, "addr", "add", a6, "dev", dev, "nodad")
             _sh("ip", "-n", ns, "link", "set", dev, "up")
-            _sh(
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "ethtool",
-                "-K",
-                dev,
-                "tso",
-                "off",
-                "gso",
-                "off",
-                "gro",
-                "off",
-                "tx",
-                "off",
-                "rx",
-                "off",
-                check=False,
-            )
+            _sh("ip", "netns", "exec", ns, *realnet.offloads_off_command(dev), check=False)
         _sh("ip", "-n", r, "link", "set", f"{r}b", "mtu", "576")
         for ns, gw4, gw6 in ((s, "10.78.1.254", "fd78:1::fe"), (c, "10.78.2.254", "fd78:2::fe")):
             _sh("ip", "-n", ns, "route", "add", "default", "via", gw4)
