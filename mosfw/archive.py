@@ -264,8 +264,10 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         result = core.run()
         values = collect_core_results(core, pickled=True)
         stats = core.stats()
+        # (no fsync: the rename below guards against a worker that dies,
+        # which is what Dask retries; an OS crash loses the run anyway, and
+        # the joined output is not synced either. It cost 0.1 s a 300 MB part.)
         out.flush()
-        os.fsync(out.fileno())
     from mosfw.inputs import archive_report
 
     if archive_report(result.input_files)["overlaps"]:
@@ -420,8 +422,7 @@ def run_archive(
                 progress(len(results), len(plan), done_bytes, total_bytes)
         ordered = [results[s.index] for s in plan]
         for r in ordered:  # joined in time order, each part once
-            with open(r.part, encoding="utf-8") as fh:
-                shutil.copyfileobj(fh, stdout)
+            _append_part(r.part, stdout)
         stdout.flush()
     finally:
         client.close()
@@ -441,6 +442,50 @@ def run_archive(
     return ArchiveResult(
         "error" if failed else "done", stats, ordered, files, time.monotonic() - t_start, failed
     )
+
+
+def _append_part(part: str, stdout: TextIO) -> None:
+    """Copy a segment's part file to ``stdout``: by the kernel (sendfile)
+    when stdout is a file descriptor, as bytes through its buffer when it
+    has one, as text otherwise (the parts are UTF-8, as the plugins wrote
+    them). Decoding and re-encoding the text cost ~0.1 s per 100 MB."""
+    stdout.flush()
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd >= 0:
+        with open(part, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            sent = 0
+            try:
+                while sent < size:
+                    n = os.sendfile(fd, fh.fileno(), sent, size - sent)
+                    if n == 0:
+                        break
+                    sent += n
+            except OSError:  # (a descriptor sendfile cannot write to)
+                pass
+            if sent >= size:
+                return
+            fh.seek(sent)
+            while chunk := fh.read(1 << 20):
+                _write_all(fd, chunk)
+        return
+    raw = getattr(stdout, "buffer", None)
+    if raw is not None:
+        with open(part, "rb") as fh:
+            shutil.copyfileobj(fh, raw)
+        raw.flush()
+        return
+    with open(part, encoding="utf-8") as fh:
+        shutil.copyfileobj(fh, stdout)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _merge_ticks(config: Any, ordered: list[SegmentResult]) -> None:
