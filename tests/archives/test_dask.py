@@ -273,3 +273,38 @@ def test_without_dask_says_how_to_install(archive, tmp_path):
     r = dask_run(archive[0], env=env)
     assert r.returncode == 1
     assert "pip install 'mosfw[dask]'" in r.stderr
+
+
+def test_lead_in_follows_the_plugins_idle_timeout(tmp_path):
+    """The tracker keeps an idle connection for Zeek's 300 s (it sets the
+    engine's tcp_timeout in mosfw_configure unless the user gave one), so
+    a segment's lead-in must be that long, not the engine's 35 s default:
+    a connection idle 100 s across a segment start is one record, as in
+    one process, not a second mid-stream one in the next segment."""
+    from mosfw.testing.flows import Capture
+
+    cap = Capture()
+    long_idle = cap.conversation(("10.0.0.1", 40000), ("10.0.0.2", 80))
+    long_idle.handshake()
+    long_idle.send("client", 100)
+    long_idle.send("server", 300)
+    for i in range(24):  # a short connection every 10 s: something in every file
+        cap.advance(10.0 if i != 5 else 0.0)
+        c = cap.conversation(("10.0.1.%d" % (i + 1), 41000 + i), ("10.0.0.2", 80))
+        c.handshake()
+        c.send("client", 10)
+        c.close()
+        if i == 9:  # 100 s after its last packet
+            long_idle.send("client", 50)
+            long_idle.send("server", 60)
+            long_idle.close()
+    whole = tmp_path / "whole.pcap"
+    cap.write_pcap(whole)
+    r = mosfw("run", "-r", whole, "-p", TRACKER, "-q")
+    assert r.returncode == 0, r.stderr
+    one = records(r.stdout)
+    assert sum(x["id.orig_p"] == 40000 for x in one) == 1
+    split(whole, tmp_path / "arch", ["-i", "20"])
+    r = dask_run(tmp_path / "arch", "-c", "2", "--segments", "6")
+    assert r.returncode == 0, r.stderr
+    assert records(r.stdout) == one
