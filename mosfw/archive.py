@@ -32,6 +32,7 @@ Exactness rules: docs/archives.md.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import pickle
@@ -54,6 +55,7 @@ __all__ = [
     "Segment",
     "SegmentResult",
     "plan_segments",
+    "default_segments",
     "run_archive",
     "run_segment",
     "scan_files",
@@ -171,41 +173,95 @@ def scan_files(paths: Sequence[str]) -> list[ScannedFile]:
 
 def plan_segments(files: Sequence[ScannedFile], n_segments: int, lead_in: float) -> list[Segment]:
     """Cut the readable files (read order) into at most ``n_segments``
-    groups of about equal bytes; a segment's window starts at its first
-    file's first packet time rounded down to the second (ticks are whole
-    seconds) and its files start with the last one that began before
-    ``t0 - lead_in``."""
+    groups at file boundaries so that the bytes each task reads, its
+    lead-in included, are as even as they can be (the slowest task ends
+    the run: a later segment, which reads a lead-in, gets fewer files of
+    its own); a segment's window starts at its first file's first packet
+    time rounded down to the second (ticks are whole seconds) and its
+    files start with the last one that began before ``t0 - lead_in``."""
     readable = [f for f in files if f.state == "unread" and f.first_ts > 0]
     if not readable:
         return []
     n = max(1, min(n_segments, len(readable)))
-    total = sum(f.size for f in readable) or 1
-    starts = [0]
-    acc = 0
-    for i, f in enumerate(readable[:-1]):
-        acc += f.size
-        if acc >= total * len(starts) / n and len(starts) < n:
-            starts.append(i + 1)
+    sizes = [f.size for f in readable]
+    before = [0]
+    for size in sizes:
+        before.append(before[-1] + size)
+
+    firsts = [f.first_ts for f in readable]  # read order is time order
+
+    def lead_start(s: int) -> int:
+        """Index of the first file a segment starting at file s reads."""
+        if s == 0:
+            return 0
+        k = bisect.bisect_left(firsts, math.floor(firsts[s]) - lead_in)  # files before t0 - lead_in
+        return min(max(k - 1, 0), s - 1)
+
+    leads = [lead_start(s) for s in range(len(readable))]
+
+    def cut(limit: int) -> list[int] | None:
+        """Segment starts with every task reading at most ``limit`` bytes
+        (greedy, longest first segments); None when n segments cannot."""
+        starts = [0]
+        for i in range(1, len(readable)):
+            s = starts[-1]
+            if before[i + 1] - before[leads[s]] > limit:
+                if len(starts) == n or before[i + 1] - before[leads[i]] > limit:
+                    return None
+                starts.append(i)
+        return starts
+
+    # the smallest byte limit a cut meets (binary search: cut() holds for
+    # every limit from the smallest one on)
+    lo, hi = max(sizes), before[-1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cut(mid) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    starts = cut(lo) or [0]
+    # as many segments as asked (when the lead-ins make fewer as fast, the
+    # extra ones split the segments with the most bytes of their own)
+    while len(starts) < n:
+        ends = starts[1:] + [len(readable)]
+        k = max(
+            (k for k in range(len(starts)) if ends[k] - starts[k] > 1),
+            key=lambda k: before[ends[k]] - before[starts[k]],
+            default=None,
+        )
+        if k is None:
+            break
+        half = (before[starts[k]] + before[ends[k]]) / 2
+        mid = next(i for i in range(starts[k] + 1, ends[k]) if before[i + 1] > half or i + 1 == ends[k])
+        starts.insert(k + 1, mid)
     t0s = [-math.inf] + [math.floor(readable[s].first_ts) for s in starts[1:]]
     segs = []
     for k, s in enumerate(starts):
-        t0 = t0s[k]
-        t1 = t0s[k + 1] if k + 1 < len(starts) else math.inf
         end = starts[k + 1] if k + 1 < len(starts) else len(readable)
-        j = 0
-        if t0 != -math.inf:
-            before = [i for i, f in enumerate(readable) if f.first_ts < t0 - lead_in]
-            j = min(before[-1] if before else 0, s - 1 if s > 0 else 0)
         segs.append(
             Segment(
                 index=k,
-                t0=t0,
-                t1=t1,
-                files=tuple(f.path for f in readable[j:]),
-                own_bytes=sum(f.size for f in readable[s:end]),
+                t0=t0s[k],
+                t1=t0s[k + 1] if k + 1 < len(starts) else math.inf,
+                files=tuple(f.path for f in readable[leads[s] :]),
+                own_bytes=sum(sizes[s:end]),
             )
         )
     return segs
+
+
+def default_segments(files: Sequence[ScannedFile], workers: int, lead_in: float) -> int:
+    """Segments when ``--segments`` is not given: one per worker, and up to
+    4 per worker (finer progress, smaller retries) while the lead-ins the
+    extra segments read stay under a tenth of the archive's time span."""
+    readable = [f for f in files if f.state == "unread" and f.first_ts > 0]
+    workers = max(1, workers)
+    if len(readable) < 2:
+        return workers
+    span = readable[-1].first_ts - readable[0].first_ts
+    extra = int(0.1 * span // lead_in) if lead_in > 0 else 3 * workers
+    return max(workers, min(4 * workers, 1 + extra))
 
 
 def _plugin_manager(plugins: Sequence[str], options: dict) -> tuple[Any, dict]:
@@ -249,6 +305,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
             pluginmanager=pm,
             stdout=out,
             stderr=sys.stderr,
+            explicit=frozenset(job.engine),  # as settled in run_archive(): kept
             **job.engine,
         )
         config.segment = (seg.index, seg.t0, seg.t1)
@@ -289,6 +346,11 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         time.monotonic() - t_start,
         os.getpid(),
     )
+
+
+#: engine settings a plugin may change in mosfw_configure, which decide
+#: how long a flow lives (and so a segment's lead-in)
+_TIMEOUTS = ("tcp_timeout", "tcp_tw_interval", "tcp_attempt_delay")
 
 
 def _check_exact(engine: dict) -> None:
@@ -350,14 +412,17 @@ def run_archive(
     :param options: plugin options by destination name (``{"conn_log": ...}``).
     :param address: a Dask scheduler (``tcp://host:8786``); None starts a
         ``LocalCluster`` of ``workers`` processes.
-    :param segments: time segments (default: 4 per worker, at most one per file).
+    :param segments: time segments (default: :func:`default_segments`:
+        one a worker, up to 4 while the lead-ins stay small; at most one a file).
     :param parts_dir: where tasks write their output (shared by every
         worker: on a cluster, a shared file system); default: a temporary
         directory, removed at the end.
     :param stdout: where the joined output goes (default sys.stdout).
     :param progress: called as segments finish: ``(done, total, bytes_done, bytes_total)``.
-    :param engine: ``tcp_timeout``, ``tcp_tw_interval``, ``max_concurrency``,
-        ``bpf``, ``verify_checksums`` (the engine's defaults otherwise).
+    :param engine: ``tcp_timeout``, ``tcp_tw_interval``, ``tcp_attempt_delay``,
+        ``max_concurrency``, ``bpf``, ``verify_checksums`` (otherwise the
+        engine's defaults, or what the plugins set in ``mosfw_configure``:
+        the tracker's Zeek timeouts; the lead-in follows those).
     :raises ArchiveError: the split cannot be exact, Dask is missing, or a
         segment failed (named).
     """
@@ -374,20 +439,30 @@ def run_archive(
     _check_exact(engine)
     plugin_specs = tuple(str(Path(p).resolve()) if os.path.exists(p) else str(p) for p in plugins)
     files = scan_files(expand_inputs([os.fspath(p) for p in inputs]))
-    lead_in = float(engine.get("tcp_timeout", 30.0)) + float(engine.get("tcp_tw_interval", 5.0))
-    plan = plan_segments(files, segments or 4 * max(1, workers), lead_in)
-    if not plan:
-        raise ArchiveError("no capture file of the archive holds a packet that can be read")
+    readable = [f.path for f in files if f.state == "unread"]
     pm, opts = _plugin_manager(plugin_specs, dict(options or {}))
     config = Config(
-        read_file=plan[0].files[0],
-        cores=len(plan),
+        read_file=readable[0] if readable else "",
+        cores=1,
         options=opts,
         pluginmanager=pm,
         stdout=stdout,
         stderr=stderr,
+        explicit=frozenset(engine),
+        **engine,
     )
+    # the plugins may set the engine's timeouts here (the tracker takes
+    # Zeek's 300 s where the user gave none): the lead-in follows what the
+    # tasks will run with, and the tasks get exactly these values
     call_lifecycle(config, "mosfw_configure", False, config)
+    for key in _TIMEOUTS:
+        engine[key] = getattr(config, key)
+    _check_exact(engine)
+    lead_in = float(config.tcp_timeout) + float(config.tcp_tw_interval)
+    plan = plan_segments(files, segments or default_segments(files, workers, lead_in), lead_in)
+    if not plan:
+        raise ArchiveError("no capture file of the archive holds a packet that can be read")
+    config.cores = len(plan)
     client, cluster = _client(address, workers)
     own_parts = parts_dir is None
     parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))

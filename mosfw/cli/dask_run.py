@@ -39,9 +39,14 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
     err = sys.stderr
     files = config.read_files or [config.read_file]
     show = progress if progress is not None else err.isatty()
+    # timeouts only where the user gave them: the plugins' mosfw_configure
+    # may set the others (the tracker: Zeek's), and run_archive() plans the
+    # lead-in from the result
+    explicit: frozenset[str] = getattr(config, "explicit", frozenset())
     engine = {
-        "tcp_timeout": config.tcp_timeout,
-        "tcp_tw_interval": config.tcp_tw_interval,
+        "tcp_timeout": config.tcp_timeout if "tcp_timeout" in explicit else None,
+        "tcp_tw_interval": config.tcp_tw_interval if "tcp_tw_interval" in explicit else None,
+        "tcp_attempt_delay": config.tcp_attempt_delay if "tcp_attempt_delay" in explicit else None,
         "max_concurrency": config.max_concurrency,
         "bpf": config.bpf,
         "verify_checksums": config.verify_checksums,

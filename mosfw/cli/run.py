@@ -258,7 +258,11 @@ class PluginOptionsCommand(click.Command):
     "or the scheduler at ADDRESS (tcp://host:8786). Needs pip install 'mosfw[dask]'; docs/archives.md.",
 )
 @click.option(
-    "--segments", type=click.IntRange(min=1), default=None, help="--dask: time segments (default 4 a worker)."
+    "--segments",
+    type=click.IntRange(min=1),
+    default=None,
+    help="--dask: time segments (default one a worker, up to 4 while the lead-ins stay small: "
+    "docs/archives.md).",
 )
 @click.option(
     "--dask-parts",

@@ -290,7 +290,7 @@ def test_lead_in_follows_the_plugins_idle_timeout(tmp_path):
     long_idle.send("server", 300)
     for i in range(24):  # a short connection every 10 s: something in every file
         cap.advance(10.0 if i != 5 else 0.0)
-        c = cap.conversation(("10.0.1.%d" % (i + 1), 41000 + i), ("10.0.0.2", 80))
+        c = cap.conversation((f"10.0.1.{i + 1}", 41000 + i), ("10.0.0.2", 80))
         c.handshake()
         c.send("client", 10)
         c.close()
