@@ -23,7 +23,7 @@ import sys
 import time
 
 import pytest
-from sink_helpers import ROOT, TRACKER, free_port, real_capture, realnet, redis_server, tracker
+from sink_helpers import ROOT, TRACKER, free_port, mosfw, real_capture, realnet, redis_server, tracker
 
 pytestmark = [pytest.mark.realnet, pytest.mark.slow]
 
@@ -77,6 +77,33 @@ def test_password_and_database(capture):
         assert bad.returncode == 1, bad.stderr
         err = bad.stderr.decode()
         assert f"127.0.0.1:{srv.port}" in err and "AUTH" in err, err
+
+
+def test_records_the_server_refuses_are_lost_the_others_land(capture):
+    """A stream key that holds a string: Redis refuses every XADD to it
+    (WRONGTYPE) while it takes those of the other stream in the same
+    batches: the refused ones are counted lost (named, exit 6), the others
+    are all there, in order. (The replies are read in bulk, pieces
+    pipelined: an error among them takes the slow path.)"""
+    plain = mosfw("run", "-q", "--no-progress", "-r", str(capture), "-p", TRACKER, "-p", "eventlog")
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    conn = [x for x in lines if b'"uid"' in x]
+    events = [x for x in lines if b'"uid"' not in x]
+    assert conn and len(events) > 500
+    with redis_server() as srv:
+        srv.cli("SET", "mosfw-conn", "not a stream")
+        url = srv.url + "?stream=mosfw-{stream}&batch=300"
+        run = mosfw(
+            "run", "-q", "--no-progress", "-r", str(capture), "-p", TRACKER, "-p", "eventlog",
+            "--sink", url, "--stats-json", "-",
+        )  # fmt: skip
+        err = run.stderr.decode()
+        assert run.returncode == 6, err
+        assert "WRONGTYPE" in err, err
+        assert srv.entries("mosfw-events") == events
+        stats = json.loads(err[err.index("{") : err.rindex("}") + 1])
+        assert stats["sink_records_lost"] == len(conn)
 
 
 @pytest.mark.parametrize("cores", [1, 2])
