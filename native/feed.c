@@ -149,16 +149,22 @@ struct feed_shared *mosfw_feed_shared(struct mosfw_feed *f) { return f->sh; }
 
 /* ---- the producer side of the rings ------------------------------------- */
 
-static void publish(struct mosfw_feed *f, uint32_t k)
+/* Publish what was written to ring k. A core that sleeps on it is woken
+ * only once a quarter of the ring waits for it, or when `force`d (the end,
+ * or the reader is about to wait itself): each wake is a system call and
+ * two context switches, and a core woken for a few packets goes back to
+ * sleep at once. */
+static void publish(struct mosfw_feed *f, uint32_t k, int force)
 {
 	struct feed_ring *r = &f->sh->ring[k];
 	struct prod *p = &f->p[k];
 
-	if (p->tail == p->published)
-		return;
-	__atomic_store_n(&r->tail, p->tail, __ATOMIC_SEQ_CST);
-	p->published = p->tail;
-	feed_wake_if_waiting(&r->cons_wait, &r->data_seq);
+	if (p->tail != p->published) {
+		__atomic_store_n(&r->tail, p->tail, __ATOMIC_SEQ_CST);
+		p->published = p->tail;
+	}
+	if (force || p->tail - p->head_seen >= f->sh->cap / 4)
+		feed_wake_if_waiting(&r->cons_wait, &r->data_seq);
 }
 
 /* The input counters (and each core's TCP packets) for the cores to read. */
@@ -176,13 +182,13 @@ static void publish_stats(struct mosfw_feed *f)
 	__atomic_store_n(&sh->stats_seq, sh->stats_seq + 1, __ATOMIC_RELEASE);
 }
 
-static void publish_all(struct mosfw_feed *f)
+static void publish_all(struct mosfw_feed *f, int force)
 {
 	uint32_t k;
 
 	publish_stats(f);
 	for (k = 0; k < f->sh->n; k++)
-		publish(f, k);
+		publish(f, k, force);
 }
 
 /* Wait until ring k has `need` bytes free past p->tail; 0 when the core
@@ -193,7 +199,7 @@ static int wait_space(struct mosfw_feed *f, uint32_t k, uint64_t need)
 	struct prod *p = &f->p[k];
 	uint64_t cap = f->sh->cap;
 
-	publish_all(f); /* nobody waits for records this one holds back */
+	publish_all(f, 1); /* nobody waits for records this one holds back */
 	for (;;) {
 		uint32_t seq;
 
@@ -254,7 +260,7 @@ static void push(struct mosfw_feed *f, uint32_t k, uint16_t kind, uint16_t linkt
 		memcpy(rec + 1, frame, caplen);
 	p->tail += need;
 	if (p->tail - p->published >= cap / 8)
-		publish(f, k);
+		publish(f, k, 0);
 }
 
 /* ---- the reader thread ---------------------------------------------------- */
@@ -294,7 +300,7 @@ static void *reader(void *arg)
 				mosfw_set_burst_begin(f->set, &cur);
 			else
 				mosfw_source_burst_begin(f->src);
-			publish_all(f);
+			publish_all(f, 0);
 			if (__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE) || all_gone(f)) {
 				status = MOSFW_SRC_EOF;
 				break;
@@ -337,7 +343,7 @@ static void *reader(void *arg)
 	for (k = 0; k < n; k++)
 		push(f, k, FEED_END, 0, NULL, 0, 0, gidx, 0);
 	for (k = 0; k < n; k++)
-		publish(f, k);
+		publish(f, k, 1);
 	return NULL;
 }
 

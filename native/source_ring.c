@@ -11,6 +11,9 @@
 #include "source.h"
 
 #define WAIT_MS 50 /* an empty ring is slept on this long before WAIT returns */
+/* Every cache line of the ring is asked for this many bytes before the
+ * read position reaches it (the reader wrote it from another CPU) */
+#define PREFETCH_AHEAD 4096u
 
 struct mosfw_ring_src {
 	struct feed_shared *sh;
@@ -20,6 +23,7 @@ struct mosfw_ring_src {
 	uint64_t pos;         /* next record */
 	uint64_t tail;        /* the published end last read */
 	uint64_t burst_start; /* pos when the burst began (released then) */
+	uint64_t prefetched;  /* [pos, prefetched) asked into the caches */
 	uint32_t gidx;
 	uint32_t core;
 	int ended; /* MOSFW_SRC_EOF or _ERROR once the END record was read */
@@ -79,6 +83,11 @@ int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32
 			rs->pos += rs->cap - off;
 			continue;
 		}
+		if (rs->prefetched < rs->pos)
+			rs->prefetched = rs->pos & ~(uint64_t)63;
+		for (; rs->prefetched < rs->pos + PREFETCH_AHEAD && rs->prefetched < rs->tail;
+		     rs->prefetched += 64)
+			__builtin_prefetch(rs->data + (rs->prefetched & (rs->cap - 1)));
 		rec = (const struct feed_rec *)(rs->data + off);
 		rs->pos += rec->len;
 		switch (rec->kind) {
