@@ -90,22 +90,28 @@ def python() -> str:
 TARGETS = {4: 1.15, 16: 1.3}
 
 
-def setting(name: str) -> tuple[list[str], dict]:
-    """A --plugins setting: the plugin arguments, and the environment."""
+def setting(name: str, baseline: Path | None = None) -> tuple[list[str], dict, Path]:
+    """A --plugins setting (``NAME@base``: with the mosfw of --baseline):
+    the plugin arguments, the environment and the folder to run in."""
     # (PYTHONUNBUFFERED left out as in bench/run_bench.py: a user's
     # shell does not set it, and it makes each printed line a write())
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    return PLUGINS[name], env
+    base, _, other = name.partition("@")
+    if not other or baseline is None:
+        return PLUGINS[base], env, ROOT
+    env["PYTHONPATH"] = str(baseline)  # (ahead of this checkout's editable install)
+    args = [str(baseline / a[len(str(ROOT)) + 1 :]) if a.startswith(str(ROOT)) else a for a in PLUGINS[base]]
+    return args, env, baseline
 
 
-def measure_one(argv: list[str], timeout: float, env: dict | None = None) -> dict:
+def measure_one(argv: list[str], timeout: float, env: dict | None = None, cwd: Path = ROOT) -> dict:
     """Run argv with stdout to /dev/null: wall time, and CPU time of the
     process and every child it reaped (the workers), from RUSAGE_CHILDREN."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.devnull, "wb") as null:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT, env=env
+            argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd, env=env
         )
         try:
             _, err = proc.communicate(timeout=timeout)
@@ -178,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         default="none,eventlog,midstat",
         help="comma-separated settings among: " + ", ".join(PLUGINS),
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit, built in place (setup.py build_ext --inplace): "
+        "every setting is also run with its mosfw (rows NAME@base), interleaved with this one's",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per setting, best kept (default 3)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run before a kill")
     ap.add_argument("--out", type=Path, default=BENCH / "out", help="output folder (default bench/out)")
@@ -193,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = [s for s in settings if not s.startswith("midstat")]
         notes.append("midstat: samples/midstat is not there; skipped")
     cores = args.cores if 1 in args.cores else [1] + args.cores  # T(1) is the reference
+    if args.baseline:
+        args.baseline = args.baseline.resolve()
+        settings = [x for s in settings for x in (s, f"{s}@base")]
 
     pcap, packets = get_capture(args)
     py = python()
@@ -215,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         startup.append(measure_one([py, "-m", "mosfw", "run", "-q", "-r", str(empty)], args.timeout))
         for s in settings:
             for n in cores:
-                plugin_args, env = setting(s)
+                plugin_args, env, cwd = setting(s, args.baseline)
                 argv = [py, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-c", str(n), *plugin_args]
-                r = measure_one(argv, args.timeout, env)
+                r = measure_one(argv, args.timeout, env, cwd)
                 runs.setdefault((s, n), []).append(r)
                 shown = f"{r['seconds']:.3f} s" if r["ok"] else r["error"]
                 print(f"[{i + 1}/{args.repeat}] {s:15s} -c {n:<3d} {shown}", flush=True)
@@ -275,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": platform.node(),
         "python": platform.python_version(),
         "repeat": args.repeat,
+        "baseline": str(args.baseline) if args.baseline else None,
         "startup_s": t_start,
         "load_before": load_before,
         "load_after": load_after,

@@ -526,8 +526,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 		if (r == MOSFW_SRC_PACKET) {
 			if (c->shared) /* its place in the input, other cores' packets included */
 				c->pkt_index = mosfw_source_index(c->src) - 1;
-			else
-				read_ahead(c, frame);
+			read_ahead(c, frame);
 			handle_frame(c, frame, caplen, wirelen, ts);
 			if (c->own_on && ts >= c->own_t1 && c->owned_live == 0) {
 				/* segment mode: past the window, every owned flow forgotten */

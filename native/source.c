@@ -514,6 +514,8 @@ const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
 	struct pcap_rec rec;
 	char err[MOSFW_ERRBUF_SIZE]; /* (a bad record is told when it is read) */
 
+	if (s->ring)
+		return mosfw_ring_src_peek(s->ring, caplen, s->linktype);
 	if (!m || m->have_prog ||
 	    pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, err, sizeof(err)) !=
 	            PCAP_REC_OK)

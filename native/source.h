@@ -34,7 +34,8 @@ int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbu
 int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
                       uint32_t *wirelen, double *ts);
 /* The frame mosfw_source_next() will most likely return next, without
- * moving on (the mapped file reader only, no BPF filter; else NULL): the
+ * moving on (the mapped file reader without a BPF filter, or a ring
+ * source when it is a packet of the current link type; else NULL): the
  * caller may parse it early and prefetch what it needs. */
 const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen);
 int mosfw_source_linktype(const struct mosfw_source *s);

@@ -115,6 +115,32 @@ int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32
 	}
 }
 
+const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen,
+                                   int linktype)
+{
+	uint64_t pos = rs->pos;
+	int k;
+
+	for (k = 0; k < 2 && pos != rs->tail; k++) { /* (past one filler at most) */
+		uint64_t off = pos & (rs->cap - 1);
+		const struct feed_rec *rec = (const struct feed_rec *)(rs->data + off);
+
+		if (rs->cap - off < FEED_REC_HDR) {
+			pos += rs->cap - off;
+			continue;
+		}
+		if (rec->kind == FEED_PAD) {
+			pos += rec->len;
+			continue;
+		}
+		if (rec->kind != FEED_PACKET || rec->linktype != linktype)
+			return NULL;
+		*caplen = rec->caplen;
+		return (const uint8_t *)(rec + 1);
+	}
+	return NULL;
+}
+
 void mosfw_ring_src_burst_begin(struct mosfw_ring_src *rs)
 {
 	if (rs->pos == rs->burst_start)

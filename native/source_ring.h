@@ -20,6 +20,10 @@ struct mosfw_ring_src *mosfw_ring_src_open(struct feed_shared *sh, uint32_t core
  * burst and call again), EOF, ERROR (mosfw_ring_src_error). */
 int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32_t *caplen,
                         uint32_t *wirelen, double *ts, int *linktype);
+/* The frame mosfw_ring_src_next() will return next if it is a packet of
+ * this link type already published (else NULL), without moving on. */
+const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen,
+                                   int linktype);
 /* A burst begins: what the last one read is given back to the reader. */
 void mosfw_ring_src_burst_begin(struct mosfw_ring_src *rs);
 uint64_t mosfw_ring_src_burst_bytes(const struct mosfw_ring_src *rs);
