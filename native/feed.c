@@ -356,8 +356,14 @@ int mosfw_feed_start(struct mosfw_feed *f, char *errbuf)
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "the feed was started already");
 		return -1;
 	}
-	/* signals are the parent's main thread's business */
+	/* signals are the parent's main thread's business, but for the
+	 * synchronous ones: a page of the mapped file that vanished raises
+	 * SIGBUS in this thread (map_guard.h), which must reach its handler */
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&f->thread, NULL, reader, f);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
