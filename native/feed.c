@@ -39,7 +39,7 @@
 #include "source_set.h"
 
 #define RING_DEFAULT_KB 4096u
-#define RING_MIN_KB 1024u /* two of the largest records, with room to spare */
+#define RING_MIN_KB 1024u   /* two of the largest records, with room to spare */
 #define PUBLISH_EVERY 1024u /* packets between two publications of every ring */
 #define WAIT_MS 100         /* a sleep is re-checked this often (a core left?) */
 
@@ -76,8 +76,8 @@ static uint64_t ring_cap(void)
 	return cap;
 }
 
-static int open_input(struct mosfw_feed *f, const char *const *paths, uint32_t n_paths,
-                      int as_set, const char *bpf, uint64_t input_size, char *errbuf)
+static int open_input(struct mosfw_feed *f, const char *const *paths, uint32_t n_paths, int as_set,
+                      const char *bpf, uint64_t input_size, char *errbuf)
 {
 	if (as_set) {
 		f->set = mosfw_set_open(paths, n_paths, bpf, errbuf);
@@ -85,7 +85,8 @@ static int open_input(struct mosfw_feed *f, const char *const *paths, uint32_t n
 			return -1;
 		f->src = mosfw_set_first(f->set);
 		if (!f->src) {
-			snprintf(errbuf, MOSFW_ERRBUF_SIZE, "none of the capture files can be read");
+			snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+			         "none of the capture files can be read");
 			return -1;
 		}
 		return 0;
@@ -131,8 +132,8 @@ struct mosfw_feed *mosfw_feed_new(const struct mosfw_config *cfg, uint32_t n_cor
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1,
 	         0);
 	if (m == MAP_FAILED) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot map %zu bytes of rings for %u cores", len,
-		         n_cores);
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot map %zu bytes of rings for %u cores",
+		         len, n_cores);
 		mosfw_feed_free(f);
 		return NULL;
 	}
@@ -221,8 +222,7 @@ static int wait_space(struct mosfw_feed *f, uint32_t k, uint64_t need)
 
 /* Append one record to ring k (frame: caplen bytes, or NULL). */
 static void push(struct mosfw_feed *f, uint32_t k, uint16_t kind, uint16_t linktype,
-                 const uint8_t *frame, uint32_t caplen, uint32_t wirelen, uint32_t gidx,
-                 double ts)
+                 const uint8_t *frame, uint32_t caplen, uint32_t wirelen, uint32_t gidx, double ts)
 {
 	struct prod *p = &f->p[k];
 	uint64_t cap = f->sh->cap, off, rem, skip = 0;

@@ -81,8 +81,7 @@ static inline uint32_t mosfw_shard_of(uint32_t hash, uint32_t count)
  * flow's shard (*hash set), an IP fragment to every core (each keeps the
  * datagram if its flow is its own), anything else to core 0 (nothing is
  * tracked from it; it moves that core's input time only). */
-static inline uint32_t mosfw_owner(int r, const struct mosfw_pkt *p, uint32_t count,
-                                   uint32_t *hash)
+static inline uint32_t mosfw_owner(int r, const struct mosfw_pkt *p, uint32_t count, uint32_t *hash)
 {
 	if (r == MOSFW_PARSE_TCP) {
 		*hash = mosfw_ft_hash(p);

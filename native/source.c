@@ -53,14 +53,14 @@ struct mosfw_map {
 	size_t burst_start; /* pos when the burst began: nothing from it is released */
 	size_t prefetched;  /* [pos, prefetched) asked into the caches */
 	uint32_t snapshot;  /* libpcap's snapshot length for the file */
-	int nano;                           /* nanosecond timestamps */
+	int nano;           /* nanosecond timestamps */
 	struct bpf_program prog;
 	int have_prog;
 };
 
 struct mosfw_source {
 	pcap_t *pcap;
-	struct mosfw_map *map; /* classic pcap file read through mmap */
+	struct mosfw_map *map;       /* classic pcap file read through mmap */
 	struct mosfw_ring_src *ring; /* -c N offline: this core's ring of the feed */
 	int linktype;
 	int live;
@@ -464,7 +464,8 @@ struct mosfw_source *mosfw_source_open_ring(struct feed_shared *sh, uint32_t cor
 	struct mosfw_source *s = calloc(1, sizeof(*s));
 
 	if (!s || !(s->ring = mosfw_ring_src_open(sh, core))) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot read core %u's ring of the input", core);
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot read core %u's ring of the input",
+		         core);
 		free(s);
 		return NULL;
 	}

@@ -115,8 +115,7 @@ int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32
 	}
 }
 
-const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen,
-                                   int linktype)
+const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen, int linktype)
 {
 	uint64_t pos = rs->pos;
 	int k;

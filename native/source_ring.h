@@ -22,8 +22,7 @@ int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32
                         uint32_t *wirelen, double *ts, int *linktype);
 /* The frame mosfw_ring_src_next() will return next if it is a packet of
  * this link type already published (else NULL), without moving on. */
-const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen,
-                                   int linktype);
+const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen, int linktype);
 /* A burst begins: what the last one read is given back to the reader. */
 void mosfw_ring_src_burst_begin(struct mosfw_ring_src *rs);
 uint64_t mosfw_ring_src_burst_bytes(const struct mosfw_ring_src *rs);

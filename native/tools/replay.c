@@ -201,8 +201,9 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 	int bad = 0;
 
 	if (cores > 1) {
-		feed = archive_n ? mosfw_feed_new(cfg, cores, archive_files, archive_n, 1, NULL, err)
-		                 : mosfw_feed_new(cfg, cores, &path, 1, 0, NULL, err);
+		feed = archive_n
+		               ? mosfw_feed_new(cfg, cores, archive_files, archive_n, 1, NULL, err)
+		               : mosfw_feed_new(cfg, cores, &path, 1, 0, NULL, err);
 		if (!feed) {
 			fprintf(stderr, "mosfw-replay: %s\n", err);
 			return 1;
