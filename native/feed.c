@@ -284,7 +284,9 @@ static void *reader(void *arg)
 	struct feed_shared *sh = f->sh;
 	struct mosfw_source *cur = f->src;
 	uint32_t n = sh->n, gidx = 0, k, status;
-	int64_t prev_sec = INT64_MIN;
+	/* the whole second of the last packet is [sec_lo, sec_lo + 1): a
+	 * packet outside it opens a new one (no floor() per packet) */
+	double sec_lo = INFINITY;
 
 	for (;;) {
 		const uint8_t *frame = NULL;
@@ -326,13 +328,13 @@ static void *reader(void *arg)
 		if (owner == MOSFW_OWNER_ALL) {
 			for (k = 0; k < n; k++)
 				push(f, k, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts);
-			prev_sec = (int64_t)floor(ts);
+			sec_lo = floor(ts);
 			continue;
 		}
 		f->p[owner].own_tcp += res == MOSFW_PARSE_TCP;
 		push(f, owner, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts);
-		if ((int64_t)floor(ts) != prev_sec) {
-			prev_sec = (int64_t)floor(ts);
+		if (!(ts >= sec_lo && ts < sec_lo + 1.0)) {
+			sec_lo = floor(ts);
 			for (k = 0; k < n; k++)
 				if (k != owner)
 					push(f, k, FEED_TIME, lt, NULL, 0, 0, gidx, ts);
