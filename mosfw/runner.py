@@ -551,8 +551,8 @@ def run_job(
         raise UsageError(f"-c {config.cores}: the number of cores must be at least 1")
     if config.cores > 1 and config.read_file == "-":
         raise UsageError(
-            f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
-            "reads the input itself; use -c 1, or write the capture to a file first"
+            f"-r - (standard input) cannot be shared by {config.cores} cores: -c N reads files "
+            "only; use -c 1, or write the capture to a file first"
         )
     with run_records(config):  # -c 1: the sinks open here; -c N: checked, opened by each worker
         updates = StatsUpdates(config, fail_fast)
