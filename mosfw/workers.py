@@ -234,16 +234,30 @@ def wake_on_signals(core: Core) -> Iterator[None]:
 _STOP_SIGNUMS = frozenset(int(s) for s in (signal.SIGINT, signal.SIGTERM))
 
 
+_PRCTL: list = []  #: [prctl] once loaded (in the parent, before the first fork)
+
+
+def _load_prctl() -> None:
+    """Find libc's prctl() once, in the parent: loading it in every worker
+    (ctypes: about 10 ms each) was a large part of a worker's start-up."""
+    if _PRCTL:
+        return
+    try:
+        from cffi import FFI
+
+        ffi = FFI()
+        ffi.cdef("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long);")
+        _PRCTL.append(ffi.dlopen(None).prctl)
+    except (OSError, AttributeError, ImportError):
+        _PRCTL.append(None)
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask the kernel to send SIGTERM to this worker if the parent dies
     (so a killed parent leaves no live capture running)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    _load_prctl()
+    if _PRCTL[0] is not None:
+        _PRCTL[0](1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it died before prctl
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -402,6 +416,7 @@ def start_worker(
 
     recv_end, send_end = Pipe(duplex=False)
     parent = os.getpid()
+    _load_prctl()
     pid = os.fork()
     if pid == 0:  # the worker
         code = 70
