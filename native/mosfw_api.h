@@ -374,7 +374,7 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
  * file. The cores' results and counters are those of every core reading
  * the whole input and keeping its shard. cfg: verify_checksums, decap and
  * input_size are used (as a core uses them). The rings are
- * MOSFW_FEED_RING_KB KiB each (environment; default 4096, at least 1024):
+ * MOSFW_FEED_RING_KB KiB each (environment; default and least 1024):
  * a full ring makes the reader wait, so memory is bounded whatever the
  * input's size. mosfw_feed_drop: core's worker died, its packets are
  * dropped from now on. mosfw_feed_finish: stop reading (if not done) and
