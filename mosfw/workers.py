@@ -243,7 +243,7 @@ def _load_prctl() -> None:
     if _PRCTL:
         return
     try:
-        from cffi import FFI
+        from cffi import FFI  # type: ignore[import-untyped]
 
         ffi = FFI()
         ffi.cdef("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long);")
