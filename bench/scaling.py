@@ -15,18 +15,20 @@ on the machine hits every row alike), keeps the best wall time, and prints
 - ``eff. w/o start-up``: the same with the interpreter's fixed start-up
   (``mosfw run`` on an empty capture, measured here too) taken out of
   every time: how the per-core event loops themselves scale;
-- ``CPU s``: user + system time of the run, all worker processes included.
+- ``CPU s``: user + system time of the run, all processes included (the
+  parent with its reader thread, every worker), median of the runs;
+- ``CPU x1``: that against ``-c 1``'s (same plugin setting), and
+  ``target``: whether it is within issue 22's bound at that core count
+  (at most 1.15x at 4 cores, 1.3x at 16).
 
 Without ``--capture`` it uses the bench capture of bench/run_bench.py
 (bench/gen_capture.c, default 60k connections / 1.2M packets, cached in
 bench/out/; ``--connections`` makes a bigger one). Default core counts:
 1 and the powers of two up to the CPUs this process may use; a count
 above that is run but marked ``oversubscribed``. ``midstat`` is
-samples/midstat (skipped with a note if it is not there). Reading a
-classic pcap from 8 cores on, the cores split its parsing through a shared
-index (native/shared_input.h); ``NAME/whole`` (``midstat/whole``) runs the
-same with every core reading the whole file (MOSFW_SHARED_INDEX=0),
-``NAME/shared`` through the index at any core count (=1), for comparison.
+samples/midstat (skipped with a note if it is not there). With ``-c N``
+the input is read once, by the parent's reader thread, which feeds each
+core's ring (native/feed.c); ``-c 1`` reads it directly.
 
 Writes OUT/scaling.md and OUT/scaling.json (every run's figures, the
 machine, the load average before and after: these numbers mean little on
@@ -84,33 +86,32 @@ def python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
-#: ``NAME/HOW`` settings: how the cores read the file
-HOW = {"": None, "whole": "0", "shared": "1"}
+#: CPU time of -c N against -c 1 that issue 22 allows (no plugin and midstat)
+TARGETS = {4: 1.15, 16: 1.3}
 
 
-def setting(name: str) -> tuple[list[str], dict | None]:
-    """A --plugins setting: the plugin arguments, and the environment
-    (``NAME/whole``: every core reads the whole file, MOSFW_SHARED_INDEX=0;
-    ``NAME/shared``: through the shared index at any core count, =1;
-    ``NAME``: the default, the index from 8 cores on)."""
-    base, _, how = name.partition("/")
-    value = HOW[how]
+def setting(name: str, baseline: Path | None = None) -> tuple[list[str], dict, Path]:
+    """A --plugins setting (``NAME@base``: with the mosfw of --baseline):
+    the plugin arguments, the environment and the folder to run in."""
     # (PYTHONUNBUFFERED left out as in bench/run_bench.py: a user's
     # shell does not set it, and it makes each printed line a write())
-    env = {k: v for k, v in os.environ.items() if k not in ("MOSFW_SHARED_INDEX", "PYTHONUNBUFFERED")}
-    if value is not None:
-        env["MOSFW_SHARED_INDEX"] = value
-    return PLUGINS[base], env
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    base, _, other = name.partition("@")
+    if not other or baseline is None:
+        return PLUGINS[base], env, ROOT
+    env["PYTHONPATH"] = str(baseline)  # (ahead of this checkout's editable install)
+    args = [str(baseline / a[len(str(ROOT)) + 1 :]) if a.startswith(str(ROOT)) else a for a in PLUGINS[base]]
+    return args, env, baseline
 
 
-def measure_one(argv: list[str], timeout: float, env: dict | None = None) -> dict:
+def measure_one(argv: list[str], timeout: float, env: dict | None = None, cwd: Path = ROOT) -> dict:
     """Run argv with stdout to /dev/null: wall time, and CPU time of the
     process and every child it reaped (the workers), from RUSAGE_CHILDREN."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.devnull, "wb") as null:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT, env=env
+            argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=cwd, env=env
         )
         try:
             _, err = proc.communicate(timeout=timeout)
@@ -181,11 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--plugins",
         default="none,eventlog,midstat",
-        help="comma-separated settings among: "
-        + ", ".join(PLUGINS)
-        + "; NAME/whole: every core reads the whole file (MOSFW_SHARED_INDEX=0); "
-        "NAME/shared: the cores split it through the shared index at any count (=1); "
-        "NAME alone: the default (the index from 8 cores on)",
+        help="comma-separated settings among: " + ", ".join(PLUGINS),
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of another commit, built in place (setup.py build_ext --inplace): "
+        "every setting is also run with its mosfw (rows NAME@base), interleaved with this one's",
     )
     ap.add_argument("--repeat", type=int, default=3, help="runs per setting, best kept (default 3)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run before a kill")
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
     settings = [p.strip() for p in args.plugins.split(",") if p.strip()]
-    bad = [p for p in settings if p.partition("/")[0] not in PLUGINS or p.partition("/")[2] not in HOW]
+    bad = [p for p in settings if p not in PLUGINS]
     if bad:
         ap.error(f"--plugins: unknown {', '.join(bad)} (choose from {', '.join(PLUGINS)})")
     notes = []
@@ -202,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = [s for s in settings if not s.startswith("midstat")]
         notes.append("midstat: samples/midstat is not there; skipped")
     cores = args.cores if 1 in args.cores else [1] + args.cores  # T(1) is the reference
+    if args.baseline:
+        args.baseline = args.baseline.resolve()
+        settings = [x for s in settings for x in (s, f"{s}@base")]
 
     pcap, packets = get_capture(args)
     py = python()
@@ -224,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         startup.append(measure_one([py, "-m", "mosfw", "run", "-q", "-r", str(empty)], args.timeout))
         for s in settings:
             for n in cores:
-                plugin_args, env = setting(s)
+                plugin_args, env, cwd = setting(s, args.baseline)
                 argv = [py, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-c", str(n), *plugin_args]
-                r = measure_one(argv, args.timeout, env)
+                r = measure_one(argv, args.timeout, env, cwd)
                 runs.setdefault((s, n), []).append(r)
                 shown = f"{r['seconds']:.3f} s" if r["ok"] else r["error"]
                 print(f"[{i + 1}/{args.repeat}] {s:15s} -c {n:<3d} {shown}", flush=True)
@@ -237,17 +243,24 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for s in settings:
         best1 = _best(runs[(s, 1)])
+        cpu1 = _median_cpu(runs[(s, 1)])
         for n in cores:
             b = _best(runs[(s, n)])
             row = {"plugin": s, "cores": n, "oversubscribed": n > cpus}
             if b is None:
                 row["error"] = next(r["error"] for r in runs[(s, n)] if not r["ok"])
             else:
+                cpu = _median_cpu(runs[(s, n)])
                 row.update(
                     seconds=b["seconds"],
-                    cpu_s=b["cpu_s"],
+                    cpu_s=cpu,
                     mpps=packets / b["seconds"] / 1e6 if packets else None,
                 )
+                if cpu1:
+                    row["cpu_ratio"] = cpu / cpu1
+                    if n in TARGETS:
+                        row["target"] = TARGETS[n]
+                        row["target_met"] = cpu / cpu1 <= TARGETS[n]
                 if best1 is not None:
                     t1, tn = best1["seconds"], b["seconds"]
                     row["speedup"] = t1 / tn
@@ -277,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": platform.node(),
         "python": platform.python_version(),
         "repeat": args.repeat,
+        "baseline": str(args.baseline) if args.baseline else None,
         "startup_s": t_start,
         "load_before": load_before,
         "load_after": load_after,
@@ -295,13 +309,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all("error" not in r for r in rows) else 1
 
 
+def _median_cpu(rs: list[dict]) -> float | None:
+    cpu = sorted(r["cpu_s"] for r in rs if r["ok"])
+    return cpu[len(cpu) // 2] if cpu else None
+
+
 def _best(rs: list[dict]) -> dict | None:
     ok = [r for r in rs if r["ok"]]
     return min(ok, key=lambda r: r["seconds"]) if ok else None
 
 
 def render(rows: list[dict], markdown: bool = False) -> str:
-    head = ["plugin", "cores", "seconds", "Mpkt/s", "speedup", "efficiency", "eff. w/o start-up", "CPU s"]
+    head = [
+        "plugin",
+        "cores",
+        "seconds",
+        "Mpkt/s",
+        "speedup",
+        "efficiency",
+        "eff. w/o start-up",
+        "CPU s",
+        "CPU x1",
+        "target",
+    ]
 
     def f(v, spec):
         return "-" if v is None else format(v, spec)
@@ -309,7 +339,7 @@ def render(rows: list[dict], markdown: bool = False) -> str:
     body = []
     for r in rows:
         if "error" in r:
-            body.append([r["plugin"], str(r["cores"]), "failed: " + r["error"], "", "", "", "", ""])
+            body.append([r["plugin"], str(r["cores"]), "failed: " + r["error"], *[""] * (len(head) - 3)])
             continue
         cores = f"{r['cores']}" + (" (oversubscribed)" if r["oversubscribed"] else "")
         body.append(
@@ -321,7 +351,13 @@ def render(rows: list[dict], markdown: bool = False) -> str:
                 f(r.get("speedup"), ".2f"),
                 f(r.get("efficiency"), ".2f"),
                 f(r.get("efficiency_wo_startup"), ".2f"),
-                f(r.get("cpu_s"), ".2f"),
+                f(r.get("cpu_s"), ".3f"),
+                f(r.get("cpu_ratio"), ".2f"),
+                (
+                    "-"
+                    if "target" not in r
+                    else f"<= {r['target']:g}: " + ("met" if r["target_met"] else "missed")
+                ),
             ]
         )
     if markdown:

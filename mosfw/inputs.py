@@ -90,8 +90,8 @@ def expand_inputs(args: Sequence[str]) -> list[str]:
 
 def needs_set(files: Sequence[str]) -> bool:
     """Whether the files must be read as a set (more than one, or a
-    compressed one); one plain file keeps the single-file reader (and with
-    ``-c N`` its shared index)."""
+    compressed one); one plain file keeps the single-file reader (with
+    ``-c N``, in the parent's reader thread: native/feed.c)."""
     return len(files) > 1 or (len(files) == 1 and files[0] != "-" and is_compressed(files[0]))
 
 

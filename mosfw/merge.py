@@ -46,7 +46,7 @@ TICK_MERGE_WAIT = 1.5
 STATS_UPDATE_EVERY = 0.5
 
 #: counters of the input itself: offline, every core counts the whole
-#: file's (from the shared index, or by reading it all), so the merged
+#: input's (the -c N reader's, native/feed.c), so the merged
 #: value is one reading's
 INPUT_COUNTERS = tuple(
     f

@@ -6,13 +6,15 @@ extra cost). ``cores == N > 1`` forks N worker processes
 (:mod:`mosfw.workers`), one per core, each pinned to a CPU when there are
 enough, each with its own flow table and plugin state:
 
-- offline (``-r FILE``), every worker keeps the flows whose symmetric hash
-  falls in its shard (both directions of a connection hash alike), so
-  packet time and results are those of a single core, split by flow. The
-  parent makes a shared index (native/shared_input.h) before forking: the
-  workers each parse 1/N of a classic pcap file and then read only their
-  own packets; for other files, or when the index cannot be used, every
-  worker reads the whole file;
+- offline (``-r FILE``, ``-r DIR``, ``-r`` repeated, compressed files),
+  every worker keeps the flows whose symmetric hash falls in its shard
+  (both directions of a connection hash alike), so packet time and
+  results are those of a single core, split by flow. The input is read
+  once: the parent opens it before forking (:class:`mosfw.feed.Feed`)
+  and, once the workers are forked, a reader thread of its own copies
+  each packet into the ring (shared memory) of the worker that owns it,
+  with a time mark to the others when a packet opens a new second
+  (native/feed.c); the input counters are the reader's;
 - live (``-i IFACE``), every worker opens the interface and joins one
   AF_PACKET fanout group in hash mode: the kernel hands each flow (both
   directions) to one worker.
@@ -29,8 +31,8 @@ still made; a second signal (past :data:`~mosfw.stopsignals.SIGNAL_GRACE`)
 kills the workers at once. A worker that fails (setup or --fail-fast
 plugin error) stops the others and the run fails with its error. A worker
 that dies (killed, crashed) loses its core's results only: reading a file,
-the other cores read to its end (through the shared index, or live, they
-are stopped, as on SIGTERM), and their results are merged and reported as
+the other cores read to its end (its packets are dropped from then on;
+live, they are stopped, as on SIGTERM), and their results are merged and reported as
 usual, with the lost core in ``JobResult.lost``; so is a core stopped by a
 signal sent to its worker alone (its results cover what it read). Only
 when every core died does the run fail (:class:`WorkerError`). No worker
@@ -50,8 +52,8 @@ from typing import TYPE_CHECKING, cast
 
 import attrs
 
-from mosfw._native import ffi, lib
 from mosfw.engine import Core, EngineError, InputError, PluginError
+from mosfw.feed import Feed
 from mosfw.jobresult import CoreResult, JobResult, WorkerError
 from mosfw.merge import (  # noqa: F401 - TICK_MERGE_WAIT, INPUT_COUNTERS: documented here
     INPUT_COUNTERS,
@@ -185,9 +187,9 @@ class _ProgressView:
 
 class _Supervisor:
     """Waits on the workers, passes stop requests on, enforces deadlines.
-    ``stop_on_loss``: a core that dies makes the others stop (live, or
-    reading through the shared index, where they may wait for it); else
-    they read the file to its end."""
+    ``stop_on_loss``: a core that dies makes the others stop (live); else
+    they read the file to its end (``feed``: it stops feeding the dead
+    one's ring)."""
 
     def __init__(
         self,
@@ -197,8 +199,10 @@ class _Supervisor:
         stop_on_loss: bool,
         updates: StatsUpdates,
         same_input: bool,
+        feed: Feed | None = None,
     ) -> None:
         self.workers = workers
+        self.feed = feed
         self.ticks = ticks
         self.updates = updates
         self.same_input = same_input
@@ -236,6 +240,8 @@ class _Supervisor:
 
     def died(self, w: Worker) -> None:
         self.lost.append(w)
+        if self.feed is not None:
+            self.feed.drop(w.core)
         if self.stop_on_loss:
             self.stop_all()
 
@@ -313,14 +319,6 @@ class _Supervisor:
         w.reap(block=True)
 
 
-#: from this many cores on, the workers share the parsing of a file by
-#: default: bench/scaling.py measured it slower at 2 (each core still
-#: touches nearly every page, and waits for the others' part of the
-#: index), within noise of the whole-file mode at 4 (two runs, one each
-#: way), and ahead from 8 (-c 16: about 30 % less CPU time)
-SHARED_INDEX_MIN_CORES = 8
-
-
 def _file_size(path: str | None) -> int:
     """The size of the capture file ``path``; 0 when it is not a regular
     file (a pipe, ``-``) or cannot be read (the worker then says why)."""
@@ -329,20 +327,6 @@ def _file_size(path: str | None) -> int:
     except OSError:
         return 0
     return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else 0
-
-
-def _make_share(config: Config, n: int):
-    """The shared index of the input file for n workers (they split its
-    parsing: native/shared_input.h), or None: fewer than
-    SHARED_INDEX_MIN_CORES workers (MOSFW_SHARED_INDEX=1: any number;
-    =0: never), or a file that cannot be shared (not a classic pcap of
-    this byte order...: every worker then reads it all)."""
-    how = os.environ.get("MOSFW_SHARED_INDEX", "")
-    if not config.read_file or config.read_files or how == "0" or (how != "1" and n < SHARED_INDEX_MIN_CORES):
-        return None
-    err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
-    share = lib.mosfw_share_new(n, os.fsencode(config.read_file), err)
-    return None if share == ffi.NULL else share
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:
@@ -395,6 +379,21 @@ def _worker_error(w: Worker) -> Exception:
     )
 
 
+#: from this many cores on, offline input is read once by the parent's
+#: reader thread and fed to the cores (native/feed.c); below, every worker
+#: reads the input itself and keeps its shard, as that costs less CPU and
+#: wall time at 2 cores (bench/README.md, issue 22); ``MOSFW_FEED=1`` feeds
+#: from 2 cores on, ``MOSFW_FEED=0`` never
+FEED_MIN_CORES = 4
+
+
+def _use_feed(cores: int) -> bool:
+    forced = os.environ.get("MOSFW_FEED", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return cores >= FEED_MIN_CORES
+
+
 def _run_multi(
     config: Config, fail_fast: bool, progress, stop_timeout: float, updates: StatsUpdates
 ) -> JobResult:
@@ -409,10 +408,10 @@ def _run_multi(
 
     if not live:  # what the workers must find when they open the file
         config.read_file_size = _file_size(config.read_file)
-    share = _make_share(config, n) if not live else None
+    feed = Feed(config, n) if not live and _use_feed(n) else None  # (the input is opened here)
     workers: list[Worker] = []
     ticks = TickMerger(config, n, live)
-    sup = _Supervisor(workers, stop_timeout, ticks, live or share is not None, updates, same_input)
+    sup = _Supervisor(workers, stop_timeout, ticks, live, updates, same_input, feed)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         sup.stops.install()
@@ -426,20 +425,23 @@ def _run_multi(
                     fanout_group=group,
                     progress=True,
                     close_in_child=[w.conn for w in workers],
-                    share=share,
+                    feed=feed,
                 )
             )
+        if feed is not None:
+            feed.start()
     except BaseException:
         sup.kill_all("the run could not start")
         for w in workers:
             w.reap(block=True)
-        if share is not None:
-            lib.mosfw_share_free(share)
+        if feed is not None:
+            feed.close()
         sup.stops.restore()
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
+    files = None
     try:
         sup.run(progress, _ProgressView(config, workers, same_input))
     finally:
@@ -447,8 +449,9 @@ def _run_multi(
         for w in workers:
             w.reap(block=True)
             w.conn.close()
-        if share is not None:
-            lib.mosfw_share_free(share)
+        if feed is not None:
+            files = feed.finish()
+            feed.close()
         sup.stops.restore()
 
     # output a worker kept in memory (the parent's stream has no fd)
@@ -463,11 +466,16 @@ def _run_multi(
         raise _worker_error(sup.first_failure)
     if len(sup.lost) == n:  # nothing to report
         raise _worker_error(sup.lost[0])
-    return _finish_multi(config, workers, sup, same_input, fail_fast)
+    return _finish_multi(config, workers, sup, same_input, fail_fast, files)
 
 
 def _finish_multi(
-    config: Config, workers: list[Worker], sup: _Supervisor, same_input: bool, fail_fast: bool
+    config: Config,
+    workers: list[Worker],
+    sup: _Supervisor,
+    same_input: bool,
+    fail_fast: bool,
+    feed_files: list | None = None,
 ) -> JobResult:
     """Merge what the workers reported (those that died: left out, and
     named in ``JobResult.lost``), call the merge hooks and the report."""
@@ -525,8 +533,7 @@ def _finish_multi(
     stats = merge_and_report(config, cores, stats, fail_fast)
     if ticks.broken or any(w.message[5] for w in workers if w.message):  # the reader of stdout went away
         raise BrokenPipeError("stdout was closed")
-    reports = (w.message[1] for w in workers if w.message and w.message[0] == "result")
-    files: list = next((r.input_files for r in reports), [])
+    files: list = feed_files or []  # (the reader's: the input was read once)
     return JobResult(status, error, stats, cores, lost, sink_lost, files)
 
 
@@ -559,8 +566,8 @@ def run_job(
         raise UsageError(f"-c {config.cores}: the number of cores must be at least 1")
     if config.cores > 1 and config.read_file == "-":
         raise UsageError(
-            f"-r - (standard input) cannot be shared by {config.cores} cores: each core "
-            "reads the input itself; use -c 1, or write the capture to a file first"
+            f"-r - (standard input) cannot be shared by {config.cores} cores: -c N reads files "
+            "only; use -c 1, or write the capture to a file first"
         )
     with run_records(config):  # -c 1: the sinks open here; -c N: checked, opened by each worker
         updates = StatsUpdates(config, fail_fast)

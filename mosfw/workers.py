@@ -142,14 +142,14 @@ def call_lifecycle(
 
 
 def _new_core(
-    config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int, share=None
+    config: Config, core_id: int, cores: int, fail_fast: bool, fanout_group: int, feed=None
 ) -> Core:
     """``Core(...)`` for one worker, joining an AF_PACKET fanout group when
-    ``fanout_group`` is set (live input), reading through the shared index
-    ``share`` when there is one (offline)."""
+    ``fanout_group`` is set (live input), reading its ring of the parent's
+    ``feed`` (:class:`mosfw.feed.Feed`) when there is one (offline)."""
     kwargs: dict[str, Any] = {"core_id": core_id, "shard_count": cores, "fail_fast": fail_fast}
-    if share is not None:
-        kwargs["share"] = share
+    if feed is not None:
+        kwargs["feed"] = feed
     if not fanout_group:
         return Core(config, config.pluginmanager, **kwargs)
     if "fanout_group" in inspect.signature(Core).parameters:
@@ -234,16 +234,30 @@ def wake_on_signals(core: Core) -> Iterator[None]:
 _STOP_SIGNUMS = frozenset(int(s) for s in (signal.SIGINT, signal.SIGTERM))
 
 
+_PRCTL: list = []  #: [prctl] once loaded (in the parent, before the first fork)
+
+
+def _load_prctl() -> None:
+    """Find libc's prctl() once, in the parent: loading it in every worker
+    (ctypes: about 10 ms each) was a large part of a worker's start-up."""
+    if _PRCTL:
+        return
+    try:
+        from cffi import FFI  # type: ignore[import-untyped]
+
+        ffi = FFI()
+        ffi.cdef("int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long);")
+        _PRCTL.append(ffi.dlopen(None).prctl)
+    except (OSError, AttributeError, ImportError):
+        _PRCTL.append(None)
+
+
 def _die_with_parent(parent: int) -> None:
     """Ask the kernel to send SIGTERM to this worker if the parent dies
     (so a killed parent leaves no live capture running)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    _load_prctl()
+    if _PRCTL[0] is not None:
+        _PRCTL[0](1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it died before prctl
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -352,7 +366,7 @@ class CoreLoss:
     partial: bool
     kill_reason: str = ""  #: why the parent killed it, if it did
     report_age: float | None = None  #: died: seconds between its last progress report and its end
-    others_stopped: bool = False  #: died: the other cores were stopped (live, shared index)
+    others_stopped: bool = False  #: died: the other cores were stopped (live)
 
     def message(self) -> str:
         who = f"core {self.core} (worker pid {self.pid})"
@@ -392,16 +406,17 @@ def start_worker(
     fanout_group: int = 0,
     progress: bool = False,
     close_in_child: Iterable[Connection] = (),
-    share=None,
+    feed=None,
 ) -> Worker:
     """Fork the worker of core ``core_id`` (of ``cores``). Call with
     SIGINT/SIGTERM blocked: the child installs its own handlers first.
     ``close_in_child``: the parent's ends of earlier workers' pipes.
-    ``share``: the shared index of the input file (offline)."""
+    ``feed``: the parent's reader of the input (offline, :mod:`mosfw.feed`)."""
     from multiprocessing import Pipe  # -c N only: kept off start-up
 
     recv_end, send_end = Pipe(duplex=False)
     parent = os.getpid()
+    _load_prctl()
     pid = os.fork()
     if pid == 0:  # the worker
         code = 70
@@ -410,7 +425,7 @@ def start_worker(
             for c in close_in_child:
                 c.close()
             code = _worker_main(
-                config, core_id, cores, fail_fast, fanout_group, progress, send_end, parent, share
+                config, core_id, cores, fail_fast, fanout_group, progress, send_end, parent, feed
             )
         except BaseException:  # noqa: BLE001 - never return into the parent's code
             try:
@@ -434,7 +449,7 @@ def _worker_main(
     progress: bool,
     conn: Connection,
     parent: int,
-    share=None,
+    feed=None,
 ) -> int:
     core_box: list[Core] = []
     stop_asked: list[int] = []
@@ -477,7 +492,7 @@ def _worker_main(
         config.records.open(config, core_id)  # this worker's own sinks (producers, connections)
         by: dict[tuple[str, str], int] = {}
         call_lifecycle(config, "mosfw_configure", fail_fast, config, counts=by)
-        core = _new_core(config, core_id, cores, fail_fast, fanout_group, share)
+        core = _new_core(config, core_id, cores, fail_fast, fanout_group, feed)
         core.add_plugin_errors(by)
         core.open()
         if config.user:

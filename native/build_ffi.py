@@ -28,11 +28,12 @@ SOURCES = [
     "linktypes.c",
     "decap.c",
     "flow_table.c",
-    "shared_input.c",
     "map_guard.c",
+    "source_ring.c",
     "source.c",
     "source_live.c",
     "source_set.c",
+    "feed.c",
     "tcp_state.c",
     "tunnels.c",
     # features, attached on demand

@@ -13,7 +13,7 @@
 
 #include "core.h"
 #include "decap.h"
-#include "shared_input.h"
+#include "feed.h"
 #include "stream_buf.h"
 
 void mosfw_config_defaults(struct mosfw_config *cfg)
@@ -114,12 +114,8 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 {
 	if (!s)
 		return -1;
-	if (!mosfw_linktype_supported(mosfw_source_linktype(s))) {
-		snprintf(errbuf, MOSFW_ERRBUF_SIZE,
-		         "unsupported link type %d (%s): mosfw reads Ethernet, Linux SLL/SLL2, "
-		         "raw IP, NULL/loopback, PPP, Cisco HDLC, NFLOG, 802.11 and radiotap "
-		         "captures",
-		         mosfw_source_linktype(s), mosfw_source_linktype_name(s));
+	if (mosfw_linktype_refused(mosfw_source_linktype(s), mosfw_source_linktype_name(s), NULL,
+	                           errbuf)) {
 		mosfw_source_close(s);
 		return -1;
 	}
@@ -128,28 +124,35 @@ static int attach(struct mosfw_core *c, struct mosfw_source *s, char *errbuf)
 	return 0;
 }
 
-void mosfw_core_set_share(struct mosfw_core *c, struct mosfw_share *share) { c->share = share; }
-
 int mosfw_core_open_file(struct mosfw_core *c, const char *path, const char *bpf, char *errbuf)
 {
 	struct mosfw_source *s = mosfw_source_open_file(path, bpf, errbuf);
 	char why[MOSFW_ERRBUF_SIZE];
 
-	if (!s) {
-		mosfw_share_abandon(c->share); /* nobody waits for this core's part */
+	if (!s)
 		return -1;
-	}
 	if (attach(c, s, why) < 0) {
-		mosfw_share_abandon(c->share);
 		/* name the file: the message is shown as is */
 		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "capture '%.200s': %.290s", path, why);
 		return -1;
 	}
 	mosfw_source_expect_size(c->src, c->cfg.input_size);
-	if (c->share)
-		mosfw_source_use_share(c->src, c->share, c->cfg.shard_index, c->cfg.shard_count,
-		                       c->cfg.verify_checksums, &c->cfg.decap);
-	c->shared = mosfw_source_shared(c->src);
+	return 0;
+}
+
+int mosfw_core_open_feed(struct mosfw_core *c, struct mosfw_feed *feed, char *errbuf)
+{
+	struct mosfw_source *s;
+
+	if (c->cfg.shard_index >= mosfw_feed_shared(feed)->n) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "core %u is not one of the feed's %u",
+		         c->cfg.shard_index, mosfw_feed_shared(feed)->n);
+		return -1;
+	}
+	s = mosfw_source_open_ring(mosfw_feed_shared(feed), c->cfg.shard_index, errbuf);
+	if (attach(c, s, errbuf) < 0)
+		return -1;
+	c->shared = 1;
 	return 0;
 }
 
@@ -158,7 +161,6 @@ int mosfw_core_open_files(struct mosfw_core *c, const char *const *paths, uint32
 {
 	struct mosfw_source_set *set = mosfw_set_open(paths, n, bpf, errbuf);
 
-	mosfw_share_abandon(c->share); /* the shared index reads one file only */
 	if (!set)
 		return -1;
 	drop_input(c);
@@ -243,8 +245,8 @@ void mosfw_core_stats(struct mosfw_core *c, struct mosfw_stats *out)
 	mosfw_ipfrag_usage(c->frag, &c->st.frag_pending, &c->st.frag_mem_peak);
 	*out = c->st;
 	mosfw_memory_stats(&c->ft, c->x.streams, out);
-	if (c->src && c->shared) /* the file's input counters, from the index */
-		mosfw_source_shared_totals(c->src, out);
+	if (c->src && c->shared) /* the input's counters, from the reader */
+		mosfw_source_ring_totals(c->src, out);
 }
 
 _Static_assert(MOSFW_EV_ALL == (1u << MOSFW_EV_TYPES) - 1,

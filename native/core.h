@@ -76,9 +76,8 @@ struct mosfw_core {
 	struct mosfw_ipfrag *frag;  /* IP fragments being reassembled (ipfrag.h) */
 	struct mosfw_tun_store tun; /* the layers of the flows that came through any */
 	double flush_until;         /* live stop: read the kernel's ring until then */
-	struct mosfw_share *share;  /* -c N offline: the shared index to read through */
-	int shared;                 /* the source reads through it now (input counters
-	                                are then the file's, from the index) */
+	int shared;                 /* -c N offline: the source is this core's ring of
+	                                the feed (input counters are the reader's) */
 	int seen_input;             /* a packet or time mark was handled */
 	/* a time mark (MOSFW_SRC_TIME) whose expiry ran out of room */
 	int have_held_time;
@@ -111,7 +110,7 @@ struct mosfw_core {
 static inline int mosfw_core_room(const struct mosfw_core *c)
 {
 	return mosfw_ring_room(&c->ring) >= ROOM_PER_PACKET &&
-	       mosfw_source_burst_bytes(c->src) < BURST_MAP_BYTES &&
+	       !mosfw_source_burst_full(c->src, BURST_MAP_BYTES) &&
 	       c->ft.n_pending + 8 < MOSFW_PENDING_MAX && c->n_orphans < c->orphans_cap &&
 	       mosfw_feat_room(&c->x) && mosfw_obs_room(&c->obs);
 }

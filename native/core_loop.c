@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "core.h"
-#include "shared_input.h"
 #include "tcp_state.h"
 #include "timers.h"
 
@@ -152,11 +151,9 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 	int how, verdict, rexmit = 0;
 	uint32_t n0 = c->ring.n;
 
-	/* the shard comes from the hash's high bits: the flow index uses the
-	 * low ones, which would otherwise be the same on every flow of a core
-	 * (the shared index hands out this core's packets only) */
+	/* (from the feed's ring only this core's packets come) */
 	if (c->cfg.shard_count > 1 && !c->shared &&
-	    (uint32_t)(((uint64_t)hash * c->cfg.shard_count) >> 32) != c->cfg.shard_index) {
+	    mosfw_shard_of(hash, c->cfg.shard_count) != c->cfg.shard_index) {
 		c->st.other_shard++;
 		return;
 	}
@@ -260,8 +257,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 /* An IP fragment: add it to its datagram. Once that is complete, the
  * rebuilt frame (ipfrag.h) is parsed into *out and returned (with *hash)
  * to go on as a packet read at the last fragment's time and index; NULL
- * otherwise. Every core reassembles every fragment (-c N: the shared index
- * hands fragments to all), then keeps the datagram only when its flow is
+ * otherwise. Every core reassembles every fragment (-c N: the feed
+ * hands fragments to all, mosfw_owner()), then keeps the datagram only when its flow is
  * this core's, so the frag_* counters are the input's. Out of line: the
  * loop's fast path stays as it was (one test of the parse result). */
 static __attribute__((noinline)) const struct mosfw_pkt *
@@ -296,7 +293,7 @@ reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const st
 	}
 	*hash = mosfw_ft_hash(out);
 	if (c->cfg.shard_count > 1 &&
-	    (uint32_t)(((uint64_t)*hash * c->cfg.shard_count) >> 32) != c->cfg.shard_index) {
+	    mosfw_shard_of(*hash, c->cfg.shard_count) != c->cfg.shard_index) {
 		c->st.other_shard++;
 		return NULL;
 	}
@@ -379,7 +376,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		if (r == MOSFW_PARSE_TCP)
 			hash = mosfw_ft_hash(&p);
 	}
-	if (!c->shared && mosfw_core_in_window(c, ts)) { /* else the index counted it */
+	if (!c->shared && mosfw_core_in_window(c, ts)) { /* else the reader counted it */
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 		if (pp->n_tun | pp->tun_err)
 			mosfw_count_tunnels(&c->st, r, pp);
@@ -416,7 +413,7 @@ static void handle_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t ca
 	process_frame(c, frame, caplen, wirelen, ts);
 }
 
-/* Shared index: another core's packet opened a new second at ts. Time
+/* -c N feed: another core's packet opened a new second at ts. Time
  * moves as if this core had read it: timeouts due end, a TICK is raised
  * (and ends the burst, as a packet's would). If expiry runs out of room
  * the mark is kept for the next burst. */
@@ -516,24 +513,20 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 				c->flush_until = wall_now() + 0.15;
 			if (!live || wall_now() >= c->flush_until) {
 				c->input_done = 1;
+				mosfw_source_leave(c->src); /* -c N: the reader stops feeding it */
 				c->final_status = MOSFW_RUN_STOPPED;
 				break;
 			}
 		}
 		r = c->set ? mosfw_set_next(c->set, &c->src, &frame, &caplen, &wirelen, &ts)
 		           : mosfw_source_next(c->src, &frame, &caplen, &wirelen, &ts);
-		if (c->shared && !mosfw_source_shared(c->src))
-			/* the index fell back to reading the whole file (nothing was
-			 * handed out before): this core now counts it all itself */
-			c->shared = 0;
 		if (r == MOSFW_SRC_PACKET && c->own_on && ts < c->own_lead) {
 			continue; /* segment mode: before the lead-in, not needed */
 		}
 		if (r == MOSFW_SRC_PACKET) {
 			if (c->shared) /* its place in the input, other cores' packets included */
 				c->pkt_index = mosfw_source_index(c->src) - 1;
-			else
-				read_ahead(c, frame);
+			read_ahead(c, frame);
 			handle_frame(c, frame, caplen, wirelen, ts);
 			if (c->own_on && ts >= c->own_t1 && c->owned_live == 0) {
 				/* segment mode: past the window, every owned flow forgotten */
@@ -548,7 +541,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 			continue;
 		}
 		if (r == MOSFW_SRC_WAIT)
-			break; /* the other cores are still indexing: next call */
+			break; /* the ring is empty: next call (once this burst's part is given back) */
 		if (r == MOSFW_SRC_TIMEOUT) {
 			/* live and quiet: wall time drives timeouts and ticks */
 			double now = wall_now();
@@ -568,7 +561,7 @@ int mosfw_core_run(struct mosfw_core *c, struct mosfw_event *evs, uint32_t cap, 
 			/* input time ends at the file's last packet, as for one reader */
 			struct mosfw_stats t;
 			memset(&t, 0, sizeof(t));
-			mosfw_source_shared_totals(c->src, &t);
+			mosfw_source_ring_totals(c->src, &t);
 			if (t.packets && t.last_ts > c->now)
 				c->now = t.last_ts;
 		}

@@ -65,6 +65,31 @@ void mosfw_ft_destroy(struct mosfw_flow_table *t);
 /* Symmetric hash of the packet's endpoints. */
 uint32_t mosfw_ft_hash(const struct mosfw_pkt *p);
 
+/* -c N: the core of cfg.shard_count == count that owns a flow of this
+ * hash (its high bits: the flow index uses the low ones). */
+static inline uint32_t mosfw_shard_of(uint32_t hash, uint32_t count)
+{
+	return (uint32_t)(((uint64_t)hash * count) >> 32);
+}
+
+/* Every core (an IP fragment: each reassembles it, mosfw_owner()). */
+#define MOSFW_OWNER_ALL UINT32_MAX
+
+/* -c N offline: the core a packet read goes to, the one decision the
+ * reader (feed.c) makes and the cores (core_loop.c) rely on. r is the
+ * packet's parse result (mosfw_parse_wire): a TCP packet goes to its
+ * flow's shard (*hash set), an IP fragment to every core (each keeps the
+ * datagram if its flow is its own), anything else to core 0 (nothing is
+ * tracked from it; it moves that core's input time only). */
+static inline uint32_t mosfw_owner(int r, const struct mosfw_pkt *p, uint32_t count, uint32_t *hash)
+{
+	if (r == MOSFW_PARSE_TCP) {
+		*hash = mosfw_ft_hash(p);
+		return mosfw_shard_of(*hash, count);
+	}
+	return r == MOSFW_PARSE_FRAGMENT ? MOSFW_OWNER_ALL : 0;
+}
+
 /* Start loading the index entry a lookup of this hash reads first. */
 static inline void mosfw_ft_prefetch(const struct mosfw_flow_table *t, uint32_t hash)
 {

@@ -362,23 +362,37 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
 /* ---- observers: features attached at the core loop's fixed points ---- */
 #include "mosfw_observer.h" /* (here: it uses the flow and the core above) */
 
-/* ---- -c N offline: the shared index (native/shared_input.h) ---------------
+/* ---- -c N offline: one reader feeding every core (native/feed.c) ---------
  *
- * N cores (worker processes) reading one classic pcap file split the
- * parsing: each indexes 1/N of the file (every record's owner, the core of
- * its flow's shard), then processes its own packets. Make the share in the
- * parent before fork(), give it to every core with mosfw_core_set_share()
- * before mosfw_core_open_file(), free it after every worker is done. NULL
- * (errbuf says why) when the file cannot be shared: the cores then read it
- * all, as they also do if anything goes wrong with the index. Results and
- * counters are the same either way. */
-struct mosfw_share;
-struct mosfw_share *mosfw_share_new(uint32_t n_cores, const char *path, char *errbuf);
-void mosfw_share_free(struct mosfw_share *share);
-/* This core is cfg.shard_index of cfg.shard_count == n_cores. */
-void mosfw_core_set_share(struct mosfw_core *core, struct mosfw_share *share);
-/* 1 when this core reads through the shared index (0: it reads the whole
- * file itself: no share, not shareable, or the index fell back). */
+ * The input of N cores (worker processes) is read once: make the feed in
+ * the parent before fork() (it opens the input as mosfw_core_open_file, or
+ * as mosfw_core_open_files when as_set; NULL with the message a core would
+ * give when it cannot), start it once the workers are forked (a thread of
+ * the parent reads the input and copies each packet into the ring, in
+ * shared memory, of the core that owns it), and in each worker open the
+ * core (cfg.shard_index of n_cores) with mosfw_core_open_feed instead of a
+ * file. The cores' results and counters are those of every core reading
+ * the whole input and keeping its shard. cfg: verify_checksums, decap and
+ * input_size are used (as a core uses them). The rings are
+ * MOSFW_FEED_RING_KB KiB each (environment; default and least 1024):
+ * a full ring makes the reader wait, so memory is bounded whatever the
+ * input's size. mosfw_feed_drop: core's worker died, its packets are
+ * dropped from now on. mosfw_feed_finish: stop reading (if not done) and
+ * wait for the reader; then mosfw_feed_files gives the files' records
+ * (as mosfw_core_input_files; 0 for one file). mosfw_feed_free finishes
+ * and frees it (after every worker is done). */
+struct mosfw_feed;
+struct mosfw_feed *mosfw_feed_new(const struct mosfw_config *cfg, uint32_t n_cores,
+                                  const char *const *paths, uint32_t n_paths, int as_set,
+                                  const char *bpf, char *errbuf);
+int mosfw_feed_start(struct mosfw_feed *feed, char *errbuf);
+void mosfw_feed_drop(struct mosfw_feed *feed, uint32_t core);
+void mosfw_feed_finish(struct mosfw_feed *feed);
+uint32_t mosfw_feed_files(const struct mosfw_feed *feed, struct mosfw_input_file *out,
+                          uint32_t max);
+void mosfw_feed_free(struct mosfw_feed *feed);
+int mosfw_core_open_feed(struct mosfw_core *core, struct mosfw_feed *feed, char *errbuf);
+/* 1 when this core reads its ring of a feed. */
 int mosfw_core_input_shared(const struct mosfw_core *core);
 
 /* Ask a running loop to finish: the next run() ends every flow (reason

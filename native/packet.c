@@ -2,6 +2,7 @@
 /* packet.c -- L2-L4 parsing. Every read is bounds-checked against caplen. */
 #include "packet.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "mosfw_api.h"
@@ -37,6 +38,17 @@ int mosfw_linktype_supported(int linktype)
 	case MOSFW_LINK_LINUX_SLL2: return 1;
 	default: return 0;
 	}
+}
+
+int mosfw_linktype_refused(int linktype, const char *name, const char *path, char *errbuf)
+{
+	if (mosfw_linktype_supported(linktype))
+		return 0;
+	snprintf(errbuf, MOSFW_ERRBUF_SIZE,
+	         "%s%.200s%sunsupported link type %d (%s): mosfw reads Ethernet, Linux SLL/SLL2, "
+	         "raw IP, NULL/loopback, PPP, Cisco HDLC, NFLOG, 802.11 and radiotap captures",
+	         path ? "capture '" : "", path ? path : "", path ? "': " : "", linktype, name);
+	return 1;
 }
 
 /* ones' complement sum, folded later */

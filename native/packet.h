@@ -110,6 +110,9 @@ int mosfw_link_extra(int linktype, const uint8_t *f, uint32_t caplen, uint32_t *
                      uint16_t *proto);
 
 int mosfw_linktype_supported(int linktype);
+/* 1 with the message a core gives for a capture of an unsupported link
+ * type (prefixed with "capture 'PATH': " when path is not NULL); else 0. */
+int mosfw_linktype_refused(int linktype, const char *name, const char *path, char *errbuf);
 
 /* The IP length field against the frame's wire length (its orig_len):
  * an IP packet that claims more bytes than its frame had on the wire lies

@@ -2,7 +2,7 @@
 /*
  * pcap_record.h -- one record of a classic pcap file in memory, checked as
  * libpcap's sf-pcap.c checks it (same messages): the mapped reader
- * (source.c) and the shared index (shared_input.c) read records with it.
+ * (source.c) reads records with it.
  */
 #ifndef MOSFW_PCAP_RECORD_H
 #define MOSFW_PCAP_RECORD_H

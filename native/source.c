@@ -19,8 +19,8 @@
 #include "map_guard.h"
 #include "mosfw_api.h"
 #include "pcap_record.h"
-#include "shared_input.h"
 #include "source_live.h"
+#include "source_ring.h"
 
 /* The mapped reader: the whole file is mapped read-only and records are
  * handed out in place (no copy, no read() per record). Pages behind the
@@ -52,18 +52,16 @@ struct mosfw_map {
 	size_t populated;   /* [0, populated) asked to be mapped in */
 	size_t burst_start; /* pos when the burst began: nothing from it is released */
 	size_t prefetched;  /* [pos, prefetched) asked into the caches */
-	uint32_t gidx;      /* 1-based index of the last packet handed out */
-	struct mosfw_shared_reader *shared; /* -c N: the shared index (shared_input.h) */
-	int shared_on;                      /* reading through it (0 once it fell back) */
-	uint32_t snapshot;                  /* libpcap's snapshot length for the file */
-	int nano;                           /* nanosecond timestamps */
+	uint32_t snapshot;  /* libpcap's snapshot length for the file */
+	int nano;           /* nanosecond timestamps */
 	struct bpf_program prog;
 	int have_prog;
 };
 
 struct mosfw_source {
 	pcap_t *pcap;
-	struct mosfw_map *map; /* classic pcap file read through mmap */
+	struct mosfw_map *map;       /* classic pcap file read through mmap */
+	struct mosfw_ring_src *ring; /* -c N offline: this core's ring of the feed */
 	int linktype;
 	int live;
 	int nano;
@@ -116,8 +114,6 @@ static void map_close(struct mosfw_map *m)
 {
 	if (!m)
 		return;
-	if (m->shared)
-		mosfw_shared_detach(m->shared); /* frees it; the others stop waiting for us */
 	mosfw_map_guard_remove(m->guard);
 	if (m->base && m->maplen)
 		munmap((void *)m->base, m->maplen);
@@ -227,7 +223,7 @@ static void map_advance(struct mosfw_map *m)
 {
 	/* the records are read once, in order: stream the file into the
 	 * caches ahead of the reader (a prefetch never faults) */
-	if (!m->shared_on) {
+	{
 		size_t want = m->pos + PREFETCH_AHEAD;
 		if (m->prefetched < m->pos)
 			m->prefetched = m->pos & ~(size_t)63;
@@ -236,9 +232,7 @@ static void map_advance(struct mosfw_map *m)
 		for (; m->prefetched < want; m->prefetched += 64)
 			__builtin_prefetch(m->base + m->prefetched);
 	}
-	/* (through the shared index only this core's packets are read: the
-	 * pages without any are better never mapped) */
-	if (!m->shared_on && m->pos + MAP_RELEASE > m->populated && m->populated < m->len &&
+	if (m->pos + MAP_RELEASE > m->populated && m->populated < m->len &&
 	    (map_shrink(m, SIZE_MAX), m->populated < m->len)) {
 		/* (one fstat per window: did the file shrink?) map the next
 		 * pages in one call rather than a page fault per 64 kB (old
@@ -261,45 +255,11 @@ static void map_advance(struct mosfw_map *m)
 	}
 }
 
-/* Through the shared index (shared_input.h): 1 with a result in *rc, 0
- * when the whole file is to be read by map_next (no index, or it turned
- * out unusable). */
-static int shared_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
-                       uint32_t *wirelen, double *ts, int *rc)
-{
-	struct mosfw_map *m = s->map;
-	size_t pos = m->pos;
-	int r = mosfw_shared_next(m->shared, frame, caplen, wirelen, ts, &m->gidx, &pos, s->err,
-	                          sizeof(s->err));
-
-	switch (r) {
-	case MOSFW_SHARED_PACKET:
-	case MOSFW_SHARED_TIME:
-		if (pos > m->pos) {
-			m->pos = pos;
-			map_advance(m);
-		}
-		*rc = r == MOSFW_SHARED_PACKET ? MOSFW_SRC_PACKET : MOSFW_SRC_TIME;
-		return 1;
-	case MOSFW_SHARED_WAIT: *rc = MOSFW_SRC_WAIT; return 1;
-	case MOSFW_SHARED_EOF: *rc = MOSFW_SRC_EOF; return 1;
-	case MOSFW_SHARED_ERROR: *rc = MOSFW_SRC_ERROR; return 1;
-	default: /* FALLBACK: nothing was handed out yet; read it all */
-		m->shared_on = 0;
-		m->pos = 24;
-		m->gidx = 0;
-		return 0;
-	}
-}
-
 static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
                     uint32_t *wirelen, double *ts)
 {
 	struct mosfw_map *m = s->map;
-	int rc;
 
-	if (m->shared_on && shared_next(s, frame, caplen, wirelen, ts, &rc))
-		return rc;
 	for (;;) {
 		struct pcap_rec rec;
 		struct pcap_pkthdr ph;
@@ -337,17 +297,14 @@ static int map_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *cap
 		*wirelen = rec.wirelen;
 		*ts = pcap_rec_ts(&rec, m->nano);
 		m->pos += 16 + (size_t)rec.body;
-		m->gidx++;
 		map_advance(m);
 		if (m->have_prog) {
 			ph.caplen = rec.caplen;
 			ph.len = rec.wirelen;
 			ph.ts.tv_sec = rec.sec;
 			ph.ts.tv_usec = rec.frac;
-			if (!pcap_offline_filter(&m->prog, &ph, *frame)) {
-				m->gidx--;
+			if (!pcap_offline_filter(&m->prog, &ph, *frame))
 				continue;
-			}
 		}
 		return MOSFW_SRC_PACKET;
 	}
@@ -449,6 +406,8 @@ int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *c
 
 	if (s->map)
 		return map_next(s, frame, caplen, wirelen, ts);
+	if (s->ring)
+		return mosfw_ring_src_next(s->ring, frame, caplen, wirelen, ts, &s->linktype);
 	rc = pcap_next_ex(s->pcap, &h, &data);
 
 #ifdef __linux__
@@ -500,49 +459,55 @@ void mosfw_source_expect_size(struct mosfw_source *s, uint64_t size)
 	m->shrunk_to = m->len;
 }
 
-int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
-                           uint32_t count, int verify_checksums,
-                           const struct mosfw_decap_config *decap)
+struct mosfw_source *mosfw_source_open_ring(struct feed_shared *sh, uint32_t core, char *errbuf)
 {
-	struct mosfw_shared_file f;
-	struct mosfw_map *m = s->map;
+	struct mosfw_source *s = calloc(1, sizeof(*s));
 
-	if (!m) { /* read by libpcap (pcapng, MOSFW_READER=libpcap...): whole file */
-		mosfw_share_abandon(sh);
-		return -1;
+	if (!s || !(s->ring = mosfw_ring_src_open(sh, core))) {
+		snprintf(errbuf, MOSFW_ERRBUF_SIZE, "cannot read core %u's ring of the input",
+		         core);
+		free(s);
+		return NULL;
 	}
-	f.base = m->base;
-	f.len = m->len;
-	f.snapshot = m->snapshot;
-	f.nano = m->nano;
-	f.linktype = s->linktype;
-	f.verify_checksums = verify_checksums;
-	f.decap = *decap;
-	f.prog = m->have_prog ? &m->prog : NULL;
-	f.fault = &m->fault;
-	f.fd = m->fd;
-	m->shared = mosfw_shared_attach(sh, index, count, &f);
-	m->shared_on = m->shared != NULL;
-	return m->shared_on ? 0 : -1;
+	s->linktype = sh->linktype;
+	return s;
 }
 
-int mosfw_source_shared(const struct mosfw_source *s) { return s->map && s->map->shared_on; }
+int mosfw_source_from_ring(const struct mosfw_source *s) { return s->ring != NULL; }
 
-uint32_t mosfw_source_index(const struct mosfw_source *s) { return s->map ? s->map->gidx : 0; }
-
-void mosfw_source_shared_totals(const struct mosfw_source *s, struct mosfw_stats *add)
+uint32_t mosfw_source_index(const struct mosfw_source *s)
 {
-	if (s->map && s->map->shared_on)
-		mosfw_shared_totals(s->map->shared, add);
+	return s->ring ? mosfw_ring_src_index(s->ring) : 0;
+}
+
+void mosfw_source_ring_totals(const struct mosfw_source *s, struct mosfw_stats *add)
+{
+	if (s->ring)
+		mosfw_ring_src_totals(s->ring, add);
+}
+
+void mosfw_source_leave(struct mosfw_source *s)
+{
+	if (s->ring)
+		mosfw_ring_src_leave(s->ring);
 }
 
 void mosfw_source_burst_begin(struct mosfw_source *s)
 {
-	if (s->map)
+	if (s->ring)
+		mosfw_ring_src_burst_begin(s->ring);
+	else if (s->map)
 		s->map->burst_start = s->map->pos;
 }
 
-int mosfw_source_frames_stable(const struct mosfw_source *s) { return s->map != NULL; }
+int mosfw_source_frames_stable(const struct mosfw_source *s) { return s->map || s->ring; }
+
+int mosfw_source_burst_full(const struct mosfw_source *s, uint64_t map_bytes)
+{
+	if (s->ring)
+		return mosfw_ring_src_burst_full(s->ring);
+	return s->map && s->map->pos - s->map->burst_start >= map_bytes;
+}
 
 const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
 {
@@ -550,7 +515,9 @@ const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
 	struct pcap_rec rec;
 	char err[MOSFW_ERRBUF_SIZE]; /* (a bad record is told when it is read) */
 
-	if (!m || m->shared_on || m->have_prog ||
+	if (s->ring)
+		return mosfw_ring_src_peek(s->ring, caplen, s->linktype);
+	if (!m || m->have_prog ||
 	    pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, err, sizeof(err)) !=
 	            PCAP_REC_OK)
 		return NULL;
@@ -560,9 +527,14 @@ const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
 
 uint64_t mosfw_source_burst_bytes(const struct mosfw_source *s)
 {
+	if (s->ring)
+		return mosfw_ring_src_burst_bytes(s->ring);
 	return s->map ? s->map->pos - s->map->burst_start : 0;
 }
-const char *mosfw_source_error(const struct mosfw_source *s) { return s->err; }
+const char *mosfw_source_error(const struct mosfw_source *s)
+{
+	return s->ring ? mosfw_ring_src_error(s->ring) : s->err;
+}
 
 void mosfw_source_drops(struct mosfw_source *s, uint64_t *kernel, uint64_t *iface)
 {
@@ -581,6 +553,8 @@ int64_t mosfw_source_offset(struct mosfw_source *s)
 
 	if (s->live)
 		return -1;
+	if (s->ring)
+		return mosfw_ring_src_offset(s->ring);
 	if (s->map)
 		return (int64_t)s->map->pos;
 	fp = pcap_file(s->pcap);
@@ -593,6 +567,7 @@ void mosfw_source_close(struct mosfw_source *s)
 	if (!s)
 		return;
 	map_close(s->map);
+	mosfw_ring_src_close(s->ring);
 	if (s->pcap)
 		pcap_close(s->pcap);
 	free(s);

@@ -19,9 +19,9 @@ enum mosfw_source_result {
 	MOSFW_SRC_EOF = 2,     /* end of file */
 	MOSFW_SRC_ERROR = 3,   /* read error (truncated file, interface gone) */
 	MOSFW_SRC_BREAK = 4,   /* libpcap reported a break (pcap_breakloop) */
-	MOSFW_SRC_TIME = 5,    /* -c N shared index: another core's packet that
-	                          opens a new second; only ts is set */
-	MOSFW_SRC_WAIT = 6,    /* -c N shared index: not complete yet, call again */
+	MOSFW_SRC_TIME = 5,    /* -c N ring: another core's packet that opens a
+	                          new second; only ts is set */
+	MOSFW_SRC_WAIT = 6,    /* -c N ring: nothing yet, end the burst, call again */
 };
 
 struct mosfw_source *mosfw_source_open_file(const char *path, const char *bpf, char *errbuf);
@@ -34,7 +34,8 @@ int mosfw_source_join_fanout(struct mosfw_source *s, unsigned group, char *errbu
 int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *caplen,
                       uint32_t *wirelen, double *ts);
 /* The frame mosfw_source_next() will most likely return next, without
- * moving on (the mapped file reader only, no BPF filter; else NULL): the
+ * moving on (the mapped file reader without a BPF filter, or a ring
+ * source when it is a packet of the current link type; else NULL): the
  * caller may parse it early and prefetch what it needs. */
 const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen);
 int mosfw_source_linktype(const struct mosfw_source *s);
@@ -54,20 +55,25 @@ uint64_t mosfw_source_burst_bytes(const struct mosfw_source *s);
 int64_t mosfw_source_offset(struct mosfw_source *s);
 void mosfw_source_close(struct mosfw_source *s);
 
-/* -c N offline: read through the shared index (shared_input.h) as worker
- * `index`. -1 when it cannot be (the whole file is read instead). */
 /* The file had `size` bytes when the run started (0: unknown): when it
  * is smaller now, it shrank before this source opened it, and the input
  * ends with the "shrank" read error after the records still there. */
 void mosfw_source_expect_size(struct mosfw_source *s, uint64_t size);
-int mosfw_source_use_share(struct mosfw_source *s, struct mosfw_share *sh, uint32_t index,
-                           uint32_t count, int verify_checksums,
-                           const struct mosfw_decap_config *decap);
-/* 1 while packets come from the shared index (only this core's, with the
- * input counters of the whole file in mosfw_source_shared_totals). */
-int mosfw_source_shared(const struct mosfw_source *s);
-/* 1-based input index of the last packet (or time mark) handed out. */
+/* The burst must end now: its frames stay readable only while it reads
+ * less than map_bytes of a mapped file, or half of a core's ring. */
+int mosfw_source_burst_full(const struct mosfw_source *s, uint64_t map_bytes);
+
+/* -c N offline: core `core`'s ring of the feed (feed.c, source_ring.h):
+ * only its own packets and the others' time marks come (TIME), with their
+ * 1-based index in the input (mosfw_source_index); the input counters of
+ * the whole input are the reader's (mosfw_source_ring_totals). A ring
+ * source never returns TIMEOUT; WAIT: nothing yet, end the burst. */
+struct feed_shared;
+struct mosfw_source *mosfw_source_open_ring(struct feed_shared *sh, uint32_t core, char *errbuf);
+int mosfw_source_from_ring(const struct mosfw_source *s);
 uint32_t mosfw_source_index(const struct mosfw_source *s);
-void mosfw_source_shared_totals(const struct mosfw_source *s, struct mosfw_stats *add);
+void mosfw_source_ring_totals(const struct mosfw_source *s, struct mosfw_stats *add);
+/* The core reads no more (stopped): a ring source tells the reader. */
+void mosfw_source_leave(struct mosfw_source *s);
 
 #endif /* MOSFW_SOURCE_H */

@@ -99,15 +99,15 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         fail_fast: bool = False,
         capacity: int = EVENT_CAPACITY,
         fanout_group: int = 0,
-        share=None,
+        feed=None,
     ) -> None:
         """``shard_count``: offline, this core keeps the flows whose hash
         modulo shard_count is ``core_id``. ``fanout_group``: live, join this
         AF_PACKET fanout group (the kernel splits flows between the
-        group's sockets; sharding in C is then off). ``share``: offline
-        with ``shard_count`` cores, the shared index the parent made
-        (``mosfw_share_new``): the cores split the parsing of the file
-        (native/shared_input.h)."""
+        group's sockets; sharding in C is then off). ``feed``: offline
+        with ``shard_count`` cores, the reader the parent made
+        (:class:`mosfw.feed.Feed`): :meth:`open` takes this core's packets
+        from it instead of reading the input (native/feed.c)."""
         from mosfw.api import plugin_callbacks
 
         self.id = core_id
@@ -188,8 +188,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         if c == ffi.NULL:
             raise EngineError(ffi.string(err).decode(errors="replace"))
         self._c = ffi.gc(c, lib.mosfw_core_free)
-        if share is not None:
-            lib.mosfw_core_set_share(self._c, share)
+        self._feed = feed
         # the packet of every event (Flow.last_packet): copies are made only
         # of packets that produce records
         lib.mosfw_core_set_packets(self._c, 1)
@@ -213,7 +212,9 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         err = ffi.new("char[]", lib.MOSFW_ERRBUF_SIZE)
         bpf = (self.config.bpf or "").encode()
         files = getattr(self.config, "read_files", None)
-        if files:
+        if self._feed is not None:
+            rc = lib.mosfw_core_open_feed(self._c, self._feed.handle, err)
+        elif files:
             keep = [ffi.new("char[]", os.fsencode(p)) for p in files]
             rc = lib.mosfw_core_open_files(self._c, ffi.new("char *[]", keep), len(files), bpf, err)
         elif self.config.read_file:
@@ -237,8 +238,8 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
     @property
     def input_shared(self) -> bool:
         """True when this core (one of ``-c N`` reading a file) takes its
-        packets from the index the cores build together
-        (native/shared_input.h) instead of reading the whole file."""
+        packets from the parent's reader (native/feed.c) instead of
+        reading the input itself."""
         return bool(lib.mosfw_core_input_shared(self._c))
 
     def input_offset(self) -> int:

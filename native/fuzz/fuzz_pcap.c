@@ -10,13 +10,12 @@
  * bad block lengths, byte orders, per-record caplen/snaplen, truncated
  * records) in front of the engine, and source.c's error path.
  *
- * Then a differential check of the -c N shared index (shared_input.c):
- * the same file read by 2..4 cores (round robin in this process) through
- * the index must give what one core gives: the same end (done, or the same
- * read error after the same packets), the file's input counters on every
- * core, and the flows, retransmissions and orphans of one core split
- * between them (whether the index was used or fell back to every core
- * reading the whole file).
+ * Then a differential check of the -c N feed (feed.c, source_ring.c):
+ * the same file read once by the reader thread and fed to 2..4 cores
+ * (round robin in this process) must give what one core gives: the same
+ * end (done, or the same read error after the same packets), the file's
+ * input counters on every core, and the flows, retransmissions and
+ * orphans of one core split between them.
  *
  * Build: native/fuzz/build.sh (clang -fsanitize=fuzzer,address,undefined).
  */
@@ -49,13 +48,18 @@ static void shared_cores(const char *path, uint32_t cores)
 	static struct mosfw_event evs[1024];
 	struct mosfw_stats one, st, sum;
 	char err[MOSFW_ERRBUF_SIZE];
-	struct mosfw_share *share = mosfw_share_new(cores, path, err);
+	struct mosfw_feed *feed;
 	int rc1, rc[4], done[4] = { 0 };
 	uint32_t k, left = cores, n;
+	struct mosfw_config fcfg;
 
-	if (!share)
-		return; /* not a classic pcap of this byte order: nothing shared */
 	one_core(path, &one, &rc1);
+	mosfw_config_defaults(&fcfg);
+	feed = mosfw_feed_new(&fcfg, cores, &path, 1, 0, NULL, err);
+	if (!feed) {
+		FZ_CHECK(rc1 == -1, "one core opened the file, the feed did not: %s", err);
+		return;
+	}
 	memset(&sum, 0, sizeof(sum));
 	for (k = 0; k < cores; k++) {
 		struct mosfw_config cfg;
@@ -66,15 +70,10 @@ static void shared_cores(const char *path, uint32_t cores)
 		cfg.shard_count = cores;
 		core[k] = mosfw_core_new(&cfg, err);
 		FZ_CHECK(core[k] != NULL, "mosfw_core_new: %s", err);
-		mosfw_core_set_share(core[k], share);
-		if (mosfw_core_open_file(core[k], path, NULL, err) < 0) {
-			FZ_CHECK(rc1 == -1, "one core opened the file, core %u of %u did not: %s",
-			         k, cores, err);
-			rc[k] = -1;
-			done[k] = 1;
-			left--;
-		}
+		FZ_CHECK(mosfw_core_open_feed(core[k], feed, err) == 0, "core %u of %u: %s", k,
+		         cores, err);
 	}
+	FZ_CHECK(mosfw_feed_start(feed, err) == 0, "mosfw_feed_start: %s", err);
 	while (left)
 		for (k = 0; k < cores; k++) {
 			if (done[k])
@@ -97,7 +96,7 @@ static void shared_cores(const char *path, uint32_t cores)
 		                 st.malformed == one.malformed && st.non_tcp == one.non_tcp &&
 		                 st.truncated == one.truncated,
 		         "core %u of %u (%s): input counters %llu packets, one core %llu", k, cores,
-		         mosfw_core_input_shared(core[k]) ? "shared" : "whole",
+		         mosfw_core_input_shared(core[k]) ? "ring" : "whole",
 		         (unsigned long long)st.packets, (unsigned long long)one.packets);
 		sum.flows_created += st.flows_created;
 		sum.rexmits += st.rexmits;
@@ -110,7 +109,7 @@ static void shared_cores(const char *path, uint32_t cores)
 	         (unsigned long long)sum.flows_created, (unsigned long long)sum.rexmits,
 	         (unsigned long long)sum.orphans, (unsigned long long)one.flows_created,
 	         (unsigned long long)one.rexmits, (unsigned long long)one.orphans);
-	mosfw_share_free(share);
+	mosfw_feed_free(feed);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

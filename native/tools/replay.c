@@ -124,7 +124,7 @@ static int window_on;
 static double window_t0, window_t1;
 
 static struct mosfw_core *open_core(const char *path, const struct mosfw_config *cfg,
-                                    struct mosfw_share *share)
+                                    struct mosfw_feed *feed)
 {
 	char err[MOSFW_ERRBUF_SIZE] = "";
 	struct mosfw_core *core = mosfw_core_new(cfg, err);
@@ -133,10 +133,9 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 		fprintf(stderr, "mosfw-replay: %s\n", err);
 		return NULL;
 	}
-	if (share)
-		mosfw_core_set_share(core, share);
-	if ((archive_n ? mosfw_core_open_files(core, archive_files, archive_n, NULL, err)
-	               : mosfw_core_open_file(core, path, NULL, err)) < 0 ||
+	if ((feed        ? mosfw_core_open_feed(core, feed, err)
+	     : archive_n ? mosfw_core_open_files(core, archive_files, archive_n, NULL, err)
+	                 : mosfw_core_open_file(core, path, NULL, err)) < 0 ||
 	    (window_on && mosfw_core_own_window(core, window_t0, window_t1) < 0)) {
 		fprintf(stderr, "mosfw-replay: %s\n", err);
 		mosfw_core_free(core);
@@ -191,16 +190,25 @@ static void step(const char *path, struct rcore *rc, int verbose)
 	             rc->rc == MOSFW_RUN_INPUT_END);
 }
 
-/* Replay one file on `cores` cores (round robin in this process; with
- * several, through the shared index: native/shared_input.h). */
+/* Replay one file (or the archive set) on `cores` cores (round robin in
+ * this process; with several, fed by the reader thread: native/feed.c). */
 static int replay(const char *path, const struct mosfw_config *cfg, int verbose, uint32_t cores)
 {
 	char err[MOSFW_ERRBUF_SIZE] = "";
-	struct mosfw_share *share = cores > 1 ? mosfw_share_new(cores, path, err) : NULL;
+	struct mosfw_feed *feed = NULL;
 	struct rcore rcs[64];
 	uint32_t k, left = cores;
 	int bad = 0;
 
+	if (cores > 1) {
+		feed = archive_n
+		               ? mosfw_feed_new(cfg, cores, archive_files, archive_n, 1, NULL, err)
+		               : mosfw_feed_new(cfg, cores, &path, 1, 0, NULL, err);
+		if (!feed) {
+			fprintf(stderr, "mosfw-replay: %s\n", err);
+			return 1;
+		}
+	}
 	memset(rcs, 0, sizeof(rcs));
 	for (k = 0; k < cores; k++) {
 		struct mosfw_config c = *cfg;
@@ -208,13 +216,17 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 			c.shard_index = k;
 			c.shard_count = cores;
 		}
-		rcs[k].core = open_core(path, &c, share);
+		rcs[k].core = open_core(path, &c, feed);
 		if (!rcs[k].core) {
 			while (k--)
 				mosfw_core_free(rcs[k].core);
-			mosfw_share_free(share);
+			mosfw_feed_free(feed);
 			return 1;
 		}
+	}
+	if (feed && mosfw_feed_start(feed, err) < 0) {
+		fprintf(stderr, "mosfw-replay: %s\n", err);
+		abort();
 	}
 	while (left)
 		for (k = 0; k < cores; k++)
@@ -233,8 +245,7 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 		       "frag_conflicts=%llu frag_unusable=%llu frag_pending=%llu frag_peak=%llu "
 		       "errors=%llu status=%s%s%s\n",
 		       path,
-		       cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "shared " : "whole ")
-		                 : "",
+		       cores > 1 ? (mosfw_core_input_shared(rcs[k].core) ? "ring " : "whole ") : "",
 		       (unsigned long long)st.packets, (unsigned long long)st.tcp_packets,
 		       (unsigned long long)st.malformed, (unsigned long long)st.flows_created,
 		       (unsigned long long)st.rexmits, (unsigned long long)st.orphans,
@@ -267,7 +278,7 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 		check_recent_ends(path, rcs[k].core, &st);
 		mosfw_core_free(rcs[k].core);
 	}
-	mosfw_share_free(share);
+	mosfw_feed_free(feed);
 	return bad;
 }
 
@@ -293,7 +304,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'c': /* N cores round robin in this process, through the shared index */
+		case 'c': /* N cores round robin in this process, fed by one reader thread */
 			cores = (uint32_t)strtoul(optarg, NULL, 0);
 			if (cores < 1 || cores > 64) {
 				fprintf(stderr, "mosfw-replay: -c wants 1..64\n");
@@ -319,7 +330,7 @@ int main(int argc, char **argv)
 	if (archive_n) {
 		archive_files = (const char *const *)&argv[optind];
 		archive_n = (uint32_t)(argc - optind);
-		return archive_n ? replay("archive", &cfg, verbose, 1) : 2;
+		return archive_n ? replay("archive", &cfg, verbose, cores) : 2;
 	}
 	for (i = optind; i < argc; i++)
 		bad |= replay(argv[i], &cfg, verbose, cores);

@@ -78,7 +78,7 @@ def test_connection_read_after_a_step_back_is_one_record(mosfw_capture, mosfw_ru
     assert r["ts"] == pytest.approx(start, abs=1e-6) and r["duration"] == pytest.approx(
         end - start - cap.step, abs=1e-6
     )
-    # -c 2: the same through the shared index and two cores
+    # -c 2: the same with two cores fed by one reader
     path = tmp_path / "merged.pcap"
     cap.write_pcap(path)
     out = subprocess.run(

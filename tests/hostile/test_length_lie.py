@@ -181,7 +181,7 @@ REPLAY = ROOT / "native" / "build-asan" / "mosfw-replay"
 @pytest.mark.parametrize("cores", ["1", "2"])
 def test_sanitizer_build_counts_the_lie_as_malformed(mosfw_capture, tmp_path, cores):
     """The ASan+UBSan engine, driven from C (no Python), one core and two
-    (the shared index counts the packets there): no report, malformed 1."""
+    (the reader counts the packets there): no report, malformed 1."""
     import os
     import subprocess
 

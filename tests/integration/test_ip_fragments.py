@@ -7,7 +7,8 @@ gives exactly the plain capture's events (docs/fragments.md).
   duplicate, a tiny 8-byte first fragment); tshark must reassemble the
   result into the same TCP conversations, and mosfw must give the plain
   capture's eventlog lines and tracker records, with ``-c 1``, ``-c 2``
-  and ``-c 2`` through the shared index.
+  and ``-c 3`` (the reader hands every fragment to every core,
+  native/feed.c).
 * A copy of a fragment with different bytes (sent after the original: the
   first copy wins) changes nothing but raises one ERROR ``frag_overlap``
   per datagram.
@@ -87,7 +88,7 @@ def tshark_count(pcap: Path, flt: str) -> int:
     return len(out.splitlines())
 
 
-RUNS = [("-c", "1", None), ("-c", "2", None), ("-c", "2", "1")]
+RUNS = [("-c", "1"), ("-c", "2"), ("-c", "3")]
 
 VARIANTS = {
     "v4-inorder-512": {"size": 512},
@@ -106,11 +107,8 @@ def plain_runs(tmp_path_factory):
 
 
 def _runs(pcap: Path):
-    for _, n, shared in RUNS:
-        env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
-        if shared:
-            env["MOSFW_SHARED_INDEX"] = shared
-        yield (n, shared), mosfw(pcap, "-c", n, env=env)
+    for _, n in RUNS:
+        yield n, mosfw(pcap, "-c", n)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

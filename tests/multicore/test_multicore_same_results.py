@@ -2,8 +2,8 @@
 results on real captures.
 
 For every capture, ``python -m mosfw run -r F -p eventlog -p
-samples/tracker -c N`` for N in 1, 2, 4 (and 4 again through the shared
-index, native/shared_input.h) must yield the same multiset of
+samples/tracker -c N`` for N in 1, 2, 3, 4 (N > 1: the input read once
+and fed to the cores' rings, native/feed.c) must yield the same multiset of
 (client, server, event, side, reason) records from eventlog (orphans:
 sender, receiver) and the same tracker conn.log records (``core``
 aside); every flow's events must come from exactly one core, and with
@@ -36,10 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mc_helpers import DATA, ROOT, eventlog_lines, flow_cores, mosfw_cli, multiset, stats_json
 
 REAL = [ROOT / "tests" / "data" / "http-loss.pcap"] + sorted(DATA.glob("*.pcap*"))
-#: the runs compared: (cores, MOSFW_SHARED_INDEX); -c 4 twice: every core
-#: reading the whole file (the default under 8 cores) and through the
-#: shared index (native/shared_input.h; pcapng files are read whole anyway)
-RUNS = [(1, None), (2, None), (4, None), (4, "1")]
+#: the runs compared: (cores, environment changes)
+RUNS = [(1, None), (2, None), (3, None), (4, None)]
 #: counters that differ by design between core counts
 PER_RUN = {"other_shard", "seconds"}
 
@@ -54,9 +52,7 @@ def run_all(pcap) -> dict[tuple, tuple[list[dict], dict, list[dict]]]:
     out = {}
     tracker = ["-p", TRACKER] if TRACKER.exists() else []
     for n, shared in RUNS:
-        env = {k: v for k, v in os.environ.items() if k != "MOSFW_SHARED_INDEX"}
-        if shared is not None:
-            env["MOSFW_SHARED_INDEX"] = shared
+        env = dict(os.environ)
         r = mosfw_cli(
             "run", "-r", pcap, "-p", "eventlog", *tracker, "-c", n, "-q", "--stats-json", "-", env=env
         )

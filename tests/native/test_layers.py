@@ -37,13 +37,15 @@ LAYERS: dict[str, int] = {
     #    reassembly (a per-core table of datagrams, uses nothing)
     "flow_table": 1,
     "ipfrag": 1,
-    # 2: input; the shared reader parses each record (packet) and hashes
-    #    its key (flow_table) to pick the core that owns it
+    # 2: input; the -c N reader (feed) parses each packet and hashes its
+    #    key (flow_table) to pick the core that owns it, and feeds the
+    #    cores' rings (source_ring)
     "map_guard": 2,
     "source": 2,
     "source_live": 2,
     "source_set": 2,
-    "shared_input": 2,
+    "source_ring": 2,
+    "feed": 2,
     # 3: both endpoints' TCP state machines
     "tcp_state": 3,
     # 4: the event ring (event_ring.h; header only today)

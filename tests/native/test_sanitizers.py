@@ -138,18 +138,25 @@ def test_editcap_damage(tmp_path):
     replay(*files)
 
 
-def test_replay_all_test_captures_on_three_cores_through_the_shared_index():
-    """native/shared_input.c under the sanitizers: three cores (round
-    robin in one process) index and read every test capture together."""
+def test_replay_all_test_captures_on_three_cores_fed_by_one_reader():
+    """native/feed.c and source_ring.c under the sanitizers: the reader
+    thread feeds three cores (round robin in one process) every test
+    capture, pcapng and compressed ones included; the input counters are
+    those of one core."""
     files = data_captures()
-    out = replay(*files, args=("-c", "3"))
-    assert out.count("\n") == 3 * len(files)
-    assert out.count(": shared ") >= 3 * 20  # most captures are classic pcaps
+    one = replay(*files).splitlines()
+    out = replay(*files, args=("-c", "3")).splitlines()
+    assert len(out) == 3 * len(one)
+    assert sum(": ring " in line for line in out) == len(out)
+    for k, line in enumerate(one):
+        for other in out[3 * k : 3 * k + 3]:
+            for key in ("packets=", "tcp=", "malformed=", "status="):
+                assert other.split(key)[1].split()[0] == line.split(key)[1].split()[0], (line, other)
 
 
-def test_truncated_files_through_the_shared_index(tmp_path):
-    """Cut at many points, read by two cores through the shared index:
-    both end with the read error one reader gets, after the same packets."""
+def test_truncated_files_fed_to_two_cores(tmp_path):
+    """Cut at many points, fed to two cores: both end with the read error
+    one reader gets, after the same packets."""
     files = cut_copies(tmp_path, 25, seed=11)
     one = replay(*files).splitlines()
     two = replay(*files, args=("-c", "2")).splitlines()
@@ -187,6 +194,12 @@ def test_replay_archive_set_and_segment_window(tmp_path):
     cut.write_bytes(blob[: len(blob) // 3])
     out = replay(*pieces, args=("-A",))
     assert "status=done" in out and whole.split(": ", 1)[1] == out.split(": ", 1)[1]
+    # two merged files and a gzip one, fed to two cores by one reader
+    one = _fields(replay(*pieces, z, args=("-A",)))
+    two = [_fields(line) for line in replay(*pieces, z, args=("-A", "-c", "2")).splitlines()]
+    assert int(one["packets"]) == 2 * int(_fields(whole)["packets"])
+    assert len(two) == 2 and all(t["packets"] == one["packets"] and t["status"] == "done" for t in two)
+    assert sum(int(t["flows"]) for t in two) == int(one["flows"])
     out = replay(pieces[0], z, cut, args=("-A", "-W", "0:1795701171.2"))
     assert "status=done" in out
 
@@ -201,7 +214,7 @@ def test_fragment_captures(tmp_path):
     missing and malformed fragments, a tiny first fragment, a train of
     60000 datagrams that never complete against the 32 MiB cap) and
     http-loss.pcap fragmented in every way, on one core and on two
-    through the shared index; the counters are the expected ones."""
+    fed by one reader (native/feed.c); the counters are the expected ones."""
     import sys
 
     sys.path.insert(0, str(ROOT / "tests"))
