@@ -138,6 +138,8 @@ def test_cluster_gone_during_a_live_capture(tmp_path):
         assert brokers, "the mock cluster did not start"
         topic = "live"
         argv = [sys.executable, "-m", "mosfw", "run", "--no-progress", "-i", net.srv_if, "-p", TRACKER]
+        # records as soon as a connection closes (the TIME_WAIT default, 5 s, only delays them)
+        argv += ["--tcp-tw-interval", "0.5"]
         argv += ["--sink", "-", "--sink", f"kafka://{brokers}?topic={topic}&retry=2"]
         argv += ["--stats-json", str(stats_path)]
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
