@@ -23,14 +23,9 @@ import sys
 import time
 
 import pytest
-from sink_helpers import ROOT, TRACKER, free_port, real_capture, realnet, redis_server, tracker
+from sink_helpers import ROOT, TRACKER, free_port, realnet, redis_server, tracker
 
 pytestmark = [pytest.mark.realnet, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory):
-    return real_capture(tmp_path_factory.mktemp("redis-sink") / "curl.pcap")
 
 
 @pytest.mark.parametrize("cores", [1, 2])
