@@ -89,7 +89,7 @@ format: $(STAMP)
 	$(RUFF) format .
 	$(CLANG_FORMAT) $(C_FORMAT_STYLE) -i $(C_FORMAT_SRC)
 
-# libFuzzer harnesses (clang); `make test` runs a 60 s fuzz pass, this a
+# libFuzzer harnesses (clang); `make test` runs a 30 s fuzz pass, this a
 # longer one: make fuzz FUZZ_SECONDS=1800
 FUZZ_SECONDS ?= 600
 fuzz-build: | sysdeps

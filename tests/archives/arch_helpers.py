@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 DATA = ROOT / "tests" / "data"
 MC_DATA = ROOT / "tests" / "multicore" / "data"
 TRACKER = ROOT / "samples" / "tracker"
@@ -31,7 +34,11 @@ def tools_missing() -> list[str]:
 
 
 def mosfw(*args, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m mosfw ARGS`` from the repository root, output captured."""
+    """``python -m mosfw ARGS`` from the repository root, output captured
+    (a fork of a pre-imported mosfw, tests/forkrun.py, except --dask runs:
+    their own process, as the Dask cluster they start expects)."""
+    if "--dask" not in map(str, args):
+        return forkrun.mosfw(*args, timeout=timeout, env=env)
     return subprocess.run(
         [sys.executable, "-m", "mosfw", *map(str, args)],
         capture_output=True,

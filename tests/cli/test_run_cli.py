@@ -11,17 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 DEMO = ROOT / "tests" / "data" / "http-loss.pcap"
 
 
 def mosfw(*args, cwd=ROOT, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "mosfw", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
+    """``python -m mosfw ARGS`` (a fork of a pre-imported mosfw: tests/forkrun.py)."""
+    return forkrun.mosfw(*args, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture

@@ -25,6 +25,9 @@ from mosfw.testing.encap import KINDS, read_pcap, vxlan, wrap_capture, wrap_fram
 from mosfw.testing.pcap_files import write_pcap
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 PLAIN = ROOT / "tests" / "data" / "http-loss.pcap"  # IPv4, real loss (tests/data/README.md)
 PLAIN6 = ROOT / "tests" / "multicore" / "data" / "http_ipv6.pcap"  # IPv6
 
@@ -67,14 +70,8 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark n
 
 
 def mosfw(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """``python -m mosfw run ARGS`` (a fork of a pre-imported mosfw: tests/forkrun.py)."""
+    return forkrun.mosfw("run", *args, timeout=timeout)
 
 
 def eventlog(pcap: Path, *opts: str) -> list[dict]:

@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 PUBLIC = ROOT / "tests" / "data" / "public"
 
 #: file -> (the tunnel kinds --stats-json must count, with their packet
@@ -72,14 +75,8 @@ def tshark_ip_headers(pcap: Path) -> int:
 
 
 def run(pcap: Path) -> tuple[list[dict], dict]:
-    cp = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", "eventlog", "-q", "--stats-json", "-"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # `python -m mosfw run` as a fork of a pre-imported mosfw (tests/forkrun.py)
+    cp = forkrun.mosfw("run", "-r", pcap, "-p", "eventlog", "-q", "--stats-json", "-", timeout=120)
     assert cp.returncode == 0, cp.stderr
     events = [json.loads(line) for line in cp.stdout.splitlines()]
     return events, json.loads(cp.stderr.strip().splitlines()[-1])

@@ -36,6 +36,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 DEMO = ROOT / "tests" / "data" / "http-loss.pcap"
 SEEDS = ROOT / "native" / "fuzz" / "seeds"
 DEMO_PACKETS = 266
@@ -44,13 +47,8 @@ needs_editcap = pytest.mark.skipif(shutil.which("editcap") is None, reason="edit
 
 
 def mosfw(*args, timeout=60):
-    r = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-    )
+    # `python -m mosfw run` as a fork of a pre-imported mosfw (tests/forkrun.py)
+    r = forkrun.mosfw("run", *args, timeout=timeout)
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     return r
 

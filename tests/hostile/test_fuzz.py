@@ -22,14 +22,17 @@ output and the saved input.
 The seed corpus comes from ``native/fuzz/build_corpus.py`` (tcpdump's test
 captures in native/fuzz/seeds/, tests/data, scripted scenarios). The
 corpus the fuzzer grows is kept in native/build-fuzz/corpus/ so later runs
-go on from there.
+go on from there. The harnesses (and the self-test build) are rebuilt only
+when what they are built from changed: a digest of every source they
+compile, build.sh and the compiler's version is kept beside them.
 
-``MOSFW_FUZZ_SECONDS`` (default 60) is the wall time of the fuzz run: both
+``MOSFW_FUZZ_SECONDS`` (default 30) is the wall time of the fuzz run: both
 harnesses run side by side for that long. 0 skips it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -43,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FUZZ = ROOT / "native" / "fuzz"
 BUILD = ROOT / "native" / "build-fuzz"
 DATA = ROOT / "tests" / "data"
-SECONDS = int(os.environ.get("MOSFW_FUZZ_SECONDS", "60"))
+SECONDS = int(os.environ.get("MOSFW_FUZZ_SECONDS", "30"))
 ENV = dict(
     os.environ,
     ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allocator_may_return_null=1",
@@ -51,8 +54,47 @@ ENV = dict(
 )
 
 
+TRACKER_NATIVE = ROOT / "samples" / "tracker" / "native"  # the Zeek observer the harnesses check
+
+
+def _clang() -> str:
+    return os.environ.get("CLANG") or shutil.which("clang") or "clang"
+
+
+def build_digest(compiler: str, *extra: str) -> str:
+    """sha256 of what a harness is built from: the engine's, the tracker
+    observer's and the harnesses' sources and headers, build.sh, the
+    compiler's version and `extra` (a command line)."""
+    h = hashlib.sha256()
+    files = [
+        *(ROOT / "native").glob("*.[ch]"),
+        *TRACKER_NATIVE.glob("*.[ch]"),
+        *FUZZ.glob("*.[ch]"),
+        FUZZ / "build.sh",
+    ]
+    for p in sorted(files):
+        h.update(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except OSError:
+        version = "no clang"
+    h.update(version.encode())
+    for e in extra:
+        h.update(e.encode() + b"\0")
+    return h.hexdigest()
+
+
+def up_to_date(binaries: list[Path], stamp: Path, digest: str) -> bool:
+    """Every binary is there and was built from the inputs `digest` names."""
+    return all(b.exists() for b in binaries) and stamp.exists() and stamp.read_text().strip() == digest
+
+
 @pytest.fixture(scope="module")
 def harnesses() -> Path:
+    stamp, digest = BUILD / "harnesses.sha256", build_digest(_clang())
+    if up_to_date([BUILD / "fuzz_packets", BUILD / "fuzz_pcap"], stamp, digest):
+        return BUILD
+    stamp.unlink(missing_ok=True)
     r = subprocess.run([str(FUZZ / "build.sh"), str(BUILD)], capture_output=True, text=True, timeout=600)
     if r.returncode == 3:
         pytest.skip(
@@ -60,6 +102,7 @@ def harnesses() -> Path:
             "installs clang and libclang-rt-14-dev"
         )
     assert r.returncode == 0, f"building the fuzz harnesses failed:\n{r.stderr[-4000:]}"
+    stamp.write_text(digest + "\n")
     return BUILD
 
 
@@ -183,31 +226,31 @@ def test_harness_reports_a_broken_contract(harnesses, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Executed" in r.stderr and "http-loss.pcap" in r.stderr
-    bad = tmp_path / "fuzz_pcap_selftest"
-    tracker = ROOT / "samples" / "tracker" / "native"  # the Zeek observer the harness checks
-    engine = sorted(str(p) for p in [*(ROOT / "native").glob("*.c"), *tracker.glob("*.c")])
-    c = subprocess.run(
-        [
-            shutil.which("clang") or "clang",
-            "-std=gnu11",
-            "-g",
-            "-O1",
-            "-DMOSFW_FUZZ_SELFTEST",
-            f"-I{ROOT / 'native'}",
-            f"-I{tracker}",
-            "-fsanitize=fuzzer,address,undefined",
-            *engine,
-            str(FUZZ / "fuzz_pcap.c"),
-            "-o",
-            str(bad),
-            "-lpcap",
-            "-lm",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert c.returncode == 0, c.stderr[-3000:]
+    # kept beside the harnesses, rebuilt when its sources change (build_digest)
+    bad = harnesses / "fuzz_pcap_selftest"
+    engine = sorted(str(p) for p in [*(ROOT / "native").glob("*.c"), *TRACKER_NATIVE.glob("*.c")])
+    argv = [
+        shutil.which("clang") or "clang",
+        "-std=gnu11",
+        "-g",
+        "-O1",
+        "-DMOSFW_FUZZ_SELFTEST",
+        f"-I{ROOT / 'native'}",
+        f"-I{TRACKER_NATIVE}",
+        "-fsanitize=fuzzer,address,undefined",
+        *engine,
+        str(FUZZ / "fuzz_pcap.c"),
+        "-lpcap",
+        "-lm",
+    ]
+    stamp, digest = harnesses / "fuzz_pcap_selftest.sha256", build_digest(argv[0], *argv)
+    if not up_to_date([bad], stamp, digest):
+        stamp.unlink(missing_ok=True)
+        tmp = harnesses / "fuzz_pcap_selftest.tmp"
+        c = subprocess.run([*argv, "-o", str(tmp)], capture_output=True, text=True, timeout=600)
+        assert c.returncode == 0, c.stderr[-3000:]
+        tmp.replace(bad)
+        stamp.write_text(digest + "\n")
     r = subprocess.run(
         [str(bad), "-runs=1", f"-artifact_prefix={tmp_path}/", str(good)],
         capture_output=True,

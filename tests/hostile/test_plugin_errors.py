@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 FLOW = "10.0.0.1:40000 -> 10.0.0.2:80"
 
 #: hook -> (its arguments, the eventlog event counting its calls, or
@@ -47,13 +49,8 @@ UNGUARDED: set[str] = set()  # every hook is guarded now
 
 
 def mosfw(*args, timeout=60):
-    return subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-    )
+    """``python -m mosfw run ARGS`` (a fork of a pre-imported mosfw: tests/forkrun.py)."""
+    return forkrun.mosfw("run", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

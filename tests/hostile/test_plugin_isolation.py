@@ -20,19 +20,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 DOCS = ROOT / "docs"
 HTTP_LOSS = ROOT / "tests" / "data" / "http-loss.pcap"
 MULTI = ROOT / "tests" / "multicore" / "data"
 
 
 def mosfw(*args, timeout=120, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
+    """``python -m mosfw run ARGS`` (a fork of a pre-imported mosfw: tests/forkrun.py)."""
+    return forkrun.mosfw("run", *args, timeout=timeout, cwd=cwd)
 
 
 def _doc_app(page: str, first_line: str) -> str:

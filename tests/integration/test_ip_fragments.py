@@ -328,10 +328,14 @@ def test_kernel_fragmented_tcp_gives_the_unfragmented_events(tmp_path):
     assert c_stats["frag_malformed"] == 0
     # retransmissions through the fragments: as tshark counts them on the
     # same capture (it reassembles too; within 2 %, as in
-    # test_real_traffic.py), and about as many as the server's tap saw
+    # test_real_traffic.py), and of the order of what the server's tap saw:
+    # the two taps differ by what the client's veth dropped before its
+    # tap, which grows with the machine's load (20-35 % more at the
+    # client's tap seen on a loaded 2-CPU machine), so only the order of
+    # magnitude is compared across taps
     t_cli = tshark_count(cli_pcap, "tcp.analysis.retransmission || tcp.analysis.out_of_order")
     assert c_stats["rexmits"] > 20 and abs(c_stats["rexmits"] - t_cli) <= max(1, 0.02 * t_cli)
-    assert abs(c_stats["rexmits"] - s_stats["rexmits"]) <= max(3, 0.2 * s_stats["rexmits"])
+    assert s_stats["rexmits"] / 2 <= c_stats["rexmits"] <= 2 * s_stats["rexmits"] + 3, (c_stats, s_stats)
 
     # The taps may differ (the client's veth backlog can drop a burst of
     # fragments before its tap: a hole there, not at the server's), so

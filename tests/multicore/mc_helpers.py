@@ -10,20 +10,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import forkrun  # noqa: E402  (tests/forkrun.py)
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 
 
 def mosfw_cli(*args, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    """``python -m mosfw ARGS`` from the repository root, output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "mosfw", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-        **kw,
-    )
+    """``python -m mosfw ARGS`` from the repository root, output captured
+    (a fork of a pre-imported mosfw: tests/forkrun.py)."""
+    return forkrun.mosfw(*args, timeout=timeout, **kw)
 
 
 def eventlog_lines(text: str) -> list[dict]:

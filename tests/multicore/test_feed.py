@@ -58,7 +58,7 @@ def test_by_default_the_feed_starts_at_four_cores(tmp_path, monkeypatch):
     for cores, fed in ((2, 0), (3, 0), (4, 1)):
         r, ev, st, shared = run(HTTP_LOSS, cores, tmp_path)
         assert r.returncode == 0, r.stderr
-        assert shared == {c: fed for c in range(cores)}, (cores, shared)
+        assert shared == dict.fromkeys(range(cores), fed), (cores, shared)
         assert ev == ev1
         assert st == st1
 

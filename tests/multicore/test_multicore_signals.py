@@ -1,10 +1,10 @@
 """``mosfw run -c 2`` end to end under signals and failures: Ctrl-C and
 SIGTERM stop every worker and still make the merged report; a worker
 killed from outside loses its core only, named (exit 5); a killed parent
-takes its workers with it; a closed stdout is quiet. About 15 s.
+takes its workers with it; a closed stdout is quiet. About 10 s.
 
-The workload: bench/gen_capture.c's synthetic capture (2,500 connections,
-50k packets) with a plugin that sleeps 100 us per packet of a tracked
+The workload: bench/gen_capture.c's synthetic capture (1,500 connections,
+30k packets) with a plugin that sleeps 100 us per packet of a tracked
 flow, so a run takes a few seconds and can be interrupted in the middle.
 """
 
@@ -72,7 +72,7 @@ def workload(tmp_path_factory) -> tuple[Path, Path]:
     exe = run_bench.build_generator(out)
     pcap = out / "w.pcap"
     subprocess.run(
-        [str(exe), "-o", str(pcap), "-n", "2500", "-c", "200"], check=True, capture_output=True, timeout=60
+        [str(exe), "-o", str(pcap), "-n", "1500", "-c", "200"], check=True, capture_output=True, timeout=60
     )
     plug = out / "slow.py"
     plug.write_text(SLOW)
@@ -141,7 +141,7 @@ def test_stop_signal_still_makes_the_merged_report(workload, tmp_path, how):
     assert m, (out, err)
     a, b, total, _packets = map(int, m.groups())
     assert a > 0 and b > 0 and total == a + b
-    assert total < 50_000  # it really was cut short
+    assert total < 30_000  # it really was cut short (the file has 30k packets)
     assert "open at end" in err and "Traceback" not in err
     opened = int(re.search(r"(\d+) open at end", err).group(1))
     assert opened > 0  # flows still open were ended (reason eof), not lost

@@ -109,11 +109,18 @@ def _symbols(obj: Path) -> tuple[set[str], set[str]]:
     return defined, undefined
 
 
-def dependency_graph(out: Path) -> dict[str, dict[str, set[str]]]:
-    """file stem -> {used file stem -> the symbols it uses there}."""
+def compile_engine(out: Path) -> list[Path]:
+    """Every native/*.c compiled to an object in out."""
     sources = sorted(NATIVE.glob("*.c"))
     with ThreadPoolExecutor(max_workers=2) as ex:
-        objs = list(ex.map(lambda s: _compile(s, out), sources))
+        return list(ex.map(lambda s: _compile(s, out), sources))
+
+
+def dependency_graph(out: Path, objs: list[Path] | None = None) -> dict[str, dict[str, set[str]]]:
+    """file stem -> {used file stem -> the symbols it uses there} (objs:
+    the engine's objects, compiled into out when not given)."""
+    if objs is None:
+        objs = compile_engine(out)
     defs, undefs = {}, {}
     for obj in objs:
         defs[obj.stem], undefs[obj.stem] = _symbols(obj)
@@ -210,8 +217,14 @@ needs_tools = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory):
-    return dependency_graph(tmp_path_factory.mktemp("objs"))
+def engine_objs(tmp_path_factory) -> list[Path]:
+    """The engine's objects, compiled once for the graph and the tracker test."""
+    return compile_engine(tmp_path_factory.mktemp("objs"))
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, engine_objs):
+    return dependency_graph(tmp_path_factory.mktemp("graph"), engine_objs)
 
 
 @needs_tools
@@ -239,14 +252,14 @@ def test_layers_depend_downward_only(graph):
 
 
 @needs_tools
-def test_the_tracker_observer_uses_nothing_of_the_engine(tmp_path):
+def test_the_tracker_observer_uses_nothing_of_the_engine(engine_objs, tmp_path):
     """samples/tracker's C part includes the engine's public header only and
     calls none of its functions: it is attached through the observer table
     (function pointers), so the engine needs nothing of it and it needs
     nothing of the engine but types."""
     engine = set()
-    for src in sorted(NATIVE.glob("*.c")):
-        engine |= _symbols(_compile(src, tmp_path))[0]
+    for obj in engine_objs:
+        engine |= _symbols(obj)[0]
     used = set()
     for src in sorted(TRACKER_NATIVE.glob("*.c")):
         used |= _symbols(_compile_with(src, tmp_path / "t", [TRACKER_NATIVE]))[1]

@@ -297,19 +297,25 @@ def encapsulated(tmp_path: Path) -> list[Path]:
     return out
 
 
-def test_replay_every_encapsulation(tmp_path):
-    files = encapsulated(tmp_path)
+@pytest.fixture(scope="module")
+def encaps(tmp_path_factory) -> list[Path]:
+    """encapsulated(), made once for the two tests that read it."""
+    return encapsulated(tmp_path_factory.mktemp("encap"))
+
+
+def test_replay_every_encapsulation(encaps):
+    files = encaps
     out = replay(*files)
     assert out.count("\n") == len(files)
     for line in out.splitlines():
         assert "status=done" in line, line
 
 
-def test_encapsulations_with_random_byte_errors(tmp_path):
+def test_encapsulations_with_random_byte_errors(encaps, tmp_path):
     """Bytes flipped anywhere in tunnel headers and what they carry."""
     rng = random.Random(17)
     files = []
-    for src in encapsulated(tmp_path):
+    for src in encaps:
         b = bytearray(src.read_bytes())
         for _ in range(300):
             pos = rng.randrange(24 + 16, len(b))

@@ -16,17 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sink_helpers import mosfw, real_capture, records, tracker
+from sink_helpers import mosfw, records, tracker
 
 from mosfw.records import Records, SinkURL
 from mosfw.records.sinks import FileSink
 
 pytestmark = [pytest.mark.realnet, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory):
-    return real_capture(tmp_path_factory.mktemp("file-sink") / "curl.pcap")
 
 
 def _rotated_in_order(path: Path) -> list[Path]:

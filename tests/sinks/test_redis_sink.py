@@ -23,14 +23,9 @@ import sys
 import time
 
 import pytest
-from sink_helpers import ROOT, TRACKER, free_port, mosfw, real_capture, realnet, redis_server, tracker
+from sink_helpers import ROOT, TRACKER, free_port, mosfw, realnet, redis_server, tracker
 
 pytestmark = [pytest.mark.realnet, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory):
-    return real_capture(tmp_path_factory.mktemp("redis-sink") / "curl.pcap")
 
 
 @pytest.mark.parametrize("cores", [1, 2])
@@ -160,6 +155,8 @@ def test_server_killed_during_a_live_capture(tmp_path, extra):
         with redis_server(netns=net.srv_ns) as srv:
             url = f"{srv.url}?stream=live&retry=1{extra}"
             argv = [sys.executable, "-m", "mosfw", "run", "--no-progress", "-i", net.srv_if, "-p", TRACKER]
+            # records as soon as a connection closes (the TIME_WAIT default, 5 s, only delays them)
+            argv += ["--tcp-tw-interval", "0.5"]
             argv += ["--sink", "-", "--sink", url, "--stats-json", str(stats_path)]
             argv += ["-p", "plugins/prometheus", "--metrics-addr", "127.0.0.1:0", "--metrics-linger", "0"]
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
