@@ -9,8 +9,9 @@ The archive is written by bench/gen_capture.c into a temporary directory
 Each configuration runs samples/tracker (records to /dev/null) over
 ``-r DIR``; the Mpkt/s are the archive's packets over the wall time of the
 run (process start to exit, Dask's cluster start included for the CLI
-row). A second Dask measurement uses the Python API against a
-LocalCluster started beforehand, to split Dask's own overhead per segment
+row). A second Dask measurement uses the Python API, then the command line
+with ``--dask ADDRESS``, against a LocalCluster started beforehand (as a
+real cluster is), to split Dask's own overhead per segment
 (scheduling, serialisation, result transfer: the wall time times the
 workers minus the time spent inside the tasks, over the segments) from
 the cluster's start-up.
@@ -112,6 +113,14 @@ def main() -> None:
                     segments=a.segments,
                     stdout=out,
                 )
+            # the command line against the same running cluster (--dask ADDRESS:
+            # no cluster to start or stop, as on a real cluster)
+            wall, st = cli("-r", arch, "-p", TRACKER, "--dask", lc.scheduler_address, "--segments", a.segments)
+            rows.append(("--dask ADDRESS (running cluster)", wall, st["packets"]))
+            print(
+                f"{'--dask ADDRESS, running':28s} {wall:7.2f} s  {st['packets'] / wall / 1e6:6.2f} Mpkt/s"
+                f"  (load {load()})"
+            )
         inside = sum(s.seconds for s in res.segments)
         overhead = (res.seconds * 2 - inside) / len(res.segments)
         base = rows[0][1]
