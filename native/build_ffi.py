@@ -27,6 +27,7 @@ SOURCES = [
     "ipfrag.c",
     "linktypes.c",
     "decap.c",
+    "dgram.c",
     "flow_table.c",
     "shared_input.c",
     "map_guard.c",
@@ -47,6 +48,7 @@ SOURCES = [
     "core.c",
     "core_loop.c",
     "core_end.c",
+    "core_dgram.c",
     "core_api.c",
 ]
 

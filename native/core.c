@@ -34,6 +34,9 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->frag_memcap = (uint64_t)32 << 20;
 	cfg->frag_timeout = 30.0;
 	mosfw_decap_defaults(&cfg->decap);
+	cfg->protocols = 0; /* TCP only */
+	cfg->udp_timeout = 60.0;
+	cfg->icmp_timeout = 60.0;
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
@@ -269,13 +272,14 @@ static int by_flow_id(const void *a, const void *b, void *flows)
 
 uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint32_t cap)
 {
-	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
-	uint32_t n = c->ft.count[MOSFW_LRU_HALF_OPEN] + c->ft.count[MOSFW_LRU_ESTAB], k = 0, i;
+	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB, MOSFW_LRU_UDP,
+		                          MOSFW_LRU_ICMP };
+	uint32_t n = c->ft.live - c->ft.count[MOSFW_LRU_ZOMBIE], k = 0, i;
 	unsigned l;
 
 	if (n > cap)
 		return n; /* the caller asks again with room for all */
-	for (l = 0; l < 2; l++)
+	for (l = 0; l < 4; l++)
 		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
 			if (!c->x.stopmon ||
 			    c->x.stopmon[i] != 3) /* both sides stopped: not shown */
@@ -321,7 +325,7 @@ static void index_points(struct mosfw_observers *o)
 	uint8_t i;
 
 	o->n_parsed = o->n_created = o->n_tcp = o->n_ended = o->n_burst = o->n_room = 0;
-	o->n_late = o->n_forgotten = 0;
+	o->n_late = o->n_forgotten = o->n_dgram = 0;
 	for (i = 0; i < o->n; i++) {
 		const struct mosfw_observer *b = &o->list[i];
 		if (b->pkt_parsed)
@@ -340,6 +344,8 @@ static void index_points(struct mosfw_observers *o)
 			o->late[o->n_late++] = i;
 		if (b->flow_forgotten)
 			o->forgotten[o->n_forgotten++] = i;
+		if (b->dgram_updated)
+			o->dgram[o->n_dgram++] = i;
 	}
 }
 

@@ -129,7 +129,7 @@ static inline int tuple_match(const struct mosfw_flow *f, const struct mosfw_pkt
 {
 	const struct mosfw_tuple *k = &f->tuple;
 
-	if (k->family != p->family || k->zone != p->zone)
+	if (k->family != p->family || k->proto != p->ip_proto || k->zone != p->zone)
 		return 0;
 	if (k->cli_port == p->sport && k->srv_port == p->dport && addr_eq(k->cli_addr, p->src) &&
 	    addr_eq(k->srv_addr, p->dst)) {
@@ -247,6 +247,7 @@ uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p, 
 	memset(f, 0, sizeof(*f));
 	k = &f->tuple;
 	k->family = p->family;
+	k->proto = p->ip_proto;
 	k->zone = p->zone;
 	if (sender_is_client) {
 		memcpy(k->cli_addr, p->src, 16);

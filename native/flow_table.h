@@ -19,7 +19,9 @@ enum mosfw_lru_list {
 	MOSFW_LRU_ZOMBIE = 0,    /* ended; tuple remembered for tcp_tw_interval */
 	MOSFW_LRU_HALF_OPEN = 1, /* no side established yet */
 	MOSFW_LRU_ESTAB = 2,     /* at least one side established */
-	MOSFW_LRU_COUNT = 3,
+	MOSFW_LRU_UDP = 3,       /* UDP flows (udp_timeout) */
+	MOSFW_LRU_ICMP = 4,      /* ICMP/ICMPv6 flows (icmp_timeout) */
+	MOSFW_LRU_COUNT = 5,
 	MOSFW_LRU_NONE = 0xff,
 };
 
@@ -62,8 +64,47 @@ struct mosfw_flow_table {
 int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_id);
 void mosfw_ft_destroy(struct mosfw_flow_table *t);
 
-/* Symmetric hash of the packet's endpoints. */
+/* Symmetric hash of a TCP packet's endpoints. */
 uint32_t mosfw_ft_hash(const struct mosfw_pkt *p);
+
+/* Symmetric hash of a UDP/ICMP packet (mosfw_parse_dgram classified it):
+ * TCP's of its endpoints, mixed with its protocol number, so TCP and UDP
+ * flows on the same ports are two flows (and may be on two cores). */
+static inline uint32_t mosfw_ft_hash_dgram(const struct mosfw_pkt *p)
+{
+	uint32_t h = mosfw_ft_hash(p) ^ ((uint32_t)p->ip_proto * 0x9e3779b1U);
+
+	h ^= h >> 15;
+	return h * 0x2c1b3c6dU;
+}
+
+/* The shard (0..n-1) of a flow's hash: its high bits (the index uses the
+ * low ones, which would otherwise be the same on every flow of a core). */
+static inline uint32_t mosfw_ft_shard(uint32_t hash, uint32_t n)
+{
+	return (uint32_t)(((uint64_t)hash * n) >> 32);
+}
+
+/* Every core takes the packet (an IP fragment: all reassemble it). */
+#define MOSFW_OWNER_ALL 0xffffffffu
+
+/* Which of n cores owns a packet parse result r gave for p (caplen bytes
+ * captured): the shard of its flow's hash for a TCP segment, a UDP
+ * datagram or an ICMP message (whether or not the run tracks them: the
+ * core that would), MOSFW_OWNER_ALL for an IP fragment, 0 for anything
+ * else (the core that counts it). The one place the owner is chosen: -c N's
+ * shared index calls it per record, and the core's shard test of a packet
+ * it read itself (core_loop.c) is mosfw_ft_shard of the same hash. */
+static inline uint32_t mosfw_ft_owner(int r, struct mosfw_pkt *p, uint32_t caplen, uint32_t n)
+{
+	if (r == MOSFW_PARSE_TCP)
+		return mosfw_ft_shard(mosfw_ft_hash(p), n);
+	if (r == MOSFW_PARSE_FRAGMENT)
+		return MOSFW_OWNER_ALL;
+	if (r == MOSFW_PARSE_NON_TCP && mosfw_parse_dgram(p, caplen))
+		return mosfw_ft_shard(mosfw_ft_hash_dgram(p), n);
+	return 0;
+}
 
 /* Start loading the index entry a lookup of this hash reads first. */
 static inline void mosfw_ft_prefetch(const struct mosfw_flow_table *t, uint32_t hash)

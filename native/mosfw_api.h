@@ -34,12 +34,13 @@
  * Each says exactly when it is raised; unsubscribed events cost nothing. */
 enum mosfw_event_type {
 	/* Every packet of a tracked flow, before any state update; side =
-	 * the sender. */
+	 * the sender. TCP, UDP and ICMP (len = its payload_len, packet.h). */
 	MOSFW_EV_PKT_IN = 1u << 0,
 	/* An endpoint starts: the client's first SYN (client side), the
 	 * server's first SYN/ACK (server side). Not for retransmitted SYNs.
 	 * A flow picked up mid-stream raises it once per side with
-	 * MOSFW_EVF_MIDSTREAM set. */
+	 * MOSFW_EVF_MIDSTREAM set. A UDP or ICMP flow raises it once, on
+	 * its first packet (side = its sender). */
 	MOSFW_EV_CONN_START = 1u << 1,
 	/* An emulated endpoint changed state; side = that endpoint,
 	 * old_state/new_state say from what to what. */
@@ -60,7 +61,9 @@ enum mosfw_event_type {
 	MOSFW_EV_REXMIT = 1u << 4,
 	/* A flow is torn down: reason is one of enum mosfw_end_reason.
 	 * Exactly once per flow that raised CONN_START. The flow slot stays
-	 * readable until the next mosfw_core_run(). */
+	 * readable until the next mosfw_core_run(). UDP/ICMP flows end by
+	 * timeout (udp_timeout/icmp_timeout), eviction or end of input.
+	 * (TCP_STATE_CHANGE, CONN_NEW_DATA, REXMIT, ORPHAN: TCP only.) */
 	MOSFW_EV_CONN_END = 1u << 5,
 	/* A TCP packet that belongs to no tracked flow (a stray RST, a
 	 * packet after the flow ended, a new flow refused because the table
@@ -134,6 +137,12 @@ enum mosfw_error_code {
 
 #define MOSFW_NO_SLOT 0xffffffffu
 
+/* Protocols tracked besides TCP (mosfw_config.protocols). */
+#define MOSFW_PROTO_UDP 0x1u
+#define MOSFW_PROTO_ICMP 0x2u /* ICMP and ICMPv6 */
+/* An ICMP flow's srv_port for a one-way message: this bit | its code. */
+#define MOSFW_ICMP_ONE_WAY 0x100u
+
 /* TCP header flag bits as on the wire. */
 #define MOSFW_TH_FIN 0x01
 #define MOSFW_TH_SYN 0x02
@@ -172,14 +181,19 @@ struct mosfw_event {
 
 /* Canonical connection identity. Addresses are 16 bytes; IPv4 uses the
  * first 4 and family 4. Client is the side that sent the first SYN (or
- * the likely client when the flow was picked up mid-stream). */
+ * the likely client when the flow was picked up mid-stream); of a UDP
+ * flow, its first packet's sender unless only the receiver's port is a
+ * likely server port; of an ICMP flow, its first packet's sender, with
+ * cli_port = that packet's type and srv_port = the type that answers it
+ * (echo reply for an echo request...), else MOSFW_ICMP_ONE_WAY | code. */
 struct mosfw_tuple {
 	uint8_t cli_addr[16];
 	uint8_t srv_addr[16];
 	uint16_t cli_port; /* host order */
 	uint16_t srv_port; /* host order */
 	uint8_t family;    /* 4 or 6 */
-	uint8_t pad[3];
+	uint8_t proto;     /* IP protocol: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6 */
+	uint8_t pad[2];
 	uint32_t zone; /* 0, or the tunnel identity's hash (decap.key_by_tunnel) */
 };
 
@@ -268,6 +282,10 @@ struct mosfw_config {
 	uint64_t frag_memcap;            /* IP reassembly bytes/core (0 = off): docs/fragments.md */
 	double frag_timeout;             /* s of packet time a datagram waits for its fragments */
 	struct mosfw_decap_config decap; /* tags and tunnels */
+	/* MOSFW_PROTO_* tracked besides TCP (0: TCP only), and their idle
+	 * timeouts (packet time; <= 0 off): defaults 0, 60 s, 60 s */
+	uint32_t protocols;
+	double udp_timeout, icmp_timeout;
 };
 
 struct mosfw_stats {
@@ -283,6 +301,9 @@ struct mosfw_stats {
 	uint64_t fragments;        /* IP fragments read (docs/fragments.md) */
 	uint64_t bad_checksum;     /* failed verification (when enabled) */
 	uint64_t other_shard;      /* TCP packets left to other cores */
+	/* non-TCP IP packets by IP protocol number (the innermost IP header's;
+	 * UDP at 17, ICMP at 1 and 58, tracked or not) */
+	uint64_t ip_protos[256];
 	uint64_t flows_created;
 	uint64_t flows_midstream; /* of which picked up mid-stream */
 	uint64_t flows_active;

@@ -265,6 +265,7 @@ static void index_range(struct mosfw_shared_reader *r)
 		int res;
 		double ts;
 		uint64_t e;
+		uint32_t owner;
 
 		while (pos + SCAN_CHUNK > mapped && mapped < f->len) {
 			size_t n = f->len - mapped < SCAN_CHUNK ? f->len - mapped : SCAN_CHUNK;
@@ -305,13 +306,13 @@ static void index_range(struct mosfw_shared_reader *r)
 		res = mosfw_parse_wire(res, &p, rec.caplen, rec.wirelen);
 		mosfw_count_input(&s->in, res, rec.caplen, rec.wirelen, ts);
 		mosfw_count_tunnels(&s->in, res, &p);
+		mosfw_count_proto(&s->in, res, &p);
 		e = (uint64_t)pos;
-		if (res == MOSFW_PARSE_TCP) {
-			uint32_t shard = (uint32_t)(((uint64_t)mosfw_ft_hash(&p) * sh->n) >> 32);
-			e |= (uint64_t)shard << 44 | E_TCP;
-		} else if (res == MOSFW_PARSE_FRAGMENT) {
+		owner = mosfw_ft_owner(res, &p, rec.caplen, sh->n);
+		if (owner == MOSFW_OWNER_ALL)
 			e |= E_ALL;
-		}
+		else
+			e |= (uint64_t)owner << 44 | (res == MOSFW_PARSE_TCP ? E_TCP : 0);
 		if ((int64_t)floor(ts) != prev_sec) {
 			e |= E_NEW_SECOND;
 			prev_sec = (int64_t)floor(ts);
@@ -476,7 +477,7 @@ static void add_tunnels(struct mosfw_tunnel_stats *a, const struct mosfw_tunnel_
 void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats *a)
 {
 	const struct mosfw_share *sh = r->sh;
-	uint32_t i;
+	uint32_t i, k;
 
 	if (r->phase < R_READ)
 		return;
@@ -498,6 +499,8 @@ void mosfw_shared_totals(const struct mosfw_shared_reader *r, struct mosfw_stats
 		a->fragments += s->fragments;
 		a->bad_checksum += s->bad_checksum;
 		add_tunnels(&a->tunnels, &s->tunnels);
+		for (k = 0; k < 256; k++)
+			a->ip_protos[k] += s->ip_protos[k];
 	}
 	a->other_shard += r->other_shard;
 }

@@ -33,6 +33,7 @@ from mosfw.engine.callbacks import _Callbacks
 from mosfw.engine.dispatch import _DispatchTable
 from mosfw.engine.errors import EngineError, InputError
 from mosfw.engine.filters import _MonitorFilters
+from mosfw.engine.protocols import plugin_protocols, protocol_bits
 from mosfw.engine.timers import _Timers
 from mosfw.engine.view import CoreView
 from mosfw.events import Event, EventType
@@ -164,6 +165,12 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.tcp_timeout = float(config.tcp_timeout)
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
         cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
+        #: {plugin name: the protocols it asked for besides TCP} (mosfw_protocols)
+        self._plugin_protos = plugin_protocols(pm, config)
+        self._flow_protos: dict[int, int] = {}  # flow id -> IP protocol, while protocols are routed
+        cfg.protocols = protocol_bits(self._plugin_protos)
+        cfg.udp_timeout = float(getattr(config, "udp_timeout", 60.0))
+        cfg.icmp_timeout = float(getattr(config, "icmp_timeout", 60.0))
         cfg.verify_checksums = 1 if config.verify_checksums else 0
         cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
         cfg.frag_memcap, cfg.frag_timeout = frag_settings_of(config)

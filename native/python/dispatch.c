@@ -185,7 +185,13 @@ static PyObject *endpoints(PyObject *self, PyObject *arg)
 	}
 	t = (const struct mosfw_tuple *)view.buf;
 	cli = endpoint_str(t->family, t->cli_addr, t->cli_port);
-	srv = cli ? endpoint_str(t->family, t->srv_addr, t->srv_port) : NULL;
+	/* an ICMP flow's one-way bit is not part of the port shown (Zeek's resp_p: the code) */
+	srv = cli ? endpoint_str(t->family, t->srv_addr,
+	                         (t->proto == 1 || t->proto == 58) &&
+	                                         (t->srv_port & MOSFW_ICMP_ONE_WAY)
+	                                 ? t->srv_port & 0xff
+	                                 : t->srv_port)
+	          : NULL;
 	if (srv)
 		pair = PyTuple_Pack(2, cli, srv);
 	Py_XDECREF(cli);
