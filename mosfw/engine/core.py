@@ -295,7 +295,8 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
     def live_flows(self) -> list[Flow]:
         """Every flow this core tracks now (not ended), in the order they
         started: the engine's flow table, whether or not a plugin saw the
-        flow yet. Their state is *state now*: inside ``mosfw_tick`` that is
+        flow yet (UDP/ICMP flows too when any plugin asked for them:
+        check ``flow.proto``). Their state is *state now*: inside ``mosfw_tick`` that is
         the state at the tick (the engine ends its burst there), elsewhere
         as of the end of the batch being dispatched."""
         slots, n = self._live()
@@ -320,11 +321,12 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
             n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
         return slots, n
 
-    def live_rows(self) -> list[tuple[str, str, int, int, float, int]]:
+    def live_rows(self) -> list[tuple[str, str, int, int, float, int, int]]:
         """The flows of :meth:`live_flows` (the same, in the same order,
         their state now) as plain tuples built in C, without a Flow view
         each: ``(client_str, server_str, client state, server state,
-        first_ts, flow id)``, the states as :class:`~mosfw.events.TcpState`
+        first_ts, flow id, IP protocol)`` (UDP/ICMP flows too when a
+        plugin asked for them: check the protocol), the states as :class:`~mosfw.events.TcpState`
         values. For apps that list the whole table every second
         (``samples/midstat``): a third of the cost of ``live_flows()`` and
         the same attributes read from each."""
