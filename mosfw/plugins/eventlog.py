@@ -213,5 +213,7 @@ def parse_protocols(value: str | None) -> frozenset[str]:
     names = frozenset(v.strip().lower() for v in (value or "").split(",") if v.strip()) - {"tcp"}
     bad = sorted(names - {"udp", "icmp"})
     if bad:
-        raise mosfw.UsageError(f"--eventlog-protocols: unknown protocol(s) {', '.join(bad)}; choose from udp, icmp")
+        raise mosfw.UsageError(
+            f"--eventlog-protocols: unknown protocol(s) {', '.join(bad)}; choose from udp, icmp"
+        )
     return names

@@ -247,7 +247,8 @@ static PyObject *flow_rows(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		}
 		f = (const struct mosfw_flow *)pool.buf + slot;
 		cli = endpoint_str(f->tuple.family, f->tuple.cli_addr, f->tuple.cli_port);
-		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr, srv_port_shown(&f->tuple))
+		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr,
+		                         srv_port_shown(&f->tuple))
 		          : NULL;
 		row = srv ? Py_BuildValue("(OOiidKi)", cli, srv, (int)f->side[0].state,
 		                          (int)f->side[1].state, f->first_ts,

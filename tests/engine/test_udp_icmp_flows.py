@@ -16,12 +16,11 @@ import pytest
 import mosfw
 from mosfw import Side
 from mosfw.testing import encap
-from mosfw.testing.headers import icmp, ipv4
-from mosfw.testing.headers import udp as udp_dgram
-from mosfw.testing.packets import tcp_packet, udp_packet
+from mosfw.testing.headers import icmp, ipv4, udp as udp_dgram
+from mosfw.testing.packets import udp_packet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import fragtool  # noqa: E402
+import fragtool
 
 A, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 
@@ -251,9 +250,14 @@ def test_vxlan_inner_udp_is_the_flow_unless_decapsulation_is_off(mosfw_run):
 
 def test_hooks_that_never_fire_for_udp(mosfw_capture, mosfw_run):
     cap = mosfw_capture(start=5.0)
-    for i in range(3):
+    for _ in range(3):
         cap.udp((A, 40000), (B, 9999), b"same")  # duplicates: no rexmit for UDP
-    rec = mosfw_run(cap, plugins=[Log()], protocols=("udp",), events=("tcp_state_change", "rexmit", "conn_new_data", "orphan", "conn_start", "conn_end"))
+    rec = mosfw_run(
+        cap,
+        plugins=[Log()],
+        protocols=("udp",),
+        events=("tcp_state_change", "rexmit", "conn_new_data", "orphan", "conn_start", "conn_end"),
+    )
     assert [e.event for e in rec.events] == ["conn_start", "conn_end"]
     assert all(e.proto == "udp" for e in rec.events)
 

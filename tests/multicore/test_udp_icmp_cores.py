@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mc_helpers import eventlog_lines, flow_cores, mosfw_cli, multiset, stats_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import fragtool  # noqa: E402
+import fragtool
 
 from mosfw.testing.flows import Capture
 from mosfw.testing.headers import udp as udp_dgram
@@ -37,7 +37,9 @@ def mixed_capture(path: Path) -> None:
     frames = cap.packets
     dgram = udp_dgram("10.3.0.1", "10.3.0.2", 7000, 7001, bytes(1500))
     frames.append((200.0, fragtool.ipv4_fragment("10.3.0.1", "10.3.0.2", 7, 0, True, dgram[:800], proto=17)))
-    frames.append((200.1, fragtool.ipv4_fragment("10.3.0.1", "10.3.0.2", 7, 800, False, dgram[800:], proto=17)))
+    frames.append(
+        (200.1, fragtool.ipv4_fragment("10.3.0.1", "10.3.0.2", 7, 800, False, dgram[800:], proto=17))
+    )
     fragtool.write_frames(path, frames)
 
 
@@ -63,7 +65,9 @@ def test_two_cores_give_one_readers_udp_and_icmp_events(tmp_path, shared):
     assert st2 == st1
     protos = {e.get("proto", "tcp") for e in ev1}
     assert protos == {"tcp", "udp", "icmp"}
-    assert sum(e["event"] == "pkt_in" and e.get("proto") == "udp" for e in ev1) == 121  # 60 x 2 + the reassembled datagram
+    assert (
+        sum(e["event"] == "pkt_in" and e.get("proto") == "udp" for e in ev1) == 121
+    )  # 60 x 2 + the reassembled datagram
     cores = flow_cores(ev2)
     assert all(len(c) == 1 for c in cores.values())  # both directions of each flow on one core
     udp_cores = {next(iter(c)) for (cli, srv), c in cores.items() if not srv.endswith(":80")}
