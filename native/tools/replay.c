@@ -150,7 +150,8 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 		abort();
 	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA,
 	                          "tcp[13] & 8 != 0", err) < 0 ||
-	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or ip6", err) < 0 ||
+	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or udp or icmp or ip6", err) <
+	            0 ||
 	    mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp", err) < 0) {
 		/* some link types cannot carry these (libpcap rejects them): go on
 		 * without the filters that did not compile */
