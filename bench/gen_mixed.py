@@ -43,7 +43,7 @@ def extra_records(t0: int, t1: int, n_udp: int, n_icmp: int):
     for i in range(n_udp):
         t = t0 + span * i // max(n_udp, 1)
         cli = f"10.{100 + i // 65000}.{(i // 250) % 250}.{i % 250 + 1}"
-        port = 1024 + i % 60000
+        port = 20000 + i % 40000  # (above the tunnel ports the engine decapsulates)
         q = udp_packet(cli, port, "10.200.0.53", 53, bytes(40))
         a = udp_packet("10.200.0.53", 53, cli, port, bytes(120))
         out += [(t, q, len(q)), (t + 1_000_000, a, len(a))]

@@ -21,12 +21,14 @@ class FlowProto:
 
     @property
     def proto(self) -> str:
-        """``"tcp"``, ``"udp"`` or ``"icmp"`` (ICMP and ICMPv6)."""
-        return PROTO_NAMES.get(self._rec.tuple.proto, "tcp")
+        """``"tcp"``, ``"udp"``, ``"icmp"`` (ICMP and ICMPv6) or ``"other"``
+        (another IP protocol, :attr:`ip_proto`: a flow per address pair
+        and protocol, ports 0)."""
+        return PROTO_NAMES.get(self._rec.tuple.proto, "other")
 
     @property
     def ip_proto(self) -> int:
-        """The IP protocol number: 6, 17, 1 (ICMP) or 58 (ICMPv6)."""
+        """The IP protocol number: 6, 17, 1 (ICMP), 58 (ICMPv6), or another."""
         return self._rec.tuple.proto
 
     @property

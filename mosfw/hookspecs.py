@@ -80,7 +80,9 @@ def mosfw_protocols(config: Config) -> set[str] | None:
 
     Called once per core when the core is made (after
     :func:`mosfw_configure`, in the process that runs the core), once per
-    plugin. Return a set of ``"udp"`` and ``"icmp"`` (ICMP and ICMPv6);
+    plugin. Return a set of ``"udp"``, ``"icmp"`` (ICMP and ICMPv6) and
+    ``"other"`` (any other IP protocol: a flow per address pair and
+    protocol number, ports 0, ended by ``udp_timeout``);
     None or an empty set: TCP only (the default, also for plugins that do
     not implement this hook). The engine tracks the union of what the
     plugins asked for, and only a plugin that asked for a protocol gets

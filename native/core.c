@@ -273,13 +273,13 @@ static int by_flow_id(const void *a, const void *b, void *flows)
 uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint32_t cap)
 {
 	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB, MOSFW_LRU_UDP,
-		                          MOSFW_LRU_ICMP };
+		                          MOSFW_LRU_ICMP, MOSFW_LRU_OTHER };
 	uint32_t n = c->ft.live - c->ft.count[MOSFW_LRU_ZOMBIE], k = 0, i;
 	unsigned l;
 
 	if (n > cap)
 		return n; /* the caller asks again with room for all */
-	for (l = 0; l < 4; l++)
+	for (l = 0; l < 5; l++)
 		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
 			if (!c->x.stopmon ||
 			    c->x.stopmon[i] != 3) /* both sides stopped: not shown */

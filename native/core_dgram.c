@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core_dgram.c -- one core's UDP and ICMP flows (mosfw_config.protocols):
+ * core_dgram.c -- one core's UDP, ICMP and other-protocol flows
+ * (mosfw_config.protocols):
  * a flow per Zeek key (packet.h: mosfw_parse_dgram), CONN_START on its
  * first packet, PKT_IN and the sender's counters on every packet, idle
  * timeouts on their own lists (core_end.c ends them). No state machine:
@@ -112,5 +113,8 @@ void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t 
 	mosfw_ring_push(&c->ring, MOSFW_EV_PKT_IN, &ctx, f, slot, dir);
 	if (c->obs.n_dgram && !mosfw_core_foreign(c, slot))
 		mosfw_obs_dgram_updated(&c->obs, f, slot, dir, p, ts);
-	mosfw_ft_touch(&c->ft, slot, p->ip_proto == 17 ? MOSFW_LRU_UDP : MOSFW_LRU_ICMP);
+	mosfw_ft_touch(&c->ft, slot,
+	               p->ip_proto == 17                       ? MOSFW_LRU_UDP
+	               : p->ip_proto == 1 || p->ip_proto == 58 ? MOSFW_LRU_ICMP
+	                                                       : MOSFW_LRU_OTHER);
 }

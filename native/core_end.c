@@ -63,9 +63,9 @@ void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, d
 void mosfw_core_expire(struct mosfw_core *c)
 {
 	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB,
-		                          MOSFW_LRU_UDP, MOSFW_LRU_ICMP };
-	const double limits[] = { c->cfg.tcp_tw_interval, c->cfg.tcp_timeout, c->cfg.tcp_timeout,
-		                  c->cfg.udp_timeout, c->cfg.icmp_timeout };
+		                          MOSFW_LRU_UDP,    MOSFW_LRU_ICMP,      MOSFW_LRU_OTHER };
+	const double limits[] = { c->cfg.tcp_tw_interval, c->cfg.tcp_timeout,  c->cfg.tcp_timeout,
+		                  c->cfg.udp_timeout,     c->cfg.icmp_timeout, c->cfg.udp_timeout };
 	unsigned i;
 	double next = HUGE_VAL; /* the earliest deadline left */
 
@@ -109,12 +109,13 @@ void mosfw_core_expire(struct mosfw_core *c)
 }
 
 /* Make room for one new flow: forget the oldest zombie, else evict the
- * oldest half-open TCP flow, else the longer idle of the oldest UDP and
- * ICMP flows. A newcomer never displaces a confirmed established TCP flow
+ * oldest half-open TCP flow, else the longest idle of the oldest UDP, ICMP
+ * and other-protocol flows. A newcomer never displaces a confirmed established TCP flow
  * (it is refused instead). Returns 0 when there is room. */
 int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 {
-	uint32_t slot;
+	uint32_t slot, best = MOSFW_NO_SLOT;
+	unsigned l;
 	struct mosfw_event *e;
 
 	if (c->ft.live < c->ft.max_live)
@@ -124,13 +125,15 @@ int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 		return 0;
 	}
 	slot = c->ft.head[MOSFW_LRU_HALF_OPEN];
-	if (slot == MOSFW_NO_SLOT) {
-		uint32_t u = c->ft.head[MOSFW_LRU_UDP], m = c->ft.head[MOSFW_LRU_ICMP];
-		slot = u == MOSFW_NO_SLOT || (m != MOSFW_NO_SLOT &&
-		                              c->ft.flows[m].last_ts < c->ft.flows[u].last_ts)
-		               ? m
-		               : u;
+	for (l = MOSFW_LRU_UDP; slot == MOSFW_NO_SLOT && l < MOSFW_LRU_COUNT; l++) {
+		/* the longest idle of the datagram flows' oldest */
+		uint32_t h = c->ft.head[l];
+		if (h != MOSFW_NO_SLOT &&
+		    (best == MOSFW_NO_SLOT || c->ft.flows[h].last_ts < c->ft.flows[best].last_ts))
+			best = h;
 	}
+	if (slot == MOSFW_NO_SLOT)
+		slot = best;
 	if (slot == MOSFW_NO_SLOT)
 		return -1;
 	e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, ctx, &c->ft.flows[slot], slot,
@@ -145,7 +148,7 @@ int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 int mosfw_core_drain(struct mosfw_core *c)
 {
 	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB,
-		                          MOSFW_LRU_UDP, MOSFW_LRU_ICMP };
+		                          MOSFW_LRU_UDP,    MOSFW_LRU_ICMP,      MOSFW_LRU_OTHER };
 	unsigned i;
 
 	for (i = 0; i < MOSFW_LRU_COUNT; i++) {

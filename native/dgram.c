@@ -51,23 +51,30 @@ int mosfw_parse_dgram(struct mosfw_pkt *p, uint32_t caplen)
 	uint32_t avail;
 	int kind, peer;
 
-	if (!p->l4_ip || p->l4 >= end || p->l4_len < 8)
+	if (!p->l4_ip || p->l4 > end)
 		return 0;
+	avail = (uint32_t)(end - p->l4);
+	if (avail > p->l4_len)
+		avail = p->l4_len; /* Ethernet padding, a trailer */
 	if (p->ip_proto == 17)
 		kind = MOSFW_PROTO_UDP;
 	else if ((p->ip_proto == 1 && p->family == 4) || (p->ip_proto == 58 && p->family == 6))
 		kind = MOSFW_PROTO_ICMP;
 	else
-		return 0;
-	avail = (uint32_t)(end - p->l4);
-	if (avail > p->l4_len)
-		avail = p->l4_len; /* Ethernet padding, a trailer */
-	if (avail < 8)
-		return 0; /* the header was not captured */
+		kind = MOSFW_PROTO_OTHER;
 	p->seq = p->ack = 0;
 	p->window = 0;
 	p->tcp_flags = 0;
 	p->tcp_hlen = 0;
+	if (kind == MOSFW_PROTO_OTHER) { /* by addresses and protocol: no ports */
+		p->sport = p->dport = 0;
+		p->payload = p->l4;
+		p->payload_len = p->l4_len;
+		p->payload_caplen = avail;
+		return kind;
+	}
+	if (p->l4_len < 8 || avail < 8)
+		return 0; /* the header is cut short, or was not captured */
 	if (kind == MOSFW_PROTO_UDP) {
 		uint32_t ulen = rd16(p->l4 + 4);
 		p->sport = rd16(p->l4);

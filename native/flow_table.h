@@ -21,7 +21,8 @@ enum mosfw_lru_list {
 	MOSFW_LRU_ESTAB = 2,     /* at least one side established */
 	MOSFW_LRU_UDP = 3,       /* UDP flows (udp_timeout) */
 	MOSFW_LRU_ICMP = 4,      /* ICMP/ICMPv6 flows (icmp_timeout) */
-	MOSFW_LRU_COUNT = 5,
+	MOSFW_LRU_OTHER = 5,     /* other IP protocols' flows (udp_timeout) */
+	MOSFW_LRU_COUNT = 6,
 	MOSFW_LRU_NONE = 0xff,
 };
 
@@ -67,7 +68,7 @@ void mosfw_ft_destroy(struct mosfw_flow_table *t);
 /* Symmetric hash of a TCP packet's endpoints. */
 uint32_t mosfw_ft_hash(const struct mosfw_pkt *p);
 
-/* Symmetric hash of a UDP/ICMP packet (mosfw_parse_dgram classified it):
+/* Symmetric hash of a UDP/ICMP/other packet (mosfw_parse_dgram classified it):
  * TCP's of its endpoints, mixed with its protocol number, so TCP and UDP
  * flows on the same ports are two flows (and may be on two cores). */
 static inline uint32_t mosfw_ft_hash_dgram(const struct mosfw_pkt *p)
@@ -90,7 +91,8 @@ static inline uint32_t mosfw_ft_shard(uint32_t hash, uint32_t n)
 
 /* Which of n cores owns a packet parse result r gave for p (caplen bytes
  * captured): the shard of its flow's hash for a TCP segment, a UDP
- * datagram or an ICMP message (whether or not the run tracks them: the
+ * datagram, an ICMP message or a packet of another IP protocol
+ * (mosfw_parse_dgram; whether or not the run tracks them: the
  * core that would), MOSFW_OWNER_ALL for an IP fragment, 0 for anything
  * else (the core that counts it). The one place the owner is chosen: -c N's
  * shared index calls it per record, and the core's shard test of a packet

@@ -140,6 +140,9 @@ enum mosfw_error_code {
 /* Protocols tracked besides TCP (mosfw_config.protocols). */
 #define MOSFW_PROTO_UDP 0x1u
 #define MOSFW_PROTO_ICMP 0x2u /* ICMP and ICMPv6 */
+#define MOSFW_PROTO_OTHER \
+	0x4u /* any other IP protocol: a flow per address pair
+                                  and protocol number (ports 0), udp_timeout */
 /* An ICMP flow's srv_port for a one-way message: this bit | its code. */
 #define MOSFW_ICMP_ONE_WAY 0x100u
 
@@ -283,7 +286,8 @@ struct mosfw_config {
 	double frag_timeout;             /* s of packet time a datagram waits for its fragments */
 	struct mosfw_decap_config decap; /* tags and tunnels */
 	/* MOSFW_PROTO_* tracked besides TCP (0: TCP only), and their idle
-	 * timeouts (packet time; <= 0 off): defaults 0, 60 s, 60 s */
+	 * timeouts (packet time; <= 0 off; other protocols: udp_timeout):
+	 * defaults 0, 60 s, 60 s */
 	uint32_t protocols;
 	double udp_timeout, icmp_timeout;
 };

@@ -116,7 +116,7 @@ static inline void mosfw_obs_dgram_updated(const struct mosfw_observers *o,
 	unsigned i;
 
 	mosfw_obs_seg(&s, p, dir, ts);
-	if (p->ip_proto != 17) {
+	if (p->ip_proto == 1 || p->ip_proto == 58) {
 		s.icmp_type = p->l4[0];
 		s.icmp_code = p->l4[1];
 	}

@@ -126,10 +126,12 @@ int mosfw_linktype_supported(int linktype);
  * payload: the UDP payload (payload_len by the UDP length field, as Zeek
  * counts it, the IP length when that field is under 8), or the ICMP message after its
  * 8-byte header (what Zeek counts as its bytes). seq, ack,
- * window, tcp_flags are zeroed. Returns MOSFW_PROTO_UDP or
- * MOSFW_PROTO_ICMP, 0 for anything else (another protocol, a header cut
- * short: 8 bytes of UDP or ICMP header must be there). caplen: the bytes
- * of p->frame captured. */
+ * window, tcp_flags are zeroed. Any other IP protocol (and ICMP in the
+ * other IP version): a flow by addresses and protocol number, ports 0,
+ * payload = all after the IP header(s). Returns MOSFW_PROTO_UDP,
+ * MOSFW_PROTO_ICMP or MOSFW_PROTO_OTHER, 0 for a packet that is not IP or
+ * whose UDP or ICMP header is cut short (8 bytes must be there). caplen:
+ * the bytes of p->frame captured. */
 int mosfw_parse_dgram(struct mosfw_pkt *p, uint32_t caplen);
 
 /* The IP length field against the frame's wire length (its orig_len):

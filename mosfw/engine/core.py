@@ -167,7 +167,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
         #: {plugin name: the protocols it asked for besides TCP} (mosfw_protocols)
         self._plugin_protos = plugin_protocols(pm, config)
-        self._flow_protos: dict[int, int] = {}  # flow id -> IP protocol, while protocols are routed
+        self._flow_protos: dict[int, str] = {}  # flow id -> protocol name, while protocols are routed
         cfg.protocols = protocol_bits(self._plugin_protos)
         cfg.udp_timeout = float(getattr(config, "udp_timeout", 60.0))
         cfg.icmp_timeout = float(getattr(config, "icmp_timeout", 60.0))

@@ -199,27 +199,23 @@ class _DispatchTable(CoreState):
         if not asked:
             return base
         by_name: dict[str, dict[int, Callable]] = {}
-        by_proto: dict[int, dict[int, Callable]] = {}
         for name in sorted({n for names in asked.values() for n in names}):
             view = ProtoView(self.pm, {p for p, names in asked.items() if name in names})
             by_name[name] = self._build_for(view)
-        for num, name in IP_PROTO_NAMES.items():
-            if name in by_name:
-                by_proto[num] = by_name[name]
         kinds = self._flow_protos
         c, flow_rec = self._c, lib.mosfw_core_flow
         end_bit = int(EventType.CONN_END)
 
-        def proto_of(rec) -> int:
+        def proto_of(rec) -> str:
             p = kinds.get(rec[1])
             if p is None:
-                p = kinds[rec[1]] = flow_rec(c, rec[2]).tuple.proto
+                p = kinds[rec[1]] = IP_PROTO_NAMES.get(flow_rec(c, rec[2]).tuple.proto, "other")
             if rec[3] == end_bit:
                 del kinds[rec[1]]
             return p
 
         bits = (EventType.PKT_IN, EventType.CONN_START, EventType.CONN_END, EventType.ERROR)
-        return route_by_protocol(base, by_proto, tuple(int(b) for b in bits), proto_of)
+        return route_by_protocol(base, by_name, tuple(int(b) for b in bits), proto_of)
 
     def _build_for(self, pm) -> dict[int, Callable]:
         flows = self._flows

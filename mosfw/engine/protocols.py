@@ -24,9 +24,15 @@ __all__ = [
     "route_by_protocol",
 ]
 
-#: protocol names a plugin may ask for, and their engine bit
-PROTOCOLS = {"udp": int(lib.MOSFW_PROTO_UDP), "icmp": int(lib.MOSFW_PROTO_ICMP)}
-#: a flow's IP protocol number -> the name plugins ask for it by
+#: protocol names a plugin may ask for, and their engine bit ("other": any
+#: other IP protocol, a flow per address pair and protocol number)
+PROTOCOLS = {
+    "udp": int(lib.MOSFW_PROTO_UDP),
+    "icmp": int(lib.MOSFW_PROTO_ICMP),
+    "other": int(lib.MOSFW_PROTO_OTHER),
+}
+#: a flow's IP protocol number -> the name plugins ask for it by (any
+#: number not here: "other")
 IP_PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 
 
@@ -84,14 +90,15 @@ class ProtoView:
 
 def route_by_protocol(
     base: dict[int, Callable],
-    by_proto: dict[int, dict[int, Callable]],
+    by_proto: dict[str, dict[int, Callable]],
     bits: tuple[int, ...],
     proto_of: Callable,
 ) -> dict[int, Callable]:
     """The dispatch table: for the record types in ``bits``, a handler that
-    passes a record about a UDP/ICMP flow to ``by_proto[its IP protocol]``'s
-    handler and the others (TCP flows, records without a flow) to
-    ``base``'s; the other types as in ``base``."""
+    passes a record about a UDP/ICMP/other flow to ``by_proto[the protocol's
+    name]``'s handler (``proto_of(record)`` gives the name) and the others
+    (TCP flows, records without a flow) to ``base``'s; the other types as
+    in ``base``."""
     out = dict(base)
     for bit in bits:
         tcp = base[bit]

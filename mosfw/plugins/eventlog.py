@@ -195,7 +195,7 @@ def mosfw_addoption(parser):
     parser.addoption(
         "--eventlog-protocols",
         default=None,
-        help="eventlog: log the flows of these protocols too (comma-separated: udp, icmp; default TCP only).",
+        help="eventlog: log the flows of these protocols too (comma-separated: udp, icmp, other; default TCP only).",
     )
 
 
@@ -211,9 +211,9 @@ def mosfw_configure(config):
 def parse_protocols(value: str | None) -> frozenset[str]:
     """``--eventlog-protocols udp,icmp`` -> names; raises UsageError on unknown names."""
     names = frozenset(v.strip().lower() for v in (value or "").split(",") if v.strip()) - {"tcp"}
-    bad = sorted(names - {"udp", "icmp"})
+    bad = sorted(names - {"udp", "icmp", "other"})
     if bad:
         raise mosfw.UsageError(
-            f"--eventlog-protocols: unknown protocol(s) {', '.join(bad)}; choose from udp, icmp"
+            f"--eventlog-protocols: unknown protocol(s) {', '.join(bad)}; choose from udp, icmp, other"
         )
     return names

@@ -7,7 +7,8 @@
  *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE]
  *                [-s SHARD/COUNT] [-c CORES] [-P PROTOCOLS] [-v] FILE...
  *
- * -P: mosfw_config.protocols (1 UDP, 2 ICMP, 3 both; default 0, TCP only).
+ * -P: mosfw_config.protocols (1 UDP, 2 ICMP, 4 other IP protocols, 7 all;
+ * default 0, TCP only).
  *
  * It also drives the app-facing API the way a plugin would: it peeks
  * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
@@ -150,8 +151,9 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 		abort();
 	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA,
 	                          "tcp[13] & 8 != 0", err) < 0 ||
-	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or udp or icmp or ip6", err) <
-	            0 ||
+	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0,
+	                          "tcp or udp or icmp or ip6 or ip proto 47 or ip proto 50",
+	                          err) < 0 ||
 	    mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp", err) < 0) {
 		/* some link types cannot carry these (libpcap rejects them): go on
 		 * without the filters that did not compile */

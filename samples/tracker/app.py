@@ -384,7 +384,8 @@ def mosfw_addoption(parser):
         show_default=True,
         help="tracker: the protocols to write records of (tcp is always written; udp and icmp "
         "flows are tracked for them, with Zeek's 60 s inactivity timeouts unless --udp-timeout/"
-        "--icmp-timeout say otherwise).",
+        "--icmp-timeout say otherwise; 'other': other IP protocols as unknown_transport records, "
+        "one per address pair and protocol).",
     )
     parser.addoption(
         "--conn-rotate-interval",
@@ -442,8 +443,8 @@ def _protocols(config) -> set[str]:
     v = config.getoption("conn_protocols")
     text = v if isinstance(v, str) else DEFAULT_PROTOCOLS
     names = {p.strip().lower() for p in text.split(",") if p.strip()} - {"tcp"}
-    if names - {"udp", "icmp"}:
-        raise mosfw.UsageError(f"--conn-protocols: {text!r}: choose from tcp, udp, icmp")
+    if names - {"udp", "icmp", "other"}:
+        raise mosfw.UsageError(f"--conn-protocols: {text!r}: choose from tcp, udp, icmp, other")
     return names
 
 

@@ -276,3 +276,16 @@ def test_tcp_packet_counts_unchanged_with_udp_tracked(mosfw_capture, mosfw_run):
     with_udp = mosfw_run(capture(), plugins=[TcpOnly(), Log()])
     tcp_events = [e.short for e in plain.events]
     assert [e.short for e in with_udp.events if e.proto in (None, "tcp")] == tcp_events
+
+
+def test_other_ip_protocols_are_flows_by_address_pair_and_protocol(mosfw_capture, mosfw_run):
+    cap = mosfw_capture(start=5.0)
+    cap.add_ip(ipv4(A, B, 50, b"e" * 40))  # ESP
+    cap.add_ip(ipv4(B, A, 50, b"f" * 60))
+    cap.add_ip(ipv4(A, B, 132, b"s" * 12))  # SCTP: another protocol, another flow
+    cap.udp((A, 1), (B, 2), b"u")  # not asked for: not tracked
+    log = Log(protocols=("other",))
+    rec = mosfw_run(cap, plugins=[log])
+    got = sorted((r["proto"], r["client"], r["server"], r["pkts"], r["payload"]) for r in log.records())
+    assert got == [("other", (A, 0), (B, 0), (1, 0), (12, 0)), ("other", (A, 0), (B, 0), (1, 1), (40, 60))]
+    assert rec.stats.flows_created == 2 and rec.stats.ip_protos == {50: 2, 132: 1, 17: 1}

@@ -144,12 +144,12 @@ def test_replay_all_test_captures_with_udp_and_icmp_tracked():
     DNS, NTP, tunnel, fragment... packet of the test captures, with the
     API calls mosfw-replay makes on every record."""
     files = data_captures()
-    one = replay(*files, args=("-P", "3"))
+    one = replay(*files, args=("-P", "7"))
     assert one.count("\n") == len(files)
     flows = sum(int(line.split("flows=")[1].split()[0]) for line in one.splitlines())
     tcp_only = sum(int(line.split("flows=")[1].split()[0]) for line in replay(*files).splitlines())
     assert flows > tcp_only  # the captures hold UDP and ICMP: more flows
-    three = replay(*files, args=("-P", "3", "-c", "3"))
+    three = replay(*files, args=("-P", "7", "-c", "3"))
     assert three.count("\n") == 3 * len(files)
 
 

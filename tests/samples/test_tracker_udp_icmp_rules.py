@@ -162,3 +162,16 @@ def test_tsv_writes_udp_and_icmp_as_zeek_does(cap, track):
         ("udp", "40000", "53", "S0", "D"),
         ("icmp", "8", "0", "OTH", "-"),
     ]
+
+
+def test_other_protocols_as_unknown_transport_when_asked(cap, track):
+    # an ESP exchange: with --conn-protocols ...,other one record, proto
+    # unknown_transport, ports 0, OTH, no history
+    from mosfw.testing.headers import ipv4
+
+    cap.add_ip(ipv4(A, B, 50, b"e" * 40))
+    cap.add_ip(ipv4(B, A, 50, b"f" * 60))
+    assert track(cap) == []  # not by default
+    (r,) = track(cap, options={"conn_protocols": "tcp,udp,icmp,other"})
+    assert brief(r) == ("unknown_transport", A, 0, B, 0, "OTH", "-", 1, 1)
+    assert (r["orig_bytes"], r["resp_bytes"], r["orig_ip_bytes"]) == (40, 60, 60)

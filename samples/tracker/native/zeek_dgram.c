@@ -15,6 +15,9 @@
  *   responder's (CheckHistory, once each). ICMP: no letters.
  * - conn_state: UDP: SF (both sides sent), S0 (the originator only), SHR
  *   (the responder only); ICMP and other protocols: OTH.
+ * - Other IP protocols (--conn-protocols other): proto unknown_transport,
+ *   ports 0, the first packet's sender the originator, sizes all the
+ *   bytes after the IP header(s) (mosfw's choice).
  * - Sizes (orig_bytes/resp_bytes): the UDP payload by the UDP length
  *   field, the ICMP message after its 8-byte header (the engine's
  *   payload_bytes, which count them so).

@@ -466,7 +466,11 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	uint16_t rp = orig == MOSFW_SIDE_CLIENT ? t->srv_port : t->cli_port;
 	int tcp = t->proto == 6 || t->proto == 0;
 	/* ICMP: orig_p the type, resp_p the answering type or the code (Zeek's) */
-	const char *proto = tcp ? "tcp" : t->proto == 17 ? "udp" : "icmp";
+	int icmp = t->proto == 1 || t->proto == 58;
+	const char *proto = tcp              ? "tcp"
+	                    : t->proto == 17 ? "udp"
+	                    : icmp           ? "icmp"
+	                                     : "unknown_transport";
 	double duration = k->last_ts - f->first_ts;
 	struct fields fd = { buf, format != ZEEK_TSV, 0, 0 };
 
@@ -487,7 +491,7 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	FIELD(&fd, "id.resp_h", 1);
 	fd.p = put_addr(fd.p, rh, t->family);
 	FIELD(&fd, "id.resp_p", 0);
-	if (!tcp && t->proto != 17)
+	if (icmp)
 		rp &= (rp & MOSFW_ICMP_ONE_WAY) ? 0xff : 0xffff;
 	fd.p = put_u64(fd.p, rp);
 	FIELD(&fd, "proto", 1);
