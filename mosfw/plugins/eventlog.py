@@ -195,7 +195,8 @@ def mosfw_addoption(parser):
     parser.addoption(
         "--eventlog-protocols",
         default=None,
-        help="eventlog: log the flows of these protocols too (comma-separated: udp, icmp, other; default TCP only).",
+        help="eventlog: log the flows of these protocols too (comma-separated: udp, icmp, other; "
+        "default TCP only).",
     )
 
 
