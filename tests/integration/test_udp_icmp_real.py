@@ -73,6 +73,33 @@ def mosfw_flows(pcap: Path, tmp_path: Path) -> list[dict]:
     return [json.loads(line) for line in cp.stdout.splitlines() if line.startswith("{")]
 
 
+def tracker_matches(pcap: Path, flows: list[dict]) -> None:
+    """The tracker's records of the same capture: one per flow, with the
+    packets and IP bytes per direction the flow has (checked against
+    tshark), the originator being the flow's client here (a query, a ping
+    first)."""
+    tracker = str(ROOT / "samples" / "tracker")
+    cp = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", tracker, "-q"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    recs = {
+        (r["proto"], r["id.orig_h"], r["id.orig_p"]): r
+        for r in map(json.loads, cp.stdout.splitlines())
+        if r["proto"] != "tcp"
+    }
+    assert len(recs) == len(flows)
+    for f in flows:
+        r = recs[(f["proto"], f["client"][0], f["client"][1])]
+        got = [r["orig_pkts"], r["resp_pkts"]], [r["orig_ip_bytes"], r["resp_ip_bytes"]]
+        assert got == (f["pkts"], f["ip_bytes"]), (r, f)
+        assert (r["orig_bytes"], r["resp_bytes"]) == tuple(f["payload"]), (
+            r,
+            f,
+        )  # (every flow here has 2+ packets)
+
+
 def conv_frames(pcap: Path, kind: str) -> dict[tuple[str, str], int]:
     """``tshark -q -z conv,KIND``: frames from A to B, by (A, B) endpoint
     strings as tshark prints them, both orders."""
@@ -168,6 +195,7 @@ def test_dns_with_dig_against_dnsmasq(net_ok, tmp_path):
     assert all(f["server"][1] == 53 and f["pkts"] == [1, 1] for f in flows), flows
     assert {f["family"] for f in flows} == {4, 6}
     check_udp(pcap, flows)
+    tracker_matches(pcap, flows)
 
 
 def test_iperf3_udp_and_its_tcp_control_connection(net_ok, tmp_path):
@@ -215,3 +243,4 @@ def test_ping_ipv4_and_ipv6(net_ok, tmp_path):
         assert got == f["ip_bytes"], f
         hdr = 28 if f["family"] == 4 else 48  # IP + the 8-byte ICMP header
         assert f["payload"] == [f["ip_bytes"][0] - f["pkts"][0] * hdr, f["ip_bytes"][1] - f["pkts"][1] * hdr]
+    tracker_matches(pcap, flows)
