@@ -7,7 +7,9 @@ seconds of traffic captured with tcpdump on the server's veth:
   dnsmasq answering from its own table, over IPv4 and IPv6;
 - ``iperf3 -u``: a second of UDP at 4 Mbit/s (and its TCP control
   connection on the same port: two flows, one per protocol);
-- ``ping`` over IPv4 and IPv6: one ICMP flow per ping (request and replies).
+- ``ping`` over IPv4 and IPv6: one ICMP flow per ping (request and replies);
+- live (``mosfw run -i``): pings and a query nobody answers (its ICMP port
+  unreachable is a flow of its own).
 
 mosfw (a plugin that asks for UDP and ICMP and prints each flow's
 per-direction packets and IP bytes at its end) against tshark on the same
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -244,3 +247,31 @@ def test_ping_ipv4_and_ipv6(net_ok, tmp_path):
         hdr = 28 if f["family"] == 4 else 48  # IP + the 8-byte ICMP header
         assert f["payload"] == [f["ip_bytes"][0] - f["pkts"][0] * hdr, f["ip_bytes"][1] - f["pkts"][1] * hdr]
     tracker_matches(pcap, flows)
+
+
+def test_live_capture_tracks_icmp_and_udp(net_ok, tmp_path):
+    # `mosfw run -i` on the client's veth: the same flows live (three pings,
+    # one DNS query to a port nobody listens on: the ICMP port unreachable
+    # is a flow of its own), ended at the stop (eof)
+    plugin = tmp_path / "flowcounts.py"
+    plugin.write_text(PLUGIN)
+    with realnet.netpair() as net:
+        argv = [sys.executable, "-m", "mosfw", "run", "-i", net.cli_if, "-p", str(plugin), "-q"]
+        proc = net.popen_in(
+            "client", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        time.sleep(2.0)  # (the capture is open well before this)
+        net.run_in("client", ["ping", "-c", "3", "-i", "0.2", "-s", "56", net.srv4], timeout=20)
+        dig = ["dig", f"@{net.srv4}", "-p", "5353", "x.example.test", "+tries=1", "+time=1"]
+        net.run_in("client", dig, check=False, timeout=20)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    flows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    echo = [f for f in flows if f["proto"] == "icmp" and f["client"][1] == 8]
+    assert [(f["pkts"], f["ip_bytes"], f["reason"]) for f in echo] == [([3, 3], [3 * 84, 3 * 84], "eof")]
+    query = [f for f in flows if f["proto"] == "udp" and f["server"] == [net.srv4, 5353]]
+    assert len(query) == 1 and query[0]["pkts"] == [1, 0]
+    unreachable = [f for f in flows if f["proto"] == "icmp" and f["client"] == [net.srv4, 3]]
+    assert len(unreachable) == 1 and unreachable[0]["server"] == [net.cli4, 3]  # port unreachable: code 3
