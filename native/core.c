@@ -262,12 +262,13 @@ uint32_t mosfw_core_event_counts(const struct mosfw_core *c, uint64_t *out, uint
 	return MOSFW_EV_TYPES;
 }
 
-static int by_flow_id(const void *a, const void *b, void *flows)
+/* creation order (live flows span far less than 2^31 creations) */
+static int by_creation(const void *a, const void *b, void *flows)
 {
 	const struct mosfw_flow *f = flows;
-	uint64_t x = f[*(const uint32_t *)a].id, y = f[*(const uint32_t *)b].id;
+	int32_t d = (int32_t)(f[*(const uint32_t *)a].created - f[*(const uint32_t *)b].created);
 
-	return x < y ? -1 : x > y;
+	return d < 0 ? -1 : d > 0;
 }
 
 uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint32_t cap)
@@ -285,7 +286,7 @@ uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint
 			    c->x.stopmon[i] != 3) /* both sides stopped: not shown */
 				slots[k++] = i;
 	if (k > 1)
-		qsort_r(slots, k, sizeof(*slots), by_flow_id,
+		qsort_r(slots, k, sizeof(*slots), by_creation,
 		        (void *)c->ft.flows); /* start order */
 	return k;
 }

@@ -58,7 +58,9 @@ struct mosfw_flow_table {
 	 * back further than the touch walk goes): a list's head may then not
 	 * hold its earliest deadline */
 	int unordered;
-	uint64_t next_id;
+	uint64_t next_id;       /* the next TCP flow's id */
+	uint64_t next_dgram_id; /* the next UDP/ICMP/other flow's (| MOSFW_ID_DGRAM) */
+	uint32_t next_created;  /* creation order of every flow (mosfw_flow.created) */
 	uint32_t core_id;
 };
 

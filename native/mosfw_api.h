@@ -226,8 +226,13 @@ struct mosfw_half {
 #define MOSFW_HF_DATA_SEEN 0x20
 #define MOSFW_HF_STARTED 0x40 /* CONN_START raised for this side */
 
+/* The ids of UDP, ICMP and other-protocol flows have this bit: a TCP
+ * flow's id is the same whether or not other protocols are tracked. */
+#define MOSFW_ID_DGRAM (1ull << 62)
+
 struct mosfw_flow {
 	struct mosfw_tuple tuple;
+	uint32_t created;            /* creation order on this core (wraps; any protocol) */
 	uint64_t id;                 /* stable id; 0 = slot free */
 	double first_ts;             /* first packet */
 	double last_ts;              /* input time of its last packet (never before the
@@ -414,8 +419,8 @@ void mosfw_core_stop(struct mosfw_core *core);
  * flow_id: a slot is reused after the flow ended. */
 const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *core, uint32_t slot);
 /* The slots of the flows tracked now (not ended, not stopped on both
- * sides with mosfw_core_stop_monitor), in the order they started (flow
- * id order). Returns how many there are; when that is more
+ * sides with mosfw_core_stop_monitor), in the order they started
+ * (mosfw_flow.created). Returns how many there are; when that is more
  * than cap nothing is written (ask again with room for all). */
 uint32_t mosfw_core_live_flows(const struct mosfw_core *core, uint32_t *slots, uint32_t cap);
 /* on: when the input ends, return MOSFW_RUN_INPUT_END once before ending
@@ -550,7 +555,8 @@ int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t fl
 int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
                            int policy);
 /* Segment mode (--dask, docs/archives.md): only flows first seen in [t0, t1)
- * count; input starts at t0-tcp_timeout-tcp_tw_interval, ends past t1 once they left the table */
+ * count; input starts at t0 - the longest idle timeout tracked - tcp_tw_interval, ends past t1
+ * once they left the table */
 int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1);
 /* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
  * side raises no more events (CONN_END still comes unless both are
