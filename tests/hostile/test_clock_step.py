@@ -88,7 +88,10 @@ def test_connection_read_after_a_step_back_is_one_record(mosfw_capture, mosfw_ru
     )
     assert out.returncode == 0, out.stderr
     recs2 = [json.loads(x) for x in out.stdout.splitlines()]
-    assert [(x["close_reason"], x["orig_pkts"], x["resp_pkts"]) for x in recs2] == [("fin", 12, 10)]
+    assert sorted((x["proto"], x["close_reason"], x["orig_pkts"], x["resp_pkts"]) for x in recs2) == [
+        ("tcp", "fin", 12, 10),
+        ("udp", "eof", 1, 0),
+    ]
 
 
 def test_clock_steps_back_mid_connection(mosfw_capture, mosfw_run):
