@@ -74,7 +74,7 @@ struct rcore {
 };
 
 /* The flow table at the end of the input: every live flow is one the
- * engine is about to end with reason eof. */
+ * engine is about to end with reason eof, in creation order. */
 static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
 {
 	uint32_t n = mosfw_core_live_flows(core, NULL, 0), i;
@@ -87,7 +87,8 @@ static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
 	for (i = 0; i < n; i++) {
 		const struct mosfw_flow *f = mosfw_core_flow(core, slots[i]);
 		if (!f || f->end_reason != MOSFW_END_NONE ||
-		    (i && f->id <= mosfw_core_flow(core, slots[i - 1])->id)) {
+		    (i &&
+		     (int32_t)(f->created - mosfw_core_flow(core, slots[i - 1])->created) <= 0)) {
 			fprintf(stderr,
 			        "mosfw-replay: %s: bad flow table at the end of the input\n", path);
 			abort();
