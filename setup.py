@@ -10,7 +10,12 @@ import os
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
-PUBLIC_HEADERS = ["native/mosfw_api.h", "native/mosfw_tunnel.h", "native/mosfw_observer.h"]
+PUBLIC_HEADERS = [
+    "native/mosfw_api.h",
+    "native/mosfw_tunnel.h",
+    "native/mosfw_observer.h",
+    "native/mosfw_feed.h",
+]
 
 
 class build_py_with_headers(build_py):

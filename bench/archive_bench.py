@@ -115,7 +115,9 @@ def main() -> None:
                 )
             # the command line against the same running cluster (--dask ADDRESS:
             # no cluster to start or stop, as on a real cluster)
-            wall, st = cli("-r", arch, "-p", TRACKER, "--dask", lc.scheduler_address, "--segments", a.segments)
+            wall, st = cli(
+                "-r", arch, "-p", TRACKER, "--dask", lc.scheduler_address, "--segments", a.segments
+            )
             rows.append(("--dask ADDRESS (running cluster)", wall, st["packets"]))
             print(
                 f"{'--dask ADDRESS, running':28s} {wall:7.2f} s  {st['packets'] / wall / 1e6:6.2f} Mpkt/s"

@@ -350,7 +350,22 @@ def run_segment(job: SegmentJob) -> SegmentResult:
 
 #: engine settings a plugin may change in mosfw_configure, which decide
 #: how long a flow lives (and so a segment's lead-in)
-_TIMEOUTS = ("tcp_timeout", "tcp_tw_interval", "tcp_attempt_delay")
+_TIMEOUTS = ("tcp_timeout", "tcp_tw_interval", "tcp_attempt_delay", "udp_timeout", "icmp_timeout")
+
+
+def _idle_timeout(config: Any, pm: Any) -> float:
+    """The longest idle timeout of the protocols the run tracks (TCP's,
+    and UDP's / ICMP's when a plugin asked for them: mosfw_protocols); the
+    engine's segment mode uses the same (native/core_api.c)."""
+    from mosfw.engine.protocols import plugin_protocols
+
+    asked = set().union(*plugin_protocols(pm, config).values())
+    idle = float(config.tcp_timeout)
+    if asked & {"udp", "other"}:
+        idle = max(idle, float(config.udp_timeout))
+    if "icmp" in asked:
+        idle = max(idle, float(config.icmp_timeout))
+    return idle
 
 
 def _check_exact(engine: dict) -> None:
@@ -458,7 +473,7 @@ def run_archive(
     for key in _TIMEOUTS:
         engine[key] = getattr(config, key)
     _check_exact(engine)
-    lead_in = float(config.tcp_timeout) + float(config.tcp_tw_interval)
+    lead_in = _idle_timeout(config, pm) + float(config.tcp_tw_interval)
     plan = plan_segments(files, segments or default_segments(files, workers, lead_in), lead_in)
     if not plan:
         raise ArchiveError("no capture file of the archive holds a packet that can be read")

@@ -1,4 +1,4 @@
-"""The Flow view: one tracked TCP connection as plugins see it.
+"""The Flow view: one tracked flow (TCP, or UDP/ICMP: flow_proto.py) as plugins see it.
 
 A :class:`Flow` reads the engine's flow record in place (no copy per
 event). What it returns is *state now*: as of the end of the batch of
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 from mosfw._dispatch import endpoints as _endpoints
 from mosfw._native import ffi
 from mosfw.events import STATES, EndReason, Side, TcpState
+from mosfw.flow_proto import FlowProto
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         cli_port: int
         srv_port: int
         family: int
+        proto: int
 
     class _CHalf(Protocol):
         isn: int
@@ -90,8 +92,9 @@ def format_endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-class Flow:
-    """A tracked TCP connection (mOS: the monitoring socket of a flow).
+class Flow(FlowProto):
+    """A tracked flow (mOS: the monitoring socket of a flow): a TCP
+    connection, or a UDP or ICMP flow (:attr:`proto`).
 
     Attributes:
         id: stable per-core flow id.
@@ -172,10 +175,12 @@ class Flow:
 
     @property
     def server(self) -> tuple[str, int]:
-        """``(ip, port)`` of the server."""
+        """``(ip, port)`` of the server (of an ICMP flow: the type that
+        answers the client's, or the code of a one-way message)."""
         if self._server is None:
             t = self._rec.tuple
-            self._server = (_addr(t.srv_addr, t.family), t.srv_port)
+            port = t.srv_port & 0xFF if t.proto in (1, 58) and t.srv_port & 0x100 else t.srv_port
+            self._server = (_addr(t.srv_addr, t.family), port)
         return self._server
 
     def endpoint(self, side: Side) -> tuple[str, int]:

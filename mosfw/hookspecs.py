@@ -74,6 +74,29 @@ def mosfw_configure(config: Config) -> None:
     """
 
 
+@hookspec
+def mosfw_protocols(config: Config) -> set[str] | None:
+    """The protocols this plugin wants flows of, besides TCP.
+
+    Called once per core when the core is made (after
+    :func:`mosfw_configure`, in the process that runs the core), once per
+    plugin. Return a set of ``"udp"``, ``"icmp"`` (ICMP and ICMPv6) and
+    ``"other"`` (any other IP protocol: a flow per address pair and
+    protocol number, ports 0, ended by ``udp_timeout``);
+    None or an empty set: TCP only (the default, also for plugins that do
+    not implement this hook). The engine tracks the union of what the
+    plugins asked for, and only a plugin that asked for a protocol gets
+    the events of its flows (``mosfw_pkt_in``, ``mosfw_conn_start``,
+    ``mosfw_conn_end``, ``mosfw_error`` about such a flow): a TCP-only
+    plugin never sees a UDP flow, even when another plugin asked. TCP
+    flows go to every plugin. A run where nobody asks tracks TCP only
+    and pays nothing for the others (docs/hooks.md, "Protocols").
+
+    :param config: the run's :class:`~mosfw.runconfig.Config`.
+    :returns: a set of protocol names, or None.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Per-core life cycle
 # ---------------------------------------------------------------------------
@@ -309,13 +332,19 @@ def mosfw_pkt_in(flow: Flow, side: Side, event: Event) -> None:
     """A packet of a tracked flow was seen (``MOS_ON_PKT_IN``).
 
     Fires for every TCP packet that belongs to a tracked flow, before any
-    other event of that packet, with ``side`` = the sender. Costly:
-    subscribing makes the engine produce one record per packet.
+    other event of that packet, with ``side`` = the sender; and for every
+    packet of a UDP or ICMP flow, to the plugins that asked for that
+    protocol (:func:`mosfw_protocols`). Costly: subscribing makes the
+    engine produce one record per packet.
 
     :param flow: the flow.
     :param side: the endpoint that sent the packet.
     :param event: the record (``event.seq``, ``event.ack``, ``event.len``,
-        ``event.tcp_flags``, ``event.window``, ``event.ts``).
+        ``event.tcp_flags``, ``event.window``, ``event.ts``; for UDP
+        ``event.len`` is the datagram's payload length, for ICMP the
+        message's length after its 8-byte header, and seq/ack/flags/window
+        are 0; ``flow.last_packet`` reads the packet, ``flow.icmp_type``
+        the ICMP type).
     """
 
 
@@ -327,7 +356,9 @@ def mosfw_conn_start(flow: Flow, side: Side, event: Event) -> None:
     Server side: the server's first SYN/ACK (SYN_RCVD). Never for
     retransmitted SYNs. A flow picked up without its handshake raises it
     once per side with ``event.midstream`` true, so every flow an app
-    sees starts; a server that never answers raises none.
+    sees starts; a server that never answers raises none. A UDP or ICMP
+    flow (:func:`mosfw_protocols`) raises it once, on its first packet,
+    ``side`` = that packet's sender.
 
     :param flow: the flow.
     :param side: the endpoint that starts.
@@ -341,7 +372,8 @@ def mosfw_tcp_state_change(flow: Flow, side: Side, old: TcpState, new: TcpState,
 
     Fires once per transition, for the endpoint whose state changed; a
     packet can move both endpoints (sender first) and move one endpoint
-    twice (a FIN/ACK takes FIN_WAIT_1 to FIN_WAIT_2 to TIME_WAIT).
+    twice (a FIN/ACK takes FIN_WAIT_1 to FIN_WAIT_2 to TIME_WAIT). TCP
+    only: UDP and ICMP flows have no state machine and never raise it.
 
     :param flow: the flow.
     :param side: the endpoint whose state changed.
@@ -367,7 +399,8 @@ def mosfw_conn_new_data(flow: Flow, side: Side, event: Event) -> None:
     fires when a segment carries payload beyond the highest sequence
     number seen from ``side``, ``seq``/``len`` being the new bytes only.
     (mOS raises it on the receiving stack; mosfw names the sending
-    endpoint, whose stream grew.)
+    endpoint, whose stream grew.) TCP only (a UDP datagram's payload is
+    in ``mosfw_pkt_in``: ``flow.last_packet.payload``).
 
     :param flow: the flow.
     :param side: the endpoint that sent the bytes.
@@ -382,7 +415,8 @@ def mosfw_rexmit(flow: Flow, side: Side, event: Event) -> None:
     Fires for a segment (payload, SYN or FIN) that starts before the
     highest sequence end already seen from its sender: retransmitted or
     duplicated data, a fill of a gap the tap saw, a reordered segment, a
-    repeated SYN or FIN. Keep-alive probes are not retransmissions.
+    repeated SYN or FIN. Keep-alive probes are not retransmissions. TCP
+    only.
 
     :param flow: the flow.
     :param side: the endpoint that (re)sent the segment.
@@ -400,7 +434,10 @@ def mosfw_conn_end(flow: Flow, reason: EndReason, event: Event) -> None:
     ``tcp_timeout`` seconds without packets (``timeout``), when the flow
     is evicted to make room (``evicted``), at the end of the input
     (``eof``), or when a new SYN reuses the 5-tuple of a closing flow
-    (``reused``). The flow's per-flow context is dropped afterwards.
+    (``reused``). The flow's per-flow context is dropped afterwards. A
+    UDP or ICMP flow (:func:`mosfw_protocols`) ends after ``udp_timeout``
+    or ``icmp_timeout`` seconds of packet time without packets
+    (``timeout``), ``evicted`` or ``eof``.
 
     :param flow: the flow, with its final states and counters.
     :param reason: the :class:`~mosfw.events.EndReason`.
@@ -411,6 +448,9 @@ def mosfw_conn_end(flow: Flow, reason: EndReason, event: Event) -> None:
 @hookspec
 def mosfw_orphan(event: Event, src: tuple[str, int], dst: tuple[str, int]) -> None:
     """A TCP packet that belongs to no tracked flow (``MOS_ON_ORPHAN``).
+
+    TCP only: a UDP/ICMP packet always starts a flow when its protocol is
+    tracked (or is refused with ``mosfw_error`` table_full).
 
     Fires for a packet that neither matches a tracked flow nor can start
     one: a RST or a non-ACK segment without a flow, a packet that arrives

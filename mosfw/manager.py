@@ -162,7 +162,9 @@ class MosfwPluginManager(pluggy.PluginManager):
             mask |= int(EventType.CONN_END)  # the engine drops per-flow state there
         return mask
 
-    def direct_callers(self, hook_name: str) -> list[tuple[str, Callable[..., Any]]]:
+    def direct_callers(
+        self, hook_name: str, only: set[str] | None = None
+    ) -> list[tuple[str, Callable[..., Any]]]:
         """The hook's implementations as plain callables taking the spec's
         arguments positionally, in pluggy's call order (last registered
         first, tryfirst/trylast honoured). Each adapts to the subset of
@@ -175,14 +177,27 @@ class MosfwPluginManager(pluggy.PluginManager):
         name of the plugin that raised it (:func:`raised_by`). Hooks whose
         values are kept per plugin (:data:`PER_PLUGIN_HOOKS`) then get one
         such callable per plain implementation, each a hook call of its
-        own that the wrappers wrap and tracing sees."""
+        own that the wrappers wrap and tracing sees. ``only``: the
+        implementations of these plugins only (through pluggy, each then a
+        hook call of its own: the events of a protocol only they asked
+        for, mosfw.engine.protocols)."""
         caller = getattr(self.hook, hook_name)
         spec_args = list(caller.spec.argnames) if caller.spec else []
         if not self.through_pluggy(hook_name):
             impls = self.direct_impls(hook_name)
-            return [(name, adapt(fn, spec_args, argnames)) for name, fn, argnames in impls]
+            return [
+                (name, adapt(fn, spec_args, argnames))
+                for name, fn, argnames in impls
+                if only is None or name in only
+            ]
         impls = caller.get_hookimpls()
         wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
+        if only is not None:
+            return [
+                (i.plugin_name, self._pluggy_call(hook_name, spec_args, impls, wrappers + [i]))
+                for i in reversed(impls)
+                if not (i.hookwrapper or i.wrapper) and i.plugin_name in only
+            ]
         if hook_name in PER_PLUGIN_HOOKS:
             return [
                 (i.plugin_name, self._pluggy_call(hook_name, spec_args, impls, wrappers + [i]))

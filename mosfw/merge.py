@@ -85,6 +85,8 @@ def merge_stats(per_core: list[RunStats], same_input: bool) -> RunStats:
         total = attrs.evolve(total, **{f: max(getattr(s, f) for s in per_core) for f in INPUT_COUNTERS})
         if "tunnels" in attrs.fields_dict(RunStats):  # input counters too: the most-read core's
             total = attrs.evolve(total, tunnels=max(per_core, key=lambda s: s.packets).tunnels)
+        if "ip_protos" in attrs.fields_dict(RunStats):
+            total = attrs.evolve(total, ip_protos=max(per_core, key=lambda s: s.packets).ip_protos)
     return total
 
 

@@ -52,6 +52,11 @@ class Config:
     #: timeout) at its first packet this many seconds after its first
     #: (Zeek's tcp_attempt_delay, 5 s in a tracker run); 0 = never (mOS)
     tcp_attempt_delay: float = 0.0
+    #: idle seconds (packet time) before a UDP / ICMP flow ends (timeout);
+    #: 0 = never. Only used for flows of a protocol a plugin asked for
+    #: (``mosfw_protocols``); the tracker uses Zeek's 60 s
+    udp_timeout: float = 60.0
+    icmp_timeout: float = 60.0
     #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
     verify_checksums: bool = False
     #: after the capture is open, drop root and run as this user (--user)

@@ -78,15 +78,20 @@ class RunStats:
     #: -- packets through a layer of that kind (once per layer), skipped
     #: past tunnel_max_depth, skipped with a broken header in it
     tunnels: dict[str, dict[str, int]] = attrs.field(factory=dict)
+    #: non-TCP IP packets by IP protocol number (the innermost IP header's),
+    #: non-zero counts only: ``{17: n, 1: n, 47: n, ...}`` (UDP, ICMP and
+    #: ICMPv6 included, tracked or not)
+    ip_protos: dict[int, int] = attrs.field(factory=dict)
 
     @classmethod
     def from_c(cls, c: Any, plugin_errors: int = 0, sink_records_lost: int = 0) -> RunStats:
-        vals = {f: getattr(c, f) for f in _FIELDS if f != "tunnels"}
+        vals = {f: getattr(c, f) for f in _FIELDS if f not in ("tunnels", "ip_protos")}
         return cls(
             **vals,
             plugin_errors=plugin_errors,
             sink_records_lost=sink_records_lost,
             tunnels=_tunnel_counts(c.tunnels),
+            ip_protos={k: int(c.ip_protos[k]) for k in range(256) if c.ip_protos[k]},
         )
 
     def __add__(self, other: RunStats) -> RunStats:
@@ -105,6 +110,8 @@ class RunStats:
                     }
                     for what in {**x, **y}
                 }
+            elif a.name == "ip_protos":
+                vals[a.name] = {k: x.get(k, 0) + y.get(k, 0) for k in sorted({*x, *y})}
             else:
                 vals[a.name] = x + y
         return RunStats(**vals)

@@ -27,6 +27,7 @@ SOURCES = [
     "ipfrag.c",
     "linktypes.c",
     "decap.c",
+    "dgram.c",
     "flow_table.c",
     "map_guard.c",
     "source_ring.c",
@@ -48,6 +49,7 @@ SOURCES = [
     "core.c",
     "core_loop.c",
     "core_end.c",
+    "core_dgram.c",
     "core_api.c",
 ]
 

@@ -34,6 +34,9 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->frag_memcap = (uint64_t)32 << 20;
 	cfg->frag_timeout = 30.0;
 	mosfw_decap_defaults(&cfg->decap);
+	cfg->protocols = 0; /* TCP only */
+	cfg->udp_timeout = 60.0;
+	cfg->icmp_timeout = 60.0;
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)
@@ -261,29 +264,31 @@ uint32_t mosfw_core_event_counts(const struct mosfw_core *c, uint64_t *out, uint
 	return MOSFW_EV_TYPES;
 }
 
-static int by_flow_id(const void *a, const void *b, void *flows)
+/* creation order (live flows span far less than 2^31 creations) */
+static int by_creation(const void *a, const void *b, void *flows)
 {
 	const struct mosfw_flow *f = flows;
-	uint64_t x = f[*(const uint32_t *)a].id, y = f[*(const uint32_t *)b].id;
+	int32_t d = (int32_t)(f[*(const uint32_t *)a].created - f[*(const uint32_t *)b].created);
 
-	return x < y ? -1 : x > y;
+	return d < 0 ? -1 : d > 0;
 }
 
 uint32_t mosfw_core_live_flows(const struct mosfw_core *c, uint32_t *slots, uint32_t cap)
 {
-	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
-	uint32_t n = c->ft.count[MOSFW_LRU_HALF_OPEN] + c->ft.count[MOSFW_LRU_ESTAB], k = 0, i;
+	static const unsigned lists[] = { MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB, MOSFW_LRU_UDP,
+		                          MOSFW_LRU_ICMP, MOSFW_LRU_OTHER };
+	uint32_t n = c->ft.live - c->ft.count[MOSFW_LRU_ZOMBIE], k = 0, i;
 	unsigned l;
 
 	if (n > cap)
 		return n; /* the caller asks again with room for all */
-	for (l = 0; l < 2; l++)
+	for (l = 0; l < 5; l++)
 		for (i = c->ft.head[lists[l]]; i != MOSFW_NO_SLOT; i = c->ft.flows[i].lru_next)
 			if (!c->x.stopmon ||
 			    c->x.stopmon[i] != 3) /* both sides stopped: not shown */
 				slots[k++] = i;
 	if (k > 1)
-		qsort_r(slots, k, sizeof(*slots), by_flow_id,
+		qsort_r(slots, k, sizeof(*slots), by_creation,
 		        (void *)c->ft.flows); /* start order */
 	return k;
 }
@@ -323,7 +328,7 @@ static void index_points(struct mosfw_observers *o)
 	uint8_t i;
 
 	o->n_parsed = o->n_created = o->n_tcp = o->n_ended = o->n_burst = o->n_room = 0;
-	o->n_late = o->n_forgotten = 0;
+	o->n_late = o->n_forgotten = o->n_dgram = 0;
 	for (i = 0; i < o->n; i++) {
 		const struct mosfw_observer *b = &o->list[i];
 		if (b->pkt_parsed)
@@ -342,6 +347,8 @@ static void index_points(struct mosfw_observers *o)
 			o->late[o->n_late++] = i;
 		if (b->flow_forgotten)
 			o->forgotten[o->n_forgotten++] = i;
+		if (b->dgram_updated)
+			o->dgram[o->n_dgram++] = i;
 	}
 }
 

@@ -126,6 +126,11 @@ static inline int mosfw_core_confirmed(const struct mosfw_flow *f)
 	       f->side[1].state >= MOSFW_TCP_ESTABLISHED;
 }
 
+/* core_dgram.c: a UDP/ICMP packet of a tracked protocol (hash:
+ * mosfw_ft_hash_dgram), and the likely server port rule */
+void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t hash, double ts);
+int mosfw_likely_server_port(uint16_t port);
+
 /* core_end.c */
 /* Forget the ended flow in slot: observers' flow_forgotten, then it
  * leaves the table (its slot is released after the burst). */

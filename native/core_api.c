@@ -146,7 +146,15 @@ int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1)
 	core->own_on = 1;
 	core->own_t0 = t0;
 	core->own_t1 = t1;
-	core->own_lead = t0 - core->cfg.tcp_timeout - core->cfg.tcp_tw_interval;
+	{ /* the longest idle timeout of the protocols tracked */
+		double idle = core->cfg.tcp_timeout;
+		if ((core->cfg.protocols & (MOSFW_PROTO_UDP | MOSFW_PROTO_OTHER)) &&
+		    core->cfg.udp_timeout > idle)
+			idle = core->cfg.udp_timeout;
+		if ((core->cfg.protocols & MOSFW_PROTO_ICMP) && core->cfg.icmp_timeout > idle)
+			idle = core->cfg.icmp_timeout;
+		core->own_lead = t0 - idle - core->cfg.tcp_tw_interval;
+	}
 	return 0;
 }
 

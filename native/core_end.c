@@ -62,7 +62,10 @@ void mosfw_core_end_flow(struct mosfw_core *c, uint32_t slot, unsigned reason, d
 /* End flows idle past their deadline, oldest first, while there is room. */
 void mosfw_core_expire(struct mosfw_core *c)
 {
-	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
+	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB,
+		                          MOSFW_LRU_UDP,    MOSFW_LRU_ICMP,      MOSFW_LRU_OTHER };
+	const double limits[] = { c->cfg.tcp_tw_interval, c->cfg.tcp_timeout,  c->cfg.tcp_timeout,
+		                  c->cfg.udp_timeout,     c->cfg.icmp_timeout, c->cfg.udp_timeout };
 	unsigned i;
 	double next = HUGE_VAL; /* the earliest deadline left */
 
@@ -76,9 +79,9 @@ void mosfw_core_expire(struct mosfw_core *c)
 		}
 		mosfw_feat_fire_timer(&c->x, &c->ring);
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < MOSFW_LRU_COUNT; i++) {
 		unsigned l = order[i];
-		double limit = l == MOSFW_LRU_ZOMBIE ? c->cfg.tcp_tw_interval : c->cfg.tcp_timeout;
+		double limit = limits[i];
 		if (l != MOSFW_LRU_ZOMBIE && limit <= 0)
 			continue;
 		while (c->ft.head[l] != MOSFW_NO_SLOT) {
@@ -106,11 +109,13 @@ void mosfw_core_expire(struct mosfw_core *c)
 }
 
 /* Make room for one new flow: forget the oldest zombie, else evict the
- * oldest half-open flow. A newcomer never displaces a confirmed
- * established flow (it is refused instead). Returns 0 when there is room. */
+ * oldest half-open TCP flow, else the longest idle of the oldest UDP, ICMP
+ * and other-protocol flows. A newcomer never displaces a confirmed established TCP flow
+ * (it is refused instead). Returns 0 when there is room. */
 int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 {
-	uint32_t slot;
+	uint32_t slot, best = MOSFW_NO_SLOT;
+	unsigned l;
 	struct mosfw_event *e;
 
 	if (c->ft.live < c->ft.max_live)
@@ -120,6 +125,15 @@ int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 		return 0;
 	}
 	slot = c->ft.head[MOSFW_LRU_HALF_OPEN];
+	for (l = MOSFW_LRU_UDP; slot == MOSFW_NO_SLOT && l < MOSFW_LRU_COUNT; l++) {
+		/* the longest idle of the datagram flows' oldest */
+		uint32_t h = c->ft.head[l];
+		if (h != MOSFW_NO_SLOT &&
+		    (best == MOSFW_NO_SLOT || c->ft.flows[h].last_ts < c->ft.flows[best].last_ts))
+			best = h;
+	}
+	if (slot == MOSFW_NO_SLOT)
+		slot = best;
 	if (slot == MOSFW_NO_SLOT)
 		return -1;
 	e = mosfw_ring_push(&c->ring, MOSFW_EV_ERROR, ctx, &c->ft.flows[slot], slot,
@@ -133,10 +147,11 @@ int mosfw_core_make_room(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx)
 /* End of input: end every remaining flow with reason eof, oldest first. */
 int mosfw_core_drain(struct mosfw_core *c)
 {
-	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB };
+	static const unsigned order[] = { MOSFW_LRU_ZOMBIE, MOSFW_LRU_HALF_OPEN, MOSFW_LRU_ESTAB,
+		                          MOSFW_LRU_UDP,    MOSFW_LRU_ICMP,      MOSFW_LRU_OTHER };
 	unsigned i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < MOSFW_LRU_COUNT; i++) {
 		unsigned l = order[i];
 		while (c->ft.head[l] != MOSFW_NO_SLOT) {
 			uint32_t slot = c->ft.head[l];

@@ -16,35 +16,6 @@
 #include "tcp_state.h"
 #include "timers.h"
 
-static int likely_server_port(uint16_t port)
-{
-	switch (port) {
-	case 1080:
-	case 1433:
-	case 1521:
-	case 2049:
-	case 3128:
-	case 3306:
-	case 3389:
-	case 5201:
-	case 5432:
-	case 5672:
-	case 5900:
-	case 6379:
-	case 8000:
-	case 8008:
-	case 8080:
-	case 8443:
-	case 8888:
-	case 9000:
-	case 9092:
-	case 9200:
-	case 11211:
-	case 27017: return 1;
-	default: return port < 1024;
-	}
-}
-
 static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx, uint8_t evflags)
 {
 	const struct mosfw_pkt *p = ctx->pkt;
@@ -67,6 +38,7 @@ static void orphan(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx, uint8_
 		t->cli_port = p->sport;
 		t->srv_port = p->dport;
 		t->family = p->family;
+		t->proto = p->ip_proto;
 	}
 }
 
@@ -153,7 +125,7 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 
 	/* (from the feed's ring only this core's packets come) */
 	if (c->cfg.shard_count > 1 && !c->shared &&
-	    mosfw_shard_of(hash, c->cfg.shard_count) != c->cfg.shard_index) {
+	    mosfw_ft_shard(hash, c->cfg.shard_count) != c->cfg.shard_index) {
 		c->st.other_shard++;
 		return;
 	}
@@ -201,8 +173,8 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			sender_is_client = 0;
 		} else if ((fl & MOSFW_TH_ACK) && !(fl & (MOSFW_TH_RST | MOSFW_TH_SYN))) {
 			how = MOSFW_TCP_OPEN_MIDSTREAM;
-			sender_is_client =
-				!(likely_server_port(p->sport) && !likely_server_port(p->dport));
+			sender_is_client = !(mosfw_likely_server_port(p->sport) &&
+			                     !mosfw_likely_server_port(p->dport));
 		} else {
 			orphan(c, &ctx, 0);
 			return;
@@ -258,12 +230,12 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
  * rebuilt frame (ipfrag.h) is parsed into *out and returned (with *hash)
  * to go on as a packet read at the last fragment's time and index; NULL
  * otherwise. Every core reassembles every fragment (-c N: the feed
- * hands fragments to all, mosfw_owner()), then keeps the datagram only when its flow is
+ * hands fragments to all, mosfw_ft_owner()), then keeps the datagram only when its flow is
  * this core's, so the frag_* counters are the input's. Out of line: the
  * loop's fast path stays as it was (one test of the parse result). */
-static __attribute__((noinline)) const struct mosfw_pkt *
+static __attribute__((noinline)) struct mosfw_pkt *
 reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const struct mosfw_pkt *fp,
-           double ts, struct mosfw_pkt *out, uint32_t *hash)
+           double ts, struct mosfw_pkt *out, uint32_t *hash, int *dgram)
 {
 	const uint8_t *df = NULL;
 	uint32_t dlen = 0, slot;
@@ -282,19 +254,21 @@ reassemble(struct mosfw_core *c, const uint8_t *frame, uint32_t caplen, const st
 	                     &conflict) != MOSFW_FRAG_COMPLETE)
 		return NULL;
 	r = mosfw_parse(linktype, df, dlen, c->cfg.verify_checksums, &c->cfg.decap, out);
-	if (r == MOSFW_PARSE_TCP && fp->n_tun) {
+	/* a UDP datagram or ICMP message of a protocol the run tracks */
+	*dgram = r == MOSFW_PARSE_NON_TCP && (c->cfg.protocols & mosfw_parse_dgram(out, dlen));
+	if ((r == MOSFW_PARSE_TCP || *dgram) && fp->n_tun) {
 		mosfw_pkt_copy_layers(out, fp);
 		c->raw_layers = out; /* held as raw IP, with these layers */
 	}
-	if (r != MOSFW_PARSE_TCP) {
-		if (r != MOSFW_PARSE_NON_TCP)   /* (UDP, ICMP: not tracked) */
+	if (r != MOSFW_PARSE_TCP && !*dgram) {
+		if (r != MOSFW_PARSE_NON_TCP)   /* (other protocols: not tracked) */
 			c->st.frag_malformed++; /* (bad_checksum counts packets read) */
 		return NULL;
 	}
-	*hash = mosfw_ft_hash(out);
+	*hash = *dgram ? mosfw_ft_hash_dgram(out) : mosfw_ft_hash(out);
 	if (c->cfg.shard_count > 1 &&
-	    mosfw_shard_of(*hash, c->cfg.shard_count) != c->cfg.shard_index) {
-		c->st.other_shard++;
+	    mosfw_ft_shard(*hash, c->cfg.shard_count) != c->cfg.shard_index) {
+		c->st.other_shard += !*dgram;
 		return NULL;
 	}
 	mosfw_feat_frame(&c->x, df, dlen, dlen, 0); /* (copied where records need it) */
@@ -345,9 +319,9 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 {
 	struct mosfw_parsed *done = &c->parsed[c->ahead ^ 1];
 	struct mosfw_pkt p, whole;
-	const struct mosfw_pkt *pp = &p;
+	struct mosfw_pkt *pp = &p;
 	uint32_t hash = 0;
-	int r;
+	int r, dgram = 0;
 
 	c->pkt_index++;
 	c->raw_layers = NULL;
@@ -369,7 +343,7 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 			mosfw_parse(raw ? MOSFW_LINK_RAW : mosfw_source_linktype(c->src), frame,
 		                    caplen, c->cfg.verify_checksums, &c->cfg.decap, &p),
 			&p, caplen, wirelen);
-		if (raw && r == MOSFW_PARSE_TCP) {
+		if (raw && (r == MOSFW_PARSE_TCP || r == MOSFW_PARSE_NON_TCP)) {
 			mosfw_pkt_copy_layers(&p, &c->held_layers);
 			c->raw_layers = &p;
 		}
@@ -380,16 +354,23 @@ static void process_frame(struct mosfw_core *c, const uint8_t *frame, uint32_t c
 		mosfw_count_input(&c->st, r, caplen, wirelen, ts);
 		if (pp->n_tun | pp->tun_err)
 			mosfw_count_tunnels(&c->st, r, pp);
+		mosfw_count_proto(&c->st, r, pp);
 	}
 	if (r == MOSFW_PARSE_FRAGMENT) {
-		if (!(pp = reassemble(c, frame, caplen, pp, ts, &whole, &hash)))
+		if (!(pp = reassemble(c, frame, caplen, pp, ts, &whole, &hash, &dgram)))
 			return;
-		r = MOSFW_PARSE_TCP; /* the whole datagram, parsed */
+		r = dgram ? MOSFW_PARSE_NON_TCP : MOSFW_PARSE_TCP; /* the whole datagram, parsed */
 	}
 	if (r == MOSFW_PARSE_TCP) {
 		if (c->obs.n_parsed)
 			mosfw_obs_pkt_parsed(&c->obs, pp, ts);
 		handle_tcp(c, pp, hash, ts);
+	} else if (r == MOSFW_PARSE_NON_TCP && c->cfg.protocols) {
+		/* UDP and ICMP, when asked for (a TCP-only run tests one word) */
+		if (dgram)
+			mosfw_core_dgram(c, pp, hash, ts);
+		else if (c->cfg.protocols & mosfw_parse_dgram(pp, caplen))
+			mosfw_core_dgram(c, pp, mosfw_ft_hash_dgram(pp), ts);
 	}
 }
 

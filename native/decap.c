@@ -81,6 +81,7 @@ static int names_zone(uint8_t kind)
 static void push(struct mosfw_pkt *p, const struct mosfw_decap_config *dc, uint8_t kind,
                  uint32_t ip_off, uint32_t l4_off, uint32_t id)
 {
+	p->l4_ip = 0; /* until an inner IP header is parsed */
 	if (p->n_tun < MOSFW_MAX_TUNNELS) {
 		struct mosfw_tun_layer *t = &p->tun[p->n_tun++];
 		t->kind = kind;
@@ -539,6 +540,7 @@ int mosfw_parse(int linktype, const uint8_t *frame, uint32_t caplen, int verify_
 	out->depth = 0;
 	out->tun_err = 0;
 	out->zone = 0;
+	out->l4_ip = 0;
 	out->frame = frame;
 	r = mosfw_parse_link(linktype, frame, caplen, &off, &proto);
 	if (r != MOSFW_PARSE_TCP)

@@ -11,7 +11,7 @@
  * compressed files through a decompressor). The reader thread, started
  * once the workers are forked, reads every record, parses it as the cores
  * do, counts the input counters once (the cores report these totals), and
- * hands it to its owner (mosfw_owner(), packet.h: the one decision the
+ * hands it to its owner (mosfw_ft_owner(), flow_table.h: the one decision the
  * cores also use): a TCP packet to its flow's shard, an IP fragment to
  * every core (each reassembles it and keeps the datagram if its flow is
  * its own), anything else to core 0. A packet that opens a new second is
@@ -290,7 +290,7 @@ static void *reader(void *arg)
 
 	for (;;) {
 		const uint8_t *frame = NULL;
-		uint32_t caplen = 0, wirelen = 0, hash, owner;
+		uint32_t caplen = 0, wirelen = 0, owner;
 		double ts = 0;
 		struct mosfw_pkt pkt;
 		int r, res;
@@ -324,7 +324,8 @@ static void *reader(void *arg)
 		mosfw_count_input(&f->in, res, caplen, wirelen, ts);
 		if (pkt.n_tun | pkt.tun_err)
 			mosfw_count_tunnels(&f->in, res, &pkt);
-		owner = mosfw_owner(res, &pkt, n, &hash);
+		mosfw_count_proto(&f->in, res, &pkt);
+		owner = mosfw_ft_owner(res, &pkt, caplen, n);
 		if (owner == MOSFW_OWNER_ALL) {
 			for (k = 0; k < n; k++)
 				push(f, k, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts);

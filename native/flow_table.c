@@ -99,7 +99,7 @@ int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_i
 	}
 	for (i = 0; i < MOSFW_LRU_COUNT; i++)
 		t->head[i] = t->tail[i] = MOSFW_NO_SLOT;
-	t->next_id = 1;
+	t->next_id = t->next_dgram_id = 1;
 	return 0;
 }
 
@@ -129,7 +129,7 @@ static inline int tuple_match(const struct mosfw_flow *f, const struct mosfw_pkt
 {
 	const struct mosfw_tuple *k = &f->tuple;
 
-	if (k->family != p->family || k->zone != p->zone)
+	if (k->family != p->family || k->proto != p->ip_proto || k->zone != p->zone)
 		return 0;
 	if (k->cli_port == p->sport && k->srv_port == p->dport && addr_eq(k->cli_addr, p->src) &&
 	    addr_eq(k->srv_addr, p->dst)) {
@@ -247,6 +247,7 @@ uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p, 
 	memset(f, 0, sizeof(*f));
 	k = &f->tuple;
 	k->family = p->family;
+	k->proto = p->ip_proto;
 	k->zone = p->zone;
 	if (sender_is_client) {
 		memcpy(k->cli_addr, p->src, 16);
@@ -259,7 +260,9 @@ uint32_t mosfw_ft_insert(struct mosfw_flow_table *t, const struct mosfw_pkt *p, 
 		k->cli_port = p->dport;
 		k->srv_port = p->sport;
 	}
-	f->id = t->next_id++;
+	/* TCP flows' ids do not depend on whether other protocols are tracked */
+	f->id = p->ip_proto == 6 ? t->next_id++ : MOSFW_ID_DGRAM | t->next_dgram_id++;
+	f->created = t->next_created++;
 	f->hash = hash;
 	f->core = t->core_id;
 	f->lru_list = MOSFW_LRU_NONE;

@@ -19,7 +19,10 @@ enum mosfw_lru_list {
 	MOSFW_LRU_ZOMBIE = 0,    /* ended; tuple remembered for tcp_tw_interval */
 	MOSFW_LRU_HALF_OPEN = 1, /* no side established yet */
 	MOSFW_LRU_ESTAB = 2,     /* at least one side established */
-	MOSFW_LRU_COUNT = 3,
+	MOSFW_LRU_UDP = 3,       /* UDP flows (udp_timeout) */
+	MOSFW_LRU_ICMP = 4,      /* ICMP/ICMPv6 flows (icmp_timeout) */
+	MOSFW_LRU_OTHER = 5,     /* other IP protocols' flows (udp_timeout) */
+	MOSFW_LRU_COUNT = 6,
 	MOSFW_LRU_NONE = 0xff,
 };
 
@@ -55,39 +58,56 @@ struct mosfw_flow_table {
 	 * back further than the touch walk goes): a list's head may then not
 	 * hold its earliest deadline */
 	int unordered;
-	uint64_t next_id;
+	uint64_t next_id;       /* the next TCP flow's id */
+	uint64_t next_dgram_id; /* the next UDP/ICMP/other flow's (| MOSFW_ID_DGRAM) */
+	uint32_t next_created;  /* creation order of every flow (mosfw_flow.created) */
 	uint32_t core_id;
 };
 
 int mosfw_ft_init(struct mosfw_flow_table *t, uint32_t max_live, uint32_t core_id);
 void mosfw_ft_destroy(struct mosfw_flow_table *t);
 
-/* Symmetric hash of the packet's endpoints. */
+/* Symmetric hash of a TCP packet's endpoints. */
 uint32_t mosfw_ft_hash(const struct mosfw_pkt *p);
 
-/* -c N: the core of cfg.shard_count == count that owns a flow of this
- * hash (its high bits: the flow index uses the low ones). */
-static inline uint32_t mosfw_shard_of(uint32_t hash, uint32_t count)
+/* Symmetric hash of a UDP/ICMP/other packet (mosfw_parse_dgram classified it):
+ * TCP's of its endpoints, mixed with its protocol number, so TCP and UDP
+ * flows on the same ports are two flows (and may be on two cores). */
+static inline uint32_t mosfw_ft_hash_dgram(const struct mosfw_pkt *p)
 {
-	return (uint32_t)(((uint64_t)hash * count) >> 32);
+	uint32_t h = mosfw_ft_hash(p) ^ ((uint32_t)p->ip_proto * 0x9e3779b1U);
+
+	h ^= h >> 15;
+	return h * 0x2c1b3c6dU;
 }
 
-/* Every core (an IP fragment: each reassembles it, mosfw_owner()). */
-#define MOSFW_OWNER_ALL UINT32_MAX
-
-/* -c N offline: the core a packet read goes to, the one decision the
- * reader (feed.c) makes and the cores (core_loop.c) rely on. r is the
- * packet's parse result (mosfw_parse_wire): a TCP packet goes to its
- * flow's shard (*hash set), an IP fragment to every core (each keeps the
- * datagram if its flow is its own), anything else to core 0 (nothing is
- * tracked from it; it moves that core's input time only). */
-static inline uint32_t mosfw_owner(int r, const struct mosfw_pkt *p, uint32_t count, uint32_t *hash)
+/* The shard (0..n-1) of a flow's hash: its high bits (the index uses the
+ * low ones, which would otherwise be the same on every flow of a core). */
+static inline uint32_t mosfw_ft_shard(uint32_t hash, uint32_t n)
 {
-	if (r == MOSFW_PARSE_TCP) {
-		*hash = mosfw_ft_hash(p);
-		return mosfw_shard_of(*hash, count);
-	}
-	return r == MOSFW_PARSE_FRAGMENT ? MOSFW_OWNER_ALL : 0;
+	return (uint32_t)(((uint64_t)hash * n) >> 32);
+}
+
+/* Every core takes the packet (an IP fragment: all reassemble it). */
+#define MOSFW_OWNER_ALL 0xffffffffu
+
+/* Which of n cores owns a packet parse result r gave for p (caplen bytes
+ * captured): the shard of its flow's hash for a TCP segment, a UDP
+ * datagram, an ICMP message or a packet of another IP protocol
+ * (mosfw_parse_dgram; whether or not the run tracks them: the
+ * core that would), MOSFW_OWNER_ALL for an IP fragment, 0 for anything
+ * else (the core that counts it). The one place the owner is chosen: -c N's
+ * reader (feed.c) calls it per packet, and the core's shard test of a packet
+ * it read itself (core_loop.c) is mosfw_ft_shard of the same hash. */
+static inline uint32_t mosfw_ft_owner(int r, struct mosfw_pkt *p, uint32_t caplen, uint32_t n)
+{
+	if (r == MOSFW_PARSE_TCP)
+		return mosfw_ft_shard(mosfw_ft_hash(p), n);
+	if (r == MOSFW_PARSE_FRAGMENT)
+		return MOSFW_OWNER_ALL;
+	if (r == MOSFW_PARSE_NON_TCP && mosfw_parse_dgram(p, caplen))
+		return mosfw_ft_shard(mosfw_ft_hash_dgram(p), n);
+	return 0;
 }
 
 /* Start loading the index entry a lookup of this hash reads first. */

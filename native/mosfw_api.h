@@ -34,12 +34,13 @@
  * Each says exactly when it is raised; unsubscribed events cost nothing. */
 enum mosfw_event_type {
 	/* Every packet of a tracked flow, before any state update; side =
-	 * the sender. */
+	 * the sender. TCP, UDP and ICMP (len = its payload_len, packet.h). */
 	MOSFW_EV_PKT_IN = 1u << 0,
 	/* An endpoint starts: the client's first SYN (client side), the
 	 * server's first SYN/ACK (server side). Not for retransmitted SYNs.
 	 * A flow picked up mid-stream raises it once per side with
-	 * MOSFW_EVF_MIDSTREAM set. */
+	 * MOSFW_EVF_MIDSTREAM set. A UDP or ICMP flow raises it once, on
+	 * its first packet (side = its sender). */
 	MOSFW_EV_CONN_START = 1u << 1,
 	/* An emulated endpoint changed state; side = that endpoint,
 	 * old_state/new_state say from what to what. */
@@ -60,7 +61,9 @@ enum mosfw_event_type {
 	MOSFW_EV_REXMIT = 1u << 4,
 	/* A flow is torn down: reason is one of enum mosfw_end_reason.
 	 * Exactly once per flow that raised CONN_START. The flow slot stays
-	 * readable until the next mosfw_core_run(). */
+	 * readable until the next mosfw_core_run(). UDP/ICMP flows end by
+	 * timeout (udp_timeout/icmp_timeout), eviction or end of input.
+	 * (TCP_STATE_CHANGE, CONN_NEW_DATA, REXMIT, ORPHAN: TCP only.) */
 	MOSFW_EV_CONN_END = 1u << 5,
 	/* A TCP packet that belongs to no tracked flow (a stray RST, a
 	 * packet after the flow ended, a new flow refused because the table
@@ -134,6 +137,15 @@ enum mosfw_error_code {
 
 #define MOSFW_NO_SLOT 0xffffffffu
 
+/* Protocols tracked besides TCP (mosfw_config.protocols). */
+#define MOSFW_PROTO_UDP 0x1u
+#define MOSFW_PROTO_ICMP 0x2u /* ICMP and ICMPv6 */
+#define MOSFW_PROTO_OTHER \
+	0x4u /* any other IP protocol: a flow per address pair
+                                  and protocol number (ports 0), udp_timeout */
+/* An ICMP flow's srv_port for a one-way message: this bit | its code. */
+#define MOSFW_ICMP_ONE_WAY 0x100u
+
 /* TCP header flag bits as on the wire. */
 #define MOSFW_TH_FIN 0x01
 #define MOSFW_TH_SYN 0x02
@@ -172,14 +184,19 @@ struct mosfw_event {
 
 /* Canonical connection identity. Addresses are 16 bytes; IPv4 uses the
  * first 4 and family 4. Client is the side that sent the first SYN (or
- * the likely client when the flow was picked up mid-stream). */
+ * the likely client when the flow was picked up mid-stream); of a UDP
+ * flow, its first packet's sender unless only the receiver's port is a
+ * likely server port; of an ICMP flow, its first packet's sender, with
+ * cli_port = that packet's type and srv_port = the type that answers it
+ * (echo reply for an echo request...), else MOSFW_ICMP_ONE_WAY | code. */
 struct mosfw_tuple {
 	uint8_t cli_addr[16];
 	uint8_t srv_addr[16];
 	uint16_t cli_port; /* host order */
 	uint16_t srv_port; /* host order */
 	uint8_t family;    /* 4 or 6 */
-	uint8_t pad[3];
+	uint8_t proto;     /* IP protocol: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6 */
+	uint8_t pad[2];
 	uint32_t zone; /* 0, or the tunnel identity's hash (decap.key_by_tunnel) */
 };
 
@@ -209,8 +226,13 @@ struct mosfw_half {
 #define MOSFW_HF_DATA_SEEN 0x20
 #define MOSFW_HF_STARTED 0x40 /* CONN_START raised for this side */
 
+/* The ids of UDP, ICMP and other-protocol flows have this bit: a TCP
+ * flow's id is the same whether or not other protocols are tracked. */
+#define MOSFW_ID_DGRAM (1ull << 62)
+
 struct mosfw_flow {
 	struct mosfw_tuple tuple;
+	uint32_t created;            /* creation order on this core (wraps; any protocol) */
 	uint64_t id;                 /* stable id; 0 = slot free */
 	double first_ts;             /* first packet */
 	double last_ts;              /* input time of its last packet (never before the
@@ -268,6 +290,11 @@ struct mosfw_config {
 	uint64_t frag_memcap;            /* IP reassembly bytes/core (0 = off): docs/fragments.md */
 	double frag_timeout;             /* s of packet time a datagram waits for its fragments */
 	struct mosfw_decap_config decap; /* tags and tunnels */
+	/* MOSFW_PROTO_* tracked besides TCP (0: TCP only), and their idle
+	 * timeouts (packet time; <= 0 off; other protocols: udp_timeout):
+	 * defaults 0, 60 s, 60 s */
+	uint32_t protocols;
+	double udp_timeout, icmp_timeout;
 };
 
 struct mosfw_stats {
@@ -283,6 +310,9 @@ struct mosfw_stats {
 	uint64_t fragments;        /* IP fragments read (docs/fragments.md) */
 	uint64_t bad_checksum;     /* failed verification (when enabled) */
 	uint64_t other_shard;      /* TCP packets left to other cores */
+	/* non-TCP IP packets by IP protocol number (the innermost IP header's;
+	 * UDP at 17, ICMP at 1 and 58, tracked or not) */
+	uint64_t ip_protos[256];
 	uint64_t flows_created;
 	uint64_t flows_midstream; /* of which picked up mid-stream */
 	uint64_t flows_active;
@@ -362,38 +392,7 @@ int mosfw_core_run(struct mosfw_core *core, struct mosfw_event *evs, uint32_t ca
 /* ---- observers: features attached at the core loop's fixed points ---- */
 #include "mosfw_observer.h" /* (here: it uses the flow and the core above) */
 
-/* ---- -c N offline: one reader feeding every core (native/feed.c) ---------
- *
- * The input of N cores (worker processes) is read once: make the feed in
- * the parent before fork() (it opens the input as mosfw_core_open_file, or
- * as mosfw_core_open_files when as_set; NULL with the message a core would
- * give when it cannot), start it once the workers are forked (a thread of
- * the parent reads the input and copies each packet into the ring, in
- * shared memory, of the core that owns it), and in each worker open the
- * core (cfg.shard_index of n_cores) with mosfw_core_open_feed instead of a
- * file. The cores' results and counters are those of every core reading
- * the whole input and keeping its shard. cfg: verify_checksums, decap and
- * input_size are used (as a core uses them). The rings are
- * MOSFW_FEED_RING_KB KiB each (environment; default and least 1024):
- * a full ring makes the reader wait, so memory is bounded whatever the
- * input's size. mosfw_feed_drop: core's worker died, its packets are
- * dropped from now on. mosfw_feed_finish: stop reading (if not done) and
- * wait for the reader; then mosfw_feed_files gives the files' records
- * (as mosfw_core_input_files; 0 for one file). mosfw_feed_free finishes
- * and frees it (after every worker is done). */
-struct mosfw_feed;
-struct mosfw_feed *mosfw_feed_new(const struct mosfw_config *cfg, uint32_t n_cores,
-                                  const char *const *paths, uint32_t n_paths, int as_set,
-                                  const char *bpf, char *errbuf);
-int mosfw_feed_start(struct mosfw_feed *feed, char *errbuf);
-void mosfw_feed_drop(struct mosfw_feed *feed, uint32_t core);
-void mosfw_feed_finish(struct mosfw_feed *feed);
-uint32_t mosfw_feed_files(const struct mosfw_feed *feed, struct mosfw_input_file *out,
-                          uint32_t max);
-void mosfw_feed_free(struct mosfw_feed *feed);
-int mosfw_core_open_feed(struct mosfw_core *core, struct mosfw_feed *feed, char *errbuf);
-/* 1 when this core reads its ring of a feed. */
-int mosfw_core_input_shared(const struct mosfw_core *core);
+#include "mosfw_feed.h" /* -c N offline: one reader feeding every core */
 
 /* Ask a running loop to finish: the next run() ends every flow (reason
  * eof) and returns MOSFW_RUN_STOPPED. Async-signal-safe. */
@@ -403,8 +402,8 @@ void mosfw_core_stop(struct mosfw_core *core);
  * flow_id: a slot is reused after the flow ended. */
 const struct mosfw_flow *mosfw_core_flow(const struct mosfw_core *core, uint32_t slot);
 /* The slots of the flows tracked now (not ended, not stopped on both
- * sides with mosfw_core_stop_monitor), in the order they started (flow
- * id order). Returns how many there are; when that is more
+ * sides with mosfw_core_stop_monitor), in the order they started
+ * (mosfw_flow.created). Returns how many there are; when that is more
  * than cap nothing is written (ask again with room for all). */
 uint32_t mosfw_core_live_flows(const struct mosfw_core *core, uint32_t *slots, uint32_t cap);
 /* on: when the input ends, return MOSFW_RUN_INPUT_END once before ending
@@ -539,7 +538,8 @@ int mosfw_core_stream_offset(struct mosfw_core *core, uint32_t slot, uint64_t fl
 int mosfw_core_set_overlap(struct mosfw_core *core, uint32_t slot, uint64_t flow_id, unsigned side,
                            int policy);
 /* Segment mode (--dask, docs/archives.md): only flows first seen in [t0, t1)
- * count; input starts at t0-tcp_timeout-tcp_tw_interval, ends past t1 once they left the table */
+ * count; input starts at t0 - the longest idle timeout tracked - tcp_tw_interval, ends past t1
+ * once they left the table */
 int mosfw_core_own_window(struct mosfw_core *core, double t0, double t1);
 /* MOS_STOP_MON: sides = 1 (client), 2 (server) or 3 (both). A stopped
  * side raises no more events (CONN_END still comes unless both are

@@ -19,7 +19,9 @@
  * Python. Per-flow state is the observer's own, e.g. an array of
  * mosfw_core_slots() entries allocated when it is attached. */
 
-/* One TCP segment as the TCP layer saw it (the packet's headers). */
+/* One TCP segment as the TCP layer saw it (the packet's headers), or one
+ * UDP/ICMP packet (dgram_updated: seq, ack, window, tcp_flags 0;
+ * payload_len: packet.h mosfw_parse_dgram's). */
 struct mosfw_seg {
 	double ts;
 	uint32_t seq, ack;
@@ -27,8 +29,11 @@ struct mosfw_seg {
 	uint32_t payload_caplen; /* of which captured */
 	uint16_t window;
 	uint8_t tcp_flags;
-	uint8_t dir;     /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
-	uint32_t ip_len; /* IP bytes as the header says (header + payload) */
+	uint8_t dir;                  /* the sender: MOSFW_SIDE_CLIENT or MOSFW_SIDE_SERVER */
+	uint32_t ip_len;              /* IP bytes as the header says (header + payload) */
+	uint8_t proto;                /* IP protocol: 6, 17, 1 or 58 */
+	uint8_t icmp_type, icmp_code; /* of an ICMP message (0 otherwise) */
+	uint8_t pad;
 };
 
 struct mosfw_observer {
@@ -59,6 +64,10 @@ struct mosfw_observer {
 	                 const struct mosfw_seg *s);
 	/* The ended flow leaves the table: once, after flow_ended and any late_pkt. */
 	void (*flow_forgotten)(void *self, const struct mosfw_flow *f, uint32_t slot);
+	/* A UDP/ICMP packet was counted in its flow (PKT_IN written); flows of
+	 * the protocols mosfw_config.protocols tracks only */
+	void (*dgram_updated)(void *self, const struct mosfw_flow *f, uint32_t slot,
+	                      const struct mosfw_seg *s);
 };
 
 /* Attach obs (copied); 0, or -1: table full or that name is attached. */

@@ -40,10 +40,11 @@ struct mosfw_observers {
 	struct mosfw_observer list[MOSFW_OBSERVERS_MAX];
 	/* per point, the observers that have a callback there (rebuilt on
 	 * attach/detach), so an unobserved point is one test */
-	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room, n_late, n_forgotten;
+	uint8_t n_parsed, n_created, n_tcp, n_ended, n_burst, n_room, n_late, n_forgotten, n_dgram;
 	uint8_t parsed[MOSFW_OBSERVERS_MAX], created[MOSFW_OBSERVERS_MAX], tcp[MOSFW_OBSERVERS_MAX],
 		ended[MOSFW_OBSERVERS_MAX], burst[MOSFW_OBSERVERS_MAX], room[MOSFW_OBSERVERS_MAX],
-		late[MOSFW_OBSERVERS_MAX], forgotten[MOSFW_OBSERVERS_MAX];
+		late[MOSFW_OBSERVERS_MAX], forgotten[MOSFW_OBSERVERS_MAX],
+		dgram[MOSFW_OBSERVERS_MAX];
 	struct mosfw_stream_points stream; /* data == NULL: off */
 };
 
@@ -59,6 +60,8 @@ static inline void mosfw_obs_seg(struct mosfw_seg *s, const struct mosfw_pkt *p,
 	s->tcp_flags = p->tcp_flags;
 	s->dir = (uint8_t)dir;
 	s->ip_len = p->ip_len;
+	s->proto = p->ip_proto;
+	s->icmp_type = s->icmp_code = 0;
 }
 
 static inline void mosfw_obs_pkt_parsed(const struct mosfw_observers *o, const struct mosfw_pkt *p,
@@ -102,6 +105,23 @@ static inline void mosfw_obs_tcp_updated(const struct mosfw_observers *o,
 	mosfw_obs_seg(&s, p, dir, ts);
 	for (i = 0; i < o->n_tcp; i++)
 		o->list[o->tcp[i]].tcp_updated(o->list[o->tcp[i]].self, f, slot, &s);
+}
+
+/* a UDP/ICMP packet updated its flow (core_dgram.c) */
+static inline void mosfw_obs_dgram_updated(const struct mosfw_observers *o,
+                                           const struct mosfw_flow *f, uint32_t slot, unsigned dir,
+                                           const struct mosfw_pkt *p, double ts)
+{
+	struct mosfw_seg s;
+	unsigned i;
+
+	mosfw_obs_seg(&s, p, dir, ts);
+	if (p->ip_proto == 1 || p->ip_proto == 58) {
+		s.icmp_type = p->l4[0];
+		s.icmp_code = p->l4[1];
+	}
+	for (i = 0; i < o->n_dgram; i++)
+		o->list[o->dgram[i]].dgram_updated(o->list[o->dgram[i]].self, f, slot, &s);
 }
 
 static inline void mosfw_obs_flow_ended(const struct mosfw_observers *o, const struct mosfw_flow *f,

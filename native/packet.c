@@ -157,6 +157,7 @@ static int parse_tcp(const uint8_t *l4, uint32_t avail, uint32_t seglen, struct 
 	p->l4 = l4;
 	p->sport = rd16(l4);
 	p->dport = rd16(l4 + 2);
+	p->ip_proto = 6; /* (the flow key's protocol) */
 	p->seq = rd32(l4 + 4);
 	p->ack = rd32(l4 + 8);
 	p->tcp_flags = l4[13] & 0x3f;
@@ -226,6 +227,7 @@ int mosfw_parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosfw
 		p->ip_proto = ip[9]; /* for decap.c: a tunnel protocol or UDP */
 		p->l4 = ip + ihl;
 		p->l4_len = total - ihl;
+		p->l4_ip = 1;
 		return MOSFW_PARSE_NON_TCP;
 	}
 	if (verify && csum_fold(csum_add(0, ip, ihl)) != 0)
@@ -313,6 +315,7 @@ int mosfw_parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosfw
 		p->ip_proto = nh;
 		p->l4 = ip + o;
 		p->l4_len = end - o;
+		p->l4_ip = 1;
 		return MOSFW_PARSE_NON_TCP;
 	}
 	{

@@ -75,13 +75,16 @@ struct mosfw_pkt {
 	uint8_t wscale;           /* window scale option on SYNs (0xff = none) */
 	uint16_t frag_hdr;        /* MOSFW_PARSE_FRAGMENT, IPv6: its Fragment header's
 	                             offset from l3 (ipfrag.h) */
-	uint8_t ip_proto;         /* IP protocol of a NON_TCP IP packet */
+	uint8_t ip_proto;         /* IP protocol: 6 for TCP, that of a NON_TCP IP packet */
 	uint8_t n_tun;            /* layers recorded in tun[] (outermost first) */
 	uint8_t depth;            /* tunnel layers passed (decap.max_depth counts these) */
 	uint8_t tun_err;          /* kind + 1 of the layer that was too deep or
 	                             whose inner header was broken; 0 = none */
 	uint32_t zone;            /* tunnel identity hash (decap.key_by_tunnel), else 0 */
 	uint32_t l4_len; /* NON_TCP IP packet: bytes after the IP header(s) by the length fields */
+	uint8_t l4_ip;   /* NON_TCP: 1 when the innermost layer is an IP packet (ip_proto,
+	                    l4, l4_len are its own), 0 (ARP, a tunnel's non-IP inner frame) */
+	uint8_t pad_l4[3];
 	const uint8_t *frame; /* the frame it was parsed from */
 	struct mosfw_tun_layer tun[MOSFW_MAX_TUNNELS];
 };
@@ -113,6 +116,26 @@ int mosfw_linktype_supported(int linktype);
 /* 1 with the message a core gives for a capture of an unsupported link
  * type (prefixed with "capture 'PATH': " when path is not NULL); else 0. */
 int mosfw_linktype_refused(int linktype, const char *name, const char *path, char *errbuf);
+
+/* A NON_TCP result that is a UDP datagram or an ICMP/ICMPv6 message
+ * (dgram.c): fill its flow key and payload as Zeek keys them -- UDP by
+ * ports; ICMP by type (sport) and, for the request/reply pairs Zeek pairs
+ * (echo, timestamp, information, address mask, router and neighbour
+ * discovery, MLD, node information, home agent discovery), the
+ * counterpart type (dport), so a request and its reply find one flow; any
+ * other ICMP message gets MOSFW_ICMP_ONE_WAY | code as dport, which no
+ * message from the other side can match (Zeek keys one-way messages by
+ * direction). The echo identifier is not part of the key (Zeek's is not).
+ * payload: the UDP payload (payload_len by the UDP length field, as Zeek
+ * counts it, the IP length when that field is under 8), or the ICMP message after its
+ * 8-byte header (what Zeek counts as its bytes). seq, ack,
+ * window, tcp_flags are zeroed. Any other IP protocol (and ICMP in the
+ * other IP version): a flow by addresses and protocol number, ports 0,
+ * payload = all after the IP header(s). Returns MOSFW_PROTO_UDP,
+ * MOSFW_PROTO_ICMP or MOSFW_PROTO_OTHER, 0 for a packet that is not IP or
+ * whose UDP or ICMP header is cut short (8 bytes must be there). caplen:
+ * the bytes of p->frame captured. */
+int mosfw_parse_dgram(struct mosfw_pkt *p, uint32_t caplen);
 
 /* The IP length field against the frame's wire length (its orig_len):
  * an IP packet that claims more bytes than its frame had on the wire lies
@@ -155,6 +178,13 @@ static inline void mosfw_count_input(struct mosfw_stats *st, int r, uint32_t cap
 		break;
 	default: st->malformed++; break;
 	}
+}
+
+/* A NON_TCP IP packet's protocol number (after mosfw_count_input, same r). */
+static inline void mosfw_count_proto(struct mosfw_stats *st, int r, const struct mosfw_pkt *p)
+{
+	if (r == MOSFW_PARSE_NON_TCP && p->l4_ip)
+		st->ip_protos[p->ip_proto]++;
 }
 
 /* The per-kind tunnel counters of one parsed packet (after

@@ -192,6 +192,7 @@ void mosfw_ring_src_totals(const struct mosfw_ring_src *rs, struct mosfw_stats *
 {
 	struct mosfw_stats s;
 	uint64_t own;
+	int k;
 
 	for (;;) { /* (the counters and this core's share, from one publication) */
 		uint32_t seq = __atomic_load_n(&rs->sh->stats_seq, __ATOMIC_ACQUIRE);
@@ -221,6 +222,8 @@ void mosfw_ring_src_totals(const struct mosfw_ring_src *rs, struct mosfw_stats *
 	a->fragments += s.fragments;
 	a->bad_checksum += s.bad_checksum;
 	add_tunnels(&a->tunnels, &s.tunnels);
+	for (k = 0; k < 256; k++)
+		a->ip_protos[k] += s.ip_protos[k];
 	a->other_shard += s.tcp_packets - own;
 }
 

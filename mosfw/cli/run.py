@@ -191,6 +191,15 @@ class PluginOptionsCommand(click.Command):
     "(default 0, mOS; the tracker's default is Zeek's tcp_attempt_delay, 5).",
 )
 @click.option(
+    "--udp-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Idle seconds before a UDP flow ends (when a plugin asked for UDP); 0 = never (default 60, Zeek's).",
+)
+@click.option(
+    "--icmp-timeout", type=click.FloatRange(min=0), default=None, help="As --udp-timeout, for ICMP."
+)
+@click.option(
     "--user",
     metavar="NAME",
     help="Drop root and run as NAME once the capture is open (live capture as a service).",
@@ -283,6 +292,8 @@ def run_command(
     tcp_timeout,
     tcp_tw_interval,
     tcp_attempt_delay,
+    udp_timeout,
+    icmp_timeout,
     tunnel_max_depth,
     tunnel_key,
     tunnel_ports,
@@ -369,6 +380,8 @@ def run_command(
         tcp_timeout=pick(tcp_timeout, "tcp_timeout", 30.0),
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
         tcp_attempt_delay=tcp_attempt_delay if tcp_attempt_delay is not None else 0.0,
+        udp_timeout=pick(udp_timeout, "udp_timeout", 60.0),
+        icmp_timeout=pick(icmp_timeout, "icmp_timeout", 60.0),
         verify_checksums=verify_checksums,
         decap=_decap_options(ctx, tunnel_max_depth, tunnel_key, tunnel_ports, mpls_pseudowire, tunnel_rehash),
         user=user,

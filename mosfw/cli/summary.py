@@ -37,6 +37,20 @@ def _progress_printer(stream, file_size: int):
     return show
 
 
+#: IP protocol numbers the summary names (others are shown as numbers)
+_PROTO_NAMES = {
+    1: "icmp",
+    2: "igmp",
+    17: "udp",
+    47: "gre",
+    50: "esp",
+    51: "ah",
+    58: "icmpv6",
+    89: "ospf",
+    132: "sctp",
+}
+
+
 def _summary(stats, elapsed: float) -> str:
     s = stats
     other = s.non_tcp + s.fragments
@@ -73,6 +87,10 @@ def _summary(stats, elapsed: float) -> str:
         if tun.get(what):
             per = ", ".join(f"{k} {v}" for k, v in sorted(tun[what].items()))
             lines.append(f"mosfw: tunnels {label}: {per}")
+    protos = getattr(s, "ip_protos", None) or {}
+    if protos:
+        per = ", ".join(f"{_PROTO_NAMES.get(k, k)} {v}" for k, v in sorted(protos.items()))
+        lines.append(f"mosfw: non-TCP IP packets by protocol: {per}")
     if s.kernel_drops or s.iface_drops:
         lines.append(
             f"mosfw: capture drops: {s.kernel_drops} by the kernel, {s.iface_drops} by the interface"

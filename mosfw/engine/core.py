@@ -33,6 +33,7 @@ from mosfw.engine.callbacks import _Callbacks
 from mosfw.engine.dispatch import _DispatchTable
 from mosfw.engine.errors import EngineError, InputError
 from mosfw.engine.filters import _MonitorFilters
+from mosfw.engine.protocols import plugin_protocols, protocol_bits
 from mosfw.engine.timers import _Timers
 from mosfw.engine.view import CoreView
 from mosfw.events import Event, EventType
@@ -164,6 +165,12 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.tcp_timeout = float(config.tcp_timeout)
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
         cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
+        #: {plugin name: the protocols it asked for besides TCP} (mosfw_protocols)
+        self._plugin_protos = plugin_protocols(pm, config)
+        self._flow_protos: dict[int, str] = {}  # flow id -> protocol name, while protocols are routed
+        cfg.protocols = protocol_bits(self._plugin_protos)
+        cfg.udp_timeout = float(getattr(config, "udp_timeout", 60.0))
+        cfg.icmp_timeout = float(getattr(config, "icmp_timeout", 60.0))
         cfg.verify_checksums = 1 if config.verify_checksums else 0
         cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
         cfg.frag_memcap, cfg.frag_timeout = frag_settings_of(config)
@@ -289,7 +296,8 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
     def live_flows(self) -> list[Flow]:
         """Every flow this core tracks now (not ended), in the order they
         started: the engine's flow table, whether or not a plugin saw the
-        flow yet. Their state is *state now*: inside ``mosfw_tick`` that is
+        flow yet (UDP/ICMP flows too when any plugin asked for them:
+        check ``flow.proto``). Their state is *state now*: inside ``mosfw_tick`` that is
         the state at the tick (the engine ends its burst there), elsewhere
         as of the end of the batch being dispatched."""
         slots, n = self._live()
@@ -314,11 +322,12 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
             n = lib.mosfw_core_live_flows(self._c, slots, len(slots))
         return slots, n
 
-    def live_rows(self) -> list[tuple[str, str, int, int, float, int]]:
+    def live_rows(self) -> list[tuple[str, str, int, int, float, int, int]]:
         """The flows of :meth:`live_flows` (the same, in the same order,
         their state now) as plain tuples built in C, without a Flow view
         each: ``(client_str, server_str, client state, server state,
-        first_ts, flow id)``, the states as :class:`~mosfw.events.TcpState`
+        first_ts, flow id, IP protocol)`` (UDP/ICMP flows too when a
+        plugin asked for them: check the protocol), the states as :class:`~mosfw.events.TcpState`
         values. For apps that list the whole table every second
         (``samples/midstat``): a third of the cost of ``live_flows()`` and
         the same attributes read from each."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from mosfw._native import lib
 from mosfw.engine.adapt import call_text
 from mosfw.engine.errors import PluginError, output_closed, raised_at
+from mosfw.engine.protocols import IP_PROTO_NAMES, ProtoView, route_by_protocol
 from mosfw.engine.state import CoreState
 from mosfw.events import ERRORS, REASONS, SIDES, STATES, EventType
 from mosfw.flow import Flow, _addr
@@ -190,7 +191,33 @@ class _DispatchTable(CoreState):
         return extra
 
     def _build_handlers(self) -> dict[int, Callable]:
-        pm = self.pm
+        """The table for TCP flows from every plugin; with UDP/ICMP tracked,
+        records about those flows go to tables built from the plugins that
+        asked for them (mosfw.engine.protocols)."""
+        base = self._build_for(self.pm)
+        asked = self._plugin_protos
+        if not asked:
+            return base
+        by_name: dict[str, dict[int, Callable]] = {}
+        for name in sorted({n for names in asked.values() for n in names}):
+            view = ProtoView(self.pm, {p for p, names in asked.items() if name in names})
+            by_name[name] = self._build_for(view)
+        kinds = self._flow_protos
+        c, flow_rec = self._c, lib.mosfw_core_flow
+        end_bit = int(EventType.CONN_END)
+
+        def proto_of(rec) -> str:
+            p = kinds.get(rec[1])
+            if p is None:
+                p = kinds[rec[1]] = IP_PROTO_NAMES.get(flow_rec(c, rec[2]).tuple.proto, "other")
+            if rec[3] == end_bit:
+                del kinds[rec[1]]
+            return p
+
+        bits = (EventType.PKT_IN, EventType.CONN_START, EventType.CONN_END, EventType.ERROR)
+        return route_by_protocol(base, by_name, tuple(int(b) for b in bits), proto_of)
+
+    def _build_for(self, pm) -> dict[int, Callable]:
         flows = self._flows
         c = self._c
         core_id = self.id

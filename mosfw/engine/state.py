@@ -37,6 +37,8 @@ class CoreState:
     _c: Any  # the C core (cdata)
     _cur: list[Event | None]
     _flows: dict[int, Flow]
+    _plugin_protos: dict[str, frozenset[str]]
+    _flow_protos: dict[int, str]
     _handlers: dict[int, Callable[[Event], None]]
     _plain: dict[int, Callable[[Event], None]] | None
     _timers: dict[int, Any]

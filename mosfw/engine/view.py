@@ -100,7 +100,7 @@ class CoreView:
         """See :meth:`Core.live_flows <mosfw.engine.Core.live_flows>`."""
         return self._core.live_flows()
 
-    def live_rows(self) -> list[tuple[str, str, int, int, float, int]]:
+    def live_rows(self) -> list[tuple[str, str, int, int, float, int, int]]:
         """See :meth:`Core.live_rows <mosfw.engine.Core.live_rows>`."""
         return self._core.live_rows()
 

@@ -14,6 +14,9 @@ DEFAULT_RMEM_MEMCAP = 1 << 30
 DEFAULT_TCP_TIMEOUT = 30
 """Idle seconds before a flow ends with reason timeout (same as mOS)."""
 DEFAULT_TCP_TW_INTERVAL = 5
+#: idle seconds before a UDP / ICMP flow ends (flows of protocols a plugin asked for)
+DEFAULT_UDP_TIMEOUT = 60
+DEFAULT_ICMP_TIMEOUT = 60
 """Seconds a flow is kept in TIME_WAIT (mOS: 0, drop at once)."""
 DEFAULT_NO_RING_BUFFERS = 0
 """0 = keep per-side stream buffers (same as mOS)."""

@@ -11,6 +11,7 @@ import attrs
 from mosfw.mosconf.defaults import (
     DEFAULT_FRAG_MEMCAP,
     DEFAULT_FRAG_TIMEOUT,
+    DEFAULT_ICMP_TIMEOUT,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_NO_RING_BUFFERS,
     DEFAULT_RMEM_MEMCAP,
@@ -19,6 +20,7 @@ from mosfw.mosconf.defaults import (
     DEFAULT_TCP_TW_INTERVAL,
     DEFAULT_TUNNEL_MAX_DEPTH,
     DEFAULT_TUNNEL_PORTS,
+    DEFAULT_UDP_TIMEOUT,
 )
 from mosfw.mosconf.errors import ConfigError, Diagnostic, _Invalid
 from mosfw.mosconf.values import (
@@ -92,6 +94,14 @@ class MosConfig:
     tcp_timeout: int = DEFAULT_TCP_TIMEOUT
     """Idle seconds after which a flow ends (CONN_END, reason timeout);
     0 = never time out idle flows (mOS's ``-1``, which is read as 0)."""
+
+    udp_timeout: int = DEFAULT_UDP_TIMEOUT
+    """Idle seconds (packet time) after which a UDP flow ends (timeout);
+    0 = never. Only flows of runs where a plugin asked for UDP
+    (``mosfw_protocols``); not a mOS key."""
+
+    icmp_timeout: int = DEFAULT_ICMP_TIMEOUT
+    """As ``udp_timeout``, for ICMP and ICMPv6 flows."""
 
     tcp_tw_interval: int = DEFAULT_TCP_TW_INTERVAL
     """Seconds a flow whose sides both reached TIME_WAIT/CLOSED is kept

@@ -32,6 +32,8 @@ _HONOURED_KEYS = (
     "frag_timeout",
     "tcp_timeout",
     "tcp_tw_interval",
+    "udp_timeout",
+    "icmp_timeout",
     "no_ring_buffers",
     "mos_log",
     "stat_print",

@@ -92,6 +92,8 @@ _INT_CHECKS = {
     "frag_timeout": _check_range("frag_timeout", 1, _I32_MAX, " seconds"),
     "tcp_timeout": _check_tcp_timeout,
     "tcp_tw_interval": _check_range("tcp_tw_interval", 0, _I32_MAX, " seconds"),
+    "udp_timeout": _check_range("udp_timeout", 0, _I32_MAX, " seconds"),
+    "icmp_timeout": _check_range("icmp_timeout", 0, _I32_MAX, " seconds"),
     "no_ring_buffers": _check_bool01("no_ring_buffers"),
     "tunnel_max_depth": _check_range("tunnel_max_depth", 0, 32, " layers"),
     "tunnel_key": _check_bool01("tunnel_key"),

@@ -23,6 +23,12 @@ as ``IP:PORT`` (IPv6 as ``[addr]:port``). Per event:
   when there is a flow
 - ``orphan``: ``src``, ``dst`` (no flow, so no client/server), ``flags``
 
+With ``--eventlog-protocols udp,icmp`` the events of UDP and ICMP flows
+are logged too (``conn_start``, ``pkt_in``, ``conn_end``, ``error``),
+their lines with ``"proto": "udp"`` or ``"icmp"`` (TCP lines have no
+``proto``; an ICMP flow's ports are its type and the answering type or
+code, as Zeek writes them).
+
 Default: every event but ``pkt_in``. This format is a stable contract:
 fields may be added, never renamed or removed.
 
@@ -57,15 +63,19 @@ class EventLog:
     ``out``: a callable taking one JSON line (``config.records.json_writer``)
     or a text stream."""
 
-    def __init__(self, out, events) -> None:
+    def __init__(self, out, events, protocols=frozenset()) -> None:
         write = out if callable(out) else out.write
+        self.protocols = frozenset(protocols)
         # per-flow '"core": N, ..., "server": "..."' fragments, by flow id
         heads: dict[int, str] = {}
 
         def tail(flow) -> str:
             h = heads.get(flow.id)
             if h is None:
-                h = heads[flow.id] = f'"client": "{flow.client_str}", "server": "{flow.server_str}"'
+                h = f'"client": "{flow.client_str}", "server": "{flow.server_str}"'
+                if protocols and flow.proto != "tcp":
+                    h += f', "proto": "{flow.proto}"'
+                heads[flow.id] = h
             return h
 
         def line(ev, name: str, core: int, side: str, t: str, extra: str) -> None:
@@ -154,6 +164,10 @@ class EventLog:
     def mosfw_core_start(self, core):
         self.core = core.id
 
+    @mosfw.hookimpl
+    def mosfw_protocols(self):
+        return set(self.protocols)
+
 
 def parse_events(value: str | None) -> tuple[str, ...]:
     """``--events a,b,c`` -> names; raises UsageError on unknown names."""
@@ -178,11 +192,29 @@ def mosfw_addoption(parser):
         envvar="MOSFW_EVENTS",
         help="eventlog: comma-separated events to log (default: all but pkt_in; 'all' for every one).",
     )
+    parser.addoption(
+        "--eventlog-protocols",
+        default=None,
+        help="eventlog: log the flows of these protocols too (comma-separated: udp, icmp, other; "
+        "default TCP only).",
+    )
 
 
 @mosfw.hookimpl
 def mosfw_configure(config):
     events = parse_events(config.getoption("events"))
+    protocols = parse_protocols(config.getoption("eventlog_protocols"))
     records = getattr(config, "records", None)
     out = records.json_writer("events") if records is not None else config.stdout
-    config.pluginmanager.register(EventLog(out, events), name="eventlog-writer")
+    config.pluginmanager.register(EventLog(out, events, protocols), name="eventlog-writer")
+
+
+def parse_protocols(value: str | None) -> frozenset[str]:
+    """``--eventlog-protocols udp,icmp`` -> names; raises UsageError on unknown names."""
+    names = frozenset(v.strip().lower() for v in (value or "").split(",") if v.strip()) - {"tcp"}
+    bad = sorted(names - {"udp", "icmp", "other"})
+    if bad:
+        raise mosfw.UsageError(
+            f"--eventlog-protocols: unknown protocol(s) {', '.join(bad)}; choose from udp, icmp, other"
+        )
+    return names

@@ -112,6 +112,7 @@ class Recorded:
     window: int | None = None  #: raw window field of the packet (packet-driven events)
     flags: str | None = None  #: TCP flags of the packet as letters (``"SA"``), "" when timer-driven
     pkt_index: int = 0  #: 1-based index in the input of the packet that caused it
+    proto: str | None = None  #: the flow's protocol (tcp, udp, icmp; None without a flow)
 
     @property
     def short(self) -> tuple:
@@ -232,9 +233,13 @@ class RunRecord:
 
 
 class _Recorder:
-    def __init__(self, events: Iterable[str]) -> None:
+    def __init__(self, events: Iterable[str], protocols: Iterable[str] = ()) -> None:
         import mosfw
         from mosfw.testing.packets import flags_str
+
+        if protocols:  # records UDP/ICMP flows' events too (mosfw_protocols)
+            asked = set(protocols)
+            self.mosfw_protocols = mosfw.hookimpl(lambda: asked)
 
         self.events: list[Recorded] = []
         rec = self.events.append
@@ -254,6 +259,7 @@ class _Recorder:
                     flow_id=flow.id,
                     client_state=event.client_state.name,
                     server_state=event.server_state.name,
+                    proto=flow.proto,
                 )
             return d
 
@@ -390,6 +396,7 @@ def run_capture(
     conf=None,
     linktype: str = "ether",
     pcap_path: str | os.PathLike | None = None,
+    protocols: Iterable[str] = (),
     **engine_options,
 ) -> RunRecord:
     """Run ``plugins`` over ``source`` in-process and record events.
@@ -423,6 +430,9 @@ def run_capture(
     :param linktype: link type of a list of records.
     :param pcap_path: where to write a synthetic source (kept); default: a
         temporary file, removed after the run.
+    :param protocols: record the events of these protocols' flows too
+        (``"udp"``, ``"icmp"``: the recorder asks for them with
+        ``mosfw_protocols``, so the engine tracks them).
     :param engine_options: :data:`ENGINE_OPTIONS`, the engine settings of
         :class:`mosfw.Config` (``max_concurrency``, ``tcp_timeout``,
         ``tcp_tw_interval``, ``verify_checksums``, ``rmem_size``,
@@ -465,7 +475,7 @@ def run_capture(
                 if not pm.is_registered(p):
                     pm.register(p)
             loaded.append(p)
-        recorder = _Recorder(events or ())
+        recorder = _Recorder(events or (), protocols)
         pm.register(recorder, name="mosfw-test-recorder")
         pm.check()
         out, err = io.StringIO(), io.StringIO()

@@ -165,6 +165,15 @@ static PyObject *endpoint_str(int family, const uint8_t *addr, unsigned port)
 	                   : PyUnicode_FromFormat("%s:%u", ip, port);
 }
 
+/* The server's port as shown: an ICMP flow's one-way bit is not part of it
+ * (Zeek's resp_p is the code) */
+static unsigned srv_port_shown(const struct mosfw_tuple *t)
+{
+	if ((t->proto == 1 || t->proto == 58) && (t->srv_port & MOSFW_ICMP_ONE_WAY))
+		return t->srv_port & 0xff;
+	return t->srv_port;
+}
+
 /* endpoints(buf) -> (client, server): buf holds a struct mosfw_tuple (a
  * flow record starts with one). What Flow.client_str/server_str return,
  * in one call instead of two inet_ntop and two f-strings through cffi. */
@@ -185,7 +194,7 @@ static PyObject *endpoints(PyObject *self, PyObject *arg)
 	}
 	t = (const struct mosfw_tuple *)view.buf;
 	cli = endpoint_str(t->family, t->cli_addr, t->cli_port);
-	srv = cli ? endpoint_str(t->family, t->srv_addr, t->srv_port) : NULL;
+	srv = cli ? endpoint_str(t->family, t->srv_addr, srv_port_shown(t)) : NULL;
 	if (srv)
 		pair = PyTuple_Pack(2, cli, srv);
 	Py_XDECREF(cli);
@@ -195,7 +204,7 @@ static PyObject *endpoints(PyObject *self, PyObject *arg)
 }
 
 /* flow_rows(flows, slots, n) -> [(client, server, client_state,
- * server_state, first_ts, flow_id), ...]: the n flows whose slots are in
+ * server_state, first_ts, flow_id, ip_proto), ...]: the n flows whose slots are in
  * slots (uint32) of the flow pool in flows, as plain tuples (Core.live_rows:
  * a table of every live flow without a Flow view each). */
 static PyObject *flow_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -238,11 +247,12 @@ static PyObject *flow_rows(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		}
 		f = (const struct mosfw_flow *)pool.buf + slot;
 		cli = endpoint_str(f->tuple.family, f->tuple.cli_addr, f->tuple.cli_port);
-		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr, f->tuple.srv_port)
+		srv = cli ? endpoint_str(f->tuple.family, f->tuple.srv_addr,
+		                         srv_port_shown(&f->tuple))
 		          : NULL;
-		row = srv ? Py_BuildValue("(OOiidK)", cli, srv, (int)f->side[0].state,
+		row = srv ? Py_BuildValue("(OOiidKi)", cli, srv, (int)f->side[0].state,
 		                          (int)f->side[1].state, f->first_ts,
-		                          (unsigned long long)f->id)
+		                          (unsigned long long)f->id, (int)f->tuple.proto)
 		          : NULL;
 		Py_XDECREF(cli);
 		Py_XDECREF(srv);

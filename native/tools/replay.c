@@ -5,7 +5,10 @@
  * capture, and a pure-C speed reference for benchmarks.
  *
  *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE]
- *                [-s SHARD/COUNT] [-c CORES] [-v] FILE...
+ *                [-s SHARD/COUNT] [-c CORES] [-P PROTOCOLS] [-v] FILE...
+ *
+ * -P: mosfw_config.protocols (1 UDP, 2 ICMP, 4 other IP protocols, 7 all;
+ * default 0, TCP only).
  *
  * It also drives the app-facing API the way a plugin would: it peeks
  * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
@@ -71,7 +74,7 @@ struct rcore {
 };
 
 /* The flow table at the end of the input: every live flow is one the
- * engine is about to end with reason eof. */
+ * engine is about to end with reason eof, in creation order. */
 static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
 {
 	uint32_t n = mosfw_core_live_flows(core, NULL, 0), i;
@@ -84,7 +87,8 @@ static uint32_t live_at_input_end(const char *path, struct mosfw_core *core)
 	for (i = 0; i < n; i++) {
 		const struct mosfw_flow *f = mosfw_core_flow(core, slots[i]);
 		if (!f || f->end_reason != MOSFW_END_NONE ||
-		    (i && f->id <= mosfw_core_flow(core, slots[i - 1])->id)) {
+		    (i &&
+		     (int32_t)(f->created - mosfw_core_flow(core, slots[i - 1])->created) <= 0)) {
 			fprintf(stderr,
 			        "mosfw-replay: %s: bad flow table at the end of the input\n", path);
 			abort();
@@ -147,7 +151,9 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 		abort();
 	if (mosfw_core_set_filter(core, 0, MOSFW_EV_PKT_IN | MOSFW_EV_CONN_NEW_DATA,
 	                          "tcp[13] & 8 != 0", err) < 0 ||
-	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0, "tcp or ip6", err) < 0 ||
+	    mosfw_core_set_filter(core, MOSFW_FILTER_SYN, 0,
+	                          "tcp or udp or icmp or ip6 or ip proto 47 or ip proto 50",
+	                          err) < 0 ||
 	    mosfw_core_set_filter(core, MOSFW_FILTER_ORPHAN, 0, "tcp", err) < 0) {
 		/* some link types cannot carry these (libpcap rejects them): go on
 		 * without the filters that did not compile */
@@ -290,12 +296,13 @@ int main(int argc, char **argv)
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:vAW:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:vAW:P:")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 't': cfg.tcp_timeout = atof(optarg); break;
 		case 'b': cfg.rmem_size = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'P': cfg.protocols = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 's': /* INDEX/COUNT: keep one shard, as worker INDEX of -c COUNT */
 			if (sscanf(optarg, "%u/%u", &cfg.shard_index, &cfg.shard_count) != 2 ||
 			    cfg.shard_index >= cfg.shard_count) {

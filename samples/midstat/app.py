@@ -188,12 +188,22 @@ def ended_before_end(stats) -> int:
     return s.flows_ended_fin + s.flows_ended_rst + s.flows_ended_timeout + s.flows_evicted + s.flows_reused
 
 
-def snapshot(core) -> list[tuple]:
+#: IP protocol numbers of the flows midstat lists with --udp (TCP always)
+_UDP = {17: "udp"}
+
+
+def snapshot(core, udp: bool = False) -> list[tuple]:
     """Rows of the connections one core tracks now, as ``(proto, cpu,
     client, client_state, server, server_state, start time)``, in the
-    order they started."""
+    order they started: TCP's, and with ``udp`` the UDP flows' (their
+    states show as ``-``; flows another plugin of the run asked for are
+    not listed)."""
     cpu = core.id
-    return [("tcp", cpu, cli, cst, srv, sst, first) for cli, srv, cst, sst, first, _ in core.live_rows()]
+    return [
+        ("tcp" if p == 6 else _UDP[p], cpu, cli, cst if p == 6 else -1, srv, sst if p == 6 else -1, first)
+        for cli, srv, cst, sst, first, _, p in core.live_rows()
+        if p == 6 or (udp and p in _UDP)
+    ]
 
 
 def merge_rows(per_core: Sequence) -> list[tuple]:
@@ -220,7 +230,9 @@ class Midstat:
     ended before it (the engine keeps their records: no Python call per
     connection)."""
 
-    def __init__(self, digest: bool, per_second: bool) -> None:
+    def __init__(self, digest: bool, per_second: bool, udp: bool = False) -> None:
+        #: list UDP flows too (--udp: asked for with mosfw_protocols)
+        self.udp = udp
         #: list the last ended connections (not with --json)
         self.digest = digest
         #: a table every second (not with --once)
@@ -235,12 +247,17 @@ class Midstat:
             core.keep_recent_ends(ENDED_SHOWN)
 
     @mosfw.hookimpl
+    def mosfw_protocols(self):
+        return {"udp"} if self.udp else None
+
+    @mosfw.hookimpl
     def mosfw_input_end(self, core) -> None:
-        self.final = snapshot(core)
+        self.final = snapshot(core, self.udp)
 
     def result(self, core) -> dict:
         """This core's part of the final report (merged by mosfw_merge)."""
-        ended = [ended_row(ts, f) for ts, f in core.recent_ends()] if self.digest else []
+        listed = ("tcp", "udp") if self.udp else ("tcp",)
+        ended = [ended_row(ts, f) for ts, f in core.recent_ends() if f.proto in listed] if self.digest else []
         st = core.stats()
         rows, self.final = self.final, []
         return {"rows": rows, "ended": ended, "ended_count": ended_before_end(st), "last_ts": st.last_ts}
@@ -377,6 +394,12 @@ def mosfw_addoption(parser):
         help="midstat: one JSON object per line: a snapshot per second, the final one, the summary.",
     )
     parser.addoption(
+        "--udp",
+        is_flag=True,
+        default=False,
+        help="midstat: list UDP flows too (TCP only by default, as mOS's midstat).",
+    )
+    parser.addoption(
         "--summary-only",
         is_flag=True,
         default=False,
@@ -433,7 +456,9 @@ def mosfw_configure(config):
     printer = _printer(config)
     pm = config.pluginmanager
     if printer is not None:
-        _app = app = Midstat(digest=not printer.json, per_second=printer.mode != "once")
+        _app = app = Midstat(
+            digest=not printer.json, per_second=printer.mode != "once", udp=bool(_opt(config, "udp", False))
+        )
         pm.register(app, name=f"midstat-table-{id(app)}")
 
     names = list(_opt(config, "stat_print", ()) or ())
@@ -462,7 +487,7 @@ def mosfw_configure(config):
 def mosfw_tick_result(core, ts):
     """This core's table at the second ``ts`` (None with --once or -q)."""
     app = _app
-    return snapshot(core) if app is not None and app.per_second else None
+    return snapshot(core, app.udp) if app is not None and app.per_second else None
 
 
 @mosfw.hookimpl

@@ -1,4 +1,4 @@
-"""tracker: one Zeek conn.log record per TCP connection.
+"""tracker: one Zeek conn.log record per TCP connection, UDP flow and ICMP flow.
 
 ``mosfw run -r FILE -p samples/tracker`` (or ``samples/tracker/tracker
 -r FILE``) writes, for every TCP connection the engine tracked, including
@@ -27,6 +27,8 @@ Options (``mosfw run -p samples/tracker --help``):
                              ``#separator``/``#fields``/``#types``
                              headers that ``zeek-cut`` reads
 ``--conn-log PATH``          write the records to PATH instead of stdout
+``--conn-protocols LIST``    tcp,udp,icmp (default): UDP and ICMP records by
+                             Zeek's rules too (docs/zeek-rules.md)
 
 JSON records not sent to ``--conn-log`` are records of the stream ``conn``
 (:mod:`mosfw.records`): standard output by default, or wherever ``mosfw
@@ -79,68 +81,6 @@ def _load_zeek():
 _zeek = _load_zeek()
 zffi, zlib = _zeek.ffi, _zeek.lib
 
-#: conn.log columns, in Zeek's order, then mosfw's
-FIELDS = (
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
-    "proto",
-    "duration",
-    "orig_bytes",
-    "resp_bytes",
-    "conn_state",
-    "local_orig",
-    "local_resp",
-    "missed_bytes",
-    "history",
-    "orig_pkts",
-    "orig_ip_bytes",
-    "resp_pkts",
-    "resp_ip_bytes",
-    "orig_rexmit_pkts",
-    "resp_rexmit_pkts",
-    "cli_state",
-    "svr_state",
-    "close_reason",
-    "core",
-    "vlan",
-    "inner_vlan",
-    "tunnels",
-)
-#: their Zeek types (the #types line)
-TYPES = (
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
-    "enum",
-    "interval",
-    "count",
-    "count",
-    "string",
-    "bool",
-    "bool",
-    "count",
-    "string",
-    "count",
-    "count",
-    "count",
-    "count",
-    "count",
-    "count",
-    "string",
-    "string",
-    "string",
-    "count",
-    "int",
-    "int",
-    "set[string]",
-)
 FORMATS = {"json": zlib.ZEEK_JSON, "zeek": zlib.ZEEK_TSV}
 
 #: the records stream of the JSON records (:mod:`mosfw.records`)
@@ -168,23 +108,18 @@ output = _load_sibling("output")
 _Sink = output.Sink
 
 
+schema = _load_sibling("schema")
+FIELDS, TYPES = schema.FIELDS, schema.TYPES
+
+
 def zeek_header(path: str = "conn", t: float | None = None) -> str:
     """Zeek's TSV log header (what ``zeek-cut`` needs: the separator, the
     #fields and #types lines)."""
-    return (
-        "#separator \\x09\n"
-        "#set_separator\t,\n"
-        "#empty_field\t(empty)\n"
-        "#unset_field\t-\n"
-        f"#path\t{path}\n"
-        f"#open\t{output.zeek_time(t)}\n"
-        "#fields\t" + "\t".join(FIELDS) + "\n"
-        "#types\t" + "\t".join(TYPES) + "\n"
-    )
+    return schema.zeek_header(path, output.zeek_time(t))
 
 
 def zeek_footer(t: float | None = None) -> str:
-    return f"#close\t{output.zeek_time(t)}\n"
+    return schema.zeek_footer(output.zeek_time(t))
 
 
 _CoreFile = output.CoreFile
@@ -237,6 +172,13 @@ ZEEK_TCP_INACTIVITY_TIMEOUT = 300.0
 #: Zeek's ``tcp_attempt_delay`` (5 s): an unanswered SYN's connection is
 #: removed then; the engine's ``tcp_attempt_delay`` in a tracker run
 ZEEK_TCP_ATTEMPT_DELAY = 5.0
+#: Zeek's ``udp_inactivity_timeout`` and ``icmp_inactivity_timeout``
+#: (init-bare.zeek, 1 min each): the engine's in a tracker run unless
+#: ``--udp-timeout``/``--icmp-timeout`` (or mos.conf) set others
+ZEEK_UDP_INACTIVITY_TIMEOUT = 60.0
+ZEEK_ICMP_INACTIVITY_TIMEOUT = 60.0
+#: the protocols the tracker writes records of by default (Zeek's conn.log: all three)
+DEFAULT_PROTOCOLS = "tcp,udp,icmp"
 
 
 _site_nets = _load_sibling("site_nets")
@@ -434,6 +376,18 @@ def mosfw_addoption(parser):
         "packets still count.",
     )
     parser.addoption(
+        "--conn-protocols",
+        "conn_protocols",
+        metavar="LIST",
+        default=DEFAULT_PROTOCOLS,
+        envvar="MOSFW_CONN_PROTOCOLS",
+        show_default=True,
+        help="tracker: the protocols to write records of (tcp is always written; udp and icmp "
+        "flows are tracked for them, with Zeek's 60 s inactivity timeouts unless --udp-timeout/"
+        "--icmp-timeout say otherwise; 'other': other IP protocols as unknown_transport records, "
+        "one per address pair and protocol).",
+    )
+    parser.addoption(
         "--conn-rotate-interval",
         "conn_rotate_interval",
         type=click.FloatRange(min=0),
@@ -457,8 +411,9 @@ def mosfw_addoption(parser):
 class _Run:
     """What the module keeps about the current run."""
 
-    def __init__(self, fmt: str = "json", path: str | None = None, local_nets=()) -> None:
+    def __init__(self, fmt: str = "json", path: str | None = None, local_nets=(), protocols=()) -> None:
         self.fmt = fmt
+        self.protocols = set(protocols)  # besides TCP (mosfw_protocols)
         self.path = path
         self.local_nets = local_nets
         self.out = None  # the --conn-log file (closed in mosfw_report)
@@ -484,6 +439,21 @@ def _options(config) -> tuple[str, str | None]:
     return fmt, (None if path in (None, "", "-") else path)
 
 
+def _protocols(config) -> set[str]:
+    v = config.getoption("conn_protocols")
+    text = v if isinstance(v, str) else DEFAULT_PROTOCOLS
+    names = {p.strip().lower() for p in text.split(",") if p.strip()} - {"tcp"}
+    if names - {"udp", "icmp", "other"}:
+        raise mosfw.UsageError(f"--conn-protocols: {text!r}: choose from tcp, udp, icmp, other")
+    return names
+
+
+@mosfw.hookimpl
+def mosfw_protocols(config):
+    """The UDP and ICMP flows the records are written of (--conn-protocols)."""
+    return set(_run.protocols)
+
+
 @mosfw.hookimpl
 def mosfw_configure(config):
     global _run
@@ -492,11 +462,15 @@ def mosfw_configure(config):
     if not (isinstance(nets, str) and nets) and getattr(config, "mos", None) is not None:
         nets = " ".join(getattr(config.mos, "local_nets", ()))  # mos.conf's
     nets = parse_local_nets(nets) if isinstance(nets, str) and nets else []
-    _run = run = _Run(fmt, path, nets)
+    _run = run = _Run(fmt, path, nets, _protocols(config))
     pm = config.pluginmanager
     explicit = getattr(config, "explicit", ())
     if "tcp_timeout" not in explicit:
         config.tcp_timeout = ZEEK_TCP_INACTIVITY_TIMEOUT
+    if "udp_timeout" not in explicit:
+        config.udp_timeout = ZEEK_UDP_INACTIVITY_TIMEOUT
+    if "icmp_timeout" not in explicit:
+        config.icmp_timeout = ZEEK_ICMP_INACTIVITY_TIMEOUT
     if "tcp_attempt_delay" not in explicit:
         config.tcp_attempt_delay = ZEEK_TCP_ATTEMPT_DELAY
     every = float(config.getoption("conn_rotate_interval") or 0)

@@ -21,7 +21,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-SOURCES = ["zeek_view.c", "zeek_history.c", "zeek_record.c", "zeek_log.c"]
+SOURCES = ["zeek_view.c", "zeek_history.c", "zeek_dgram.c", "zeek_record.c", "zeek_log.c"]
 
 CDEF = """
 struct mosfw_flow { ...; };

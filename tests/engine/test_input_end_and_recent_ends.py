@@ -35,7 +35,15 @@ class Probe:
         # the same table as plain rows (what midstat reads)
         self.rows = core.live_rows()
         self.rows_from_flows = [
-            (f.client_str, f.server_str, int(f.client_state), int(f.server_state), f.first_ts, f.id)
+            (
+                f.client_str,
+                f.server_str,
+                int(f.client_state),
+                int(f.server_state),
+                f.first_ts,
+                f.id,
+                f.ip_proto,
+            )
             for f in flows
         ]
 

@@ -71,8 +71,10 @@ def test_connection_read_after_a_step_back_is_one_record(mosfw_capture, mosfw_ru
     end = cap.now - cap.step
     rec, records = track(mosfw_run, cap, events=("conn_end",))
     assert rec.ends() == {key(Y): ["fin"]}
-    assert rec.stats.flows_created == 1 and rec.stats.flows_ended_timeout == 0
-    (r,) = records
+    # (the tracker asks for UDP: the datagram is a flow, and a record, of its own)
+    assert rec.stats.flows_created == 2 and rec.stats.flows_ended_timeout == 0
+    assert [(x["proto"], x["conn_state"]) for x in records if x["proto"] != "tcp"] == [("udp", "S0")]
+    (r,) = [x for x in records if x["proto"] == "tcp"]
     assert (r["conn_state"], r["close_reason"], r["orig_pkts"], r["resp_pkts"]) == ("SF", "fin", 12, 10)
     # the record keeps the packets' own times (not input time)
     assert r["ts"] == pytest.approx(start, abs=1e-6) and r["duration"] == pytest.approx(
@@ -86,7 +88,10 @@ def test_connection_read_after_a_step_back_is_one_record(mosfw_capture, mosfw_ru
     )
     assert out.returncode == 0, out.stderr
     recs2 = [json.loads(x) for x in out.stdout.splitlines()]
-    assert [(x["close_reason"], x["orig_pkts"], x["resp_pkts"]) for x in recs2] == [("fin", 12, 10)]
+    assert sorted((x["proto"], x["close_reason"], x["orig_pkts"], x["resp_pkts"]) for x in recs2) == [
+        ("tcp", "fin", 12, 10),
+        ("udp", "eof", 1, 0),
+    ]
 
 
 def test_clock_steps_back_mid_connection(mosfw_capture, mosfw_run):

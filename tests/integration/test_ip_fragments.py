@@ -54,6 +54,7 @@ def mosfw(pcap: Path, *args: str, env: dict | None = None) -> tuple[list[dict], 
     """eventlog lines (``core`` dropped), tracker records (``core``
     dropped) and the --stats-json counters of one run."""
     cmd = [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", "eventlog", "-p", str(TRACKER)]
+    cmd += ["--conn-protocols", "tcp"]  # (TCP through fragments; the captures' NDP is not the point)
     r = subprocess.run(
         [*cmd, "-q", "--stats-json", "-", *args],
         capture_output=True,

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "packet": 0,
     "linktypes": 0,
     "decap": 0,  # mosfw_parse: the link layer, then tags and tunnels
+    "dgram": 0,  # mosfw_parse_dgram: the UDP/ICMP flow key (after Zeek)
     # 1: the flow table (canonical key, symmetric hash); IP fragment
     #    reassembly (a per-core table of datagrams, uses nothing)
     "flow_table": 1,
@@ -63,6 +64,7 @@ LAYERS: dict[str, int] = {
     "core": 7,
     "core_loop": 7,
     "core_end": 7,
+    "core_dgram": 7,
     "core_api": 7,
     "tunnels": 7,  # per-flow layer records and their core API
 }

@@ -138,6 +138,21 @@ def test_editcap_damage(tmp_path):
     replay(*files)
 
 
+def test_replay_all_test_captures_with_udp_and_icmp_tracked():
+    """UDP and ICMP flows (native/core_dgram.c, dgram.c) under the
+    sanitizers, on one core and on three fed by one reader (native/feed.c): every
+    DNS, NTP, tunnel, fragment... packet of the test captures, with the
+    API calls mosfw-replay makes on every record."""
+    files = data_captures()
+    one = replay(*files, args=("-P", "7"))
+    assert one.count("\n") == len(files)
+    flows = sum(int(line.split("flows=")[1].split()[0]) for line in one.splitlines())
+    tcp_only = sum(int(line.split("flows=")[1].split()[0]) for line in replay(*files).splitlines())
+    assert flows > tcp_only  # the captures hold UDP and ICMP: more flows
+    three = replay(*files, args=("-P", "7", "-c", "3"))
+    assert three.count("\n") == 3 * len(files)
+
+
 def test_replay_all_test_captures_on_three_cores_fed_by_one_reader():
     """native/feed.c and source_ring.c under the sanitizers: the reader
     thread feeds three cores (round robin in one process) every test

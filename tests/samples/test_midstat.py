@@ -815,3 +815,19 @@ def test_launcher_help_and_executable():
     assert cp.stdout.startswith("Usage: midstat ")
     for opt in ("--once", "--json", "--summary-only", "--stat-print", "--refresh"):
         assert opt in cp.stdout
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_udp_flows_listed_only_with_udp(mosfw_capture, mosfw_run, udp):
+    # TCP only, as mOS's midstat, unless --udp; ICMP never (nobody asked)
+    cap = mosfw_capture(start=10.0)
+    cap.conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80)).handshake()
+    cap.udp(("10.0.0.3", 5353), ("10.0.0.4", 53), b"query")
+    cap.icmp("10.0.0.3", "10.0.0.4")
+    rec = mosfw_run(cap, plugins=[str(APP_DIR)], events=None, options={"once": True, "udp": udp})
+    rows = [line.split() for line in rec.stdout.splitlines() if line.startswith(("tcp ", "udp "))]
+    expected = [["tcp", "0", "10.0.0.1:40000", "ESTABLISHED", "10.0.0.2:80", "ESTABLISHED"]]
+    if udp:  # (5353 is not a likely server port to the engine: the sender is the client)
+        expected.append(["udp", "0", "10.0.0.3:5353", "-", "10.0.0.4:53", "-"])
+    assert rows == expected
+    assert rec.stats.flows_created == (2 if udp else 1)

@@ -122,7 +122,10 @@ def run_tracker(path: Path, **engine):
     from mosfw.testing.harness import run_capture
 
     rec_plugin = Recorder()
-    rec = run_capture(str(path), plugins=[TRACKER, rec_plugin], events=None, **engine)
+    # TCP records only: this module checks them against tshark's TCP
+    # conversations and Zeek's TCP baselines (UDP/ICMP: test_udp_icmp_real.py)
+    opts = {"conn_protocols": "tcp"}
+    rec = run_capture(str(path), plugins=[TRACKER, rec_plugin], events=None, options=opts, **engine)
     assert rec.status == "done", rec.error
     assert rec.stats.plugin_errors == 0, rec.stderr
     return [json.loads(line) for line in rec.stdout.splitlines()], rec_plugin, rec.stats

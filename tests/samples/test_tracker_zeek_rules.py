@@ -404,7 +404,12 @@ def test_rules_doc_names_existing_tests():
     assert len(named) >= 40
     here = Path(__file__).parent
     defined = set()
-    for f in ("test_tracker.py", "test_tracker_zeek_rules.py", "test_tracker_idle_real.py"):
+    for f in (
+        "test_tracker.py",
+        "test_tracker_zeek_rules.py",
+        "test_tracker_idle_real.py",
+        "test_tracker_udp_icmp_rules.py",
+    ):
         defined |= set(re.findall(r"^def (test_\w+)\(", (here / f).read_text(), re.M))
     assert named <= defined, sorted(named - defined)
     assert "zeek-rules" in (ROOT / "docs" / "index.md").read_text()

@@ -124,7 +124,9 @@ def mosfw(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess
 
 
 def tracker(pcap: Path, *args: str, cores: int = 1) -> subprocess.CompletedProcess:
-    return mosfw("run", "-q", "--no-progress", "-r", str(pcap), "-c", str(cores), "-p", TRACKER, *args)
+    # TCP records (the tests count them against tshark's TCP conversations)
+    tcp = ("--conn-protocols", "tcp")
+    return mosfw("run", "-q", "--no-progress", "-r", str(pcap), "-c", str(cores), "-p", TRACKER, *tcp, *args)
 
 
 def records(stdout: bytes) -> list[dict]:

@@ -140,12 +140,14 @@ def test_bad_arguments(args, message):
 
 def _flow_pool(*flows):
     """A pool of struct mosfw_flow records: (family, cli addr bytes, cli
-    port, srv addr bytes, srv port, client state, server state, first_ts, id)."""
+    port, srv addr bytes, srv port, client state, server state, first_ts, id
+    [, IP protocol: 6 by default])."""
     from mosfw._native import ffi
 
     pool = ffi.new("struct mosfw_flow[]", len(flows))
-    for f, (fam, ca, cp, sa, sp, cst, sst, first, fid) in zip(pool, flows, strict=True):
+    for f, (fam, ca, cp, sa, sp, cst, sst, first, fid, *proto) in zip(pool, flows, strict=True):
         f.tuple.family = fam
+        f.tuple.proto = proto[0] if proto else 6
         f.tuple.cli_addr[0 : len(ca)] = list(ca)
         f.tuple.srv_addr[0 : len(sa)] = list(sa)
         f.tuple.cli_port, f.tuple.srv_port = cp, sp
@@ -166,10 +168,25 @@ def test_endpoints_and_flow_rows_format_both_families():
     slots = ffi.new("uint32_t[]", [1, 0])
     rows = flow_rows(ffi.buffer(pool), ffi.buffer(slots), 2)
     assert rows == [
-        ("[fd00::1]:1", "[fd00::2]:65535", 1, 0, 2.25, 2**40),
-        ("10.0.0.1:40000", "192.168.1.2:80", 4, 10, 1.5, 7),
+        ("[fd00::1]:1", "[fd00::2]:65535", 1, 0, 2.25, 2**40, 6),
+        ("10.0.0.1:40000", "192.168.1.2:80", 4, 10, 1.5, 7, 6),
     ]
     assert flow_rows(ffi.buffer(pool), ffi.buffer(slots), 0) == []
+
+
+def test_icmp_one_way_flow_shows_its_code_as_the_server_port():
+    from mosfw._dispatch import endpoints, flow_rows
+
+    a, b = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    # type 3 code 1 (one-way: MOSFW_ICMP_ONE_WAY | code), and an echo (8, its counterpart 0)
+    ffi, pool = _flow_pool((4, a, 3, b, 0x100 | 1, 0, 0, 1.0, 1, 1), (4, a, 8, b, 0, 0, 0, 2.0, 2, 1))
+    assert endpoints(ffi.buffer(pool, ffi.sizeof(pool[0]))) == ("10.0.0.1:3", "10.0.0.2:1")
+    slots = ffi.new("uint32_t[]", [0, 1])
+    rows = flow_rows(ffi.buffer(pool), ffi.buffer(slots), 2)
+    assert [(r[0], r[1], r[6]) for r in rows] == [
+        ("10.0.0.1:3", "10.0.0.2:1", 1),
+        ("10.0.0.1:8", "10.0.0.2:0", 1),
+    ]
 
 
 def test_flow_rows_checks_its_buffers():

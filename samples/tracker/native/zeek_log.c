@@ -49,6 +49,15 @@ static void on_tcp(void *self, const struct mosfw_flow *f, uint32_t slot, const 
 		zeek_conn_packet(&z->views[slot], f, s);
 }
 
+static void on_dgram(void *self, const struct mosfw_flow *f, uint32_t slot,
+                     const struct mosfw_seg *s)
+{
+	struct zeek_log *z = self;
+
+	if (slot < z->n_slots)
+		zeek_conn_dgram(&z->views[slot], f, s);
+}
+
 /* A packet of a flow the engine ended (within tcp_tw_interval, Zeek's
  * close delay): counted apart, then accounted as any packet. */
 static void on_late(void *self, const struct mosfw_flow *f, uint32_t slot,
@@ -178,6 +187,7 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	z->obs.name = "zeek";
 	z->obs.self = z;
 	z->obs.tcp_updated = on_tcp;
+	z->obs.dgram_updated = on_dgram;
 	z->obs.flow_created = on_created;
 	z->obs.flow_layers = on_layers;
 	z->obs.late_pkt = on_late;

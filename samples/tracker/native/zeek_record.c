@@ -464,6 +464,13 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	const uint8_t *rh = orig == MOSFW_SIDE_CLIENT ? t->srv_addr : t->cli_addr;
 	uint16_t op = orig == MOSFW_SIDE_CLIENT ? t->cli_port : t->srv_port;
 	uint16_t rp = orig == MOSFW_SIDE_CLIENT ? t->srv_port : t->cli_port;
+	int tcp = t->proto == 6 || t->proto == 0;
+	/* ICMP: orig_p the type, resp_p the answering type or the code (Zeek's) */
+	int icmp = t->proto == 1 || t->proto == 58;
+	const char *proto = tcp              ? "tcp"
+	                    : t->proto == 17 ? "udp"
+	                    : icmp           ? "icmp"
+	                                     : "unknown_transport";
 	double duration = k->last_ts - f->first_ts;
 	struct fields fd = { buf, format != ZEEK_TSV, 0, 0 };
 
@@ -484,23 +491,25 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	FIELD(&fd, "id.resp_h", 1);
 	fd.p = put_addr(fd.p, rh, t->family);
 	FIELD(&fd, "id.resp_p", 0);
+	if (icmp)
+		rp &= (rp & MOSFW_ICMP_ONE_WAY) ? 0xff : 0xffff;
 	fd.p = put_u64(fd.p, rp);
 	FIELD(&fd, "proto", 1);
-	fd.p = put_mem(fd.p, "tcp", 3);
+	fd.p = put_str(fd.p, proto);
 	if (duration > 0) { /* Zeek sets duration and the sizes only then */
 		FIELD(&fd, "duration", 0);
 		fd.p = put_fixed6(fd.p, duration);
 		FIELD(&fd, "orig_bytes", 0);
-		fd.p = put_u64(fd.p, zeek_conn_size(k, 0));
+		fd.p = put_u64(fd.p, tcp ? zeek_conn_size(k, 0) : f->side[orig].payload_bytes);
 		FIELD(&fd, "resp_bytes", 0);
-		fd.p = put_u64(fd.p, zeek_conn_size(k, 1));
+		fd.p = put_u64(fd.p, tcp ? zeek_conn_size(k, 1) : f->side[resp].payload_bytes);
 	} else {
 		unset_field(&fd);
 		unset_field(&fd);
 		unset_field(&fd);
 	}
 	FIELD(&fd, "conn_state", 1);
-	fd.p = put_str(fd.p, zeek_conn_state(k));
+	fd.p = put_str(fd.p, tcp ? zeek_conn_state(k) : zeek_dgram_state(f, k));
 	if (lo < 0) {
 		unset_field(&fd);
 		unset_field(&fd);
@@ -532,10 +541,15 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	fd.p = put_u64(fd.p, f->side[orig].rexmit_pkts);
 	FIELD(&fd, "resp_rexmit_pkts", 0);
 	fd.p = put_u64(fd.p, f->side[resp].rexmit_pkts);
-	FIELD(&fd, "cli_state", 1);
-	fd.p = put_str(fd.p, state_name(f->side[MOSFW_SIDE_CLIENT].state));
-	FIELD(&fd, "svr_state", 1);
-	fd.p = put_str(fd.p, state_name(f->side[MOSFW_SIDE_SERVER].state));
+	if (tcp) { /* (UDP/ICMP flows have no TCP state machine) */
+		FIELD(&fd, "cli_state", 1);
+		fd.p = put_str(fd.p, state_name(f->side[MOSFW_SIDE_CLIENT].state));
+		FIELD(&fd, "svr_state", 1);
+		fd.p = put_str(fd.p, state_name(f->side[MOSFW_SIDE_SERVER].state));
+	} else {
+		unset_field(&fd);
+		unset_field(&fd);
+	}
 	FIELD(&fd, "close_reason", 1);
 	fd.p = put_str(fd.p, end_reason_name(f->end_reason));
 	FIELD(&fd, "core", 0);

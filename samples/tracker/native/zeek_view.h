@@ -91,4 +91,11 @@ static inline int check_history(struct zeek_conn *k, unsigned side, uint32_t mas
  * the ports every protocol analyzer registers as server ports. */
 int zeek_likely_server_port(uint16_t port);
 
+/* zeek_dgram.c: a UDP/ICMP packet s of flow f into its view k (the first
+ * one clears k and decides the roles, as Zeek's NewConn does); Zeek's
+ * likely_server_ports for UDP; the conn_state of a UDP/ICMP flow. */
+void zeek_conn_dgram(struct zeek_conn *k, const struct mosfw_flow *f, const struct mosfw_seg *s);
+int zeek_udp_likely_server_port(uint16_t port);
+const char *zeek_dgram_state(const struct mosfw_flow *f, const struct zeek_conn *k);
+
 #endif /* ZEEK_VIEW_H */
