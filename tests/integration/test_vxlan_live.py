@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "multicore"))
 import realnet
 from mc_helpers import ROOT, eventlog_lines, mosfw_cli, multiset, stats_json
-from test_multicore_live import packet_sockets, wait_connections_closed
+from test_multicore_live import packet_sockets, wait_capture_sockets, wait_connections_closed
 from test_vxlan_real import VNI, _vxlan_pair
 
 pytestmark = pytest.mark.realnet
@@ -70,11 +70,7 @@ def test_live_two_cores_keep_each_inner_connection_whole(tmp_path):
                     stderr=err,
                     cwd=ROOT,
                 )
-            deadline = time.monotonic() + 20
-            while packet_sockets(net, "server") < before + 2:
-                assert proc.poll() is None, err_path.read_text()
-                assert time.monotonic() < deadline, "mosfw did not open its two capture sockets"
-                time.sleep(0.05)
+            wait_capture_sockets(net, "server", before + 2, proc, err_path)
             time.sleep(0.3)
             urls = [net.url(f"f{SIZES[i % 2]}.bin") for i in range(FETCHES)]
             results = net.fetch(urls, parallel=6)

@@ -45,6 +45,16 @@ def packet_sockets(net, side: str) -> int:
     return max(0, len(cp.stdout.strip().splitlines()) - 1)
 
 
+def wait_capture_sockets(net, side: str, n: int, proc, err_path, timeout: float = 20.0) -> None:
+    """Until ``side``'s namespace has ``n`` AF_PACKET sockets open (mosfw's
+    workers have opened their captures); fails if mosfw exits first."""
+    deadline = time.monotonic() + timeout
+    while packet_sockets(net, side) < n:
+        assert proc.poll() is None, err_path.read_text()
+        assert time.monotonic() < deadline, f"mosfw did not open its capture sockets ({n} expected)"
+        time.sleep(0.05)
+
+
 def wait_connections_closed(net, timeout: float = 10.0) -> None:
     """Until the server has no connection left that is not closed (a lost
     FIN or last ACK is retransmitted after 0.2, 0.4, 0.8 s ...)."""
@@ -92,11 +102,7 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
                     stderr=err,
                     cwd=ROOT,
                 )
-            deadline = time.monotonic() + 20
-            while packet_sockets(net, "server") < before + 2:
-                assert proc.poll() is None, err_path.read_text()
-                assert time.monotonic() < deadline, "mosfw did not open its two capture sockets"
-                time.sleep(0.05)
+            wait_capture_sockets(net, "server", before + 2, proc, err_path)
             time.sleep(0.5)  # both sockets have joined the fanout group
             sizes = [15_000, 60_000, 150_000]
             urls = [net.url(f"f{sizes[i % 3]}.bin", 6 if i % 4 == 0 else 4) for i in range(FETCHES)]
