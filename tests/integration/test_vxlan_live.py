@@ -23,8 +23,6 @@ count of the inner connections agrees. About 6 s.
 from __future__ import annotations
 
 import collections
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "multicore"))
 import realnet
 from mc_helpers import ROOT, eventlog_lines, mosfw_cli, multiset, stats_json
-from test_multicore_live import packet_sockets, wait_capture_sockets, wait_connections_closed
+from test_multicore_live import (
+    packet_sockets,
+    stop_with_sigint,
+    wait_capture_sockets,
+    wait_connections_closed,
+)
 from test_vxlan_real import VNI, _vxlan_pair
 
 pytestmark = pytest.mark.realnet
@@ -76,12 +79,7 @@ def test_live_two_cores_keep_each_inner_connection_whole(tmp_path):
             results = net.fetch(urls, parallel=6)
             wait_connections_closed(net)
             time.sleep(0.5)
-            proc.send_signal(signal.SIGINT)
-            try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise AssertionError("mosfw -c 2 did not stop within 30 s of SIGINT") from None
+            rc = stop_with_sigint(proc)
     err = err_path.read_text()
     assert all(r.ok for r in results), [r for r in results if not r.ok]
     assert rc == 0, err

@@ -55,6 +55,17 @@ def wait_capture_sockets(net, side: str, n: int, proc, err_path, timeout: float 
         time.sleep(0.05)
 
 
+def stop_with_sigint(proc, timeout: float = 30.0) -> int:
+    """SIGINT to mosfw, as Ctrl-C; its exit code (fails when it does not
+    stop within ``timeout``)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"mosfw did not stop within {timeout:g} s of SIGINT") from None
+
+
 def wait_connections_closed(net, timeout: float = 10.0) -> None:
     """Until the server has no connection left that is not closed (a lost
     FIN or last ACK is retransmitted after 0.2, 0.4, 0.8 s ...)."""
@@ -109,12 +120,7 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
             results = net.fetch(urls, parallel=8)
             wait_connections_closed(net)  # with 2 % loss a FIN can need a few RTOs
             time.sleep(0.5)
-            proc.send_signal(signal.SIGINT)
-            try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise AssertionError("mosfw -c 2 did not stop within 30 s of SIGINT") from None
+            rc = stop_with_sigint(proc)
         srv = {net.srv4, f"[{net.srv6}]"}
     err = err_path.read_text()
     assert all(r.ok for r in results), [r for r in results if not r.ok]
