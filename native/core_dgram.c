@@ -136,9 +136,9 @@ void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t 
 		x->flags |= MOSFW_HF_DATA_SEEN;
 	mosfw_ring_push(&c->ring, MOSFW_EV_PKT_IN, &ctx, f, slot, dir);
 	if (c->obs.n_dgram && !mosfw_core_foreign(c, slot))
-		mosfw_obs_dgram_updated(&c->obs, f, slot, dir, p, ts,
-		                        c->cfg.udp_checksums && p->ip_proto == 17 ? udp_csum_flags(p)
-		                                                                  : 0);
+		mosfw_obs_dgram_updated(
+			&c->obs, f, slot, dir, p, ts,
+			c->cfg.udp_checksums && p->ip_proto == 17 ? udp_csum_flags(p) : 0);
 	mosfw_ft_touch(&c->ft, slot,
 	               p->ip_proto == 17                       ? MOSFW_LRU_UDP
 	               : p->ip_proto == 1 || p->ip_proto == 58 ? MOSFW_LRU_ICMP

@@ -111,8 +111,7 @@ static inline void mosfw_obs_tcp_updated(const struct mosfw_observers *o,
 /* a UDP/ICMP packet updated its flow (core_dgram.c) */
 static inline void mosfw_obs_dgram_updated(const struct mosfw_observers *o,
                                            const struct mosfw_flow *f, uint32_t slot, unsigned dir,
-                                           const struct mosfw_pkt *p, double ts,
-                                           unsigned seg_flags)
+                                           const struct mosfw_pkt *p, double ts, unsigned seg_flags)
 {
 	struct mosfw_seg s;
 	unsigned i;

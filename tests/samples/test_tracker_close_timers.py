@@ -142,8 +142,9 @@ def test_half_closed_connection_outlives_the_session_timer(conv, track):
     assert recs[0]["duration"] > 60
 
 
-@pytest.mark.parametrize("gap, want", [(4.0, [("RSTO", "ShAFaRd", 4, 3)]),
-                                       (6.5, [("RSTO", "ShAFaR", 4, 2), ("OTH", "^d", 0, 1)])])
+@pytest.mark.parametrize(
+    "gap, want", [(4.0, [("RSTO", "ShAFaRd", 4, 3)]), (6.5, [("RSTO", "ShAFaR", 4, 2), ("OTH", "^d", 0, 1)])]
+)
 def test_rst_after_own_fin_ends_at_the_session_timer_check(conv, track, gap, want):
     # FIN then RST from the originator, the responder open: no new close
     # (did_close already), so the ExpireTimer removes it at its first tick

@@ -78,9 +78,9 @@ struct zeek_conn {
 		uint64_t blk[2][2][2];
 		/* UDP: datagrams with a bad checksum (zeek_dgram.c) */
 		struct {
-			uint64_t bad_bytes[2];                /* their payload bytes */
-			uint32_t bad_pkts[2];                 /* their count */
-			uint32_t chk_cnt[2], chk_thresh[2];   /* 'C': bad checksum */
+			uint64_t bad_bytes[2];              /* their payload bytes */
+			uint32_t bad_pkts[2];               /* their count */
+			uint32_t chk_cnt[2], chk_thresh[2]; /* 'C': bad checksum */
 		} udp;
 	};
 	/* line 5: what only content gaps, late packets and the record touch */
