@@ -74,7 +74,8 @@ def _udp_csum(cap, src, dst, payload: bytes, csum: int | None) -> None:
 
     pkt = bytearray(P.udp_packet(src[0], src[1], dst[0], dst[1], payload, linktype=None))
     if csum is not None:
-        pkt[26:28] = csum.to_bytes(2, "big")  # 20-byte IPv4 header + 6
+        at = 46 if ":" in src[0] else 26  # the IPv6 / IPv4 header + 6
+        pkt[at : at + 2] = csum.to_bytes(2, "big")
     cap.add_ip(bytes(pkt))
 
 
@@ -121,6 +122,15 @@ def test_udp_zero_checksum_is_none_in_ipv4(cap, track):
     _udp_csum(cap, (A, 40000), (B, 9999), b"x", 0)
     (r,) = track(cap)
     assert brief(r)[5:] == ("S0", "D", 1, 0)
+
+
+def test_udp_zero_checksum_is_bad_in_ipv6(cap, track):
+    # UDP.cc: "checksum is not optional for IPv6"
+    _udp_csum(cap, ("fd00::1", 40000), ("fd00::2", 9999), b"x", 0)
+    _udp_csum(cap, ("fd00::1", 40000), ("fd00::2", 9999), b"x", None)
+    (r,) = track(cap)
+    assert brief(r)[5:] == ("S0", "CD", 2, 0)
+    assert r["orig_bytes"] == 1
 
 
 def test_udp_reply_from_likely_server_port_first_is_flipped_shr(cap, track):
