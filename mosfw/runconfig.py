@@ -52,11 +52,18 @@ class Config:
     #: timeout) at its first packet this many seconds after its first
     #: (Zeek's tcp_attempt_delay, 5 s in a tracker run); 0 = never (mOS)
     tcp_attempt_delay: float = 0.0
+    #: a FIN from a side whose peer never sent a packet ends the flow
+    #: (reason fin; late packets for tcp_tw_interval), as Zeek's complete
+    #: close (set in a tracker run); False keeps it until the idle timeout (mOS)
+    tcp_one_sided_close: bool = False
     #: idle seconds (packet time) before a UDP / ICMP flow ends (timeout);
     #: 0 = never. Only used for flows of a protocol a plugin asked for
     #: (``mosfw_protocols``); the tracker uses Zeek's 60 s
     udp_timeout: float = 60.0
     icmp_timeout: float = 60.0
+    #: verify UDP checksums and flag bad ones to observers (mosfw_seg),
+    #: counting the packets as usual: set in a tracker run (Zeek's 'C'/'c')
+    udp_checksums: bool = False
     #: verify IPv4/TCP checksums (off: captures with offload show bad ones)
     verify_checksums: bool = False
     #: after the capture is open, drop root and run as this user (--user)

@@ -24,6 +24,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->tcp_timeout = 30.0;
 	cfg->tcp_tw_interval = 5.0;
 	cfg->tcp_attempt_delay = 0.0; /* mOS has none */
+	cfg->tcp_one_sided_close = 0; /* mOS: such a flow waits for the idle timeout */
 	cfg->event_mask = MOSFW_EV_ALL & ~(MOSFW_EV_PKT_IN | MOSFW_EV_TICK);
 	cfg->burst_packets = 4096;
 	cfg->snaplen = 65535;
@@ -37,6 +38,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->protocols = 0; /* TCP only */
 	cfg->udp_timeout = 60.0;
 	cfg->icmp_timeout = 60.0;
+	cfg->udp_checksums = 0; /* UDP checksums not verified */
 }
 
 struct mosfw_core *mosfw_core_new(const struct mosfw_config *cfg, char *errbuf)

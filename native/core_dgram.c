@@ -87,6 +87,30 @@ static uint32_t dgram_new(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx,
 	return slot;
 }
 
+/* MOSFW_SEG_BAD_CSUM when the UDP checksum is wrong (Zeek's UDP.cc check:
+ * over the pseudo-header and the datagram; IPv4's 0 means none). Only
+ * when the whole datagram was captured (and its UDP length is the IP
+ * payload's); 0 otherwise. */
+static unsigned udp_csum_flags(const struct mosfw_pkt *p)
+{
+	const uint8_t *u = p->l4;
+	uint32_t len = p->l4_len, i, alen = p->family == 4 ? 4 : 16;
+	uint64_t sum = 17u + (len >> 16) + (len & 0xffffu);
+
+	if (len < 8 || p->payload_caplen + 8 < len || (p->family == 4 && !u[6] && !u[7]))
+		return 0;
+	for (i = 0; i < alen; i += 2)
+		sum += (uint32_t)(p->src[i] << 8 | p->src[i + 1]) +
+		       (uint32_t)(p->dst[i] << 8 | p->dst[i + 1]);
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(u[i] << 8 | u[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)u[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffffu) + (sum >> 16);
+	return sum == 0xffffu ? 0 : MOSFW_SEG_BAD_CSUM;
+}
+
 void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t hash, double ts)
 {
 	struct mosfw_pkt_ctx ctx = { p, ts, c->pkt_index };
@@ -112,7 +136,9 @@ void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t 
 		x->flags |= MOSFW_HF_DATA_SEEN;
 	mosfw_ring_push(&c->ring, MOSFW_EV_PKT_IN, &ctx, f, slot, dir);
 	if (c->obs.n_dgram && !mosfw_core_foreign(c, slot))
-		mosfw_obs_dgram_updated(&c->obs, f, slot, dir, p, ts);
+		mosfw_obs_dgram_updated(
+			&c->obs, f, slot, dir, p, ts,
+			c->cfg.udp_checksums && p->ip_proto == 17 ? udp_csum_flags(p) : 0);
 	mosfw_ft_touch(&c->ft, slot,
 	               p->ip_proto == 17                       ? MOSFW_LRU_UDP
 	               : p->ip_proto == 1 || p->ip_proto == 58 ? MOSFW_LRU_ICMP

@@ -219,6 +219,10 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 		mosfw_core_end_flow(c, slot, MOSFW_END_FIN, ts, p);
 	else if (verdict == MOSFW_TCP_ENDED_RST)
 		mosfw_core_end_flow(c, slot, MOSFW_END_RST, ts, p);
+	else if ((fl & MOSFW_TH_FIN) && c->cfg.tcp_one_sided_close && !f->side[dir ^ 1u].pkts)
+		/* Zeek: a close whose peer is inactive is complete (the
+		 * connection goes tcp_tw_interval later, late packets count) */
+		mosfw_core_end_flow(c, slot, MOSFW_END_FIN, ts, p);
 	else
 		mosfw_ft_touch(&c->ft, slot,
 		               mosfw_core_confirmed(f) ? MOSFW_LRU_ESTAB : MOSFW_LRU_HALF_OPEN);

@@ -112,7 +112,8 @@ enum mosfw_tcp_state {
 
 enum mosfw_end_reason {
 	MOSFW_END_NONE = 0,
-	MOSFW_END_FIN = 1,     /* both FINs seen and the last one acked */
+	MOSFW_END_FIN = 1,     /* both FINs seen and the last one acked (tcp_one_sided_close:
+	                          or a FIN whose peer never sent) */
 	MOSFW_END_RST = 2,     /* a RST from either side */
 	MOSFW_END_TIMEOUT = 3, /* idle for tcp_timeout seconds */
 	MOSFW_END_EVICTED = 4, /* removed to make room (table full) */
@@ -287,14 +288,16 @@ struct mosfw_config {
 	 * 0 = no cap. Default 1 GiB. */
 	uint64_t rmem_memcap;
 	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
-	uint64_t frag_memcap;            /* IP reassembly bytes/core (0 = off): docs/fragments.md */
-	double frag_timeout;             /* s of packet time a datagram waits for its fragments */
+	int tcp_one_sided_close; /* 1: a FIN from a side whose peer never sent ends the flow (fin) */
+	uint64_t frag_memcap;    /* IP reassembly bytes/core (0 = off): docs/fragments.md */
+	double frag_timeout;     /* s of packet time a datagram waits for its fragments */
 	struct mosfw_decap_config decap; /* tags and tunnels */
 	/* MOSFW_PROTO_* tracked besides TCP (0: TCP only), and their idle
 	 * timeouts (packet time; <= 0 off; other protocols: udp_timeout):
 	 * defaults 0, 60 s, 60 s */
 	uint32_t protocols;
 	double udp_timeout, icmp_timeout;
+	int udp_checksums; /* 1: verify UDP checksums, flag bad ones to observers (mosfw_seg) */
 };
 
 struct mosfw_stats {

@@ -33,8 +33,13 @@ struct mosfw_seg {
 	uint32_t ip_len;              /* IP bytes as the header says (header + payload) */
 	uint8_t proto;                /* IP protocol: 6, 17, 1 or 58 */
 	uint8_t icmp_type, icmp_code; /* of an ICMP message (0 otherwise) */
-	uint8_t pad;
+	uint8_t flags;                /* MOSFW_SEG_* (dgram_updated) */
 };
+
+/* dgram_updated: a UDP datagram whose checksum is wrong (checked only with
+ * mosfw_config.udp_checksums, only when the whole datagram was captured;
+ * the packet is counted in its flow all the same) */
+#define MOSFW_SEG_BAD_CSUM 0x01
 
 struct mosfw_observer {
 	const char *name;

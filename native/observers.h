@@ -62,6 +62,7 @@ static inline void mosfw_obs_seg(struct mosfw_seg *s, const struct mosfw_pkt *p,
 	s->ip_len = p->ip_len;
 	s->proto = p->ip_proto;
 	s->icmp_type = s->icmp_code = 0;
+	s->flags = 0;
 }
 
 static inline void mosfw_obs_pkt_parsed(const struct mosfw_observers *o, const struct mosfw_pkt *p,
@@ -110,12 +111,13 @@ static inline void mosfw_obs_tcp_updated(const struct mosfw_observers *o,
 /* a UDP/ICMP packet updated its flow (core_dgram.c) */
 static inline void mosfw_obs_dgram_updated(const struct mosfw_observers *o,
                                            const struct mosfw_flow *f, uint32_t slot, unsigned dir,
-                                           const struct mosfw_pkt *p, double ts)
+                                           const struct mosfw_pkt *p, double ts, unsigned seg_flags)
 {
 	struct mosfw_seg s;
 	unsigned i;
 
 	mosfw_obs_seg(&s, p, dir, ts);
+	s.flags = (uint8_t)seg_flags;
 	if (p->ip_proto == 1 || p->ip_proto == 58) {
 		s.icmp_type = p->l4[0];
 		s.icmp_code = p->l4[1];

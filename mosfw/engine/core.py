@@ -165,12 +165,14 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.tcp_timeout = float(config.tcp_timeout)
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
         cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
+        cfg.tcp_one_sided_close = 1 if getattr(config, "tcp_one_sided_close", False) else 0
         #: {plugin name: the protocols it asked for besides TCP} (mosfw_protocols)
         self._plugin_protos = plugin_protocols(pm, config)
         self._flow_protos: dict[int, str] = {}  # flow id -> protocol name, while protocols are routed
         cfg.protocols = protocol_bits(self._plugin_protos)
         cfg.udp_timeout = float(getattr(config, "udp_timeout", 60.0))
         cfg.icmp_timeout = float(getattr(config, "icmp_timeout", 60.0))
+        cfg.udp_checksums = 1 if getattr(config, "udp_checksums", False) else 0
         cfg.verify_checksums = 1 if config.verify_checksums else 0
         cfg.rmem_size, cfg.rmem_memcap = self.rmem_size, rmem_memcap_of(config)
         cfg.frag_memcap, cfg.frag_timeout = frag_settings_of(config)

@@ -68,6 +68,14 @@ ORACLE_CAPTURES = [
 
 #: (capture, sender, receiver) -> (tracker, tcptrace, why they differ there)
 TCPTRACE_DIFFERENCES: dict[tuple[str, str, str], tuple[int, int, str]] = {
+    ("ndpi/KakaoTalk_chat.pcap", "216.58.221.10:80", "10.24.82.188:35922"): (
+        0,
+        5,
+        "the capture starts with the server's FIN, the client silent: Zeek's close "
+        "is complete (ConnectionClosed: the peer is inactive), so the connection "
+        "ends at the FIN; its repeats are late packets (not classified) or start "
+        "new connections; tcptrace counts 5 retransmitted FINs of one connection",
+    ),
     ("zeek/pop3_pop3.pcap", "192.168.0.4:26242", "212.227.15.188:110"): (
         0,
         2,

@@ -68,6 +68,71 @@ def test_udp_unanswered_is_s0(cap, track):
     assert brief(r) == ("udp", A, 40000, B, 9999, "S0", "D", 1, 0)
 
 
+def _udp_csum(cap, src, dst, payload: bytes, csum: int | None) -> None:
+    """A UDP datagram (IPv4) whose checksum field is csum (None: the right one)."""
+    from mosfw.testing import packets as P
+
+    pkt = bytearray(P.udp_packet(src[0], src[1], dst[0], dst[1], payload, linktype=None))
+    if csum is not None:
+        at = 46 if ":" in src[0] else 26  # the IPv6 / IPv4 header + 6
+        pkt[at : at + 2] = csum.to_bytes(2, "big")
+    cap.add_ip(bytes(pkt))
+
+
+BAD = 0x1234  # not the checksum of any datagram below
+
+
+def test_udp_bad_checksum_is_c_and_not_in_the_sizes(cap, track):
+    # init-bare.zeek ignore_checksums = F: UDP.cc checks every datagram;
+    # a bad one: UDPSessionAdapter::HandleBadChecksum ('C' by the
+    # originator, ScaledHistoryEntry) and DeliverPacket returns before
+    # 'D', UpdateLength and SetLastTime; ConnSize (run first) counts it
+    _udp_csum(cap, (A, 40000), (B, 53), b"q" * 30, BAD)
+    _udp_csum(cap, (A, 40000), (B, 53), b"q" * 30, None)
+    _udp_csum(cap, (B, 53), (A, 40000), b"r" * 90, None)
+    _udp_csum(cap, (B, 53), (A, 40000), b"r" * 90, BAD)
+    (r,) = track(cap)
+    assert brief(r) == ("udp", A, 40000, B, 53, "SF", "CDdc", 2, 2)
+    assert (r["orig_bytes"], r["resp_bytes"]) == (30, 90)
+    assert (r["orig_ip_bytes"], r["resp_ip_bytes"]) == (2 * 58, 2 * 118)
+    assert r["duration"] == pytest.approx(0.002)  # the last good datagram
+
+
+def test_udp_only_bad_checksums_is_oth(cap, track):
+    # neither side UDP_ACTIVE (no UpdateLength): conn_state() OTH; the last
+    # time stays the start: duration and sizes unset
+    _udp_csum(cap, (A, 40000), (B, 9999), b"x" * 8, BAD)
+    _udp_csum(cap, (A, 40000), (B, 9999), b"x" * 8, BAD)
+    (r,) = track(cap)
+    assert brief(r) == ("udp", A, 40000, B, 9999, "OTH", "C", 2, 0)
+    assert "duration" not in r and "orig_bytes" not in r
+
+
+def test_udp_bad_checksum_letter_at_the_1st_and_10th(cap, track):
+    # ScaledHistoryEntry: 'c' again at the 10th bad reply, not the 9th
+    _udp_csum(cap, (A, 40000), (B, 53), b"q", None)
+    for _ in range(10):
+        _udp_csum(cap, (B, 53), (A, 40000), b"r", BAD)
+    (r,) = track(cap)
+    assert brief(r) == ("udp", A, 40000, B, 53, "S0", "Dcc", 1, 10)
+
+
+def test_udp_zero_checksum_is_none_in_ipv4(cap, track):
+    # UDP.cc: an IPv4 checksum of 0 is not checked
+    _udp_csum(cap, (A, 40000), (B, 9999), b"x", 0)
+    (r,) = track(cap)
+    assert brief(r)[5:] == ("S0", "D", 1, 0)
+
+
+def test_udp_zero_checksum_is_bad_in_ipv6(cap, track):
+    # UDP.cc: "checksum is not optional for IPv6"
+    _udp_csum(cap, ("fd00::1", 40000), ("fd00::2", 9999), b"x", 0)
+    _udp_csum(cap, ("fd00::1", 40000), ("fd00::2", 9999), b"x", None)
+    (r,) = track(cap)
+    assert brief(r)[5:] == ("S0", "CD", 2, 0)
+    assert r["orig_bytes"] == 1
+
+
 def test_udp_reply_from_likely_server_port_first_is_flipped_shr(cap, track):
     # UDP.cc WantConnection: flip when the source port is a likely server
     # port and the destination's is not; Conn.cc FlipRoles adds '^'; only the

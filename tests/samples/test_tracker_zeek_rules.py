@@ -409,6 +409,7 @@ def test_rules_doc_names_existing_tests():
         "test_tracker_zeek_rules.py",
         "test_tracker_idle_real.py",
         "test_tracker_udp_icmp_rules.py",
+        "test_tracker_close_timers.py",
     ):
         defined |= set(re.findall(r"^def (test_\w+)\(", (here / f).read_text(), re.M))
     assert named <= defined, sorted(named - defined)

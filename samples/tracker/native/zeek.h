@@ -73,8 +73,16 @@ struct zeek_conn {
 	uint32_t rxmt_cnt[2], rxmt_thresh[2]; /* 'T': retransmitted payload */
 	uint32_t win0_cnt[2], win0_thresh[2]; /* 'W': zero window */
 	uint32_t gap_cnt[2], gap_thresh[2];   /* 'G': content gap */
-	/* line 4: data above a hole, [lo, hi) (content gaps) */
-	uint64_t blk[2][2][2];
+	union {
+		/* line 4: TCP: data above a hole, [lo, hi) (content gaps) */
+		uint64_t blk[2][2][2];
+		/* UDP: datagrams with a bad checksum (zeek_dgram.c) */
+		struct {
+			uint64_t bad_bytes[2];              /* their payload bytes */
+			uint32_t bad_pkts[2];               /* their count */
+			uint32_t chk_cnt[2], chk_thresh[2]; /* 'C': bad checksum */
+		} udp;
+	};
 	/* line 5: what only content gaps, late packets and the record touch */
 	uint64_t missed_bytes; /* Zeek's missed_bytes: bytes in content gaps */
 	/* packets after the engine ended the flow (FIN/RST) and before it

@@ -21,6 +21,12 @@
  * - Sizes (orig_bytes/resp_bytes): the UDP payload by the UDP length
  *   field, the ICMP message after its 8-byte header (the engine's
  *   payload_bytes, which count them so).
+ * - A UDP datagram with a bad checksum (the engine checks them for the
+ *   tracker: MOSFW_SEG_BAD_CSUM): 'C' (the responder's 'c') at the 1st,
+ *   10th, 100th ... (UDPSessionAdapter::HandleBadChecksum,
+ *   ScaledHistoryEntry); counted in the packets and IP bytes (ConnSize
+ *   sees it first) but not in the sizes, the history's 'D', the last
+ *   time or conn_state (UDPAnalyzer::DeliverPacket returns there).
  */
 #include <string.h>
 
@@ -75,9 +81,17 @@ void zeek_conn_dgram(struct zeek_conn *k, const struct mosfw_flow *f, const stru
 		k->flow_id = f->id;
 		k->flags = CF_INIT;
 		k->orig_side = (uint8_t)dir;
+		k->last_ts = s->ts; /* Zeek's start and last time */
+		k->udp.chk_thresh[0] = k->udp.chk_thresh[1] = 1;
 		if (s->proto == 17 && zeek_udp_likely_server_port(sport) &&
 		    !zeek_udp_likely_server_port(dport))
 			zeek_flip_roles(k);
+	}
+	if (s->flags & MOSFW_SEG_BAD_CSUM) {
+		k->udp.bad_pkts[dir]++;
+		k->udp.bad_bytes[dir] += s->payload_len;
+		zeek_scaled_history(k, dir, 'C', &k->udp.chk_cnt[dir], &k->udp.chk_thresh[dir]);
+		return;
 	}
 	if (s->ts > k->last_ts)
 		k->last_ts = s->ts;
@@ -91,10 +105,18 @@ void zeek_conn_dgram(struct zeek_conn *k, const struct mosfw_flow *f, const stru
 const char *zeek_dgram_state(const struct mosfw_flow *f, const struct zeek_conn *k)
 {
 	unsigned orig = k->orig_side & 1u;
+	int o, r; /* sent a datagram with a good checksum (UDP_ACTIVE) */
 
 	if (f->tuple.proto != 17)
 		return "OTH";
-	if (f->side[orig].pkts)
-		return f->side[orig ^ 1].pkts ? "SF" : "S0";
-	return f->side[orig ^ 1].pkts ? "SHR" : "OTH";
+	o = f->side[orig].pkts > k->udp.bad_pkts[orig];
+	r = f->side[orig ^ 1].pkts > k->udp.bad_pkts[orig ^ 1];
+	if (o)
+		return r ? "SF" : "S0";
+	return r ? "SHR" : "OTH";
+}
+
+uint64_t zeek_dgram_bytes(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned side)
+{
+	return f->side[side].payload_bytes - (f->tuple.proto == 17 ? k->udp.bad_bytes[side] : 0);
 }

@@ -500,9 +500,9 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 		FIELD(&fd, "duration", 0);
 		fd.p = put_fixed6(fd.p, duration);
 		FIELD(&fd, "orig_bytes", 0);
-		fd.p = put_u64(fd.p, tcp ? zeek_conn_size(k, 0) : f->side[orig].payload_bytes);
+		fd.p = put_u64(fd.p, tcp ? zeek_conn_size(k, 0) : zeek_dgram_bytes(f, k, orig));
 		FIELD(&fd, "resp_bytes", 0);
-		fd.p = put_u64(fd.p, tcp ? zeek_conn_size(k, 1) : f->side[resp].payload_bytes);
+		fd.p = put_u64(fd.p, tcp ? zeek_conn_size(k, 1) : zeek_dgram_bytes(f, k, resp));
 	} else {
 		unset_field(&fd);
 		unset_field(&fd);

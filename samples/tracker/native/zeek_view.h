@@ -97,5 +97,7 @@ int zeek_likely_server_port(uint16_t port);
 void zeek_conn_dgram(struct zeek_conn *k, const struct mosfw_flow *f, const struct mosfw_seg *s);
 int zeek_udp_likely_server_port(uint16_t port);
 const char *zeek_dgram_state(const struct mosfw_flow *f, const struct zeek_conn *k);
+/* orig_bytes/resp_bytes of a UDP/ICMP/other flow's side (by mosfw side) */
+uint64_t zeek_dgram_bytes(const struct mosfw_flow *f, const struct zeek_conn *k, unsigned side);
 
 #endif /* ZEEK_VIEW_H */
