@@ -1,6 +1,6 @@
 """``-c N`` offline: the input read once, by one reader thread in the
 parent, each packet copied into the ring of the core that owns it
-(native/feed.c; the API in native/mosfw_api.h).
+(native/feed.c; the API in native/mosfw_feed.h, part of mosfw_api.h).
 
 The parent makes the :class:`Feed` before forking the workers (the input
 is opened then: an input that cannot be read fails the run at once, with

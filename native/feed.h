@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * feed.h -- -c N offline: one reader thread feeding each core's ring
- * (feed.c; the API is in mosfw_api.h, the shared memory in feed_ring.h,
+ * (feed.c; the API is in mosfw_feed.h, the shared memory in feed_ring.h,
  * the cores' side in source_ring.c).
  */
 #ifndef MOSFW_FEED_H
