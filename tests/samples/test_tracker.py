@@ -70,21 +70,6 @@ def conv(mosfw_capture):
     return make
 
 
-@pytest.fixture
-def track(mosfw_run):
-    """Run the tracker over a capture; JSON records (or the text with
-    fmt="zeek")."""
-
-    def run(cap, fmt="json", **kw):
-        rec = mosfw_run(cap, plugins=[TRACKER], events=None, options={"conn_format": fmt}, **kw)
-        assert rec.stats.plugin_errors == 0, rec.stderr
-        if fmt != "json":
-            return rec.stdout
-        return [json.loads(line) for line in rec.stdout.splitlines()]
-
-    return run
-
-
 def one(records):
     assert len(records) == 1, records
     return records[0]
@@ -599,16 +584,10 @@ def test_conn_log_option_writes_a_file(conv, mosfw_run, tmp_path):
     assert (r["conn_state"], r["history"]) == ("S1", "ShA")
 
 
-def test_bad_format_is_a_usage_error(conv, mosfw_pcap):
+def test_bad_format_is_a_usage_error(conv, mosfw_pcap, tracker_cli):
     cap, c = conv()
     c.syn()
-    pcap = mosfw_pcap(cap, "syn.pcap")
-    r = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", TRACKER, "--conn-format", "xml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = tracker_cli(mosfw_pcap(cap, "syn.pcap"), "--conn-format", "xml")
     assert r.returncode == 2 and "--conn-format" in r.stderr and r.stdout == ""
 
 

@@ -19,7 +19,6 @@ connection whose peer is still open lives until the inactivity timeout.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -35,16 +34,6 @@ def conv(mosfw_capture):
         return cap, cap.conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
 
     return make
-
-
-@pytest.fixture
-def track(mosfw_run):
-    def run(cap):
-        rec = mosfw_run(cap, plugins=[TRACKER], events=None, options={"conn_format": "json"})
-        assert rec.stats.plugin_errors == 0, rec.stderr
-        return [json.loads(line) for line in rec.stdout.splitlines()]
-
-    return run
 
 
 def _short(recs):

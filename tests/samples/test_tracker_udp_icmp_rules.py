@@ -9,7 +9,6 @@ udp_inactivity_timeout / icmp_inactivity_timeout (1 min)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ A, B = "10.0.0.1", "10.0.0.2"
 @pytest.fixture
 def cap(mosfw_capture):
     return mosfw_capture(linktype="ether", start=1000.0, step=0.001)
-
-
-@pytest.fixture
-def track(mosfw_run):
-    def run(cap, fmt="json", options=None, **kw):
-        opts = {"conn_format": fmt, **(options or {})}
-        rec = mosfw_run(cap, plugins=[TRACKER], events=None, options=opts, **kw)
-        assert rec.stats.plugin_errors == 0, rec.stderr
-        if fmt != "json":
-            return rec.stdout
-        return [json.loads(line) for line in rec.stdout.splitlines()]
-
-    return run
 
 
 def brief(r: dict) -> tuple:

@@ -35,21 +35,6 @@ def conv(mosfw_capture):
     return make
 
 
-@pytest.fixture
-def track(mosfw_run):
-    """The tracker's JSON records (or its text with fmt="zeek")."""
-
-    def run(cap, fmt="json", options=None, **kw):
-        opts = {"conn_format": fmt, **(options or {})}
-        rec = mosfw_run(cap, plugins=[TRACKER], events=None, options=opts, **kw)
-        assert rec.stats.plugin_errors == 0, rec.stderr
-        if fmt != "json":
-            return rec.stdout
-        return [json.loads(line) for line in rec.stdout.splitlines()]
-
-    return run
-
-
 # ---------------------------------------------------------------------------
 # timeouts: init-bare.zeek `const tcp_inactivity_timeout = 5 min &redef;`
 
@@ -275,17 +260,10 @@ def test_local_fields_unset_without_local_nets(conv, track):
     assert (got["local_orig"], got["local_resp"]) == ("-", "-")
 
 
-def test_bad_local_net_is_a_usage_error(conv, mosfw_pcap):
+def test_bad_local_net_is_a_usage_error(conv, mosfw_pcap, tracker_cli):
     cap, c = conv()
     c.syn()
-    pcap = mosfw_pcap(cap, "syn.pcap")
-    r = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", TRACKER, "--local-nets", "10.0.0.0/33"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    r = tracker_cli(mosfw_pcap(cap, "syn.pcap"), "--local-nets", "10.0.0.0/33")
     assert r.returncode == 2 and "--local-nets: '10.0.0.0/33' is not a network" in r.stderr
 
 
@@ -380,17 +358,10 @@ def test_rotation_by_input_time(mosfw_capture, mosfw_run, tmp_path):
     assert ports == [41000, 41001, 41002, 41003]
 
 
-def test_rotation_needs_a_file(conv, mosfw_pcap):
+def test_rotation_needs_a_file(conv, mosfw_pcap, tracker_cli):
     cap, c = conv()
     c.syn()
-    pcap = mosfw_pcap(cap, "syn.pcap")
-    r = subprocess.run(
-        [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-p", TRACKER, "--conn-rotate-size", "100"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    r = tracker_cli(mosfw_pcap(cap, "syn.pcap"), "--conn-rotate-size", "100")
     assert r.returncode == 2 and "need --conn-log PATH" in r.stderr
 
 
