@@ -131,3 +131,22 @@ def tracker(pcap: Path, *args: str, cores: int = 1) -> subprocess.CompletedProce
 
 def records(stdout: bytes) -> list[dict]:
     return [json.loads(ln) for ln in stdout.splitlines()]
+
+
+def wait_for(cond, seconds: float) -> bool:
+    """Poll ``cond()`` every 0.2 s for up to ``seconds``; its last value."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return cond()
+
+
+def until_capturing(net, records) -> None:
+    """Fetch a file until ``records()`` (lines the live run wrote) is not
+    0: the run captures (its start-up time varies with the machine's load)."""
+    for _ in range(15):
+        net.fetch([net.url("f1448.bin")])
+        if wait_for(lambda: records() > 0, 2.0):
+            return

@@ -17,7 +17,7 @@ import json
 import time
 
 import pytest
-from sink_helpers import free_port, tracker
+from sink_helpers import free_port, tracker, until_capturing, wait_for
 
 ck = pytest.importorskip("confluent_kafka", reason="confluent-kafka not installed (make installs it)")
 
@@ -146,18 +146,7 @@ def test_cluster_gone_during_a_live_capture(tmp_path):
         def stdout_records() -> int:
             return out_path.read_bytes().count(b"\n")
 
-        def wait_for(cond, seconds: float) -> bool:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                if cond():
-                    return True
-                time.sleep(0.2)
-            return cond()
-
-        for _ in range(15):
-            net.fetch([net.url("f1448.bin")])
-            if wait_for(lambda: stdout_records() > 0, 2.0):
-                break
+        until_capturing(net, stdout_records)
         assert stdout_records() > 0, err_path.read_text()
         assert all(f.ok for f in net.fetch([net.url("f1448.bin")] * 4))
         assert wait_for(lambda: stdout_records() >= 5, 10)

@@ -23,7 +23,17 @@ import sys
 import time
 
 import pytest
-from sink_helpers import ROOT, TRACKER, free_port, mosfw, realnet, redis_server, tracker
+from sink_helpers import (
+    ROOT,
+    TRACKER,
+    free_port,
+    mosfw,
+    realnet,
+    redis_server,
+    tracker,
+    until_capturing,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.realnet, pytest.mark.slow]
 
@@ -165,19 +175,8 @@ def test_server_killed_during_a_live_capture(tmp_path, extra):
             def stdout_records() -> int:
                 return out_path.read_bytes().count(b"\n")
 
-            def wait_for(cond, seconds: float) -> bool:
-                end = time.monotonic() + seconds
-                while time.monotonic() < end:
-                    if cond():
-                        return True
-                    time.sleep(0.2)
-                return cond()
-
             # capturing once a fetch made a record; each is in the stream within ~1 s
-            for _ in range(15):
-                net.fetch([net.url("f1448.bin")])
-                if wait_for(lambda: stdout_records() > 0, 2.0):
-                    break
+            until_capturing(net, stdout_records)
             assert stdout_records() > 0, err_path.read_text()
             assert all(f.ok for f in net.fetch([net.url("f20000.bin")] * 6, parallel=3))
             assert wait_for(
