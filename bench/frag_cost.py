@@ -38,6 +38,17 @@ def build_replay(src: Path, out: Path) -> Path:
     return out
 
 
+def build_base_replay(rev: str, work: Path) -> Path:
+    """mosfw-replay of git revision ``rev``'s native/ (``git archive``), in work/."""
+    base_src = work / "base"
+    base_src.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "native"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive.stdout, check=True)
+    return build_replay(base_src, work / "replay-base")
+
+
 def cpu_time(argv: list[str]) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
@@ -84,13 +95,7 @@ def main() -> None:
         frag = a.out / f"frag-cut{a.frag_size}-{a.connections}.pcap"
         if not frag.exists():
             fragtool.fragment_capture(plain, frag, size=a.frag_size)
-        base_src = work / "base"
-        base_src.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", a.base, "native"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive.stdout, check=True)
-        base = build_replay(base_src, work / "replay-base")
+        base = build_base_replay(a.base, work)
         new = build_replay(ROOT, work / "replay-new")
         print(f"capture: {plain.name}; base {a.base} vs working tree")
         ib, inew = instructions([str(base), str(plain)], work), instructions([str(new), str(plain)], work)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from frag_cost import build_replay, cpu_time, instructions  # noqa: E402
+from frag_cost import build_base_replay, build_replay, cpu_time, instructions  # noqa: E402
 
 
 def mixed(a, new: Path, plain: Path, work: Path) -> None:
@@ -88,13 +88,7 @@ def main() -> None:
         if a.mixed_only:
             mixed(a, new, plain, work)
             return
-        base_src = work / "base"
-        base_src.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", a.base, "native"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(base_src)], input=archive.stdout, check=True)
-        base = build_replay(base_src, work / "replay-base")
+        base = build_base_replay(a.base, work)
         print(f"capture: {plain.name}; base {a.base} vs working tree, TCP only (protocols 0)")
         ib, inew = instructions([str(base), str(plain)], work), instructions([str(new), str(plain)], work)
         if ib and inew:
