@@ -38,6 +38,17 @@ def build_replay(src: Path, out: Path) -> Path:
     return out
 
 
+def plain_capture(out: Path, connections: int, work: Path) -> Path:
+    """gen_capture.c's capture of ``connections`` connections (100-byte
+    payloads), made once in ``out`` (frag_cost.py and proto_cost.py share it)."""
+    plain = out / f"frag-plain-{connections}.pcap"
+    if not plain.exists():
+        gen = work / "gen"
+        subprocess.run(["gcc", "-O2", "-o", str(gen), str(ROOT / "bench" / "gen_capture.c")], check=True)
+        subprocess.run([str(gen), "-o", str(plain), "-n", str(connections), "-p", "100", "-q"], check=True)
+    return plain
+
+
 def build_base_replay(rev: str, work: Path) -> Path:
     """mosfw-replay of git revision ``rev``'s native/ (``git archive``), in work/."""
     base_src = work / "base"
@@ -85,13 +96,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        gen = work / "gen"
-        subprocess.run(["gcc", "-O2", "-o", str(gen), str(ROOT / "bench" / "gen_capture.c")], check=True)
-        plain = a.out / f"frag-plain-{a.connections}.pcap"
-        if not plain.exists():
-            subprocess.run(
-                [str(gen), "-o", str(plain), "-n", str(a.connections), "-p", "100", "-q"], check=True
-            )
+        plain = plain_capture(a.out, a.connections, work)
         frag = a.out / f"frag-cut{a.frag_size}-{a.connections}.pcap"
         if not frag.exists():
             fragtool.fragment_capture(plain, frag, size=a.frag_size)

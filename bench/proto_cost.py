@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from frag_cost import build_base_replay, build_replay, cpu_time, instructions  # noqa: E402
+from frag_cost import build_base_replay, build_replay, cpu_time, instructions, plain_capture  # noqa: E402
 
 
 def mixed(a, new: Path, plain: Path, work: Path) -> None:
@@ -77,13 +77,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        gen = work / "gen"
-        subprocess.run(["gcc", "-O2", "-o", str(gen), str(ROOT / "bench" / "gen_capture.c")], check=True)
-        plain = a.out / f"frag-plain-{a.connections}.pcap"  # (the capture frag_cost.py uses)
-        if not plain.exists():
-            subprocess.run(
-                [str(gen), "-o", str(plain), "-n", str(a.connections), "-p", "100", "-q"], check=True
-            )
+        plain = plain_capture(a.out, a.connections, work)  # (the capture frag_cost.py uses)
         new = build_replay(ROOT, work / "replay-new")
         if a.mixed_only:
             mixed(a, new, plain, work)

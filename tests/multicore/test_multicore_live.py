@@ -55,6 +55,18 @@ def wait_capture_sockets(net, side: str, n: int, proc, err_path, timeout: float 
         time.sleep(0.05)
 
 
+def check_stopped_cleanly(err_path, rc: int, results) -> dict:
+    """The live run stopped by SIGINT ended well: every fetch worked, exit 0,
+    no traceback, status stopped, no kernel drop. Its --stats-json."""
+    err = err_path.read_text()
+    assert all(r.ok for r in results), [r for r in results if not r.ok]
+    assert rc == 0, err
+    assert "Traceback" not in err, err
+    stats = stats_json(err)
+    assert stats["kernel_drops"] == 0 and stats["status"] == "stopped", stats
+    return stats
+
+
 def stop_with_sigint(proc, timeout: float = 30.0) -> int:
     """SIGINT to mosfw, as Ctrl-C; its exit code (fails when it does not
     stop within ``timeout``)."""
@@ -122,12 +134,7 @@ def test_live_two_cores_split_flows_and_track_each_whole(tmp_path):
             time.sleep(0.5)
             rc = stop_with_sigint(proc)
         srv = {net.srv4, f"[{net.srv6}]"}
-    err = err_path.read_text()
-    assert all(r.ok for r in results), [r for r in results if not r.ok]
-    assert rc == 0, err
-    assert "Traceback" not in err, err
-    stats = stats_json(err)
-    assert stats["kernel_drops"] == 0 and stats["status"] == "stopped", stats
+    stats = check_stopped_cleanly(err_path, rc, results)
     assert stats["other_shard"] == 0  # the kernel split the flows, not the cores
 
     records = eventlog_lines(out_path.read_text())
