@@ -56,6 +56,10 @@ class Config:
     #: (reason fin; late packets for tcp_tw_interval), as Zeek's complete
     #: close (set in a tracker run); False keeps it until the idle timeout (mOS)
     tcp_one_sided_close: bool = False
+    #: any first TCP packet starts a flow (Zeek's partial_connection_ok):
+    #: a lone RST, RST+ACK, a FIN without ACK, a packet without flags
+    #: (set in a tracker run); False makes them orphans (mOS)
+    tcp_partial_open: bool = False
     #: idle seconds (packet time) before a UDP / ICMP flow ends (timeout);
     #: 0 = never. Only used for flows of a protocol a plugin asked for
     #: (``mosfw_protocols``); the tracker uses Zeek's 60 s

@@ -175,6 +175,15 @@ static void handle_tcp(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t
 			how = MOSFW_TCP_OPEN_MIDSTREAM;
 			sender_is_client = !(mosfw_likely_server_port(p->sport) &&
 			                     !mosfw_likely_server_port(p->dport));
+		} else if (c->cfg.tcp_partial_open) {
+			/* Zeek's partial_connection_ok: a lone RST, RST+ACK, a FIN,
+			 * no flags... starts a connection too; the sender is its
+			 * client unless it came from a likely server port (a SYN
+			 * without ACK: always) */
+			how = MOSFW_TCP_OPEN_MIDSTREAM;
+			sender_is_client = (fl & (MOSFW_TH_SYN | MOSFW_TH_ACK)) == MOSFW_TH_SYN ||
+			                   !(mosfw_likely_server_port(p->sport) &&
+			                     !mosfw_likely_server_port(p->dport));
 		} else {
 			orphan(c, &ctx, 0);
 			return;

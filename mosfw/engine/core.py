@@ -166,6 +166,7 @@ class Core(_DispatchTable, _Callbacks, _Timers, _Bytestream, _MonitorFilters):
         cfg.tcp_tw_interval = float(config.tcp_tw_interval)
         cfg.tcp_attempt_delay = float(getattr(config, "tcp_attempt_delay", 0.0) or 0.0)
         cfg.tcp_one_sided_close = 1 if getattr(config, "tcp_one_sided_close", False) else 0
+        cfg.tcp_partial_open = 1 if getattr(config, "tcp_partial_open", False) else 0
         #: {plugin name: the protocols it asked for besides TCP} (mosfw_protocols)
         self._plugin_protos = plugin_protocols(pm, config)
         self._flow_protos: dict[int, str] = {}  # flow id -> protocol name, while protocols are routed

@@ -474,6 +474,7 @@ def mosfw_configure(config):
     if "tcp_attempt_delay" not in explicit:
         config.tcp_attempt_delay = ZEEK_TCP_ATTEMPT_DELAY
     config.tcp_one_sided_close = True  # Zeek's close with an inactive peer
+    config.tcp_partial_open = True  # Zeek: partial_connection_ok (a lone RST, a FIN ... start one)
     config.udp_checksums = True  # Zeek checks them (ignore_checksums = F): 'C'/'c'
     every = float(config.getoption("conn_rotate_interval") or 0)
     size = int(config.getoption("conn_rotate_size") or 0)
