@@ -373,7 +373,8 @@ def mosfw_addoption(parser):
         "with Zeek's TCP inactivity timeout, 300 s "
         "(mOS's 30 s for other apps) unless --tcp-timeout is given, and Zeek's attempt delay, 5 s "
         "(--tcp-attempt-delay); --tcp-tw-interval (5 s) is Zeek's close delay, within which late "
-        "packets still count.",
+        "packets still count. Any first TCP packet (a lone RST, a FIN, no flags) starts a "
+        "connection, as Zeek's partial_connection_ok (other apps see an orphan).",
     )
     parser.addoption(
         "--conn-protocols",

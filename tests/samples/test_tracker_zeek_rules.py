@@ -148,8 +148,11 @@ def test_packet_after_close_delay_is_not_counted(conv, track):
     c.close("client")
     cap.advance(6.0)  # past tcp_close_delay: the connection is gone
     c.rst("client")
-    (r,) = track(cap)
+    r, late = track(cap)
     assert (r["orig_pkts"], r["resp_pkts"], r["history"]) == (4, 2, "ShAFf")
+    # the RST starts a connection of its own (partial_connection_ok; the
+    # originator RESET, the responder INACTIVE, no S: OTH)
+    assert (late["conn_state"], late["history"], late["orig_pkts"]) == ("OTH", "R", 1)
 
 
 def test_second_rst_within_reset_delay_is_counted(conv, track):
@@ -381,6 +384,8 @@ def test_rules_doc_names_existing_tests():
         "test_tracker_idle_real.py",
         "test_tracker_udp_icmp_rules.py",
         "test_tracker_close_timers.py",
+        "test_tracker_partial_connections.py",
+        "../engine/test_partial_open.py",
     ):
         defined |= set(re.findall(r"^def (test_\w+)\(", (here / f).read_text(), re.M))
     assert named <= defined, sorted(named - defined)
