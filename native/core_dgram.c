@@ -87,18 +87,29 @@ static uint32_t dgram_new(struct mosfw_core *c, const struct mosfw_pkt_ctx *ctx,
 	return slot;
 }
 
-/* MOSFW_SEG_BAD_CSUM when the UDP checksum is wrong (Zeek's UDP.cc check:
- * over the pseudo-header and the datagram; IPv4's 0 means none). Only
- * when the whole datagram was captured (and its UDP length is the IP
- * payload's); 0 otherwise. */
-static unsigned udp_csum_flags(const struct mosfw_pkt *p)
+/* MOSFW_SEG_BAD_CSUM when the UDP checksum is wrong, by Zeek's check
+ * (UDP.cc DeliverPacket): over the pseudo-header and the IP payload,
+ * whatever the UDP length says; only when the frame and the IP payload
+ * were captured whole; IPv4's 0 means none; a 0 in a datagram to a VXLAN
+ * port (decap.vxlan_ports) that looks like VXLAN (more than a VXLAN and
+ * an Ethernet header, the I flag) is none in IPv6 too. 0 otherwise. */
+static unsigned udp_csum_flags(const struct mosfw_core *c, const struct mosfw_pkt *p)
 {
 	const uint8_t *u = p->l4;
 	uint32_t len = p->l4_len, i, alen = p->family == 4 ? 4 : 16;
 	uint64_t sum = 17u + (len >> 16) + (len & 0xffffu);
+	int zero;
 
-	if (len < 8 || p->payload_caplen + 8 < len || (p->family == 4 && !u[6] && !u[7]))
+	if (len < 8 || p->frame != c->x.frame || c->x.wirelen > c->x.caplen ||
+	    (uint64_t)(u - p->frame) + len > c->x.caplen)
 		return 0;
+	zero = !u[6] && !u[7];
+	if (zero && p->family == 4)
+		return 0;
+	if (zero && len > 8 + 8 + 14 && (u[8] & 0x08))
+		for (i = 0; i < 4; i++)
+			if (c->cfg.decap.vxlan_ports[i] && c->cfg.decap.vxlan_ports[i] == p->dport)
+				return 0;
 	for (i = 0; i < alen; i += 2)
 		sum += (uint32_t)(p->src[i] << 8 | p->src[i + 1]) +
 		       (uint32_t)(p->dst[i] << 8 | p->dst[i + 1]);
@@ -138,7 +149,7 @@ void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t 
 	if (c->obs.n_dgram && !mosfw_core_foreign(c, slot))
 		mosfw_obs_dgram_updated(
 			&c->obs, f, slot, dir, p, ts,
-			c->cfg.udp_checksums && p->ip_proto == 17 ? udp_csum_flags(p) : 0);
+			c->cfg.udp_checksums && p->ip_proto == 17 ? udp_csum_flags(c, p) : 0);
 	mosfw_ft_touch(&c->ft, slot,
 	               p->ip_proto == 17                       ? MOSFW_LRU_UDP
 	               : p->ip_proto == 1 || p->ip_proto == 58 ? MOSFW_LRU_ICMP

@@ -389,6 +389,15 @@ def mosfw_addoption(parser):
         "one per address pair and protocol).",
     )
     parser.addoption(
+        "--no-checksums",
+        "no_checksums",
+        is_flag=True,
+        default=False,
+        envvar="MOSFW_NO_CHECKSUMS",
+        help="tracker: do not check UDP checksums (zeek -C, --no-checksums): a datagram with a "
+        "wrong one counts as any other, no 'C'/'c' in the history.",
+    )
+    parser.addoption(
         "--conn-rotate-interval",
         "conn_rotate_interval",
         type=click.FloatRange(min=0),
@@ -476,7 +485,8 @@ def mosfw_configure(config):
         config.tcp_attempt_delay = ZEEK_TCP_ATTEMPT_DELAY
     config.tcp_one_sided_close = True  # Zeek's close with an inactive peer
     config.tcp_partial_open = True  # Zeek: partial_connection_ok (a lone RST, a FIN ... start one)
-    config.udp_checksums = True  # Zeek checks them (ignore_checksums = F): 'C'/'c'
+    # Zeek checks them (ignore_checksums = F): 'C'/'c'; -C / --no-checksums: not
+    config.udp_checksums = not config.getoption("no_checksums")
     every = float(config.getoption("conn_rotate_interval") or 0)
     size = int(config.getoption("conn_rotate_size") or 0)
     if every or size:

@@ -385,6 +385,7 @@ def test_rules_doc_names_existing_tests():
         "test_tracker_udp_icmp_rules.py",
         "test_tracker_close_timers.py",
         "test_tracker_partial_connections.py",
+        "test_tracker_udp_checksums.py",
         "../engine/test_partial_open.py",
     ):
         defined |= set(re.findall(r"^def (test_\w+)\(", (here / f).read_text(), re.M))
