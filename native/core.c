@@ -25,7 +25,7 @@ void mosfw_config_defaults(struct mosfw_config *cfg)
 	cfg->tcp_tw_interval = 5.0;
 	cfg->tcp_attempt_delay = 0.0; /* mOS has none */
 	cfg->tcp_one_sided_close = 0; /* mOS: such a flow waits for the idle timeout */
-	cfg->tcp_partial_open = 0; /* mOS: a first packet without SYN or ACK is an orphan */
+	cfg->tcp_partial_open = 0;    /* mOS: a first packet without SYN or ACK is an orphan */
 	cfg->event_mask = MOSFW_EV_ALL & ~(MOSFW_EV_PKT_IN | MOSFW_EV_TICK);
 	cfg->burst_packets = 4096;
 	cfg->snaplen = 65535;

@@ -290,8 +290,8 @@ struct mosfw_config {
 	double tcp_attempt_delay; /* > 0: a SYN's flow with no reply ends (timeout) at a packet this late */
 	int tcp_one_sided_close; /* 1: a FIN from a side whose peer never sent ends the flow (fin) */
 	int tcp_partial_open; /* 1: any first TCP packet starts a flow (RST, FIN, no flags: Zeek) */
-	uint64_t frag_memcap;    /* IP reassembly bytes/core (0 = off): docs/fragments.md */
-	double frag_timeout;     /* s of packet time a datagram waits for its fragments */
+	uint64_t frag_memcap; /* IP reassembly bytes/core (0 = off): docs/fragments.md */
+	double frag_timeout;  /* s of packet time a datagram waits for its fragments */
 	struct mosfw_decap_config decap; /* tags and tunnels */
 	/* MOSFW_PROTO_* tracked besides TCP (0: TCP only), and their idle
 	 * timeouts (packet time; <= 0 off; other protocols: udp_timeout):

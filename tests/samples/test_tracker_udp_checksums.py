@@ -22,8 +22,7 @@ import ipaddress
 
 import pytest
 
-from mosfw.testing import headers as H
-from mosfw.testing import packets as P
+from mosfw.testing import headers as H, packets as P
 
 A, B = "10.0.0.1", "10.0.0.2"
 A6, B6 = "fd00::1", "fd00::2"
@@ -105,7 +104,7 @@ def test_ipv6_vxlan_port_zero_checksum_is_not_checked(cap, track):
         (4789, _vxlan_payload(), BAD),  # not 0: validated (validate_vxlan_checksums)
         (4790, _vxlan_payload(), 0),  # not a VXLAN port
         (4789, b"\x00" + _vxlan_payload()[1:], 0),  # no I flag
-        (4789, _vxlan_payload()[:8 + 14], 0),  # not longer than VXLAN + Ethernet headers
+        (4789, _vxlan_payload()[: 8 + 14], 0),  # not longer than VXLAN + Ethernet headers
     ],
 )
 def test_ipv6_vxlan_exception_needs_all_its_conditions(cap, track, dport, payload, csum):
