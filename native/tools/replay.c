@@ -5,10 +5,11 @@
  * capture, and a pure-C speed reference for benchmarks.
  *
  *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE]
- *                [-s SHARD/COUNT] [-c CORES] [-P PROTOCOLS] [-v] FILE...
+ *                [-s SHARD/COUNT] [-c CORES] [-P PROTOCOLS] [-Z] [-v] FILE...
  *
  * -P: mosfw_config.protocols (1 UDP, 2 ICMP, 4 other IP protocols, 7 all;
- * default 0, TCP only).
+ * default 0, TCP only). -Z: the settings of a tracker run (Zeek's model:
+ * tcp_partial_open, tcp_one_sided_close, udp_checksums, a 5 s attempt delay).
  *
  * It also drives the app-facing API the way a plugin would: it peeks
  * every readable byte on CONN_NEW_DATA (and ppeeks, reads buffer info
@@ -296,13 +297,17 @@ int main(int argc, char **argv)
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:vAW:P:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:vAW:P:Z")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 't': cfg.tcp_timeout = atof(optarg); break;
 		case 'b': cfg.rmem_size = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'P': cfg.protocols = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'Z':
+			cfg.tcp_partial_open = cfg.tcp_one_sided_close = cfg.udp_checksums = 1;
+			cfg.tcp_attempt_delay = 5.0;
+			break;
 		case 's': /* INDEX/COUNT: keep one shard, as worker INDEX of -c COUNT */
 			if (sscanf(optarg, "%u/%u", &cfg.shard_index, &cfg.shard_count) != 2 ||
 			    cfg.shard_index >= cfg.shard_count) {

@@ -153,6 +153,23 @@ def test_replay_all_test_captures_with_udp_and_icmp_tracked():
     assert three.count("\n") == 3 * len(files)
 
 
+def test_replay_all_test_captures_with_the_trackers_settings():
+    """A tracker run's engine settings (-Z: tcp_partial_open, so every
+    first TCP packet starts a flow; tcp_one_sided_close; UDP checksums,
+    VXLAN's exception included; the attempt delay) under the sanitizers,
+    on one core and on three."""
+    files = data_captures()
+    one = replay(*files, args=("-P", "7", "-Z"))
+    assert one.count("\n") == len(files)
+    flows = sum(int(line.split("flows=")[1].split()[0]) for line in one.splitlines())
+    default = sum(
+        int(line.split("flows=")[1].split()[0]) for line in replay(*files, args=("-P", "7")).splitlines()
+    )
+    assert flows > default  # lone RSTs, FINs start flows; attempts past the delay end
+    three = replay(*files, args=("-P", "7", "-Z", "-c", "3"))
+    assert three.count("\n") == 3 * len(files)
+
+
 def test_replay_all_test_captures_on_three_cores_fed_by_one_reader():
     """native/feed.c and source_ring.c under the sanitizers: the reader
     thread feeds three cores (round robin in one process) every test
