@@ -212,3 +212,34 @@ def test_syn_rst_first_is_q_and_oth(conv, track):
     recs = track(cap)
     assert _short(recs) == [("OTH", "Q", 1, 0)]
     assert _orig(recs[0]) == ("10.0.0.1", 80, "10.0.0.2", 40000)
+
+
+# ---------------------------------------------------------------------------
+# -c 2: the same records
+
+
+def test_partial_connections_are_the_same_on_two_cores(mosfw_capture, tracker_cli, tmp_path):
+    import json
+
+    cap = mosfw_capture(linktype="ether", start=1000.0, step=0.001)
+    firsts = [
+        lambda c: c.rst("client", with_ack=False),
+        lambda c: c.rst("server"),
+        lambda c: c.segment("client", "F"),
+        lambda c: c.segment("client", 0),
+    ]
+    for i in range(40):
+        c = cap.conversation(client=("10.0.0.1", 40000 + i), server=("10.0.0.2", 80 + i % 3))
+        c.midstream()
+        firsts[i % 4](c)
+        if i % 2:
+            c.ack("server")
+    pcap = tmp_path / "partial.pcap"
+    cap.write(pcap)
+    got = []
+    for cores in ("1", "2"):
+        out = tracker_cli(pcap, "-c", cores, "-q")
+        assert out.returncode == 0, out.stderr
+        recs = [json.loads(line) for line in out.stdout.splitlines()]
+        got.append(sorted((_orig(r), _short([r])[0]) for r in recs))
+    assert len(got[0]) == 40 and got[0] == got[1]
