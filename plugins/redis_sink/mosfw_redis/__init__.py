@@ -57,6 +57,7 @@ class RedisSink(BufferedSink):
         self.maxlen = url.take_int("maxlen", 0)
         self.timeout = url.take_float("timeout", 5.0, 0.001)
         self.BATCH = url.take_int("batch", 1000, 1)
+        self.piece = url.take_int("piece", 250, 1)
         self.password = url.take("password") or _password(url.netloc)
         self._sock: Any = None
         self._prefix: dict[str, _Heads] = {}
@@ -89,8 +90,9 @@ class RedisSink(BufferedSink):
             sock.close()
 
     def _heads(self, stream: str) -> _Heads:
-        """The packed ``XADD key [MAXLEN ~ N] * json $LEN`` part of a
-        command (RESP) by value length, for one stream."""
+        """``\\r\\n`` (the end of the command before) + the packed ``XADD
+        key [MAXLEN ~ N] * json $LEN`` part of a command (RESP), by value
+        length, for one stream."""
         heads = self._prefix.get(stream)
         if heads is None:
             key = self.key.replace("{stream}", stream).encode()
@@ -102,21 +104,60 @@ class RedisSink(BufferedSink):
             heads = self._prefix[stream] = _Heads(head)
         return heads
 
+    def _pack(self, batch: list[tuple[str, list[bytes]]]) -> bytes:
+        """The XADD commands of a batch's records, in order, as one bytes:
+        one join of [head, line, head, line, ..., "\\r\\n"], no bytes
+        object made per record."""
+        parts: list[bytes] = []
+        for stream, lines in batch:
+            heads = self._heads(stream)
+            x = [b""] * (2 * len(lines))
+            x[0::2] = map(heads.__getitem__, map(len, lines))
+            x[1::2] = lines
+            parts += x
+        if not parts:
+            return b""
+        parts[0] = parts[0][2:]  # no command before the first
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
+        """Send a chunk of records in pieces of ``piece`` records (default
+        250), each packed while redis-server works on the one before (its
+        replies are read just before the next piece is written)."""
         sock = self._sock
         if sock is None:
             raise ConnectionError("not connected")
-        parts: list[bytes] = []
+        size = self.piece
+        pieces: list[list[tuple[str, list[bytes]]]] = []
+        counts: list[int] = []
+        piece: list[tuple[str, list[bytes]]] = []
         n = 0
         for stream, lines in batch:
-            heads = self._heads(stream)
-            # XADD key * json $LEN\r\nLINE\r\n ... without a Python loop per record
-            parts.append(b"\r\n".join(map(bytes.__add__, map(heads.__getitem__, map(len, lines)), lines)))
-            parts.append(b"\r\n")
-            n += len(lines)
+            for i in range(0, len(lines), size):
+                part = lines[i : i + size] if len(lines) > size else lines
+                piece.append((stream, part))
+                n += len(part)
+                if n >= size:
+                    pieces.append(piece)
+                    counts.append(n)
+                    piece, n = [], 0
+        if piece:
+            pieces.append(piece)
+            counts.append(n)
+        refused, first = 0, None
         try:
-            sock.sendall(b"".join(parts))
-            refused, first = _read_replies(sock, n)
+            waiting = 0  # records of the piece in flight
+            for piece, n in zip(pieces, counts, strict=True):
+                data = self._pack(piece)
+                if waiting:
+                    r, f = _read_replies(sock, waiting)
+                    refused, first = refused + r, first or f
+                sock.sendall(data)
+                waiting = n
+            if waiting:
+                r, f = _read_replies(sock, waiting)
+                refused, first = refused + r, first or f
         except OSError as e:
             raise ConnectionError(f"{type(e).__name__}: {e}") from None
         if refused:
@@ -141,11 +182,11 @@ def _read_lines(sock: Any, n: int) -> list[bytes]:
 
 
 class _Heads(dict):
-    """length -> ``head + b"$LENGTH\\r\\n"``, made on first use."""
+    """length -> ``b"\\r\\n" + head + b"$LENGTH\\r\\n"``, made on first use."""
 
     def __init__(self, head: bytes) -> None:
         super().__init__()
-        self.head = head
+        self.head = b"\r\n" + head
 
     def __missing__(self, length: int) -> bytes:
         v = self[length] = self.head + b"$%d\r\n" % length
@@ -154,24 +195,27 @@ class _Heads(dict):
 
 def _read_replies(sock: Any, n: int) -> tuple[int, str | None]:
     """Read the replies to n XADD commands: each ``$LEN\\r\\nID\\r\\n``
-    (the new entry's id, which starts with a digit) or ``-ERROR\\r\\n``.
+    (two lines: the new entry's id, which starts with a digit) or
+    ``-ERROR\\r\\n`` (one line), counted as they come (each chunk once).
     Returns (errors, the first error's text)."""
-    buf = b""
-    while True:
+    lines = errors = 0
+    at_line_start = True
+    kept: list[bytes] = []  # the chunks, once an error was seen
+    while lines + errors < 2 * n:
         chunk = sock.recv(1 << 16)
         if not chunk:
             raise ConnectionError("the server closed the connection")
-        buf += chunk
-        if not buf.endswith(b"\r\n"):
-            continue
-        errors = buf.count(b"\n-") + buf.startswith(b"-")
-        bulk = buf.count(b"\n$") + buf.startswith(b"$")
-        if bulk + errors > n:
-            raise ConnectionError(f"unexpected reply from the server: {buf[:200]!r}")
-        if bulk + errors == n and buf.count(b"\r\n") == 2 * bulk + errors:
-            break
+        lines += chunk.count(b"\n")
+        e = chunk.count(b"\n-") + (at_line_start and chunk.startswith(b"-"))
+        at_line_start = chunk.endswith(b"\n")
+        if e or kept:
+            kept.append(chunk)
+        errors += e
+    if lines + errors > 2 * n or not at_line_start:
+        raise ConnectionError(f"unexpected reply from the server: {(b''.join(kept) or chunk)[:200]!r}")
     if not errors:
         return 0, None
+    buf = b"".join(kept)
     i = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
     return errors, buf[i + 1 : buf.index(b"\r\n", i)].decode(errors="replace")
 
