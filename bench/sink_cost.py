@@ -33,9 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,7 +121,17 @@ def main() -> None:
     ap.add_argument("-c", "--cores", type=int, default=1)
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--detail", action="store_true", help="time each run from inside (see above)")
-    ap.add_argument("--url", default="", help="the Redis sink's URL query after stream=bench (&batch=...)")
+    ap.add_argument(
+        "--url",
+        default="",
+        help="the Redis sink's URL query after stream=bench (&batch=...; {tmp}/redis.sock: the server's "
+        "unix socket)",
+    )
+    ap.add_argument(
+        "--alt",
+        metavar="QUERY",
+        help="also run the Redis sink with this URL query instead of --url's (row 'redis alt')",
+    )
     ap.add_argument(
         "--base",
         metavar="DIR",
@@ -135,6 +145,7 @@ def main() -> None:
     port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp]
+        + ["--unixsocket", os.path.join(tmp, "redis.sock"), "--unixsocketperm", "700"]
         + ["--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -149,8 +160,19 @@ def main() -> None:
             time.sleep(0.05)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONUNBUFFERED", None)
-        run = [a.python, "-m", "mosfw", "run", "-q", "--no-progress", "-c", str(a.cores), "-p", "samples/tracker"]
-        url = f"redis://127.0.0.1:{port}/0?stream=bench{a.url}"
+        run = [
+            a.python,
+            "-m",
+            "mosfw",
+            "run",
+            "-q",
+            "--no-progress",
+            "-c",
+            str(a.cores),
+            "-p",
+            "samples/tracker",
+        ]
+        url = f"redis://127.0.0.1:{port}/0?stream=bench{a.url}".replace("{tmp}", tmp)
         empty = os.path.join(tmp, "empty.pcap")
         with open(empty, "wb") as f:  # a pcap header, no packet
             f.write(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
@@ -163,6 +185,9 @@ def main() -> None:
         for tag, cwd, e in trees:
             runs["stdout" + tag] = (run + ["-r", a.pcap], cwd, e)
             runs["redis" + tag] = (run + ["-r", a.pcap, "--sink", url], cwd, e)
+        if a.alt is not None:
+            alt = f"redis://127.0.0.1:{port}/0?stream=bench{a.alt}".replace("{tmp}", tmp)
+            runs["redis alt"] = (run + ["-r", a.pcap, "--sink", alt], ROOT, env)
         if not a.detail:
             for tag, cwd, e in trees:
                 runs[f"stdout{tag} (empty capture)"] = (run + ["-r", empty], cwd, e)
@@ -199,7 +224,7 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 if r.returncode != 0:
                     sys.exit(f"{k}: exit {r.returncode}: {r.stderr.decode(errors='replace')[-500:]}")
-                if "empty" not in k and k.startswith("redis"):
+                if "empty" not in k and k.startswith("redis"):  # noqa: SIM102
                     if int(redis_cli(port, "XLEN", "bench")) != records:
                         sys.exit(f"{k}: XLEN {redis_cli(port, 'XLEN', 'bench')} != {records} records")
                 best[k] = min(best[k], dt)
@@ -207,6 +232,8 @@ def main() -> None:
         for k, t in best.items():
             rate = "" if "empty" in k else f", {records / t / 1e3:.1f} k records/s"
             print(f"{k:29s} best of {a.n}: {t:.3f} s{rate}")
+        if a.alt is not None:
+            print(f"redis alt / stdout: x{best['redis alt'] / best['stdout']:.3f}")
         for tag, _, _ in trees:
             st, rd = best["stdout" + tag], best["redis" + tag]
             st0, rd0 = best[f"stdout{tag} (empty capture)"], best[f"redis{tag} (empty capture)"]

@@ -328,8 +328,9 @@ class BufferedSink(Sink):
             self._unsized = 0
         return batch
 
-    def _sized(self, records: int, size: int) -> None:
-        """The batch just taken holds ``records`` records in ``size`` bytes."""
+    def _sized(self, records: int, batch: list[tuple[str, bytes, int]]) -> None:
+        """The batch just taken holds ``records`` records."""
+        size = sum(len(d) for _, d, _ in batch)
         with self._lock:
             self._sending = records
             if records:
@@ -343,9 +344,9 @@ class BufferedSink(Sink):
                 self._wake.clear()
                 closing = self._closing
                 batch = self._take()
-                chunks = list(_chunks(batch, self.BATCH))
-                self._sized(sum(n for _, n in chunks), sum(len(d) for _, d, _ in batch))
-                for chunk, n in chunks:
+                if batch:
+                    self._sized(sum(n if n >= 0 else d.count(b"\n") for _, d, n in batch), batch)
+                for chunk, n in _chunks(batch, self.BATCH):
                     self._send_with_retries(chunk, n)
                 if closing and not self._held and not self._unsized:
                     break
@@ -410,7 +411,9 @@ def _chunks(batch: list[tuple[str, bytes, int]], size: int):
     chunk: list[tuple[str, list[bytes]]] = []
     n = 0
     for stream, data, _ in batch:
-        lines = data.splitlines()
+        lines = data.split(b"\n")
+        if not lines[-1]:  # what follows the last newline
+            lines.pop()
         for i in range(0, len(lines), size):
             part = lines[i : i + size] if len(lines) > size else lines
             chunk.append((stream, part))

@@ -59,18 +59,29 @@ class RedisSink(BufferedSink):
         self.BATCH = url.take_int("batch", 1000, 1)
         self.piece = url.take_int("piece", 250, 1)
         self.password = url.take("password") or _password(url.netloc)
+        self.unix = url.take("socket")
         self._sock: Any = None
         self._prefix: dict[str, _Heads] = {}
 
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.unix or f"{self.host}:{self.port}"
 
     def connect(self) -> None:
         import socket
 
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        if self.unix:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.unix)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self.unix:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             cmds = [[b"AUTH", self.password.encode()]] if self.password else []
             if self.db:
                 cmds.append([b"SELECT", str(self.db).encode()])
@@ -123,8 +134,9 @@ class RedisSink(BufferedSink):
 
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
         """Send a chunk of records in pieces of ``piece`` records (default
-        250), each packed while redis-server works on the one before (its
-        replies are read just before the next piece is written)."""
+        250): a piece is written before the replies to the one before are
+        read, so that redis-server has the next piece while this thread
+        reads replies and packs."""
         sock = self._sock
         if sock is None:
             raise ConnectionError("not connected")
@@ -145,21 +157,18 @@ class RedisSink(BufferedSink):
         if piece:
             pieces.append(piece)
             counts.append(n)
-        refused, first = 0, None
+        replies = _Replies(sock)
         try:
-            waiting = 0  # records of the piece in flight
+            sent = 0  # records of the pieces written
             for piece, n in zip(pieces, counts, strict=True):
                 data = self._pack(piece)
-                if waiting:
-                    r, f = _read_replies(sock, waiting)
-                    refused, first = refused + r, first or f
                 sock.sendall(data)
-                waiting = n
-            if waiting:
-                r, f = _read_replies(sock, waiting)
-                refused, first = refused + r, first or f
+                replies.wait(sent)  # those of the piece before: redis-server now has this one
+                sent += n
+            replies.wait(sent, last=True)
         except OSError as e:
             raise ConnectionError(f"{type(e).__name__}: {e}") from None
+        refused, first = replies.errors, replies.first_error()
         if refused:
             self.count_lost(refused)
             self.warn(f"the server refused {refused} records: {first}")
@@ -193,31 +202,41 @@ class _Heads(dict):
         return v
 
 
-def _read_replies(sock: Any, n: int) -> tuple[int, str | None]:
-    """Read the replies to n XADD commands: each ``$LEN\\r\\nID\\r\\n``
+class _Replies:
+    """The replies to the XADD commands of one :meth:`RedisSink.send_batch`,
+    counted as they come (each chunk once): each ``$LEN\\r\\nID\\r\\n``
     (two lines: the new entry's id, which starts with a digit) or
-    ``-ERROR\\r\\n`` (one line), counted as they come (each chunk once).
-    Returns (errors, the first error's text)."""
-    lines = errors = 0
-    at_line_start = True
-    kept: list[bytes] = []  # the chunks, once an error was seen
-    while lines + errors < 2 * n:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        lines += chunk.count(b"\n")
-        e = chunk.count(b"\n-") + (at_line_start and chunk.startswith(b"-"))
-        at_line_start = chunk.endswith(b"\n")
-        if e or kept:
-            kept.append(chunk)
-        errors += e
-    if lines + errors > 2 * n or not at_line_start:
-        raise ConnectionError(f"unexpected reply from the server: {(b''.join(kept) or chunk)[:200]!r}")
-    if not errors:
-        return 0, None
-    buf = b"".join(kept)
-    i = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
-    return errors, buf[i + 1 : buf.index(b"\r\n", i)].decode(errors="replace")
+    ``-ERROR\\r\\n`` (one line, one error): ``lines + errors`` is twice
+    the replies read whenever a chunk ends at a line's end."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.lines = self.errors = 0
+        self.at_line_start = True
+        self.kept: list[bytes] = []  # the chunks from the first error on
+
+    def wait(self, n: int, last: bool = False) -> None:
+        """Read until the replies to the first n commands are in (with
+        ``last``: n is every command sent, and nothing else may come)."""
+        while self.lines + self.errors < 2 * n or (last and not self.at_line_start):
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.lines += chunk.count(b"\n")
+            e = chunk.count(b"\n-") + (self.at_line_start and chunk.startswith(b"-"))
+            self.at_line_start = chunk.endswith(b"\n")
+            if e or self.kept:
+                self.kept.append(chunk)
+            self.errors += e
+        if last and self.lines + self.errors > 2 * n:
+            raise ConnectionError(f"unexpected reply from the server: {b''.join(self.kept)[:200]!r}")
+
+    def first_error(self) -> str | None:
+        if not self.errors:
+            return None
+        buf = b"".join(self.kept)
+        i = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
+        return buf[i + 1 : buf.index(b"\r\n", i)].decode(errors="replace")
 
 
 def _password(netloc: str) -> str | None:
