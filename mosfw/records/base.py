@@ -171,7 +171,10 @@ class BufferedSink(Sink):
     """A sink that sends records to a server from a sender thread.
 
     :meth:`write` only appends to a buffer of at most ``buffer`` records
-    (URL parameter, default 100000). When it is full, the writer waits
+    (URL parameter, default 100000); it counts the records of what it is
+    given only when the bytes held could exceed that bound (a record has
+    at least its newline), otherwise the sender thread counts them when it
+    takes them. When it is full, the writer waits
     for room while the server takes records (a capture file is read at
     the pace the server takes its records; a live capture's kernel ring
     fills, and drops are counted as kernel drops), and new records are

@@ -9,12 +9,17 @@ text, byte for byte the line the stdout sink prints (without the
 newline). ``maxlen=N`` caps the stream (``XADD ... MAXLEN ~ N``, Redis
 trims whole macro nodes: about N entries are kept).
 
-The records are sent by a thread, pipelined: up to ``batch`` XADD
-commands (default 1000) in one write, their replies read back together
-(see :class:`mosfw.records.BufferedSink` for the buffer, retries and
-the flush at the end: ``buffer``, ``retry``, ``linger`` parameters).
+The records are sent by a thread, pipelined, in batches of ``batch``
+records (default 1000; a batch is retried whole, see
+:class:`mosfw.records.BufferedSink` for the buffer, retries and the
+flush at the end: ``buffer``, ``retry``, ``linger`` parameters), each
+written in pieces of ``piece`` XADD commands (default 250): a piece is
+written before the replies to the one before are read, so redis-server
+always has commands to work on while this thread packs the next piece
+(one ``bytes.join`` a piece) and counts replies (each chunk read once).
 Other parameters: ``timeout`` (seconds, socket and connect; default 5),
-``password`` (or ``redis://:PASSWORD@HOST...``). A server that is down at
+``password`` (or ``redis://:PASSWORD@HOST...``), ``socket=PATH``
+(connect to the server's unix socket; HOST and PORT are then not used). A server that is down at
 start stops the run (exit 1, with its address); one that goes away
 later: records are buffered and retried, then counted as lost.
 
