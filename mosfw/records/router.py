@@ -25,21 +25,41 @@ _PACKAGES = {
 
 def sink_class(scheme: str) -> type[Sink]:
     """The sink class of a URL scheme: ``stdout`` and ``file`` built in,
-    others from the ``mosfw.sinks`` entry points. ValueError when none."""
+    others from the ``mosfw.sinks`` entry points (looked up once per
+    scheme; :mod:`mosfw.records.entry_points` reads the installed
+    distributions' entry_points.txt without importing
+    :mod:`importlib.metadata`, which is only asked about a scheme it
+    does not find). ValueError when none."""
     from mosfw.records.sinks import FileSink, StdoutSink
 
     if scheme in ("stdout", "-"):
         return StdoutSink
     if scheme == "file":
         return FileSink
-    from importlib import metadata
+    cls = _SINK_CLASSES.get(scheme)
+    if cls is not None:
+        return cls
+    from mosfw.records.entry_points import entry_point_value, load
 
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == scheme:
-            cls = ep.load()
-            return cls
-    hint = f"; install {_PACKAGES[scheme]}" if scheme in _PACKAGES else ""
-    raise ValueError(f"--sink: no sink for the URL scheme {scheme!r}{hint}")
+    value = entry_point_value(ENTRY_POINT_GROUP, scheme)
+    if value is not None:
+        cls = load(value)  # type: ignore[assignment]
+    else:
+        from importlib import metadata
+
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == scheme:
+                cls = ep.load()
+                break
+    if cls is None:
+        hint = f"; install {_PACKAGES[scheme]}" if scheme in _PACKAGES else ""
+        raise ValueError(f"--sink: no sink for the URL scheme {scheme!r}{hint}")
+    _SINK_CLASSES[scheme] = cls
+    return cls
+
+
+#: sink classes found by scheme (sink_class)
+_SINK_CLASSES: dict[str, type[Sink]] = {}
 
 
 def parse_sink(text: str) -> SinkURL:

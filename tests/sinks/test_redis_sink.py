@@ -84,6 +84,22 @@ def test_password_and_database(capture):
         assert f"127.0.0.1:{srv.port}" in err and "AUTH" in err, err
 
 
+def test_a_unix_socket(capture, tmp_path):
+    """``socket=PATH``: the sink connects to the server's unix socket (the
+    host and port of the URL are not used); every record lands, in order;
+    a socket nobody listens on is exit 1 naming its path."""
+    plain = tracker(capture)
+    assert plain.returncode == 0, plain.stderr
+    path = tmp_path / "redis.sock"
+    with redis_server(None, "--unixsocket", str(path), "--unixsocketperm", "700") as srv:
+        run = tracker(capture, "--sink", f"redis://127.0.0.1:1/0?stream=u&socket={path}")
+        assert run.returncode == 0, run.stderr
+        assert srv.entries("u") == plain.stdout.splitlines()
+    gone = tracker(capture, "--sink", f"redis://127.0.0.1:1/0?stream=u&socket={tmp_path}/none.sock")
+    assert gone.returncode == 1, gone.stderr
+    assert f"{tmp_path}/none.sock" in gone.stderr.decode()
+
+
 def test_records_the_server_refuses_are_lost_the_others_land(capture):
     """A stream key that holds a string: Redis refuses every XADD to it
     (WRONGTYPE) while it takes those of the other stream in the same

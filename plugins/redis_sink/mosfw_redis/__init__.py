@@ -9,12 +9,17 @@ text, byte for byte the line the stdout sink prints (without the
 newline). ``maxlen=N`` caps the stream (``XADD ... MAXLEN ~ N``, Redis
 trims whole macro nodes: about N entries are kept).
 
-The records are sent by a thread, pipelined: up to ``batch`` XADD
-commands (default 1000) in one write, their replies read back together
-(see :class:`mosfw.records.BufferedSink` for the buffer, retries and
-the flush at the end: ``buffer``, ``retry``, ``linger`` parameters).
+The records are sent by a thread, pipelined, in batches of ``batch``
+records (default 1000; a batch is retried whole, see
+:class:`mosfw.records.BufferedSink` for the buffer, retries and the
+flush at the end: ``buffer``, ``retry``, ``linger`` parameters), each
+written in pieces of ``piece`` XADD commands (default 250): a piece is
+written before the replies to the one before are read, so redis-server
+always has commands to work on while this thread packs the next piece
+(one ``bytes.join`` a piece) and counts replies (each chunk read once).
 Other parameters: ``timeout`` (seconds, socket and connect; default 5),
-``password`` (or ``redis://:PASSWORD@HOST...``). A server that is down at
+``password`` (or ``redis://:PASSWORD@HOST...``), ``socket=PATH``
+(connect to the server's unix socket; HOST and PORT are then not used). A server that is down at
 start stops the run (exit 1, with its address); one that goes away
 later: records are buffered and retried, then counted as lost.
 
@@ -57,19 +62,31 @@ class RedisSink(BufferedSink):
         self.maxlen = url.take_int("maxlen", 0)
         self.timeout = url.take_float("timeout", 5.0, 0.001)
         self.BATCH = url.take_int("batch", 1000, 1)
+        self.piece = url.take_int("piece", 250, 1)
         self.password = url.take("password") or _password(url.netloc)
+        self.unix = url.take("socket")
         self._sock: Any = None
         self._prefix: dict[str, _Heads] = {}
 
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.unix or f"{self.host}:{self.port}"
 
     def connect(self) -> None:
         import socket
 
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        if self.unix:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.unix)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not self.unix:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             cmds = [[b"AUTH", self.password.encode()]] if self.password else []
             if self.db:
                 cmds.append([b"SELECT", str(self.db).encode()])
@@ -89,8 +106,9 @@ class RedisSink(BufferedSink):
             sock.close()
 
     def _heads(self, stream: str) -> _Heads:
-        """The packed ``XADD key [MAXLEN ~ N] * json $LEN`` part of a
-        command (RESP) by value length, for one stream."""
+        """``\\r\\n`` (the end of the command before) + the packed ``XADD
+        key [MAXLEN ~ N] * json $LEN`` part of a command (RESP), by value
+        length, for one stream."""
         heads = self._prefix.get(stream)
         if heads is None:
             key = self.key.replace("{stream}", stream).encode()
@@ -102,23 +120,60 @@ class RedisSink(BufferedSink):
             heads = self._prefix[stream] = _Heads(head)
         return heads
 
+    def _pack(self, batch: list[tuple[str, list[bytes]]]) -> bytes:
+        """The XADD commands of a batch's records, in order, as one bytes:
+        one join of [head, line, head, line, ..., "\\r\\n"], no bytes
+        object made per record."""
+        parts: list[bytes] = []
+        for stream, lines in batch:
+            heads = self._heads(stream)
+            x = [b""] * (2 * len(lines))
+            x[0::2] = map(heads.__getitem__, map(len, lines))
+            x[1::2] = lines
+            parts += x
+        if not parts:
+            return b""
+        parts[0] = parts[0][2:]  # no command before the first
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
+        """Send a chunk of records in pieces of ``piece`` records (default
+        250): a piece is written before the replies to the one before are
+        read, so that redis-server has the next piece while this thread
+        reads replies and packs."""
         sock = self._sock
         if sock is None:
             raise ConnectionError("not connected")
-        parts: list[bytes] = []
+        size = self.piece
+        pieces: list[list[tuple[str, list[bytes]]]] = []
+        counts: list[int] = []
+        piece: list[tuple[str, list[bytes]]] = []
         n = 0
         for stream, lines in batch:
-            heads = self._heads(stream)
-            # XADD key * json $LEN\r\nLINE\r\n ... without a Python loop per record
-            parts.append(b"\r\n".join(map(bytes.__add__, map(heads.__getitem__, map(len, lines)), lines)))
-            parts.append(b"\r\n")
-            n += len(lines)
+            for i in range(0, len(lines), size):
+                part = lines[i : i + size] if len(lines) > size else lines
+                piece.append((stream, part))
+                n += len(part)
+                if n >= size:
+                    pieces.append(piece)
+                    counts.append(n)
+                    piece, n = [], 0
+        if piece:
+            pieces.append(piece)
+            counts.append(n)
+        replies = _Replies(sock)
         try:
-            sock.sendall(b"".join(parts))
-            refused, first = _read_replies(sock, n)
+            sent = 0  # records of the pieces written
+            for piece, n in zip(pieces, counts, strict=True):
+                data = self._pack(piece)
+                sock.sendall(data)
+                replies.wait(sent)  # those of the piece before: redis-server now has this one
+                sent += n
+            replies.wait(sent, last=True)
         except OSError as e:
             raise ConnectionError(f"{type(e).__name__}: {e}") from None
+        refused, first = replies.errors, replies.first_error()
         if refused:
             self.count_lost(refused)
             self.warn(f"the server refused {refused} records: {first}")
@@ -141,39 +196,52 @@ def _read_lines(sock: Any, n: int) -> list[bytes]:
 
 
 class _Heads(dict):
-    """length -> ``head + b"$LENGTH\\r\\n"``, made on first use."""
+    """length -> ``b"\\r\\n" + head + b"$LENGTH\\r\\n"``, made on first use."""
 
     def __init__(self, head: bytes) -> None:
         super().__init__()
-        self.head = head
+        self.head = b"\r\n" + head
 
     def __missing__(self, length: int) -> bytes:
         v = self[length] = self.head + b"$%d\r\n" % length
         return v
 
 
-def _read_replies(sock: Any, n: int) -> tuple[int, str | None]:
-    """Read the replies to n XADD commands: each ``$LEN\\r\\nID\\r\\n``
-    (the new entry's id, which starts with a digit) or ``-ERROR\\r\\n``.
-    Returns (errors, the first error's text)."""
-    buf = b""
-    while True:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        buf += chunk
-        if not buf.endswith(b"\r\n"):
-            continue
-        errors = buf.count(b"\n-") + buf.startswith(b"-")
-        bulk = buf.count(b"\n$") + buf.startswith(b"$")
-        if bulk + errors > n:
-            raise ConnectionError(f"unexpected reply from the server: {buf[:200]!r}")
-        if bulk + errors == n and buf.count(b"\r\n") == 2 * bulk + errors:
-            break
-    if not errors:
-        return 0, None
-    i = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
-    return errors, buf[i + 1 : buf.index(b"\r\n", i)].decode(errors="replace")
+class _Replies:
+    """The replies to the XADD commands of one :meth:`RedisSink.send_batch`,
+    counted as they come (each chunk once): each ``$LEN\\r\\nID\\r\\n``
+    (two lines: the new entry's id, which starts with a digit) or
+    ``-ERROR\\r\\n`` (one line, one error): ``lines + errors`` is twice
+    the replies read whenever a chunk ends at a line's end."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.lines = self.errors = 0
+        self.at_line_start = True
+        self.kept: list[bytes] = []  # the chunks from the first error on
+
+    def wait(self, n: int, last: bool = False) -> None:
+        """Read until the replies to the first n commands are in (with
+        ``last``: n is every command sent, and nothing else may come)."""
+        while self.lines + self.errors < 2 * n or (last and not self.at_line_start):
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.lines += chunk.count(b"\n")
+            e = chunk.count(b"\n-") + (self.at_line_start and chunk.startswith(b"-"))
+            self.at_line_start = chunk.endswith(b"\n")
+            if e or self.kept:
+                self.kept.append(chunk)
+            self.errors += e
+        if last and self.lines + self.errors > 2 * n:
+            raise ConnectionError(f"unexpected reply from the server: {b''.join(self.kept)[:200]!r}")
+
+    def first_error(self) -> str | None:
+        if not self.errors:
+            return None
+        buf = b"".join(self.kept)
+        i = 0 if buf.startswith(b"-") else buf.index(b"\n-") + 1
+        return buf[i + 1 : buf.index(b"\r\n", i)].decode(errors="replace")
 
 
 def _password(netloc: str) -> str | None:
