@@ -409,7 +409,8 @@ def run_archive(
     :param plugins: plugin specs (as ``-p``: a name, a .py file, an app folder, a module).
     :param options: plugin options by destination name (``{"conn_log": ...}``).
     :param address: a Dask scheduler (``tcp://host:8786``); None starts a
-        ``LocalCluster`` of ``workers`` processes.
+        ``LocalCluster`` of ``workers`` processes (forked from this one:
+        :mod:`mosfw.dask_cluster`), closed before this returns.
     :param segments: time segments (default: :func:`default_segments`:
         one a worker, up to 4 while the lead-ins stay small; at most one a file).
     :param parts_dir: where tasks write their output (shared by every
