@@ -55,6 +55,41 @@ def cli(*args) -> tuple[float, dict]:
     return wall, stats
 
 
+def api_rows(arch: Path, segments: int) -> list[tuple[str, float, int]]:
+    """run_archive() then the command line (--dask ADDRESS) on a LocalCluster
+    started beforehand, as a real cluster is: no cluster to start or stop."""
+    from distributed import LocalCluster
+
+    from mosfw.archive import run_archive
+
+    rows = []
+    t = time.monotonic()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        started = time.monotonic() - t
+        with open(os.devnull, "w") as out:
+            res = run_archive(
+                [arch],
+                plugins=[str(TRACKER)],
+                address=lc.scheduler_address,
+                segments=segments,
+                stdout=out,
+            )
+        wall, st = cli("-r", arch, "-p", TRACKER, "--dask", lc.scheduler_address, "--segments", segments)
+        rows.append(("--dask ADDRESS (running cluster)", wall, st["packets"]))
+        rate = st["packets"] / wall / 1e6
+        print(f"{'--dask ADDRESS, running':28s} {wall:7.2f} s  {rate:6.2f} Mpkt/s  (load {load()})")
+    inside = sum(s.seconds for s in res.segments)
+    overhead = (res.seconds * 2 - inside) / len(res.segments)
+    rate = res.stats.packets / res.seconds / 1e6
+    print(
+        f"dask API on a running LocalCluster: {res.seconds:.2f} s wall ({rate:.2f} Mpkt/s), "
+        f"cluster start {started:.2f} s, {len(res.segments)} segments, {inside:.2f} s inside tasks, "
+        f"overhead {overhead:.3f} s per segment (wall x 2 workers - task time, over segments)"
+    )
+    rows.append(("run_archive() (running cluster)", res.seconds, res.stats.packets))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=10_000_000)
@@ -62,6 +97,12 @@ def main() -> None:
     ap.add_argument("--step-us", type=int, default=200, help="gen_capture -t: microseconds between packets")
     ap.add_argument("--segments", type=int, default=4)
     ap.add_argument("--keep", metavar="DIR", help="build the archive in DIR and keep it (reused when there)")
+    ap.add_argument(
+        "--rows",
+        default="one,c2,dask,api",
+        help="comma-separated rows to run: one (one process), c2 (-c 2), dask (--dask, own LocalCluster), "
+        "api (run_archive() and --dask ADDRESS on a running cluster); empty: only build the archive",
+    )
     a = ap.parse_args()
 
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="mosfw-archive-bench-"))
@@ -85,54 +126,27 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files)
         print(f"archive: {len(files)} files, {size / 1e9:.2f} GB, in {arch}; load before: {load()}")
 
+        want = {r for r in a.rows.split(",") if r}
         rows = []
-        for name, args in (
-            ("one process", ["-r", arch, "-p", TRACKER]),
-            ("-c 2", ["-r", arch, "-p", TRACKER, "-c", "2"]),
+        for key, name, args in (
+            ("one", "one process", ["-r", arch, "-p", TRACKER]),
+            ("c2", "-c 2", ["-r", arch, "-p", TRACKER, "-c", "2"]),
             (
+                "dask",
                 "--dask, 2 local workers",
                 ["-r", arch, "-p", TRACKER, "--dask", "-c", "2", "--segments", a.segments],
             ),
         ):
+            if key not in want:
+                continue
             wall, st = cli(*args)
             rows.append((name, wall, st["packets"]))
             print(f"{name:28s} {wall:7.2f} s  {st['packets'] / wall / 1e6:6.2f} Mpkt/s  (load {load()})")
-
-        from distributed import LocalCluster
-
-        from mosfw.archive import run_archive
-
-        t = time.monotonic()
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
-            started = time.monotonic() - t
-            with open(os.devnull, "w") as out:
-                res = run_archive(
-                    [arch],
-                    plugins=[str(TRACKER)],
-                    address=lc.scheduler_address,
-                    segments=a.segments,
-                    stdout=out,
-                )
-            # the command line against the same running cluster (--dask ADDRESS:
-            # no cluster to start or stop, as on a real cluster)
-            wall, st = cli(
-                "-r", arch, "-p", TRACKER, "--dask", lc.scheduler_address, "--segments", a.segments
-            )
-            rows.append(("--dask ADDRESS (running cluster)", wall, st["packets"]))
-            print(
-                f"{'--dask ADDRESS, running':28s} {wall:7.2f} s  {st['packets'] / wall / 1e6:6.2f} Mpkt/s"
-                f"  (load {load()})"
-            )
-        inside = sum(s.seconds for s in res.segments)
-        overhead = (res.seconds * 2 - inside) / len(res.segments)
-        base = rows[0][1]
-        rate = res.stats.packets / res.seconds / 1e6
-        print(
-            f"dask API on a running LocalCluster: {res.seconds:.2f} s wall ({rate:.2f} Mpkt/s), "
-            f"cluster start {started:.2f} s, {len(res.segments)} segments, {inside:.2f} s inside tasks, "
-            f"overhead {overhead:.3f} s per segment (wall x 2 workers - task time, over segments)"
-        )
-        print("speed-up over one process: " + ", ".join(f"{n}: {base / w:.2f}x" for n, w, _ in rows[1:]))
+        if "api" in want:
+            rows += api_rows(arch, a.segments)
+        if "one" in want and len(rows) > 1:
+            base = rows[0][1]
+            print("speed-up over one process: " + ", ".join(f"{n}: {base / w:.2f}x" for n, w, _ in rows[1:]))
         print(f"load after: {load()}")
     finally:
         if not a.keep:

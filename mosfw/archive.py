@@ -376,23 +376,6 @@ def _check_exact(engine: dict) -> None:
         )
 
 
-def _client(address: str | None, workers: int):
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ArchiveError(INSTALL_HINT) from None
-    if address:
-        return Client(address), None
-    # one segment at a time on each worker: a worker that dies takes only
-    # the segment it was running with it (the others are not suspected)
-    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-        )
-    return Client(cluster), cluster
-
-
 def _segment_error(seg: Segment, e: BaseException) -> ArchiveError:
     kind = type(e).__name__
     if kind == "KilledWorker":
@@ -426,7 +409,8 @@ def run_archive(
     :param plugins: plugin specs (as ``-p``: a name, a .py file, an app folder, a module).
     :param options: plugin options by destination name (``{"conn_log": ...}``).
     :param address: a Dask scheduler (``tcp://host:8786``); None starts a
-        ``LocalCluster`` of ``workers`` processes.
+        ``LocalCluster`` of ``workers`` processes (forked from this one:
+        :mod:`mosfw.dask_cluster`), closed before this returns.
     :param segments: time segments (default: :func:`default_segments`:
         one a worker, up to 4 while the lead-ins stay small; at most one a file).
     :param parts_dir: where tasks write their output (shared by every
@@ -441,6 +425,7 @@ def run_archive(
     :raises ArchiveError: the split cannot be exact, Dask is missing, or a
         segment failed (named).
     """
+    from mosfw.dask_cluster import dask_client
     from mosfw.inputs import expand_inputs
     from mosfw.merge import merge_and_report, merge_stats
     from mosfw.runconfig import Config
@@ -478,46 +463,21 @@ def run_archive(
     if not plan:
         raise ArchiveError("no capture file of the archive holds a packet that can be read")
     config.cores = len(plan)
-    client, cluster = _client(address, workers)
     own_parts = parts_dir is None
     parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
     parts.mkdir(parents=True, exist_ok=True)
-    results: dict[int, SegmentResult] = {}
     try:
-        from distributed import as_completed
-
-        token = uuid.uuid4().hex[:8]
-        jobs = {
-            client.submit(
-                run_segment,
-                SegmentJob(s, plugin_specs, dict(options or {}), engine, str(parts.resolve())),
-                key=f"mosfw-segment-{s.index:05d}-{token}",
-                pure=False,
-            ): s
-            for s in plan
-        }
-        total_bytes = sum(s.own_bytes for s in plan)
-        done_bytes = 0
-        for fut in as_completed(jobs):
-            seg = jobs[fut]
-            try:
-                res = fut.result()
-            except BaseException as e:
-                for f in jobs:
-                    f.cancel()
-                raise _segment_error(seg, e) from e
-            results[seg.index] = res
-            done_bytes += seg.own_bytes
-            if progress is not None:
-                progress(len(results), len(plan), done_bytes, total_bytes)
-        ordered = [results[s.index] for s in plan]
-        for r in ordered:  # joined in time order, each part once
-            _append_part(r.part, stdout)
-        stdout.flush()
+        with dask_client(address, workers, stdout, stderr) as client:
+            jobs = [
+                SegmentJob(s, plugin_specs, dict(options or {}), engine, str(parts.resolve())) for s in plan
+            ]
+            ordered = _run_segments(client, jobs, progress)
+            # joined in time order, each part once; the output is complete
+            # here, before the cluster's close
+            for r in ordered:
+                _append_part(r.part, stdout)
+            stdout.flush()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
         if own_parts:
             shutil.rmtree(parts, ignore_errors=True)
     _merge_ticks(config, ordered)
@@ -532,6 +492,36 @@ def run_archive(
     return ArchiveResult(
         "error" if failed else "done", stats, ordered, files, time.monotonic() - t_start, failed
     )
+
+
+def _run_segments(client: Any, jobs: list[SegmentJob], progress: Callable | None) -> list[SegmentResult]:
+    """Submit a task a segment, wait for them all (progress as they end);
+    the results in segment order. The first failure cancels the others."""
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+    futures = {
+        client.submit(
+            run_segment, job, key=f"mosfw-segment-{job.segment.index:05d}-{token}", pure=False
+        ): job.segment
+        for job in jobs
+    }
+    results: dict[int, SegmentResult] = {}
+    total_bytes = sum(s.own_bytes for s in futures.values())
+    done_bytes = 0
+    for fut in as_completed(futures):
+        seg = futures[fut]
+        try:
+            res = fut.result()
+        except BaseException as e:
+            for f in futures:
+                f.cancel()
+            raise _segment_error(seg, e) from e
+        results[seg.index] = res
+        done_bytes += seg.own_bytes
+        if progress is not None:
+            progress(len(results), len(futures), done_bytes, total_bytes)
+    return [results[job.segment.index] for job in jobs]
 
 
 def _append_part(part: str, stdout: TextIO) -> None:

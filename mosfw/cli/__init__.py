@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from mosfw import __version__
@@ -43,5 +45,11 @@ def main() -> None:
     install_interrupt_handler()  # Ctrl-C: Interrupted, told from a plugin's KeyboardInterrupt
     try:
         cli(prog_name="mosfw")
+    except SystemExit as e:
+        dask_run = sys.modules.get("mosfw.cli.dask_run")
+        if dask_run is not None and dask_run.RUN_ENDED:
+            startup.release()
+            dask_run.exit_without_teardown(e.code)
+        raise
     finally:
         startup.release()

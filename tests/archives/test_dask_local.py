@@ -1,0 +1,130 @@
+"""``--dask`` with the LocalCluster the run starts itself: its workers are
+forked from the run's process (they have its imports and plugins at
+once), no worker process is left behind when the command has exited, and
+the command's quick exit (no interpreter teardown) keeps its output, its
+messages and its exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arch_helpers import DATA, TRACKER, merged, mosfw, records, shifted, split, stats_json, tools_missing
+
+distributed = pytest.importorskip("distributed", reason="Dask distributed not installed (make installs it)")
+pytestmark = pytest.mark.skipif(bool(tools_missing()), reason=f"missing tools: {tools_missing()}")
+
+#: notes the pid of the process that ran mosfw_configure outside a task
+#: (the run's own process) in a module global; each task prints what its
+#: process has there: a forked worker has the run's value, a spawned one None
+DRIVER_PID = """
+import json, os
+import mosfw
+
+_driver_pid = None
+_config = None
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _driver_pid, _config
+    _config = config
+    if config.segment is None:
+        _driver_pid = os.getpid()
+
+@mosfw.hookimpl
+def mosfw_core_start(core):
+    print(json.dumps({"segment": _config.segment[0], "driver_pid": _driver_pid, "pid": os.getpid()}),
+          file=_config.stdout)
+
+@mosfw.hookimpl
+def mosfw_report(config, stats):
+    print("REPORT FROM THE RUN'S PROCESS", file=config.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dask_local")
+    src = DATA / "http-loss.pcap"
+    whole = merged(
+        d / "whole.pcap", src, shifted(src, d / "p2.pcap", 2.0), shifted(src, d / "p50.pcap", 50.0)
+    )
+    split(whole, d / "arch", ["-i", "1"])
+    r = mosfw("run", "-r", whole, "-p", TRACKER, "-q")
+    assert r.returncode == 0, r.stderr
+    return d / "arch", records(r.stdout)
+
+
+def _gone(pid: int, wait: float = 5.0) -> bool:
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_workers_forked_from_the_run_and_gone_after_it(archive, tmp_path):
+    arch, whole = archive
+    plugin = tmp_path / "driver_pid.py"
+    plugin.write_text(DRIVER_PID)
+    r = mosfw(
+        "run", "-r", arch, "-p", TRACKER, "-p", plugin, "--dask", "-c", "2", "--segments", "3", "-q",
+        "--stats-json", "-", timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    notes = [json.loads(x) for x in r.stdout.splitlines() if '"driver_pid"' in x]
+    assert sorted(n["segment"] for n in notes) == [0, 1, 2]
+    driver = {n["driver_pid"] for n in notes}
+    assert len(driver) == 1 and None not in driver, notes  # forked: the run's module state
+    assert all(n["pid"] != n["driver_pid"] for n in notes)  # (in worker processes)
+    # the output is complete through the quick exit: records, then the
+    # run's own report (written after the cluster's close)
+    tracker = [x for x in r.stdout.splitlines() if '"driver_pid"' not in x and "REPORT" not in x]
+    assert records("\n".join(tracker) + "\n") == whole
+    assert r.stdout.rstrip().endswith("REPORT FROM THE RUN'S PROCESS")
+    pids = {s["pid"] for s in stats_json(r.stderr)["segments"]}
+    assert len(pids) == 2
+    assert all(_gone(pid) for pid in pids), f"worker processes left behind: {pids}"
+
+
+def test_user_start_method_is_kept(archive):
+    """Dask's forkserver, when the user's Dask config asks for it, is used
+    (mosfw forks only where Dask's default spawn is configured)."""
+    import dask
+
+    from mosfw.dask_cluster import local_start_method
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        assert local_start_method(dask.config) == "forkserver"
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        assert local_start_method(dask.config) == "fork"
+    arch, whole = archive
+    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD="forkserver")
+    r = mosfw("run", "-r", arch, "-p", TRACKER, "--dask", "-c", "2", "-q", env=env, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert records(r.stdout) == whole
+
+
+def test_damaged_file_exit_code_and_message_through_the_quick_exit(archive, tmp_path):
+    """A file that cannot be read: exit code 3 and its name on stderr, as
+    without --dask, though the process ends without the interpreter's teardown."""
+    arch = archive[0]
+    d = tmp_path / "d"
+    d.mkdir()
+    for f in sorted(arch.iterdir()):
+        (d / f.name).write_bytes(f.read_bytes())
+    garbage = d / "zz-garbage.pcap"
+    garbage.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 9)
+    r = mosfw("run", "-r", d, "-p", TRACKER, "--dask", "-c", "2", "-q", timeout=180)
+    assert r.returncode == 3, r.stderr
+    assert str(garbage) in r.stderr and "the run went on" in r.stderr
