@@ -58,7 +58,8 @@ class Config:
     tcp_one_sided_close: bool = False
     #: any first TCP packet starts a flow (Zeek's partial_connection_ok):
     #: a lone RST, RST+ACK, a FIN without ACK, a packet without flags
-    #: (set in a tracker run); False makes them orphans (mOS)
+    #: (--tcp-partial-open; the tracker's default); False makes them
+    #: orphans (mOS)
     tcp_partial_open: bool = False
     #: idle seconds (packet time) before a UDP / ICMP flow ends (timeout);
     #: 0 = never. Only used for flows of a protocol a plugin asked for

@@ -73,6 +73,7 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
         "tcp_timeout": config.tcp_timeout if "tcp_timeout" in explicit else None,
         "tcp_tw_interval": config.tcp_tw_interval if "tcp_tw_interval" in explicit else None,
         "tcp_attempt_delay": config.tcp_attempt_delay if "tcp_attempt_delay" in explicit else None,
+        "tcp_partial_open": config.tcp_partial_open if "tcp_partial_open" in explicit else None,
         "udp_timeout": config.udp_timeout if "udp_timeout" in explicit else None,
         "icmp_timeout": config.icmp_timeout if "icmp_timeout" in explicit else None,
         "max_concurrency": config.max_concurrency,

@@ -191,6 +191,12 @@ class PluginOptionsCommand(click.Command):
     "(default 0, mOS; the tracker's default is Zeek's tcp_attempt_delay, 5).",
 )
 @click.option(
+    "--tcp-partial-open/--no-tcp-partial-open",
+    default=None,
+    help="A lone RST, a FIN, a packet without SYN starts a flow (Zeek's partial_connection_ok; "
+    "default off, mOS: orphans; the tracker's default is on).",
+)
+@click.option(
     "--udp-timeout",
     type=click.FloatRange(min=0),
     default=None,
@@ -292,6 +298,7 @@ def run_command(
     tcp_timeout,
     tcp_tw_interval,
     tcp_attempt_delay,
+    tcp_partial_open,
     udp_timeout,
     icmp_timeout,
     tunnel_max_depth,
@@ -357,7 +364,8 @@ def run_command(
     if not read_file and not interface:
         raise click.UsageError("no input: give a capture file (-r FILE) or an interface (-i IFACE)", ctx)
 
-    explicit: set[str] = {"tcp_attempt_delay"} if tcp_attempt_delay is not None else set()
+    given = {"tcp_attempt_delay": tcp_attempt_delay, "tcp_partial_open": tcp_partial_open}
+    explicit: set[str] = {name for name, v in given.items() if v is not None}
 
     def pick(cli_value, mos_name, default):
         if cli_value is not None:
@@ -380,6 +388,7 @@ def run_command(
         tcp_timeout=pick(tcp_timeout, "tcp_timeout", 30.0),
         tcp_tw_interval=pick(tcp_tw_interval, "tcp_tw_interval", 5.0),
         tcp_attempt_delay=tcp_attempt_delay if tcp_attempt_delay is not None else 0.0,
+        tcp_partial_open=bool(tcp_partial_open),
         udp_timeout=pick(udp_timeout, "udp_timeout", 60.0),
         icmp_timeout=pick(icmp_timeout, "icmp_timeout", 60.0),
         verify_checksums=verify_checksums,

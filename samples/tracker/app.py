@@ -374,7 +374,8 @@ def mosfw_addoption(parser):
         "(mOS's 30 s for other apps) unless --tcp-timeout is given, and Zeek's attempt delay, 5 s "
         "(--tcp-attempt-delay); --tcp-tw-interval (5 s) is Zeek's close delay, within which late "
         "packets still count. Any first TCP packet (a lone RST, a FIN, no flags) starts a "
-        "connection, as Zeek's partial_connection_ok (other apps see an orphan).",
+        "connection, as Zeek's partial_connection_ok: a setting of the whole run, other apps "
+        "see these flows too (--no-tcp-partial-open: orphans, as mOS).",
     )
     parser.addoption(
         "--conn-protocols",
@@ -484,7 +485,8 @@ def mosfw_configure(config):
     if "tcp_attempt_delay" not in explicit:
         config.tcp_attempt_delay = ZEEK_TCP_ATTEMPT_DELAY
     config.tcp_one_sided_close = True  # Zeek's close with an inactive peer
-    config.tcp_partial_open = True  # Zeek: partial_connection_ok (a lone RST, a FIN ... start one)
+    if "tcp_partial_open" not in explicit:  # --no-tcp-partial-open: mOS's orphans
+        config.tcp_partial_open = True  # Zeek: partial_connection_ok (a lone RST, a FIN ... start one)
     # Zeek checks them (ignore_checksums = F): 'C'/'c'; -C / --no-checksums: not
     config.udp_checksums = not config.getoption("no_checksums")
     every = float(config.getoption("conn_rotate_interval") or 0)

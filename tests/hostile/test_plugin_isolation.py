@@ -119,9 +119,11 @@ def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
 
     apps = ("httplog", "alerts", "tracker", "rexmon")
     alone, runs = {}, {}
-    # an explicit idle timeout: the tracker alone would run with Zeek's
-    # 300 s, a setting of the whole run, not a plugin's state
-    timeout = ("--tcp-timeout", "30")
+    # an explicit idle timeout and partial opens: the tracker alone would
+    # run with Zeek's 300 s and its partial_connection_ok (a lone RST or FIN
+    # starts a flow, and takes a flow id), settings of the whole run, not a
+    # plugin's state
+    timeout = ("--tcp-timeout", "30", "--tcp-partial-open")
     for app in apps:
         out, a = args(app, "alone")
         r = mosfw("-r", capture, "-q", *timeout, *a)

@@ -243,3 +243,48 @@ def test_partial_connections_are_the_same_on_two_cores(mosfw_capture, tracker_cl
         recs = [json.loads(line) for line in out.stdout.splitlines()]
         got.append(sorted((_orig(r), _short([r])[0]) for r in recs))
     assert len(got[0]) == 40 and got[0] == got[1]
+
+
+# ---------------------------------------------------------------------------
+# a setting of the whole run: --no-tcp-partial-open / --tcp-partial-open
+
+
+def test_partial_open_is_a_run_setting_the_command_line_overrides(conv, tracker_cli, tmp_path):
+    # the tracker turns it on unless the user said; off, the lone RST is an
+    # orphan (mOS) and no record is written; an app without the tracker gets
+    # the flow when the user asks for it
+    import json
+
+    cap, c = conv()
+    c.rst("client", with_ack=False)
+    pcap = tmp_path / "rst.pcap"
+    cap.write(pcap)
+    on, off = tracker_cli(pcap, "-q"), tracker_cli(pcap, "-q", "--no-tcp-partial-open")
+    assert on.returncode == 0 and off.returncode == 0, (on.stderr, off.stderr)
+    assert [json.loads(line)["conn_state"] for line in on.stdout.splitlines()] == ["OTH"]
+    assert off.stdout == ""
+    app = tmp_path / "starts.py"
+    app.write_text(
+        "import mosfw\n"
+        "@mosfw.hookimpl\n"
+        "def mosfw_conn_start(flow):\n"
+        "    print('start', flow.id)\n"
+        "@mosfw.hookimpl\n"
+        "def mosfw_orphan(src):\n"
+        "    print('orphan')\n"
+    )
+    import subprocess
+    import sys
+
+    def starts(*args):
+        r = subprocess.run(
+            [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-q", "-p", str(app), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        return [line.split()[0] for line in r.stdout.splitlines()]
+
+    assert starts() == ["orphan"]
+    assert starts("--tcp-partial-open") == ["start", "start"]  # one per side
