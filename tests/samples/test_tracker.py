@@ -46,6 +46,7 @@ FIELDS = [
     "orig_ip_bytes",
     "resp_pkts",
     "resp_ip_bytes",
+    "ip_proto",
     "orig_rexmit_pkts",
     "resp_rexmit_pkts",
     "cli_state",

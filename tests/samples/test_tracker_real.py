@@ -383,6 +383,7 @@ COMPARED = (
     "orig_ip_bytes",
     "resp_pkts",
     "resp_ip_bytes",
+    "ip_proto",
 )
 
 
@@ -405,6 +406,7 @@ def as_zeek(r: dict, orphan_pkts: collections.Counter, orphan_bytes: collections
     o, s = ep(r["id.orig_h"], r["id.orig_p"]), ep(r["id.resp_h"], r["id.resp_p"])
     z = {k: str(r[k]) for k in ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "conn_state")}
     z["history"] = r.get("history", "-")
+    z["ip_proto"] = str(r["ip_proto"])
     for k in ("duration", "orig_bytes", "resp_bytes"):
         z[k] = str(r[k]) if k in r else "-"
     if "duration" in r:

@@ -226,3 +226,26 @@ def test_other_protocols_as_unknown_transport_when_asked(cap, track):
     (r,) = track(cap, options={"conn_protocols": "tcp,udp,icmp,other"})
     assert brief(r) == ("unknown_transport", A, 0, B, 0, "OTH", "-", 1, 1)
     assert (r["orig_bytes"], r["resp_bytes"], r["orig_ip_bytes"]) == (40, 60, 60)
+
+
+def test_ip_proto_is_the_ip_protocol_number(cap, track):
+    # conn.log's ip_proto (base/protocols/conn/main.zeek, Zeek 6.1 on): the
+    # IP protocol number of the connection, for every transport
+    from mosfw.testing.headers import ipv4
+
+    c = cap.conversation(client=(A, 40001), server=(B, 80))
+    c.handshake()
+    cap.udp((A, 40000), (B, 53), b"q")
+    cap.icmp(A, B)
+    cap.icmp("fd00::1", "fd00::2", 128, 0, b"x" * 8)
+    cap.add_ip(ipv4(A, B, 50, b"e" * 40))
+    recs = track(cap, options={"conn_protocols": "tcp,udp,icmp,other"})
+    assert sorted((r["proto"], r["ip_proto"]) for r in recs) == [
+        ("icmp", 1),
+        ("icmp", 58),
+        ("tcp", 6),
+        ("udp", 17),
+        ("unknown_transport", 50),
+    ]
+    rows = [line.split("\t") for line in track(cap, fmt="zeek").splitlines() if not line.startswith("#")]
+    assert sorted(r[19] for r in rows) == ["1", "17", "58", "6"]  # the column after resp_ip_bytes

@@ -297,6 +297,9 @@ def test_tsv_fields_and_types_as_zeek_cut_reads_them(conv, track):
     # Zeek's order: conn_state local_orig local_resp missed_bytes history
     i = fields.index("conn_state")
     assert fields[i : i + 5] == ["conn_state", "local_orig", "local_resp", "missed_bytes", "history"]
+    # ... resp_ip_bytes ip_proto (Zeek's tunnel_parents between them is not written)
+    i = fields.index("resp_ip_bytes")
+    assert (fields[i + 1], typed["ip_proto"]) == ("ip_proto", "count")
     (row,) = [line.split(sep) for line in text.splitlines() if not line.startswith("#")]
     assert len(row) == len(fields)
 

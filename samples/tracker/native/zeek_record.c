@@ -537,6 +537,9 @@ static size_t write_record(const struct mosfw_flow *f, const struct zeek_conn *k
 	fd.p = put_u64(fd.p, f->side[resp].pkts + k->late_pkts[resp]);
 	FIELD(&fd, "resp_ip_bytes", 0);
 	fd.p = put_u64(fd.p, f->side[resp].ip_bytes + k->late_ip_bytes[resp]);
+	/* Zeek's ip_proto (after tunnel_parents, which is not written) */
+	FIELD(&fd, "ip_proto", 0);
+	fd.p = put_u64(fd.p, tcp ? 6u : t->proto);
 	FIELD(&fd, "orig_rexmit_pkts", 0);
 	fd.p = put_u64(fd.p, f->side[orig].rexmit_pkts);
 	FIELD(&fd, "resp_rexmit_pkts", 0);
