@@ -33,7 +33,7 @@ def _timed(argv, cwd, env) -> tuple[float, float]:
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
-        raise subprocess.CalledProcessError(p.returncode, argv)
+        sys.exit(f"tracker_cost: exit {p.returncode} from: {' '.join(argv)} (in {cwd}); run it by hand to see why")
     return wall, ru.ru_utime + ru.ru_stime
 
 
@@ -52,7 +52,13 @@ def main() -> None:
     )
     a = ap.parse_args()
     caps = dict(c.split("=", 1) for c in (a.cap or ["bench=bench.pcap", "small=small.pcap"]))
+    for name, cap in caps.items():
+        if not os.path.isfile(cap):
+            ap.error(f"capture {name}={cap}: no such file (make it with bench/out/gen_capture, see the docstring)")
     trees = [os.path.abspath(t) for t in a.trees]
+    for t in trees:
+        if not os.path.isdir(os.path.join(t, "mosfw")):
+            ap.error(f"{t}: not a mosfw tree (no mosfw/ folder)")
     apps = [None, *(a.app or ["samples/tracker"])]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     cmds = []
