@@ -8,8 +8,8 @@ still open. Fields, with Zeek's names and meaning
 (``base/protocols/conn/main.zeek``)::
 
     ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto duration
-    orig_bytes resp_bytes conn_state history orig_pkts orig_ip_bytes
-    resp_pkts resp_ip_bytes
+    orig_bytes resp_bytes conn_state local_orig local_resp missed_bytes
+    history orig_pkts orig_ip_bytes resp_pkts resp_ip_bytes ip_proto
 
 and mosfw's own: ``orig_rexmit_pkts``, ``resp_rexmit_pkts`` (segments the
 engine classified as retransmissions, REXMIT), ``cli_state``,

@@ -203,6 +203,11 @@ def test_server_killed_during_a_live_capture(tmp_path, extra):
             metrics = re.search(r"serving (http://\S+/metrics)", err_path.read_text()).group(1)
 
             srv.kill()
+            # a burst first: the failing batch, retried for `retry` seconds,
+            # holds several records, so that the records handed over during
+            # the retry do not fit in a 2-record buffer (tiny-buffer): the
+            # "buffer full" path is taken whatever the timing of the fetches
+            assert all(f.ok for f in net.fetch([net.url("f1448.bin")] * 4, parallel=4))
             for _ in range(5):  # over ~3.5 s: the tracker hands over records once a second
                 assert all(f.ok for f in net.fetch([net.url("f1448.bin")]))
                 time.sleep(0.7)
