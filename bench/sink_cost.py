@@ -141,8 +141,9 @@ def main() -> None:
     a = ap.parse_args()
     if not os.path.isfile(a.pcap):
         ap.error(
-            f"no capture at {a.pcap}: make it with `cc -O2 -o bench/out/gen_capture bench/gen_capture.c "
-            "&& bench/out/gen_capture -o bench/out/bench.pcap` (or run bench/run_bench.py once), or give --pcap"
+            f"no capture at {a.pcap}: make it with `cc -O2 -o bench/out/gen_capture "
+            "bench/gen_capture.c && bench/out/gen_capture -o bench/out/bench.pcap` "
+            "(or run bench/run_bench.py once), or give --pcap"
         )
     if not shutil.which("redis-server"):
         sys.exit("redis-server is not installed (scripts/ensure-sysdeps.sh installs it)")

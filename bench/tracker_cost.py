@@ -33,7 +33,9 @@ def _timed(argv, cwd, env) -> tuple[float, float]:
     wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
-        sys.exit(f"tracker_cost: exit {p.returncode} from: {' '.join(argv)} (in {cwd}); run it by hand to see why")
+        sys.exit(
+            f"tracker_cost: exit {p.returncode} from: {' '.join(argv)} (in {cwd}); run it by hand to see why"
+        )
     return wall, ru.ru_utime + ru.ru_stime
 
 
@@ -54,7 +56,9 @@ def main() -> None:
     caps = dict(c.split("=", 1) for c in (a.cap or ["bench=bench.pcap", "small=small.pcap"]))
     for name, cap in caps.items():
         if not os.path.isfile(cap):
-            ap.error(f"capture {name}={cap}: no such file (make it with bench/out/gen_capture, see the docstring)")
+            ap.error(
+                f"capture {name}={cap}: no such file (make it with bench/out/gen_capture, see the docstring)"
+            )
     trees = [os.path.abspath(t) for t in a.trees]
     for t in trees:
         if not os.path.isdir(os.path.join(t, "mosfw")):
