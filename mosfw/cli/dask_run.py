@@ -65,17 +65,22 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
     err = sys.stderr
     files = config.read_files or [config.read_file]
     show = progress if progress is not None else err.isatty()
-    # timeouts only where the user gave them: the plugins' mosfw_configure
+    # timeouts and partial opens only where the user gave them: the plugins' mosfw_configure
     # may set the others (the tracker: Zeek's), and run_archive() plans the
     # lead-in from the result
     explicit: frozenset[str] = getattr(config, "explicit", frozenset())
     engine = {
-        "tcp_timeout": config.tcp_timeout if "tcp_timeout" in explicit else None,
-        "tcp_tw_interval": config.tcp_tw_interval if "tcp_tw_interval" in explicit else None,
-        "tcp_attempt_delay": config.tcp_attempt_delay if "tcp_attempt_delay" in explicit else None,
-        "tcp_partial_open": config.tcp_partial_open if "tcp_partial_open" in explicit else None,
-        "udp_timeout": config.udp_timeout if "udp_timeout" in explicit else None,
-        "icmp_timeout": config.icmp_timeout if "icmp_timeout" in explicit else None,
+        key: getattr(config, key) if key in explicit else None
+        for key in (
+            "tcp_timeout",
+            "tcp_tw_interval",
+            "tcp_attempt_delay",
+            "tcp_partial_open",
+            "udp_timeout",
+            "icmp_timeout",
+        )
+    }
+    engine |= {
         "max_concurrency": config.max_concurrency,
         "bpf": config.bpf,
         "verify_checksums": config.verify_checksums,

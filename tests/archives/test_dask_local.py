@@ -128,3 +128,21 @@ def test_damaged_file_exit_code_and_message_through_the_quick_exit(archive, tmp_
     r = mosfw("run", "-r", d, "-p", TRACKER, "--dask", "-c", "2", "-q", timeout=180)
     assert r.returncode == 3, r.stderr
     assert str(garbage) in r.stderr and "the run went on" in r.stderr
+
+
+def test_partial_open_setting_reaches_the_tasks(tmp_path):
+    # --no-tcp-partial-open is the user's: the tasks keep it (the tracker
+    # in each task would turn partial opens on again otherwise)
+    from mosfw.testing.flows import Capture
+
+    cap = Capture(start=1000.0)
+    c = cap.conversation(client=("10.0.0.1", 40000), server=("10.0.0.2", 80))
+    c.midstream()
+    c.rst("client", with_ack=False)  # a lone RST: a connection only with partial opens
+    cap.write(tmp_path / "rst.pcap")
+    counts = []
+    for option in ((), ("--no-tcp-partial-open",)):
+        r = mosfw("run", "-r", tmp_path / "rst.pcap", "-p", TRACKER, "-q", "--dask", "-c", "1", *option)
+        assert r.returncode == 0, r.stderr
+        counts.append(len(records(r.stdout)))
+    assert counts == [1, 0]

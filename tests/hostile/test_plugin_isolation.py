@@ -123,10 +123,10 @@ def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
     # run with Zeek's 300 s and its partial_connection_ok (a lone RST or FIN
     # starts a flow, and takes a flow id), settings of the whole run, not a
     # plugin's state
-    timeout = ("--tcp-timeout", "30", "--tcp-partial-open")
+    run_settings = ("--tcp-timeout", "30", "--tcp-partial-open")
     for app in apps:
         out, a = args(app, "alone")
-        r = mosfw("-r", capture, "-q", *timeout, *a)
+        r = mosfw("-r", capture, "-q", *run_settings, *a)
         runs[app] = r
         alone[app] = r.stdout if app == "rexmon" else out.read_text()
     together_args = []
@@ -135,7 +135,7 @@ def _four_app_runs(tmp_path: Path, capture: Path, rexmon: Path, rules: Path):
         out, a = args(app, "together")
         outs[app] = out
         together_args += a
-    r = mosfw("-r", capture, "-q", *timeout, *together_args)
+    r = mosfw("-r", capture, "-q", *run_settings, *together_args)
     together = {app: (r.stdout if app == "rexmon" else outs[app].read_text()) for app in apps}
     return alone, runs, together, r
 

@@ -36,7 +36,14 @@ Facts from Zeek's source (zeek/zeek):
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import forkrun  # tests/forkrun.py: python -m mosfw in a fork
 
 CLI, SRV = ("10.0.0.1", 40000), ("10.0.0.2", 80)
 
@@ -219,8 +226,6 @@ def test_syn_rst_first_is_q_and_oth(conv, track):
 
 
 def test_partial_connections_are_the_same_on_two_cores(mosfw_capture, tracker_cli, tmp_path):
-    import json
-
     cap = mosfw_capture(linktype="ether", start=1000.0, step=0.001)
     firsts = [
         lambda c: c.rst("client", with_ack=False),
@@ -253,8 +258,6 @@ def test_partial_open_is_a_run_setting_the_command_line_overrides(conv, tracker_
     # the tracker turns it on unless the user said; off, the lone RST is an
     # orphan (mOS) and no record is written; an app without the tracker gets
     # the flow when the user asks for it
-    import json
-
     cap, c = conv()
     c.rst("client", with_ack=False)
     pcap = tmp_path / "rst.pcap"
@@ -268,23 +271,16 @@ def test_partial_open_is_a_run_setting_the_command_line_overrides(conv, tracker_
         "import mosfw\n"
         "@mosfw.hookimpl\n"
         "def mosfw_conn_start(flow):\n"
-        "    print('start', flow.id)\n"
+        "    print('start')\n"
         "@mosfw.hookimpl\n"
         "def mosfw_orphan(src):\n"
         "    print('orphan')\n"
     )
-    import subprocess
-    import sys
 
-    def starts(*args):
-        r = subprocess.run(
-            [sys.executable, "-m", "mosfw", "run", "-r", str(pcap), "-q", "-p", str(app), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    def events(*args):
+        r = forkrun.mosfw("run", "-r", pcap, "-q", "-p", app, *args)
         assert r.returncode == 0, r.stderr
-        return [line.split()[0] for line in r.stdout.splitlines()]
+        return r.stdout.split()
 
-    assert starts() == ["orphan"]
-    assert starts("--tcp-partial-open") == ["start", "start"]  # one per side
+    assert events() == ["orphan"]
+    assert events("--tcp-partial-open") == ["start", "start"]  # one per side
