@@ -136,15 +136,19 @@ _CoreFile = output.CoreFile
 _attached: dict[int, tuple[object, object]] = {}
 
 
-def _observe(core, fmt_code: int, after_burst=None, local_nets=()):
+def _observe(core, fmt_code: int, after_burst=None, local_nets=(), checksum_nets=()):
     """Attach a Zeek observer (zeek_log.c) to core; the core frees it."""
     z = zlib.zeek_log_new(core.slots, fmt_code)
     if z == zffi.NULL:
         raise MemoryError("tracker: cannot allocate the conn.log views")
-    for family, addr, bits in local_nets:
-        if zlib.zeek_log_add_local_net(z, family, addr, bits) < 0:
-            zlib.zeek_log_free(z)
-            raise mosfw.UsageError(f"--local-nets: cannot use /{bits} for IPv{family}")
+    for option, add, nets in (
+        ("--local-nets", zlib.zeek_log_add_local_net, local_nets),
+        ("--ignore-checksums-nets", zlib.zeek_log_add_checksum_net, checksum_nets),
+    ):
+        for family, addr, bits in nets:
+            if add(z, family, addr, bits) < 0:
+                zlib.zeek_log_free(z)
+                raise mosfw.UsageError(f"{option}: cannot use /{bits} for IPv{family}")
     try:
         core.attach_observer(int(zffi.cast("uintptr_t", zlib.zeek_log_observer(z))), after_burst)
     except Exception:
@@ -184,9 +188,9 @@ DEFAULT_PROTOCOLS = "tcp,udp,icmp"
 _site_nets = _load_sibling("site_nets")
 
 
-def parse_local_nets(text: str) -> list[tuple[int, bytes, int]]:
-    """``--local-nets`` parsed (site_nets.py), at most ZEEK_LOCAL_NETS_MAX."""
-    return _site_nets.parse_local_nets(text, zlib.ZEEK_LOCAL_NETS_MAX)
+def parse_local_nets(text: str, option: str = "--local-nets") -> list[tuple[int, bytes, int]]:
+    """``--local-nets`` (or ``option``) parsed (site_nets.py), at most ZEEK_LOCAL_NETS_MAX."""
+    return _site_nets.parse_local_nets(text, zlib.ZEEK_LOCAL_NETS_MAX, option)
 
 
 class ConnView:
@@ -262,7 +266,7 @@ class ConnLog:
     ``mosfw_tick`` (a second passed: write what is held), so the engine
     produces no event record at all for it (one TICK per second live)."""
 
-    def __init__(self, sink, fmt: str, live: bool = False, local_nets=()) -> None:
+    def __init__(self, sink, fmt: str, live: bool = False, local_nets=(), checksum_nets=()) -> None:
         self.sink = sink
         chunks: list[bytes] = []
         held = [0]
@@ -305,7 +309,7 @@ class ConnLog:
                 else:
                     take(zffi.buffer(data[0], n)[:])
 
-            z = _observe(core, FORMATS[fmt], take_batch, local_nets)
+            z = _observe(core, FORMATS[fmt], take_batch, local_nets, checksum_nets)
 
         # Once per second of input time (wall time live, even when no
         # packet comes): what is held is written within about a second.
@@ -399,6 +403,16 @@ def mosfw_addoption(parser):
         "wrong one counts as any other, no 'C'/'c' in the history.",
     )
     parser.addoption(
+        "--ignore-checksums-nets",
+        "ignore_checksums_nets",
+        metavar="NETS",
+        default=None,
+        envvar="MOSFW_IGNORE_CHECKSUMS_NETS",
+        help="tracker: Zeek's ignore_checksums_nets, e.g. '192.168.1.0/24': datagrams sent from "
+        "these networks are not checked (a host's own packets captured before its NIC fills in "
+        "the checksum).",
+    )
+    parser.addoption(
         "--conn-rotate-interval",
         "conn_rotate_interval",
         type=click.FloatRange(min=0),
@@ -422,11 +436,10 @@ def mosfw_addoption(parser):
 class _Run:
     """What the module keeps about the current run."""
 
-    def __init__(self, fmt: str = "json", path: str | None = None, local_nets=(), protocols=()) -> None:
+    def __init__(self, fmt: str = "json", path: str | None = None, protocols=()) -> None:
         self.fmt = fmt
         self.protocols = set(protocols)  # besides TCP (mosfw_protocols)
         self.path = path
-        self.local_nets = local_nets
         self.out = None  # the --conn-log file (closed in mosfw_report)
         self.sink = None  # _Sink, or mosfw.records.StreamOutput (the records stream)
         self.core_file: _CoreFile | None = None  # -c N
@@ -473,8 +486,16 @@ def mosfw_configure(config):
     if not (isinstance(nets, str) and nets) and getattr(config, "mos", None) is not None:
         nets = " ".join(getattr(config.mos, "local_nets", ()))  # mos.conf's
     nets = parse_local_nets(nets) if isinstance(nets, str) and nets else []
-    _run = run = _Run(fmt, path, nets, _protocols(config))
+    _run = run = _Run(fmt, path, _protocols(config))
+    unchecked = config.getoption("ignore_checksums_nets")
+    unchecked = parse_local_nets(unchecked, "--ignore-checksums-nets") if unchecked else []
+    nets = {"local_nets": nets, "checksum_nets": unchecked}
     pm = config.pluginmanager
+
+    def register_writer(sink) -> None:
+        writer = ConnLog(sink, fmt, live=bool(config.interface), **nets)
+        pm.register(writer, name=f"tracker-writer-{os.getpid()}")
+
     explicit = getattr(config, "explicit", ())
     if "tcp_timeout" not in explicit:
         config.tcp_timeout = ZEEK_TCP_INACTIVITY_TIMEOUT
@@ -501,10 +522,7 @@ def mosfw_configure(config):
         else:
             head = foot = lambda t: b""
         run.sink = run.rotating = output.RotatingLog(path, head, foot, every, size)
-        pm.register(
-            ConnLog(run.sink, fmt, live=bool(config.interface), local_nets=nets),
-            name=f"tracker-writer-{os.getpid()}",
-        )
+        register_writer(run.sink)
         return
     if config.cores > 1 and (fmt == "zeek" or path):
         # a worker of a -c N run: a temporary file per core, joined in the
@@ -514,10 +532,7 @@ def mosfw_configure(config):
         directory = os.path.dirname(os.path.abspath(path)) if path else tempfile.gettempdir()
         run.core_file = _CoreFile(directory)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
-        pm.register(
-            ConnLog(run.core_file, fmt, live=bool(config.interface), local_nets=nets),
-            name=f"tracker-writer-{os.getpid()}",
-        )
+        register_writer(run.core_file)
         return
     if path:
         try:
@@ -532,10 +547,7 @@ def mosfw_configure(config):
         run.sink = _Sink(config.stdout)
     if fmt == "zeek" and config.cores == 1:
         run.sink.write(zeek_header().encode())
-    pm.register(
-        ConnLog(run.sink, fmt, live=bool(config.interface), local_nets=nets),
-        name=f"tracker-writer-{os.getpid()}",
-    )
+    register_writer(run.sink)
 
 
 @mosfw.hookimpl

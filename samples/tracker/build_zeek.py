@@ -50,6 +50,8 @@ void zeek_conn_uid(const struct mosfw_flow *f, char *buf);
 struct zeek_nets;
 int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
                            unsigned bits);
+int zeek_log_add_checksum_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
+                              unsigned bits);
 const struct zeek_nets *zeek_log_nets(const struct zeek_log *z);
 int zeek_is_local(const struct zeek_nets *nets, unsigned family, const uint8_t *addr);
 size_t zeek_conn_record(const struct mosfw_flow *f, const struct zeek_conn *k,

@@ -4,7 +4,8 @@
 Facts from Zeek's source (zeek/zeek),
 src/packet_analysis/protocol/udp/UDP.cc ``UDPAnalyzer::DeliverPacket``:
 the checksum is validated unless ``ignore_checksums`` (``zeek -C``,
-``--no-checksums``) and only when the frame and the IP payload were
+``--no-checksums``) or the sender's address is in
+``ignore_checksums_nets`` (``--ignore-checksums-nets``), and only when the frame and the IP payload were
 captured whole; ``ValidateChecksum(ip, up, len)`` sums the pseudo-header
 and ``len`` bytes, ``len`` being the IP payload's length (the UDP length
 field is only compared with it for the ``UDP_datagram_length_mismatch``
@@ -83,6 +84,41 @@ def test_no_checksums_on_the_command_line(cap, tracker_cli, tmp_path):
     (r,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert r["history"] == "Dd"
     assert "--no-checksums" in tracker_cli(pcap, "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "nets, want",
+    [
+        ("10.0.0.1/32", ("SF", "Ddc", 2, 2)),  # the originator's bad query counts as good
+        ("10.0.0.0/24", ("SF", "Dd", 2, 2)),  # both senders in the nets
+        ("fd00::/8,10.0.0.2", ("SF", "CDd", 2, 2)),  # the responder only
+        ("192.168.0.0/16", ("SF", "CDdc", 2, 2)),  # neither: checked as usual
+    ],
+)
+def test_ignore_checksums_nets_skips_senders_in_them(cap, track, nets, want):
+    # init-bare.zeek ignore_checksums_nets: UDP.cc validates a datagram only
+    # when ! ignore_checksums_nets->Contains(ip->IPHeaderSrcAddr()): the
+    # sender's address, not the connection's originator
+    _bad_and_good(cap)
+    (r,) = track(cap, options={"ignore_checksums_nets": nets})
+    assert _brief(r) == want
+    good_orig, good_resp = ("C" not in want[1]), ("c" not in want[1])
+    assert (r["orig_bytes"], r["resp_bytes"]) == (30 + 30 * good_orig, 90 + 90 * good_resp)
+
+
+def test_ignore_checksums_nets_on_the_command_line(cap, tracker_cli, tmp_path):
+    import json
+
+    _bad_and_good(cap)
+    pcap = tmp_path / "bad.pcap"
+    cap.write(pcap)
+    out = tracker_cli(pcap, "--ignore-checksums-nets", "10.0.0.0/8")
+    assert out.returncode == 0, out.stderr
+    (r,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert r["history"] == "Dd"
+    bad = tracker_cli(pcap, "--ignore-checksums-nets", "10.0.0.300/8")
+    assert bad.returncode != 0 and "--ignore-checksums-nets: '10.0.0.300/8' is not a network" in bad.stderr
+    assert "--ignore-checksums-nets" in tracker_cli(pcap, "--help").stdout
 
 
 def _vxlan_payload() -> bytes:

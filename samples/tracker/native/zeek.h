@@ -136,6 +136,10 @@ const struct mosfw_observer *zeek_log_observer(struct zeek_log *z);
  * first 4 bytes, bits <= 32 or 128); 0, or -1 when it is invalid or
  * ZEEK_LOCAL_NETS_MAX are set already. */
 int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits);
+/* The same for Zeek's ignore_checksums_nets: a UDP datagram from an
+ * address there counts as one with a good checksum (no 'C'/'c'). */
+int zeek_log_add_checksum_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
+                              unsigned bits);
 /* Its local networks (for zeek_conn_record()). */
 const struct zeek_nets *zeek_log_nets(const struct zeek_log *z);
 /* Free an observer that was never attached. */

@@ -38,7 +38,8 @@ struct zeek_log {
 	char *log;                  /* records of flows ended this burst; NULL = no log */
 	size_t len, cap;
 	int format;
-	struct zeek_nets nets; /* Site::local_nets */
+	struct zeek_nets nets;      /* Site::local_nets */
+	struct zeek_nets csum_nets; /* ignore_checksums_nets */
 };
 
 static void on_tcp(void *self, const struct mosfw_flow *f, uint32_t slot, const struct mosfw_seg *s)
@@ -54,8 +55,19 @@ static void on_dgram(void *self, const struct mosfw_flow *f, uint32_t slot,
 {
 	struct zeek_log *z = self;
 
-	if (slot < z->n_slots)
-		zeek_conn_dgram(&z->views[slot], f, s);
+	if (slot >= z->n_slots)
+		return;
+	if ((s->flags & MOSFW_SEG_BAD_CSUM) && z->csum_nets.n &&
+	    zeek_is_local(&z->csum_nets, f->tuple.family,
+	                  (s->dir & 1u) == MOSFW_SIDE_CLIENT ? f->tuple.cli_addr
+	                                                     : f->tuple.srv_addr) == 1) {
+		/* Zeek's ignore_checksums_nets: a sender there is not checked */
+		struct mosfw_seg unchecked = *s;
+		unchecked.flags = (uint8_t)(unchecked.flags & ~MOSFW_SEG_BAD_CSUM);
+		zeek_conn_dgram(&z->views[slot], f, &unchecked);
+		return;
+	}
+	zeek_conn_dgram(&z->views[slot], f, s);
 }
 
 /* A packet of a flow the engine ended (within tcp_tw_interval, Zeek's
@@ -201,15 +213,15 @@ struct zeek_log *zeek_log_new(uint32_t slots, int format)
 	return z;
 }
 
-int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits)
+static int add_net(struct zeek_nets *nets, unsigned family, const uint8_t *addr, unsigned bits)
 {
 	struct zeek_net *n;
 	unsigned i;
 
-	if (!z || !addr || (family != 4 && family != 6) || bits > (family == 4 ? 32u : 128u) ||
-	    z->nets.n >= ZEEK_LOCAL_NETS_MAX)
+	if (!addr || (family != 4 && family != 6) || bits > (family == 4 ? 32u : 128u) ||
+	    nets->n >= ZEEK_LOCAL_NETS_MAX)
 		return -1;
-	n = &z->nets.net[z->nets.n++];
+	n = &nets->net[nets->n++];
 	memset(n, 0, sizeof(*n));
 	n->family = (uint8_t)family;
 	n->bits = (uint8_t)bits;
@@ -218,6 +230,17 @@ int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *a
 	if (bits % 8u)
 		n->addr[i] = (uint8_t)(addr[i] & (0xffu << (8u - bits % 8u)));
 	return 0;
+}
+
+int zeek_log_add_local_net(struct zeek_log *z, unsigned family, const uint8_t *addr, unsigned bits)
+{
+	return z ? add_net(&z->nets, family, addr, bits) : -1;
+}
+
+int zeek_log_add_checksum_net(struct zeek_log *z, unsigned family, const uint8_t *addr,
+                              unsigned bits)
+{
+	return z ? add_net(&z->csum_nets, family, addr, bits) : -1;
 }
 
 const struct zeek_nets *zeek_log_nets(const struct zeek_log *z) { return z ? &z->nets : NULL; }
