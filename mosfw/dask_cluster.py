@@ -11,7 +11,9 @@ already, so a forked worker has them at once, as the ``-c N`` workers do
 of it again: on the 2-core bench machine that took the cluster start from
 ~0.2 s to ~0.7 s and its close from ~0.04 s to ~0.17 s (bench/README.md).
 The setting holds for the whole run, not only the start: a worker that
-dies is started again by its nanny, and is forked too.
+dies is started again by its nanny, and is forked too. The local cluster
+has no dashboard, and its workers take no statistical profile (Dask's
+``distributed.worker.profile.enabled``), which only the dashboard shows.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ def dask_client(address: str | None, workers: int, *streams: Any) -> Iterator[An
         # only the segment it was running with it (the others are not suspected)
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.worker.multiprocessing-method": local_start_method(dask.config),
+        # no dashboard, so nobody reads the workers' statistical profile:
+        # not taken (a thread sampling every thread's stack every 10 ms cost
+        # ~0.1 s of CPU per 5 s segment on the bench archive, bench/README.md)
+        "distributed.worker.profile.enabled": False,
     }
     with dask.config.set(settings):
         cluster = LocalCluster(

@@ -115,6 +115,22 @@ def test_user_start_method_is_kept(archive):
     assert records(r.stdout) == whole
 
 
+def _worker_profiles() -> bool:
+    from distributed import get_worker
+
+    return "profile" in get_worker().periodic_callbacks
+
+
+def test_own_cluster_workers_take_no_profile():
+    """The LocalCluster the run starts has no dashboard, so its workers
+    take no statistical profile (a thread sampling every stack every
+    10 ms): Dask's own setting, on by default, off in mosfw's cluster."""
+    from mosfw.dask_cluster import dask_client
+
+    with dask_client(None, 1) as client:
+        assert client.submit(_worker_profiles, pure=False).result(timeout=60) is False
+
+
 def test_damaged_file_exit_code_and_message_through_the_quick_exit(archive, tmp_path):
     """A file that cannot be read: exit code 3 and its name on stderr, as
     without --dask, though the process ends without the interpreter's teardown."""
