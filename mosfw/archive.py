@@ -309,6 +309,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
             **job.engine,
         )
         config.segment = (seg.index, seg.t0, seg.t1)
+        config.parts_dir = job.parts_dir
         by: dict[tuple[str, str], int] = {}
         call_lifecycle(config, "mosfw_configure", False, config, counts=by)
         core = Core(config, pm, core_id=0, shard_count=1)
@@ -449,6 +450,7 @@ def run_archive(
         stdout=stdout,
         stderr=stderr,
         explicit=frozenset(engine),
+        segmented=True,
         **engine,
     )
     # the plugins may set the engine's timeouts here (the tracker takes
@@ -477,16 +479,18 @@ def run_archive(
             for r in ordered:
                 _append_part(r.part, stdout)
             stdout.flush()
+        _merge_ticks(config, ordered)
+        cores = [
+            CoreResult(r.index, r.status, r.error, r.stats, {k: pickle.loads(v) for k, v in r.values.items()})  # noqa: S301 - our own task's values
+            for r in ordered
+        ]
+        stats = merge_stats([r.stats for r in ordered], same_input=False)
+        # (the plugins' mosfw_merge may read files their tasks left in the
+        # parts directory: it is removed after)
+        stats = merge_and_report(config, cores, stats)
     finally:
         if own_parts:
             shutil.rmtree(parts, ignore_errors=True)
-    _merge_ticks(config, ordered)
-    cores = [
-        CoreResult(r.index, r.status, r.error, r.stats, {k: pickle.loads(v) for k, v in r.values.items()})  # noqa: S301 - our own task's values
-        for r in ordered
-    ]
-    stats = merge_stats([r.stats for r in ordered], same_input=False)
-    stats = merge_and_report(config, cores, stats)
     failed = sorted({f.error for r in ordered for f in r.input_files if f.state == "failed"})
     failed += [f.error for f in files if f.state == "failed" and f.error not in failed]
     return ArchiveResult(

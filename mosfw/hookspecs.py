@@ -253,6 +253,10 @@ def mosfw_merge(config: Config, results: list[Any], cores: list[CoreResult]) -> 
     values: with ``-c N``, objects a plugin registered from
     :func:`mosfw_configure` live in the workers only and are not called
     (their values are in ``cores[i].values``).
+    With ``--dask`` it is called in the run's process (``config.segmented``)
+    with one entry per time segment, in time order; a file a task wrote
+    for it belongs in ``config.parts_dir`` (the task's; a parts directory
+    the run made itself is removed after this call).
 
     :param config: the run's configuration.
     :param results: one entry per core, in core order: what this plugin

@@ -36,6 +36,15 @@ class Config:
     #: a --dask task (mosfw.archive): (segment index, window start, window
     #: end); the task owns the flows first seen in the window. None otherwise
     segment: tuple[int, float, float] | None = None
+    #: a --dask task: the run's parts directory (shared by every worker),
+    #: where a plugin puts a file the run's process reads back in
+    #: ``mosfw_merge`` (its name returned by ``mosfw_core_result``)
+    parts_dir: str | None = None
+    #: the process of a --dask run (mosfw.archive): its cores are the
+    #: segments, run elsewhere as Dask tasks and merged here as a ``-c N``
+    #: parent merges its workers' (``cores`` is 1 in ``mosfw_configure``:
+    #: the number of segments follows from the timeouts settled there)
+    segmented: bool = False
     #: interface to capture from (or None when reading a file)
     interface: str | None = None
     #: global BPF filter compiled by libpcap

@@ -43,11 +43,10 @@ each ended flow's record in C. No Python runs per packet or per
 connection: the records of a batch are taken once, after it. Without the
 tracker the engine keeps no Zeek view at all.
 
-With ``-c N`` each core writes its own records: JSON lines to stdout go
-straight out (whole lines, never mixed); TSV or a ``--conn-log`` file
-are written per core to a temporary file next to the output and joined,
-in core order, under one header by the parent when the run ends.
-"""
+With ``-c N`` (or ``--dask``) each core (segment) writes its own records:
+JSON lines to stdout go straight out; TSV or a ``--conn-log`` file are
+written per core to a temporary file and joined, in core (time) order,
+under one header by the run's process at its end (``mosfw_merge``)."""
 
 from __future__ import annotations
 
@@ -512,28 +511,29 @@ def mosfw_configure(config):
     config.udp_checksums = not config.getoption("no_checksums")
     every = float(config.getoption("conn_rotate_interval") or 0)
     size = int(config.getoption("conn_rotate_size") or 0)
+    segment_dir = getattr(config, "parts_dir", None) if getattr(config, "segment", None) else None
+    dask = segment_dir is not None or getattr(config, "segmented", False)
     if every or size:
         if not path:
             raise mosfw.UsageError("--conn-rotate-interval/--conn-rotate-size need --conn-log PATH")
-        if config.cores > 1:
-            raise mosfw.UsageError("--conn-rotate-interval/--conn-rotate-size: not with -c N (one core)")
-        if fmt == "zeek":
-            head, foot = (lambda t: zeek_header(t=t).encode()), (lambda t: zeek_footer(t).encode())
-        else:
-            head = foot = lambda t: b""
+        if config.cores > 1 or dask:
+            how = "--dask" if dask else "-c N"
+            raise mosfw.UsageError(f"--conn-rotate-interval/--conn-rotate-size: not with {how} (one core)")
+        head = (lambda t: zeek_header(t=t).encode()) if fmt == "zeek" else (lambda t: b"")
+        foot = (lambda t: zeek_footer(t).encode()) if fmt == "zeek" else (lambda t: b"")
         run.sink = run.rotating = output.RotatingLog(path, head, foot, every, size)
-        register_writer(run.sink)
-        return
-    if config.cores > 1 and (fmt == "zeek" or path):
-        # a worker of a -c N run: a temporary file per core, joined in the
-        # parent by mosfw_merge (one header, core order)
+        return register_writer(run.sink)
+    if (config.cores > 1 or dask) and (fmt == "zeek" or path):
+        # a worker of a -c N run or a --dask segment: a temporary file each
+        # (next to PATH or in /tmp; a segment's in the run's parts
+        # directory), joined (one header, core or time order) by the run's
+        # process in mosfw_merge
         import tempfile
 
-        directory = os.path.dirname(os.path.abspath(path)) if path else tempfile.gettempdir()
-        run.core_file = _CoreFile(directory)
+        where = os.path.dirname(os.path.abspath(path)) if path else tempfile.gettempdir()
+        run.core_file = _CoreFile(segment_dir or where)
         pm.register(run.core_file, name=f"tracker-core-file-{os.getpid()}")
-        register_writer(run.core_file)
-        return
+        return register_writer(run.core_file)
     if path:
         try:
             run.out = open(path, "wb")  # noqa: SIM115 - closed in mosfw_report

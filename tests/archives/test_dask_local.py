@@ -162,3 +162,49 @@ def test_partial_open_setting_reaches_the_tasks(tmp_path):
         assert r.returncode == 0, r.stderr
         counts.append(len(records(r.stdout)))
     assert counts == [1, 0]
+
+
+def test_tracker_conn_log_file_and_tsv_through_the_segments(archive, tmp_path):
+    """The tracker's --conn-log PATH and its Zeek TSV under --dask: the
+    segments write their records as -c N workers do (a file each, joined
+    by the run's process in time order under one header), so PATH holds
+    every record of the archive once (each task used to open PATH itself:
+    the last one's records were all that was left), and the TSV has one
+    header and one #close, as one process writes it."""
+    arch, whole = archive
+    log = tmp_path / "conn.log"
+    r = mosfw(
+        "run", "-r", arch, "-p", TRACKER, "--dask", "-c", "2", "--segments", "3",
+        "--conn-log", log, "-q", timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert records(log.read_text()) == whole
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "conn.log"], "parts left behind"
+
+    one = mosfw("run", "-r", arch, "-p", TRACKER, "--conn-format", "zeek", "-q")
+    tsv = mosfw(
+        "run", "-r", arch, "-p", TRACKER, "--dask", "-c", "2", "--segments", "3",
+        "--conn-format", "zeek", "-q", timeout=180,
+    )  # fmt: skip
+    assert tsv.returncode == 0, tsv.stderr
+    lines = tsv.stdout.splitlines()
+    assert [x.split("\t")[0] for x in lines if x.startswith("#")] == [
+        x.split("\t")[0] for x in one.stdout.splitlines() if x.startswith("#")
+    ]
+    assert lines[-1].startswith("#close")
+    assert sorted(x for x in lines if not x.startswith("#")) == sorted(
+        x for x in one.stdout.splitlines() if not x.startswith("#")
+    )
+
+
+def test_tracker_rotation_is_refused_with_dask(archive, tmp_path):
+    """--conn-rotate-* writes one file as the input goes: it cannot be cut
+    into segments run apart; the run says so instead of rotating per task."""
+    arch, _ = archive
+    r = mosfw(
+        "run", "-r", arch, "-p", TRACKER, "--dask", "-c", "2", "--conn-log", tmp_path / "c.log",
+        "--conn-rotate-interval", "60", "-q", timeout=180,
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "--conn-rotate-interval/--conn-rotate-size: not with --dask" in r.stderr
