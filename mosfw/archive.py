@@ -124,6 +124,7 @@ class SegmentResult:
     part: str  #: the output file it wrote
     seconds: float  #: wall time inside the task
     pid: int  #: the worker process
+    side_outputs: list = attrs.field(factory=list)  #: (PATH, part file): Config.open_output's
 
 
 @attrs.frozen
@@ -327,6 +328,9 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         # the joined output is not synced either. It cost 0.1 s a 300 MB part.)
         out.flush()
     from mosfw.inputs import archive_report
+    from mosfw.side_outputs import close_side_outputs
+
+    side = close_side_outputs(config)
 
     if archive_report(result.input_files)["overlaps"]:
         tmp.unlink()
@@ -346,6 +350,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         str(part),
         time.monotonic() - t_start,
         os.getpid(),
+        side,
     )
 
 
@@ -431,6 +436,7 @@ def run_archive(
     from mosfw.merge import merge_and_report, merge_stats
     from mosfw.runconfig import Config
     from mosfw.runner import CoreResult
+    from mosfw.side_outputs import append_side_outputs
     from mosfw.workers import call_lifecycle
 
     t_start = time.monotonic()
@@ -479,6 +485,7 @@ def run_archive(
             for r in ordered:
                 _append_part(r.part, stdout)
             stdout.flush()
+            append_side_outputs(r.side_outputs for r in ordered)  # (--http-log PATH ...)
         _merge_ticks(config, ordered)
         cores = [
             CoreResult(r.index, r.status, r.error, r.stats, {k: pickle.loads(v) for k, v in r.values.items()})  # noqa: S301 - our own task's values

@@ -117,6 +117,21 @@ class Config:
     #: the runner makes one (JSON lines on ``stdout``) when it is None
     records: Any = None
 
+    #: a --dask task's side files (mosfw.side_outputs): (PATH, part, file)
+    side_outputs: list[tuple[str, str, Any]] = attrs.field(factory=list, repr=False)
+
+    def open_output(self, path: str) -> TextIO:
+        """Open a file for this plugin's own output (``--http-log PATH``):
+        text, line-buffered, appended to. The plugin writes whole lines
+        and closes it (or leaves that to the process's end). With ``-c N``
+        every worker appends to PATH; in a ``--dask`` task the lines go to
+        a file of the run's parts directory, appended to PATH by the run's
+        process in segment order once every segment finished, so a task
+        Dask runs again writes nothing twice (:mod:`mosfw.side_outputs`)."""
+        from mosfw.side_outputs import open_side_output
+
+        return open_side_output(self, path)
+
     def getoption(self, name: str, default: Any = None) -> Any:
         """Value of a plugin option by destination name (``--conn-log`` ->
         ``conn_log``)."""

@@ -185,5 +185,6 @@ def mosfw_configure(config) -> None:
     except RuleError as e:
         raise mosfw.UsageError(f"alerts: {e}") from None
     log = config.getoption("alert_log")
-    out = open(log, "a", buffering=1) if log else config.stdout  # noqa: SIM115
+    opener = getattr(config, "open_output", None) or (lambda path: open(path, "a", buffering=1))  # noqa: SIM115
+    out = opener(log) if log else config.stdout  # appended to (with --dask: per segment, then joined)
     config.pluginmanager.register(Alerts(rules, out), name=f"alerts-{id(config)}")

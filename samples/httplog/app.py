@@ -476,7 +476,9 @@ def mosfw_addoption(parser) -> None:
 def mosfw_configure(config) -> None:
     path = config.getoption("http_log")
     if path:
-        out = open(path, "a", buffering=1)  # noqa: SIM115 - closed with the process
+        # appended to (with --dask: per segment, joined by the run's process)
+        opener = getattr(config, "open_output", None)
+        out = opener(path) if opener else open(path, "a", buffering=1)  # noqa: SIM115 - closed with the process
         _files.append(out)
     elif getattr(config, "records", None) is not None:
         out = config.records.output("http")  # the run's sinks (--sink; default: stdout)

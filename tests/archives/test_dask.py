@@ -308,3 +308,57 @@ def test_lead_in_follows_the_plugins_idle_timeout(tmp_path):
     r = dask_run(tmp_path / "arch", "-c", "2", "--segments", "6")
     assert r.returncode == 0, r.stderr
     assert records(r.stdout) == one
+
+
+KILLER_AT_FINISH = """
+import os, signal
+import mosfw
+
+_config = None
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _config
+    _config = config
+
+@mosfw.hookimpl(trylast=True)  # after the other plugins flushed their files
+def mosfw_core_finish(core):
+    seg = _config.segment
+    mark = os.environ["MOSFW_TEST_MARK"]
+    if seg is not None and seg[0] == 0 and not os.path.exists(mark):
+        open(mark, "a").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _http_lines(path: Path) -> list[dict]:
+    """httplog's lines without ``uid`` (a flow id: each segment counts its own)."""
+    out = [json.loads(x) for x in path.read_text().splitlines()]
+    for d in out:
+        d.pop("uid")
+    return sorted(out, key=lambda d: json.dumps(d, sort_keys=True))
+
+
+def test_plugin_log_file_written_once_when_a_task_is_retried(archive, tmp_path):
+    """httplog's --http-log PATH under --dask, a worker killed once after
+    its segment wrote its lines: PATH holds every line of one process once
+    (Config.open_output: a task writes to a part of its own, which the run's
+    process appends to PATH in segment order; a task that wrote to PATH
+    itself left the dead task's lines there twice)."""
+    arch = archive[0]
+    one = tmp_path / "one.log"
+    r = mosfw("run", "-r", arch, "-p", "samples/httplog", "--http-log", one, "-q")
+    assert r.returncode == 0, r.stderr
+    want = _http_lines(one)
+    assert len(want) >= 4
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER_AT_FINISH)
+    mark, log = tmp_path / "killed", tmp_path / "dask.log"
+    env = dict(os.environ, MOSFW_TEST_MARK=str(mark))
+    r = mosfw(
+        "run", "-r", arch, "-p", "samples/httplog", "-p", killer, "--dask", "-c", "2", "--segments", "4",
+        "--http-log", log, "-q", env=env, timeout=180,
+    )  # fmt: skip
+    assert mark.exists(), "the plugin never killed its worker"
+    assert r.returncode == 0, r.stderr
+    assert _http_lines(log) == want
