@@ -108,6 +108,7 @@ class SegmentJob:
     options: dict
     engine: dict  #: tcp_timeout, tcp_tw_interval, max_concurrency, bpf, verify_checksums
     parts_dir: str
+    to_sinks: bool = False  #: the run has --sink servers: records kept for them (PartsSink)
 
 
 @attrs.frozen
@@ -125,6 +126,7 @@ class SegmentResult:
     seconds: float  #: wall time inside the task
     pid: int  #: the worker process
     side_outputs: list = attrs.field(factory=list)  #: (PATH, part file): Config.open_output's
+    record_parts: list = attrs.field(factory=list)  #: (stream, part file): records for the sinks
 
 
 @attrs.frozen
@@ -137,6 +139,7 @@ class ArchiveResult:
     files: list  #: ScannedFile of every file, in read order
     seconds: float  #: wall time of the whole run
     failed: list[str]  #: messages of files that could not be read
+    sink_lost: dict = attrs.field(factory=dict)  #: records the run's --sink servers lost, by sink
 
 
 def scan_files(paths: Sequence[str]) -> list[ScannedFile]:
@@ -311,6 +314,11 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         )
         config.segment = (seg.index, seg.t0, seg.t1)
         config.parts_dir = job.parts_dir
+        if job.to_sinks:  # kept for the run's sinks, sent by the run's process
+            from mosfw.records import Records
+
+            config.records = Records([f"parts:{job.parts_dir}?segment={seg.index}"])
+            config.records.open(config, 0)
         by: dict[tuple[str, str], int] = {}
         call_lifecycle(config, "mosfw_configure", False, config, counts=by)
         core = Core(config, pm, core_id=0, shard_count=1)
@@ -331,6 +339,10 @@ def run_segment(job: SegmentJob) -> SegmentResult:
     from mosfw.side_outputs import close_side_outputs
 
     side = close_side_outputs(config)
+    kept = []
+    if config.records is not None:
+        config.records.close()
+        kept = config.records.sinks[0].files
 
     if archive_report(result.input_files)["overlaps"]:
         tmp.unlink()
@@ -351,6 +363,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         time.monotonic() - t_start,
         os.getpid(),
         side,
+        kept,
     )
 
 
@@ -407,6 +420,7 @@ def run_archive(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     progress: Callable[[int, int, int, int], None] | None = None,
+    sinks: Sequence[str] = (),
     **engine: Any,
 ) -> ArchiveResult:
     """Run ``plugins`` over a capture archive on Dask and merge.
@@ -424,6 +438,10 @@ def run_archive(
         directory, removed at the end.
     :param stdout: where the joined output goes (default sys.stdout).
     :param progress: called as segments finish: ``(done, total, bytes_done, bytes_total)``.
+    :param sinks: ``--sink`` URLs for the plugins' records (default: JSON lines
+        on ``stdout``): opened here first (SinkError: a server that is down);
+        the tasks keep their records, sent from here in segment order once
+        every segment has finished, so each record reaches a sink once.
     :param engine: ``tcp_timeout``, ``tcp_tw_interval``, ``tcp_attempt_delay``,
         ``max_concurrency``, ``bpf``, ``verify_checksums`` (otherwise the
         engine's defaults, or what the plugins set in ``mosfw_configure``:
@@ -436,7 +454,7 @@ def run_archive(
     from mosfw.merge import merge_and_report, merge_stats
     from mosfw.runconfig import Config
     from mosfw.runner import CoreResult
-    from mosfw.side_outputs import append_side_outputs
+    from mosfw.side_outputs import append_part, append_side_outputs, replay_records
     from mosfw.workers import call_lifecycle
 
     t_start = time.monotonic()
@@ -448,6 +466,7 @@ def run_archive(
     files = scan_files(expand_inputs([os.fspath(p) for p in inputs]))
     readable = [f.path for f in files if f.state == "unread"]
     pm, opts = _plugin_manager(plugin_specs, dict(options or {}))
+    to_sinks = any(u not in ("stdout", "-") for u in sinks)
     config = Config(
         read_file=readable[0] if readable else "",
         cores=1,
@@ -459,6 +478,11 @@ def run_archive(
         segmented=True,
         **engine,
     )
+    if to_sinks:
+        from mosfw.records import Records
+
+        config.records = Records(list(sinks))
+        config.records.open(config, 0)  # a server that is down: before any work
     # the plugins may set the engine's timeouts here (the tracker takes
     # Zeek's 300 s where the user gave none): the lead-in follows what the
     # tasks will run with, and the tasks get exactly these values
@@ -477,15 +501,18 @@ def run_archive(
     try:
         with dask_client(address, workers, stdout, stderr) as client:
             jobs = [
-                SegmentJob(s, plugin_specs, dict(options or {}), engine, str(parts.resolve())) for s in plan
+                SegmentJob(s, plugin_specs, dict(options or {}), engine, str(parts.resolve()), to_sinks)
+                for s in plan
             ]
             ordered = _run_segments(client, jobs, progress)
             # joined in time order, each part once; the output is complete
             # here, before the cluster's close
             for r in ordered:
-                _append_part(r.part, stdout)
+                append_part(r.part, stdout)
             stdout.flush()
             append_side_outputs(r.side_outputs for r in ordered)  # (--http-log PATH ...)
+            if to_sinks:
+                replay_records(config.records, (r.record_parts for r in ordered))
         _merge_ticks(config, ordered)
         cores = [
             CoreResult(r.index, r.status, r.error, r.stats, {k: pickle.loads(v) for k, v in r.values.items()})  # noqa: S301 - our own task's values
@@ -496,12 +523,15 @@ def run_archive(
         # parts directory: it is removed after)
         stats = merge_and_report(config, cores, stats)
     finally:
+        if to_sinks:
+            config.records.close()  # sent, or counted lost (after mosfw_report's records)
         if own_parts:
             shutil.rmtree(parts, ignore_errors=True)
     failed = sorted({f.error for r in ordered for f in r.input_files if f.state == "failed"})
     failed += [f.error for f in files if f.state == "failed" and f.error not in failed]
+    lost = config.records.lost() if to_sinks else {}
     return ArchiveResult(
-        "error" if failed else "done", stats, ordered, files, time.monotonic() - t_start, failed
+        "error" if failed else "done", stats, ordered, files, time.monotonic() - t_start, failed, lost
     )
 
 
@@ -533,50 +563,6 @@ def _run_segments(client: Any, jobs: list[SegmentJob], progress: Callable | None
         if progress is not None:
             progress(len(results), len(futures), done_bytes, total_bytes)
     return [results[job.segment.index] for job in jobs]
-
-
-def _append_part(part: str, stdout: TextIO) -> None:
-    """Copy a segment's part file to ``stdout``: by the kernel (sendfile)
-    when stdout is a file descriptor, as bytes through its buffer when it
-    has one, as text otherwise (the parts are UTF-8, as the plugins wrote
-    them). Decoding and re-encoding the text cost ~0.1 s per 100 MB."""
-    stdout.flush()
-    try:
-        fd = stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        fd = -1
-    if fd >= 0:
-        with open(part, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            sent = 0
-            try:
-                while sent < size:
-                    n = os.sendfile(fd, fh.fileno(), sent, size - sent)
-                    if n == 0:
-                        break
-                    sent += n
-            except OSError:  # (a descriptor sendfile cannot write to)
-                pass
-            if sent >= size:
-                return
-            fh.seek(sent)
-            while chunk := fh.read(1 << 20):
-                _write_all(fd, chunk)
-        return
-    raw = getattr(stdout, "buffer", None)
-    if raw is not None:
-        with open(part, "rb") as fh:
-            shutil.copyfileobj(fh, raw)
-        raw.flush()
-        return
-    with open(part, encoding="utf-8") as fh:
-        shutil.copyfileobj(fh, stdout)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _merge_ticks(config: Any, ordered: list[SegmentResult]) -> None:

@@ -1,5 +1,7 @@
-"""Files plugins write their own output to (``--http-log PATH``), kept
-exact under ``--dask``.
+"""What a ``--dask`` run's process joins from its tasks' part files: the
+plugins' standard output (:func:`append_part`), the records for the
+run's sinks (:func:`replay_records`), and files plugins write their own
+output to (``--http-log PATH``), kept exact under ``--dask``.
 
 In one process and in a ``-c N`` worker, :meth:`mosfw.Config.open_output`
 opens PATH for appending. A ``--dask`` task instead writes to a new file
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-__all__ = ["append_side_outputs", "close_side_outputs", "open_side_output"]
+__all__ = ["append_part", "append_side_outputs", "close_side_outputs", "open_side_output", "replay_records"]
 
 
 def open_side_output(config: Any, path: str) -> TextIO:
@@ -61,3 +63,68 @@ def append_side_outputs(per_segment: Iterable[list[tuple[str, str]]]) -> None:
     finally:
         for out in targets.values():
             out.close()
+
+
+def append_part(part: str, stdout: TextIO) -> None:
+    """Copy a segment's part file to ``stdout``: by the kernel (sendfile)
+    when stdout is a file descriptor, as bytes through its buffer when it
+    has one, as text otherwise (the parts are UTF-8, as the plugins wrote
+    them). Decoding and re-encoding the text cost ~0.1 s per 100 MB."""
+    stdout.flush()
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd >= 0:
+        with open(part, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            sent = 0
+            try:
+                while sent < size:
+                    n = os.sendfile(fd, fh.fileno(), sent, size - sent)
+                    if n == 0:
+                        break
+                    sent += n
+            except OSError:  # (a descriptor sendfile cannot write to)
+                pass
+            if sent >= size:
+                return
+            fh.seek(sent)
+            while chunk := fh.read(1 << 20):
+                write_all(fd, chunk)
+        return
+    raw = getattr(stdout, "buffer", None)
+    if raw is not None:
+        with open(part, "rb") as fh:
+            shutil.copyfileobj(fh, raw)
+        raw.flush()
+        return
+    with open(part, encoding="utf-8") as fh:
+        shutil.copyfileobj(fh, stdout)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def replay_records(records: Any, per_segment: Iterable[list[tuple[str, str]]]) -> None:
+    """In the run's process: the records each task kept for the run's
+    sinks (mosfw.records.sinks.PartsSink: (stream, part file)), sent to
+    ``records`` (the run's :class:`mosfw.records.Records`) in segment
+    order, each stream's in the order it was written, in pieces of whole
+    lines; each part file removed once sent."""
+    for pairs in per_segment:
+        for stream, part in pairs:
+            with open(part, "rb") as fh:
+                rest = b""
+                while chunk := fh.read(1 << 20):
+                    chunk = rest + chunk
+                    cut = chunk.rfind(b"\n") + 1
+                    if cut:
+                        records.emit_json(stream, chunk[:cut])
+                    rest = chunk[cut:]
+                if rest:
+                    records.emit_json(stream, rest + b"\n")
+            os.unlink(part)

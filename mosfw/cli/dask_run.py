@@ -16,6 +16,7 @@ from mosfw.cli.run import (
     EXIT_INPUT_DAMAGED,
     EXIT_OK,
     EXIT_PLUGIN_ERRORS,
+    EXIT_RECORDS_LOST,
     EXIT_SETUP,
     _summary,
 )
@@ -61,6 +62,7 @@ def _progress(stream):
 def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, stats_json) -> None:
     """Run, report, exit (never returns)."""
     from mosfw.archive import ArchiveError, run_archive
+    from mosfw.engine import EngineError
 
     err = sys.stderr
     files = config.read_files or [config.read_file]
@@ -97,6 +99,7 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
             stdout=config.stdout,
             stderr=err,
             progress=_progress(err) if show else None,
+            sinks=tuple(config.records.urls) if config.records is not None else (),
             **engine,
         )
     except ArchiveError as e:
@@ -104,6 +107,9 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
             err.write("\r\x1b[K")
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_CORE_LOST if e.segment is not None else EXIT_SETUP)
+    except EngineError as e:  # a --sink server that is down (SinkError)
+        click.echo(f"mosfw: {e}", err=True)
+        ctx.exit(EXIT_SETUP)
     global RUN_ENDED
     RUN_ENDED = True
     if show:
@@ -126,6 +132,7 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
                 for s in res.segments
             ],
             failed=res.failed,
+            sink_records_lost_by_sink=dict(res.sink_lost),
         )
         text = json.dumps(doc, sort_keys=True)
         if stats_json == "-":
@@ -135,8 +142,12 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
                 fh.write(text + "\n")
     for msg in res.failed:
         click.echo(f"mosfw: error: {msg} (the run went on)", err=True)
+    for name, n in sorted((k, v) for k, v in res.sink_lost.items() if v):
+        click.echo(f"mosfw: sink {name}: {n} records lost (not confirmed by the server; see above)", err=True)
     if res.failed:
         ctx.exit(EXIT_INPUT_DAMAGED)
+    if any(res.sink_lost.values()):
+        ctx.exit(EXIT_RECORDS_LOST)
     if res.stats.plugin_errors:
         ctx.exit(EXIT_PLUGIN_ERRORS)
     ctx.exit(EXIT_OK)

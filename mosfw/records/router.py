@@ -30,12 +30,14 @@ def sink_class(scheme: str) -> type[Sink]:
     distributions' entry_points.txt without importing
     :mod:`importlib.metadata`, which is only asked about a scheme it
     does not find). ValueError when none."""
-    from mosfw.records.sinks import FileSink, StdoutSink
+    from mosfw.records.sinks import FileSink, PartsSink, StdoutSink
 
     if scheme in ("stdout", "-"):
         return StdoutSink
     if scheme == "file":
         return FileSink
+    if scheme == "parts":  # (a --dask task's, internal)
+        return PartsSink
     cls = _SINK_CLASSES.get(scheme)
     if cls is not None:
         return cls

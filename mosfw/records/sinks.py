@@ -1,5 +1,6 @@
-"""The built-in sinks: standard output (the default) and ``file:PATH``
-with rotation by size or time."""
+"""The built-in sinks: standard output (the default), ``file:PATH``
+with rotation by size or time, and a ``--dask`` task's internal
+``parts:DIR``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from mosfw.records.base import Sink, SinkError, SinkURL
 
-__all__ = ["FileSink", "StdoutSink"]
+__all__ = ["FileSink", "PartsSink", "StdoutSink"]
 
 
 class StdoutSink(Sink):
@@ -157,3 +158,44 @@ class FileSink(Sink):
         if self.fh is not None:
             self.fh.close()
             self.fh = None
+
+
+class PartsSink(Sink):
+    """``parts:DIR?segment=N``, internal: a ``--dask`` task's records, kept
+    for the run's process, which sends them to the run's sinks in segment
+    order once every segment has finished (mosfw.archive): each stream's
+    records to a file of its own in DIR (the run's parts directory). A
+    task Dask runs again writes new files; the dead one's are never sent,
+    so a sink gets every record once. :attr:`files`: (stream, path) in
+    the order the streams first had records."""
+
+    scheme = "parts"
+
+    def __init__(self, url: SinkURL, config: Any = None, core: int = 0) -> None:
+        super().__init__(url, config, core)
+        self.directory = url.path
+        self.segment = url.take_int("segment", 0)
+        self.files: list[tuple[str, str]] = []
+        self._open: dict[str, Any] = {}
+
+    def write(self, stream: str, data: str | bytes | memoryview) -> None:
+        fh = self._open.get(stream)
+        if fh is None:
+            import uuid
+
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stream)
+            path = os.path.join(
+                self.directory, f".records-{self.segment:05d}-{safe}-{uuid.uuid4().hex[:12]}.part"
+            )
+            fh = self._open[stream] = open(path, "wb")  # noqa: SIM115 - closed in close()
+            self.files.append((stream, path))
+        fh.write(data.encode() if isinstance(data, str) else data)
+
+    def flush(self) -> None:
+        for fh in self._open.values():
+            fh.flush()
+
+    def close(self, timeout: float) -> None:
+        for fh in self._open.values():
+            fh.close()
+        self._open = {}

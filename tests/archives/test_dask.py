@@ -362,3 +362,33 @@ def test_plugin_log_file_written_once_when_a_task_is_retried(archive, tmp_path):
     assert mark.exists(), "the plugin never killed its worker"
     assert r.returncode == 0, r.stderr
     assert _http_lines(log) == want
+
+
+def test_records_reach_the_sinks_once_when_a_task_is_retried(archive, tmp_path):
+    """--sink under --dask: the tasks keep their records and the run's
+    process sends them, in segment order, once every segment finished: a
+    file sink and a real redis-server get every record of one process once,
+    with a worker killed after its segment's records were written (the
+    tasks used to print them to standard output: the sinks got nothing)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks"))
+    from sink_helpers import redis_server
+
+    arch, whole, _, _ = archive
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER_AT_FINISH)
+    mark, out = tmp_path / "killed", tmp_path / "conn.jsonl"
+    env = dict(os.environ, MOSFW_TEST_MARK=str(mark))
+    with redis_server() as srv:
+        r = mosfw(
+            "run", "-r", arch, "-p", TRACKER, "-p", killer, "--dask", "-c", "2", "--segments", "4",
+            "--sink", f"file:{out}", "--sink", srv.url + "?stream=mosfw-{stream}", "-q", "--stats-json", "-",
+            env=env, timeout=180,
+        )  # fmt: skip
+        assert mark.exists(), "the plugin never killed its worker"
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == ""
+        assert records(out.read_text()) == whole
+        assert records("\n".join(e.decode() for e in srv.entries("mosfw-conn"))) == whole
+        assert stats_json(r.stderr)["sink_records_lost_by_sink"] == {f"file:{out}": 0, srv.url: 0}
+    down = mosfw("run", "-r", arch, "-p", TRACKER, "--dask", "--sink", srv.url, "-q", timeout=180)
+    assert down.returncode == 1 and f"cannot connect to 127.0.0.1:{srv.port}" in down.stderr
