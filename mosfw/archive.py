@@ -109,6 +109,8 @@ class SegmentJob:
     engine: dict  #: tcp_timeout, tcp_tw_interval, max_concurrency, bpf, verify_checksums
     parts_dir: str
     to_sinks: bool = False  #: the run has --sink servers: records kept for them (PartsSink)
+    mos: Any = None  #: the run's parsed mos.conf (Config.mos)
+    decap: dict = attrs.field(factory=dict)  #: the command line's decapsulation settings (Config.decap)
 
 
 @attrs.frozen
@@ -310,6 +312,8 @@ def run_segment(job: SegmentJob) -> SegmentResult:
             stdout=out,
             stderr=sys.stderr,
             explicit=frozenset(job.engine),  # as settled in run_archive(): kept
+            mos=job.mos,
+            decap=dict(job.decap),
             **job.engine,
         )
         config.segment = (seg.index, seg.t0, seg.t1)
@@ -421,6 +425,8 @@ def run_archive(
     stderr: TextIO | None = None,
     progress: Callable[[int, int, int, int], None] | None = None,
     sinks: Sequence[str] = (),
+    mos: Any = None,
+    decap: dict | None = None,
     **engine: Any,
 ) -> ArchiveResult:
     """Run ``plugins`` over a capture archive on Dask and merge.
@@ -442,6 +448,9 @@ def run_archive(
         on ``stdout``): opened here first (SinkError: a server that is down);
         the tasks keep their records, sent from here in segment order once
         every segment has finished, so each record reaches a sink once.
+    :param mos: a parsed mos.conf (``-f``: :func:`mosfw.mosconf.load_config`)
+        and ``decap``: decapsulation settings by mos.conf key (the command
+        line's ``--tunnel-*``), for every task as for one process.
     :param engine: ``tcp_timeout``, ``tcp_tw_interval``, ``tcp_attempt_delay``,
         ``max_concurrency``, ``bpf``, ``verify_checksums`` (otherwise the
         engine's defaults, or what the plugins set in ``mosfw_configure``:
@@ -476,6 +485,8 @@ def run_archive(
         stderr=stderr,
         explicit=frozenset(engine),
         segmented=True,
+        mos=mos,
+        decap=dict(decap or {}),
         **engine,
     )
     if to_sinks:
@@ -501,7 +512,16 @@ def run_archive(
     try:
         with dask_client(address, workers, stdout, stderr) as client:
             jobs = [
-                SegmentJob(s, plugin_specs, dict(options or {}), engine, str(parts.resolve()), to_sinks)
+                SegmentJob(
+                    s,
+                    plugin_specs,
+                    dict(options or {}),
+                    engine,
+                    str(parts.resolve()),
+                    to_sinks,
+                    mos,
+                    config.decap,
+                )
                 for s in plan
             ]
             ordered = _run_segments(client, jobs, progress)

@@ -86,6 +86,9 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
         "max_concurrency": config.max_concurrency,
         "bpf": config.bpf,
         "verify_checksums": config.verify_checksums,
+        "rmem_size": config.rmem_size,
+        "rmem_memcap": config.rmem_memcap,
+        "no_ring_buffers": config.no_ring_buffers,
     }
     try:
         res = run_archive(
@@ -100,6 +103,8 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
             stderr=err,
             progress=_progress(err) if show else None,
             sinks=tuple(config.records.urls) if config.records is not None else (),
+            mos=config.mos,  # -f: its engine settings and what plugins read there (local_nets)
+            decap=config.decap,  # --tunnel-max-depth ...
             **engine,
         )
     except ArchiveError as e:

@@ -208,3 +208,31 @@ def test_tracker_rotation_is_refused_with_dask(archive, tmp_path):
     )  # fmt: skip
     assert r.returncode != 0
     assert "--conn-rotate-interval/--conn-rotate-size: not with --dask" in r.stderr
+
+
+def test_decapsulation_settings_and_mos_conf_reach_the_tasks(archive, tmp_path):
+    """What shapes the engine and the plugins beyond the timeouts reaches
+    every --dask task as it reaches one process: the command line's
+    decapsulation settings (--tunnel-max-depth 0: the VXLAN datagrams are
+    UDP flows, not the ICMP inside them) and the mos.conf (-f: its
+    local_nets set the tracker's local_orig/local_resp). Each task used to
+    run with the defaults."""
+    vx = tmp_path / "vx"
+    split(DATA / "public" / "vxlan.pcap", vx, ["-c", "5"])
+
+    def protos(*extra):
+        r = mosfw("run", "-r", vx, "-p", TRACKER, "--tcp-timeout", "10", "-q", *extra, timeout=180)
+        assert r.returncode == 0, r.stderr
+        return sorted(json.loads(x)["proto"] for x in r.stdout.splitlines())
+
+    one = protos("--tunnel-max-depth", "0")
+    assert set(one) == {"udp"}
+    assert protos("--tunnel-max-depth", "0", "--dask", "-c", "2", "--segments", "2") == one
+
+    arch, _ = archive
+    conf = tmp_path / "mos.conf"
+    conf.write_text("mos {\n\tlocal_nets = 10.77.65.2/32\n}\n")
+    r = mosfw("run", "-r", arch, "-p", TRACKER, "-f", conf, "--dask", "-c", "2", "-q", timeout=180)
+    assert r.returncode == 0, r.stderr
+    got = {(d.get("local_orig"), d.get("local_resp")) for d in map(json.loads, r.stdout.splitlines())}
+    assert (True, False) in got and None not in {o for o, _ in got}
