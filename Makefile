@@ -12,7 +12,8 @@ NATIVE_SRC := $(wildcard native/*.c)
 NATIVE_HDR := $(wildcard native/*.h) native/mosfw_api.cdef native/build_ffi.py \
               native/python/dispatch.c setup.py \
               $(wildcard samples/tracker/native/*) samples/tracker/build_zeek.py \
-              samples/tracker/setup.py samples/tracker/pyproject.toml
+              samples/tracker/setup.py samples/tracker/pyproject.toml \
+              $(wildcard plugins/redis_sink/native/*) plugins/redis_sink/build_resp.py
 ASAN_BIN := native/build-asan/mosfw-replay
 DEMO_PCAP := tests/multicore/data/http_ipv6.pcap
 PYTEST_ARGS ?=
@@ -36,11 +37,13 @@ $(STAMP): pyproject.toml plugins/prometheus/pyproject.toml plugins/redis_sink/py
 
 # mosfw in editable mode, then the tracker's C part in place
 # (samples/tracker/_zeek.abi3.so, for -p samples/tracker): the tracker is a
-# package of its own (samples/tracker/setup.py), not part of mosfw's wheel.
+# package of its own (samples/tracker/setup.py), not part of mosfw's wheel;
+# the same for the Redis sink's (plugins/redis_sink/mosfw_redis/_resp.abi3.so).
 mosfw/_native.abi3.so: $(STAMP) $(NATIVE_SRC) $(NATIVE_HDR)
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e . --config-settings editable_mode=compat
 	cd samples/tracker && $(CURDIR)/$(VPY) setup.py -q build_ext --inplace --force
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e plugins/redis_sink -e plugins/kafka_sink
+	cd plugins/redis_sink && $(CURDIR)/$(VPY) setup.py -q build_ext --inplace --force
 	@$(VPY) -m compileall -q mosfw plugins samples >/dev/null
 	@touch $@
 
@@ -70,7 +73,7 @@ CLANG_FORMAT ?= clang-format
 # hand-written C: tracked or new, not ignored (build outputs, cffi's
 # generated mosfw/_native.c and any samples/*/_*.c are ignored or elsewhere)
 C_FORMAT_SRC = $(shell git ls-files --cached --others --exclude-standard -- \
-                 'native/*.c' 'native/*.h' 'samples/*.c' 'samples/*.h' 2>/dev/null || \
+                 'native/*.c' 'native/*.h' 'samples/*.c' 'samples/*.h' 'plugins/*.c' 'plugins/*.h' 2>/dev/null || \
                  find native -name '*.[ch]' -not -path 'native/build-*')
 C_FORMAT_STYLE := --style=file:native/.clang-format
 
@@ -107,4 +110,5 @@ bench: build
 
 clean:
 	rm -rf build native/build-asan native/build-fuzz mosfw/_native*.so mosfw/_native.c *.egg-info \
-	    samples/tracker/_zeek*.so samples/tracker/_zeek.c
+	    samples/tracker/_zeek*.so samples/tracker/_zeek.c plugins/redis_sink/mosfw_redis/_resp*.so \
+	    plugins/redis_sink/build

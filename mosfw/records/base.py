@@ -189,11 +189,17 @@ class BufferedSink(Sink):
     :meth:`send_batch` (a chunk of about ``BATCH`` records as
     ``[(stream, [line, ...]), ...]``, lines without their newline; raise
     on failure: the chunk is retried whole, so a server may see some
-    records of it twice) and :meth:`disconnect`.
+    records of it twice) and :meth:`disconnect`. A subclass that sets
+    :attr:`raw` gets the chunks unsplit instead, in :meth:`send_raw`, and
+    cuts them with its :meth:`lines_end` (a C scanner: no object per
+    record).
     """
 
     #: records held before the thread is woken
     BATCH = 1000
+    #: chunks go to send_raw() as [(stream, data, records), ...], ``data``
+    #: (bytes or a memoryview of them) holding ``records`` whole lines
+    raw = False
 
     def __init__(self, url: SinkURL, config: Any = None, core: int = 0) -> None:
         super().__init__(url, config, core)
@@ -225,6 +231,20 @@ class BufferedSink(Sink):
 
     def disconnect(self) -> None:
         pass
+
+    def send_raw(self, chunk: list[tuple[str, Any, int]]) -> None:
+        raise NotImplementedError
+
+    def lines_end(self, data: Any, max_lines: int) -> tuple[int, int]:
+        """(offset past the ``max_lines``-th newline of data, or its length;
+        the lines up to there)."""
+        view, pos, n = memoryview(data).cast("B"), 0, 0
+        raw = view.obj if isinstance(view.obj, bytes) and len(view.obj) == len(view) else bytes(view)
+        while n < max_lines and pos < len(raw):
+            i = raw.find(b"\n", pos)
+            pos = len(raw) if i < 0 else i + 1
+            n += 1
+        return pos, n
 
     def address(self) -> str:
         return f"{self.url.host}:{self.url.port}"
@@ -349,8 +369,12 @@ class BufferedSink(Sink):
                 batch = self._take()
                 if batch:
                     self._sized(sum(n if n >= 0 else d.count(b"\n") for _, d, n in batch), batch)
-                for chunk, n in _chunks(batch, self.BATCH):
-                    self._send_with_retries(chunk, n)
+                if self.raw:
+                    for raw_chunk, n in _raw_chunks(batch, self.BATCH, self.lines_end):
+                        self._send_with_retries(self.send_raw, raw_chunk, n)
+                else:
+                    for chunk, n in _chunks(batch, self.BATCH):
+                        self._send_with_retries(self.send_batch, chunk, n)
                 if closing and not self._held and not self._unsized:
                     break
                 if closing and time.monotonic() >= self._deadline:
@@ -374,7 +398,7 @@ class BufferedSink(Sink):
                 self.lost += n
             self._room.notify_all()
 
-    def _send_with_retries(self, chunk: list[tuple[str, list[bytes]]], n: int) -> None:
+    def _send_with_retries(self, send: Any, chunk: list, n: int) -> None:
         """Send one chunk (n records), retrying with back-off for up to
         ``retry`` seconds (only once while the server is known to be down,
         and never past the deadline of close()); then count it lost."""
@@ -382,7 +406,7 @@ class BufferedSink(Sink):
         delay = 0.05
         while True:
             try:
-                self.send_batch(chunk)
+                send(chunk)
             except Exception as e:  # noqa: BLE001 - retried, then counted
                 if not self._down:
                     self._down = True
@@ -421,6 +445,33 @@ def _chunks(batch: list[tuple[str, bytes, int]], size: int):
             part = lines[i : i + size] if len(lines) > size else lines
             chunk.append((stream, part))
             n += len(part)
+            if n >= size:
+                yield chunk, n
+                chunk, n = [], 0
+    if chunk:
+        yield chunk, n
+
+
+def _raw_chunks(batch: list[tuple[str, bytes, int]], size: int, lines_end: Any):
+    """As :func:`_chunks`, the data unsplit: (chunk, records in it), a
+    chunk ``[(stream, data, records), ...]`` of about ``size`` records, a
+    long data cut at a line's end (a memoryview of it, no copy)."""
+    chunk: list[tuple[str, Any, int]] = []
+    n = 0
+    for stream, data, count in batch:
+        view = memoryview(data)
+        if count < 0:
+            count = data.count(b"\n")
+        while count > 0:
+            if n + count <= size:
+                chunk.append((stream, view, count))
+                n += count
+                count = 0
+            else:
+                cut, k = lines_end(view, size - n)
+                chunk.append((stream, view[:cut], k))
+                n += k
+                view, count = view[cut:], count - k
             if n >= size:
                 yield chunk, n
                 chunk, n = [], 0

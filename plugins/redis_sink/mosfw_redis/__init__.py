@@ -17,7 +17,8 @@ written in pieces of ``piece`` XADD commands (default 250): a piece is
 written before the replies to the one before are read, so redis-server
 always has commands to work on while this thread packs the next piece
 (one ``bytes.join`` a piece) and counts replies (each chunk read once).
-Other parameters: ``timeout`` (seconds, socket and connect; default 5),
+Other parameters: ``c=0`` (pack the commands in Python even where the C
+part is built; for comparisons), ``timeout`` (seconds, socket and connect; default 5),
 ``password`` (or ``redis://:PASSWORD@HOST...``), ``socket=PATH``
 (connect to the server's unix socket; HOST and PORT are then not used). A server that is down at
 start stops the run (exit 1, with its address); one that goes away
@@ -29,7 +30,10 @@ It speaks Redis's protocol (RESP2) on a socket itself: AUTH, SELECT,
 PING at the connection, then batches of XADD, whose replies are counted
 in bulk. No client library: redis-py's import alone (0.1-0.2 s) cost more
 than the records of a 60000-connection capture (bench/README.md), and its
-parser takes a call per reply.
+parser takes a call per reply. The XADD commands are made by the
+package's C part (``mosfw_redis._resp``, native/resp_frame.c: one pass
+over a batch as the tracker handed it over, no Python object per record,
+the GIL released); where it was not built, in Python.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ from __future__ import annotations
 from typing import Any
 
 from mosfw.records import BufferedSink, SinkURL
+
+try:  # the C part (build_resp.py); the sink works without it, slower
+    from mosfw_redis._resp import ffi as _ffi, lib as _lib
+except ImportError:  # pragma: no cover - a checkout or install without a compiler
+    _ffi = _lib = None
 
 __all__ = ["RedisSink"]
 
@@ -67,6 +76,9 @@ class RedisSink(BufferedSink):
         self.unix = url.take("socket")
         self._sock: Any = None
         self._prefix: dict[str, _Heads] = {}
+        #: unsplit chunks framed in C (BufferedSink.raw); ``c=0``: in Python
+        self.raw = _lib is not None and url.take_int("c", 1) == 1
+        self._out = bytearray()  # the framed commands of a piece (send_raw)
 
     def address(self) -> str:
         return self.unix or f"{self.host}:{self.port}"
@@ -136,6 +148,45 @@ class RedisSink(BufferedSink):
         parts[0] = parts[0][2:]  # no command before the first
         parts.append(b"\r\n")
         return b"".join(parts)
+
+    def lines_end(self, data: Any, max_lines: int) -> tuple[int, int]:
+        lines = _ffi.new("size_t *")
+        end = _lib.resp_lines_end(_ffi.from_buffer("uint8_t[]", data), len(data), max_lines, lines)
+        return end, lines[0]
+
+    def send_raw(self, chunk: list[tuple[str, Any, int]]) -> None:
+        """As :meth:`send_batch`, the chunk unsplit (BufferedSink.raw):
+        each piece of ``piece`` records framed in C into one buffer, written
+        before the replies to the piece before are read."""
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("not connected")
+        replies = _Replies(sock)
+        lines = _ffi.new("size_t *")
+        sent = 0
+        try:
+            for stream, data, _n in chunk:
+                head = self._heads(stream).head[2:]  # (without the CRLF before)
+                prefix = _ffi.from_buffer("uint8_t[]", head)
+                src, size, pos = _ffi.from_buffer("uint8_t[]", data), len(data), 0
+                while pos < size:
+                    end = _lib.resp_lines_end(src + pos, size - pos, self.piece, lines)
+                    need = _lib.resp_frame_bound(end, lines[0], len(head))
+                    if len(self._out) < need:
+                        self._out = bytearray(need)
+                    out = self._out
+                    k = _lib.resp_frame(src + pos, end, prefix, len(head), _ffi.from_buffer("uint8_t[]", out))
+                    sock.sendall(memoryview(out)[:k])
+                    replies.wait(sent)  # those of the piece before: redis-server now has this one
+                    sent += lines[0]
+                    pos += end
+            replies.wait(sent, last=True)
+        except OSError as e:
+            raise ConnectionError(f"{type(e).__name__}: {e}") from None
+        refused, first = replies.errors, replies.first_error()
+        if refused:
+            self.count_lost(refused)
+            self.warn(f"the server refused {refused} records: {first}")
 
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
         """Send a chunk of records in pieces of ``piece`` records (default
