@@ -367,8 +367,9 @@ class BufferedSink(Sink):
                 self._wake.clear()
                 closing = self._closing
                 batch = self._take()
-                if batch:
-                    self._sized(sum(n if n >= 0 else d.count(b"\n") for _, d, n in batch), batch)
+                if batch:  # (each data's records counted once, here)
+                    batch = [(s, d, n if n >= 0 else d.count(b"\n")) for s, d, n in batch]
+                    self._sized(sum(n for _, _, n in batch), batch)
                 if self.raw:
                     for raw_chunk, n in _raw_chunks(batch, self.BATCH, self.lines_end):
                         self._send_with_retries(self.send_raw, raw_chunk, n)
