@@ -106,8 +106,10 @@ class _DispatchTable(CoreState):
         where = ""
         if flow is not None:
             where = f" for flow {flow.client_str} -> {flow.server_str}"
+        seg = getattr(self.config, "segment", None)  # a --dask task: its segment, not "core 0"
+        who = f"segment {seg[0]}" if seg else f"core {self.id}"
         print(
-            f"mosfw: core {self.id}: plugin {plugin!r} raised in {hook}{where}: "
+            f"mosfw: {who}: plugin {plugin!r} raised in {hook}{where}: "
             f"{describe(exc)}{raised_at(exc)} (further errors from it in {hook} are only counted)",
             file=self.config.stderr,
         )

@@ -236,3 +236,25 @@ def test_decapsulation_settings_and_mos_conf_reach_the_tasks(archive, tmp_path):
     assert r.returncode == 0, r.stderr
     got = {(d.get("local_orig"), d.get("local_resp")) for d in map(json.loads, r.stdout.splitlines())}
     assert (True, False) in got and None not in {o for o, _ in got}
+
+
+def test_plugin_errors_in_tasks_name_their_segment_and_give_exit_4(archive, tmp_path):
+    """A plugin that raises in every task: counted over the segments, exit
+    code 4 as in one process, each task's first report naming its segment
+    (every task's core is core 0: "core 0" three times said nothing)."""
+    arch, _ = archive
+    raiser = tmp_path / "raiser.py"
+    raiser.write_text(
+        "import mosfw\n\n@mosfw.hookimpl\ndef mosfw_conn_end(flow, reason):\n    raise ValueError('boom')\n"
+    )
+    one = mosfw("run", "-r", arch, "-p", raiser, "-q", "--stats-json", "-")
+    r = mosfw(
+        "run", "-r", arch, "-p", raiser, "--dask", "-c", "2", "--segments", "3", "-q", "--stats-json", "-",
+        timeout=180,
+    )  # fmt: skip
+    assert one.returncode == r.returncode == 4, r.stderr
+    assert stats_json(r.stderr)["plugin_errors"] == stats_json(one.stderr)["plugin_errors"] > 0
+    named = {
+        line.split(":")[1].strip() for line in r.stderr.splitlines() if "raised in mosfw_conn_end" in line
+    }
+    assert named == {"segment 0", "segment 1", "segment 2"}
