@@ -238,8 +238,7 @@ class BufferedSink(Sink):
     def lines_end(self, data: Any, max_lines: int) -> tuple[int, int]:
         """(offset past the ``max_lines``-th newline of data, or its length;
         the lines up to there)."""
-        view, pos, n = memoryview(data).cast("B"), 0, 0
-        raw = view.obj if isinstance(view.obj, bytes) and len(view.obj) == len(view) else bytes(view)
+        raw, pos, n = bytes(data), 0, 0
         while n < max_lines and pos < len(raw):
             i = raw.find(b"\n", pos)
             pos = len(raw) if i < 0 else i + 1
