@@ -38,6 +38,7 @@ the GIL released); where it was not built, in Python.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from mosfw.records import BufferedSink, SinkURL
@@ -156,46 +157,30 @@ class RedisSink(BufferedSink):
 
     def send_raw(self, chunk: list[tuple[str, Any, int]]) -> None:
         """As :meth:`send_batch`, the chunk unsplit (BufferedSink.raw):
-        each piece of ``piece`` records framed in C into one buffer, written
-        before the replies to the piece before are read."""
-        sock = self._sock
-        if sock is None:
-            raise ConnectionError("not connected")
-        replies = _Replies(sock)
+        each piece of ``piece`` records framed in C into one buffer."""
+        self._send_pieces(self._framed(chunk))
+
+    def _framed(self, chunk: list[tuple[str, Any, int]]) -> Iterator[tuple[memoryview, int]]:
+        """(the XADD commands of a piece, its records), the pieces of the
+        chunk in order; the buffer is reused for the next piece."""
         lines = _ffi.new("size_t *")
-        sent = 0
-        try:
-            for stream, data, _n in chunk:
-                head = self._heads(stream).head[2:]  # (without the CRLF before)
-                prefix = _ffi.from_buffer("uint8_t[]", head)
-                src, size, pos = _ffi.from_buffer("uint8_t[]", data), len(data), 0
-                while pos < size:
-                    end = _lib.resp_lines_end(src + pos, size - pos, self.piece, lines)
-                    need = _lib.resp_frame_bound(end, lines[0], len(head))
-                    if len(self._out) < need:
-                        self._out = bytearray(need)
-                    out = self._out
-                    k = _lib.resp_frame(src + pos, end, prefix, len(head), _ffi.from_buffer("uint8_t[]", out))
-                    sock.sendall(memoryview(out)[:k])
-                    replies.wait(sent)  # those of the piece before: redis-server now has this one
-                    sent += lines[0]
-                    pos += end
-            replies.wait(sent, last=True)
-        except OSError as e:
-            raise ConnectionError(f"{type(e).__name__}: {e}") from None
-        refused, first = replies.errors, replies.first_error()
-        if refused:
-            self.count_lost(refused)
-            self.warn(f"the server refused {refused} records: {first}")
+        for stream, data, _n in chunk:
+            head = self._heads(stream).head[2:]  # (without the CRLF before)
+            prefix = _ffi.from_buffer("uint8_t[]", head)
+            src, size, pos = _ffi.from_buffer("uint8_t[]", data), len(data), 0
+            while pos < size:
+                end = _lib.resp_lines_end(src + pos, size - pos, self.piece, lines)
+                need = _lib.resp_frame_bound(end, lines[0], len(head))
+                if len(self._out) < need:
+                    self._out = bytearray(need)
+                out = self._out
+                k = _lib.resp_frame(src + pos, end, prefix, len(head), _ffi.from_buffer("uint8_t[]", out))
+                yield memoryview(out)[:k], lines[0]
+                pos += end
 
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
         """Send a chunk of records in pieces of ``piece`` records (default
-        250): a piece is written before the replies to the one before are
-        read, so that redis-server has the next piece while this thread
-        reads replies and packs."""
-        sock = self._sock
-        if sock is None:
-            raise ConnectionError("not connected")
+        250), packed in Python."""
         size = self.piece
         pieces: list[list[tuple[str, list[bytes]]]] = []
         counts: list[int] = []
@@ -213,11 +198,20 @@ class RedisSink(BufferedSink):
         if piece:
             pieces.append(piece)
             counts.append(n)
+        self._send_pieces((self._pack(p), n) for p, n in zip(pieces, counts, strict=True))
+
+    def _send_pieces(self, pieces: Iterable[tuple[Any, int]]) -> None:
+        """Write each (commands, records) piece before the replies to the
+        one before are read, so that redis-server has the next piece while
+        this thread reads replies and makes the one after; the records the
+        server refused are counted as lost."""
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("not connected")
         replies = _Replies(sock)
         try:
             sent = 0  # records of the pieces written
-            for piece, n in zip(pieces, counts, strict=True):
-                data = self._pack(piece)
+            for data, n in pieces:
                 sock.sendall(data)
                 replies.wait(sent)  # those of the piece before: redis-server now has this one
                 sent += n
