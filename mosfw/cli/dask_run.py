@@ -66,6 +66,8 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
 
     err = sys.stderr
     files = config.read_files or [config.read_file]
+    if "-" in files:
+        raise click.UsageError("--dask cuts capture files into time segments: not standard input (-r -)", ctx)
     show = progress if progress is not None else err.isatty()
     # timeouts and partial opens only where the user gave them: the plugins' mosfw_configure
     # may set the others (the tracker: Zeek's), and run_archive() plans the

@@ -264,6 +264,16 @@ def test_refuses_tcp_timeout_0(archive):
     assert "tcp_timeout 0" in r.stderr
 
 
+def test_refuses_standard_input():
+    data = (DATA / "http-loss.pcap").read_bytes()
+    r = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-r", "-", "-p", TRACKER, "--dask"],
+        input=data, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert b"not standard input (-r -)" in r.stderr
+
+
 def test_without_dask_says_how_to_install(archive, tmp_path):
     """An interpreter where `import distributed` fails."""
     shim = tmp_path / "shim" / "distributed"
