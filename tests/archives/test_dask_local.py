@@ -257,4 +257,4 @@ def test_plugin_errors_in_tasks_name_their_segment_and_give_exit_4(archive, tmp_
     named = {
         line.split(":")[1].strip() for line in r.stderr.splitlines() if "raised in mosfw_conn_end" in line
     }
-    assert named == {"segment 0", "segment 1", "segment 2"}
+    assert named == {"segment 0", "segment 1", "segment 2"}, r.stderr  # (whole lines: no two run together)
