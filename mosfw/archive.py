@@ -101,6 +101,7 @@ class SegmentResult:
     pid: int  #: the worker process
     side_outputs: list = attrs.field(factory=list)  #: (PATH, part file): Config.open_output's
     record_parts: list = attrs.field(factory=list)  #: (stream, part file): records for the sinks
+    counters: Any = None  #: its CoreCounters (events, plugin errors), for mosfw_stats_update
 
 
 @attrs.frozen
@@ -187,6 +188,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         result = core.run()
         values = collect_core_results(core, pickled=True)
         stats = core.stats()
+        counters = core.counters()
         # (no fsync: the rename below guards against a worker that dies,
         # which is what Dask retries; an OS crash loses the run anyway, and
         # the joined output is not synced either. It cost 0.1 s a 300 MB part.)
@@ -221,6 +223,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         os.getpid(),
         side,
         kept,
+        attrs.evolve(counters, core=seg.index),
     )
 
 
@@ -313,7 +316,7 @@ def run_archive(
     """
     from mosfw.dask_cluster import dask_client
     from mosfw.inputs import expand_inputs
-    from mosfw.merge import merge_and_report, merge_stats
+    from mosfw.merge import StatsUpdates, merge_and_report, merge_stats
     from mosfw.runconfig import Config
     from mosfw.runner import CoreResult
     from mosfw.side_outputs import append_part, append_side_outputs, replay_records
@@ -359,6 +362,11 @@ def run_archive(
     if not plan:
         raise ArchiveError("no capture file of the archive holds a packet that can be read")
     config.cores = len(plan)
+    # mosfw_stats_update (its docstring): once before the tasks (the local
+    # cluster's workers are forked after: a plugin that listens closes its
+    # copy in mosfw_configure), as segments end, and once at the end
+    updates = StatsUpdates(config, False)
+    updates.start(len(plan))
     own_parts = parts_dir is None
     parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
     parts.mkdir(parents=True, exist_ok=True)
@@ -377,7 +385,7 @@ def run_archive(
                 )
                 for s in plan
             ]
-            ordered = _run_segments(client, jobs, progress)
+            ordered = _run_segments(client, jobs, progress, updates)
             # joined in time order, each part once; the output is complete
             # here, before the cluster's close
             for r in ordered:
@@ -392,6 +400,9 @@ def run_archive(
             for r in ordered
         ]
         stats = merge_stats([r.stats for r in ordered], same_input=False)
+        if updates:
+            updates.update(stats, _counters(ordered, len(plan)), final=True)
+            stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + updates.errors)
         # (the plugins' mosfw_merge may read files their tasks left in the
         # parts directory: it is removed after)
         stats = merge_and_report(config, cores, stats)
@@ -408,9 +419,12 @@ def run_archive(
     )
 
 
-def _run_segments(client: Any, jobs: list[SegmentJob], progress: Callable | None) -> list[SegmentResult]:
-    """Submit a task a segment, wait for them all (progress as they end);
-    the results in segment order. The first failure cancels the others."""
+def _run_segments(
+    client: Any, jobs: list[SegmentJob], progress: Callable | None, updates: Any
+) -> list[SegmentResult]:
+    """Submit a task a segment, wait for them all (progress and, when due,
+    ``mosfw_stats_update`` as they end); the results in segment order. The
+    first failure cancels the others."""
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
@@ -435,7 +449,20 @@ def _run_segments(client: Any, jobs: list[SegmentJob], progress: Callable | None
         done_bytes += seg.own_bytes
         if progress is not None:
             progress(len(results), len(futures), done_bytes, total_bytes)
+        if updates.due() and len(results) < len(futures):
+            from mosfw.merge import merge_stats
+
+            done = list(results.values())
+            updates.update(merge_stats([r.stats for r in done], same_input=False), _counters(done, len(jobs)))
     return [results[job.segment.index] for job in jobs]
+
+
+def _counters(done: list[SegmentResult], n: int) -> list:
+    """A CoreCounters a segment (those not finished yet: 0), in order."""
+    from mosfw.stats import CoreCounters
+
+    have = {r.index: r.counters for r in done if r.counters is not None}
+    return [have.get(k) or CoreCounters(k) for k in range(n)]
 
 
 def _merge_ticks(config: Any, ordered: list[SegmentResult]) -> None:

@@ -258,3 +258,43 @@ def test_plugin_errors_in_tasks_name_their_segment_and_give_exit_4(archive, tmp_
         line.split(":")[1].strip() for line in r.stderr.splitlines() if "raised in mosfw_conn_end" in line
     }
     assert named == {"segment 0", "segment 1", "segment 2"}, r.stderr  # (whole lines: no two run together)
+
+
+STATS_UPDATES = """
+import json, os
+import mosfw
+
+@mosfw.hookimpl
+def mosfw_stats_update(config, stats, cores, final):
+    with open(os.environ["MOSFW_TEST_UPDATES"], "a") as fh:
+        fh.write(json.dumps({"pid": os.getpid(), "packets": stats.packets, "final": final,
+                             "cores": [c.core for c in cores],
+                             "events": sum(sum(c.events.values()) for c in cores)}) + "\\n")
+"""
+
+
+def test_stats_updates_come_from_the_runs_process(archive, tmp_path):
+    """mosfw_stats_update under --dask, as its docstring says: in the run's
+    process only, first with every counter 0, last with ``final`` and the
+    whole run's counters (those of one process), one CoreCounters a
+    segment: what -p prometheus serves (it served nothing of a --dask run)."""
+    arch, _ = archive
+    plugin, log = tmp_path / "updates.py", tmp_path / "updates.jsonl"
+    plugin.write_text(STATS_UPDATES)
+    env = dict(os.environ, MOSFW_TEST_UPDATES=str(log))
+    one = mosfw("run", "-r", arch, "-p", plugin, "-p", "eventlog", "-q", "--stats-json", "-", env=env)
+    assert one.returncode == 0, one.stderr
+    want = [json.loads(x) for x in log.read_text().splitlines()][-1]
+    log.unlink()
+    r = mosfw(
+        "run", "-r", arch, "-p", plugin, "-p", "eventlog", "--dask", "-c", "2", "--segments", "3", "-q",
+        env=env, timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert {c["pid"] for c in calls} == {calls[0]["pid"]} != {os.getpid()}
+    assert calls[0] == {"pid": calls[0]["pid"], "packets": 0, "final": False, "cores": [0, 1, 2], "events": 0}
+    last = calls[-1]
+    assert last["final"] and [c["final"] for c in calls].count(True) == 1
+    assert (last["packets"], last["cores"]) == (want["packets"], [0, 1, 2])
+    assert last["events"] == want["events"] > 0
