@@ -286,7 +286,8 @@ def mosfw_stats_update(config: Config, stats: RunStats, cores: list[CoreCounters
     runs: for live metrics (``plugins/prometheus``).
 
     Called in the process that merges the cores (the parent with
-    ``-c N``, the one process with ``-c 1``), never in a worker:
+    ``-c N``, the one process with ``-c 1``, the run's process with
+    ``--dask``, a time segment a core), never in a worker or a task:
 
     - first, once, before any core starts: in ``run_job``, before
       :func:`mosfw_configure` with ``-c 1`` and before the workers are
