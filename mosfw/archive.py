@@ -174,7 +174,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         if job.to_sinks:  # kept for the run's sinks, sent by the run's process
             from mosfw.records import Records
 
-            config.records = Records([f"parts:{job.parts_dir}?segment={seg.index}"])
+            config.records = Records([f"parts:{job.parts_dir}?segment={seg.index}"], internal=True)
             config.records.open(config, 0)
         by: dict[tuple[str, str], int] = {}
         call_lifecycle(config, "mosfw_configure", False, config, counts=by)

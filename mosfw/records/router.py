@@ -64,10 +64,13 @@ def sink_class(scheme: str) -> type[Sink]:
 _SINK_CLASSES: dict[str, type[Sink]] = {}
 
 
-def parse_sink(text: str) -> SinkURL:
+def parse_sink(text: str, internal: bool = False) -> SinkURL:
     """Check a ``--sink`` value (scheme known, parameters valid): the
-    parsed URL. ValueError naming the problem otherwise."""
+    parsed URL. ValueError naming the problem otherwise (``parts:``, a
+    ``--dask`` task's, only when ``internal``)."""
     url = SinkURL("stdout" if text == "-" else text)
+    if url.scheme == "parts" and not internal:
+        raise ValueError("--sink: parts: is a --dask task's own, not a sink to give")
     cls = sink_class(url.scheme)
     cls(SinkURL(url.text)).url.check_used()  # parameters the sink does not know
     return url
@@ -81,10 +84,10 @@ class Records:
         standard output (``config.stdout``), as plugins printed before.
     """
 
-    def __init__(self, urls: list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(self, urls: list[str] | tuple[str, ...] = (), internal: bool = False) -> None:
         self.urls = list(urls) or ["stdout"]
         for u in self.urls:
-            parse_sink(u)
+            parse_sink(u, internal)
         self.sinks: list[Sink] = []
         self._config: Any = None
         self._opened = False

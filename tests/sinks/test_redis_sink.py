@@ -144,6 +144,7 @@ def test_bad_sink_urls_are_usage_errors(capture):
         ("redis://127.0.0.1:1/zero", "must be a number"),
         ("redis://127.0.0.1:1/0?maxlen=many", "maxlen='many' is not a whole number"),
         ("nosuch://x", "no sink for the URL scheme 'nosuch'"),
+        ("parts:/tmp", "parts: is a --dask task's own"),
     ):
         run = tracker(capture, "--sink", url)
         assert run.returncode == 2, (url, run.stderr)
