@@ -10,6 +10,7 @@
  * use to say which side is the client.
  */
 #include "core.h"
+#include "csum.h"
 #include "timers.h"
 
 int mosfw_likely_server_port(uint16_t port)
@@ -110,16 +111,10 @@ static unsigned udp_csum_flags(const struct mosfw_core *c, const struct mosfw_pk
 		for (i = 0; i < 4; i++)
 			if (c->cfg.decap.vxlan_ports[i] && c->cfg.decap.vxlan_ports[i] == p->dport)
 				return 0;
-	for (i = 0; i < alen; i += 2)
-		sum += (uint32_t)(p->src[i] << 8 | p->src[i + 1]) +
-		       (uint32_t)(p->dst[i] << 8 | p->dst[i + 1]);
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(u[i] << 8 | u[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)u[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffffu) + (sum >> 16);
-	return sum == 0xffffu ? 0 : MOSFW_SEG_BAD_CSUM;
+	sum = mosfw_csum_add(sum, p->src, alen);
+	sum = mosfw_csum_add(sum, p->dst, alen);
+	sum = mosfw_csum_add(sum, u, len);
+	return mosfw_csum_fold(sum) == 0 ? 0 : MOSFW_SEG_BAD_CSUM;
 }
 
 void mosfw_core_dgram(struct mosfw_core *c, const struct mosfw_pkt *p, uint32_t hash, double ts)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "csum.h"
 #include "mosfw_api.h"
 
 #define ETH_P_IP 0x0800
@@ -51,25 +52,6 @@ int mosfw_linktype_refused(int linktype, const char *name, const char *path, cha
 	return 1;
 }
 
-/* ones' complement sum, folded later */
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, uint32_t len)
-{
-	while (len > 1) {
-		sum += rd16(p);
-		p += 2;
-		len -= 2;
-	}
-	if (len)
-		sum += (uint32_t)p[0] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
 
 /* Find the L3 start and its ethertype-like protocol (ETH_P_IP/IPV6, or
  * another ethertype -- VLAN tags, MPLS, PPPoE... -- for decap.c). */
@@ -230,7 +212,7 @@ int mosfw_parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosfw
 		p->l4_ip = 1;
 		return MOSFW_PARSE_NON_TCP;
 	}
-	if (verify && csum_fold(csum_add(0, ip, ihl)) != 0)
+	if (verify && mosfw_csum_fold(mosfw_csum_add(0, ip, ihl)) != 0)
 		return MOSFW_PARSE_BAD_CSUM;
 	{
 		uint32_t l4avail = avail - ihl;
@@ -241,10 +223,10 @@ int mosfw_parse_ipv4(const uint8_t *ip, uint32_t avail, int verify, struct mosfw
 		if (r != MOSFW_PARSE_TCP)
 			return r;
 		if (verify && l4avail == total - ihl) {
-			uint32_t s = csum_add(0, ip + 12, 8);
+			uint64_t s = mosfw_csum_add(0, ip + 12, 8);
 			s += IPPROTO_TCP_ + (total - ihl);
-			s = csum_add(s, ip + ihl, total - ihl);
-			if (csum_fold(s) != 0)
+			s = mosfw_csum_add(s, ip + ihl, total - ihl);
+			if (mosfw_csum_fold(s) != 0)
 				return MOSFW_PARSE_BAD_CSUM;
 		}
 	}
@@ -327,10 +309,10 @@ int mosfw_parse_ipv6(const uint8_t *ip, uint32_t avail, int verify, struct mosfw
 		if (r != MOSFW_PARSE_TCP)
 			return r;
 		if (verify && l4avail == end - o) {
-			uint32_t s = csum_add(0, ip + 8, 32);
+			uint64_t s = mosfw_csum_add(0, ip + 8, 32);
 			s += IPPROTO_TCP_ + (end - o);
-			s = csum_add(s, ip + o, end - o);
-			if (csum_fold(s) != 0)
+			s = mosfw_csum_add(s, ip + o, end - o);
+			if (mosfw_csum_fold(s) != 0)
 				return MOSFW_PARSE_BAD_CSUM;
 		}
 	}
