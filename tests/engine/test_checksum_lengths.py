@@ -41,7 +41,7 @@ def test_tcp_checksums_of_every_length(mosfw_capture, mosfw_run, version):
     cap = mosfw_capture(linktype="ether", start=1000.0, step=0.001)
     bad = 0
     for n in LENGTHS:
-        good = P.tcp_packet(a, 20000 + n, b, 80, seq=1000, ack=1, flags="PA", payload=_payload(n), linktype=None)
+        good = P.tcp_packet(a, 20000 + n, b, 80, seq=1, ack=1, flags="PA", payload=_payload(n), linktype=None)
         flipped = H.corrupt_l4_checksum(good, xor=0x0001)
         assert _reference_ok(good) and not _reference_ok(flipped)
         cap.add_ip(good)
@@ -59,7 +59,8 @@ def test_udp_checksums_of_every_length(mosfw_capture, mosfw_run, version):
     for n in LENGTHS:
         good = P.udp_packet(a, 20000 + n, b, 9999, payload=_payload(n), linktype=None)
         cap.add_ip(good)  # a flow of its own, a right checksum: 'D'
-        flipped = H.corrupt_l4_checksum(P.udp_packet(a, 40000 + n, b, 9999, payload=_payload(n), linktype=None), 1)
+        other = P.udp_packet(a, 40000 + n, b, 9999, payload=_payload(n), linktype=None)
+        flipped = H.corrupt_l4_checksum(other, 1)
         assert not _reference_ok(flipped)
         cap.add_ip(flipped)  # another: 'C'
     rec = mosfw_run(cap, plugins=[str(ROOT / "samples" / "tracker")], events=None)
