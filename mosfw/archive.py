@@ -27,7 +27,11 @@ From a notebook::
     res = run_archive(["/data/caps"], plugins=["samples/tracker"], workers=4)
     res.stats.packets, res.seconds
 
-Exactness rules: docs/archives.md.
+The cut (each file's first packet time, the segments and their lead-in)
+is :mod:`mosfw.archive_plan`'s; what the run's process joins from the
+tasks (their output, their records for the sinks, files plugins opened
+with ``Config.open_output``) is :mod:`mosfw.side_outputs`'s. Exactness
+rules: docs/archives.md.
 """
 
 from __future__ import annotations
