@@ -87,6 +87,7 @@ class SegmentJob:
     to_sinks: bool = False  #: the run has --sink servers: records kept for them (PartsSink)
     mos: Any = None  #: the run's parsed mos.conf (Config.mos)
     decap: dict = attrs.field(factory=dict)  #: the command line's decapsulation settings (Config.decap)
+    fail_fast: bool = False  #: --fail-fast: a plugin's exception ends the task (PluginError)
 
 
 @attrs.frozen
@@ -181,8 +182,8 @@ def run_segment(job: SegmentJob) -> SegmentResult:
             config.records = Records([f"parts:{job.parts_dir}?segment={seg.index}"], internal=True)
             config.records.open(config, 0)
         by: dict[tuple[str, str], int] = {}
-        call_lifecycle(config, "mosfw_configure", False, config, counts=by)
-        core = Core(config, pm, core_id=0, shard_count=1)
+        call_lifecycle(config, "mosfw_configure", job.fail_fast, config, counts=by)
+        core = Core(config, pm, core_id=0, shard_count=1, fail_fast=job.fail_fast)
         core.tick_sink = lambda c, ts, values: ticks.append(
             (ts, pickle_values(c, "mosfw_tick_result", values))
         )
@@ -287,6 +288,7 @@ def run_archive(
     sinks: Sequence[str] = (),
     mos: Any = None,
     decap: dict | None = None,
+    fail_fast: bool = False,
     **engine: Any,
 ) -> ArchiveResult:
     """Run ``plugins`` over a capture archive on Dask and merge.
@@ -311,6 +313,8 @@ def run_archive(
     :param mos: a parsed mos.conf (``-f``: :func:`mosfw.mosconf.load_config`)
         and ``decap``: decapsulation settings by mos.conf key (the command
         line's ``--tunnel-*``), for every task as for one process.
+    :param fail_fast: ``--fail-fast``: a plugin's first exception in a task
+        ends the run (:class:`mosfw.engine.PluginError`, the others cancelled).
     :param engine: ``tcp_timeout``, ``tcp_tw_interval``, ``tcp_attempt_delay``,
         ``max_concurrency``, ``bpf``, ``verify_checksums`` (otherwise the
         engine's defaults, or what the plugins set in ``mosfw_configure``:
@@ -357,7 +361,7 @@ def run_archive(
     # the plugins may set the engine's timeouts here (the tracker takes
     # Zeek's 300 s where the user gave none): the lead-in follows what the
     # tasks will run with, and the tasks get exactly these values
-    call_lifecycle(config, "mosfw_configure", False, config)
+    call_lifecycle(config, "mosfw_configure", fail_fast, config)
     for key in _TIMEOUTS:
         engine[key] = getattr(config, key)
     _check_exact(engine)
@@ -386,6 +390,7 @@ def run_archive(
                     to_sinks,
                     mos,
                     config.decap,
+                    fail_fast,
                 )
                 for s in plan
             ]
@@ -409,7 +414,7 @@ def run_archive(
             stats = attrs.evolve(stats, plugin_errors=stats.plugin_errors + updates.errors)
         # (the plugins' mosfw_merge may read files their tasks left in the
         # parts directory: it is removed after)
-        stats = merge_and_report(config, cores, stats)
+        stats = merge_and_report(config, cores, stats, fail_fast)
     finally:
         if to_sinks:
             config.records.close()  # sent, or counted lost (after mosfw_report's records)
@@ -448,6 +453,8 @@ def _run_segments(
         except BaseException as e:
             for f in futures:
                 f.cancel()
+            if type(e).__name__ == "PluginError":  # --fail-fast: the plugin's, as in one process
+                raise
             raise _segment_error(seg, e) from e
         results[seg.index] = res
         done_bytes += seg.own_bytes

@@ -59,10 +59,12 @@ def _progress(stream):
     return show
 
 
-def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, stats_json) -> None:
+def run_dask(
+    ctx, config, plugins, address, segments, parts, progress, quiet, stats_json, fail_fast=False
+) -> None:
     """Run, report, exit (never returns)."""
     from mosfw.archive import ArchiveError, run_archive
-    from mosfw.engine import EngineError
+    from mosfw.engine import EngineError, PluginError
 
     err = sys.stderr
     files = config.read_files or [config.read_file]
@@ -107,6 +109,7 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
             sinks=tuple(config.records.urls) if config.records is not None else (),
             mos=config.mos,  # -f: its engine settings and what plugins read there (local_nets)
             decap=config.decap,  # --tunnel-max-depth ...
+            fail_fast=fail_fast,
             **engine,
         )
     except ArchiveError as e:
@@ -114,6 +117,11 @@ def run_dask(ctx, config, plugins, address, segments, parts, progress, quiet, st
             err.write("\r\x1b[K")
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_CORE_LOST if e.segment is not None else EXIT_SETUP)
+    except PluginError as e:  # --fail-fast: a task's plugin raised
+        if show:
+            err.write("\r\x1b[K")
+        click.echo(f"mosfw: {e} (--fail-fast)", err=True)
+        ctx.exit(EXIT_PLUGIN_ERRORS)
     except EngineError as e:  # a --sink server that is down (SinkError)
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_SETUP)

@@ -421,7 +421,7 @@ def run_command(
 
         if not read_file:
             raise click.UsageError("--dask reads capture files: give -r FILE|DIR", ctx)
-        run_dask(ctx, config, plugins, dask, segments, dask_parts, progress, quiet, stats_json)
+        run_dask(ctx, config, plugins, dask, segments, dask_parts, progress, quiet, stats_json, fail_fast)
     stats_fh = None
     if stats_json and stats_json != "-":
         stats_fh, stats_made = _open_stats_json(stats_json)

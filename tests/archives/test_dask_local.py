@@ -298,3 +298,24 @@ def test_stats_updates_come_from_the_runs_process(archive, tmp_path):
     assert last["final"] and [c["final"] for c in calls].count(True) == 1
     assert (last["packets"], last["cores"]) == (want["packets"], [0, 1, 2])
     assert last["events"] == want["events"] > 0
+
+
+def test_fail_fast_stops_the_run_at_a_tasks_first_plugin_error(archive, tmp_path):
+    """--fail-fast under --dask as in one process: the first exception a
+    plugin raises in a task ends the run with exit code 4 and the
+    "(--fail-fast)" message naming the plugin and hook (it was ignored:
+    every segment ran, each counting its errors)."""
+    arch, _ = archive
+    raiser = tmp_path / "raiser.py"
+    raiser.write_text(
+        "import mosfw\n\n@mosfw.hookimpl\ndef mosfw_conn_end(flow, reason):\n    raise ValueError('boom')\n"
+    )
+    one = mosfw("run", "-r", arch, "-p", raiser, "--fail-fast", "-q")
+    r = mosfw(
+        "run", "-r", arch, "-p", raiser, "--dask", "-c", "2", "--segments", "3", "--fail-fast", "-q",
+        timeout=180,
+    )  # fmt: skip
+    assert one.returncode == r.returncode == 4, r.stderr
+    assert "raised in mosfw_conn_end: ValueError: boom (--fail-fast)" in one.stderr
+    assert "raised in mosfw_conn_end: ValueError: boom (--fail-fast)" in r.stderr
+    assert "only counted" not in r.stderr
