@@ -353,11 +353,10 @@ def run_archive(
         decap=dict(decap or {}),
         **engine,
     )
-    if to_sinks:
+    if to_sinks:  # (opened below, before any task)
         from mosfw.records import Records
 
         config.records = Records(list(sinks))
-        config.records.open(config, 0)  # a server that is down: before any work
     # the plugins may set the engine's timeouts here (the tracker takes
     # Zeek's 300 s where the user gave none): the lead-in follows what the
     # tasks will run with, and the tasks get exactly these values
@@ -369,16 +368,18 @@ def run_archive(
     plan = plan_segments(files, segments or default_segments(files, workers, lead_in), lead_in)
     if not plan:
         raise ArchiveError("no capture file of the archive holds a packet that can be read")
-    config.cores = len(plan)
-    # mosfw_stats_update (its docstring): once before the tasks (the local
-    # cluster's workers are forked after: a plugin that listens closes its
-    # copy in mosfw_configure), as segments end, and once at the end
-    updates = StatsUpdates(config, False)
-    updates.start(len(plan))
     own_parts = parts_dir is None
     parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
-    parts.mkdir(parents=True, exist_ok=True)
     try:
+        parts.mkdir(parents=True, exist_ok=True)
+        if to_sinks:  # a server that is down: before any task (the run's own sinks: one core's)
+            config.records.open(config, 0)
+        config.cores = len(plan)
+        # mosfw_stats_update (its docstring): once before the tasks (the local
+        # cluster's workers are forked after: a plugin that listens closes its
+        # copy in mosfw_configure), as segments end, and once at the end
+        updates = StatsUpdates(config, fail_fast)
+        updates.start(len(plan))
         with dask_client(address, workers, stdout, stderr) as client:
             jobs = [
                 SegmentJob(
@@ -436,6 +437,8 @@ def _run_segments(
     first failure cancels the others."""
     from distributed import as_completed
 
+    from mosfw.engine import PluginError
+
     token = uuid.uuid4().hex[:8]
     futures = {
         client.submit(
@@ -453,7 +456,7 @@ def _run_segments(
         except BaseException as e:
             for f in futures:
                 f.cancel()
-            if type(e).__name__ == "PluginError":  # --fail-fast: the plugin's, as in one process
+            if isinstance(e, PluginError):  # --fail-fast: the plugin's, as in one process
                 raise
             raise _segment_error(seg, e) from e
         results[seg.index] = res

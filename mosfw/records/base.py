@@ -237,13 +237,8 @@ class BufferedSink(Sink):
 
     def lines_end(self, data: Any, max_lines: int) -> tuple[int, int]:
         """(offset past the ``max_lines``-th newline of data, or its length;
-        the lines up to there)."""
-        raw, pos, n = bytes(data), 0, 0
-        while n < max_lines and pos < len(raw):
-            i = raw.find(b"\n", pos)
-            pos = len(raw) if i < 0 else i + 1
-            n += 1
-        return pos, n
+        the lines up to there): a raw sink's scanner."""
+        raise NotImplementedError
 
     def address(self) -> str:
         return f"{self.url.host}:{self.url.port}"
@@ -455,13 +450,12 @@ def _chunks(batch: list[tuple[str, bytes, int]], size: int):
 def _raw_chunks(batch: list[tuple[str, bytes, int]], size: int, lines_end: Any):
     """As :func:`_chunks`, the data unsplit: (chunk, records in it), a
     chunk ``[(stream, data, records), ...]`` of about ``size`` records, a
-    long data cut at a line's end (a memoryview of it, no copy)."""
+    long data cut at a line's end (a memoryview of it, no copy); the
+    batch's records are counted (``_run``)."""
     chunk: list[tuple[str, Any, int]] = []
     n = 0
     for stream, data, count in batch:
         view = memoryview(data)
-        if count < 0:
-            count = data.count(b"\n")
         while count > 0:
             if n + count <= size:
                 chunk.append((stream, view, count))

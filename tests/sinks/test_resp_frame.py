@@ -9,7 +9,7 @@ import random
 import pytest
 
 from mosfw.records import SinkURL
-from mosfw.records.base import BufferedSink, _chunks, _raw_chunks
+from mosfw.records.base import _chunks, _raw_chunks
 
 redis_pkg = pytest.importorskip("mosfw_redis", reason="the Redis sink package is not installed (make build)")
 if redis_pkg._lib is None:
@@ -22,8 +22,10 @@ class Wire:
     def __init__(self) -> None:
         self.sent = bytearray()
         self.pending = 0
+        self.writes = 0
 
     def sendall(self, data) -> None:
+        self.writes += 1
         self.sent += bytes(data)
         self.pending += bytes(data).count(b"\r\nXADD\r\n")
 
@@ -46,7 +48,7 @@ def test_c_framing_is_the_python_packing(query):
     py_sink = redis_pkg.RedisSink(SinkURL("redis://127.0.0.1:1/0?stream=s-{stream}&c=0" + query))
     assert c_sink.raw and not py_sink.raw
     c_sink._sock, py_sink._sock = Wire(), Wire()
-    for chunk, _n in _raw_chunks([("conn", data, -1)], 1000, c_sink.lines_end):
+    for chunk, _n in _raw_chunks([("conn", data, len(lines))], 1000, c_sink.lines_end):
         c_sink.send_raw(chunk)
     for chunk, _n in _chunks([("conn", data, -1)], 1000):
         py_sink.send_batch(chunk)
@@ -59,13 +61,28 @@ def test_raw_chunks_cut_at_line_ends_without_copying():
     a = b"".join(x + b"\n" for x in lines[:1500])
     b = b"".join(x + b"\n" for x in lines[1500:])
     sink = redis_pkg.RedisSink(SinkURL("redis://127.0.0.1:1/0"))
-    got = list(_raw_chunks([("conn", a, 1500), ("http", b, -1)], 1000, sink.lines_end))
+    got = list(_raw_chunks([("conn", a, 1500), ("http", b, 1000)], 1000, sink.lines_end))
     assert [n for _, n in got] == [1000, 1000, 500]
     pieces = [(s, k) for c, _ in got for s, _, k in c]
     assert pieces == [("conn", 1000), ("conn", 500), ("http", 500), ("http", 500)]
     joined = b"".join(bytes(d) for c, _ in got for _, d, _ in c)
     assert joined == a + b
     assert all(isinstance(d, memoryview) for c, _ in got for _, d, _ in c)
-    # the pure-Python scanner BufferedSink offers agrees with the C one
-    for k in (1, 999, 1500, 5000):
-        assert BufferedSink.lines_end(sink, a, k) == sink.lines_end(a, k)
+    assert sink.lines_end(a, 5000) == (len(a), 1500)
+
+
+def test_pieces_span_the_small_batches_a_tracker_hands_over():
+    """A tracker hands over a few records a burst: the C path still writes
+    pieces of ``piece`` records across them (one write and one wait for
+    replies a piece), as the Python packer does, not one a batch."""
+    lines = _lines(600, 3)
+    batch = [("conn", b"".join(x + b"\n" for x in lines[i : i + 3]), 3) for i in range(0, 600, 3)]
+    c_sink = redis_pkg.RedisSink(SinkURL("redis://127.0.0.1:1/0"))
+    py_sink = redis_pkg.RedisSink(SinkURL("redis://127.0.0.1:1/0?c=0"))
+    c_sink._sock, py_sink._sock = Wire(), Wire()
+    for chunk, _n in _raw_chunks(batch, 1000, c_sink.lines_end):
+        c_sink.send_raw(chunk)
+    for chunk, _n in _chunks(batch, 1000):
+        py_sink.send_batch(chunk)
+    assert bytes(c_sink._sock.sent) == bytes(py_sink._sock.sent)
+    assert c_sink._sock.writes == py_sink._sock.writes == 3  # 250 + 250 + 100

@@ -162,21 +162,31 @@ class RedisSink(BufferedSink):
 
     def _framed(self, chunk: list[tuple[str, Any, int]]) -> Iterator[tuple[memoryview, int]]:
         """(the XADD commands of a piece, its records), the pieces of the
-        chunk in order; the buffer is reused for the next piece."""
+        chunk in order: ``piece`` records each, across the chunk's data (a
+        tracker hands over a few records a burst); the buffer is reused
+        for the next piece."""
         lines = _ffi.new("size_t *")
+        used = held = 0  # bytes and records framed into self._out, not yet yielded
         for stream, data, _n in chunk:
             head = self._heads(stream).head[2:]  # (without the CRLF before)
             prefix = _ffi.from_buffer("uint8_t[]", head)
             src, size, pos = _ffi.from_buffer("uint8_t[]", data), len(data), 0
             while pos < size:
-                end = _lib.resp_lines_end(src + pos, size - pos, self.piece, lines)
-                need = _lib.resp_frame_bound(end, lines[0], len(head))
-                if len(self._out) < need:
-                    self._out = bytearray(need)
-                out = self._out
-                k = _lib.resp_frame(src + pos, end, prefix, len(head), _ffi.from_buffer("uint8_t[]", out))
-                yield memoryview(out)[:k], lines[0]
+                end = _lib.resp_lines_end(src + pos, size - pos, self.piece - held, lines)
+                need = used + _lib.resp_frame_bound(end, lines[0], len(head))
+                if len(self._out) < need:  # (a new one: the old may still be exported)
+                    grown = bytearray(max(need, 2 * len(self._out)))
+                    grown[:used] = self._out[:used]
+                    self._out = grown
+                out = _ffi.from_buffer("uint8_t[]", self._out)
+                used += _lib.resp_frame(src + pos, end, prefix, len(head), out + used)
+                held += lines[0]
                 pos += end
+                if held >= self.piece:
+                    yield memoryview(self._out)[:used], held
+                    used = held = 0
+        if held:
+            yield memoryview(self._out)[:used], held
 
     def send_batch(self, batch: list[tuple[str, list[bytes]]]) -> None:
         """Send a chunk of records in pieces of ``piece`` records (default
