@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "feed_ring.h"
 #include "flow_table.h"
@@ -421,4 +422,9 @@ void mosfw_feed_free(struct mosfw_feed *f)
 		mosfw_source_close(f->src);
 	free(f->p);
 	free(f);
+}
+
+int mosfw_worker_parent_death_signal(int signum)
+{
+	return prctl(PR_SET_PDEATHSIG, (unsigned long)signum, 0UL, 0UL, 0UL);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mosfw_feed.h -- the -c N feed part of the public C surface, included
- * by mosfw_api.h (do not include it alone): one reader of the input
- * copying each packet into the ring of the core that owns it.
+ * mosfw_feed.h -- the -c N part of the public C surface, included by
+ * mosfw_api.h (do not include it alone): one reader of the input copying
+ * each packet into the ring of the core that owns it, and a worker
+ * process's tie to its parent.
  */
 #ifndef MOSFW_FEED_API_H
 #define MOSFW_FEED_API_H
@@ -43,5 +44,10 @@ void mosfw_feed_free(struct mosfw_feed *feed);
 int mosfw_core_open_feed(struct mosfw_core *core, struct mosfw_feed *feed, char *errbuf);
 /* 1 when this core reads its ring of a feed. */
 int mosfw_core_input_shared(const struct mosfw_core *core);
+
+/* In a worker process: have the kernel send it signum when the thread
+ * that forked it ends (prctl PR_SET_PDEATHSIG; Linux), so a killed parent
+ * leaves no worker behind. 0, or -1 with errno set. */
+int mosfw_worker_parent_death_signal(int signum);
 
 #endif /* MOSFW_FEED_API_H */
