@@ -15,7 +15,8 @@ flows) is that of one process reading the whole archive.
 Each task writes what its plugins print to ``segment-NNNNN.out`` in the
 parts directory (a temporary name, renamed when the task succeeded), so a
 task Dask runs again after its worker died leaves nothing twice; the
-driver joins the parts in segment order. Each segment plays the part of a
+driver joins the parts in segment order, each as soon as the segments
+before it have ended (nothing is written when the output is /dev/null). Each segment plays the part of a
 core for the merge hooks: its ``mosfw_core_result`` values go to
 ``mosfw_merge`` (then ``mosfw_report``), its per-second
 ``mosfw_tick_result`` values to ``mosfw_tick_merge`` (a second belongs to
@@ -39,6 +40,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -88,6 +90,7 @@ class SegmentJob:
     mos: Any = None  #: the run's parsed mos.conf (Config.mos)
     decap: dict = attrs.field(factory=dict)  #: the command line's decapsulation settings (Config.decap)
     fail_fast: bool = False  #: --fail-fast: a plugin's exception ends the task (PluginError)
+    discard_output: bool = False  #: the run's output is /dev/null: no part file is written
 
 
 @attrs.frozen
@@ -101,7 +104,7 @@ class SegmentResult:
     values: dict  #: plugin name -> pickled mosfw_core_result value
     ticks: list  #: (second, {plugin name: pickled mosfw_tick_result value}) in time order
     input_files: list  #: mosfw.inputs.InputFile of the files the task read
-    part: str  #: the output file it wrote
+    part: str  #: the output file it wrote ("" when the run's output is /dev/null)
     seconds: float  #: wall time inside the task
     pid: int  #: the worker process
     side_outputs: list = attrs.field(factory=list)  #: (PATH, part file): Config.open_output's
@@ -143,7 +146,8 @@ def _plugin_manager(plugins: Sequence[str], options: dict) -> tuple[Any, dict]:
 def run_segment(job: SegmentJob) -> SegmentResult:
     """A Dask task: run one segment in this process (see the module's
     docstring); the plugins' output goes to the segment's part file,
-    renamed into place only when the segment finished."""
+    renamed into place only when the segment finished (to /dev/null, and
+    no part, when the run's output goes there)."""
     from mosfw.engine import Core
     from mosfw.runconfig import Config
     from mosfw.workers import call_lifecycle, collect_core_results, pickle_values
@@ -160,7 +164,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
 
     fd = stream_fd(sys.stderr)
     err = line_stream(fd, sys.stderr, line_buffering=True) if fd is not None else sys.stderr
-    with open(tmp, "w", encoding="utf-8") as out:
+    with open(os.devnull if job.discard_output else tmp, "w", encoding="utf-8") as out:
         config = Config(
             read_file=seg.files[0],
             read_files=list(seg.files),
@@ -209,12 +213,13 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         kept = config.records.sinks[0].files
 
     if archive_report(result.input_files)["overlaps"]:
-        tmp.unlink()
+        tmp.unlink(missing_ok=True)
         raise ArchiveError(
             f"segment {seg.index}: files overlap in time; --dask needs files that follow one "
             "another (a rotated capture): read overlapping files without --dask"
         )
-    os.replace(tmp, part)
+    if not job.discard_output:
+        os.replace(tmp, part)
     return SegmentResult(
         seg.index,
         result.status,
@@ -223,7 +228,7 @@ def run_segment(job: SegmentJob) -> SegmentResult:
         values,
         ticks,
         result.input_files,
-        str(part),
+        "" if job.discard_output else str(part),
         time.monotonic() - t_start,
         os.getpid(),
         side,
@@ -369,6 +374,7 @@ def run_archive(
     if not plan:
         raise ArchiveError("no capture file of the archive holds a packet that can be read")
     own_parts = parts_dir is None
+    discard = _is_devnull(stdout)
     parts = Path(parts_dir or tempfile.mkdtemp(prefix=".mosfw-dask-", dir="."))
     try:
         parts.mkdir(parents=True, exist_ok=True)
@@ -392,14 +398,19 @@ def run_archive(
                     mos,
                     config.decap,
                     fail_fast,
+                    discard,
                 )
                 for s in plan
             ]
-            ordered = _run_segments(client, jobs, progress, updates)
-            # joined in time order, each part once; the output is complete
-            # here, before the cluster's close
-            for r in ordered:
-                append_part(r.part, stdout)
+
+            def join(r: SegmentResult) -> None:
+                if r.part:
+                    append_part(r.part, stdout)
+
+            # joined in time order, each part once, as soon as the segments
+            # before it have ended; the output is complete here, before the
+            # cluster's close
+            ordered = _run_segments(client, jobs, progress, updates, join)
             stdout.flush()
             append_side_outputs(r.side_outputs for r in ordered)  # (--http-log PATH ...)
             if to_sinks:
@@ -429,12 +440,27 @@ def run_archive(
     )
 
 
+def _is_devnull(stream: TextIO) -> bool:
+    """Is ``stream`` /dev/null (the same character device)?"""
+    try:
+        st, null = os.fstat(stream.fileno()), os.stat(os.devnull)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev
+
+
 def _run_segments(
-    client: Any, jobs: list[SegmentJob], progress: Callable | None, updates: Any
+    client: Any,
+    jobs: list[SegmentJob],
+    progress: Callable | None,
+    updates: Any,
+    join: Callable[[SegmentResult], None],
 ) -> list[SegmentResult]:
     """Submit a task a segment, wait for them all (progress and, when due,
-    ``mosfw_stats_update`` as they end); the results in segment order. The
-    first failure cancels the others."""
+    ``mosfw_stats_update`` as they end); the results in segment order.
+    ``join`` is called with each result in segment order, as soon as it
+    and every one before it have ended. The first failure cancels the
+    others."""
     from distributed import as_completed
 
     from mosfw.engine import PluginError
@@ -448,7 +474,7 @@ def _run_segments(
     }
     results: dict[int, SegmentResult] = {}
     total_bytes = sum(s.own_bytes for s in futures.values())
-    done_bytes = 0
+    done_bytes = joined = 0
     for fut in as_completed(futures):
         seg = futures[fut]
         try:
@@ -460,6 +486,9 @@ def _run_segments(
                 raise
             raise _segment_error(seg, e) from e
         results[seg.index] = res
+        while joined < len(jobs) and jobs[joined].segment.index in results:
+            join(results[jobs[joined].segment.index])
+            joined += 1
         done_bytes += seg.own_bytes
         if progress is not None:
             progress(len(results), len(futures), done_bytes, total_bytes)

@@ -1,0 +1,123 @@
+"""How ``--dask`` joins the tasks' output: a segment's part goes into the
+output as soon as every segment before it has finished (not once the last
+one has), and nothing is written to part files when the output is
+/dev/null (the records of a ``--stats-json`` run are not wanted: 1.15 GB
+of part files on the 50M-packet bench archive).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arch_helpers import DATA, ROOT, TRACKER, merged, mosfw, records, shifted, split, tools_missing
+
+distributed = pytest.importorskip("distributed", reason="Dask distributed not installed (make installs it)")
+pytestmark = pytest.mark.skipif(bool(tools_missing()), reason=f"missing tools: {tools_missing()}")
+
+#: the last of two segments waits (at most WAIT s) for the run's output
+#: file to hold the first segment's line, and says whether it came
+WAIT_FOR_FIRST = """
+import json, os, time
+import mosfw
+
+WAIT = 30.0
+_config = None
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _config
+    _config = config
+
+@mosfw.hookimpl
+def mosfw_core_start(core):
+    if _config.segment is not None and _config.segment[0] == 0:
+        print("FIRST SEGMENT'S LINE", file=_config.stdout)
+
+@mosfw.hookimpl
+def mosfw_core_result(core):
+    if _config.segment is None or _config.segment[0] != 1:
+        return None
+    path, end, saw = os.environ["JOIN_TEST_OUT"], time.monotonic() + WAIT, False
+    while not saw and time.monotonic() < end:
+        with open(path, encoding="utf-8") as fh:
+            saw = "FIRST SEGMENT'S LINE" in fh.read()
+        time.sleep(0.05)
+    print(json.dumps({"saw_first_segment": saw}), file=_config.stdout)
+    return None
+"""
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dask_join")
+    src = DATA / "http-loss.pcap"
+    whole = merged(
+        d / "whole.pcap", src, shifted(src, d / "p2.pcap", 2.0), shifted(src, d / "p50.pcap", 50.0)
+    )
+    split(whole, d / "arch", ["-i", "1"])
+    r = mosfw("run", "-r", whole, "-p", TRACKER, "-q")
+    assert r.returncode == 0, r.stderr
+    return d / "arch", records(r.stdout)
+
+
+def test_a_segments_part_is_joined_before_the_last_segment_ends(archive, tmp_path):
+    """The first segment's output is in the run's output file while the
+    second still runs (it was joined only after the last one ended: the
+    second waited its 30 s and saw nothing)."""
+    arch, whole = archive
+    plugin = tmp_path / "wait_for_first.py"
+    plugin.write_text(WAIT_FOR_FIRST)
+    out_path = tmp_path / "out.jsonl"
+    env = dict(os.environ, JOIN_TEST_OUT=str(out_path))
+    with open(out_path, "w", encoding="utf-8") as out:
+        r = subprocess.run(
+            [sys.executable, "-m", "mosfw", "run", "-r", arch, "-p", TRACKER, "-p", plugin, "--dask",
+             "-c", "2", "--segments", "2", "-q"],
+            stdout=out, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, timeout=180, check=False,
+        )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    text = out_path.read_text(encoding="utf-8")
+    assert text.startswith("FIRST SEGMENT'S LINE\n"), text[:200]
+    assert [json.loads(x) for x in text.splitlines() if "saw_first_segment" in x] == [{"saw_first_segment": True}]
+    tracker = [x for x in text.splitlines() if x.startswith("{") and "saw_first_segment" not in x]
+    assert records("\n".join(tracker) + "\n") == whole
+
+
+@pytest.mark.parametrize("to", ["devnull", "file"])
+def test_no_part_files_when_the_output_is_dev_null(archive, tmp_path, to):
+    """Output to /dev/null: the tasks write their plugins' output to
+    /dev/null as well (no segment-NNNNN.out in the parts directory); the
+    run is otherwise the same (stats, --conn-log). To a file: one part a
+    segment, joined into it."""
+    from mosfw.archive import run_archive
+
+    arch, whole = archive
+    parts = tmp_path / "parts"
+    conn_log = tmp_path / "conn.log"
+    target = os.devnull if to == "devnull" else str(tmp_path / "out.jsonl")
+    with open(target, "w", encoding="utf-8") as out:
+        res = run_archive(
+            [arch],
+            plugins=[str(TRACKER)],
+            options={"conn_log": str(conn_log)},
+            workers=2,
+            segments=3,
+            parts_dir=str(parts),
+            stdout=out,
+        )
+    assert res.status == "done"
+    assert records(conn_log.read_text(encoding="utf-8")) == whole
+    written = sorted(p.name for p in parts.glob("segment-*.out"))
+    if to == "devnull":
+        assert written == []
+        assert all(s.part == "" for s in res.segments)
+    else:
+        assert written == [f"segment-{k:05d}.out" for k in range(3)]
+        assert records(Path(target).read_text(encoding="utf-8")) == []  # (the records went to --conn-log)
