@@ -52,6 +52,10 @@ struct feed_rec {
 
 #define FEED_REC_HDR ((uint32_t)sizeof(struct feed_rec))
 
+/* The free space a reader that found a ring full waits for (and its core
+ * wakes it for): a quarter of the ring, so that each wake is worth it. */
+#define FEED_WAKE_SPACE(cap) ((cap) / 4)
+
 static inline uint32_t feed_rec_len(uint32_t caplen)
 {
 	return FEED_REC_HDR + ((caplen + 7u) & ~7u);

@@ -85,7 +85,9 @@ def test_a_segments_part_is_joined_before_the_last_segment_ends(archive, tmp_pat
     assert r.returncode == 0, r.stderr
     text = out_path.read_text(encoding="utf-8")
     assert text.startswith("FIRST SEGMENT'S LINE\n"), text[:200]
-    assert [json.loads(x) for x in text.splitlines() if "saw_first_segment" in x] == [{"saw_first_segment": True}]
+    assert [json.loads(x) for x in text.splitlines() if "saw_first_segment" in x] == [
+        {"saw_first_segment": True}
+    ]
     tracker = [x for x in text.splitlines() if x.startswith("{") and "saw_first_segment" not in x]
     assert records("\n".join(tracker) + "\n") == whole
 

@@ -300,3 +300,38 @@ def test_an_input_far_larger_than_the_rings_keeps_memory_bounded(tmp_path):
     assert tree * 1024 < sizes["big"] / 4, (peaks, sizes)
     assert tree - peaks["small"][0] < 16 << 10, peaks  # KiB: not growing with the file
     assert worker - peaks["small"][1] < 16 << 10, peaks
+
+
+def test_frames_of_a_quarter_ring_and_more_go_through(tmp_path):
+    """Frames of up to 262,144 bytes (the most a capture may hold) among
+    small ones, through the smallest rings (1 MiB: a record of a quarter
+    ring and more, the reader waiting for more than the quarter a core
+    wakes it for, records cut by the end of the array): no hang, and one
+    reader's results with 4 cores."""
+    cli, srv = "10.9.0.1", "10.9.0.2"
+    recs = []
+    t = 200.0
+
+    def frame(sport, flags, seq, to_server=True, payload=b"", size=0):
+        s, d, sp, dp = (cli, srv, sport, 80) if to_server else (srv, cli, 80, sport)
+        f = P.ethernet(P.ip(s, d, 6, P.tcp(s, d, sp, dp, seq, 0, flags, payload=payload)))
+        return f + b"\0" * max(0, size - len(f))  # (an Ethernet trailer past the IP length)
+
+    for k in range(16):
+        sport, seq = 40000 + k, 1001
+        recs += [(t, frame(sport, "S", 1000)), (t + 0.001, frame(sport, "SA", 5000, to_server=False))]
+        for n, size in enumerate((150_000, 60, 190_000, 1400, 262_144)):
+            recs.append((t + 0.002 + n * 0.001, frame(sport, "PA", seq, payload=b"x" * 60_000, size=size)))
+            seq += 60_000
+        recs.append((t + 0.01, frame(sport, "FA", seq)))
+        t += 0.02
+    pcap = tmp_path / "giants.pcap"
+    P.write_pcap(pcap, recs, snaplen=262144)
+    env = dict(os.environ, MOSFW_FEED_RING_KB="1024")
+    r1, ev1, st1, _ = run(pcap, 1, tmp_path, env=env)
+    assert r1.returncode == 0, r1.stderr
+    assert st1["packets"] == len(recs)
+    r4, ev4, st4, shared = run(pcap, 4, tmp_path, env=env)
+    assert r4.returncode == 0, r4.stderr
+    assert shared == dict.fromkeys(range(4), 1)
+    assert (ev4, st4) == (ev1, st1)
