@@ -16,11 +16,11 @@ Each task writes what its plugins print to ``segment-NNNNN.out`` in the
 parts directory (a temporary name, renamed when the task succeeded), so a
 task Dask runs again after its worker died leaves nothing twice; the
 driver joins the parts in segment order, each as soon as the segments
-before it have ended (nothing is written when the output is /dev/null). Each segment plays the part of a
-core for the merge hooks: its ``mosfw_core_result`` values go to
-``mosfw_merge`` (then ``mosfw_report``), its per-second
-``mosfw_tick_result`` values to ``mosfw_tick_merge`` (a second belongs to
-one segment).
+before it have ended (no part is written when the output is /dev/null).
+Each segment plays the part of a core for the merge hooks: its
+``mosfw_core_result`` values go to ``mosfw_merge`` (then
+``mosfw_report``), its per-second ``mosfw_tick_result`` values to
+``mosfw_tick_merge`` (a second belongs to one segment).
 
 From a notebook::
 
