@@ -307,6 +307,7 @@ static void *reader(void *arg)
 	 * packet outside it opens a new one (no floor() per packet) */
 	double sec_lo = INFINITY;
 
+	pthread_setname_np(pthread_self(), "mosfw-reader"); /* (top -H, perf) */
 	for (;;) {
 		const uint8_t *frame = NULL;
 		uint32_t caplen = 0, wirelen = 0, owner;
