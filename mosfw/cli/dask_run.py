@@ -125,6 +125,11 @@ def run_dask(
     except EngineError as e:  # a --sink server that is down (SinkError)
         click.echo(f"mosfw: {e}", err=True)
         ctx.exit(EXIT_SETUP)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours, as in
+        # one process (the cluster is closed: the tasks still running end)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        ctx.exit(EXIT_OK)
     global RUN_ENDED
     RUN_ENDED = True
     if show:

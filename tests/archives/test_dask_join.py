@@ -123,3 +123,39 @@ def test_no_part_files_when_the_output_is_dev_null(archive, tmp_path, to):
     else:
         assert written == [f"segment-{k:05d}.out" for k in range(3)]
         assert records(Path(target).read_text(encoding="utf-8")) == []  # (the records went to --conn-log)
+
+
+#: each segment prints 200 KB at its start: more than a pipe holds
+LOUD = """
+import mosfw
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _config
+    _config = config
+
+@mosfw.hookimpl
+def mosfw_core_start(core):
+    if _config.segment is not None:
+        for i in range(5000):
+            print(f"segment {_config.segment[0]} line {i:05d} " + "." * 16, file=_config.stdout)
+"""
+
+
+def test_a_closed_output_ends_the_run_quietly(archive, tmp_path):
+    """``mosfw run --dask ... | head``: the reader going away is not an
+    error of the run's, as in one process: exit code 0, no traceback (it
+    was exit code 1, nothing said)."""
+    arch, _ = archive
+    plugin = tmp_path / "loud.py"
+    plugin.write_text(LOUD)
+    cmd = [sys.executable, "-m", "mosfw", "run", "-r", str(arch), "-p", str(plugin), "--dask", "-c", "2",
+           "--segments", "3", "-q"]  # fmt: skip
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdout is not None and p.stderr is not None
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=180) == 0, err
+    assert first.startswith("segment 0 line 00000")
+    assert "Traceback" not in err and "Broken pipe" not in err, err
