@@ -464,6 +464,7 @@ def _run_segments(
     from distributed import as_completed
 
     from mosfw.engine import PluginError
+    from mosfw.stopsignals import RunStopped
 
     token = uuid.uuid4().hex[:8]
     futures = {
@@ -482,7 +483,7 @@ def _run_segments(
         except BaseException as e:
             for f in futures:
                 f.cancel()
-            if isinstance(e, PluginError):  # --fail-fast: the plugin's, as in one process
+            if isinstance(e, (PluginError, RunStopped)):  # --fail-fast (as in one process), a stop signal
                 raise
             raise _segment_error(seg, e) from e
         results[seg.index] = res

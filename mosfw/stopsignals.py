@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     #: what signal.signal() takes and returns (typeshed's private signal._HANDLER)
     _Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
-__all__ = ["SIGNAL_GRACE", "STOP_SIGNALS", "StopSignals"]
+__all__ = ["SIGNAL_GRACE", "STOP_SIGNALS", "RunStopped", "StopSignals"]
 
 #: the signals that ask a run to finish (flows end with eof, report made)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -34,6 +34,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: seconds after a first stop signal during which another stop signal is
 #: the same request (ignored); one after that interrupts at once
 SIGNAL_GRACE = 2.0
+
+
+class RunStopped(BaseException):
+    """A stop signal ended a run that cannot end its flows and report
+    (``--dask``: raised in the main thread by its handler; a
+    BaseException, as KeyboardInterrupt, so that no ``except Exception``
+    takes it for an error)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class StopSignals:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import sys
 import time
 
@@ -14,6 +15,7 @@ import click
 from mosfw.cli.run import (
     EXIT_CORE_LOST,
     EXIT_INPUT_DAMAGED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PLUGIN_ERRORS,
     EXIT_RECORDS_LOST,
@@ -65,6 +67,7 @@ def run_dask(
     """Run, report, exit (never returns)."""
     from mosfw.archive import ArchiveError, run_archive
     from mosfw.engine import EngineError, PluginError
+    from mosfw.stopsignals import RunStopped, StopSignals
 
     err = sys.stderr
     files = config.read_files or [config.read_file]
@@ -94,6 +97,16 @@ def run_dask(
         "rmem_memcap": config.rmem_memcap,
         "no_ring_buffers": config.no_ring_buffers,
     }
+    driver = os.getpid()
+
+    def stop(signum: int) -> None:
+        # (not in the local cluster's workers, forked with this handler:
+        # the cluster's close ends them)
+        if os.getpid() == driver:
+            raise RunStopped(signum)
+
+    stops = StopSignals(stop, stop)
+    stops.install()
     try:
         res = run_archive(
             files,
@@ -130,6 +143,18 @@ def run_dask(
         # one process (the cluster is closed: the tasks still running end)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
         ctx.exit(EXIT_OK)
+    except RunStopped as e:  # the cluster is closed, the parts directory removed
+        if show:
+            err.write("\r\x1b[K")
+        click.echo(
+            f"mosfw: stopped on request ({signal.Signals(e.signum).name}) before every segment had "
+            "ended: the tasks were cancelled and no report was made (the output holds the segments "
+            "joined until then)",
+            err=True,
+        )
+        ctx.exit(EXIT_INTERRUPTED)
+    finally:
+        stops.restore()
     global RUN_ENDED
     RUN_ENDED = True
     if show:

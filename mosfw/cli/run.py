@@ -50,7 +50,8 @@ Exit codes:
        the end timed out): the count per sink is in the summary, in
        --stats-json and in mosfw_sink_records_lost_total; 3 and 5 take
        precedence, and 6 takes precedence over 4
-  130  interrupted while reading a file (final report still printed)
+  130  interrupted while reading a file (final report still printed;
+       with --dask: the tasks cancelled, no report)
 
 \b
 SIGINT/SIGTERM ends the run cleanly (open flows end, report printed); a

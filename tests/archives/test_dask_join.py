@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,72 @@ def test_a_closed_output_ends_the_run_quietly(archive, tmp_path):
     assert p.wait(timeout=180) == 0, err
     assert first.startswith("segment 0 line 00000")
     assert "Traceback" not in err and "Broken pipe" not in err, err
+
+
+#: each task notes its worker's pid, then takes its time
+SLOW = """
+import os, time
+import mosfw
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _config
+    _config = config
+
+@mosfw.hookimpl
+def mosfw_core_start(core):
+    if _config.segment is not None:
+        d = os.environ["SLOW_MARKS"]
+        open(os.path.join(d, f"segment{_config.segment[0]}.{os.getpid()}"), "w").close()
+        time.sleep(60)
+"""
+
+
+def _gone(pid: int, wait: float) -> bool:
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_run_and_leaves_nothing_behind(archive, tmp_path, sig):
+    """SIGTERM or SIGINT (Ctrl-C) while the tasks run: the run stops (the
+    tasks are not waited for), says so, exits with code 130 as a stopped
+    run in one process does, and leaves no worker process and no parts
+    directory behind (SIGTERM killed it at once with its temporary
+    directory left; SIGINT, ignored in a background job, let it run to the
+    end)."""
+    arch, _ = archive
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(SLOW)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    cmd = [sys.executable, "-m", "mosfw", "run", "-r", str(arch), "-p", str(plugin), "--dask", "-c", "2",
+           "--segments", "2", "-q"]  # fmt: skip
+    env = dict(os.environ, SLOW_MARKS=str(marks))
+    # (SIGINT ignored, as in a job a non-interactive shell starts in the background)
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(m.name.split(".")[1]) for m in marks.iterdir()]
+    assert len(workers) == 2, workers
+    t = time.monotonic()
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert time.monotonic() - t < 30  # (not the tasks' 60 s)
+    assert f"stopped on request ({signal.Signals(sig).name})" in err, err
+    assert "Traceback" not in err, err
+    assert list(cwd.iterdir()) == []  # the run's parts directory removed
+    assert all(_gone(pid, 15) for pid in workers), workers
