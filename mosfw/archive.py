@@ -324,8 +324,9 @@ def run_archive(
         ``max_concurrency``, ``bpf``, ``verify_checksums`` (otherwise the
         engine's defaults, or what the plugins set in ``mosfw_configure``:
         the tracker's Zeek timeouts; the lead-in follows those).
-    :raises ArchiveError: the split cannot be exact, Dask is missing, or a
-        segment failed (named).
+    :raises ArchiveError: the split cannot be exact, Dask is missing, the
+        scheduler at ``address`` cannot be reached, or a segment failed
+        (named).
     """
     from mosfw.dask_cluster import dask_client
     from mosfw.inputs import expand_inputs

@@ -57,7 +57,15 @@ def dask_client(address: str | None, workers: int, *streams: Any) -> Iterator[An
     except ImportError:
         raise ArchiveError(INSTALL_HINT) from None
     if address:
-        client = Client(address)
+        try:
+            client = Client(address)
+        except (OSError, TimeoutError) as e:  # (refused, unknown host, timed out)
+            raise ArchiveError(
+                f"--dask: cannot reach the Dask scheduler at {address}: {e} (how long it tries: "
+                "Dask's distributed.comm.timeouts.connect)"
+            ) from None
+        except ValueError as e:  # not an address (an unknown scheme)
+            raise ArchiveError(f"--dask: cannot reach the Dask scheduler at {address}: {e}") from None
         try:
             yield client
         finally:

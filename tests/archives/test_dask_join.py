@@ -230,3 +230,26 @@ def test_a_stop_signal_ends_the_run_and_leaves_nothing_behind(archive, tmp_path,
     assert "Traceback" not in err, err
     assert list(cwd.iterdir()) == []  # the run's parts directory removed
     assert all(_gone(pid, 15) for pid in workers), workers
+
+
+def test_a_scheduler_that_is_not_there_is_named(archive, tmp_path):
+    """``--dask ADDRESS`` with nothing listening there: exit code 1 and one
+    line naming the address (it was a traceback of Dask's)."""
+    import socket
+
+    arch, _ = archive
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    r = subprocess.run(
+        [sys.executable, "-m", "mosfw", "run", "-r", str(arch), "-p", "eventlog", "--dask",
+         f"tcp://127.0.0.1:{port}", "-q"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "mosfw: --dask: cannot reach the Dask scheduler at tcp://"
+    ), lines
