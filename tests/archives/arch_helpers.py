@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +125,43 @@ def total_packets(stats: dict) -> int:
 
 def env_without(*names: str) -> dict:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+#: the start of a plugin for the --dask tests: it keeps the run's Config
+#: (``_config``; ``_config.segment`` is None outside a task)
+KEEPS_CONFIG = """
+import mosfw
+
+_config = None
+
+@mosfw.hookimpl
+def mosfw_configure(config):
+    global _config
+    _config = config
+"""
+
+
+def small_archive(d: Path) -> tuple[Path, list[dict]]:
+    """http-loss.pcap three times (as is, 2 s and 50 s later), merged and
+    cut into a file a second in ``d / "arch"``; with the tracker's records
+    of the whole in one process."""
+    src = DATA / "http-loss.pcap"
+    whole = merged(
+        d / "whole.pcap", src, shifted(src, d / "p2.pcap", 2.0), shifted(src, d / "p50.pcap", 50.0)
+    )
+    split(whole, d / "arch", ["-i", "1"])
+    r = mosfw("run", "-r", whole, "-p", TRACKER, "-q")
+    assert r.returncode == 0, r.stderr
+    return d / "arch", records(r.stdout)
+
+
+def gone(pid: int, wait: float = 5.0) -> bool:
+    """Has process ``pid`` ended (within ``wait`` seconds)?"""
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from arch_helpers import (
     DATA,
     GEN_SRC,
+    KEEPS_CONFIG,
     ROOT,
     TRACKER,
     compress_some,
@@ -45,16 +46,10 @@ pytestmark = pytest.mark.skipif(bool(tools_missing()), reason=f"missing tools: {
 #: counts its own window's packets and owned flows)
 SAME_COUNTERS = ("packets", "bytes", "tcp_packets", "flows_created", "flows_ended_fin", "rexmits", "orphans")
 
-KILLER = """
+KILLER = (
+    KEEPS_CONFIG
+    + """
 import os, signal
-import mosfw
-
-_config = None
-
-@mosfw.hookimpl
-def mosfw_configure(config):
-    global _config
-    _config = config
 
 @mosfw.hookimpl
 def mosfw_core_start(core):
@@ -65,6 +60,7 @@ def mosfw_core_start(core):
             open(mark, "a").close()
             os.kill(os.getpid(), signal.SIGKILL)
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -18,24 +18,19 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arch_helpers import DATA, ROOT, TRACKER, merged, mosfw, records, shifted, split, tools_missing
+from arch_helpers import KEEPS_CONFIG, ROOT, TRACKER, gone, records, small_archive, tools_missing
 
 distributed = pytest.importorskip("distributed", reason="Dask distributed not installed (make installs it)")
 pytestmark = pytest.mark.skipif(bool(tools_missing()), reason=f"missing tools: {tools_missing()}")
 
 #: the last of two segments waits (at most WAIT s) for the run's output
 #: file to hold the first segment's line, and says whether it came
-WAIT_FOR_FIRST = """
+WAIT_FOR_FIRST = (
+    KEEPS_CONFIG
+    + """
 import json, os, time
-import mosfw
 
 WAIT = 30.0
-_config = None
-
-@mosfw.hookimpl
-def mosfw_configure(config):
-    global _config
-    _config = config
 
 @mosfw.hookimpl
 def mosfw_core_start(core):
@@ -54,19 +49,12 @@ def mosfw_core_result(core):
     print(json.dumps({"saw_first_segment": saw}), file=_config.stdout)
     return None
 """
+)
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dask_join")
-    src = DATA / "http-loss.pcap"
-    whole = merged(
-        d / "whole.pcap", src, shifted(src, d / "p2.pcap", 2.0), shifted(src, d / "p50.pcap", 50.0)
-    )
-    split(whole, d / "arch", ["-i", "1"])
-    r = mosfw("run", "-r", whole, "-p", TRACKER, "-q")
-    assert r.returncode == 0, r.stderr
-    return d / "arch", records(r.stdout)
+    return small_archive(tmp_path_factory.mktemp("dask_join"))
 
 
 def test_a_segments_part_is_joined_before_the_last_segment_ends(archive, tmp_path):
@@ -128,20 +116,16 @@ def test_no_part_files_when_the_output_is_dev_null(archive, tmp_path, to):
 
 
 #: each segment prints 200 KB at its start: more than a pipe holds
-LOUD = """
-import mosfw
-
-@mosfw.hookimpl
-def mosfw_configure(config):
-    global _config
-    _config = config
-
+LOUD = (
+    KEEPS_CONFIG
+    + """
 @mosfw.hookimpl
 def mosfw_core_start(core):
     if _config.segment is not None:
         for i in range(5000):
             print(f"segment {_config.segment[0]} line {i:05d} " + "." * 16, file=_config.stdout)
 """
+)
 
 
 def test_a_closed_output_ends_the_run_quietly(archive, tmp_path):
@@ -164,14 +148,10 @@ def test_a_closed_output_ends_the_run_quietly(archive, tmp_path):
 
 
 #: each task notes its worker's pid, then takes its time
-SLOW = """
+SLOW = (
+    KEEPS_CONFIG
+    + """
 import os, time
-import mosfw
-
-@mosfw.hookimpl
-def mosfw_configure(config):
-    global _config
-    _config = config
 
 @mosfw.hookimpl
 def mosfw_core_start(core):
@@ -180,17 +160,7 @@ def mosfw_core_start(core):
         open(os.path.join(d, f"segment{_config.segment[0]}.{os.getpid()}"), "w").close()
         time.sleep(60)
 """
-
-
-def _gone(pid: int, wait: float) -> bool:
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
+)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -229,7 +199,7 @@ def test_a_stop_signal_ends_the_run_and_leaves_nothing_behind(archive, tmp_path,
     assert f"stopped on request ({signal.Signals(sig).name})" in err, err
     assert "Traceback" not in err, err
     assert list(cwd.iterdir()) == []  # the run's parts directory removed
-    assert all(_gone(pid, 15) for pid in workers), workers
+    assert all(gone(pid, 15) for pid in workers), workers
 
 
 def test_a_scheduler_that_is_not_there_is_named(archive, tmp_path):

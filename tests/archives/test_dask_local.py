@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arch_helpers import DATA, TRACKER, merged, mosfw, records, shifted, split, stats_json, tools_missing
+from arch_helpers import DATA, TRACKER, gone, mosfw, records, small_archive, split, stats_json, tools_missing
 
 distributed = pytest.importorskip("distributed", reason="Dask distributed not installed (make installs it)")
 pytestmark = pytest.mark.skipif(bool(tools_missing()), reason=f"missing tools: {tools_missing()}")
@@ -51,26 +50,7 @@ def mosfw_report(config, stats):
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dask_local")
-    src = DATA / "http-loss.pcap"
-    whole = merged(
-        d / "whole.pcap", src, shifted(src, d / "p2.pcap", 2.0), shifted(src, d / "p50.pcap", 50.0)
-    )
-    split(whole, d / "arch", ["-i", "1"])
-    r = mosfw("run", "-r", whole, "-p", TRACKER, "-q")
-    assert r.returncode == 0, r.stderr
-    return d / "arch", records(r.stdout)
-
-
-def _gone(pid: int, wait: float = 5.0) -> bool:
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
+    return small_archive(tmp_path_factory.mktemp("dask_local"))
 
 
 def test_workers_forked_from_the_run_and_gone_after_it(archive, tmp_path):
@@ -94,7 +74,7 @@ def test_workers_forked_from_the_run_and_gone_after_it(archive, tmp_path):
     assert r.stdout.rstrip().endswith("REPORT FROM THE RUN'S PROCESS")
     pids = {s["pid"] for s in stats_json(r.stderr)["segments"]}
     assert len(pids) == 2
-    assert all(_gone(pid) for pid in pids), f"worker processes left behind: {pids}"
+    assert all(gone(pid) for pid in pids), f"worker processes left behind: {pids}"
 
 
 def test_user_start_method_is_kept(archive):
