@@ -104,18 +104,6 @@ def setting(name: str, baseline: Path | None = None) -> tuple[list[str], dict, P
     return args, env, baseline
 
 
-def byte_compile(tree: Path) -> None:
-    """Compile a checkout's Python once, before it is timed: where
-    PYTHONDONTWRITEBYTECODE is set (it is on the development machines) a
-    checkout without __pycache__ compiles every module at each run (a
-    --baseline checkout's rows looked 0.08 s a run slower than this one's)."""
-    import compileall
-
-    for sub in ("mosfw", "samples", "plugins"):
-        if (tree / sub).is_dir():
-            compileall.compile_dir(str(tree / sub), quiet=1)
-
-
 def measure_one(argv: list[str], timeout: float, env: dict | None = None, cwd: Path = ROOT) -> dict:
     """Run argv with stdout to /dev/null: wall time, and CPU time of the
     process and every child it reaped (the workers), from RUSAGE_CHILDREN."""
@@ -220,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         args.baseline = args.baseline.resolve()
         settings = [x for s in settings for x in (s, f"{s}@base")]
-        byte_compile(args.baseline)
-    byte_compile(ROOT)
+        run_bench.byte_compile(args.baseline)
+    run_bench.byte_compile(ROOT)
 
     pcap, packets = get_capture(args)
     py = python()

@@ -40,8 +40,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from run_bench import byte_compile  # noqa: E402  (a --base checkout compiled once)
 
 #: ``python -c`` program: mosfw run with its records timed (``--detail``);
 #: one JSON line on fd $DETAIL_FD at exit
@@ -187,6 +190,7 @@ def main() -> None:
         trees = [("", ROOT, env)]
         if a.base:
             base = os.path.abspath(a.base)
+            byte_compile(Path(base))
             trees.append(("@base", base, dict(env, PYTHONPATH=f"{base}:{base}/plugins/redis_sink")))
         for tag, cwd, e in trees:
             runs["stdout" + tag] = (run + ["-r", a.pcap], cwd, e)
