@@ -59,13 +59,10 @@ def dask_client(address: str | None, workers: int, *streams: Any) -> Iterator[An
     if address:
         try:
             client = Client(address)
-        except (OSError, TimeoutError) as e:  # (refused, unknown host, timed out)
-            raise ArchiveError(
-                f"--dask: cannot reach the Dask scheduler at {address}: {e} (how long it tries: "
-                "Dask's distributed.comm.timeouts.connect)"
-            ) from None
-        except ValueError as e:  # not an address (an unknown scheme)
-            raise ArchiveError(f"--dask: cannot reach the Dask scheduler at {address}: {e}") from None
+        except (OSError, TimeoutError, ValueError) as e:  # refused, unknown host, timed out; not an address
+            tries = " (how long it tries: Dask's distributed.comm.timeouts.connect)"
+            wait = "" if isinstance(e, ValueError) else tries
+            raise ArchiveError(f"--dask: cannot reach the Dask scheduler at {address}: {e}{wait}") from None
         try:
             yield client
         finally:

@@ -152,10 +152,7 @@ struct feed_shared *mosfw_feed_shared(struct mosfw_feed *f) { return f->sh; }
 /* ---- the producer side of the rings ------------------------------------- */
 
 /* Publish what was written to ring k. A core that sleeps on it is woken
- * only once a quarter of the ring waits for it, or when `force`d (the end,
- * or the reader is about to wait itself): each wake is a system call and
- * two context switches, and a core woken for a few packets goes back to
- * sleep at once. */
+ * only once FEED_WAKE_BYTES wait for it, or when `force`d (the end). */
 static void publish(struct mosfw_feed *f, uint32_t k, int force)
 {
 	struct feed_ring *r = &f->sh->ring[k];
@@ -173,7 +170,7 @@ static void publish(struct mosfw_feed *f, uint32_t k, int force)
 		 * brought up to date when a ring is full: with it, a core was
 		 * woken at nearly every publication, for a few dozen packets) */
 		p->head_seen = __atomic_load_n(&r->head, __ATOMIC_SEQ_CST);
-		if (p->tail - p->head_seen >= f->sh->cap / 4)
+		if (p->tail - p->head_seen >= FEED_WAKE_BYTES(f->sh->cap))
 			feed_wake_if_waiting(&r->cons_wait, &r->data_seq);
 	}
 }
@@ -203,23 +200,22 @@ static void publish_all(struct mosfw_feed *f, int force)
 }
 
 /* Wait until ring k has `need` bytes free past p->tail; 0 when the core
- * left (its records are dropped from now on). It waits for a quarter of
- * the ring at least, and the core wakes it only then (source_ring.c:
- * mosfw_ring_src_burst_begin): woken for each burst the core gives back,
- * it wrote a few records and slept again (with 16 cores on 2 CPUs, 16k
- * context switches for the bench capture). The other cores are woken as
- * usual (publish: a quarter of their ring waits), not all of them: the
- * reader waits for ring k only, whose core has most of a ring to read. */
+ * left (its records are dropped from now on). It waits for
+ * FEED_WAKE_BYTES at least, and the core wakes it only then: woken for
+ * each burst the core gave back, it wrote a few records and slept again
+ * (with 16 cores on 2 CPUs, 16k context switches for the bench capture).
+ * Core k is woken (most of its ring waits for it); the others as usual
+ * (publish), not all of them: the reader waits for ring k only. */
 static int wait_space(struct mosfw_feed *f, uint32_t k, uint64_t need)
 {
 	struct feed_ring *r = &f->sh->ring[k];
 	struct prod *p = &f->p[k];
 	uint64_t cap = f->sh->cap;
 
-	if (need < FEED_WAKE_SPACE(cap))
-		need = FEED_WAKE_SPACE(cap);
+	if (need < FEED_WAKE_BYTES(cap))
+		need = FEED_WAKE_BYTES(cap);
 	publish_all(f, 0);
-	publish(f, k, 1);
+	feed_wake_if_waiting(&r->cons_wait, &r->data_seq);
 	for (;;) {
 		uint32_t seq;
 

@@ -52,9 +52,13 @@ struct feed_rec {
 
 #define FEED_REC_HDR ((uint32_t)sizeof(struct feed_rec))
 
-/* The free space a reader that found a ring full waits for (and its core
- * wakes it for): a quarter of the ring, so that each wake is worth it. */
-#define FEED_WAKE_SPACE(cap) ((cap) / 4)
+/* A side asleep on a ring is woken once this much is there for it: a core
+ * once a quarter of its ring waits to be read (feed.c: publish), the
+ * reader that found the ring full once a quarter is free (feed.c:
+ * wait_space, source_ring.c: mosfw_ring_src_burst_begin); each wake is a
+ * system call and two context switches, and a side woken for a few
+ * records goes back to sleep at once. */
+#define FEED_WAKE_BYTES(cap) ((cap) / 4)
 
 static inline uint32_t feed_rec_len(uint32_t caplen)
 {

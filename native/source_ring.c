@@ -146,10 +146,10 @@ void mosfw_ring_src_burst_begin(struct mosfw_ring_src *rs)
 		return;
 	rs->burst_start = rs->pos;
 	__atomic_store_n(&rs->r->head, rs->pos, __ATOMIC_SEQ_CST);
-	/* the reader, if it waits, waits for FEED_WAKE_SPACE (feed.c:
-	 * wait_space); an empty ring always has it */
+	/* the reader, if it waits, waits for FEED_WAKE_BYTES of space; an
+	 * empty ring always has it */
 	if (rs->cap - (__atomic_load_n(&rs->r->tail, __ATOMIC_SEQ_CST) - rs->pos) >=
-	    FEED_WAKE_SPACE(rs->cap))
+	    FEED_WAKE_BYTES(rs->cap))
 		feed_wake_if_waiting(&rs->r->prod_wait, &rs->r->space_seq);
 }
 

@@ -307,7 +307,8 @@ def test_frames_of_a_quarter_ring_and_more_go_through(tmp_path):
     small ones, through the smallest rings (1 MiB: a record of a quarter
     ring and more, the reader waiting for more than the quarter a core
     wakes it for, records cut by the end of the array): no hang, and one
-    reader's results with 4 cores."""
+    reader's results with 4 cores. The cores take 2 ms a packet, so the
+    reader finds their rings full (2.8 MB each through 1 MiB) and waits."""
     cli, srv = "10.9.0.1", "10.9.0.2"
     recs = []
     t = 200.0
@@ -327,11 +328,13 @@ def test_frames_of_a_quarter_ring_and_more_go_through(tmp_path):
         t += 0.02
     pcap = tmp_path / "giants.pcap"
     P.write_pcap(pcap, recs, snaplen=262144)
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time, mosfw\n\n@mosfw.hookimpl\ndef mosfw_pkt_in(flow):\n    time.sleep(0.002)\n")
     env = dict(os.environ, MOSFW_FEED_RING_KB="1024")
-    r1, ev1, st1, _ = run(pcap, 1, tmp_path, env=env)
+    r1, ev1, st1, _ = run(pcap, 1, tmp_path, "-p", slow, env=env)
     assert r1.returncode == 0, r1.stderr
     assert st1["packets"] == len(recs)
-    r4, ev4, st4, shared = run(pcap, 4, tmp_path, env=env)
+    r4, ev4, st4, shared = run(pcap, 4, tmp_path, "-p", slow, env=env)
     assert r4.returncode == 0, r4.stderr
     assert shared == dict.fromkeys(range(4), 1)
     assert (ev4, st4) == (ev1, st1)
