@@ -12,7 +12,8 @@
  * once the workers are forked, reads every record, parses it as the cores
  * do, counts the input counters once (the cores report these totals), and
  * hands it to its owner (mosfw_ft_owner(), flow_table.h: the one decision the
- * cores also use): a TCP packet to its flow's shard, an IP fragment to
+ * cores also use): a TCP packet to its flow's shard (with the flow hash:
+ * the core looks the flow up with it, not hashing again), an IP fragment to
  * every core (each reassembles it and keeps the datagram if its flow is
  * its own), anything else to core 0. A packet that opens a new second is
  * also announced to every other core as a time mark, so ticks and
@@ -235,9 +236,11 @@ static int wait_space(struct mosfw_feed *f, uint32_t k, uint64_t need)
 	}
 }
 
-/* Append one record to ring k (frame: caplen bytes, or NULL). */
-static void push(struct mosfw_feed *f, uint32_t k, uint16_t kind, uint16_t linktype,
-                 const uint8_t *frame, uint32_t caplen, uint32_t wirelen, uint32_t gidx, double ts)
+/* Append one record to ring k (frame: caplen bytes, or NULL; flow_hash:
+ * the TCP segment's flow hash, or NULL). */
+static void push(struct mosfw_feed *f, uint32_t k, uint8_t kind, uint16_t linktype,
+                 const uint8_t *frame, uint32_t caplen, uint32_t wirelen, uint32_t gidx, double ts,
+                 const uint32_t *flow_hash)
 {
 	struct prod *p = &f->p[k];
 	uint64_t cap = f->sh->cap, off, rem, skip = 0;
@@ -266,6 +269,8 @@ static void push(struct mosfw_feed *f, uint32_t k, uint16_t kind, uint16_t linkt
 	rec = (struct feed_rec *)(data + (p->tail & (cap - 1)));
 	rec->len = need;
 	rec->kind = kind;
+	rec->hashed = flow_hash != NULL;
+	rec->flow_hash = flow_hash ? *flow_hash : 0;
 	rec->linktype = linktype;
 	rec->caplen = frame ? caplen : 0;
 	rec->wirelen = wirelen;
@@ -306,7 +311,7 @@ static void *reader(void *arg)
 	pthread_setname_np(pthread_self(), "mosfw-reader"); /* (top -H, perf) */
 	for (;;) {
 		const uint8_t *frame = NULL;
-		uint32_t caplen = 0, wirelen = 0, owner;
+		uint32_t caplen = 0, wirelen = 0, owner, tcp_hash = 0;
 		double ts = 0;
 		struct mosfw_pkt pkt;
 		int r, res;
@@ -341,26 +346,27 @@ static void *reader(void *arg)
 		if (pkt.n_tun | pkt.tun_err)
 			mosfw_count_tunnels(&f->in, res, &pkt);
 		mosfw_count_proto(&f->in, res, &pkt);
-		owner = mosfw_ft_owner(res, &pkt, caplen, n);
+		owner = mosfw_ft_owner(res, &pkt, caplen, n, &tcp_hash);
 		if (owner == MOSFW_OWNER_ALL) {
 			for (k = 0; k < n; k++)
-				push(f, k, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts);
+				push(f, k, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts, NULL);
 			sec_lo = floor(ts);
 			continue;
 		}
 		f->p[owner].own_tcp += res == MOSFW_PARSE_TCP;
-		push(f, owner, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts);
+		push(f, owner, FEED_PACKET, lt, frame, caplen, wirelen, gidx, ts,
+		     res == MOSFW_PARSE_TCP ? &tcp_hash : NULL);
 		if (!(ts >= sec_lo && ts < sec_lo + 1.0)) {
 			sec_lo = floor(ts);
 			for (k = 0; k < n; k++)
 				if (k != owner)
-					push(f, k, FEED_TIME, lt, NULL, 0, 0, gidx, ts);
+					push(f, k, FEED_TIME, lt, NULL, 0, 0, gidx, ts, NULL);
 		}
 	}
 	publish_stats(f);
 	__atomic_store_n(&sh->status, status, __ATOMIC_RELEASE);
 	for (k = 0; k < n; k++)
-		push(f, k, FEED_END, 0, NULL, 0, 0, gidx, 0);
+		push(f, k, FEED_END, 0, NULL, 0, 0, gidx, 0, NULL);
 	for (k = 0; k < n; k++)
 		publish(f, k, 1);
 	return NULL;

@@ -42,11 +42,15 @@ enum feed_kind {
 
 struct feed_rec {
 	uint32_t len; /* the whole record, header included, 8-aligned */
-	uint16_t kind;
+	uint8_t kind;
+	uint8_t hashed;    /* FEED_PACKET: 1 when flow_hash holds the packet's */
 	uint16_t linktype; /* of the file the packet came from */
 	uint32_t caplen, wirelen;
 	uint32_t gidx; /* 1-based index of the packet in the input */
-	uint32_t pad;
+	/* hashed: mosfw_ft_hash() of the TCP segment, as the reader found it
+	 * choosing the owner: the core looks the flow up with it instead of
+	 * hashing the packet again */
+	uint32_t flow_hash;
 	double ts;
 };
 

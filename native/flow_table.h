@@ -96,13 +96,16 @@ static inline uint32_t mosfw_ft_shard(uint32_t hash, uint32_t n)
  * datagram, an ICMP message or a packet of another IP protocol
  * (mosfw_parse_dgram; whether or not the run tracks them: the
  * core that would), MOSFW_OWNER_ALL for an IP fragment, 0 for anything
- * else (the core that counts it). The one place the owner is chosen: -c N's
- * reader (feed.c) calls it per packet, and the core's shard test of a packet
- * it read itself (core_loop.c) is mosfw_ft_shard of the same hash. */
-static inline uint32_t mosfw_ft_owner(int r, struct mosfw_pkt *p, uint32_t caplen, uint32_t n)
+ * else (the core that counts it); for a TCP segment, *tcp_hash is set to
+ * its flow hash (the core given the packet uses it). The one place the
+ * owner is chosen: -c N's reader (feed.c) calls it per packet, and the
+ * core's shard test of a packet it read itself (core_loop.c) is
+ * mosfw_ft_shard of the same hash. */
+static inline uint32_t mosfw_ft_owner(int r, struct mosfw_pkt *p, uint32_t caplen, uint32_t n,
+                                      uint32_t *tcp_hash)
 {
 	if (r == MOSFW_PARSE_TCP)
-		return mosfw_ft_shard(mosfw_ft_hash(p), n);
+		return mosfw_ft_shard(*tcp_hash = mosfw_ft_hash(p), n);
 	if (r == MOSFW_PARSE_FRAGMENT)
 		return MOSFW_OWNER_ALL;
 	if (r == MOSFW_PARSE_NON_TCP && mosfw_parse_dgram(p, caplen))

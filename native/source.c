@@ -509,14 +509,16 @@ int mosfw_source_burst_full(const struct mosfw_source *s, uint64_t map_bytes)
 	return s->map && s->map->pos - s->map->burst_start >= map_bytes;
 }
 
-const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen)
+const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen,
+                                 uint32_t *flow_hash, int *hashed)
 {
 	const struct mosfw_map *m = s->map;
 	struct pcap_rec rec;
 	char err[MOSFW_ERRBUF_SIZE]; /* (a bad record is told when it is read) */
 
+	*hashed = 0;
 	if (s->ring)
-		return mosfw_ring_src_peek(s->ring, caplen, s->linktype);
+		return mosfw_ring_src_peek(s->ring, caplen, s->linktype, flow_hash, hashed);
 	if (!m || m->have_prog ||
 	    pcap_rec_read(m->base, m->len, m->pos, m->snapshot, &rec, err, sizeof(err)) !=
 	            PCAP_REC_OK)

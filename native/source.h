@@ -36,8 +36,11 @@ int mosfw_source_next(struct mosfw_source *s, const uint8_t **frame, uint32_t *c
 /* The frame mosfw_source_next() will most likely return next, without
  * moving on (the mapped file reader without a BPF filter, or a ring
  * source when it is a packet of the current link type; else NULL): the
- * caller may parse it early and prefetch what it needs. */
-const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen);
+ * caller may parse it early and prefetch what it needs. *hashed: 1 when
+ * *flow_hash holds the frame's TCP flow hash (a ring source's packet, as
+ * the -c N reader computed it), else 0. */
+const uint8_t *mosfw_source_peek(const struct mosfw_source *s, uint32_t *caplen,
+                                 uint32_t *flow_hash, int *hashed);
 int mosfw_source_linktype(const struct mosfw_source *s);
 const char *mosfw_source_linktype_name(const struct mosfw_source *s);
 int mosfw_source_is_live(const struct mosfw_source *s);

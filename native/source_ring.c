@@ -115,7 +115,8 @@ int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32
 	}
 }
 
-const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen, int linktype)
+const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen, int linktype,
+                                   uint32_t *flow_hash, int *hashed)
 {
 	uint64_t pos = rs->pos;
 	int k;
@@ -135,6 +136,8 @@ const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *ca
 		if (rec->kind != FEED_PACKET || rec->linktype != linktype)
 			return NULL;
 		*caplen = rec->caplen;
+		*flow_hash = rec->flow_hash;
+		*hashed = rec->hashed;
 		return (const uint8_t *)(rec + 1);
 	}
 	return NULL;

@@ -21,8 +21,11 @@ struct mosfw_ring_src *mosfw_ring_src_open(struct feed_shared *sh, uint32_t core
 int mosfw_ring_src_next(struct mosfw_ring_src *rs, const uint8_t **frame, uint32_t *caplen,
                         uint32_t *wirelen, double *ts, int *linktype);
 /* The frame mosfw_ring_src_next() will return next if it is a packet of
- * this link type already published (else NULL), without moving on. */
-const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen, int linktype);
+ * this link type already published (else NULL), without moving on; with
+ * *flow_hash set and 1 in *hashed when the reader sent its TCP flow hash
+ * (mosfw_ft_hash of the frame's parse), else 0 in *hashed. */
+const uint8_t *mosfw_ring_src_peek(const struct mosfw_ring_src *rs, uint32_t *caplen, int linktype,
+                                   uint32_t *flow_hash, int *hashed);
 /* A burst begins: what the last one read is given back to the reader. */
 void mosfw_ring_src_burst_begin(struct mosfw_ring_src *rs);
 uint64_t mosfw_ring_src_burst_bytes(const struct mosfw_ring_src *rs);
