@@ -54,7 +54,7 @@ build: mosfw/_native.abi3.so
 $(ASAN_BIN): $(NATIVE_SRC) $(wildcard native/*.h) native/tools/replay.c | sysdeps
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -g -O1 $(CWARN) -fsanitize=address,undefined -fno-sanitize-recover=all \
-	    -fno-omit-frame-pointer -DMOSFW_CHECK_FEED $(NATIVE_SRC) native/tools/replay.c -o $@ -lpcap -lm
+	    -fno-omit-frame-pointer -DMOSFW_CHECK_FEED $(NATIVE_SRC) native/tools/replay.c -o $@ -lpcap -lm -lpthread
 
 asan: $(ASAN_BIN)
 

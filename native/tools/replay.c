@@ -5,8 +5,11 @@
  * capture, and a pure-C speed reference for benchmarks.
  *
  *   mosfw-replay [-m EVENT_MASK] [-n MAX_CONCURRENCY] [-t TCP_TIMEOUT] [-b RMEM_SIZE]
- *                [-s SHARD/COUNT] [-c CORES] [-P PROTOCOLS] [-Z] [-v] FILE...
+ *                [-s SHARD/COUNT] [-c CORES [-T]] [-P PROTOCOLS] [-Z] [-v] FILE...
  *
+ * -c CORES: that many cores fed by one reader thread (native/feed.c), run
+ * round robin in the main thread, or with -T each in a thread of its own
+ * (the cores as threads of one process: no fork, no Python).
  * -P: mosfw_config.protocols (1 UDP, 2 ICMP, 4 other IP protocols, 7 all;
  * default 0, TCP only). -Z: the settings of a tracker run (Zeek's model:
  * tcp_partial_open, tcp_one_sided_close, udp_checksums, a 5 s attempt delay).
@@ -23,6 +26,7 @@
  * (a read error in a damaged file is reported and still exits 0: the
  * engine is expected to survive it), 1 when a file cannot be opened.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +38,7 @@
  * timers, stop monitoring. Aborts on an inconsistent answer. */
 static void api_calls(struct mosfw_core *core, const struct mosfw_event *e)
 {
-	static uint8_t buf[1 << 16];
+	static __thread uint8_t buf[1 << 16]; /* (-T: a core per thread) */
 	struct mosfw_stream_info info;
 	struct mosfw_stream_frag frags[8];
 	const struct mosfw_packet *p = mosfw_core_packet(core, e->pkt_index);
@@ -69,6 +73,8 @@ static void api_calls(struct mosfw_core *core, const struct mosfw_event *e)
 
 struct rcore {
 	struct mosfw_core *core;
+	const char *path;
+	int verbose;
 	uint64_t by_type[16];
 	uint32_t open_at_input_end; /* live flows when MOSFW_RUN_INPUT_END came */
 	int rc, done;
@@ -166,7 +172,7 @@ static struct mosfw_core *open_core(const char *path, const struct mosfw_config 
 /* One burst of one core, its records checked and used as a plugin would. */
 static void step(const char *path, struct rcore *rc, int verbose)
 {
-	static struct mosfw_event evs[4096];
+	static __thread struct mosfw_event evs[4096];
 	uint32_t n, i;
 
 	rc->rc = mosfw_core_run(rc->core, evs, 4096, &n);
@@ -197,8 +203,21 @@ static void step(const char *path, struct rcore *rc, int verbose)
 	             rc->rc == MOSFW_RUN_INPUT_END);
 }
 
+/* -T: one core's loop, in a thread of its own */
+static void *core_thread(void *arg)
+{
+	struct rcore *rc = arg;
+
+	while (!rc->done)
+		step(rc->path, rc, rc->verbose);
+	return NULL;
+}
+
+static int threads_on; /* -T */
+
 /* Replay one file (or the archive set) on `cores` cores (round robin in
- * this process; with several, fed by the reader thread: native/feed.c). */
+ * this process, or -T a thread each; with several, fed by the reader
+ * thread: native/feed.c). */
 static int replay(const char *path, const struct mosfw_config *cfg, int verbose, uint32_t cores)
 {
 	char err[MOSFW_ERRBUF_SIZE] = "";
@@ -234,6 +253,21 @@ static int replay(const char *path, const struct mosfw_config *cfg, int verbose,
 	if (feed && mosfw_feed_start(feed, err) < 0) {
 		fprintf(stderr, "mosfw-replay: %s\n", err);
 		abort();
+	}
+	if (threads_on && cores > 1) {
+		pthread_t th[64];
+
+		for (k = 0; k < cores; k++) {
+			rcs[k].path = path;
+			rcs[k].verbose = verbose;
+			if (pthread_create(&th[k], NULL, core_thread, &rcs[k]) != 0) {
+				fprintf(stderr, "mosfw-replay: cannot start a thread\n");
+				abort();
+			}
+		}
+		for (k = 0; k < cores; k++)
+			pthread_join(th[k], NULL);
+		left = 0;
 	}
 	while (left)
 		for (k = 0; k < cores; k++)
@@ -297,7 +331,7 @@ int main(int argc, char **argv)
 
 	mosfw_config_defaults(&cfg);
 	cfg.event_mask = MOSFW_EV_ALL;
-	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:vAW:P:Z")) != -1) {
+	while ((opt = getopt(argc, argv, "m:n:t:b:s:c:TvAW:P:Z")) != -1) {
 		switch (opt) {
 		case 'm': cfg.event_mask = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'n': cfg.max_concurrency = (uint32_t)strtoul(optarg, NULL, 0); break;
@@ -323,6 +357,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'T': threads_on = 1; break;
 		case 'v': verbose = 1; break;
 		case 'A': archive_n = 1; break;
 		case 'W':
@@ -335,7 +370,7 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr,
 			        "usage: mosfw-replay [-m MASK] [-n MAXCONC] [-t TIMEOUT] [-b RMEM] "
-			        "[-s SHARD/COUNT] [-c CORES] [-v] [-A] [-W T0:T1] FILE...\n");
+			        "[-s SHARD/COUNT] [-c CORES [-T]] [-v] [-A] [-W T0:T1] FILE...\n");
 			return 2;
 		}
 	}
