@@ -2,7 +2,7 @@
 """mosfw multi-core scaling: throughput at 1, 2, 4, ... cores, one table.
 
     .venv/bin/python bench/scaling.py [--cores 1,2,4,8,16] [--capture PCAP]
-                                      [--plugins none,eventlog,midstat] [--repeat 3]
+                                      [--plugins none,eventlog,midstat,engine] [--repeat 3]
 
 For each plugin setting and each core count N, runs
 ``python -m mosfw run -r PCAP -q -c N [-p PLUGIN]`` (stdout to /dev/null)
@@ -29,6 +29,13 @@ above that is run but marked ``oversubscribed``. ``midstat`` is
 samples/midstat (skipped with a note if it is not there). With ``-c N``
 the input is read once, by the parent's reader thread, which feeds each
 core's ring (native/feed.c); ``-c 1`` reads it directly.
+
+``engine`` is the engine alone, with no Python and no worker process:
+native/tools/replay.c built with -O2 into OUT (``mosfw-replay -m 0 -c N
+-T``: no event asked for, the N cores each in a thread of one process,
+fed by the same reader thread). Its ``CPU x1`` is what the feed itself
+costs, the floor under ``none``'s: what is left to take away once the
+processes and Python are gone.
 
 Writes OUT/scaling.md and OUT/scaling.json (every run's figures, the
 machine, the load average before and after: these numbers mean little on
@@ -60,7 +67,26 @@ PLUGINS = {
     "none": [],
     "eventlog": ["-p", "eventlog"],
     "midstat": ["-p", str(ROOT / "samples" / "midstat")],
+    "engine": [],  # (not mosfw run: the C replay tool, see engine_argv)
 }
+
+
+def build_replay(tree: Path, out: Path) -> Path:
+    """native/tools/replay.c of checkout ``tree`` built with -O2 (as the
+    extension is) into ``out``; rebuilt when a source is newer."""
+    exe = out / ("mosfw-replay" if tree == ROOT else "mosfw-replay-base")
+    srcs = sorted((tree / "native").glob("*.c")) + [tree / "native" / "tools" / "replay.c"]
+    if not exe.exists() or any(s.stat().st_mtime > exe.stat().st_mtime for s in srcs):
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = ["cc", "-std=gnu11", "-O2", *map(str, srcs), "-o", str(exe), "-lpcap", "-lm", "-lpthread"]
+        subprocess.run(cmd, check=True)
+    return exe
+
+
+def engine_argv(exe: Path, pcap: Path, cores: int) -> list[str]:
+    """The engine alone on ``cores`` cores: no event asked for, -c N's
+    cores as threads of the one process, fed by the reader thread."""
+    return [str(exe), "-m", "0", "-c", str(cores), *(["-T"] if cores > 1 else []), str(pcap)]
 
 
 def parse_cores(text: str) -> list[int]:
@@ -226,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {load_before}",
         flush=True,
     )
+    replay = {}
+    if any(s.startswith("engine") for s in settings):
+        replay["engine"] = build_replay(ROOT, args.out)
+        if args.baseline:
+            replay["engine@base"] = build_replay(args.baseline, args.out)
     runs: dict[tuple[str, int], list[dict]] = {}
     startup: list[dict] = []
     for i in range(args.repeat):
@@ -234,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in cores:
                 plugin_args, env, cwd = setting(s, args.baseline)
                 argv = [py, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-c", str(n), *plugin_args]
+                if s in replay:
+                    argv = engine_argv(replay[s], pcap, n)
                 r = measure_one(argv, args.timeout, env, cwd)
                 runs.setdefault((s, n), []).append(r)
                 shown = f"{r['seconds']:.3f} s" if r["ok"] else r["error"]

@@ -61,3 +61,19 @@ def test_a_baseline_checkout_is_byte_compiled_first(tmp_path):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert list((base / "mosfw" / "__pycache__").glob("runner.*.pyc")), r.stdout
+
+
+def test_the_engine_alone_is_a_setting(tmp_path):
+    """``--plugins engine``: the C replay tool built with -O2, its cores as
+    threads of one process (no fork, no Python): the feed's own cost,
+    CPU against its own -c 1."""
+    pcap = ROOT / "tests" / "data" / "http-loss.pcap"
+    argv = [sys.executable, str(ROOT / "bench" / "scaling.py"), "--capture", str(pcap), "--cores", "1,4",
+            "--plugins", "engine", "--repeat", "1", "--out", str(tmp_path)]  # fmt: skip
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "mosfw-replay").exists()
+    doc = json.loads((tmp_path / "scaling.json").read_text())
+    assert [(row["plugin"], row["cores"]) for row in doc["rows"]] == [("engine", 1), ("engine", 4)]
+    assert doc["rows"][0]["cpu_ratio"] == 1.0 and all(row["cpu_s"] > 0 for row in doc["rows"])
+    assert doc["rows"][1]["target"] == 1.15
