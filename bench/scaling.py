@@ -33,7 +33,8 @@ core's ring (native/feed.c); ``-c 1`` reads it directly.
 ``engine`` is the engine alone, with no Python and no worker process:
 native/tools/replay.c built with -O2 into OUT (``mosfw-replay -m 0 -c N
 -T``: no event asked for, the N cores each in a thread of one process,
-fed by the same reader thread). Its ``CPU x1`` is what the feed itself
+fed by the same reader thread; a ``--baseline`` whose tool has no -T runs
+them round robin in one thread). Its ``CPU x1`` is what the feed itself
 costs, the floor under ``none``'s: what is left to take away once the
 processes and Python are gone.
 
@@ -83,10 +84,18 @@ def build_replay(tree: Path, out: Path) -> Path:
     return exe
 
 
-def engine_argv(exe: Path, pcap: Path, cores: int) -> list[str]:
+def engine_argv(exe: Path, pcap: Path, cores: int, threads: bool = True) -> list[str]:
     """The engine alone on ``cores`` cores: no event asked for, -c N's
-    cores as threads of the one process, fed by the reader thread."""
-    return [str(exe), "-m", "0", "-c", str(cores), *(["-T"] if cores > 1 else []), str(pcap)]
+    cores as threads of the one process, fed by the reader thread
+    (``threads`` False: a replay tool older than -T, its cores round
+    robin in one thread)."""
+    return [str(exe), "-m", "0", "-c", str(cores), *(["-T"] if cores > 1 and threads else []), str(pcap)]
+
+
+def replay_has_threads(tree: Path) -> bool:
+    """Whether checkout ``tree``'s replay tool has -T (a --baseline may
+    be older)."""
+    return "case 'T'" in (tree / "native" / "tools" / "replay.c").read_text()
 
 
 def parse_cores(text: str) -> list[int]:
@@ -266,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                 plugin_args, env, cwd = setting(s, args.baseline)
                 argv = [py, "-m", "mosfw", "run", "-q", "-r", str(pcap), "-c", str(n), *plugin_args]
                 if s in replay:
-                    argv = engine_argv(replay[s], pcap, n)
+                    tree = args.baseline if s.endswith("@base") else ROOT
+                    argv = engine_argv(replay[s], pcap, n, replay_has_threads(tree))
                 r = measure_one(argv, args.timeout, env, cwd)
                 runs.setdefault((s, n), []).append(r)
                 shown = f"{r['seconds']:.3f} s" if r["ok"] else r["error"]
