@@ -189,9 +189,9 @@ def test_replay_all_test_captures_on_three_cores_fed_by_one_reader():
 def test_cores_as_threads_get_what_round_robin_cores_get():
     """The feed with its cores running at once, each in a thread of its
     own (mosfw-replay -T), under the sanitizers: the ring protocol with
-    every side waking and sleeping concurrently (round robin, one thread
-    serves all three cores). Each core's counters depend only on the
-    packets it owns, so every line is the round-robin run's."""
+    every side waking and sleeping concurrently (in the round-robin run
+    one thread serves all three cores). Each core's counters depend only
+    on the packets it owns, so every line is the round-robin run's."""
     files = data_captures()
     round_robin = replay(*files, args=("-P", "7", "-c", "3"))
     threads = replay(*files, args=("-P", "7", "-c", "3", "-T"))
