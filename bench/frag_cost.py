@@ -33,8 +33,10 @@ CFLAGS = ["-std=gnu11", "-O2", "-fno-strict-aliasing", "-Wall", "-Wextra", "-Wno
 
 
 def build_replay(src: Path, out: Path) -> Path:
+    """mosfw-replay of checkout ``src``'s native/, built at ``out`` with the
+    extension's optimisation (frag_cost.py, proto_cost.py, scaling.py)."""
     files = sorted(str(p) for p in (src / "native").glob("*.c")) + [str(src / "native/tools/replay.c")]
-    subprocess.run(["gcc", *CFLAGS, *files, "-o", str(out), "-lpcap", "-lm"], check=True)
+    subprocess.run(["gcc", *CFLAGS, *files, "-o", str(out), "-lpcap", "-lm", "-lpthread"], check=True)
     return out
 
 

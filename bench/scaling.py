@@ -63,6 +63,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 import run_bench  # noqa: E402  (the bench capture and its generator)
+from frag_cost import build_replay as compile_replay  # noqa: E402  (the bench scripts' -O2 replay build)
 
 PLUGINS = {
     "none": [],
@@ -73,14 +74,13 @@ PLUGINS = {
 
 
 def build_replay(tree: Path, out: Path) -> Path:
-    """native/tools/replay.c of checkout ``tree`` built with -O2 (as the
-    extension is) into ``out``; rebuilt when a source is newer."""
+    """native/tools/replay.c of checkout ``tree`` built into ``out`` (the
+    build bench/frag_cost.py makes); rebuilt when a source is newer."""
     exe = out / ("mosfw-replay" if tree == ROOT else "mosfw-replay-base")
-    srcs = sorted((tree / "native").glob("*.c")) + [tree / "native" / "tools" / "replay.c"]
+    srcs = [*(tree / "native").glob("*.[ch]"), tree / "native" / "tools" / "replay.c"]
     if not exe.exists() or any(s.stat().st_mtime > exe.stat().st_mtime for s in srcs):
         out.mkdir(parents=True, exist_ok=True)
-        cmd = ["cc", "-std=gnu11", "-O2", *map(str, srcs), "-o", str(exe), "-lpcap", "-lm", "-lpthread"]
-        subprocess.run(cmd, check=True)
+        compile_replay(tree, exe)
     return exe
 
 
